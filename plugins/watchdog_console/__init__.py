@@ -1,0 +1,101 @@
+"""Console notifier: alerts as readable lines on a terminal or in the journal.
+
+Written against the public plugin API only, exactly as an outside plugin
+would be; it is what ``make demo`` shows.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Literal, TextIO
+
+from watchdog.alerts import Alert, Notification
+from watchdog.hookspecs import hookimpl
+from watchdog.notifiers import (
+    DeliveryError,
+    NotifierConfig,
+    NotifierContext,
+    NotifierType,
+    Register,
+)
+
+__version__ = "0.1.0"
+
+_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵", "resolved": "✅"}
+_COLOURS = {"critical": "\033[1;31m", "warning": "\033[1;33m", "info": "\033[1;34m"}
+_GREEN, _RESET = "\033[1;32m", "\033[0m"
+
+
+class ConsoleConfig(NotifierConfig):
+    stream: Literal["stdout", "stderr"] = "stdout"
+    colour: Literal["auto", "always", "never"] = "auto"
+
+
+def _time(alert: Alert) -> str:
+    return alert.sample_time.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_alert(alert: Alert, colour: bool = False) -> str:
+    """Two lines a person can act on: what, who, where, how bad, since when."""
+    if alert.status == "firing":
+        icon, word = _ICONS.get(alert.severity, "🟠"), "FIRING"
+        start = _COLOURS.get(alert.severity, "") if colour else ""
+    else:
+        icon, word = _ICONS["resolved"], "RESOLVED"
+        start = _GREEN if colour else ""
+    end = _RESET if colour else ""
+    head = f"{icon} {start}{word} [{alert.severity}] {alert.rule}{end}"
+    body = f"{alert.who} in {alert.where}"
+    if alert.status == "firing":
+        detail = f"{alert.condition} at {_time(alert)}"
+    else:
+        detail = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]} at {_time(alert)}"
+    lines = [f"{head}: {body}", f"    {detail}"]
+    if alert.summary:
+        lines.append(f"    {alert.summary}")
+    return "\n".join(lines)
+
+
+class ConsoleNotifier:
+    _lock = threading.Lock()  # one process, one terminal: keep multi-line alerts whole
+
+    def __init__(self, config: ConsoleConfig, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._name = config.stream
+        self._colour = config.colour
+
+    def _target(self) -> TextIO:
+        if self._stream is not None:
+            return self._stream
+        return sys.stdout if self._name == "stdout" else sys.stderr
+
+    def send(self, notification: Notification) -> None:
+        target = self._target()
+        colour = self._colour == "always" or (self._colour == "auto" and target.isatty())
+        text = "\n".join(format_alert(a, colour) for a in notification.alerts)
+        if notification.test:
+            text = "(test) " + text
+        try:
+            with self._lock:
+                target.write(text + "\n")
+                target.flush()
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(f"cannot write to {self._name}: {exc}") from None
+
+
+def _factory(context: NotifierContext) -> ConsoleNotifier:
+    assert isinstance(context.config, ConsoleConfig)
+    return ConsoleNotifier(context.config)
+
+
+@hookimpl
+def register_notifier_types(register: Register) -> None:
+    register(
+        NotifierType(
+            name="console",
+            config=ConsoleConfig,
+            factory=_factory,
+            description="Prints alerts to stdout or stderr (journald under systemd).",
+        )
+    )

@@ -1,0 +1,82 @@
+"""Fixtures: the project's VideoSDK simulator on 127.0.0.1 and configs that point at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from watchdog.settings import Config, load_config
+from watchdog.simulator import Simulator
+
+from .helpers import T0
+
+API_KEY = "test-api-key"
+SECRET = (
+    "test-secret-9f8e7d6c5b4a-0123456789abcdef"  # grep-able: must never appear in logs or output
+)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A simulator whose clock only moves when the test says so."""
+    with Simulator(
+        api_key=API_KEY, secret=SECRET, manual_clock=True, start=T0, sample_period=10.0
+    ) as simulator:
+        yield simulator
+
+
+def write_config(
+    tmp_path: Path,
+    sim_url: str,
+    participants: list[tuple[str, str]],
+    rules: str,
+    **overrides: Any,
+) -> Path:
+    (tmp_path / "rules.yaml").write_text(rules)
+    config: dict[str, Any] = {
+        "videosdk": {
+            "base_url": sim_url,
+            "api_key": API_KEY,
+            "secret_key": SECRET,
+            "retries": 1,
+            "backoff": 0.05,
+            "read_timeout": 5,
+        },
+        "poll": {"interval": "1s", "concurrency": 4},
+        "watch": {"participants": [{"session": s, "participant": p} for s, p in participants]},
+        "rules": ["rules.yaml"],
+        "notifiers": {"console": {"type": "console", "stream": "stdout", "colour": "never"}},
+        "delivery": {"timeout": "5s"},
+        "state": {"url": "state.db"},
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+POOR_VIDEO = """\
+rules:
+  - name: poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    for: 20s
+    severity: warning
+"""
+
+
+@pytest.fixture
+def config_for(tmp_path: Path, sim: Simulator) -> Any:
+    def make(participants: list[tuple[str, str]], rules: str = POOR_VIDEO, **kw: Any) -> Config:
+        return load_config(str(write_config(tmp_path, sim.url, participants, rules, **kw)))
+
+    return make

@@ -1,0 +1,119 @@
+"""Plugins load through the entry-point group, one at a time; the console notifier is one."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import watchdog_console
+from watchdog_console import ConsoleConfig, ConsoleNotifier
+
+from watchdog import hookspecs
+from watchdog.alerts import Notification
+from watchdog.notifiers import Register
+from watchdog.notifytest import sample_alert
+from watchdog.plugins import PluginHost, load_plugins
+from watchdog.problems import ConfigError
+
+from .sitedirs import PYTHON, env_with_path, fake_distribution
+
+
+def test_every_hookspec_is_documented() -> None:
+    specs = [
+        f
+        for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(f, "videosdk_watchdog_spec")
+    ]
+    assert specs
+    for spec in specs:
+        assert spec.__doc__, spec.__name__
+        assert len(spec.__doc__.strip()) > 40, spec.__name__
+
+
+def test_console_plugin_registers_through_the_entry_point() -> None:
+    host = load_plugins()
+    assert host.plugins["console"].distribution == "videosdk-watchdog"
+    assert host.notifier_types["console"].plugin == "console"
+
+
+def test_console_notifier_output_is_readable() -> None:
+    out = io.StringIO()
+    ConsoleNotifier(ConsoleConfig(), stream=out).send(
+        Notification(id="n1", notifier="console", status="firing", alerts=(sample_alert(),))
+    )
+    text = out.getvalue()
+    assert "FIRING [info] watchdog-test: Test Participant (test-participant)" in text
+    assert "meeting test-meeting, session test-session" in text
+    assert "qualityScore.video = 2.4 (threshold < 3)" in text
+
+
+def test_notifier_config_is_validated_with_lines() -> None:
+    host = load_plugins()
+    with pytest.raises(ConfigError) as caught:
+        host.validate(
+            {"c": {"type": "console", "stream": "printer"}, "x": {"type": "pager"}},
+            where=lambda *loc: ("config.yaml", len(loc)),
+        )
+    assert [str(p) for p in caught.value.problems] == [
+        "config.yaml:3: notifiers.c.stream: Input should be 'stdout' or 'stderr'",
+        "config.yaml:2: notifiers.x: unknown type 'pager' (available: console)",
+    ]
+
+
+def test_a_broken_plugin_is_reported_and_the_others_load(tmp_path: Path) -> None:
+    fake_distribution(
+        tmp_path,
+        "watchdog-broken",
+        "0.3",
+        entry_points={"broken": "watchdog_broken", "raises": "watchdog_raises"},
+        modules={
+            "watchdog_broken": "raise RuntimeError('missing dependency')\n",
+            "watchdog_raises": (
+                "from watchdog.hookspecs import hookimpl\n"
+                "@hookimpl\n"
+                "def register_notifier_types(register):\n"
+                "    raise ValueError('bad registration')\n"
+            ),
+        },
+    )
+    result = subprocess.run(
+        [PYTHON, "-m", "watchdog", "plugins", "--json"],
+        env=env_with_path(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    assert plugins["console"]["notifier_types"] == ["console"]
+    assert plugins["console"]["error"] is None
+    assert plugins["broken"]["error"] == "import failed: RuntimeError: missing dependency"
+    assert plugins["broken"]["version"] == "0.3"
+    assert plugins["raises"]["error"] == "registration failed: ValueError: bad registration"
+
+    limited = subprocess.run(
+        [PYTHON, "-m", "watchdog", "plugins", "--json"],
+        env=env_with_path(tmp_path, WATCHDOG_LOAD_PLUGINS="console"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [p["name"] for p in json.loads(limited.stdout)] == ["console"]
+
+
+def test_duplicate_type_names_are_refused() -> None:
+    host = PluginHost()
+    host.add(watchdog_console, "console")
+    info = host.add(_Clone(), "clone")
+    assert info.error == "notifier type 'console' is already registered by console"
+
+
+class _Clone:
+    """A second plugin object that registers the same type name."""
+
+    @hookspecs.hookimpl
+    def register_notifier_types(self, register: Register) -> None:
+        watchdog_console.register_notifier_types(register)

@@ -1,0 +1,111 @@
+"""The poll path in-process: simulator -> client -> engine -> SQLite outbox -> console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from watchdog.daemon import build
+from watchdog.settings import Config
+from watchdog.simulator import Fault, Simulator
+from watchdog.store import Store
+from watchdog.telemetry import POLLS
+
+from .helpers import at, video_series
+
+MakeConfig = Callable[..., Config]
+
+
+def test_degradation_fires_once_with_readable_alert(
+    sim: Simulator, config_for: MakeConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.add_participant(
+        "sess-1", "part-1", scenario="video-degradation", name="Alice", meeting_id="abcd-efgh-ijkl"
+    )
+    sim.add_participant(
+        "sess-1", "part-2", scenario="healthy", name="Bob", meeting_id="abcd-efgh-ijkl"
+    )
+    runtime = build(config_for([("sess-1", "part-1"), ("sess-1", "part-2")]))
+    try:
+        sim.advance(120)
+        report = runtime.poller.cycle()
+        assert report.polled == 2
+        assert report.failed == 0
+        assert report.samples == 26  # 13 samples each, 0..120 s
+        (firing,) = report.transitions
+        assert firing.state == "firing"
+        assert firing.info.participant_id == "part-1"
+        assert firing.time - firing.active_since >= runtime.rules.rules[0].for_
+        assert runtime.dispatcher.drain(5) == 0
+        out = capsys.readouterr().out
+        assert "FIRING [warning] poor-video: Alice (part-1) in meeting abcd-efgh-ijkl" in out
+        assert "qualityScore.video = " in out
+        assert "(threshold < 3)" in out
+
+        # a second cycle sees no new samples: nothing evaluated, nothing sent
+        again = runtime.poller.cycle()
+        assert again.samples == 0
+        assert again.transitions == []
+        sim.advance(10)
+        assert runtime.poller.cycle().samples == 2  # only the one new sample each
+        runtime.dispatcher.drain(5)
+        assert "FIRING" not in capsys.readouterr().out
+    finally:
+        runtime.close()
+
+
+def test_cursor_and_alert_state_persist_in_sqlite(sim: Simulator, config_for: MakeConfig) -> None:
+    series = video_series([(0, 4), (10, 2), (20, 2), (30, 2), (40, 2), (50, 4)])
+    sim.add_participant("s", "p", samples=series)
+    config = config_for([("s", "p")])
+    sim.advance(40)
+    runtime = build(config)
+    runtime.poller.cycle()
+    runtime.close()
+    store = Store(config.state_url)
+    try:
+        assert store.load_cursors() == {("s", "p"): at(40)}
+        states = store.load_alert_states()[("s", "p")]
+        assert states["poor-video"].phase == "firing"
+        assert states["poor-video"].active_since == at(10)
+        assert store.outbox_depth() == 1  # written before any notifier saw it
+    finally:
+        store.close()
+
+
+def test_api_failures_are_counted_and_the_cycle_goes_on(
+    sim: Simulator, config_for: MakeConfig
+) -> None:
+    sim.add_participant("s", "p1")
+    sim.add_participant("s", "p2")
+    sim.advance(20)
+    runtime = build(config_for([("s", "p1"), ("s", "p2"), ("s", "gone")]))
+    try:
+        before = POLLS.labels("bad_response")._value.get()
+        sim.inject(Fault(malformed=True, count=1, participant="p1"))
+        report = runtime.poller.cycle()
+        assert (report.polled, report.failed) == (3, 2)  # malformed p1, 404 for "gone"
+        assert (
+            POLLS.labels("bad_response")._value.get() - before == 0
+        )  # malformed JSON is an API error
+        assert report.samples == 3
+        retry = runtime.poller.cycle()
+        assert retry.failed == 1
+        assert retry.samples == 3  # p1's samples were not lost, only delayed
+    finally:
+        runtime.close()
+
+
+def test_dry_run_saves_nothing(sim: Simulator, config_for: MakeConfig) -> None:
+    sim.add_participant("s", "p", samples=video_series([(0, 2), (10, 2), (20, 2), (30, 2)]))
+    sim.advance(30)
+    config = config_for([("s", "p")])
+    runtime = build(config, dry_run=True)
+    try:
+        report = runtime.poller.cycle()
+        assert [t.state for t in report.transitions] == ["firing"]
+        assert runtime.store.outbox_depth() == 0
+        assert runtime.store.load_cursors() == {}
+    finally:
+        runtime.close()

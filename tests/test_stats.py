@@ -1,0 +1,87 @@
+"""Defensive parsing: a bad sample or field is dropped and counted, never fatal."""
+
+import logging
+
+import pytest
+
+from watchdog.stats import StatsShapeError, parse_stats
+from watchdog.telemetry import SAMPLE_ERRORS
+
+from .helpers import at, response, sample
+
+
+def _count(reason: str) -> float:
+    return float(SAMPLE_ERRORS.labels(reason)._value.get())
+
+
+def test_documented_example_parses_with_context() -> None:
+    stats = parse_stats(response([sample(0, video=3.46)]), "x", "y")
+    assert stats.info.session_id == "sess-1"
+    assert stats.info.name == "Alice"
+    assert stats.info.device == "Chrome"
+    assert stats.info.sdk_name == "react"
+    assert stats.info.org == "BSNL"
+    (only,) = stats.samples
+    assert only.time == at(0)
+    assert only.values["qualityScore.video"] == 3.46
+    assert only.values["averageRecvVideoBitrate"] == 307229
+
+
+def test_only_samples_after_the_cursor_sorted_and_deduplicated() -> None:
+    raw = response([sample(20), sample(0), sample(10), sample(20, video=1.0)])
+    stats = parse_stats(raw, "s", "p", after=at(0))
+    assert [s.time for s in stats.samples] == [at(10), at(20)]
+
+
+def test_bad_samples_and_fields_are_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    bad_time_before = _count("bad_time")
+    bad_field_before = _count("bad_field")
+    raw = response(
+        [
+            {"recvVideoPacketLost": 3},  # no time
+            {"time": "yesterday"},
+            "not a sample",  # type: ignore[list-item]
+            sample(10, video="high"),  # type: ignore[arg-type]
+            sample(20, averageVideoRtt=float("nan"), averageAudioRtt=None),
+            sample(30, qualityScore=[1, 2]),
+        ]
+    )
+    with caplog.at_level(logging.WARNING):
+        stats = parse_stats(raw, "s", "p")
+    assert [s.time for s in stats.samples] == [at(10), at(20), at(30)]
+    assert "qualityScore.video" not in stats.samples[0].values
+    assert stats.samples[0].values["qualityScore.audio"] == 4.4
+    assert "averageVideoRtt" not in stats.samples[1].values
+    assert "averageAudioRtt" not in stats.samples[1].values
+    assert "qualityScore.audio" not in stats.samples[2].values
+    assert stats.dropped == 3
+    assert _count("bad_time") - bad_time_before == 3
+    assert _count("bad_field") - bad_field_before == 5
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "dropped 3 stats samples" in messages
+    assert "qualityScore.video" in messages
+    assert all(getattr(r, "participant_id", None) == "part-1" for r in caplog.records)
+
+
+def test_booleans_are_not_numbers() -> None:
+    stats = parse_stats(response([sample(0, recvVideoPacketLost=True)]), "s", "p")
+    assert "recvVideoPacketLost" not in stats.samples[0].values
+
+
+def test_missing_stats_list_is_empty_and_wrong_shapes_raise() -> None:
+    assert parse_stats({"sessionId": "s"}, "s", "p").samples == ()
+    with pytest.raises(StatsShapeError):
+        parse_stats([1, 2], "s", "p")
+    with pytest.raises(StatsShapeError):
+        parse_stats({"stats": {"time": 1}}, "s", "p")
+
+
+def test_undocumented_numeric_fields_are_kept() -> None:
+    stats = parse_stats(response([sample(0, newMetric=7, codec="vp8")]), "s", "p")
+    assert stats.samples[0].values["newMetric"] == 7
+    assert "codec" not in stats.samples[0].values
+
+
+def test_naive_and_offset_times_become_utc() -> None:
+    raw = response([sample(0) | {"time": "2026-11-24T12:00:00+02:00"}])
+    assert parse_stats(raw, "s", "p").samples[0].time == at(0)

@@ -1,0 +1,5 @@
+"""``python -m watchdog`` is the same CLI as ``videosdk-watchdog``."""
+
+from watchdog.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""The ``videosdk-watchdog`` command line.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (systemd does not
+restart on 2, so a bad config cannot loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from watchdog.clash import ImportClashError, ensure_no_clash
+from watchdog.daemon import build, run, token, validate
+from watchdog.demo import run_demo
+from watchdog.logs import setup_logging
+from watchdog.notifytest import send_test
+from watchdog.plugins import load_plugins
+from watchdog.problems import ConfigError
+from watchdog.replay import problems_for_missing, replay
+from watchdog.routing import alert_from
+from watchdog.rules import load_rules
+from watchdog.settings import Config, load_config
+from watchdog.simulator import serve
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+log = logging.getLogger("watchdog")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videosdk-watchdog",
+        description="Alerting daemon for VideoSDK call quality.",
+    )
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config",
+            metavar="PATH",
+            help="config file (default: $WATCHDOG_CONFIG or /etc/videosdk-watchdog/config.yaml)",
+        )
+        return p
+
+    with_config(sub.add_parser("run", help="run the daemon"))
+    check = with_config(sub.add_parser("check", help="validate the config and its rules"))
+    check.add_argument("--rules", metavar="PATH", help="validate this rules file")
+    once = with_config(sub.add_parser("once", help="one poll cycle; print what fires"))
+    once.add_argument("--dry-run", action="store_true", help="do not save state or notify")
+    replay = sub.add_parser("replay", help="backtest rules over saved stats responses")
+    replay.add_argument("--rules", metavar="RULES", required=True)
+    replay.add_argument("stats", metavar="STATS.json", nargs="+")
+    notify = with_config(sub.add_parser("notify-test", help="send a test alert via one notifier"))
+    notify.add_argument("name", metavar="NAME")
+    plugins = sub.add_parser("plugins", help="installed plugins and notifier types")
+    plugins.add_argument("--json", action="store_true")
+    with_config(sub.add_parser("token", help="print a freshly minted VideoSDK JWT"))
+    simulate = sub.add_parser("simulate", help="run a local VideoSDK API simulator")
+    simulate.add_argument("--port", type=int, default=8787)
+    simulate.add_argument("--scenario", help="every participant follows this scenario")
+    simulate.add_argument("--speed", type=float, default=1.0, help="sample seconds per second")
+    simulate.add_argument("--sample-period", type=float, default=10.0, metavar="SECONDS")
+    simulate.add_argument("--api-key", default=os.environ.get("VIDEOSDK_API_KEY", "sim-key"))
+    demo = sub.add_parser("demo", help="simulator + daemon + console alerts, no account needed")
+    demo.add_argument("--speed", type=float, default=10.0, help="sample seconds per second")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        ensure_no_clash()
+    except ImportClashError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    args = _parser().parse_args(argv)
+
+    setup_logging(os.environ.get("WATCHDOG_LOG__LEVEL", "info"))
+    try:
+        return int(_COMMANDS[args.command](args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> Config:
+
+    config = load_config(args.config)
+    setup_logging(config.settings.log.level, config.settings.log.format)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+
+    config = _config(args)
+    return run(config)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+
+    if args.rules and not args.config:
+        ruleset = load_rules([args.rules])
+        print(f"{args.rules}: {len(ruleset)} rules OK")
+        return EXIT_OK
+    config = load_config(args.config)
+    if args.rules:
+        config = config.__class__(
+            settings=config.settings.model_copy(update={"rules": [os.path.abspath(args.rules)]}),
+            path=config.path,
+            document=config.document,
+        )
+    rules, problems = validate(config)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if any(p.severity == "error" for p in problems):
+        return EXIT_CONFIG
+    print(
+        f"{config.path or 'environment'}: OK ({len(rules)} rules, "
+        f"{len(config.settings.notifiers)} notifiers, "
+        f"{len(config.settings.watch.participants)} watched participants)"
+    )
+    return EXIT_OK
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+
+    config = _config(args)
+    runtime = build(config, dry_run=args.dry_run)
+    try:
+        report = runtime.poller.cycle()
+        for transition in report.transitions:
+            alert = alert_from(transition)
+            print(
+                f"{alert.status.upper()} {alert.rule}: {alert.who} in {alert.where}: "
+                f"{alert.condition} at {transition.time.isoformat()}"
+            )
+        if not args.dry_run:
+            left = runtime.dispatcher.drain(config.settings.delivery.timeout.total_seconds())
+            if left:
+                print(f"{left} notifications are still waiting in the outbox", file=sys.stderr)
+        print(
+            f"polled {report.polled} participants ({report.failed} failed), "
+            f"{report.samples} new samples, {len(report.transitions)} transitions",
+            file=sys.stderr,
+        )
+    finally:
+        runtime.close()
+    return EXIT_FAILURE if report.polled and report.failed == report.polled else EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+
+    missing = problems_for_missing(args.stats)
+    if missing:
+        raise ConfigError(missing)
+    rules = load_rules([args.rules])
+    for transition in replay(rules, args.stats):
+        print(json.dumps(transition.to_json()))
+    return EXIT_OK
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+
+    config = _config(args)
+    return send_test(config, args.name)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+
+    host = load_plugins()
+    infos = list(host.plugins.values())
+    if args.json:
+        print(json.dumps([i.to_json() for i in infos], indent=2))
+        return EXIT_OK
+    for info in infos:
+        version = info.version or "?"
+        types = ", ".join(info.notifier_types) or "-"
+        line = f"{info.name} {version} ({info.module}): notifier types: {types}"
+        if info.error:
+            line += f"\n    ERROR: {info.error}"
+        print(line)
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+
+    config = _config(args)
+    print(token(config))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    secret = os.environ.get("VIDEOSDK_SECRET_KEY", "sim-secret")
+    return serve(
+        args.port,
+        api_key=args.api_key,
+        secret=secret,
+        scenario=args.scenario,
+        speed=args.speed,
+        sample_period=args.sample_period,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(speed=args.speed)
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "once": cmd_once,
+    "replay": cmd_replay,
+    "notify-test": cmd_notify_test,
+    "plugins": cmd_plugins,
+    "token": cmd_token,
+    "simulate": cmd_simulate,
+    "demo": cmd_demo,
+}

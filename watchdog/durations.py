@@ -1,0 +1,61 @@
+"""Durations as people write them in rule and config files: ``90s``, ``2m``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Accept ``30s``/``1h30m`` strings, plain numbers of seconds, or timedeltas."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration like 30s, 5m or 1h30m is expected")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError("a duration like 30s, 5m or 1h30m is expected")
+    text = value.strip().replace(" ", "")
+    if text in ("0", ""):
+        if text == "":
+            raise ValueError("a duration like 30s, 5m or 1h30m is expected")
+        return timedelta(0)
+    pos, total = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h30m (units: ms s m h d)")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """Shortest readable form: ``1h30m``, ``45s``, ``500ms``."""
+    seconds = value.total_seconds()
+    if seconds < 1 and seconds != 0:
+        return f"{round(seconds * 1000)}ms"
+    out = []
+    rest = round(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out) or "0s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]

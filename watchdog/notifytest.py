@@ -1,0 +1,62 @@
+"""``notify-test NAME``: prove a notifier works before an incident does."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from watchdog.alerts import Alert, Notification, fingerprint
+from watchdog.notifiers import DeliveryError
+from watchdog.plugins import load_plugins
+from watchdog.problems import ConfigError, Problem
+from watchdog.settings import Config
+
+
+def sample_alert(now: datetime | None = None) -> Alert:
+    """A realistic, clearly labelled test alert."""
+    now = now or datetime.now(UTC)
+    return Alert(
+        fingerprint=fingerprint("watchdog-test", "test-session", "test-participant"),
+        rule="watchdog-test",
+        status="firing",
+        severity="info",
+        metric="qualityScore.video",
+        op="<",
+        threshold=3.0,
+        value=2.4,
+        session_id="test-session",
+        participant_id="test-participant",
+        starts_at=now - timedelta(minutes=1),
+        fired_at=now,
+        sample_time=now,
+        meeting_id="test-meeting",
+        participant_name="Test Participant",
+        summary="Test alert from videosdk-watchdog notify-test: no action needed",
+        labels={"alertname": "watchdog-test", "severity": "info"},
+    )
+
+
+def send_test(config: Config, name: str) -> int:
+    entries = config.settings.notifiers
+    if name not in entries:
+        file, line = config.line_for("notifiers")
+        known = ", ".join(sorted(entries)) or "none configured"
+        raise ConfigError(
+            [Problem(file, line, f"no notifier named {name!r} (configured: {known})")]
+        )
+    host = load_plugins()
+    notifier = host.build({name: entries[name]}, where=config.line_for)[name]
+    notification = Notification(
+        id=uuid.uuid4().hex, notifier=name, status="firing", alerts=(sample_alert(),), test=True
+    )
+    try:
+        notifier.send(notification)
+    except DeliveryError as exc:
+        print(f"{name}: delivery failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"{name}: notifier raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{name}: test alert delivered")
+    return 0

@@ -1,0 +1,177 @@
+"""Loads plugins from the ``videosdk_watchdog`` entry points, one at a time.
+
+A plugin that fails to import or to register is recorded with its error
+(``videosdk-watchdog plugins`` shows it) and the others still load.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from watchdog import hookspecs
+from watchdog.notifiers import Notifier, NotifierContext, NotifierType
+from watchdog.problems import ConfigError, Problem
+
+log = logging.getLogger(__name__)
+
+LOAD_ENV = "WATCHDOG_LOAD_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    notifier_types: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "notifier_types": self.notifier_types,
+            "error": self.error,
+        }
+
+
+def _allowed() -> set[str] | None:
+    raw = os.environ.get(LOAD_ENV)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class PluginHost:
+    """The plugin manager plus the notifier types plugins registered."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.notifier_types: dict[str, NotifierType] = {}
+
+    def load_entry_points(self) -> None:
+        allowed = _allowed()
+        for entry in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+            if allowed is not None and entry.name not in allowed:
+                continue
+            dist = entry.dist
+            info = PluginInfo(
+                name=entry.name,
+                module=entry.value,
+                distribution=dist.metadata["Name"] if dist else None,
+                version=dist.version if dist else None,
+            )
+            try:
+                plugin = entry.load()
+            except Exception as exc:
+                info.error = f"import failed: {type(exc).__name__}: {exc}"
+                log.error("plugin %s failed to load: %s", entry.name, info.error)
+                log.debug("%s", traceback.format_exc())
+                self.plugins[entry.name] = info
+                continue
+            self.add(plugin, info)
+
+    def add(self, plugin: object, info: PluginInfo | str) -> PluginInfo:
+        """Register one plugin object and collect its notifier types."""
+        if isinstance(info, str):
+            info = PluginInfo(name=info, module=getattr(plugin, "__name__", repr(plugin)))
+        self.plugins[info.name] = info
+        try:
+            self.manager.register(plugin, name=info.name)
+            others = [p for p in self.manager.get_plugins() if p is not plugin]
+            caller = self.manager.subset_hook_caller("register_notifier_types", others)
+            registered: list[NotifierType] = []
+            caller(register=registered.append)
+        except Exception as exc:
+            if self.manager.is_registered(plugin):
+                self.manager.unregister(plugin)
+            info.error = f"registration failed: {type(exc).__name__}: {exc}"
+            log.error("plugin %s failed to register: %s", info.name, info.error)
+            return info
+        for kind in registered:
+            if kind.name in self.notifier_types:
+                owner = self.notifier_types[kind.name].plugin
+                info.error = f"notifier type {kind.name!r} is already registered by {owner}"
+                log.error("plugin %s: %s", info.name, info.error)
+                continue
+            self.notifier_types[kind.name] = NotifierType(
+                kind.name, kind.config, kind.factory, kind.description, plugin=info.name
+            )
+            info.notifier_types.append(kind.name)
+        return info
+
+    def validate(
+        self, entries: Mapping[str, Mapping[str, Any]], where: Any = None
+    ) -> dict[str, BaseModel]:
+        """Validate each ``notifiers:`` entry against its type's model.
+
+        ``where(*loc) -> (file, line)`` places problems in the config file.
+        """
+        problems: list[Problem] = []
+        configs: dict[str, BaseModel] = {}
+        for name, entry in entries.items():
+            file, line = where("notifiers", name) if where else ("config", None)
+            kind = self.notifier_types.get(str(entry.get("type")))
+            if kind is None:
+                known = ", ".join(sorted(self.notifier_types)) or "none loaded"
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"notifiers.{name}: unknown type {entry.get('type')!r} "
+                        f"(available: {known})",
+                    )
+                )
+                continue
+            body = {k: v for k, v in entry.items() if k != "type"}
+            try:
+                configs[name] = kind.config.model_validate(body)
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False, include_input=False):
+                    loc = tuple(error["loc"])
+                    efile, eline = where("notifiers", name, *loc) if where else (file, line)
+                    field_name = ".".join(str(p) for p in loc)
+                    message = error["msg"].removeprefix("Value error, ")
+                    if error["type"] == "extra_forbidden":
+                        message = "unknown field"
+                    problems.append(
+                        Problem(efile, eline, f"notifiers.{name}.{field_name}: {message}")
+                    )
+        if problems:
+            raise ConfigError(problems)
+        return configs
+
+    def build(
+        self, entries: Mapping[str, Mapping[str, Any]], where: Any = None
+    ) -> dict[str, Notifier]:
+        configs = self.validate(entries, where)
+        notifiers: dict[str, Notifier] = {}
+        for name, config in configs.items():
+            kind = self.notifier_types[str(entries[name]["type"])]
+            context = NotifierContext(
+                name=name, config=config, logger=logging.getLogger(f"watchdog.notifier.{name}")
+            )
+            notifiers[name] = kind.factory(context)
+        return notifiers
+
+    def errors(self) -> Iterable[PluginInfo]:
+        return (info for info in self.plugins.values() if info.error)
+
+
+def load_plugins() -> PluginHost:
+    host = PluginHost()
+    host.load_entry_points()
+    return host

@@ -1,0 +1,150 @@
+"""One poll cycle: fetch each watched participant's stats, evaluate new samples, persist.
+
+Only samples newer than the participant's cursor are evaluated, and the
+cursor moves in the same transaction as the alert states and outbox rows
+they produced, so a restart neither re-alerts nor forgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from watchdog.engine import AlertState, Transition, evaluate
+from watchdog.routing import route
+from watchdog.rules import RuleSet
+from watchdog.settings import WatchedParticipant
+from watchdog.stats import StatsShapeError, parse_stats
+from watchdog.store import Key, Store
+from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
+from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CycleReport:
+    started: datetime
+    seconds: float = 0.0
+    polled: int = 0
+    failed: int = 0
+    samples: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+
+
+class Poller:
+    def __init__(
+        self,
+        client: VideoSDKClient,
+        store: Store,
+        rules: RuleSet,
+        *,
+        notifiers: Sequence[str],
+        targets: Sequence[WatchedParticipant],
+        concurrency: int = 16,
+        dry_run: bool = False,
+        on_enqueue: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.rules = rules
+        self.notifiers = list(notifiers)
+        self.targets = list(targets)
+        self.dry_run = dry_run
+        self.on_enqueue = on_enqueue
+        self.cursors: dict[Key, datetime] = store.load_cursors()
+        self.states: dict[Key, dict[str, AlertState]] = store.load_alert_states()
+        self.last_cycle: CycleReport | None = None
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
+        self._cycle_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def firing(self) -> int:
+        return sum(
+            1 for states in self.states.values() for s in states.values() if s.phase == "firing"
+        )
+
+    def cycle(self) -> CycleReport:
+        """Poll every target once; never raises, so the scheduler keeps going."""
+        with self._cycle_lock:
+            report = CycleReport(started=datetime.now(UTC))
+            start = time.monotonic()
+            for transitions, samples, ok in self._pool.map(self._poll_safely, self.targets):
+                report.polled += 1
+                report.failed += 0 if ok else 1
+                report.samples += samples
+                report.transitions.extend(transitions)
+            report.seconds = time.monotonic() - start
+            CYCLE_SECONDS.observe(report.seconds)
+            self.last_cycle = report
+            log.debug(
+                "poll cycle: %d participants, %d failed, %d new samples, %d transitions in %.2fs",
+                report.polled,
+                report.failed,
+                report.samples,
+                len(report.transitions),
+                report.seconds,
+            )
+            return report
+
+    def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
+        ids = {"session_id": target.session, "participant_id": target.participant}
+        start = time.monotonic()
+        try:
+            transitions, samples = self.poll(target)
+        except NotFoundError:
+            POLLS.labels("not_found").inc()
+            log.warning("stats not found (404)", extra=ids)
+            return [], 0, False
+        except VideoSDKError as exc:
+            POLLS.labels("api_error").inc()
+            log.warning("stats request failed: %s", exc, extra=ids)
+            return [], 0, False
+        except StatsShapeError as exc:
+            POLLS.labels("bad_response").inc()
+            log.warning("unusable stats response: %s", exc, extra=ids)
+            return [], 0, False
+        except Exception:
+            POLLS.labels("internal_error").inc()
+            log.exception("poll failed unexpectedly", extra=ids)
+            return [], 0, False
+        finally:
+            POLL_SECONDS.observe(time.monotonic() - start)
+        POLLS.labels("ok").inc()
+        return transitions, samples, True
+
+    def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
+        key = (target.session, target.participant)
+        raw = self.client.participant_stats(target.session, target.participant)
+        stats = parse_stats(raw, target.session, target.participant, after=self.cursors.get(key))
+        if not stats.samples:
+            return [], 0
+        result = evaluate(self.rules, stats.info, stats.samples, self.states.get(key, {}))
+        cursor = stats.samples[-1].time
+        if not self.dry_run:
+            notifications = route(result.transitions, self.notifiers)
+            self.store.commit_poll(key, cursor, result.states, result.changed, notifications)
+            if notifications and self.on_enqueue is not None:
+                self.on_enqueue()
+        self.cursors[key] = cursor
+        self.states[key] = result.states
+        SAMPLES_EVALUATED.inc(len(stats.samples))
+        ids = {"session_id": target.session, "participant_id": target.participant}
+        for transition in result.transitions:
+            TRANSITIONS.labels(transition.rule.name, transition.state).inc()
+            log.info(
+                "alert %s %s: %s = %s",
+                transition.rule.name,
+                transition.state,
+                transition.rule.metric,
+                transition.value,
+                extra=ids,
+            )
+        return result.transitions, len(stats.samples)

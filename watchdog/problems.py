@@ -1,0 +1,36 @@
+"""Configuration problems reported as ``file:line: message``.
+
+Operators fix config files in an editor, so every problem names the file and
+line it comes from; `check` prints them all at once and exits 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int | None
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {prefix}{self.message}"
+
+
+class ConfigError(Exception):
+    """One or more errors in a config or rules file; never carries secret values."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def single(cls, file: str, line: int | None, message: str) -> ConfigError:
+        return cls([Problem(file, line, message)])

@@ -1,0 +1,256 @@
+"""Daemon settings: a YAML file, overridden by ``WATCHDOG_*`` environment variables.
+
+Precedence, highest first: ``WATCHDOG_SECTION__KEY`` variables, the plain
+``VIDEOSDK_API_KEY``/``VIDEOSDK_SECRET_KEY``/``VIDEOSDK_TOKEN`` variables
+(what VideoSDK's own examples use), the YAML file, defaults.
+Secrets are SecretStr so they never show in a repr, a log or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from watchdog.durations import Duration
+from watchdog.problems import ConfigError, Problem
+from watchdog.yamlfile import Document, load, validation_problems
+
+DEFAULT_CONFIG = "/etc/videosdk-watchdog/config.yaml"
+CONFIG_ENV = "WATCHDOG_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VideoSDKSettings(_Section):
+    base_url: str = "https://api.videosdk.live"
+    api_key: str | None = None
+    secret_key: SecretStr | None = None
+    token: SecretStr | None = Field(
+        default=None, description="A ready-made JWT; used instead of minting one."
+    )
+    token_ttl: Duration = timedelta(hours=1)
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds.")
+    max_retry_after: int = Field(default=60, ge=0)
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("token_ttl")
+    @classmethod
+    def _ttl(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m")
+        return value
+
+    def has_credentials(self) -> bool:
+        return self.token is not None or (self.api_key is not None and self.secret_key is not None)
+
+
+class PollSettings(_Section):
+    interval: Duration = timedelta(seconds=30)
+    concurrency: int = Field(default=16, ge=1, le=512)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than 0s")
+        return value
+
+
+class WatchedParticipant(_Section):
+    session: str = Field(min_length=1)
+    participant: str = Field(min_length=1)
+
+
+class WatchSettings(_Section):
+    participants: list[WatchedParticipant] = Field(default_factory=list)
+
+
+class DeliverySettings(_Section):
+    timeout: Duration = timedelta(seconds=30)
+    max_backoff: Duration = timedelta(minutes=5)
+
+
+class StateSettings(_Section):
+    url: str = Field(
+        default_factory=lambda: str(
+            Path(os.environ.get("STATE_DIRECTORY", "/var/lib/videosdk-watchdog")) / "state.db"
+        )
+    )
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["plain", "json"] = "plain"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHDOG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    videosdk: VideoSDKSettings = Field(default_factory=VideoSDKSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+    rules: list[str] = Field(default_factory=list, description="Rule files, relative to this file.")
+    notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("notifiers")
+    @classmethod
+    def _typed(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, entry in value.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+                raise ValueError(f"notifier {name!r} needs a 'type' (e.g. type: console)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            env_settings,
+            _PlainVideoSDKEnv(settings_cls),
+            init_settings,
+        )
+
+
+class _PlainVideoSDKEnv(PydanticBaseSettingsSource):
+    """``VIDEOSDK_API_KEY`` and friends, the names VideoSDK's examples use."""
+
+    NAMES = {
+        "VIDEOSDK_API_KEY": "api_key",
+        "VIDEOSDK_SECRET_KEY": "secret_key",
+        "VIDEOSDK_TOKEN": "token",
+        "VIDEOSDK_API_ENDPOINT": "base_url",
+    }
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {key: os.environ[env] for env, key in self.NAMES.items() if os.environ.get(env)}
+        return {"videosdk": found} if found else {}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings plus where they came from (for relative paths and errors)."""
+
+    settings: Settings
+    path: str | None
+    document: Document | None
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    def resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def rule_paths(self) -> list[Path]:
+        return [self.resolve(p) for p in self.settings.rules]
+
+    @property
+    def state_url(self) -> str:
+        url = self.settings.state.url
+        if "://" in url or url == ":memory:":
+            return url
+        return str(self.resolve(url))
+
+    def line_for(self, *loc: str | int) -> tuple[str, int | None]:
+        if self.document is None:
+            return ("environment", None)
+        return (self.document.path, self.document.line_for(loc))
+
+
+def config_path(explicit: str | None) -> tuple[str, bool]:
+    """The config file to read, and whether the user named it."""
+    if explicit:
+        return explicit, True
+    if os.environ.get(CONFIG_ENV):
+        return os.environ[CONFIG_ENV], True
+    return DEFAULT_CONFIG, False
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Read and validate the config; raise ConfigError with file:line problems."""
+    path, named = config_path(explicit)
+    document: Document | None = None
+    if named or Path(path).exists():
+        document = load(path)
+        if document.data is None:
+            document.data = {}
+        if not isinstance(document.data, dict):
+            raise ConfigError([Problem(path, 1, "the config file must be a YAML mapping")])
+    try:
+        settings = Settings(**(document.data if document else {}))
+    except ValidationError as exc:
+        if document is None:
+            raise ConfigError(
+                Problem("environment", None, p.message)
+                for p in validation_problems(Document("environment", {}), exc)
+            ) from None
+        raise ConfigError(_attribute(document, exc)) from None
+    return Config(settings=settings, path=path if document else None, document=document)
+
+
+def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
+    """Problems from the file keep its lines; those from a variable name it."""
+    problems = []
+    for problem, item in zip(
+        validation_problems(document, exc),
+        exc.errors(include_url=False, include_input=False),
+        strict=True,
+    ):
+        variable = _env_variable(tuple(item["loc"]))
+        if variable is None:
+            problems.append(problem)
+        else:
+            problems.append(Problem(f"environment variable {variable}", None, problem.message))
+    return problems
+
+
+def _env_variable(loc: tuple[Any, ...]) -> str | None:
+    """The WATCHDOG_* variable that set the value at ``loc``, if one did."""
+    for end in range(len(loc), 0, -1):
+        name = "WATCHDOG_" + "__".join(str(p).upper() for p in loc[:end])
+        for key in os.environ:
+            if key.upper() == name:
+                return key
+    return None

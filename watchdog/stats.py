@@ -1,0 +1,176 @@
+"""Typed, defensively parsed participant stats.
+
+The stats endpoint returns the whole history every time and documents no
+field as guaranteed, so parsing skips samples at or before the cursor
+cheaply and treats every field of a new sample as possibly missing: a bad
+sample or field is dropped, logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from watchdog.fields import SAMPLE_FIELDS
+from watchdog.telemetry import SAMPLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class StatsShapeError(ValueError):
+    """The response as a whole is unusable (not an object, ``stats`` not a list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantInfo:
+    """Who a sample is about: what the on-call engineer needs to recognise the call."""
+
+    session_id: str
+    participant_id: str
+    meeting_id: str | None = None
+    name: str | None = None
+    device: str | None = None
+    device_version: str | None = None
+    sdk_name: str | None = None
+    sdk_version: str | None = None
+    country: str | None = None
+    city: str | None = None
+    region: str | None = None
+    asn: str | None = None
+    org: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    time: datetime
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantStats:
+    info: ParticipantInfo
+    samples: tuple[Sample, ...]
+    dropped: int = 0
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 to an aware UTC datetime; None if unusable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """The API's own format: UTC, milliseconds, ``Z``."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _text(obj: Any, *keys: str) -> str | None:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    if isinstance(obj, str | int | float) and not isinstance(obj, bool):
+        return str(obj)
+    return None
+
+
+def parse_info(raw: dict[str, Any], session_id: str, participant_id: str) -> ParticipantInfo:
+    return ParticipantInfo(
+        session_id=_text(raw, "sessionId") or session_id,
+        participant_id=_text(raw, "participantId") or participant_id,
+        meeting_id=_text(raw, "meetingId"),
+        name=_text(raw, "participantName"),
+        device=_text(raw, "deviceInfo", "deviceName"),
+        device_version=_text(raw, "deviceInfo", "deviceVersion"),
+        sdk_name=_text(raw, "sdkInfo", "sdkName"),
+        sdk_version=_text(raw, "sdkInfo", "sdkVersion"),
+        country=_text(raw, "location", "country"),
+        city=_text(raw, "location", "city"),
+        region=_text(raw, "location", "region"),
+        asn=_text(raw, "network", "asn"),
+        org=_text(raw, "network", "org"),
+    )
+
+
+def _flatten(raw: dict[str, Any], prefix: str, out: dict[str, float], bad: list[str]) -> None:
+    for key, value in raw.items():
+        name = prefix + str(key)
+        if isinstance(value, dict):
+            _flatten(value, name + ".", out, bad)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+            if math.isfinite(number):
+                out[name] = number
+            else:
+                bad.append(name)
+        elif name in SAMPLE_FIELDS:
+            bad.append(name)
+
+
+def parse_sample(raw: dict[str, Any], time: datetime) -> tuple[Sample, list[str]]:
+    """A sample's numeric fields, flattened to dotted names, and the documented ones it lacks.
+
+    Undocumented numeric fields are kept (rules may use them); undocumented
+    non-numeric ones are ignored; a documented field that is missing or not a
+    finite number is reported.
+    """
+    values: dict[str, float] = {}
+    bad: list[str] = []
+    _flatten(raw, "", values, bad)
+    if len(values) < len(SAMPLE_FIELDS) or bad:
+        bad.extend(name for name in SAMPLE_FIELDS if name not in values and name not in bad)
+    return Sample(time=time, values=values), bad
+
+
+def parse_stats(
+    raw: Any, session_id: str, participant_id: str, after: datetime | None = None
+) -> ParticipantStats:
+    """Parse a stats response, keeping only samples newer than ``after``, in time order."""
+    if not isinstance(raw, dict):
+        SAMPLE_ERRORS.labels("response_not_object").inc()
+        raise StatsShapeError("stats response is not a JSON object")
+    info = parse_info(raw, session_id, participant_id)
+    series = raw.get("stats")
+    if series is None:
+        series = []
+    if not isinstance(series, list):
+        SAMPLE_ERRORS.labels("stats_not_list").inc()
+        raise StatsShapeError("'stats' in the response is not a list")
+    by_time: dict[datetime, Sample] = {}
+    dropped = 0
+    bad_fields: set[str] = set()
+    for item in series:
+        time = parse_time(item.get("time")) if isinstance(item, dict) else None
+        if time is None:
+            dropped += 1
+            SAMPLE_ERRORS.labels("bad_time").inc()
+            continue
+        if after is not None and time <= after:
+            continue
+        sample, bad = parse_sample(item, time)
+        if bad:
+            SAMPLE_ERRORS.labels("bad_field").inc(len(bad))
+            bad_fields.update(bad)
+        by_time[time] = sample
+    ids = {"session_id": info.session_id, "participant_id": info.participant_id}
+    if dropped:
+        log.warning("dropped %d stats samples without a valid time", dropped, extra=ids)
+    if bad_fields:
+        log.warning(
+            "stats samples with missing or malformed fields: %s",
+            ", ".join(sorted(bad_fields)),
+            extra=ids,
+        )
+    samples = tuple(by_time[t] for t in sorted(by_time))
+    return ParticipantStats(info=info, samples=samples, dropped=dropped)

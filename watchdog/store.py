@@ -1,0 +1,303 @@
+"""All durable state: cursors, alert states and the outbox, in one database.
+
+Everything that must survive a restart goes through this module, in plain
+SQL that PostgreSQL also accepts, so nothing else knows which store is
+behind. A poll's cursor advance, its alert-state changes and its outbox rows
+are written in one transaction: after a crash either all happened or none.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchdog.alerts import Notification
+from watchdog.engine import AlertState
+from watchdog.stats import format_time, parse_time
+
+Key = tuple[str, str]  # (session id, participant id)
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE cursors (
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            last_sample_time TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (session_id, participant_id)
+        );
+        CREATE TABLE alert_states (
+            rule TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            active_since TEXT NOT NULL,
+            fired_at TEXT,
+            value DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (rule, session_id, participant_id)
+        );
+        CREATE TABLE outbox (
+            id TEXT PRIMARY KEY,
+            dedup_key TEXT NOT NULL UNIQUE,
+            seq BIGINT NOT NULL,
+            notifier TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_due ON outbox (next_attempt_at);
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: str
+    seq: int
+    notifier: str
+    fingerprint: str
+    notification: Notification
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def _utc(value: str | None) -> datetime | None:
+    return parse_time(value) if value is not None else None
+
+
+class _Sequence:
+    """Strictly increasing integers across threads, for outbox order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return self._last
+
+
+class Store:
+    """SQLite-backed state (one file). Thread-safe: polls run in a pool."""
+
+    def __init__(self, url: str) -> None:
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self._lock = threading.RLock()
+        self._sequence = _Sequence()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        with self._lock:
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> list[int]:
+        applied = []
+        current = self.schema_version()
+        for version, script in MIGRATIONS:
+            if version <= current:
+                continue
+            with self._transaction() as cur:
+                for statement in (s.strip() for s in script.split(";")):
+                    if statement:
+                        cur.execute(statement)
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            applied.append(version)
+        return applied
+
+    # -- poll results ---------------------------------------------------------
+
+    def load_cursors(self) -> dict[Key, datetime]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session_id, participant_id, last_sample_time FROM cursors"
+            ).fetchall()
+        return {(s, p): t for s, p, raw in rows if (t := _utc(raw)) is not None}
+
+    def load_alert_states(self) -> dict[Key, dict[str, AlertState]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rule, session_id, participant_id, phase, active_since, fired_at, value "
+                "FROM alert_states"
+            ).fetchall()
+        states: dict[Key, dict[str, AlertState]] = {}
+        for rule, session, participant, phase, since, fired, value in rows:
+            active_since = _utc(since)
+            if active_since is None:
+                continue
+            states.setdefault((session, participant), {})[rule] = AlertState(
+                phase=phase, active_since=active_since, value=float(value), fired_at=_utc(fired)
+            )
+        return states
+
+    def commit_poll(
+        self,
+        key: Key,
+        cursor: datetime | None,
+        states: Mapping[str, AlertState],
+        changed: Iterable[str],
+        notifications: Iterable[tuple[str, Notification]] = (),
+    ) -> int:
+        """Cursor, changed alert states and (dedup_key, notification) rows in one transaction.
+
+        Returns how many notifications were new; a dedup key already present is skipped.
+        """
+        session, participant = key
+        inserted = 0
+        now = _now()
+        with self._transaction() as cur:
+            if cursor is not None:
+                cur.execute(
+                    "INSERT INTO cursors (session_id, participant_id, last_sample_time, updated_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
+                    " last_sample_time = excluded.last_sample_time,"
+                    " updated_at = excluded.updated_at",
+                    (session, participant, format_time(cursor), now),
+                )
+            for rule in changed:
+                state = states.get(rule)
+                if state is None:
+                    cur.execute(
+                        "DELETE FROM alert_states"
+                        " WHERE rule = ? AND session_id = ? AND participant_id = ?",
+                        (rule, session, participant),
+                    )
+                    continue
+                cur.execute(
+                    "INSERT INTO alert_states (rule, session_id, participant_id, phase,"
+                    " active_since, fired_at, value) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (rule, session_id, participant_id) DO UPDATE SET"
+                    " phase = excluded.phase, active_since = excluded.active_since,"
+                    " fired_at = excluded.fired_at, value = excluded.value",
+                    (
+                        rule,
+                        session,
+                        participant,
+                        state.phase,
+                        format_time(state.active_since),
+                        format_time(state.fired_at) if state.fired_at else None,
+                        state.value,
+                    ),
+                )
+            for dedup_key, notification in notifications:
+                inserted += self._insert_notification(cur, dedup_key, notification, now)
+        return inserted
+
+    # -- outbox -----------------------------------------------------------------
+
+    def enqueue(self, notifications: Iterable[tuple[str, Notification]]) -> int:
+        now = _now()
+        with self._transaction() as cur:
+            return sum(self._insert_notification(cur, k, n, now) for k, n in notifications)
+
+    def _insert_notification(
+        self, cur: sqlite3.Cursor, dedup_key: str, notification: Notification, now: str
+    ) -> int:
+        fingerprint = notification.alerts[0].fingerprint if notification.alerts else ""
+        cur.execute(
+            "INSERT INTO outbox (id, dedup_key, seq, notifier, fingerprint, payload, created_at,"
+            " attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)"
+            " ON CONFLICT (dedup_key) DO NOTHING",
+            (
+                notification.id or uuid.uuid4().hex,
+                dedup_key,
+                self._sequence.next(),
+                notification.notifier,
+                fingerprint,
+                json.dumps(notification.to_dict(), separators=(",", ":")),
+                now,
+                now,
+            ),
+        )
+        return cur.rowcount if cur.rowcount > 0 else 0
+
+    def outbox(self, limit: int | None = None) -> list[OutboxEntry]:
+        """Pending notifications in the order they were written."""
+        sql = (
+            "SELECT id, seq, notifier, fingerprint, payload, created_at, attempts,"
+            " next_attempt_at, last_error FROM outbox ORDER BY seq"
+        )
+        params: tuple[int, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        entries = []
+        for row in rows:
+            notification = Notification.from_dict(json.loads(row[4]))
+            entries.append(
+                OutboxEntry(
+                    id=row[0],
+                    seq=row[1],
+                    notifier=row[2],
+                    fingerprint=row[3],
+                    notification=notification,
+                    created_at=_utc(row[5]) or datetime.now(UTC),
+                    attempts=row[6],
+                    next_attempt_at=_utc(row[7]) or datetime.now(UTC),
+                    last_error=row[8],
+                )
+            )
+        return entries
+
+    def outbox_depth(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return int(row[0])
+
+    def delivered(self, entry_id: str) -> None:
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+
+    def failed(self, entry_id: str, attempts: int, next_attempt_at: datetime, error: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                (attempts, format_time(next_attempt_at), error[:1000], entry_id),
+            )

@@ -1,0 +1,32 @@
+"""Prometheus instruments: every error the daemon survives is counted here."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+API_REQUESTS = Counter(
+    "watchdog_api_requests", "VideoSDK API responses by HTTP status", ["endpoint", "status"]
+)
+API_RETRIES = Counter("watchdog_api_retries", "VideoSDK API requests retried", ["reason"])
+API_ERRORS = Counter("watchdog_api_errors", "VideoSDK API calls that failed", ["kind"])
+SAMPLE_ERRORS = Counter(
+    "watchdog_sample_errors", "Stats samples or fields dropped as malformed", ["reason"]
+)
+SAMPLES_EVALUATED = Counter("watchdog_samples_evaluated", "New stats samples evaluated")
+POLLS = Counter("watchdog_polls", "Participant polls by outcome", ["outcome"])
+POLL_SECONDS = Histogram(
+    "watchdog_poll_seconds",
+    "Latency of one participant poll",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CYCLE_SECONDS = Histogram(
+    "watchdog_cycle_seconds",
+    "Duration of a whole poll cycle",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+TRANSITIONS = Counter("watchdog_alert_transitions", "Alert transitions", ["rule", "state"])
+NOTIFICATIONS = Counter(
+    "watchdog_notifications", "Notification deliveries by outcome", ["notifier", "outcome"]
+)
+WATCHED = Gauge("watchdog_watched_participants", "Participants being polled")
+OUTBOX_DEPTH = Gauge("watchdog_outbox_depth", "Notifications waiting for delivery")

@@ -1,0 +1,212 @@
+"""The VideoSDK REST client: one pooled session, retries, typed errors.
+
+Transient trouble (network errors, 406, 429, 5xx) is retried by urllib3 with
+exponential backoff and jitter, honouring Retry-After up to a cap; a 401 gets
+one fresh token; everything else becomes a typed error the poller can count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from watchdog.settings import VideoSDKSettings
+from watchdog.telemetry import API_ERRORS, API_REQUESTS, API_RETRIES
+from watchdog.tokens import TokenSource
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({406, 429, 500, 502, 503, 504})
+USER_AGENT = "videosdk-watchdog/0.1"
+
+
+class VideoSDKError(Exception):
+    """A call to the VideoSDK API failed; ``status`` is the HTTP status if there was one."""
+
+    kind = "error"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthenticationError(VideoSDKError):
+    kind = "unauthorized"
+
+
+class PermissionDeniedError(VideoSDKError):
+    kind = "forbidden"
+
+
+class NotFoundError(VideoSDKError):
+    kind = "not_found"
+
+
+class RateLimitedError(VideoSDKError):
+    kind = "rate_limited"
+
+
+class ServerError(VideoSDKError):
+    kind = "server_error"
+
+
+class TransportError(VideoSDKError):
+    kind = "network"
+
+
+class BadResponseError(VideoSDKError):
+    kind = "bad_response"
+
+
+class _CountingRetry(Retry):
+    """urllib3's retry policy, counting each retry so operators see flakiness."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        reason = f"http_{response.status}" if response is not None else type(error).__name__
+        API_RETRIES.labels(reason).inc()
+        log.debug("retrying VideoSDK request after %s", reason)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _error_for(status: int, message: str) -> VideoSDKError:
+    if status == 401:
+        return AuthenticationError(message, status)
+    if status == 403:
+        return PermissionDeniedError(message, status)
+    if status == 404:
+        return NotFoundError(message, status)
+    if status == 429:
+        return RateLimitedError(message, status)
+    if status >= 500 or status == 406:
+        return ServerError(message, status)
+    return VideoSDKError(message, status)
+
+
+def _describe(response: requests.Response) -> str:
+    """A short, safe summary of an error body (VideoSDK error shapes are undocumented)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "error"
+    if isinstance(body, dict):
+        for key in ("message", "error", "msg"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:200]
+    return response.reason or "error"
+
+
+class VideoSDKClient:
+    def __init__(self, settings: VideoSDKSettings, pool_size: int = 16) -> None:
+        self.base_url = settings.base_url
+        self.tokens = TokenSource(settings)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._max_bytes = settings.max_response_bytes
+        retry = _CountingRetry(
+            total=settings.retries,
+            connect=settings.retries,
+            read=settings.retries,
+            status=settings.retries,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=TRANSIENT_STATUSES,
+            backoff_factor=settings.backoff,
+            backoff_jitter=settings.backoff,
+            backoff_max=30.0,
+            retry_after_max=int(settings.max_retry_after),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(
+            pool_connections=1, pool_maxsize=pool_size, max_retries=retry, pool_block=True
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def participant_stats(self, session_id: str, participant_id: str) -> Any:
+        path = (
+            f"/v2/sessions/{quote(session_id, safe='')}"
+            f"/participant/{quote(participant_id, safe='')}/stats"
+        )
+        return self.get_json(path, endpoint="participant_stats")
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, endpoint: str = "other"
+    ) -> Any:
+        """GET ``path`` and decode JSON; one token re-mint on 401."""
+        token = self.tokens.get()
+        response = self._send(path, params, token, endpoint)
+        if response.status_code == 401 and self.tokens.renewable:
+            response.close()
+            self.tokens.invalidate(token)
+            log.info("VideoSDK refused the token (401); minting a new one and retrying once")
+            response = self._send(path, params, self.tokens.get(), endpoint)
+        try:
+            if response.status_code != 200:
+                error = _error_for(response.status_code, _describe(response))
+                API_ERRORS.labels(error.kind).inc()
+                raise error
+            return self._decode(response)
+        finally:
+            response.close()
+
+    def _send(
+        self, path: str, params: dict[str, Any] | None, token: str, endpoint: str
+    ) -> requests.Response:
+        try:
+            response = self.session.get(
+                self.base_url + path,
+                params=params,
+                headers={"Authorization": token},
+                timeout=self._timeout,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            API_ERRORS.labels("network").inc()
+            raise TransportError(f"{type(exc).__name__} talking to VideoSDK") from None
+        API_REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    def _decode(self, response: requests.Response) -> Any:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+            API_ERRORS.labels("too_large").inc()
+            raise BadResponseError(f"response of {declared} bytes exceeds max_response_bytes")
+        try:
+            body = response.raw.read(self._max_bytes + 1, decode_content=True)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            API_ERRORS.labels("network").inc()
+            raise TransportError(f"{type(exc).__name__} reading VideoSDK response") from None
+        if len(body) > self._max_bytes:
+            API_ERRORS.labels("too_large").inc()
+            raise BadResponseError(f"response exceeds max_response_bytes ({self._max_bytes})")
+        try:
+            return json.loads(body)
+        except ValueError:
+            API_ERRORS.labels("malformed_json").inc()
+            raise BadResponseError("response is not valid JSON", response.status_code) from None
+
+    def __repr__(self) -> str:
+        return f"VideoSDKClient({self.base_url!r}, {self.tokens!r})"
