@@ -1,0 +1,57 @@
+"""A simulator in its own process for benchmarks, so its CPU is not charged to the daemon.
+
+Prints ``READY <url>`` once it serves, then runs until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from watchdog.simulator import Simulator
+
+SCENARIOS = ("healthy", "healthy", "video-degradation", "packet-loss-spike", "high-rtt", "recovery")
+
+
+def participant_ids(count: int) -> list[tuple[str, str]]:
+    """Ten participants a session, like a busy product's small meetings."""
+    return [(f"bench-s{i // 10:05d}", f"bench-p{i:06d}") for i in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--participants", type=int, default=1000)
+    parser.add_argument("--history", type=int, default=120)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--api-key", default="bench-key")
+    parser.add_argument("--secret", default="bench-secret-0123456789abcdef0123456789")
+    args = parser.parse_args()
+    sim = Simulator(
+        api_key=args.api_key,
+        secret=args.secret,
+        sample_period=10.0,
+        speed=args.speed,
+        latency=args.latency,
+        history=args.history,
+    )
+    for index, (session, participant) in enumerate(participant_ids(args.participants)):
+        sim.add_participant(
+            session,
+            participant,
+            scenario=SCENARIOS[index % len(SCENARIOS)],
+            name=f"Participant {index}",
+            meeting_id=f"mtg-{session}",
+        )
+    sim.start()
+    print(f"READY {sim.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    sim.stop()
+
+
+if __name__ == "__main__":
+    main()
