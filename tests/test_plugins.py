@@ -18,6 +18,7 @@ from watchdog.notifiers import Register
 from watchdog.notifytest import sample_alert
 from watchdog.plugins import PluginHost, load_plugins
 from watchdog.problems import ConfigError
+from watchdog.store import Store
 
 from .sitedirs import PYTHON, env_with_path, fake_distribution
 
@@ -117,3 +118,15 @@ class _Clone:
     @hookspecs.hookimpl
     def register_notifier_types(self, register: Register) -> None:
         watchdog_console.register_notifier_types(register)
+
+
+def test_notifier_state_is_durable_per_entry(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    slack, email = store.notifier_state("slack"), store.notifier_state("email")
+    slack.put("thread-1", {"ts": "1700000000.000100", "channel": "C1"})
+    assert email.get("thread-1") is None
+    store.close()
+    reopened = Store(str(tmp_path / "state.db")).notifier_state("slack")
+    assert reopened.get("thread-1") == {"ts": "1700000000.000100", "channel": "C1"}
+    reopened.delete("thread-1")
+    assert reopened.get("thread-1") is None

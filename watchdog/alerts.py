@@ -92,7 +92,13 @@ class Alert:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """One message for one notifier: usually one alert, several when grouped."""
+    """One message for one notifier: usually one alert, several when grouped.
+
+    ``thread`` is the same for every notification about one alert (or one
+    group) from first firing to resolution: notifiers use it to update the
+    original message or reply under it. ``repeat`` marks a reminder about an
+    alert already notified.
+    """
 
     id: str
     notifier: str
@@ -101,6 +107,8 @@ class Notification:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     attempt: int = 1
     test: bool = False
+    thread: str = ""
+    repeat: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +119,8 @@ class Notification:
             "created_at": format_time(self.created_at),
             "attempt": self.attempt,
             "test": self.test,
+            "thread": self.thread,
+            "repeat": self.repeat,
         }
 
     @classmethod
@@ -124,4 +134,6 @@ class Notification:
             created_at=created,
             attempt=int(data.get("attempt", 1)),
             test=bool(data.get("test", False)),
+            thread=str(data.get("thread", "")),
+            repeat=bool(data.get("repeat", False)),
         )

@@ -103,8 +103,8 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     if errors:
         raise ConfigError(errors)
     settings = config.settings
-    notifiers = host.build(settings.notifiers, where=config.line_for)
     store = Store(config.state_url)
+    notifiers = host.build(settings.notifiers, store.notifier_state, where=config.line_for)
     client = VideoSDKClient(settings.videosdk, pool_size=settings.poll.concurrency)
     dispatcher = Dispatcher(
         store, notifiers, settings.delivery.timeout, settings.delivery.max_backoff

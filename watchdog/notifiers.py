@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,13 +49,47 @@ class Notifier(Protocol):
     def send(self, notification: Notification) -> None: ...
 
 
+class NotifierState(Protocol):
+    """Durable key-value memory of one notifier entry, kept in the state database.
+
+    For what a notifier must remember across restarts, e.g. the Slack message
+    to update when an alert resolves (keyed by ``Notification.thread``).
+    Values are JSON-serialisable dicts.
+    """
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class MemoryState:
+    """NotifierState in a dict: for tests and one-off sends, lost at exit."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = self._data.get(key)
+        return None if value is None else dict(value)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._data[key] = dict(value)
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+
 @dataclass(frozen=True, slots=True)
 class NotifierContext:
-    """What the core hands a factory: the entry's name, its validated config, a logger."""
+    """What the core hands a factory: the entry's name, its validated config, a
+    logger, and durable state scoped to this entry."""
 
     name: str
     config: BaseModel
     logger: logging.Logger
+    state: NotifierState
 
 
 @dataclass(frozen=True, slots=True)

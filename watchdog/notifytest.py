@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from watchdog.alerts import Alert, Notification, fingerprint
-from watchdog.notifiers import DeliveryError
+from watchdog.notifiers import DeliveryError, MemoryState
 from watchdog.plugins import load_plugins
 from watchdog.problems import ConfigError, Problem
 from watchdog.settings import Config
@@ -46,7 +46,8 @@ def send_test(config: Config, name: str) -> int:
             [Problem(file, line, f"no notifier named {name!r} (configured: {known})")]
         )
     host = load_plugins()
-    notifier = host.build({name: entries[name]}, where=config.line_for)[name]
+    built = host.build({name: entries[name]}, lambda _: MemoryState(), where=config.line_for)
+    notifier = built[name]
     notification = Notification(
         id=uuid.uuid4().hex, notifier=name, status="firing", alerts=(sample_alert(),), test=True
     )

@@ -10,7 +10,7 @@ import importlib.metadata
 import logging
 import os
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from watchdog import hookspecs
-from watchdog.notifiers import Notifier, NotifierContext, NotifierType
+from watchdog.notifiers import Notifier, NotifierContext, NotifierState, NotifierType
 from watchdog.problems import ConfigError, Problem
 
 log = logging.getLogger(__name__)
@@ -155,14 +155,21 @@ class PluginHost:
         return configs
 
     def build(
-        self, entries: Mapping[str, Mapping[str, Any]], where: Any = None
+        self,
+        entries: Mapping[str, Mapping[str, Any]],
+        state: Callable[[str], NotifierState],
+        where: Any = None,
     ) -> dict[str, Notifier]:
+        """One notifier per entry; ``state(name)`` gives each its durable memory."""
         configs = self.validate(entries, where)
         notifiers: dict[str, Notifier] = {}
         for name, config in configs.items():
             kind = self.notifier_types[str(entries[name]["type"])]
             context = NotifierContext(
-                name=name, config=config, logger=logging.getLogger(f"watchdog.notifier.{name}")
+                name=name,
+                config=config,
+                logger=logging.getLogger(f"watchdog.notifier.{name}"),
+                state=state(name),
             )
             notifiers[name] = kind.factory(context)
         return notifiers

@@ -71,7 +71,11 @@ def route(
         targets = transition.rule.notify or notifiers
         for name in targets:
             notification = Notification(
-                id=uuid.uuid4().hex, notifier=name, status=alert.status, alerts=(alert,)
+                id=uuid.uuid4().hex,
+                notifier=name,
+                status=alert.status,
+                alerts=(alert,),
+                thread=f"{alert.fingerprint}@{format_time(alert.starts_at)}",
             )
             out.append((dedup_key(name, alert), notification))
     return out

@@ -34,8 +34,12 @@ class Scenario:
     length: int | None = None  # None: the participant stays in the call for ever
 
 
-def _between(rng: random.Random, low: float, high: float, digits: int = 2) -> float:
-    return round(low + rng.random() * (high - low), digits)
+def _uniform(rng: random.Random, low: float, high: float) -> float:
+    return round(low + rng.random() * (high - low), 2)
+
+
+def _whole(rng: random.Random, low: int, high: int) -> int:
+    return int(low + rng.random() * (high - low))
 
 
 def _rarely(rng: random.Random, chance: float) -> int:
@@ -49,46 +53,46 @@ def _healthy(rng: random.Random) -> Sample:
         "recvVideoPacketLost": _rarely(rng, 0.3),
         "sendAudioPacketLost": _rarely(rng, 0.05),
         "sendVideoPacketLost": _rarely(rng, 0.2),
-        "averageAudioRtt": _between(rng, 20, 80),
-        "averageVideoRtt": _between(rng, 20, 80),
-        "averageAudioJitter": _between(rng, 0, 4),
-        "averageVideoJitter": _between(rng, 1, 8),
-        "averageSendAudioBitrate": int(_between(rng, 40_000, 64_000)),
-        "averageSendVideoBitrate": int(_between(rng, 600_000, 1_200_000)),
-        "averageRecvAudioBitrate": int(_between(rng, 40_000, 64_000)),
-        "averageRecvVideoBitrate": int(_between(rng, 800_000, 1_500_000)),
-        "qualityScore": {"audio": _between(rng, 4.2, 4.45), "video": _between(rng, 4.0, 4.6)},
+        "averageAudioRtt": _uniform(rng, 20, 80),
+        "averageVideoRtt": _uniform(rng, 20, 80),
+        "averageAudioJitter": _uniform(rng, 0, 4),
+        "averageVideoJitter": _uniform(rng, 1, 8),
+        "averageSendAudioBitrate": _whole(rng, 40_000, 64_000),
+        "averageSendVideoBitrate": _whole(rng, 600_000, 1_200_000),
+        "averageRecvAudioBitrate": _whole(rng, 40_000, 64_000),
+        "averageRecvVideoBitrate": _whole(rng, 800_000, 1_500_000),
+        "qualityScore": {"audio": _uniform(rng, 4.2, 4.45), "video": _uniform(rng, 4.0, 4.6)},
     }
 
 
 def _poor_video(rng: random.Random) -> Sample:
     """Congested downlink: video loses bitrate and frames, audio hangs on."""
     sample = _healthy(rng)
-    sample["recvVideoPacketLost"] = int(_between(rng, 5, 15))
-    sample["averageVideoJitter"] = _between(rng, 15, 40)
-    sample["averageRecvVideoBitrate"] = int(_between(rng, 150_000, 400_000))
-    sample["qualityScore"] = {"audio": _between(rng, 3.9, 4.3), "video": _between(rng, 2.0, 2.8)}
+    sample["recvVideoPacketLost"] = _whole(rng, 5, 15)
+    sample["averageVideoJitter"] = _uniform(rng, 15, 40)
+    sample["averageRecvVideoBitrate"] = _whole(rng, 150_000, 400_000)
+    sample["qualityScore"] = {"audio": _uniform(rng, 3.9, 4.3), "video": _uniform(rng, 2.0, 2.8)}
     return sample
 
 
 def _lossy(rng: random.Random) -> Sample:
     """A burst of loss: scores sag but stay above 3, so loss rules (not video ones) fire."""
     sample = _healthy(rng)
-    sample["recvAudioPacketLost"] = int(_between(rng, 10, 30))
-    sample["recvVideoPacketLost"] = int(_between(rng, 40, 80))
-    sample["averageVideoJitter"] = _between(rng, 10, 25)
-    sample["qualityScore"] = {"audio": _between(rng, 3.5, 3.9), "video": _between(rng, 3.1, 3.6)}
+    sample["recvAudioPacketLost"] = _whole(rng, 10, 30)
+    sample["recvVideoPacketLost"] = _whole(rng, 40, 80)
+    sample["averageVideoJitter"] = _uniform(rng, 10, 25)
+    sample["qualityScore"] = {"audio": _uniform(rng, 3.5, 3.9), "video": _uniform(rng, 3.1, 3.6)}
     return sample
 
 
 def _far_away(rng: random.Random) -> Sample:
     """A long (satellite, VPN, other continent) path: high RTT, scores still above 3."""
     sample = _healthy(rng)
-    sample["averageAudioRtt"] = _between(rng, 400, 700)
-    sample["averageVideoRtt"] = _between(rng, 400, 700)
-    sample["averageAudioJitter"] = _between(rng, 10, 30)
-    sample["averageVideoJitter"] = _between(rng, 20, 50)
-    sample["qualityScore"] = {"audio": _between(rng, 3.4, 3.9), "video": _between(rng, 3.2, 3.8)}
+    sample["averageAudioRtt"] = _uniform(rng, 400, 700)
+    sample["averageVideoRtt"] = _uniform(rng, 400, 700)
+    sample["averageAudioJitter"] = _uniform(rng, 10, 30)
+    sample["averageVideoJitter"] = _uniform(rng, 20, 50)
+    sample["qualityScore"] = {"audio": _uniform(rng, 3.4, 3.9), "video": _uniform(rng, 3.2, 3.8)}
     return sample
 
 
@@ -112,7 +116,7 @@ def _flapping(k: int, rng: random.Random) -> Sample:
     """Two samples above 3, two below, for ever: the case hysteresis and `for:` exist for."""
     sample = _healthy(rng)
     bad = (k // 2) % 2 == 1
-    video = _between(rng, 2.2, 2.8) if bad else _between(rng, 3.4, 4.2)
+    video = _uniform(rng, 2.2, 2.8) if bad else _uniform(rng, 3.4, 4.2)
     sample["qualityScore"] = {"audio": sample["qualityScore"]["audio"], "video": video}
     return sample
 

@@ -126,16 +126,25 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def _iso(moment: datetime) -> str:
-    """VideoSDK's timestamp style: UTC, milliseconds, ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """VideoSDK's timestamp style (milliseconds, ``Z``) for a UTC datetime."""
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _resolution_usage(sample: Any) -> dict[str, Any] | None:
-    """One resolutionUsage entry at the sample's time; the resolution follows the video score."""
+def _usage_head(used: str) -> str:
+    flags = {resolution: int(resolution == used) for resolution in _RESOLUTIONS}
+    return _encode({**flags, "time": None})[: -len("null}")]
+
+
+# resolutionUsage entries are encoded from templates: they are a third of all samples encoded
+_USAGE_HEADS = {used: _usage_head(used) for used in ("180", "360", "720")}
+
+
+def _resolution_usage(sample: Any) -> str | None:
+    """The encoded resolutionUsage entry at the sample's time; resolution follows video quality."""
     if not isinstance(sample, dict) or "time" not in sample:
         return None
     score = sample.get("qualityScore")
@@ -144,9 +153,7 @@ def _resolution_usage(sample: Any) -> dict[str, Any] | None:
         used = "360"
     else:
         used = "720" if video >= 4 else "360" if video >= 3 else "180"
-    entry: dict[str, Any] = {resolution: int(resolution == used) for resolution in _RESOLUTIONS}
-    entry["time"] = sample["time"]
-    return entry
+    return _USAGE_HEADS[used] + _encode(sample["time"]) + "}"
 
 
 def _default_envelope(
@@ -236,10 +243,10 @@ class _Generated(_Participant):
                     moment = self.zero + timedelta(seconds=self.joined + k * self.period)
                     sample = {"time": _iso(moment), **self.scenario.generate(k, self.rng)}
                     samples.append(sample)
-                    usage.append(_resolution_usage(sample))
+                    usage.append(cast(str, _resolution_usage(sample)))
                 separator = b"," if self.count else b""
                 self.stats += separator + _encode(samples)[1:-1].encode()
-                self.usage += separator + _encode(usage)[1:-1].encode()
+                self.usage += separator + ",".join(usage).encode()
                 self.count = wanted
             return self.stats, self.usage
 
@@ -260,7 +267,7 @@ class _Crafted(_Participant):
                 (
                     self._offset(sample, zero),
                     _encode(sample).encode(),
-                    None if usage is None else _encode(usage).encode(),
+                    None if usage is None else usage.encode(),
                 )
             )
         self.cached: tuple[int, bytes, bytes] = (-1, b"", b"")

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from watchdog.alerts import Notification
 from watchdog.engine import AlertState
@@ -59,6 +60,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             last_error TEXT
         );
         CREATE INDEX outbox_due ON outbox (next_attempt_at);
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE notifier_state (
+            notifier TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (notifier, key)
+        );
         """,
     ),
 )
@@ -295,9 +308,53 @@ class Store:
         with self._transaction() as cur:
             cur.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
 
+    # -- notifier memory --------------------------------------------------------
+
+    def notifier_state(self, notifier: str) -> StoredNotifierState:
+        return StoredNotifierState(self, notifier)
+
+    def state_get(self, notifier: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def state_put(self, notifier: str, key: str, value: dict[str, Any]) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO notifier_state (notifier, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (notifier, key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (notifier, key, json.dumps(value, separators=(",", ":")), _now()),
+            )
+
+    def state_delete(self, notifier: str, key: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
+            )
+
     def failed(self, entry_id: str, attempts: int, next_attempt_at: datetime, error: str) -> None:
         with self._transaction() as cur:
             cur.execute(
                 "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                 (attempts, format_time(next_attempt_at), error[:1000], entry_id),
             )
+
+
+class StoredNotifierState:
+    """A notifier entry's durable key-value memory (see watchdog.notifiers.NotifierState)."""
+
+    def __init__(self, store: Store, notifier: str) -> None:
+        self._store = store
+        self._notifier = notifier
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._store.state_get(self._notifier, key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._store.state_put(self._notifier, key, value)
+
+    def delete(self, key: str) -> None:
+        self._store.state_delete(self._notifier, key)
