@@ -37,6 +37,7 @@ def test_degradation_fires_once_with_readable_alert(
         assert firing.state == "firing"
         assert firing.info.participant_id == "part-1"
         assert firing.time - firing.active_since >= runtime.rules.rules[0].for_
+        assert runtime.manager.flush() == 1
         assert runtime.dispatcher.drain(5) == 0
         out = capsys.readouterr().out
         assert "FIRING [warning] poor-video: Alice (part-1) in meeting abcd-efgh-ijkl" in out
@@ -49,6 +50,7 @@ def test_degradation_fires_once_with_readable_alert(
         assert again.transitions == []
         sim.advance(10)
         assert runtime.poller.cycle().samples == 2  # only the one new sample each
+        assert runtime.manager.flush() == 0
         runtime.dispatcher.drain(5)
         assert "FIRING" not in capsys.readouterr().out
     finally:
@@ -62,6 +64,7 @@ def test_cursor_and_alert_state_persist_in_sqlite(sim: Simulator, config_for: Ma
     sim.advance(40)
     runtime = build(config)
     runtime.poller.cycle()
+    runtime.manager.flush()
     runtime.close()
     store = Store(config.state_url)
     try:

@@ -12,19 +12,24 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from watchdog import outbox, silences
 from watchdog.clash import ImportClashError, ensure_no_clash
 from watchdog.daemon import build, run, token, validate
 from watchdog.demo import run_demo
+from watchdog.durations import parse_duration
 from watchdog.logs import setup_logging
 from watchdog.notifytest import send_test
 from watchdog.plugins import load_plugins
-from watchdog.problems import ConfigError
+from watchdog.problems import ConfigError, Problem
 from watchdog.replay import problems_for_missing, replay
 from watchdog.routing import alert_from
 from watchdog.rules import load_rules
 from watchdog.settings import Config, load_config
 from watchdog.simulator import serve
+from watchdog.stats import format_time
+from watchdog.store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -68,7 +73,40 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--api-key", default=os.environ.get("VIDEOSDK_API_KEY", "sim-key"))
     demo = sub.add_parser("demo", help="simulator + daemon + console alerts, no account needed")
     demo.add_argument("--speed", type=float, default=10.0, help="sample seconds per second")
+    _alerting_commands(sub, with_config)
     return parser
+
+
+def _alerting_commands(sub: Any, with_config: Any) -> None:
+    """``silence`` and ``outbox``: the alert manager's state, for the person on call."""
+    silence = sub.add_parser("silence", help="mute alerts for a while (add, list, expire)")
+    actions = silence.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = with_config(actions.add_parser("add", help="silence alerts matching every --match"))
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="label=value, label!=value, label=~regex or label!~regex (repeatable); labels: "
+        "rule, severity, meetingId, sessionId, participantId, participantName, fingerprint "
+        "and the rules' own labels",
+    )
+    add.add_argument("--for", dest="duration", default="1h", help="how long (default 1h)")
+    add.add_argument("--comment", default="", help="why (required)")
+    add.add_argument("--author", help="who (default: the current user)")
+    listing = with_config(actions.add_parser("list", help="active silences"))
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--expired", action="store_true", help="include expired silences")
+    end = with_config(actions.add_parser("expire", help="end a silence now"))
+    end.add_argument("id", metavar="ID", help="the silence ID (or a unique prefix)")
+    outbox = sub.add_parser("outbox", help="notifications waiting for delivery")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    olist = with_config(outbox_actions.add_parser("list", help="pending notifications"))
+    olist.add_argument("--json", action="store_true")
+    retry = with_config(
+        outbox_actions.add_parser("retry", help="try these notifications again at once")
+    )
+    retry.add_argument("ids", metavar="ID", nargs="*", help="IDs or prefixes (default: all)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +180,7 @@ def cmd_once(args: argparse.Namespace) -> int:
                 f"{alert.condition} at {transition.time.isoformat()}"
             )
         if not args.dry_run:
+            runtime.manager.flush(final=True)
             left = runtime.dispatcher.drain(config.settings.delivery.timeout.total_seconds())
             if left:
                 print(f"{left} notifications are still waiting in the outbox", file=sys.stderr)
@@ -212,6 +251,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(speed=args.speed)
 
 
+def _state(args: argparse.Namespace) -> tuple[Config, Store]:
+    config = _config(args)
+    return config, Store(config.state_url)
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    config, store = _state(args)
+    try:
+        if args.action == "add":
+            try:
+                duration = parse_duration(args.duration)
+            except ValueError as exc:
+                raise ConfigError([Problem("silence add", None, f"--for: {exc}")]) from None
+            silence = silences.add(
+                store, args.match, duration, args.comment, created_by=args.author
+            )
+            _warn_unknown_labels(config, args.match)
+            print(silence.id)
+            print(
+                f"silenced {' '.join(str(m) for m in silence.matchers)} until "
+                f"{format_time(silence.ends_at)}",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            rows = silences.describe(store, include_expired=args.expired)
+            print(silences.to_json(rows) if args.json else silences.render(rows))
+        else:
+            silence, was_active = silences.expire(store, args.id)
+            state = "expired" if was_active else "had already ended"
+            print(f"silence {silence.id} {state}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _warn_unknown_labels(config: Config, matchers: list[str]) -> None:
+    try:
+        rules = load_rules(config.rule_paths)
+    except ConfigError:
+        return
+    labels = {name for rule in rules for name in rule.labels}
+    for name in silences.unknown_names(matchers, labels):
+        print(f"warning: no rule sets a label {name!r}; check the spelling", file=sys.stderr)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    config, store = _state(args)
+    try:
+        if args.action == "list":
+            rows = outbox.describe(store, config.settings.delivery.warn_after)
+            print(outbox.to_json(rows) if args.json else outbox.render(rows))
+        else:
+            ids = None
+            if args.ids:
+                pending = [e.id for e in store.outbox()]
+                ids = [i for i in pending if any(i.startswith(p) for p in args.ids)]
+            count = store.retry_now(ids)
+            print(f"{count} notifications due now; the running daemon tries them within a second")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -222,4 +324,6 @@ _COMMANDS = {
     "token": cmd_token,
     "simulate": cmd_simulate,
     "demo": cmd_demo,
+    "silence": cmd_silence,
+    "outbox": cmd_outbox,
 }

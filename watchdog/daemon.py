@@ -12,6 +12,8 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watchdog import alertmanager
+from watchdog.alertmanager import AlertingConfig, AlertManager
 from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
 from watchdog.poller import Poller
@@ -26,6 +28,7 @@ from watchdog.videosdk import VideoSDKClient
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+ALERT_MANAGER_TICK_SECONDS = 1.0
 
 
 def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, list[Problem]]:
@@ -41,6 +44,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     except ConfigError as exc:
         problems.extend(exc.problems)
     problems.extend(check_notifiers(rules, settings.notifiers))
+    problems.extend(alertmanager.problems(config))
     host = host or load_plugins()
     try:
         host.validate(settings.notifiers, where=config.line_for)
@@ -86,6 +90,7 @@ class Runtime:
     client: VideoSDKClient
     poller: Poller
     dispatcher: Dispatcher
+    manager: AlertManager
 
     def close(self) -> None:
         self.poller.close()
@@ -106,20 +111,31 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     store = Store(config.state_url)
     notifiers = host.build(settings.notifiers, store.notifier_state, where=config.line_for)
     client = VideoSDKClient(settings.videosdk, pool_size=settings.poll.concurrency)
+    delivery = settings.delivery
     dispatcher = Dispatcher(
-        store, notifiers, settings.delivery.timeout, settings.delivery.max_backoff
+        store,
+        notifiers,
+        delivery.timeout,
+        delivery.max_backoff,
+        warn_after=delivery.warn_after,
+        concurrency=delivery.concurrency,
     )
+    manager = AlertManager(store, AlertingConfig.from_settings(settings), dispatcher.wake)
     poller = Poller(
         client,
         store,
         rules,
-        notifiers=list(settings.notifiers),
         targets=settings.watch.participants,
         concurrency=settings.poll.concurrency,
         dry_run=dry_run,
-        on_enqueue=dispatcher.wake,
     )
-    return Runtime(config, rules, host, store, client, poller, dispatcher)
+    return Runtime(config, rules, host, store, client, poller, dispatcher, manager)
+
+
+def poll_and_notify(runtime: Runtime) -> None:
+    """The scheduled poll: alerts found in one cycle are flushed together after it."""
+    with runtime.manager.collecting():
+        runtime.poller.cycle()
 
 
 def token(config: Config) -> str:
@@ -137,11 +153,21 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
     runtime.dispatcher.wake()  # deliver whatever a previous run left in the outbox
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        runtime.poller.cycle,
+        poll_and_notify,
         IntervalTrigger(seconds=settings.poll.interval.total_seconds(), timezone=UTC),
+        args=(runtime,),
         id="poll",
         name="poll cycle",
         next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        runtime.manager.tick,
+        IntervalTrigger(seconds=ALERT_MANAGER_TICK_SECONDS, timezone=UTC),
+        id="alert-manager",
+        name="alert manager: group_wait, repeat_interval, silences",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=None,
@@ -160,6 +186,7 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
     finally:
         log.info("stopping: finishing the current poll cycle and flushing the outbox")
         scheduler.shutdown(wait=True)
+        runtime.manager.tick()
         left = runtime.dispatcher.stop(STOP_GRACE_SECONDS)
         if left:
             log.warning("%d notifications left in the outbox for the next start", left)

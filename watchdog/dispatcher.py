@@ -2,8 +2,15 @@
 
 A notification leaves the outbox only when its notifier accepted it. A
 notifier that raises, hangs or rate-limits only delays its own lane; alerts
-for one fingerprint go out in the order they were written (a "resolved"
-never overtakes its "firing").
+of one group (one alert, when not grouped) go out in the order they were
+written, so a "resolved" never overtakes its "firing".
+
+Each attempt runs in its own daemon thread and nothing ever waits on it:
+past ``timeout`` the attempt counts as failed and is retried, and the
+thread is left to finish (if it ever does, a late success still removes
+the notification). A lane runs at most ``concurrency`` sends at once,
+abandoned ones included, so a plugin that hangs forever holds a bounded
+number of threads and never blocks another notifier or the daemon's exit.
 """
 
 from __future__ import annotations
@@ -11,24 +18,35 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
+from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from watchdog.notifiers import DeliveryError, Notifier
 from watchdog.store import OutboxEntry, Store
-from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH
+from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH, OUTBOX_OVERDUE
 
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 1.0
+IDLE_POLL = 1.0  # seconds between outbox passes when nothing wakes the dispatcher
 
 
 def backoff(attempts: int, cap: timedelta) -> timedelta:
     """Exponential with full jitter in its upper half: 1s, 2s, 4s ... up to ``cap``."""
     ceiling = min(cap.total_seconds(), FIRST_BACKOFF * 2 ** max(attempts - 1, 0))
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+@dataclass(slots=True)
+class _Attempt:
+    entry: OutboxEntry
+    notifier: Notifier
+    deadline: float  # time.monotonic()
+    error: BaseException | None = None
+    settled: bool = False  # by its result or by its timeout, whichever came first
 
 
 class Dispatcher:
@@ -38,19 +56,25 @@ class Dispatcher:
         notifiers: Mapping[str, Notifier],
         timeout: timedelta = timedelta(seconds=30),
         max_backoff: timedelta = timedelta(minutes=5),
+        *,
+        warn_after: timedelta = timedelta(minutes=10),
+        concurrency: int = 4,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
         self.timeout = timeout.total_seconds()
         self.max_backoff = max_backoff
+        self.warn_after = warn_after
+        self.concurrency = concurrency
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # one small pool per notifier: a hung send only ever occupies its own lane
-        self._lanes = {
-            name: ThreadPoolExecutor(2, thread_name_prefix=f"notify-{name}") for name in notifiers
-        }
+        self._lock = threading.Lock()
+        self._inflight: dict[str, _Attempt] = {}  # entry id -> its running attempt
+        self._busy: Counter[str] = Counter()  # lane -> threads still running a send
         self._warned_unknown: set[str] = set()
+        self._warned_full: set[str] = set()
+        self._next_due = IDLE_POLL
 
     def wake(self) -> None:
         self._wake.set()
@@ -64,11 +88,8 @@ class Dispatcher:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=grace + self.timeout)
-        remaining = self.drain(grace)
-        for lane in self._lanes.values():
-            lane.shutdown(wait=False, cancel_futures=True)
-        return remaining
+            self._thread.join(timeout=grace)
+        return self.drain(grace)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -76,86 +97,153 @@ class Dispatcher:
                 self.deliver_due()
             except Exception:
                 log.exception("outbox delivery pass failed; retrying")
-            self._wake.wait(timeout=1.0)
+            self._wake.wait(timeout=max(0.02, min(IDLE_POLL, self._next_due)))
             self._wake.clear()
 
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
     def drain(self, seconds: float) -> int:
-        """Deliver until the outbox has nothing due or ``seconds`` pass; returns what is left."""
-        deadline = datetime.now(UTC) + timedelta(seconds=seconds)
-        while (left := (deadline - datetime.now(UTC)).total_seconds()) > 0:
-            if self.deliver_due(timeout=left) == 0:
+        """Deliver until nothing is due or in flight, or ``seconds`` pass; returns what is left."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            started = self.deliver_due()
+            if not started and not self.in_flight():
                 break
+            self._wake.wait(timeout=min(left, 0.05))
+            self._wake.clear()
         return self.store.outbox_depth()
 
-    def deliver_due(self, timeout: float | None = None) -> int:
-        """One pass over the outbox; returns how many were delivered."""
+    def deliver_due(self) -> int:
+        """One pass: settle timeouts, start what is due; returns how many started."""
+        self._expire()
         entries = self.store.outbox()
         OUTBOX_DEPTH.set(len(entries))
         now = datetime.now(UTC)
-        lanes: dict[str, list[OutboxEntry]] = {}
-        blocked: set[tuple[str, str]] = set()
+        started = 0
+        next_due = IDLE_POLL
+        heads: set[tuple[str, str]] = set()
         for entry in entries:
+            if entry.warned_at is None and now - entry.created_at >= self.warn_after:
+                self._overdue(entry, now)
             key = (entry.notifier, entry.fingerprint)
-            if key in blocked:
+            if key in heads:
+                continue  # later notifications of a group wait for the one before
+            heads.add(key)
+            wait = (entry.next_attempt_at - now).total_seconds()
+            if wait > 0:
+                next_due = min(next_due, wait)
                 continue
-            blocked.add(key)  # later entries of this alert wait for this one
-            if entry.next_attempt_at <= now:
-                lanes.setdefault(entry.notifier, []).append(entry)
-        pending: dict[Future[None], OutboxEntry] = {}
-        for lane in lanes.values():
-            for entry in lane:
-                future = self._submit(entry)
-                if future is not None:
-                    pending[future] = entry
-        delivered = 0
-        done, late = wait(pending, timeout=min(self.timeout, timeout or self.timeout))
-        for future in done:
-            delivered += self._settle(pending[future], future)
-        for future in late:
-            self._retry(pending[future], f"timed out after {self.timeout:g}s", None)
-        if delivered:
-            OUTBOX_DEPTH.set(self.store.outbox_depth())
-        return delivered
+            with self._lock:
+                running = entry.id in self._inflight
+            if not running and self._start(entry):
+                started += 1
+        with self._lock:
+            for attempt in self._inflight.values():
+                next_due = min(next_due, attempt.deadline - time.monotonic())
+        self._next_due = next_due
+        return started
 
-    def _submit(self, entry: OutboxEntry) -> Future[None] | None:
+    def _start(self, entry: OutboxEntry) -> bool:
         notifier = self.notifiers.get(entry.notifier)
         if notifier is None:
             if entry.notifier not in self._warned_unknown:
                 self._warned_unknown.add(entry.notifier)
                 log.warning(
-                    "outbox holds notifications for notifier %r, which is not configured; "
-                    "they wait until it is",
+                    "outbox holds notifications for notifier %r, which is not configured "
+                    "or failed to start; they wait until it is",
                     entry.notifier,
                 )
-            return None
-        notification = replace(entry.notification, attempt=entry.attempts + 1)
-        return self._lanes[entry.notifier].submit(notifier.send, notification)
+            return False
+        with self._lock:
+            if self._busy[entry.notifier] >= self.concurrency:
+                if entry.notifier not in self._warned_full:
+                    self._warned_full.add(entry.notifier)
+                    log.error(
+                        "notifier %s: all %d delivery threads are busy (sends hanging past "
+                        "the %gs timeout?); its notifications wait, other notifiers go on",
+                        entry.notifier,
+                        self.concurrency,
+                        self.timeout,
+                    )
+                return False
+            self._warned_full.discard(entry.notifier)
+            self._busy[entry.notifier] += 1
+            attempt = _Attempt(entry, notifier, time.monotonic() + self.timeout)
+            self._inflight[entry.id] = attempt
+        threading.Thread(
+            target=self._deliver, args=(attempt,), name=f"notify-{entry.notifier}", daemon=True
+        ).start()
+        return True
 
-    def _settle(self, entry: OutboxEntry, future: Future[None]) -> bool:
-        ids = _ids(entry)
+    def _deliver(self, attempt: _Attempt) -> None:
+        notification = replace(attempt.entry.notification, attempt=attempt.entry.attempts + 1)
         try:
-            future.result()
-        except DeliveryError as exc:
-            self._retry(entry, str(exc) or type(exc).__name__, exc.retry_after)
-            return False
-        except Exception as exc:
-            self._retry(entry, f"{type(exc).__name__}: {exc}", None)
-            return False
+            attempt.notifier.send(notification)
+        except BaseException as exc:
+            attempt.error = exc
+        entry = attempt.entry
+        with self._lock:
+            self._busy[entry.notifier] -= 1
+            late = attempt.settled
+            attempt.settled = True
+            if self._inflight.get(entry.id) is attempt:
+                del self._inflight[entry.id]
+        try:
+            if late:
+                if attempt.error is None:
+                    self.store.delivered(entry.id)
+                    NOTIFICATIONS.labels(entry.notifier, "sent_late").inc()
+                    log.warning(
+                        "notifier %s accepted a notification after its attempt had timed out",
+                        entry.notifier,
+                        extra=_ids(entry),
+                    )
+            else:
+                self._settle(attempt)
+        except Exception:
+            log.exception("recording the outcome of a delivery to %s failed", entry.notifier)
+        self._wake.set()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        expired = []
+        with self._lock:
+            for entry_id, attempt in list(self._inflight.items()):
+                if not attempt.settled and attempt.deadline <= now:
+                    attempt.settled = True
+                    del self._inflight[entry_id]
+                    expired.append(attempt)
+        for attempt in expired:
+            NOTIFICATIONS.labels(attempt.entry.notifier, "timeout").inc()
+            self._retry(attempt.entry, f"timed out after {self.timeout:g}s", None)
+
+    def _settle(self, attempt: _Attempt) -> None:
+        entry, error = attempt.entry, attempt.error
+        if isinstance(error, DeliveryError):
+            if error.permanent:
+                self._permanent(entry, str(error) or type(error).__name__)
+            else:
+                self._retry(entry, str(error) or type(error).__name__, error.retry_after)
+            return
+        if error is not None:
+            self._retry(entry, f"{type(error).__name__}: {error}", None)
+            return
         self.store.delivered(entry.id)
         NOTIFICATIONS.labels(entry.notifier, "sent").inc()
         log.info(
             "delivered %s notification for %s to %s",
-            entry.notification.status,
+            "reminder" if entry.notification.repeat else entry.notification.status,
             entry.notification.alerts[0].rule if entry.notification.alerts else "?",
             entry.notifier,
-            extra=ids,
+            extra=_ids(entry),
         )
-        return True
 
     def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> None:
         attempts = entry.attempts + 1
         delay = (
-            timedelta(seconds=retry_after)
+            timedelta(seconds=max(0.0, retry_after))
             if retry_after is not None
             else backoff(attempts, self.max_backoff)
         )
@@ -169,6 +257,41 @@ class Dispatcher:
             extra=_ids(entry),
         )
         self.store.failed(entry.id, attempts, datetime.now(UTC) + delay, error)
+
+    def _permanent(self, entry: OutboxEntry, error: str) -> None:
+        """Retrying cannot help until someone fixes something: keep it, retry slowly."""
+        attempts = entry.attempts + 1
+        NOTIFICATIONS.labels(entry.notifier, "rejected").inc()
+        level = logging.WARNING if entry.permanent else logging.ERROR
+        log.log(
+            level,
+            "notifier %s rejected notification %s permanently: %s; it stays in the outbox "
+            "(videosdk-watchdog outbox list) and is retried every %gs",
+            entry.notifier,
+            entry.id,
+            error,
+            self.max_backoff.total_seconds(),
+            extra=_ids(entry),
+        )
+        self.store.failed(
+            entry.id, attempts, datetime.now(UTC) + self.max_backoff, error, permanent=True
+        )
+
+    def _overdue(self, entry: OutboxEntry, now: datetime) -> None:
+        OUTBOX_OVERDUE.labels(entry.notifier).inc()
+        alerts = entry.notification.alerts
+        log.error(
+            "notification %s for %s to %s is still undelivered after %s (%d attempts, "
+            "last error: %s); it stays in the outbox: videosdk-watchdog outbox list",
+            entry.id,
+            alerts[0].rule if alerts else "?",
+            entry.notifier,
+            str(now - entry.created_at).split(".")[0],
+            entry.attempts,
+            entry.last_error or "none yet",
+            extra=_ids(entry),
+        )
+        self.store.warned(entry.id, now)
 
 
 def _ids(entry: OutboxEntry) -> dict[str, str]:

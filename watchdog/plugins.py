@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from watchdog import hookspecs
 from watchdog.notifiers import Notifier, NotifierContext, NotifierState, NotifierType
 from watchdog.problems import ConfigError, Problem
+from watchdog.settings import NOTIFIER_CORE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class PluginHost:
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.notifier_types: dict[str, NotifierType] = {}
+        self.build_errors: dict[str, str] = {}
 
     def load_entry_points(self) -> None:
         allowed = _allowed()
@@ -136,7 +138,8 @@ class PluginHost:
                     )
                 )
                 continue
-            body = {k: v for k, v in entry.items() if k != "type"}
+            # the alert manager's keys (send_resolved, repeat_interval, ...) are the core's
+            body = {k: v for k, v in entry.items() if k not in NOTIFIER_CORE_KEYS}
             try:
                 configs[name] = kind.config.model_validate(body)
             except ValidationError as exc:
@@ -160,9 +163,15 @@ class PluginHost:
         state: Callable[[str], NotifierState],
         where: Any = None,
     ) -> dict[str, Notifier]:
-        """One notifier per entry; ``state(name)`` gives each its durable memory."""
+        """One notifier per entry; ``state(name)`` gives each its durable memory.
+
+        A factory that raises or returns something without ``send`` is logged and
+        recorded in ``build_errors``; the other notifiers are built regardless, and
+        the broken one's notifications wait in the outbox until it works.
+        """
         configs = self.validate(entries, where)
         notifiers: dict[str, Notifier] = {}
+        self.build_errors = {}
         for name, config in configs.items():
             kind = self.notifier_types[str(entries[name]["type"])]
             context = NotifierContext(
@@ -171,7 +180,22 @@ class PluginHost:
                 logger=logging.getLogger(f"watchdog.notifier.{name}"),
                 state=state(name),
             )
-            notifiers[name] = kind.factory(context)
+            try:
+                notifier: object = kind.factory(context)
+            except Exception as exc:
+                self.build_errors[name] = f"{type(exc).__name__}: {exc}"
+            else:
+                if isinstance(notifier, Notifier):
+                    notifiers[name] = notifier
+                    continue
+                self.build_errors[name] = f"factory returned {type(notifier).__name__}, no send()"
+            log.error(
+                "notifier %s (type %s from plugin %s) failed to start: %s",
+                name,
+                kind.name,
+                kind.plugin,
+                self.build_errors[name],
+            )
         return notifiers
 
     def errors(self) -> Iterable[PluginInfo]:

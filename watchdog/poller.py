@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from watchdog.engine import AlertState, Transition, evaluate
-from watchdog.routing import route
+from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import StatsShapeError, parse_stats
@@ -44,7 +44,6 @@ class Poller:
         store: Store,
         rules: RuleSet,
         *,
-        notifiers: Sequence[str],
         targets: Sequence[WatchedParticipant],
         concurrency: int = 16,
         dry_run: bool = False,
@@ -53,7 +52,6 @@ class Poller:
         self.client = client
         self.store = store
         self.rules = rules
-        self.notifiers = list(notifiers)
         self.targets = list(targets)
         self.dry_run = dry_run
         self.on_enqueue = on_enqueue
@@ -129,9 +127,9 @@ class Poller:
         result = evaluate(self.rules, stats.info, stats.samples, self.states.get(key, {}))
         cursor = stats.samples[-1].time
         if not self.dry_run:
-            notifications = route(result.transitions, self.notifiers)
-            self.store.commit_poll(key, cursor, result.states, result.changed, notifications)
-            if notifications and self.on_enqueue is not None:
+            alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
+            self.store.commit_poll(key, cursor, result.states, result.changed, alerts=alerts)
+            if alerts and self.on_enqueue is not None:
                 self.on_enqueue()
         self.cursors[key] = cursor
         self.states[key] = result.states

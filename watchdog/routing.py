@@ -1,19 +1,13 @@
-"""From rule transitions to notifications: which notifier hears about what.
+"""From rule transitions to alerts: what notifiers and the alert manager see.
 
-Each transition becomes one notification per notifier it is routed to,
-with a dedup key of (notifier, fingerprint, transition, start time): the
-outbox refuses a second row with the same key, so evaluating a sample twice
-can never notify twice.
+The alert manager (watchdog.alertmanager) decides which notifier hears about
+an alert, when, and together with which others.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Sequence
-
-from watchdog.alerts import Alert, Notification, fingerprint
+from watchdog.alerts import Alert, fingerprint
 from watchdog.engine import Transition
-from watchdog.stats import format_time
 
 
 def alert_from(transition: Transition) -> Alert:
@@ -55,27 +49,3 @@ def alert_from(transition: Transition) -> Alert:
         labels={"alertname": rule.name, "severity": rule.severity, **rule.labels},
         context=context,
     )
-
-
-def dedup_key(notifier: str, alert: Alert) -> str:
-    return f"{notifier}|{alert.fingerprint}|{alert.status}|{format_time(alert.starts_at)}"
-
-
-def route(
-    transitions: Iterable[Transition], notifiers: Sequence[str]
-) -> list[tuple[str, Notification]]:
-    """A rule's ``notify`` names its notifiers; a rule without one goes to all of them."""
-    out = []
-    for transition in transitions:
-        alert = alert_from(transition)
-        targets = transition.rule.notify or notifiers
-        for name in targets:
-            notification = Notification(
-                id=uuid.uuid4().hex,
-                notifier=name,
-                status=alert.status,
-                alerts=(alert,),
-                thread=f"{alert.fingerprint}@{format_time(alert.starts_at)}",
-            )
-            out.append((dedup_key(name, alert), notification))
-    return out

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchdog.durations import Duration
+from watchdog.matchers import parse_matcher
 from watchdog.problems import ConfigError, Problem
 from watchdog.yamlfile import Document, load, validation_problems
 
@@ -87,6 +88,65 @@ class WatchSettings(_Section):
 class DeliverySettings(_Section):
     timeout: Duration = timedelta(seconds=30)
     max_backoff: Duration = timedelta(minutes=5)
+    # -- alert manager and durable outbox (issue 4) --
+    warn_after: Duration = Field(
+        default=timedelta(minutes=10),
+        description="A notification still undelivered this long after it was written is "
+        "logged as an ERROR (once) and flagged in `outbox list`.",
+    )
+    concurrency: int = Field(
+        default=4, ge=1, le=64, description="Parallel deliveries (threads) per notifier."
+    )
+
+    @field_validator("timeout", "max_backoff", "warn_after")
+    @classmethod
+    def _delivery_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than 0s")
+        return value
+
+
+class RouteSettings(_Section):
+    """Alerts whose labels match every matcher also go to these notifiers."""
+
+    match: list[str] = Field(default_factory=list)
+    notify: list[str] = Field(min_length=1)
+
+    @field_validator("match", "notify", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("match")
+    @classmethod
+    def _valid_matchers(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_matcher(text)
+        return value
+
+
+class NotifierOptions(_Section):
+    """Alert-manager options a ``notifiers:`` entry may set beside its plugin's own keys.
+
+    Unset values fall back to the ``alerting:`` section.
+    """
+
+    send_resolved: bool | None = None
+    repeat_interval: Duration | None = None
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+
+
+NOTIFIER_CORE_KEYS = frozenset({"type", *NotifierOptions.model_fields})
+
+
+class AlertingSettings(_Section):
+    group_by: list[str] = Field(default_factory=lambda: ["meetingId", "rule"])
+    group_wait: Duration = timedelta(0)
+    repeat_interval: Duration = timedelta(hours=4)
+    send_resolved: bool = True
+    routes: list[RouteSettings] = Field(default_factory=list)
+    default_notify: list[str] | None = None
 
 
 class StateSettings(_Section):
@@ -116,6 +176,7 @@ class Settings(BaseSettings):
     rules: list[str] = Field(default_factory=list, description="Rule files, relative to this file.")
     notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

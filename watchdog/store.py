@@ -13,15 +13,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watchdog.alerts import Notification
+from watchdog.alerts import Alert, Notification
 from watchdog.engine import AlertState
+from watchdog.matchers import Matcher, parse_matchers
 from watchdog.stats import format_time, parse_time
 
 Key = tuple[str, str]  # (session id, participant id)
@@ -74,6 +75,47 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE am_alerts (
+            fingerprint TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            changed_at TEXT NOT NULL,
+            notify TEXT NOT NULL,
+            payload TEXT NOT NULL
+        );
+        CREATE TABLE am_notified (
+            notifier TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            PRIMARY KEY (notifier, fingerprint)
+        );
+        CREATE TABLE am_groups (
+            notifier TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            thread TEXT NOT NULL,
+            notified_at TEXT NOT NULL,
+            sent INTEGER NOT NULL,
+            PRIMARY KEY (notifier, group_key)
+        );
+        CREATE TABLE silences (
+            id TEXT PRIMARY KEY,
+            matchers TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX silences_ends ON silences (ends_at);
+        ALTER TABLE outbox ADD COLUMN permanent INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE outbox ADD COLUMN warned_at TEXT
+        """,
+    ),
 )
 
 
@@ -88,6 +130,69 @@ class OutboxEntry:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    permanent: bool = False
+    warned_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAlert:
+    """The alert manager's durable view of one alert: its latest status and version."""
+
+    alert: Alert
+    version: int  # bumps on every change of status or start time
+    changed_at: datetime  # wall-clock time of that change: group_wait counts from it
+    notify: tuple[str, ...]  # the rule's own notifiers
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    version: int  # the alert version this notifier has handled
+    status: str  # what it was told last: firing | resolved | none
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    thread: str
+    notified_at: datetime
+    sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingSnapshot:
+    alerts: list[ActiveAlert]
+    notified: dict[tuple[str, str], Notified]  # (notifier, fingerprint)
+    groups: dict[tuple[str, str], GroupState]  # (notifier, group key)
+    silences: list[Silence]
+
+
+@dataclass(slots=True)
+class AlertingWrite:
+    """What one alert-manager flush decided, applied in one transaction."""
+
+    outbox: list[tuple[str, str, Notification]] = field(default_factory=list)  # key, order
+    notified: dict[tuple[str, str], Notified] = field(default_factory=dict)
+    groups: dict[tuple[str, str], GroupState] = field(default_factory=dict)
+    ended_groups: set[tuple[str, str]] = field(default_factory=set)
+    done_alerts: set[str] = field(default_factory=set)  # resolved and handled everywhere
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.outbox or self.notified or self.groups or self.ended_groups or self.done_alerts
+        )
 
 
 def _now() -> str:
@@ -195,8 +300,11 @@ class Store:
         states: Mapping[str, AlertState],
         changed: Iterable[str],
         notifications: Iterable[tuple[str, Notification]] = (),
+        *,
+        alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
     ) -> int:
-        """Cursor, changed alert states and (dedup_key, notification) rows in one transaction.
+        """Cursor, changed alert states, (dedup_key, notification) rows and the alert
+        manager's (alert, rule notify) intake in one transaction.
 
         Returns how many notifications were new; a dedup key already present is skipped.
         """
@@ -239,6 +347,8 @@ class Store:
                 )
             for dedup_key, notification in notifications:
                 inserted += self._insert_notification(cur, dedup_key, notification, now)
+            for alert, notify in alerts:
+                self._record_alert(cur, alert, notify, now)
         return inserted
 
     # -- outbox -----------------------------------------------------------------
@@ -249,9 +359,16 @@ class Store:
             return sum(self._insert_notification(cur, k, n, now) for k, n in notifications)
 
     def _insert_notification(
-        self, cur: sqlite3.Cursor, dedup_key: str, notification: Notification, now: str
+        self,
+        cur: sqlite3.Cursor,
+        dedup_key: str,
+        notification: Notification,
+        now: str,
+        order_key: str | None = None,
     ) -> int:
+        """``order_key`` (default: the first alert's fingerprint) serialises delivery."""
         fingerprint = notification.alerts[0].fingerprint if notification.alerts else ""
+        fingerprint = order_key or fingerprint
         cur.execute(
             "INSERT INTO outbox (id, dedup_key, seq, notifier, fingerprint, payload, created_at,"
             " attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)"
@@ -273,7 +390,7 @@ class Store:
         """Pending notifications in the order they were written."""
         sql = (
             "SELECT id, seq, notifier, fingerprint, payload, created_at, attempts,"
-            " next_attempt_at, last_error FROM outbox ORDER BY seq"
+            " next_attempt_at, last_error, permanent, warned_at FROM outbox ORDER BY seq"
         )
         params: tuple[int, ...] = ()
         if limit is not None:
@@ -295,6 +412,8 @@ class Store:
                     attempts=row[6],
                     next_attempt_at=_utc(row[7]) or datetime.now(UTC),
                     last_error=row[8],
+                    permanent=bool(row[9]),
+                    warned_at=_utc(row[10]),
                 )
             )
         return entries
@@ -335,12 +454,194 @@ class Store:
                 "DELETE FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
             )
 
-    def failed(self, entry_id: str, attempts: int, next_attempt_at: datetime, error: str) -> None:
+    def failed(
+        self,
+        entry_id: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        error: str,
+        permanent: bool = False,
+    ) -> None:
         with self._transaction() as cur:
             cur.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                (attempts, format_time(next_attempt_at), error[:1000], entry_id),
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?,"
+                " permanent = ? WHERE id = ?",
+                (attempts, format_time(next_attempt_at), error[:1000], int(permanent), entry_id),
             )
+
+    def warned(self, entry_id: str, at: datetime) -> None:
+        """Mark a notification as reported overdue, so the ERROR is logged once."""
+        with self._transaction() as cur:
+            cur.execute("UPDATE outbox SET warned_at = ? WHERE id = ?", (format_time(at), entry_id))
+
+    def retry_now(self, entry_ids: Iterable[str] | None = None) -> int:
+        """Make notifications due at once (all when ``entry_ids`` is None)."""
+        now = _now()
+        with self._transaction() as cur:
+            if entry_ids is None:
+                cur.execute("UPDATE outbox SET next_attempt_at = ?", (now,))
+                return max(cur.rowcount, 0)
+            count = 0
+            for entry_id in entry_ids:
+                cur.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (now, entry_id))
+                count += max(cur.rowcount, 0)
+            return count
+
+    # -- alert manager (issue 4): intake, notification log, groups, silences -------
+
+    def _record_alert(
+        self, cur: sqlite3.Cursor, alert: Alert, notify: Sequence[str], now: str
+    ) -> None:
+        """Upsert an alert's latest status; the same transition twice changes nothing."""
+        starts = format_time(alert.starts_at)
+        row = cur.execute(
+            "SELECT status, starts_at, version FROM am_alerts WHERE fingerprint = ?",
+            (alert.fingerprint,),
+        ).fetchone()
+        if row is not None and (row[0], row[1]) == (alert.status, starts):
+            return
+        payload = json.dumps(alert.to_dict(), separators=(",", ":"))
+        notify_json = json.dumps(list(notify))
+        if row is None:
+            cur.execute(
+                "INSERT INTO am_alerts (fingerprint, status, starts_at, version, changed_at,"
+                " notify, payload) VALUES (?, ?, ?, 1, ?, ?, ?)",
+                (alert.fingerprint, alert.status, starts, now, notify_json, payload),
+            )
+            return
+        cur.execute(
+            "UPDATE am_alerts SET status = ?, starts_at = ?, version = version + 1,"
+            " changed_at = ?, notify = ?, payload = ? WHERE fingerprint = ?",
+            (alert.status, starts, now, notify_json, payload, alert.fingerprint),
+        )
+
+    def record_alerts(self, alerts: Iterable[tuple[Alert, Sequence[str]]]) -> None:
+        now = _now()
+        with self._transaction() as cur:
+            for alert, notify in alerts:
+                self._record_alert(cur, alert, notify, now)
+
+    def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
+        """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT fingerprint, version, changed_at, notify, payload FROM am_alerts"
+                " ORDER BY changed_at, fingerprint"
+            ).fetchall()
+        out = []
+        for fingerprint, version, changed_at, notify, payload in rows:
+            cached = (known or {}).get(fingerprint)
+            if cached is not None and cached.version == version:
+                out.append(cached)
+                continue
+            out.append(
+                ActiveAlert(
+                    alert=Alert.from_dict(json.loads(payload)),
+                    version=int(version),
+                    changed_at=_utc(changed_at) or datetime.now(UTC),
+                    notify=tuple(json.loads(notify)),
+                )
+            )
+        return out
+
+    def alerting_snapshot(
+        self, now: datetime, known: Mapping[str, ActiveAlert] | None = None
+    ) -> AlertingSnapshot:
+        with self._lock:
+            notified = self._db.execute(
+                "SELECT notifier, fingerprint, version, status FROM am_notified"
+            ).fetchall()
+            groups = self._db.execute(
+                "SELECT notifier, group_key, thread, notified_at, sent FROM am_groups"
+            ).fetchall()
+            return AlertingSnapshot(
+                alerts=self.active_alerts(known),
+                notified={(n, f): Notified(int(v), s) for n, f, v, s in notified},
+                groups={
+                    (n, k): GroupState(t, _utc(at) or datetime.now(UTC), int(sent))
+                    for n, k, t, at, sent in groups
+                },
+                silences=self.silences(active_at=now),
+            )
+
+    def apply_alerting(self, write: AlertingWrite) -> int:
+        """One flush's decisions, atomically; returns how many notifications were queued."""
+        now = _now()
+        queued = 0
+        with self._transaction() as cur:
+            for dedup_key, order_key, notification in write.outbox:
+                queued += self._insert_notification(cur, dedup_key, notification, now, order_key)
+            for (notifier, fingerprint), seen in write.notified.items():
+                cur.execute(
+                    "INSERT INTO am_notified (notifier, fingerprint, version, status)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (notifier, fingerprint) DO UPDATE SET"
+                    " version = excluded.version, status = excluded.status",
+                    (notifier, fingerprint, seen.version, seen.status),
+                )
+            for (notifier, key), group in write.groups.items():
+                cur.execute(
+                    "INSERT INTO am_groups (notifier, group_key, thread, notified_at, sent)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (notifier, group_key) DO UPDATE SET"
+                    " thread = excluded.thread, notified_at = excluded.notified_at,"
+                    " sent = excluded.sent",
+                    (notifier, key, group.thread, format_time(group.notified_at), group.sent),
+                )
+            for notifier, key in write.ended_groups:
+                cur.execute(
+                    "DELETE FROM am_groups WHERE notifier = ? AND group_key = ?", (notifier, key)
+                )
+            for fingerprint in write.done_alerts:
+                cur.execute("DELETE FROM am_alerts WHERE fingerprint = ?", (fingerprint,))
+                cur.execute("DELETE FROM am_notified WHERE fingerprint = ?", (fingerprint,))
+        return queued
+
+    def add_silence(self, silence: Silence) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    silence.id,
+                    json.dumps([str(m) for m in silence.matchers]),
+                    format_time(silence.starts_at),
+                    format_time(silence.ends_at),
+                    silence.created_by,
+                    silence.comment,
+                    format_time(silence.created_at),
+                ),
+            )
+
+    def silences(self, active_at: datetime | None = None) -> list[Silence]:
+        """All silences, or those in force at ``active_at``; newest first."""
+        sql = (
+            "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at FROM silences"
+        )
+        params: tuple[str, ...] = ()
+        if active_at is not None:
+            sql += " WHERE starts_at <= ? AND ends_at > ?"
+            params = (format_time(active_at), format_time(active_at))
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
+        return [
+            Silence(
+                id=row[0],
+                matchers=parse_matchers(json.loads(row[1])),
+                starts_at=_utc(row[2]) or datetime.now(UTC),
+                ends_at=_utc(row[3]) or datetime.now(UTC),
+                created_by=row[4],
+                comment=row[5],
+                created_at=_utc(row[6]) or datetime.now(UTC),
+            )
+            for row in rows
+        ]
+
+    def expire_silence(self, silence_id: str, at: datetime) -> bool:
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?",
+                (format_time(at), silence_id, format_time(at)),
+            )
+            return cur.rowcount > 0
 
 
 class StoredNotifierState:

@@ -30,3 +30,9 @@ NOTIFICATIONS = Counter(
 )
 WATCHED = Gauge("watchdog_watched_participants", "Participants being polled")
 OUTBOX_DEPTH = Gauge("watchdog_outbox_depth", "Notifications waiting for delivery")
+SILENCED = Counter("watchdog_alerts_silenced", "Alert changes not notified because of a silence")
+OUTBOX_OVERDUE = Counter(
+    "watchdog_outbox_overdue",
+    "Notifications still undelivered after delivery.warn_after",
+    ["notifier"],
+)

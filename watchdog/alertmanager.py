@@ -1,0 +1,375 @@
+"""The alert manager: from alert changes to notifications (routing, grouping, repeats, silences).
+
+The poller records each alert's latest status in the state database (in
+the poll's own transaction). A flush, after every poll cycle and every
+second, compares those statuses with what each notifier was already told
+and writes the notifications that close the gap into the outbox, together
+with the new "told" state, in one transaction. Everything it needs is in
+the database, so a crash or restart neither forgets a waiting group or a
+reminder nor sends anything twice; the decision itself (:func:`plan`) is a
+pure function of that state and the clock, which makes it easy to test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from watchdog.alerts import Notification, Status
+from watchdog.matchers import Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.problems import Problem
+from watchdog.settings import (
+    NOTIFIER_CORE_KEYS,
+    AlertingSettings,
+    Config,
+    NotifierOptions,
+    Settings,
+)
+from watchdog.stats import format_time
+from watchdog.store import (
+    ActiveAlert,
+    AlertingSnapshot,
+    AlertingWrite,
+    GroupState,
+    Notified,
+    Silence,
+    Store,
+)
+from watchdog.telemetry import NOTIFICATIONS, SILENCED
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How one notifier hears about alerts."""
+
+    send_resolved: bool = True
+    repeat_interval: timedelta = timedelta(hours=4)  # 0: never remind
+    group_by: tuple[str, ...] = ("meetingId", "rule")
+    group_wait: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    matchers: tuple[Matcher, ...]
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingConfig:
+    policies: Mapping[str, Policy]  # one per configured notifier
+    routes: tuple[Route, ...] = ()
+    default_notify: tuple[str, ...] | None = None  # None: every notifier
+
+    def targets(self, labels: Mapping[str, str], rule_notify: Sequence[str]) -> list[str]:
+        """A rule's ``notify`` always applies, plus every matching route; else the default."""
+        names = list(dict.fromkeys(rule_notify))
+        for route in self.routes:
+            if matches_all(route.matchers, labels):
+                names.extend(n for n in route.notify if n not in names)
+        if not names:
+            names = list(self.default_notify if self.default_notify is not None else self.policies)
+        return [n for n in names if n in self.policies]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertingConfig:
+        base = settings.alerting
+        return cls(
+            policies={
+                name: policy_for(base, notifier_options(entry))
+                for name, entry in settings.notifiers.items()
+            },
+            routes=tuple(Route(parse_matchers(r.match), tuple(r.notify)) for r in base.routes),
+            default_notify=tuple(base.default_notify) if base.default_notify is not None else None,
+        )
+
+
+def notifier_options(entry: Mapping[str, object]) -> NotifierOptions:
+    """The core's keys of a ``notifiers:`` entry (the plugin never sees them)."""
+    return NotifierOptions.model_validate(
+        {k: v for k, v in entry.items() if k in NOTIFIER_CORE_KEYS and k != "type"}
+    )
+
+
+def policy_for(base: AlertingSettings, options: NotifierOptions) -> Policy:
+    return Policy(
+        send_resolved=(
+            base.send_resolved if options.send_resolved is None else options.send_resolved
+        ),
+        repeat_interval=(
+            base.repeat_interval if options.repeat_interval is None else options.repeat_interval
+        ),
+        group_by=tuple(base.group_by if options.group_by is None else options.group_by),
+        group_wait=base.group_wait if options.group_wait is None else options.group_wait,
+    )
+
+
+def problems(config: Config) -> list[Problem]:
+    """``check``'s view of the alert manager's settings: names exist, options are valid."""
+    settings = config.settings
+    found: list[Problem] = []
+    names = set(settings.notifiers)
+    for name, entry in settings.notifiers.items():
+        try:
+            notifier_options(entry)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                key = str(error["loc"][0])
+                file, line = config.line_for("notifiers", name, key)
+                message = error["msg"].removeprefix("Value error, ")
+                found.append(Problem(file, line, f"notifiers.{name}.{key}: {message}"))
+    alerting = settings.alerting
+    for index, route in enumerate(alerting.routes):
+        for name in route.notify:
+            if name not in names:
+                file, line = config.line_for("alerting", "routes", index, "notify")
+                found.append(
+                    Problem(
+                        file,
+                        line,
+                        f"alerting.routes[{index}].notify: unknown notifier {name!r} "
+                        f"(configured: {', '.join(sorted(names)) or 'none'})",
+                    )
+                )
+    for name in alerting.default_notify or []:
+        if name not in names:
+            file, line = config.line_for("alerting", "default_notify")
+            found.append(Problem(file, line, f"alerting.default_notify: unknown notifier {name!r}"))
+    return found
+
+
+def group_key(labels: Mapping[str, str], group_by: Sequence[str]) -> str:
+    text = "\x00".join(f"{name}={labels.get(name, '')}" for name in group_by)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence]) -> Silence | None:
+    return next((s for s in silences if matches_all(s.matchers, labels)), None)
+
+
+def plan(
+    snapshot: AlertingSnapshot, config: AlertingConfig, now: datetime, final: bool = False
+) -> AlertingWrite:
+    """Decide what to send: pure, so every rule below is tested without a clock or a disk.
+
+    - An alert change waits ``group_wait`` (counted from the change itself) so that
+      alerts of one group changing together travel in one notification; ``final``
+      (the one-shot ``once`` command) sends without waiting.
+    - A notification carries the group's firing alerts plus the resolutions to tell.
+    - A resolution is told only to notifiers that were told the alert fired and have
+      ``send_resolved``; an alert that fired and resolved before anyone was told is
+      told once, as resolved, so it is never lost.
+    - A silenced alert's changes wait while it is silenced: a firing one is told when
+      the silence ends (if it still fires), a resolution is dropped.
+    - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``.
+    """
+    write = AlertingWrite()
+    labels = {a.alert.fingerprint: alert_labels(a.alert) for a in snapshot.alerts}
+    muted = {
+        fp: silence
+        for fp, lab in labels.items()
+        if (silence := silenced_by(lab, snapshot.silences)) is not None
+    }
+    routed: dict[str, list[ActiveAlert]] = defaultdict(list)
+    for active in snapshot.alerts:
+        for name in config.targets(labels[active.alert.fingerprint], active.notify):
+            routed[name].append(active)
+    unhandled: set[str] = set()
+    visited: set[tuple[str, str]] = set()
+    for name, alerts in routed.items():
+        policy = config.policies[name]
+        groups: dict[str, list[ActiveAlert]] = defaultdict(list)
+        for active in alerts:
+            groups[group_key(labels[active.alert.fingerprint], policy.group_by)].append(active)
+        for key, members in groups.items():
+            visited.add((name, key))
+            _plan_group(
+                _Group(name, key, policy, members, snapshot, muted.keys(), now, final),
+                write,
+                unhandled,
+            )
+    for name_key in snapshot.groups.keys() - visited:
+        write.ended_groups.add(name_key)
+    write.done_alerts = {
+        a.alert.fingerprint
+        for a in snapshot.alerts
+        if a.alert.status == "resolved" and a.alert.fingerprint not in unhandled
+    }
+    return write
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    notifier: str
+    key: str
+    policy: Policy
+    members: list[ActiveAlert]
+    snapshot: AlertingSnapshot
+    muted: Iterable[str]
+    now: datetime
+    final: bool
+
+
+def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> None:
+    name, policy, now = group.notifier, group.policy, group.now
+    muted = set(group.muted)
+
+    def seen(fp: str) -> Notified | None:
+        return write.notified.get((name, fp)) or group.snapshot.notified.get((name, fp))
+
+    changed = []
+    for active in group.members:
+        fp = active.alert.fingerprint
+        told = seen(fp)
+        if told is None or told.version < active.version:
+            changed.append(active)
+    actionable = []
+    for active in changed:
+        fp = active.alert.fingerprint
+        if fp not in muted:
+            actionable.append(active)
+        elif active.alert.status == "resolved":
+            write.notified[(name, fp)] = Notified(active.version, "none")
+            SILENCED.inc()
+        else:
+            unhandled.add(fp)
+    firing_now = [
+        a for a in group.members if a.alert.status == "firing" and a.alert.fingerprint not in muted
+    ]
+    state = group.snapshot.groups.get((name, group.key))
+    if actionable:
+        first_change = min(a.changed_at for a in actionable)
+        if not group.final and first_change + policy.group_wait > now:
+            unhandled.update(a.alert.fingerprint for a in actionable)
+            return
+        resolved: list[ActiveAlert] = []
+        for active in actionable:
+            if active.alert.status != "resolved":
+                continue
+            told = seen(active.alert.fingerprint)
+            if told is None or told.status != "firing" or policy.send_resolved:
+                resolved.append(active)
+        if any(a.alert.status == "firing" for a in actionable) or resolved:
+            state = _send(group, state, firing_now + resolved, repeat=False, write=write)
+        for active in actionable:
+            status = "firing" if active.alert.status == "firing" else "resolved"
+            write.notified[(name, active.alert.fingerprint)] = Notified(active.version, status)
+    elif (
+        state is not None
+        and firing_now
+        and policy.repeat_interval > timedelta(0)
+        and state.notified_at + policy.repeat_interval <= now
+    ):
+        state = _send(group, state, firing_now, repeat=True, write=write)
+    open_episode = any(
+        (told := seen(a.alert.fingerprint)) is not None and told.status == "firing"
+        for a in group.members
+    )
+    if state is not None and not open_episode:
+        write.groups.pop((name, group.key), None)
+        write.ended_groups.add((name, group.key))
+
+
+def _send(
+    group: _Group,
+    state: GroupState | None,
+    members: list[ActiveAlert],
+    *,
+    repeat: bool,
+    write: AlertingWrite,
+) -> GroupState:
+    firing = sorted(
+        (a.alert for a in members if a.alert.status == "firing"), key=lambda a: a.starts_at
+    )
+    resolved = sorted(
+        (a.alert for a in members if a.alert.status == "resolved"),
+        key=lambda a: a.ends_at or a.sample_time,
+    )
+    status: Status = "firing" if firing else "resolved"
+    if state is None:
+        state = GroupState(f"{group.key}@{format_time(group.now)}", group.now, 0)
+    state = GroupState(state.thread, group.now, state.sent + 1)
+    notification = Notification(
+        id=uuid.uuid4().hex,
+        notifier=group.notifier,
+        status=status,
+        alerts=(*firing, *resolved),
+        created_at=group.now,
+        thread=state.thread,
+        repeat=repeat,
+    )
+    dedup = f"{group.notifier}|{state.thread}|{state.sent}"
+    write.outbox.append((dedup, f"group:{group.key}", notification))
+    write.groups[(group.notifier, group.key)] = state
+    return state
+
+
+class AlertManager:
+    """Runs :func:`plan` against the store; never overlaps a poll cycle's intake."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: AlertingConfig,
+        on_queued: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.on_queued = on_queued
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._known: dict[str, ActiveAlert] = {}
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Hold flushes while a poll cycle records alerts, then flush once.
+
+        Alerts found in one cycle therefore travel together even with ``group_wait: 0s``.
+        """
+        with self._lock:
+            try:
+                yield
+            finally:
+                self.tick()
+
+    def flush(self, final: bool = False) -> int:
+        """Queue what is due; returns how many notifications were written to the outbox."""
+        with self._lock:
+            now = self.clock()
+            snapshot = self.store.alerting_snapshot(now, self._known)
+            self._known = {a.alert.fingerprint: a for a in snapshot.alerts}
+            write = plan(snapshot, self.config, now, final)
+            if not write:
+                return 0
+            queued = self.store.apply_alerting(write)
+        for _, _, notification in write.outbox:
+            kind = "reminder" if notification.repeat else notification.status
+            NOTIFICATIONS.labels(notification.notifier, "queued").inc()
+            log.info(
+                "queued %s notification for %s to %s (%d alerts)",
+                kind,
+                ", ".join(sorted({a.rule for a in notification.alerts})),
+                notification.notifier,
+                len(notification.alerts),
+            )
+        if queued and self.on_queued is not None:
+            self.on_queued()
+        return queued
+
+    def tick(self) -> None:
+        """The periodic job: never raises, so the scheduler keeps calling it."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("alert manager flush failed; retrying on the next tick")

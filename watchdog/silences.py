@@ -1,0 +1,154 @@
+"""``silence add | list | expire``: mute alerts for a while, with a name and a reason.
+
+Silences live in the state database, so the running daemon sees a new one
+at its next alert-manager tick (within a second) and they survive restarts.
+They are checked when a notification would be sent, never when an alert is
+evaluated: a silenced alert keeps its state, and if it still fires when the
+silence ends, it is notified then.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from watchdog.durations import format_duration
+from watchdog.matchers import BUILTIN_LABELS, Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.problems import ConfigError, Problem
+from watchdog.stats import format_time
+from watchdog.store import Silence, Store
+
+MAX_DURATION = timedelta(days=366)
+
+
+def author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def add(
+    store: Store,
+    matchers: Sequence[str],
+    duration: timedelta,
+    comment: str,
+    *,
+    created_by: str | None = None,
+    now: datetime | None = None,
+) -> Silence:
+    """Create a silence; ConfigError (exit 2) for an unusable request, nothing stored."""
+    problems = []
+    parsed: tuple[Matcher, ...] = ()
+    if not matchers:
+        problems.append("give at least one --match (e.g. --match rule=poor-video)")
+    try:
+        parsed = parse_matchers(matchers)
+    except ValueError as exc:
+        problems.append(f"--match {exc}")
+    if not comment.strip():
+        problems.append("--comment is required: say why, for whoever is on call next")
+    if not timedelta(0) < duration <= MAX_DURATION:
+        problems.append("--for must be more than 0s and at most 366d")
+    if parsed and all(m.matches({}) for m in parsed):
+        problems.append("these matchers match every alert; name a rule, participant or label")
+    if problems:
+        raise ConfigError(Problem("silence add", None, p) for p in problems)
+    now = now or datetime.now(UTC)
+    silence = Silence(
+        id=uuid.uuid4().hex,
+        matchers=parsed,
+        starts_at=now,
+        ends_at=now + duration,
+        created_by=created_by or author(),
+        comment=comment.strip(),
+        created_at=now,
+    )
+    store.add_silence(silence)
+    return silence
+
+
+def find(store: Store, prefix: str) -> Silence:
+    """A silence by its ID or a unique prefix of it (at least 4 characters)."""
+    candidates = [s for s in store.silences() if s.id.startswith(prefix.lower())]
+    if len(prefix) < 4 or len(candidates) != 1:
+        reason = "no silence has" if not candidates else "give more of"
+        if len(prefix) < 4:
+            reason = "give at least 4 characters of"
+        raise ConfigError([Problem("silence expire", None, f"{reason} the ID {prefix!r}")])
+    return candidates[0]
+
+
+def expire(store: Store, prefix: str, now: datetime | None = None) -> tuple[Silence, bool]:
+    """End a silence now; returns it and whether it was still in force."""
+    silence = find(store, prefix)
+    return silence, store.expire_silence(silence.id, now or datetime.now(UTC))
+
+
+def describe(
+    store: Store, include_expired: bool = False, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Silences as JSON-ready dicts, with how many tracked firing alerts each one mutes."""
+    now = now or datetime.now(UTC)
+    firing = [alert_labels(a.alert) for a in store.active_alerts() if a.alert.status == "firing"]
+    out = []
+    for silence in store.silences():
+        state = (
+            "active"
+            if silence.active(now)
+            else ("pending" if silence.starts_at > now else "expired")
+        )
+        if state == "expired" and not include_expired:
+            continue
+        out.append(
+            {
+                "id": silence.id,
+                "state": state,
+                "matchers": [str(m) for m in silence.matchers],
+                "startsAt": format_time(silence.starts_at),
+                "endsAt": format_time(silence.ends_at),
+                "createdBy": silence.created_by,
+                "comment": silence.comment,
+                "silencedAlerts": sum(matches_all(silence.matchers, lab) for lab in firing)
+                if state == "active"
+                else 0,
+            }
+        )
+    return out
+
+
+def render(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
+    if not rows:
+        return "no silences"
+    now = now or datetime.now(UTC)
+    lines = []
+    for row in rows:
+        ends = datetime.fromisoformat(row["endsAt"])
+        left = (
+            f"ends in {format_duration(ends - now)}"
+            if row["state"] == "active"
+            else f"ended {format_duration(now - ends)} ago"
+            if row["state"] == "expired"
+            else f"starts {row['startsAt']}"
+        )
+        lines.append(
+            f"{row['id'][:8]}  {row['state']:<7}  {' '.join(row['matchers'])}\n"
+            f"          {left} ({row['endsAt']}), by {row['createdBy']}, "
+            f"{row['silencedAlerts']} firing alerts silenced\n"
+            f"          {row['comment']}"
+        )
+    return "\n".join(lines)
+
+
+def unknown_names(matchers: Sequence[str], labels: set[str]) -> list[str]:
+    """Label names no rule defines and no alert carries: probably a typo."""
+    known = set(BUILTIN_LABELS) | labels
+    return sorted({m.name for m in parse_matchers(matchers)} - known)
+
+
+def to_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2)
