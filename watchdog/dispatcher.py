@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 1.0
 IDLE_POLL = 1.0  # seconds between outbox passes when nothing wakes the dispatcher
+DELIVERED = sys.maxsize
 
 
 def backoff(attempts: int, cap: timedelta) -> timedelta:
@@ -72,6 +74,9 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._inflight: dict[str, _Attempt] = {}  # entry id -> its running attempt
         self._busy: Counter[str] = Counter()  # lane -> threads still running a send
+        # entry id -> attempts recorded (DELIVERED once gone): an outbox read that raced
+        # with an outcome being recorded must not start the same delivery again
+        self._recorded: dict[str, int] = {}
         self._warned_unknown: set[str] = set()
         self._warned_full: set[str] = set()
         self._next_due = IDLE_POLL
@@ -121,6 +126,10 @@ class Dispatcher:
         entries = self.store.outbox()
         OUTBOX_DEPTH.set(len(entries))
         now = datetime.now(UTC)
+        with self._lock:
+            stale = {e.id for e in entries if e.attempts < self._recorded.get(e.id, -1)}
+            self._recorded = {i: n for i, n in self._recorded.items() if i in stale}
+            del stale  # re-checked below: an outcome may be recorded while we loop
         started = 0
         next_due = IDLE_POLL
         heads: set[tuple[str, str]] = set()
@@ -136,7 +145,9 @@ class Dispatcher:
                 next_due = min(next_due, wait)
                 continue
             with self._lock:
-                running = entry.id in self._inflight
+                running = entry.id in self._inflight or entry.attempts < self._recorded.get(
+                    entry.id, -1
+                )
             if not running and self._start(entry):
                 started += 1
         with self._lock:
@@ -188,12 +199,12 @@ class Dispatcher:
             self._busy[entry.notifier] -= 1
             late = attempt.settled
             attempt.settled = True
-            if self._inflight.get(entry.id) is attempt:
-                del self._inflight[entry.id]
+        recorded = None
         try:
             if late:
                 if attempt.error is None:
                     self.store.delivered(entry.id)
+                    recorded = DELIVERED
                     NOTIFICATIONS.labels(entry.notifier, "sent_late").inc()
                     log.warning(
                         "notifier %s accepted a notification after its attempt had timed out",
@@ -201,35 +212,42 @@ class Dispatcher:
                         extra=_ids(entry),
                     )
             else:
-                self._settle(attempt)
+                recorded = self._settle(attempt)
         except Exception:
             log.exception("recording the outcome of a delivery to %s failed", entry.notifier)
+        with self._lock:
+            if recorded is not None:
+                self._recorded[entry.id] = recorded
+            if self._inflight.get(entry.id) is attempt:
+                del self._inflight[entry.id]
         self._wake.set()
 
     def _expire(self) -> None:
         now = time.monotonic()
         expired = []
         with self._lock:
-            for entry_id, attempt in list(self._inflight.items()):
+            for attempt in self._inflight.values():
                 if not attempt.settled and attempt.deadline <= now:
                     attempt.settled = True
-                    del self._inflight[entry_id]
                     expired.append(attempt)
         for attempt in expired:
             NOTIFICATIONS.labels(attempt.entry.notifier, "timeout").inc()
-            self._retry(attempt.entry, f"timed out after {self.timeout:g}s", None)
+            entry = attempt.entry
+            attempts = self._retry(entry, f"timed out after {self.timeout:g}s", None)
+            with self._lock:
+                self._recorded[entry.id] = attempts
+                if self._inflight.get(entry.id) is attempt:
+                    del self._inflight[entry.id]
 
-    def _settle(self, attempt: _Attempt) -> None:
+    def _settle(self, attempt: _Attempt) -> int:
+        """Record an attempt's outcome; returns the attempts now recorded (or DELIVERED)."""
         entry, error = attempt.entry, attempt.error
         if isinstance(error, DeliveryError):
             if error.permanent:
-                self._permanent(entry, str(error) or type(error).__name__)
-            else:
-                self._retry(entry, str(error) or type(error).__name__, error.retry_after)
-            return
+                return self._permanent(entry, str(error) or type(error).__name__)
+            return self._retry(entry, str(error) or type(error).__name__, error.retry_after)
         if error is not None:
-            self._retry(entry, f"{type(error).__name__}: {error}", None)
-            return
+            return self._retry(entry, f"{type(error).__name__}: {error}", None)
         self.store.delivered(entry.id)
         NOTIFICATIONS.labels(entry.notifier, "sent").inc()
         log.info(
@@ -239,8 +257,9 @@ class Dispatcher:
             entry.notifier,
             extra=_ids(entry),
         )
+        return DELIVERED
 
-    def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> None:
+    def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> int:
         attempts = entry.attempts + 1
         delay = (
             timedelta(seconds=max(0.0, retry_after))
@@ -257,8 +276,9 @@ class Dispatcher:
             extra=_ids(entry),
         )
         self.store.failed(entry.id, attempts, datetime.now(UTC) + delay, error)
+        return attempts
 
-    def _permanent(self, entry: OutboxEntry, error: str) -> None:
+    def _permanent(self, entry: OutboxEntry, error: str) -> int:
         """Retrying cannot help until someone fixes something: keep it, retry slowly."""
         attempts = entry.attempts + 1
         NOTIFICATIONS.labels(entry.notifier, "rejected").inc()
@@ -276,6 +296,7 @@ class Dispatcher:
         self.store.failed(
             entry.id, attempts, datetime.now(UTC) + self.max_backoff, error, permanent=True
         )
+        return attempts
 
     def _overdue(self, entry: OutboxEntry, now: datetime) -> None:
         OUTBOX_OVERDUE.labels(entry.notifier).inc()
