@@ -18,11 +18,10 @@ from watchdog import outbox, silences
 from watchdog.clash import ImportClashError, ensure_no_clash
 from watchdog.daemon import build, run, token, validate
 from watchdog.demo import run_demo
-from watchdog.durations import parse_duration
 from watchdog.logs import setup_logging
 from watchdog.notifytest import send_test
 from watchdog.plugins import load_plugins
-from watchdog.problems import ConfigError, Problem
+from watchdog.problems import ConfigError
 from watchdog.replay import problems_for_missing, replay
 from watchdog.routing import alert_from
 from watchdog.rules import load_rules
@@ -260,12 +259,8 @@ def cmd_silence(args: argparse.Namespace) -> int:
     config, store = _state(args)
     try:
         if args.action == "add":
-            try:
-                duration = parse_duration(args.duration)
-            except ValueError as exc:
-                raise ConfigError([Problem("silence add", None, f"--for: {exc}")]) from None
             silence = silences.add(
-                store, args.match, duration, args.comment, created_by=args.author
+                store, args.match, args.duration, args.comment, created_by=args.author
             )
             _warn_unknown_labels(config, args.match)
             print(silence.id)

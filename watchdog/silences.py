@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watchdog.durations import format_duration
+from watchdog.durations import format_duration, parse_duration
 from watchdog.matchers import BUILTIN_LABELS, Matcher, alert_labels, matches_all, parse_matchers
 from watchdog.problems import ConfigError, Problem
 from watchdog.stats import format_time
@@ -35,7 +35,7 @@ def author() -> str:
 def add(
     store: Store,
     matchers: Sequence[str],
-    duration: timedelta,
+    duration: timedelta | str,
     comment: str,
     *,
     created_by: str | None = None,
@@ -44,6 +44,11 @@ def add(
     """Create a silence; ConfigError (exit 2) for an unusable request, nothing stored."""
     problems = []
     parsed: tuple[Matcher, ...] = ()
+    try:
+        duration = parse_duration(duration)
+    except ValueError as exc:
+        problems.append(f"--for: {exc}")
+        duration = timedelta(hours=1)
     if not matchers:
         problems.append("give at least one --match (e.g. --match rule=poor-video)")
     try:
