@@ -86,7 +86,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         assert sinks["limited"].attempts == 3
 
         # the hung notifier times out again and again, but holds only its 2 threads
-        eventually(lambda: "all 2 delivery threads are busy" in caplog.text, what="saturation")
+        eventually(lambda: "all 2 delivery threads are stuck" in caplog.text, what="saturation")
         time.sleep(0.5)
         assert sinks["hung"].hanging == 2
         by_notifier = {e.notifier: e for e in store.outbox()}

@@ -74,6 +74,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._inflight: dict[str, _Attempt] = {}  # entry id -> its running attempt
         self._busy: Counter[str] = Counter()  # lane -> threads still running a send
+        self._abandoned: Counter[str] = Counter()  # lane -> of those, past their timeout
         # entry id -> attempts recorded (DELIVERED once gone): an outbox read that raced
         # with an outcome being recorded must not start the same delivery again
         self._recorded: dict[str, int] = {}
@@ -169,17 +170,17 @@ class Dispatcher:
             return False
         with self._lock:
             if self._busy[entry.notifier] >= self.concurrency:
-                if entry.notifier not in self._warned_full:
+                hung = self._abandoned[entry.notifier]
+                if hung >= self.concurrency and entry.notifier not in self._warned_full:
                     self._warned_full.add(entry.notifier)
                     log.error(
-                        "notifier %s: all %d delivery threads are busy (sends hanging past "
-                        "the %gs timeout?); its notifications wait, other notifiers go on",
+                        "notifier %s: all %d delivery threads are stuck in sends that hung "
+                        "past the %gs timeout; its notifications wait, other notifiers go on",
                         entry.notifier,
-                        self.concurrency,
+                        hung,
                         self.timeout,
                     )
-                return False
-            self._warned_full.discard(entry.notifier)
+                return False  # otherwise just a burst: the next free thread takes it
             self._busy[entry.notifier] += 1
             attempt = _Attempt(entry, notifier, time.monotonic() + self.timeout)
             self._inflight[entry.id] = attempt
@@ -199,6 +200,10 @@ class Dispatcher:
             self._busy[entry.notifier] -= 1
             late = attempt.settled
             attempt.settled = True
+            if late:
+                self._abandoned[entry.notifier] -= 1
+                if not self._abandoned[entry.notifier]:
+                    self._warned_full.discard(entry.notifier)
         recorded = None
         try:
             if late:
@@ -229,6 +234,7 @@ class Dispatcher:
             for attempt in self._inflight.values():
                 if not attempt.settled and attempt.deadline <= now:
                     attempt.settled = True
+                    self._abandoned[attempt.entry.notifier] += 1
                     expired.append(attempt)
         for attempt in expired:
             NOTIFICATIONS.labels(attempt.entry.notifier, "timeout").inc()

@@ -47,6 +47,9 @@ def send_test(config: Config, name: str) -> int:
         )
     host = load_plugins()
     built = host.build({name: entries[name]}, lambda _: MemoryState(), where=config.line_for)
+    if name not in built:
+        print(f"{name}: the notifier failed to start: {host.build_errors[name]}", file=sys.stderr)
+        return 1
     notifier = built[name]
     notification = Notification(
         id=uuid.uuid4().hex, notifier=name, status="firing", alerts=(sample_alert(),), test=True
