@@ -219,7 +219,15 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     assert after.thread == only_bob.thread
     assert {a.participant_id for a in after.alerts} == {"alice", "bob"}
 
-    silences.add(store, ["participantId=bob"], timedelta(hours=1), "bob's wifi")
+    bobs = silences.add(store, ["participantId=bob"], timedelta(hours=1), "bob's wifi")
+    assert am.flush() == 0  # bob was told already; silenced now
+    silences.expire(store, bobs.id)
+    am.flush()  # the silence is over and bob still fires: he is told again
+    (told_again,) = queued(store)
+    assert told_again.thread == only_bob.thread
+    assert not told_again.repeat
+
+    silences.add(store, ["participantId=bob"], timedelta(hours=1), "bob's wifi, again")
     record(store, alert("bob", "resolved"))
     assert am.flush() == 0  # a silenced resolution is not sent
     clock.advance(7200)  # even once that silence is over

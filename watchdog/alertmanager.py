@@ -48,6 +48,12 @@ from watchdog.telemetry import NOTIFICATIONS, SILENCED
 
 log = logging.getLogger(__name__)
 
+# what a notifier was told last about an alert (am_notified.status): "firing",
+# "resolved", "none" (a resolution dropped by a silence), or this: told it fired,
+# then it was silenced; when the silence ends while it still fires, it is told again
+SILENCED_WHILE_FIRING = "silenced"
+TOLD_FIRING = ("firing", SILENCED_WHILE_FIRING)
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -170,7 +176,8 @@ def plan(
       ``send_resolved``; an alert that fired and resolved before anyone was told is
       told once, as resolved, so it is never lost.
     - A silenced alert's changes wait while it is silenced: a firing one is told when
-      the silence ends (if it still fires), a resolution is dropped.
+      the silence ends (if it still fires, even if it was told before the silence),
+      a resolution is dropped.
     - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``.
     """
     write = AlertingWrite()
@@ -233,6 +240,10 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         told = seen(fp)
         if told is None or told.version < active.version:
             changed.append(active)
+        elif told.status == SILENCED_WHILE_FIRING and fp not in muted:
+            changed.append(active)  # its silence ended and it still fires: tell again
+        elif told.status == "firing" and fp in muted and active.alert.status == "firing":
+            write.notified[(name, fp)] = Notified(told.version, SILENCED_WHILE_FIRING)
     actionable = []
     for active in changed:
         fp = active.alert.fingerprint
@@ -257,7 +268,7 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
             if active.alert.status != "resolved":
                 continue
             told = seen(active.alert.fingerprint)
-            if told is None or told.status != "firing" or policy.send_resolved:
+            if told is None or told.status not in TOLD_FIRING or policy.send_resolved:
                 resolved.append(active)
         if any(a.alert.status == "firing" for a in actionable) or resolved:
             state = _send(group, state, firing_now + resolved, repeat=False, write=write)
@@ -272,7 +283,7 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
     ):
         state = _send(group, state, firing_now, repeat=True, write=write)
     open_episode = any(
-        (told := seen(a.alert.fingerprint)) is not None and told.status == "firing"
+        (told := seen(a.alert.fingerprint)) is not None and told.status in TOLD_FIRING
         for a in group.members
     )
     if state is not None and not open_episode:
