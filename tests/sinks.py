@@ -26,6 +26,7 @@ PLUGIN_SOURCE = '''\
 """Test notifiers: ``sink`` POSTs each notification as JSON; ``raiser`` always raises."""
 
 import requests
+from pydantic import SecretStr
 
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import DeliveryError, NotifierConfig, NotifierType
@@ -38,6 +39,7 @@ class SinkConfig(NotifierConfig):
 
 class RaiserConfig(NotifierConfig):
     message: str = "plugin bug"
+    token: SecretStr | None = None
 
 
 class Sink:
@@ -63,6 +65,8 @@ class Sink:
 class Raiser:
     def __init__(self, config):
         self.message = config.message
+        if config.token is not None:  # a careless plugin quoting its secret in an error
+            self.message += " with token " + config.token.get_secret_value()
 
     def send(self, notification):
         raise RuntimeError(self.message)

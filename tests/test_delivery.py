@@ -61,7 +61,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
     sinks["hung"].script.extend(["hang"] * 10)
     sinks["limited"].script.extend([("retry-after", 0.3), ("retry-after", 0.3)])
     entries = {name: {"type": "sink", "url": sink.url} for name, sink in sinks.items()}
-    entries["broken"] = {"type": "raiser"}
+    entries["broken"] = {"type": "raiser", "token": "xoxb-never-logged-4711"}
     store = Store(str(tmp_path / "state.db"))
     notifiers = host.build(entries, store.notifier_state)
     dispatcher = Dispatcher(
@@ -70,6 +70,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         timedelta(seconds=0.8),
         timedelta(seconds=0.1),
         concurrency=2,
+        secrets=host.secrets,
     )
     manager = AlertManager(
         store, AlertingConfig({name: Policy() for name in entries}), dispatcher.wake
@@ -92,7 +93,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         by_notifier = {e.notifier: e for e in store.outbox()}
         assert set(by_notifier) == {"hung", "broken"}
         assert by_notifier["hung"].last_error == "timed out after 0.8s"
-        assert by_notifier["broken"].last_error == "RuntimeError: plugin bug"
+        assert by_notifier["broken"].last_error == "RuntimeError: plugin bug with token **********"
         assert by_notifier["broken"].attempts >= 2
 
         sinks["hung"].release()  # the stuck sends finally return: accepted, late
@@ -100,6 +101,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         assert "accepted a notification after its attempt had timed out" in caplog.text
         assert len(sinks["ok"].received) == 1
         assert len(sinks["hung"].received) <= 2  # at most the one duplicate per hang
+        assert "xoxb-never-logged-4711" not in caplog.text
     finally:
         dispatcher.stop(grace=0.5)
         store.close()

@@ -119,6 +119,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         delivery.max_backoff,
         warn_after=delivery.warn_after,
         concurrency=delivery.concurrency,
+        secrets=host.secrets,
     )
     manager = AlertManager(store, AlertingConfig.from_settings(settings), dispatcher.wake)
     poller = Poller(

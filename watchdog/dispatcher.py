@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -61,6 +61,7 @@ class Dispatcher:
         *,
         warn_after: timedelta = timedelta(minutes=10),
         concurrency: int = 4,
+        secrets: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
@@ -68,6 +69,7 @@ class Dispatcher:
         self.max_backoff = max_backoff
         self.warn_after = warn_after
         self.concurrency = concurrency
+        self.secrets = {name: tuple(values) for name, values in (secrets or {}).items()}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -219,7 +221,10 @@ class Dispatcher:
             else:
                 recorded = self._settle(attempt)
         except Exception:
-            log.exception("recording the outcome of a delivery to %s failed", entry.notifier)
+            if not self._stop.is_set():
+                log.exception("recording the outcome of a delivery to %s failed", entry.notifier)
+            else:  # a hung send returning after shutdown; its row stays for the next start
+                log.warning("a delivery to %s finished after shutdown", entry.notifier)
         with self._lock:
             if recorded is not None:
                 self._recorded[entry.id] = recorded
@@ -249,11 +254,13 @@ class Dispatcher:
         """Record an attempt's outcome; returns the attempts now recorded (or DELIVERED)."""
         entry, error = attempt.entry, attempt.error
         if isinstance(error, DeliveryError):
+            text = self._redact(entry.notifier, str(error) or type(error).__name__)
             if error.permanent:
-                return self._permanent(entry, str(error) or type(error).__name__)
-            return self._retry(entry, str(error) or type(error).__name__, error.retry_after)
+                return self._permanent(entry, text)
+            return self._retry(entry, text, error.retry_after)
         if error is not None:
-            return self._retry(entry, f"{type(error).__name__}: {error}", None)
+            text = self._redact(entry.notifier, f"{type(error).__name__}: {error}")
+            return self._retry(entry, text, None)
         self.store.delivered(entry.id)
         NOTIFICATIONS.labels(entry.notifier, "sent").inc()
         log.info(
@@ -264,6 +271,12 @@ class Dispatcher:
             extra=_ids(entry),
         )
         return DELIVERED
+
+    def _redact(self, notifier: str, text: str) -> str:
+        """A plugin's error may quote its token or webhook URL: never log or store that."""
+        for secret in self.secrets.get(notifier, ()):
+            text = text.replace(secret, "**********")
+        return text
 
     def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> int:
         attempts = entry.attempts + 1

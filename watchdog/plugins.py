@@ -10,12 +10,12 @@ import importlib.metadata
 import logging
 import os
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from watchdog import hookspecs
 from watchdog.notifiers import Notifier, NotifierContext, NotifierState, NotifierType
@@ -63,6 +63,8 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self.notifier_types: dict[str, NotifierType] = {}
         self.build_errors: dict[str, str] = {}
+        # each entry's secret config values, so the core can keep them out of logs
+        self.secrets: dict[str, tuple[str, ...]] = {}
 
     def load_entry_points(self) -> None:
         allowed = _allowed()
@@ -173,6 +175,7 @@ class PluginHost:
         notifiers: dict[str, Notifier] = {}
         self.build_errors = {}
         for name, config in configs.items():
+            self.secrets[name] = tuple(secret_values(config))
             kind = self.notifier_types[str(entries[name]["type"])]
             context = NotifierContext(
                 name=name,
@@ -200,6 +203,24 @@ class PluginHost:
 
     def errors(self) -> Iterable[PluginInfo]:
         return (info for info in self.plugins.values() if info.error)
+
+
+def secret_values(value: object) -> Iterator[str]:
+    """Every SecretStr/SecretBytes value inside a validated config (nested too)."""
+    if isinstance(value, SecretStr | SecretBytes):
+        raw = value.get_secret_value()
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+        if len(text) >= 4:  # redacting "" or "a" would mangle every message
+            yield text
+    elif isinstance(value, BaseModel):
+        for key in type(value).model_fields:
+            yield from secret_values(getattr(value, key))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from secret_values(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from secret_values(item)
 
 
 def load_plugins() -> PluginHost:
