@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import jwt
 import yaml
 
+from watchdog.churn import churn
 from watchdog.scenarios import (
     SCENARIOS,
     Scenario,
@@ -928,6 +929,8 @@ def serve(
     speed: float,
     sample_period: float,
     host: str = "127.0.0.1",
+    churn_rooms: int | None = None,
+    webhook_url: str | None = None,
 ) -> int:
     """Run a simulator in the foreground with the demo (or one scenario's) population."""
     try:
@@ -956,6 +959,18 @@ def serve(
                 scenario=member["scenario"],
                 name=member["name"],
                 meeting_id=member["meeting_id"],
+            )
+        simulator.webhook_url = webhook_url
+        if churn_rooms:
+            plan = churn(simulator, rooms=churn_rooms, participants=20 * churn_rooms)
+            log.info(
+                "churn: %d rooms, %d sessions, %d participants joining and leaving over %gs; "
+                "webhooks to %s",
+                plan.rooms,
+                plan.sessions,
+                plan.participants,
+                plan.duration,
+                webhook_url or "nowhere (--webhook-url)",
             )
         watch = {
             "videosdk": {"base_url": simulator.url},
