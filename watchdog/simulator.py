@@ -750,7 +750,9 @@ class Simulator:
     def _listing(self, path: str, query: dict[str, str], token: str | None) -> _Response | None:
         """The discovery endpoints; None if ``path`` is not one of them."""
         if _PUBLIC_KEY.fullmatch(path):  # public: no token needed
-            return _json(200, {"publicKey": self.rooms.public_key_pem()})
+            return self._faulted("", None, path) or _json(
+                200, {"publicKey": self.rooms.public_key_pem()}
+            )
         now = self._elapsed()
         active = _ACTIVE.fullmatch(path)
         one = _SESSION.fullmatch(path)
