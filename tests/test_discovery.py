@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import pytest
 from watchdog.churn import churn
 from watchdog.cli import main
 from watchdog.daemon import Runtime, build
-from watchdog.settings import Config
+from watchdog.settings import Config, WatchFilters
 from watchdog.simulator import Fault, Simulator
 from watchdog.store import Store
+from watchdog.watchfilters import Filters
+from watchdog.watchlist import Seen, WatchList
 
 from .conftest import POOR_VIDEO
 from .helpers import video_series
@@ -280,5 +283,25 @@ def test_static_participants_stay_beside_discovered_ones(
     store = Store(runtime.config.state_url)
     try:
         assert [r.source for r in store.load_watchlist()] == ["static"]
+    finally:
+        store.close()
+
+
+def test_a_pass_that_started_before_a_leave_does_not_bring_the_participant_back(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    try:
+        watchlist = WatchList(store, [], Filters.from_settings(WatchFilters()))
+        key = ("s1", "alice")
+        assert watchlist.join(key, Seen(ROOM, "Alice"), "webhook")
+        started = datetime.now(UTC)  # a discovery pass starts and sees alice ...
+        assert watchlist.leave(key)  # ... while her participant-left webhook arrives
+        watchlist.reconcile({key: Seen(ROOM, "Alice")}, lambda _: None, started)
+        assert watchlist.keys("leaving") == {key}
+        later = datetime.now(UTC) + timedelta(seconds=1)  # a later pass still sees her: back
+        watchlist.reconcile({key: Seen(ROOM, "Alice")}, lambda _: None, later)
+        assert watchlist.keys() == {key}
+        assert [r.status for r in store.load_watchlist()] == ["watching"]
     finally:
         store.close()

@@ -63,6 +63,7 @@ class WatchList:
         self._entries: dict[Key, WatchRecord] = {}
         self._info: dict[Key, ParticipantInfo] = {}  # from the latest stats, for departures
         self._departing: dict[Key, str] = {}
+        self._left_at: dict[Key, datetime] = {}  # when a leave was learned, against stale passes
         self._dirty: set[Key] = set()
         self._deleted: set[Key] = set()
         if store is not None:
@@ -142,8 +143,10 @@ class WatchList:
         with self._lock:
             for key, seen in found.items():
                 record = self._entries.get(key)
-                if record is None or record.status == "leaving":
+                if record is None:
                     joined += self._join(key, seen, "discovery")
+                elif record.status == "leaving" and self._left_at.get(key, started) < started:
+                    joined += self._join(key, seen, "discovery")  # back since it was seen leaving
             for key, record in list(self._entries.items()):
                 if record.source == "static" or key in found or record.status == "leaving":
                     continue
@@ -236,6 +239,7 @@ class WatchList:
                 )
                 depart(poller, key, reason, info)
                 del self._entries[key]
+                self._left_at.pop(key, None)
                 self._dirty.discard(key)
                 WATCH_CHANGES.labels("left").inc()
             WATCHED.set(self._watched())
@@ -249,6 +253,7 @@ class WatchList:
         if record is not None:
             if record.status == "leaving":  # back before the final poll: keep watching
                 self._departing.pop(key, None)
+                self._left_at.pop(key, None)
                 self._put(replace(record, status="watching", reason=None, missing=0))
                 log.info("participant is back; still watching", extra=ids)
                 return True
@@ -277,6 +282,7 @@ class WatchList:
             self._remove(key)
             return False
         self._put(replace(record, status="leaving", reason=reason, missing=0))
+        self._left_at[key] = datetime.now(UTC)
         log.info(
             "%s: one final poll, then its alerts resolve",
             reason,
@@ -293,6 +299,7 @@ class WatchList:
     def _remove(self, key: Key) -> None:
         self._entries.pop(key, None)
         self._info.pop(key, None)
+        self._left_at.pop(key, None)
         self._dirty.discard(key)
         self._deleted.add(key)
 
