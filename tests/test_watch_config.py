@@ -89,3 +89,16 @@ def test_mistakes_fail_check_with_file_and_line(
     assert code == 2
     path = tmp_path / "config.yaml"
     assert f"{path}:{_line(path, needle)}: {message}" in out
+
+
+def test_the_example_config_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "config.example.yaml").read_text()
+    text = text.replace("/var/lib/videosdk-watchdog/state.db", "state.db")
+    (tmp_path / "config.yaml").write_text(text)
+    (tmp_path / "rules.yaml").write_text((root / "rules.example.yaml").read_text())
+    monkeypatch.setenv("VIDEOSDK_API_KEY", "key")
+    monkeypatch.setenv("VIDEOSDK_SECRET_KEY", "secret")
+    assert main(["check", "--config", str(tmp_path / "config.yaml")]) == 0, capsys.readouterr()
