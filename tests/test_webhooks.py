@@ -146,13 +146,18 @@ def test_a_configured_key_is_used_and_an_unreachable_key_asks_for_a_retry(
 
 
 def test_rooms_outside_the_watched_ones_are_ignored(sim: Simulator, config_for: MakeConfig) -> None:
-    runtime = build(config_for([], watch={"rooms": [ROOM], "webhook": {"listen": "127.0.0.1:0"}}))
+    sim.add_room(ROOM, "production")
+    sim.add_room("zzzz-zzzz-zzzz", "elsewhere")
+    runtime = build(
+        config_for([], watch={"rooms": ["production"], "webhook": {"listen": "127.0.0.1:0"}})
+    )
     receiver = start_webhooks(runtime)
     assert receiver is not None
+    assert runtime.discovery is not None
     try:
+        runtime.discovery.run()  # no sessions yet, but the room's customRoomId is now known
         sim.webhook_url = receiver.url
         for room, session in ((ROOM, "in"), ("zzzz-zzzz-zzzz", "out")):
-            sim.add_room(room)
             sim.start_session(room, session)
             sim.join(session, "p")
         sim.advance(0)

@@ -131,10 +131,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if any(p.severity == "error" for p in problems):
         return EXIT_CONFIG
+    watch = config.settings.watch
+    found = (
+        f"; discovery in {len(watch.rooms)} rooms"
+        if watch.rooms
+        else "; discovery in all rooms"
+        if watch.discovers
+        else ""
+    ) + (" with webhooks" if watch.webhook else "")
     print(
         f"{config.path or 'environment'}: OK ({len(rules)} rules, "
         f"{len(config.settings.notifiers)} notifiers, "
-        f"{len(config.settings.watch.participants)} watched participants)"
+        f"{len(watch.participants)} watched participants{found})"
     )
     return EXIT_OK
 

@@ -134,6 +134,7 @@ class Discovery:
         self.last: DiscoveryReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="discover")
         self._rooms = frozenset(settings.rooms)
+        self._missing_rooms: set[str] = set()  # configured customRoomIds no room has (yet)
         filters = settings.filters
         self._needs_room_names = bool(settings.all_rooms or not settings.rooms) and bool(
             filters.include_rooms or filters.exclude_rooms
@@ -180,14 +181,7 @@ class Discovery:
 
     def _run(self, report: DiscoveryReport) -> None:
         ongoing: dict[str, str | None] = {}  # session id -> room id
-        if self._needs_room_names:
-            try:
-                for room in iter_rooms(self.client):
-                    room_id = _text(room.get("roomId"))
-                    if room_id:
-                        self.custom_ids[room_id] = _text(room.get("customRoomId"))
-            except VideoSDKError as exc:
-                log.warning("listing rooms failed: %s; room filters use what is known", exc)
+        self._learn_room_names()
         queries: list[dict[str, str]] = [{}]
         if self._rooms:
             queries = [
@@ -231,6 +225,30 @@ class Discovery:
             return SESSION_ENDED if report.complete else None
 
         report.joined, report.left = self.watchlist.reconcile(found, gone, report.started)
+
+    def _learn_room_names(self) -> None:
+        """roomId -> customRoomId from ``GET /v2/rooms``, for filters and webhooks that name
+        rooms by customRoomId; with ``rooms:`` it stops reading as soon as all are known."""
+        unknown = {r for r in self._rooms if not ROOM_ID.fullmatch(r)} - set(
+            self.custom_ids.values()
+        )
+        if not (self._needs_room_names or unknown):
+            return
+        try:
+            for room in iter_rooms(self.client):
+                room_id = _text(room.get("roomId"))
+                if room_id:
+                    custom = _text(room.get("customRoomId"))
+                    self.custom_ids[room_id] = custom
+                    unknown.discard(custom or "")
+                if not self._needs_room_names and not unknown:
+                    return
+        except VideoSDKError as exc:
+            log.warning("listing rooms failed: %s; room names use what is known", exc)
+            return
+        if unknown and unknown != self._missing_rooms:
+            log.warning("no room has the customRoomId %s", ", ".join(sorted(unknown)))
+        self._missing_rooms = unknown
 
     def _members(self, session_id: str) -> list[dict[str, Any]] | None:
         try:
