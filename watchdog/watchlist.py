@@ -204,6 +204,8 @@ class WatchList:
                     self._departing[key] = record.reason or LEFT
             elif record.status == "leaving" and outcome == "not_found":
                 self._departing[key] = record.reason or LEFT  # nothing left to drain
+            elif outcome == "error" and record.status == "watching":
+                pass  # a failing API says nothing about the participant; 404s count alone
             else:
                 missing = record.missing + 1
                 self._put(replace(record, missing=missing))
