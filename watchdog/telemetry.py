@@ -36,3 +36,13 @@ OUTBOX_OVERDUE = Counter(
     "Notifications still undelivered after delivery.warn_after",
     ["notifier"],
 )
+WATCH_CHANGES = Counter(
+    "watchdog_watch_changes", "Watch-list changes (joined, left, dropped, excluded)", ["change"]
+)
+DISCOVERY_RUNS = Counter("watchdog_discovery_runs", "Discovery passes by outcome", ["outcome"])
+DISCOVERY_SECONDS = Histogram(
+    "watchdog_discovery_seconds",
+    "Duration of one discovery pass",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+WEBHOOKS = Counter("watchdog_webhooks", "VideoSDK webhook requests by outcome", ["outcome"])
