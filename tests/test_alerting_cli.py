@@ -104,7 +104,10 @@ def test_check_reports_alerting_mistakes_with_lines(tmp_path: Path) -> None:
     path = write_config(tmp_path, "http://127.0.0.1:9", [("s", "p")], POOR_VIDEO)
     data = yaml.safe_load(path.read_text())
     data["notifiers"]["console"].update({"send_resolved": "maybe", "group_wait": "soon"})
-    data["alerting"] = {"routes": [{"match": ["severity=critical"], "notify": ["pager"]}]}
+    data["alerting"] = {
+        "group_by": ["meetingid"],
+        "routes": [{"match": ["severity=critical"], "notify": ["pager"]}],
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     lines = path.read_text().splitlines()
 
@@ -112,6 +115,11 @@ def test_check_reports_alerting_mistakes_with_lines(tmp_path: Path) -> None:
         return next(i for i, line in enumerate(lines, 1) if text in line)
 
     _, problems = validate(load_config(str(path)))
+    warnings = [str(p) for p in problems if p.severity == "warning"]
+    assert (
+        f"{path}:{line_of('meetingid')}: warning: alerting.group_by[0]: no alert has a label "
+        "'meetingid'" in "\n".join(warnings)
+    )
     messages = [str(p) for p in problems if p.severity == "error"]
     assert messages == [
         f"{path}:{line_of('send_resolved')}: notifiers.console.send_resolved: "

@@ -25,7 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from watchdog.alerts import Notification, Status
-from watchdog.matchers import Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.matchers import (
+    BUILTIN_LABELS,
+    Matcher,
+    alert_labels,
+    matches_all,
+    parse_matchers,
+)
 from watchdog.problems import Problem
 from watchdog.settings import (
     NOTIFIER_CORE_KEYS,
@@ -45,6 +51,7 @@ from watchdog.store import (
     Store,
 )
 from watchdog.telemetry import NOTIFICATIONS, SILENCED
+from watchdog.yamlfile import format_loc
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +127,31 @@ def policy_for(base: AlertingSettings, options: NotifierOptions) -> Policy:
     )
 
 
-def problems(config: Config) -> list[Problem]:
-    """``check``'s view of the alert manager's settings: names exist, options are valid."""
+def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
+    """``check``'s view of the alert manager's settings: names exist, options are valid.
+
+    A label name that neither the core nor any rule sets is a warning: a matcher or
+    ``group_by`` on it is most likely a typo (``meetingid``), and would silently
+    match nothing or group everything together.
+    """
     settings = config.settings
     found: list[Problem] = []
+    known_labels = set(BUILTIN_LABELS) | set(rule_labels)
+
+    def check_label(name: str, *loc: str | int) -> None:
+        if name not in known_labels:
+            file, line = config.line_for(*loc)
+            where = format_loc(loc)
+            found.append(
+                Problem(
+                    file,
+                    line,
+                    f"{where}: no alert has a label {name!r} (built-in: "
+                    f"{', '.join(BUILTIN_LABELS)}; or a rule's labels)",
+                    "warning",
+                )
+            )
+
     names = set(settings.notifiers)
     for name, entry in settings.notifiers.items():
         try:
@@ -135,7 +163,15 @@ def problems(config: Config) -> list[Problem]:
                 message = error["msg"].removeprefix("Value error, ")
                 found.append(Problem(file, line, f"notifiers.{name}.{key}: {message}"))
     alerting = settings.alerting
+    for at, label in enumerate(alerting.group_by):
+        check_label(label, "alerting", "group_by", at)
+    for name, entry in settings.notifiers.items():
+        labels = entry.get("group_by")
+        for at, label in enumerate(labels if isinstance(labels, list) else []):
+            check_label(str(label), "notifiers", name, "group_by", at)
     for index, route in enumerate(alerting.routes):
+        for at, matcher in enumerate(parse_matchers(route.match)):
+            check_label(matcher.name, "alerting", "routes", index, "match", at)
         for name in route.notify:
             if name not in names:
                 file, line = config.line_for("alerting", "routes", index, "notify")

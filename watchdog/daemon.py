@@ -47,7 +47,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     except ConfigError as exc:
         problems.extend(exc.problems)
     problems.extend(check_notifiers(rules, settings.notifiers))
-    problems.extend(alertmanager.problems(config))
+    problems.extend(alertmanager.problems(config, {k for r in rules for k in r.labels}))
     host = host or load_plugins()
     try:
         host.validate(settings.notifiers, where=config.line_for)
