@@ -415,8 +415,16 @@ class AlertManager:
         return queued
 
     def tick(self) -> None:
-        """The periodic job: never raises, so the scheduler keeps calling it."""
+        """The periodic job: never raises, so the scheduler keeps calling it.
+
+        While a poll cycle is collecting, it returns at once: the cycle flushes when it
+        ends, and a tick waiting behind it would only pile up in the scheduler.
+        """
+        if not self._lock.acquire(blocking=False):
+            return
         try:
             self.flush()
         except Exception:
             log.exception("alert manager flush failed; retrying on the next tick")
+        finally:
+            self._lock.release()
