@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.cli import main
+from watchdog.metrics import METRICS
 from watchdog.problems import ConfigError
 from watchdog.rules import load_rules
 
@@ -51,24 +52,7 @@ def test_every_problem_reported_at_its_line(tmp_path: Path) -> None:
     lines = [str(p) for p in caught.value.problems]
     assert lines == [
         f"{path}:3: rule 'poor-video': metric unknown metric 'qualityScore.vidoe'; valid metrics: "
-        + ", ".join(
-            [
-                "recvAudioPacketLost",
-                "recvVideoPacketLost",
-                "sendAudioPacketLost",
-                "sendVideoPacketLost",
-                "averageAudioRtt",
-                "averageVideoRtt",
-                "averageAudioJitter",
-                "averageVideoJitter",
-                "averageSendAudioBitrate",
-                "averageSendVideoBitrate",
-                "averageRecvAudioBitrate",
-                "averageRecvVideoBitrate",
-                "qualityScore.audio",
-                "qualityScore.video",
-            ]
-        ),
+        + ", ".join(METRICS),
         f"{path}:8: rule 'high-rtt': op unknown operator; use one of < <= > >= == !=",
         f"{path}:10: rule 'loss': threshold is required",
         f"{path}:21: rule 'typo': fro unknown field",

@@ -23,6 +23,11 @@ def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def meeting_fingerprint(rule: str, meeting_id: str) -> str:
+    """Stable identity of a meeting-level alert: one rule on one meeting."""
+    return fingerprint(rule, f"meeting:{meeting_id}", "*")
+
+
 def format_number(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -51,9 +56,14 @@ class Alert:
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
+    sparkline: str | None = None  # the metric's recent values as unicode blocks: ▇▆▃▁▁
+    values: list[float] = field(default_factory=list)  # those values, oldest first
+    scope: str = "participant"  # or "meeting": about a whole meeting, participant_id is ""
 
     @property
     def who(self) -> str:
+        if self.scope == "meeting":
+            return self.participant_name or "several participants"
         name = self.participant_name or "unknown participant"
         return f"{name} ({self.participant_id})"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from watchdog.alerts import Alert, Notification, fingerprint
+from watchdog.alerts import Alert, Notification, fingerprint, meeting_fingerprint
 from watchdog.engine import Transition
 from watchdog.stats import format_time
 
@@ -33,14 +33,21 @@ def alert_from(transition: Transition) -> Alert:
         )
         if value
     }
+    identity = fingerprint(rule.name, info.session_id, info.participant_id)
+    name = info.name
+    if transition.scope == "meeting":
+        identity = meeting_fingerprint(rule.name, info.meeting_id or info.session_id)
+        name = f"{len(transition.affected)} of {transition.watched} watched participants"
+        context["participants"] = ", ".join(transition.affected)
+    threshold = transition.threshold if transition.threshold is not None else rule.threshold
     return Alert(
-        fingerprint=fingerprint(rule.name, info.session_id, info.participant_id),
+        fingerprint=identity,
         rule=rule.name,
         status=transition.state,
         severity=rule.severity,
-        metric=rule.metric,
-        op=rule.op,
-        threshold=rule.threshold,
+        metric=rule.label,
+        op=rule.shown_op,
+        threshold=threshold if threshold is not None else float("nan"),
         value=transition.value,
         session_id=info.session_id,
         participant_id=info.participant_id,
@@ -49,11 +56,14 @@ def alert_from(transition: Transition) -> Alert:
         sample_time=transition.time,
         ends_at=transition.time if transition.state == "resolved" else None,
         meeting_id=info.meeting_id,
-        participant_name=info.name,
-        summary=rule.summary,
-        description=rule.description,
+        participant_name=name,
+        summary=transition.summary,
+        description=transition.description,
         labels={"alertname": rule.name, "severity": rule.severity, **rule.labels},
         context=context,
+        sparkline=transition.sparkline,
+        values=list(transition.values),
+        scope=transition.scope,
     )
 
 
