@@ -15,11 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from watchdog.engine import AlertState, Transition, evaluate
+from watchdog.engine import (
+    AlertState,
+    MeetingKey,
+    Memory,
+    Transition,
+    evaluate,
+    evaluate_meetings,
+)
 from watchdog.routing import route
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
-from watchdog.stats import StatsShapeError, parse_stats
+from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
 from watchdog.store import Key, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
 from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
@@ -59,6 +66,13 @@ class Poller:
         self.on_enqueue = on_enqueue
         self.cursors: dict[Key, datetime] = store.load_cursors()
         self.states: dict[Key, dict[str, AlertState]] = store.load_alert_states()
+        # rule windows, absent data and meeting-level rules (see watchdog.engine)
+        self.memories: dict[Key, Memory] = store.load_memories()
+        self.meeting_states: dict[MeetingKey, AlertState] = store.load_meeting_states()
+        self.infos: dict[Key, ParticipantInfo] = {}
+        self.server_now: datetime | None = None
+        self._watches_absence = any(rule.absent is not None for rule in rules)
+        self._meeting_rules = any(rule.meeting is not None for rule in rules)
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._cycle_lock = threading.Lock()
@@ -81,6 +95,8 @@ class Poller:
                 report.failed += 0 if ok else 1
                 report.samples += samples
                 report.transitions.extend(transitions)
+            if self._meeting_rules:
+                report.transitions.extend(self._meetings_safely())
             report.seconds = time.monotonic() - start
             CYCLE_SECONDS.observe(report.seconds)
             self.last_cycle = report
@@ -122,19 +138,38 @@ class Poller:
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
         key = (target.session, target.participant)
-        raw = self.client.participant_stats(target.session, target.participant)
+        raw, now = self.client.participant_stats_at(target.session, target.participant)
         stats = parse_stats(raw, target.session, target.participant, after=self.cursors.get(key))
-        if not stats.samples:
+        self.infos[key] = stats.info
+        if now is not None and (self.server_now is None or now > self.server_now):
+            self.server_now = now
+        if not stats.samples and not (self._watches_absence and now is not None):
             return [], 0
-        result = evaluate(self.rules, stats.info, stats.samples, self.states.get(key, {}))
-        cursor = stats.samples[-1].time
+        result = evaluate(
+            self.rules,
+            stats.info,
+            stats.samples,
+            self.states.get(key, {}),
+            memory=self.memories.get(key),
+            now=now,
+        )
+        cursor = stats.samples[-1].time if stats.samples else None
         if not self.dry_run:
             notifications = route(result.transitions, self.notifiers)
-            self.store.commit_poll(key, cursor, result.states, result.changed, notifications)
+            self.store.commit_poll(
+                key,
+                cursor,
+                result.states,
+                result.changed,
+                notifications,
+                memory=result.memory if stats.samples else None,
+            )
             if notifications and self.on_enqueue is not None:
                 self.on_enqueue()
-        self.cursors[key] = cursor
+        if cursor is not None:
+            self.cursors[key] = cursor
         self.states[key] = result.states
+        self.memories[key] = result.memory
         SAMPLES_EVALUATED.inc(len(stats.samples))
         ids = {"session_id": target.session, "participant_id": target.participant}
         for transition in result.transitions:
@@ -143,8 +178,44 @@ class Poller:
                 "alert %s %s: %s = %s",
                 transition.rule.name,
                 transition.state,
-                transition.rule.metric,
+                transition.rule.label,
                 transition.value,
                 extra=ids,
             )
         return result.transitions, len(stats.samples)
+
+    def _meetings_safely(self) -> list[Transition]:
+        """Meeting-level rules over the watched participants' latest conditions."""
+        try:
+            return self.meetings()
+        except Exception:
+            log.exception("meeting-level rule evaluation failed")
+            return []
+
+    def meetings(self) -> list[Transition]:
+        keys = [(t.session, t.participant) for t in self.targets]
+        participants = [
+            (self.infos[key], self.memories[key])
+            for key in keys
+            if key in self.infos and key in self.memories
+        ]
+        result = evaluate_meetings(
+            self.rules, participants, self.meeting_states, now=self.server_now
+        )
+        if not self.dry_run and result.changed:
+            notifications = route(result.transitions, self.notifiers)
+            self.store.commit_meetings(result.states, result.changed, notifications)
+            if notifications and self.on_enqueue is not None:
+                self.on_enqueue()
+        self.meeting_states = result.states
+        for transition in result.transitions:
+            TRANSITIONS.labels(transition.rule.name, transition.state).inc()
+            log.info(
+                "meeting alert %s %s in meeting %s: %d of %d participants",
+                transition.rule.name,
+                transition.state,
+                transition.info.meeting_id or transition.info.session_id,
+                len(transition.affected),
+                transition.watched,
+            )
+        return result.transitions
