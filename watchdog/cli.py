@@ -123,7 +123,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         tests = load_tests(args.rules, ruleset)
         for warning in semantic_problems(ruleset):
             print(warning, file=sys.stderr)
-        print(f"{args.rules}: {len(ruleset)} rules, {len(tests)} tests OK")
+        suffix = f" ({len(tests)} tests: run them with test-rules)" if tests else ""
+        print(f"{args.rules}: {len(ruleset)} rules OK{suffix}")
         return EXIT_OK
     config = load_config(args.config)
     if args.rules:
