@@ -147,14 +147,6 @@ def test_schema_validates_the_example_and_catches_a_typo(
     )
 
 
-def test_example_rules_check_and_their_tests_pass(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--rules", str(EXAMPLE)]) == 0
-    assert main(["test-rules", str(EXAMPLE)]) == 0
-    out = capsys.readouterr().out
-    assert "0 failed" in out
-    assert "FAIL" not in out
-
-
 FAILING = """\
 rules:
   - name: poor

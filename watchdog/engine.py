@@ -257,9 +257,17 @@ def _window(points: deque[Point] | None, start: datetime, end: datetime) -> list
 
 
 def _span(points: deque[Point] | None, start: datetime, end: datetime) -> list[Point]:
+    """Points with start < time <= end, scanning back from the newest."""
     if not points:
         return []
-    return [(t, v) for t, v in points if start < t <= end]
+    out = []
+    for point in reversed(points):
+        if point[0] <= start:
+            break
+        if point[0] <= end:
+            out.append(point)
+    out.reverse()
+    return out
 
 
 def _p95(values: Sequence[float]) -> float:
