@@ -95,11 +95,15 @@ class Memory:
         memory.last_time = parse_time(data.get("last"))
         memory.first_time = parse_time(data.get("first"))
         series = data.get("series")
+        times: dict[Any, datetime | None] = {}  # metrics share sample times: one object each
         for metric, points in series.items() if isinstance(series, dict) else ():
             kept: deque[Point] = deque()
             for item in points if isinstance(points, list) else ():
                 if isinstance(item, list) and len(item) == 2:
-                    moment = parse_time(item[0])
+                    stamp = item[0] if isinstance(item[0], str) else None
+                    if stamp not in times:
+                        times[stamp] = parse_time(stamp)
+                    moment = times[stamp]
                     if moment is not None and isinstance(item[1], int | float):
                         kept.append((moment, float(item[1])))
             memory.series[str(metric)] = kept
