@@ -191,6 +191,8 @@ def evaluate(
     memory = memory.copy() if memory is not None else Memory()
     result = Evaluation(states=dict(states), memory=memory)
     keep = horizons(applicable)
+    for metric in [m for m in memory.series if m not in keep]:
+        del memory.series[metric]  # no rule looks at it any more (rules changed)
     absent = [rule for rule in applicable if rule.absent is not None]
     valued = [rule for rule in applicable if rule.absent is None]
     for sample in samples:

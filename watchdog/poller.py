@@ -150,7 +150,7 @@ class Poller:
             stats.info,
             stats.samples,
             self.states.get(key, {}),
-            memory=self.memories.get(key),
+            memory=self._memory(key),
             now=now,
         )
         cursor = stats.samples[-1].time if stats.samples else None
@@ -183,6 +183,13 @@ class Poller:
                 extra=ids,
             )
         return result.transitions, len(stats.samples)
+
+    def _memory(self, key: Key) -> Memory | None:
+        """The engine's memory; state from before windows existed starts at the cursor."""
+        memory = self.memories.get(key)
+        if memory is None and key in self.cursors:
+            memory = Memory(last_time=self.cursors[key])
+        return memory
 
     def _meetings_safely(self) -> list[Transition]:
         """Meeting-level rules over the watched participants' latest conditions."""
