@@ -49,6 +49,8 @@ def format_alert(alert: Alert, colour: bool = False) -> str:
     body = f"{alert.who} in {alert.where}"
     if alert.status == "firing":
         detail = f"{alert.condition} at {_time(alert)}"
+        if alert.sparkline:
+            detail += f"  recent: {alert.sparkline}"
     else:
         detail = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]} at {_time(alert)}"
     lines = [f"{head}: {body}", f"    {detail}"]
