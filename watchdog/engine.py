@@ -203,8 +203,8 @@ def evaluate(
             _absent_gap(rule, info, memory.last_time, time, result)
         values = sample.values
         for metric, horizon in keep.items():
-            value = values.get(metric)
-            if value is None or not math.isfinite(value):
+            value = _number(values.get(metric))
+            if value is None:
                 continue
             points = memory.series.setdefault(metric, deque())
             points.append((time, value))
@@ -242,6 +242,13 @@ def evaluate(
         if all(r.name != rule_name or r.meeting is None for r in applicable):
             del memory.conditions[rule_name]
     return result
+
+
+def _number(value: object) -> float | None:
+    """A usable number, or None: samples from any source are judged, never trusted."""
+    if isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def _firing(state: AlertState | None) -> bool:
@@ -320,9 +327,7 @@ def _judge(
 ) -> tuple[bool, float, float | None] | None:
     """(condition holds, value shown, effective threshold) at this sample; None: no evidence."""
     metric = str(rule.metric)
-    current = values.get(metric)
-    if current is not None and not math.isfinite(current):
-        current = None
+    current = _number(values.get(metric))
     if rule.aggregate is not None and rule.over is not None:
         if current is None and rule.aggregate != "count":
             return None
