@@ -56,6 +56,9 @@ class Alert:
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
+    # why an alert resolved without a sample showing recovery, e.g. "participant left the
+    # session"; None for an ordinary resolution. ``value`` is then the last value seen.
+    reason: str | None = None
     sparkline: str | None = None  # the metric's recent values as unicode blocks: ▇▆▃▁▁
     values: list[float] = field(default_factory=list)  # those values, oldest first
     scope: str = "participant"  # or "meeting": about a whole meeting, participant_id is ""
