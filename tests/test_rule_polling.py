@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from watchdog.daemon import build
+from watchdog.departures import depart
 from watchdog.settings import Config
 from watchdog.simulator import Simulator
 from watchdog.stats import parse_stats
@@ -137,5 +138,27 @@ def test_meeting_rule_sends_one_alert_per_meeting(
     runtime = build(config)
     try:
         assert runtime.poller.cycle().transitions == []  # remembered, not re-sent
+    finally:
+        runtime.close()
+
+
+def test_a_departed_participant_leaves_no_rule_memory(
+    sim: Simulator, config_for: MakeConfig
+) -> None:
+    sim.add_participant("s", "p", samples=video_series([(t, 4) for t in range(0, 40, 10)]))
+    config = config_for([("s", "p")], rules=COUNT)
+    sim.advance(30)
+    runtime = build(config)
+    try:
+        runtime.poller.cycle()
+        assert ("s", "p") in runtime.store.load_memories()
+        depart(
+            runtime.poller,
+            ("s", "p"),
+            "participant left the session",
+            runtime.poller.infos[("s", "p")],
+        )
+        assert runtime.store.load_memories() == {}
+        assert ("s", "p") not in runtime.poller.memories
     finally:
         runtime.close()
