@@ -122,9 +122,9 @@ class WebhookNotifier:
         self.config = config
         self.receiver = config.receiver or name
         self.log = logger
+        # per request: a session-level verify loses to REQUESTS_CA_BUNDLE from the environment
+        self.verify: str | bool = config.ca_file or True
         self.session = requests.Session()
-        self.session.verify = config.ca_file or True
-        self.session.trust_env = True  # HTTPS_PROXY and friends, as operators expect
 
     def __repr__(self) -> str:
         return f"WebhookNotifier(url={self.config.url!r})"
@@ -151,7 +151,12 @@ class WebhookNotifier:
         url = self.config.url
         try:
             response = self.session.post(
-                url, data=raw, headers=headers, timeout=self.config.timeout, allow_redirects=False
+                url,
+                data=raw,
+                headers=headers,
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                verify=self.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(
