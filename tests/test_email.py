@@ -56,7 +56,9 @@ class TestEmailContract(NotifierContract):
     plugin = watchdog_email
 
     @pytest.fixture
-    def notifier_config(self, smtp: SMTPServer, tls_certificates: TLSCertificates) -> dict[str, Any]:
+    def notifier_config(
+        self, smtp: SMTPServer, tls_certificates: TLSCertificates
+    ) -> dict[str, Any]:
         body = config(smtp.port, tls_certificates.ca_file)
         del body["type"]
         return body
@@ -75,7 +77,8 @@ class TestEmailContract(NotifierContract):
 def _parts(message: EmailMessage) -> tuple[str, str]:
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     return str(text.get_content()), str(html.get_content())
 
 
@@ -138,7 +141,8 @@ def test_grouped_mail_lists_every_alert(
     )
     text, html = _parts(mail)
     for name in ("Alice", "Bob", "Chandra"):
-        assert name in text and name in html
+        assert name in text
+        assert name in html
     assert "averageVideoRtt = 512.5 (threshold > 300)" in text
 
 

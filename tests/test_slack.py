@@ -37,7 +37,13 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def bot_config(slack: FakeSlack, **extra: Any) -> dict[str, Any]:
-    return {"type": "slack", "token": TOKEN, "channel": "#alerts", "base_url": slack.api_url, **extra}
+    return {
+        "type": "slack",
+        "token": TOKEN,
+        "channel": "#alerts",
+        "base_url": slack.api_url,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -91,7 +97,9 @@ def test_firing_message_says_everything_an_engineer_needs(
     notifier.send(make_notification(make_alert(severity="critical")))
     (message,) = slack.top_level()
     assert message.channel == CHANNEL_ID
-    assert message.text.startswith("🔴 FIRING [critical] poor-video: Alice in meeting abcd-efgh-ijkl")
+    assert message.text.startswith(
+        "🔴 FIRING [critical] poor-video: Alice in meeting abcd-efgh-ijkl"
+    )
     assert "qualityScore.video = 2.41 (threshold < 3)" in message.text
     (attachment,) = message.attachments
     assert attachment["color"] == "#E01E5A"
@@ -168,7 +176,7 @@ def test_sparkline_is_shown_when_the_alert_has_one(host: PluginTestHost, slack: 
 
 def _with_sparkline(alert: Alert, line: str) -> Alert:
     """The trend feature adds ``Alert.sparkline``; until it lands, a subclass carries it."""
-    if "sparkline" in {f for f in getattr(Alert, "__dataclass_fields__", {})}:
+    if "sparkline" in set(getattr(Alert, "__dataclass_fields__", {})):
         return replace(alert, sparkline=line)  # type: ignore[call-arg,unused-ignore]
 
     @dataclass(frozen=True, slots=True)

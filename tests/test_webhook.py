@@ -87,8 +87,10 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     notifier.send(firing)
     notifier.send(make_notification(resolved(alert), thread=firing.thread))
     first, second = receiver.requests
-    assert first.method == "POST" and first.path == "/alerts"
-    assert verified(first) and verified(second)
+    assert first.method == "POST"
+    assert first.path == "/alerts"
+    assert verified(first)
+    assert verified(second)
     assert first.headers["authorization"] == BEARER
     assert first.headers["content-type"] == "application/json"
     assert first.headers["x-watchdog-notification"] == firing.id

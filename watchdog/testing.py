@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -136,6 +136,12 @@ def grouped_notification(
     """Several alerts of one meeting in one notification, as grouping produces them."""
     names = ["Alice", "Bob", "Chandra", "Dmitri", "Eve", "Femi"]
     severities = ["critical", "warning", "info"]
+    rtt: dict[str, Any] = {
+        "metric": "averageVideoRtt",
+        "op": ">",
+        "threshold": 300.0,
+        "value": 512.5,
+    }
     alerts = [
         make_alert(
             rule="poor-video" if i % 2 == 0 else "high-rtt",
@@ -143,11 +149,7 @@ def grouped_notification(
             participant_name=names[i % len(names)],
             meeting_id=meeting_id,
             severity=severities[i % len(severities)],
-            **(
-                {}
-                if i % 2 == 0
-                else {"metric": "averageVideoRtt", "op": ">", "threshold": 300.0, "value": 512.5}
-            ),
+            **({} if i % 2 == 0 else rtt),
         )
         for i in range(count)
     ]
@@ -190,7 +192,7 @@ class PluginTestHost:
 
     def add(self, plugin: object, name: str | None = None) -> PluginInfo:
         """Register a plugin object (usually your module); fails the test if it cannot."""
-        label = name or getattr(plugin, "__name__", type(plugin).__name__)
+        label = name or str(getattr(plugin, "__name__", type(plugin).__name__))
         info = self.host.add(plugin, label)
         if info.error:
             pytest.fail(f"plugin {label} did not register: {info.error}")
@@ -364,7 +366,7 @@ class TLSCertificates:
 
     @classmethod
     def create(cls, directory: str) -> TLSCertificates:
-        import trustme  # a test dependency: pip install trustme
+        import trustme  # noqa: PLC0415 - only the TLS fixtures need it (pip install trustme)
 
         ca = trustme.CA()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -429,8 +431,8 @@ class NotifierContract:
     ``delivered`` to return how many messages the destination received.
     """
 
-    notifier_type: ClassVar[str] = ""
-    plugin: ClassVar[object | None] = None
+    notifier_type: str = ""
+    plugin: object | None = None
 
     @pytest.fixture
     def notifier_config(self) -> dict[str, Any]:
@@ -457,9 +459,7 @@ class NotifierContract:
         return notifier_host
 
     @pytest.fixture
-    def notifier(
-        self, contract_host: PluginTestHost, notifier_config: dict[str, Any]
-    ) -> Notifier:
+    def notifier(self, contract_host: PluginTestHost, notifier_config: dict[str, Any]) -> Notifier:
         return contract_host.build({"type": self.notifier_type, **notifier_config})
 
     def _accepts(

@@ -191,7 +191,8 @@ class EmailNotifier:
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError(f"SMTP server {where}: {exc}", permanent=True) from None
         except smtplib.SMTPResponseException as exc:
-            reply = exc.smtp_error.decode("utf-8", "replace") if exc.smtp_error else ""
+            error = exc.smtp_error
+            reply = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
             raise DeliveryError(
                 f"SMTP server {where} answered {exc.smtp_code} {reply}".strip(),
                 permanent=500 <= exc.smtp_code < 600,
@@ -224,4 +225,3 @@ def register_notifier_types(register: Register) -> None:
             description="Sends threaded text+HTML mail over SMTP (STARTTLS or TLS, optional AUTH).",
         )
     )
-

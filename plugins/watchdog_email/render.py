@@ -140,7 +140,7 @@ def _colour(alert: Alert) -> str:
 
 def html_body(notification: Notification) -> str:
     parts = [
-        "<!DOCTYPE html><html><body style=\"font-family:-apple-system,Segoe UI,Helvetica,"
+        '<!DOCTYPE html><html><body style="font-family:-apple-system,Segoe UI,Helvetica,'
         'Arial,sans-serif;font-size:15px;color:#1d1d1f;margin:0;padding:12px">'
     ]
     if notification.test:

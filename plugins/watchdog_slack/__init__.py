@@ -130,11 +130,13 @@ def _ssl_context(config: SlackConfig) -> ssl.SSLContext:
 
 
 def _retry_after(headers: Any) -> float:
-    values = headers.get("retry-after") or headers.get("Retry-After") if headers else None
-    raw = values[0] if isinstance(values, list) else values
+    """Seconds from Retry-After; slack-sdk gives headers as strings or lists of strings."""
+    raw = (headers.get("retry-after") or headers.get("Retry-After")) if headers else None
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
     try:
-        return max(float(raw), 1.0)
-    except (TypeError, ValueError):
+        return max(float(str(raw)), 1.0)
+    except ValueError:
         return DEFAULT_RETRY_AFTER
 
 
@@ -166,7 +168,8 @@ class SlackBot:
     """Bot-token mode: post, thread, update."""
 
     def __init__(self, config: SlackConfig, state: NotifierState, logger: logging.Logger) -> None:
-        assert config.token is not None and config.channel is not None
+        assert config.token is not None
+        assert config.channel is not None
         self.channel = config.channel
         self.mentions = config.mentions
         self.broadcast = config.broadcast_resolved
@@ -299,7 +302,9 @@ class SlackWebhook:
             return
         if status == 429:
             wait = _retry_after(response.headers)
-            raise DeliveryError(f"Slack rate-limited the webhook; retry in {wait:g}s", retry_after=wait)
+            raise DeliveryError(
+                f"Slack rate-limited the webhook; retry in {wait:g}s", retry_after=wait
+            )
         detail = answer[:200] or f"HTTP {status}"
         raise DeliveryError(
             f"Slack incoming webhook failed: HTTP {status} {detail}",

@@ -27,7 +27,7 @@ def _number(value: float | None) -> str:
     return f"{value:g}"
 
 
-def labels(alert: Alert) -> dict[str, str]:
+def alert_labels(alert: Alert) -> dict[str, str]:
     """What identifies the alert: the rule's labels plus who and where."""
     out = {k: str(v) for k, v in alert.labels.items()}
     out.update(
@@ -43,7 +43,7 @@ def labels(alert: Alert) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def annotations(alert: Alert) -> dict[str, str]:
+def alert_annotations(alert: Alert) -> dict[str, str]:
     """What describes it: summary, the value against the threshold, context."""
     out = {
         "summary": alert.title,
@@ -69,8 +69,8 @@ def _alert(alert: Alert, generator_url: str) -> dict[str, Any]:
     resolved = alert.status == "resolved" and alert.ends_at is not None
     return {
         "status": alert.status,
-        "labels": labels(alert),
-        "annotations": annotations(alert),
+        "labels": alert_labels(alert),
+        "annotations": alert_annotations(alert),
         "startsAt": rfc3339(alert.fired_at),
         "endsAt": rfc3339(alert.ends_at) if resolved and alert.ends_at else ZERO_TIME,
         "generatorURL": generator_url.format(
@@ -95,7 +95,7 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
 
 def group_labels(alerts: tuple[Alert, ...]) -> dict[str, str]:
     """The labels the group was formed by: the meeting for a group, else the alert itself."""
-    common = _common([labels(a) for a in alerts])
+    common = _common([alert_labels(a) for a in alerts])
     keys = ("meeting_id",) if len(alerts) > 1 else ("alertname", "participant_id", "session_id")
     chosen = {k: common[k] for k in keys if k in common}
     return chosen or {k: common[k] for k in ("alertname",) if k in common}
@@ -124,8 +124,8 @@ def body(
         "status": status,
         "alerts": rendered,
         "groupLabels": groups,
-        "commonLabels": _common([labels(a) for a in alerts]),
-        "commonAnnotations": _common([annotations(a) for a in alerts]),
+        "commonLabels": _common([alert_labels(a) for a in alerts]),
+        "commonAnnotations": _common([alert_annotations(a) for a in alerts]),
         "externalURL": external_url,
         "version": "4",
         "groupKey": group_key(groups),
