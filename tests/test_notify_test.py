@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from watchdog.cli import main
+from watchdog.plugins import PluginHost
 from watchdog.testing import HttpReceiver, Reply, TLSCertificates
 
 from .slackapi import TOKEN, FakeSlack
@@ -83,3 +85,48 @@ def test_notify_test_reaches_slack_email_and_webhook(
         assert failed.returncode == 1
         assert "broken: delivery failed: webhook 127.0.0.1" in failed.stderr
         assert "HTTP 503" in failed.stderr
+
+
+def test_builtin_notifiers_come_with_the_core_distribution() -> None:
+    host = PluginHost()
+    host.load_entry_points()
+    for name in ("slack", "email", "webhook"):
+        info = host.plugins[name]
+        assert info.distribution == "videosdk-watchdog", name
+        assert info.error is None
+        assert host.notifier_types[name].plugin == name
+
+
+def test_check_reports_notifier_config_errors_with_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - name: r\n    metric: qualityScore.video\n    op: '<'\n    threshold: 3\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "videosdk:\n"
+        "  api_key: k\n"
+        "  secret_key: s\n"
+        "rules: [rules.yaml]\n"
+        "notifiers:\n"
+        "  oncall:\n"
+        "    type: slack\n"
+        f"    token: {TOKEN}\n"
+        "  mail:\n"
+        "    type: email\n"
+        "    host: smtp.example.com\n"
+        "    from: watchdog@example.com\n"
+        "    to: [oncall@example.com]\n"
+        "    port: 99999\n"
+        "  hook:\n"
+        "    type: webhook\n"
+        "    url: https://example.com/hook\n"
+        "    verify: false\n"
+    )
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:6: notifiers.oncall: channel is required with a token" in err
+    assert f"{config}:14: notifiers.mail.port: Input should be less than or equal to 65535" in err
+    assert f"{config}:18: notifiers.hook.verify: unknown field" in err
+    assert TOKEN not in err
