@@ -100,7 +100,7 @@ def test_firing_message_says_everything_an_engineer_needs(
     assert message.text.startswith(
         "🔴 FIRING [critical] poor-video: Alice in meeting abcd-efgh-ijkl"
     )
-    assert "qualityScore.video = 2.41 (threshold < 3)" in message.text
+    assert "qualityScore.video = 2.41 (threshold &lt; 3)" in message.text
     (attachment,) = message.attachments
     assert attachment["color"] == "#E01E5A"
     blocks = _block_text(attachment["blocks"])

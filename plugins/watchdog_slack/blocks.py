@@ -222,11 +222,10 @@ def message(notification: Notification) -> dict[str, Any]:
                 "elements": [_mrkdwn("🧪 *Test alert* from `videosdk-watchdog notify-test`")],
             },
         )
+    line = escape(headline(notification))  # Slack parses <...> even in plain text
     return {
-        "text": headline(notification),
-        "attachments": [
-            {"color": colour(notification), "fallback": headline(notification), "blocks": blocks}
-        ],
+        "text": line,
+        "attachments": [{"color": colour(notification), "fallback": line, "blocks": blocks}],
     }
 
 
