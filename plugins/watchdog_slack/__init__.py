@@ -95,7 +95,7 @@ class SlackConfig(NotifierConfig):
     broadcast_resolved: bool = Field(
         default=False, description="Also show the thread's resolve reply in the channel."
     )
-    timeout: float = Field(default=10.0, gt=0, le=120)
+    timeout: int = Field(default=10, ge=1, le=120, description="Seconds per API call.")
     ca_file: str | None = Field(
         default=None, description="PEM bundle of a private CA (e.g. an HTTPS proxy); never off."
     )
@@ -178,7 +178,7 @@ class SlackBot:
         self.client = WebClient(
             token=config.token.get_secret_value(),
             base_url=config.base_url,
-            timeout=int(config.timeout),
+            timeout=config.timeout,
             ssl=_ssl_context(config),
             logger=redacting_logger(logger, "slack_sdk", [config.token.get_secret_value()]),
             retry_handlers=[],  # the core retries with backoff; never block a lane here
@@ -275,7 +275,7 @@ class SlackWebhook:
         self.mentions = config.mentions
         self.client = WebhookClient(
             url=url,
-            timeout=int(config.timeout),
+            timeout=config.timeout,
             ssl=_ssl_context(config),
             logger=redacting_logger(logger, "slack_sdk", [url]),
             retry_handlers=[],  # the core retries with backoff; never block a lane here
