@@ -39,6 +39,7 @@ pytest: $(STAMP) $(NTFY_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.poll_throughput
+	$(BIN)/python -m benchmarks.notifier_send
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import watchdog_slack
 
 from watchdog.alerts import Alert
+from watchdog.dispatcher import Dispatcher
 from watchdog.notifiers import DeliveryError
 from watchdog.problems import ConfigError
 from watchdog.store import Store
@@ -294,3 +296,30 @@ def test_webhook_url_never_reaches_the_logs(
     assert slack.webhook_posts
     assert "Sending a request" in caplog.text  # slack-sdk did log the request...
     assert WEBHOOK_PATH not in caplog.text  # ...with the URL masked
+
+
+def test_outbox_delivers_after_the_rate_limit_in_order(tmp_path: Path, slack: FakeSlack) -> None:
+    """Slack says wait: the outbox waits that long, then firing and resolve go in order."""
+    store = Store(str(tmp_path / "state.db"))
+    host = PluginTestHost()
+    host.add(watchdog_slack, "slack")
+    notifiers = host.host.build({"oncall": bot_config(slack)}, store.notifier_state)
+    dispatcher = Dispatcher(store, notifiers)
+    alert = make_alert()
+    firing = make_notification(alert, notifier="oncall")
+    done = make_notification(resolved(alert), notifier="oncall", thread=firing.thread)
+    store.enqueue([("firing", firing), ("resolved", done)])
+    slack.receiver.reply(Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}))
+    started = time.monotonic()
+    assert dispatcher.deliver_due() == 0
+    assert not slack.messages  # nothing got through, and the resolve did not overtake
+    deadline = started + 10
+    while store.outbox_depth() and time.monotonic() < deadline:
+        dispatcher.deliver_due()
+        time.sleep(0.05)
+    assert store.outbox_depth() == 0
+    assert time.monotonic() - started >= 1.0  # Retry-After was honoured
+    (message,) = slack.top_level()
+    assert message.text.startswith("✅ RESOLVED")
+    assert len(slack.replies(message.ts)) == 1
+    store.close()
