@@ -46,6 +46,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from watchdog.alerts import Alert, Notification, Status, fingerprint
 from watchdog.notifiers import DeliveryError, MemoryState, Notifier, NotifierConfig
 from watchdog.plugins import PluginHost, PluginInfo
+from watchdog.problems import ConfigError
 
 __all__ = [
     "HttpReceiver",
@@ -474,10 +475,17 @@ class NotifierContract:
             if delivered:
                 assert delivered() > before, f"{notification.status} notification never arrived"
 
-    def test_config_model_refuses_unknown_keys(self, contract_host: PluginTestHost) -> None:
+    def test_config_model_refuses_unknown_keys(
+        self, contract_host: PluginTestHost, notifier_config: dict[str, Any]
+    ) -> None:
+        """A typo in the config is an error at ``check``, not a silently ignored key."""
         kind = contract_host.host.notifier_types[self.notifier_type]
         assert issubclass(kind.config, NotifierConfig), "config models derive NotifierConfig"
         assert kind.description, "describe the notifier type for `videosdk-watchdog plugins`"
+        typo = {"type": self.notifier_type, **notifier_config, "no_such_option": True}
+        with pytest.raises(ConfigError) as caught:
+            contract_host.build(typo, "typo")
+        assert any("no_such_option: unknown field" in p.message for p in caught.value.problems)
 
     def test_firing(self, notifier: Notifier, delivered: Callable[[], int] | None) -> None:
         self._accepts(notifier, [make_notification()], delivered)
