@@ -51,6 +51,9 @@ class Alert:
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
+    # why an alert resolved without a sample showing recovery, e.g. "participant left the
+    # session"; None for an ordinary resolution. ``value`` is then the last value seen.
+    reason: str | None = None
 
     @property
     def who(self) -> str:

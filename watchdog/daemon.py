@@ -6,12 +6,13 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watchdog.discovery import Discovery
 from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
 from watchdog.poller import Poller
@@ -19,9 +20,11 @@ from watchdog.problems import ConfigError, Problem
 from watchdog.rules import RuleSet, check_notifiers, load_rules
 from watchdog.settings import Config
 from watchdog.store import Store
-from watchdog.telemetry import WATCHED
 from watchdog.tokens import TokenSource
 from watchdog.videosdk import VideoSDKClient
+from watchdog.watchfilters import Filters
+from watchdog.watchlist import WatchList
+from watchdog.webhooks import PublicKeys, WebhookReceiver, apply_event, read_public_key
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
                 "VIDEOSDK_SECRET_KEY), or a ready-made token",
             )
         )
+    problems.extend(_watch_problems(config))
     interval = settings.poll.interval
     for rule in rules:
         if rule.for_ and rule.for_ < interval:
@@ -77,6 +81,19 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     return rules, problems
 
 
+def _watch_problems(config: Config) -> list[Problem]:
+    """What the watch section's model cannot check alone: the webhook key must load."""
+    webhook = config.settings.watch.webhook
+    if webhook is None or webhook.public_key is None:
+        return []
+    try:
+        read_public_key(webhook.public_key, config.resolve)
+    except ValueError as exc:
+        file, line = config.line_for("watch", "webhook", "public_key")
+        return [Problem(file, line, f"watch.webhook.public_key: {exc}")]
+    return []
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -86,8 +103,12 @@ class Runtime:
     client: VideoSDKClient
     poller: Poller
     dispatcher: Dispatcher
+    watchlist: WatchList
+    discovery: Discovery | None = None
 
     def close(self) -> None:
+        if self.discovery is not None:
+            self.discovery.close()
         self.poller.close()
         self.client.close()
         self.store.close()
@@ -109,17 +130,46 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     dispatcher = Dispatcher(
         store, notifiers, settings.delivery.timeout, settings.delivery.max_backoff
     )
+    watch = settings.watch
+    watchlist = WatchList(
+        store,
+        watch.participants,
+        Filters.from_settings(watch.filters),
+        watch.missing_polls,
+        persist=not dry_run,
+    )
+    discovery = (
+        Discovery(client, watch, watchlist, settings.poll.concurrency) if watch.discovers else None
+    )
     poller = Poller(
         client,
         store,
         rules,
         notifiers=list(settings.notifiers),
-        targets=settings.watch.participants,
+        targets=watchlist.targets,
         concurrency=settings.poll.concurrency,
         dry_run=dry_run,
         on_enqueue=dispatcher.wake,
+        observer=watchlist,
     )
-    return Runtime(config, rules, host, store, client, poller, dispatcher)
+    return Runtime(config, rules, host, store, client, poller, dispatcher, watchlist, discovery)
+
+
+def start_webhooks(runtime: Runtime) -> WebhookReceiver | None:
+    """The webhook endpoint, if configured; it feeds the watch list directly."""
+    webhook = runtime.config.settings.watch.webhook
+    if webhook is None or runtime.discovery is None:
+        return None
+    configured = None
+    if webhook.public_key is not None:
+        configured = read_public_key(webhook.public_key, runtime.config.resolve)
+    keys = PublicKeys(runtime.client, configured, webhook.key_refresh_interval)
+    discovery, watchlist = runtime.discovery, runtime.watchlist
+    receiver = WebhookReceiver(
+        webhook, keys, lambda event: apply_event(event, watchlist, discovery)
+    )
+    receiver.start()
+    return receiver
 
 
 def token(config: Config) -> str:
@@ -132,7 +182,14 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     _install_signal_handlers(stop)
     settings = config.settings
-    WATCHED.set(len(settings.watch.participants))
+    try:
+        receiver = start_webhooks(runtime)
+    except OSError as exc:
+        runtime.close()
+        log.error("cannot listen for webhooks on %s: %s", settings.watch.webhook, exc)
+        return 1
+    if runtime.discovery is not None:
+        runtime.discovery.run()  # the first poll should already see who is in the calls
     runtime.dispatcher.start()
     runtime.dispatcher.wake()  # deliver whatever a previous run left in the outbox
     scheduler = BackgroundScheduler(timezone=UTC)
@@ -146,10 +203,22 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
         coalesce=True,
         misfire_grace_time=None,
     )
+    if runtime.discovery is not None:
+        every = settings.watch.discovery_interval.total_seconds()
+        scheduler.add_job(
+            runtime.discovery.run,
+            IntervalTrigger(seconds=every, timezone=UTC),
+            id="discovery",
+            name="discovery pass",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=every),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
     log.info(
         "watching %d participants with %d rules every %gs; %d notifiers: %s",
-        len(settings.watch.participants),
+        len(runtime.watchlist.targets()),
         len(runtime.rules),
         settings.poll.interval.total_seconds(),
         len(settings.notifiers),
@@ -159,6 +228,8 @@ def run(config: Config, stop: threading.Event | None = None) -> int:
         stop.wait()
     finally:
         log.info("stopping: finishing the current poll cycle and flushing the outbox")
+        if receiver is not None:
+            receiver.stop()
         scheduler.shutdown(wait=True)
         left = runtime.dispatcher.stop(STOP_GRACE_SECONDS)
         if left:
