@@ -126,7 +126,7 @@ def test_resolve_updates_the_original_and_replies_in_its_thread(
     assert len(original.edits) == 1
     assert original.text.startswith("✅ RESOLVED [warning] poor-video")
     assert original.attachments[0]["color"] == "#2EB67D"
-    assert "lasted 6m 0s" in _block_text(original.attachments)
+    assert "lasted 6m" in _block_text(original.attachments)
     reminder, done = slack.replies(original.ts)
     assert reminder.text.startswith("🔁 *Still firing*")
     assert done.text.startswith("✅ *Resolved*")
@@ -323,3 +323,21 @@ def test_outbox_delivers_after_the_rate_limit_in_order(tmp_path: Path, slack: Fa
     assert message.text.startswith("✅ RESOLVED")
     assert len(slack.replies(message.ts)) == 1
     store.close()
+
+
+def test_a_departure_resolve_says_why_and_the_last_value(
+    host: PluginTestHost, slack: FakeSlack
+) -> None:
+    notifier = host.build(bot_config(slack))
+    alert = make_alert()
+    firing = make_notification(alert)
+    notifier.send(firing)
+    left = resolved(alert, reason="participant left the session")
+    notifier.send(make_notification(left, thread=firing.thread))
+    (original,) = slack.top_level()
+    assert original.text == (
+        "✅ RESOLVED [warning] poor-video: Alice in meeting abcd-efgh-ijkl: "
+        "participant left the session; last qualityScore.video = 2.41 (threshold &lt; 3)"
+    )
+    (reply,) = slack.replies(original.ts)
+    assert "participant left the session; last `qualityScore.video = 2.41" in reply.text

@@ -145,6 +145,13 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     assert after["groupKey"] == body["groupKey"]  # the same group from firing to resolved
     assert after["alerts"][0]["endsAt"] == "2026-11-24T10:06:00.000Z"
     assert after["alerts"][0]["annotations"]["value"] == "4.2"
+    assert "resolved_reason" not in after["alerts"][0]["annotations"]
+
+    left = resolved(alert, reason="participant left the session")
+    notifier.send(make_notification(left, thread=firing.thread))
+    annotations = receiver.requests[2].json()["alerts"][0]["annotations"]
+    assert annotations["resolved_reason"] == "participant left the session"
+    assert annotations["value"] == "2.41"  # the last value seen
 
 
 def test_grouped_truncated_and_generator_url(host: PluginTestHost, receiver: HttpReceiver) -> None:

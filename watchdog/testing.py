@@ -101,10 +101,22 @@ def make_alert(
     return Alert(**values)
 
 
-def resolved(alert: Alert, after: timedelta = timedelta(minutes=5), value: float = 4.2) -> Alert:
-    """The same alert, resolved ``after`` its firing with a healthy value."""
+def resolved(
+    alert: Alert,
+    after: timedelta = timedelta(minutes=5),
+    value: float = 4.2,
+    reason: str | None = None,
+) -> Alert:
+    """The same alert, resolved ``after`` its firing with a healthy value.
+
+    With a ``reason`` (e.g. "participant left the session") it resolved without a
+    recovering sample, and keeps the last value seen, as the core sends it.
+    """
     end = alert.fired_at + after
-    return replace(alert, status="resolved", value=value, sample_time=end, ends_at=end)
+    last = alert.value if reason else value
+    return replace(
+        alert, status="resolved", value=last, sample_time=end, ends_at=end, reason=reason
+    )
 
 
 def make_notification(
@@ -504,6 +516,14 @@ class NotifierContract:
     ) -> None:
         """After a restart or a lost state, a resolve still reaches the destination."""
         self._accepts(notifier, [make_notification(resolved(make_alert()))], delivered)
+
+    def test_resolved_because_the_participant_left(
+        self, notifier: Notifier, delivered: Callable[[], int] | None
+    ) -> None:
+        alert = make_alert()
+        firing = make_notification(alert)
+        left = resolved(alert, reason="participant left the session")
+        self._accepts(notifier, [firing, make_notification(left, thread=firing.thread)], delivered)
 
     def test_grouped(self, notifier: Notifier, delivered: Callable[[], int] | None) -> None:
         group = grouped_notification(4)

@@ -7,10 +7,11 @@ facts; the HTML part adds the severity colour.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 
 from watchdog.alerts import Alert, Notification
+from watchdog.durations import format_duration
 
 COLOURS = {"critical": "#d0312d", "warning": "#e8a317", "info": "#2f80ed"}
 RESOLVED_COLOUR = "#2e9e5b"
@@ -24,10 +25,7 @@ def when(moment: datetime | None) -> str:
 def lasted(alert: Alert) -> str:
     if alert.ends_at is None:
         return ""
-    seconds = max(int((alert.ends_at - alert.starts_at).total_seconds()), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes}m" if hours else (f"{minutes}m {secs}s" if minutes else f"{secs}s")
+    return format_duration(max(alert.ends_at - alert.starts_at, timedelta(0)))
 
 
 def over(notification: Notification) -> bool:
@@ -70,6 +68,8 @@ def _detail(alert: Alert) -> list[tuple[str, str]]:
     """(label, value) rows for one alert, shared by the text and HTML parts."""
     if alert.status == "firing":
         value = alert.condition
+    elif alert.reason:
+        value = f"last {alert.condition}"
     else:
         value = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]}"
     rows = [
@@ -83,6 +83,8 @@ def _detail(alert: Alert) -> list[tuple[str, str]]:
     ]
     if alert.status == "resolved":
         rows.append(("Resolved", f"{when(alert.ends_at)} (lasted {lasted(alert)})"))
+        if alert.reason:
+            rows.append(("Reason", alert.reason))
     sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present
     if sparkline:
         rows.append(("Trend", str(sparkline)))

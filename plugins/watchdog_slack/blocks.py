@@ -8,10 +8,11 @@ in their own time zone.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog.alerts import Alert, Notification
+from watchdog.durations import format_duration
 
 COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "info": "#36C5F0"}
 RESOLVED_COLOUR = "#2EB67D"
@@ -45,12 +46,7 @@ def slack_time(moment: datetime, style: str = "{date_short_pretty} {time}") -> s
 
 
 def duration(start: datetime, end: datetime) -> str:
-    seconds = max(int((end - start).total_seconds()), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+    return format_duration(max(end - start, timedelta(0)))
 
 
 def escape(text: str) -> str:
@@ -59,6 +55,8 @@ def escape(text: str) -> str:
 
 
 def value_line(alert: Alert) -> str:
+    if alert.status == "resolved" and alert.reason:
+        return f"{escape(alert.reason)}; last `{escape(alert.condition)}`"
     if alert.status == "resolved":
         return f"`{escape(alert.metric)}` back to {escape(alert.condition.split(' = ', 1)[1])}"
     return f"`{escape(alert.condition)}`"
@@ -115,11 +113,12 @@ def headline(notification: Notification) -> str:
         alert = alerts[0]
         name = alert.participant_name or alert.participant_id
         where = f"meeting {alert.meeting_id}" if alert.meeting_id else f"session {alert.session_id}"
-        detail = (
-            alert.condition
-            if alert.status == "firing"
-            else f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]}"
-        )
+        if alert.status == "firing":
+            detail = alert.condition
+        elif alert.reason:
+            detail = f"{alert.reason}; last {alert.condition}"
+        else:
+            detail = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]}"
         return (
             f"{prefix}{icon(alert)} {word} [{alert.severity}] {alert.rule}: "
             f"{name} in {where}: {detail}"

@@ -56,6 +56,8 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
     }
     if alert.description:
         out["description"] = alert.description
+    if alert.reason:  # resolved without a recovering sample, e.g. the participant left
+        out["resolved_reason"] = alert.reason
     if alert.participant_name:
         out["participant_name"] = alert.participant_name
     sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present

@@ -42,6 +42,8 @@ class NtfyConfig(NotifierConfig):
 
 
 def _line(alert: Alert) -> str:
+    if alert.status == "resolved" and alert.reason:
+        return f"✅ {alert.rule}: {alert.who}: {alert.reason}; last {alert.condition}"
     if alert.status == "resolved":
         return (
             f"✅ {alert.rule}: {alert.who}: {alert.metric} back to "
