@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the example outside plugin: installed with pip like any third-party plugin, tested via its entry point
+NTFY := plugins/videosdk-watchdog-ntfy
+NTFY_STAMP := $(VENV)/.ntfy-installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -14,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+$(NTFY_STAMP): $(STAMP) $(NTFY)/pyproject.toml $(wildcard $(NTFY)/watchdog_ntfy/*)
+	$(BIN)/python -m pip install --quiet ./$(NTFY)
+	@touch $(NTFY_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/videosdk-watchdog demo
 
@@ -23,14 +30,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(NTFY_STAMP)
 	$(BIN)/mypy
+	cd $(NTFY) && MYPYPATH=../.. ../../$(BIN)/mypy  # editable installs hide the core from mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NTFY_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.poll_throughput
+	$(BIN)/python -m benchmarks.rule_engine
+	$(BIN)/python -m benchmarks.notifier_send
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

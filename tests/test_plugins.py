@@ -52,7 +52,8 @@ def test_console_notifier_output_is_readable() -> None:
     assert "qualityScore.video = 2.4 (threshold < 3)" in text
 
 
-def test_notifier_config_is_validated_with_lines() -> None:
+def test_notifier_config_is_validated_with_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHDOG_LOAD_PLUGINS", "console")  # a fixed list of available types
     host = load_plugins()
     with pytest.raises(ConfigError) as caught:
         host.validate(

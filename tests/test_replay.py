@@ -48,3 +48,42 @@ def test_replay_of_a_missing_or_broken_file_exits_2(
     broken.write_text('{"stats": []}\n{"stats": [\n')
     assert main(["replay", "--rules", str(rules), str(broken)]) == 2
     assert f"{broken}:2: not JSON" in capsys.readouterr().err
+
+
+def test_replay_meeting_rules_and_absent_data_with_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        """\
+rules:
+  - name: meeting-poor
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    meeting: {count: 2}
+  - name: silent
+    absent: 1m
+"""
+    )
+    a = video_series([(0, 2.0), (10, 2.0), (20, 4.0)])
+    b = video_series([(0, 4.0), (10, 2.0), (20, 2.0), (30, 4.0), (40, 4.0)])
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps([response(a), response(b, participant="part-2")]))
+    assert main(["replay", "--rules", str(rules), str(stats)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        {"time": "2026-11-24T10:00:10.000Z", "rule": "meeting-poor", "sessionId": "sess-1",
+         "participantId": None, "state": "firing", "value": 2, "meetingId": "abcd-efgh-ijkl"},
+        {"time": "2026-11-24T10:00:20.000Z", "rule": "meeting-poor", "sessionId": "sess-1",
+         "participantId": None, "state": "resolved", "value": 1, "meetingId": "abcd-efgh-ijkl"},
+    ]  # fmt: skip
+    now = "2026-11-24T10:01:30Z"
+    assert main(["replay", "--rules", str(rules), "--now", now, str(stats)]) == 0
+    silent = [json.loads(line) for line in capsys.readouterr().out.splitlines()][2:]
+    assert silent == [
+        {"time": "2026-11-24T10:01:20.000Z", "rule": "silent", "sessionId": "sess-1",
+         "participantId": "part-1", "state": "firing", "value": 60},
+    ]  # fmt: skip
+    assert main(["replay", "--rules", str(rules), "--now", "yesterday", str(stats)]) == 2
+    assert "--now: 'yesterday' is not an ISO-8601 time" in capsys.readouterr().err

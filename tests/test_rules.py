@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.cli import main
+from watchdog.metrics import METRICS
 from watchdog.problems import ConfigError
 from watchdog.rules import load_rules
 
@@ -51,24 +52,7 @@ def test_every_problem_reported_at_its_line(tmp_path: Path) -> None:
     lines = [str(p) for p in caught.value.problems]
     assert lines == [
         f"{path}:3: rule 'poor-video': metric unknown metric 'qualityScore.vidoe'; valid metrics: "
-        + ", ".join(
-            [
-                "recvAudioPacketLost",
-                "recvVideoPacketLost",
-                "sendAudioPacketLost",
-                "sendVideoPacketLost",
-                "averageAudioRtt",
-                "averageVideoRtt",
-                "averageAudioJitter",
-                "averageVideoJitter",
-                "averageSendAudioBitrate",
-                "averageSendVideoBitrate",
-                "averageRecvAudioBitrate",
-                "averageRecvVideoBitrate",
-                "qualityScore.audio",
-                "qualityScore.video",
-            ]
-        ),
+        + ", ".join(METRICS),
         f"{path}:8: rule 'high-rtt': op unknown operator; use one of < <= > >= == !=",
         f"{path}:10: rule 'loss': threshold is required",
         f"{path}:21: rule 'typo': fro unknown field",
@@ -111,10 +95,16 @@ def test_check_cli_prints_file_line_and_exits_2(
     assert err[1] == f"{path}:8: rule 'high-rtt': op unknown operator; use one of < <= > >= == !="
 
 
-def test_check_cli_accepts_the_example_rules(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_cli_accepts_the_example_rules_and_their_tests_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     example = Path(__file__).parent.parent / "rules.example.yaml"
     assert main(["check", "--rules", str(example)]) == 0
     assert "rules OK" in capsys.readouterr().out
+    assert main(["test-rules", str(example)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].endswith("tests, 0 failed")
+    assert "FAIL" not in out
 
 
 def test_unknown_top_level_key_and_non_mapping_rule(tmp_path: Path) -> None:

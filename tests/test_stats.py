@@ -85,3 +85,21 @@ def test_undocumented_numeric_fields_are_kept() -> None:
 def test_naive_and_offset_times_become_utc() -> None:
     raw = response([sample(0) | {"time": "2026-11-24T12:00:00+02:00"}])
     assert parse_stats(raw, "s", "p").samples[0].time == at(0)
+
+
+def test_derived_metrics_and_resolution_from_the_nearest_usage_entry() -> None:
+    raw = response([sample(0), sample(10), sample(20)])
+    raw["resolutionUsage"] = [
+        {"180": 0, "360": 1, "720": 0, "time": "2026-11-24T10:00:00.247Z"},  # near 0s
+        {"180": 0.2, "360": 0.1, "720": 0.7, "time": "2026-11-24T10:00:16.000Z"},  # near 20s
+        {"720": "lots", "time": "2026-11-24T10:00:10.000Z"},  # malformed: ignored
+        {"360": 1},  # no time: ignored
+        "garbage",
+    ]
+    stats = parse_stats(raw, "s", "p")
+    assert [s.values.get("resolution") for s in stats.samples] == [360.0, None, 720.0]
+    first = stats.samples[0].values
+    assert first["totalPacketLost"] == 0
+    assert first["recvVideoKbps"] == 307.229
+    later = parse_stats(raw, "s", "p", after=at(10))
+    assert [s.values.get("resolution") for s in later.samples] == [720.0]

@@ -101,4 +101,7 @@ def test_the_example_config_is_valid(
     (tmp_path / "rules.yaml").write_text((root / "rules.example.yaml").read_text())
     monkeypatch.setenv("VIDEOSDK_API_KEY", "key")
     monkeypatch.setenv("VIDEOSDK_SECRET_KEY", "secret")
+    # notifier secrets come from the environment file, as the example says
+    monkeypatch.setenv("WATCHDOG_NOTIFIERS__ONCALL__TOKEN", "xoxb-example")
+    monkeypatch.setenv("WATCHDOG_NOTIFIERS__MAIL__PASSWORD", "example-password")
     assert main(["check", "--config", str(tmp_path / "config.yaml")]) == 0, capsys.readouterr()

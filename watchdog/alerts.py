@@ -23,6 +23,11 @@ def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def meeting_fingerprint(rule: str, meeting_id: str) -> str:
+    """Stable identity of a meeting-level alert: one rule on one meeting."""
+    return fingerprint(rule, f"meeting:{meeting_id}", "*")
+
+
 def format_number(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -54,9 +59,14 @@ class Alert:
     # why an alert resolved without a sample showing recovery, e.g. "participant left the
     # session"; None for an ordinary resolution. ``value`` is then the last value seen.
     reason: str | None = None
+    sparkline: str | None = None  # the metric's recent values as unicode blocks: ▇▆▃▁▁
+    values: list[float] = field(default_factory=list)  # those values, oldest first
+    scope: str = "participant"  # or "meeting": about a whole meeting, participant_id is ""
 
     @property
     def who(self) -> str:
+        if self.scope == "meeting":
+            return self.participant_name or "several participants"
         name = self.participant_name or "unknown participant"
         return f"{name} ({self.participant_id})"
 

@@ -24,10 +24,13 @@ from watchdog.plugins import load_plugins
 from watchdog.problems import ConfigError
 from watchdog.replay import problems_for_missing, replay
 from watchdog.routing import alert_from
+from watchdog.rulecheck import semantic_problems
 from watchdog.rules import load_rules
+from watchdog.ruletests import load_tests, report, run_file
+from watchdog.schemas import schema
 from watchdog.settings import Config, load_config
 from watchdog.simulator import serve
-from watchdog.stats import format_time
+from watchdog.stats import format_time, parse_time
 from watchdog.status import print_status
 from watchdog.store import Store
 
@@ -60,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="backtest rules over saved stats responses")
     replay.add_argument("--rules", metavar="RULES", required=True)
     replay.add_argument("stats", metavar="STATS.json", nargs="+")
+    replay.add_argument(
+        "--now",
+        metavar="TIME",
+        help="ISO-8601 end of the recording, for absent-data rules (default: gaps only)",
+    )
+    test_rules = sub.add_parser("test-rules", help="run the test cases in rules files")
+    test_rules.add_argument("files", metavar="FILE", nargs="+")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the config or rules file")
+    schema.add_argument("kind", choices=["config", "rules"])
     notify = with_config(sub.add_parser("notify-test", help="send a test alert via one notifier"))
     notify.add_argument("name", metavar="NAME")
     plugins = sub.add_parser("plugins", help="installed plugins and notifier types")
@@ -154,7 +166,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.rules and not args.config:
         ruleset = load_rules([args.rules])
-        print(f"{args.rules}: {len(ruleset)} rules OK")
+        tests = load_tests(args.rules, ruleset)
+        for warning in semantic_problems(ruleset):
+            print(warning, file=sys.stderr)
+        suffix = f" ({len(tests)} tests: run them with test-rules)" if tests else ""
+        print(f"{args.rules}: {len(ruleset)} rules OK{suffix}")
         return EXIT_OK
     config = load_config(args.config)
     if args.rules:
@@ -219,8 +235,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(missing)
     rules = load_rules([args.rules])
-    for transition in replay(rules, args.stats):
+    now = None
+    if args.now is not None:
+        now = parse_time(args.now)
+        if now is None:
+            raise ConfigError.single("--now", None, f"{args.now!r} is not an ISO-8601 time")
+    for transition in replay(rules, args.stats, now=now):
         print(json.dumps(transition.to_json()))
+    return EXIT_OK
+
+
+def cmd_test_rules(args: argparse.Namespace) -> int:
+    """Exit 0 when every test passes, 1 when one fails, 2 when a file is malformed."""
+    failed = 0
+    problems = []
+    for path in args.files:
+        try:
+            outcomes, _ = run_file(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        for line in report(path, outcomes):
+            print(line)
+        failed += sum(not outcome.passed for outcome in outcomes)
+    if problems:
+        raise ConfigError(problems)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(schema(args.kind), indent=2))
     return EXIT_OK
 
 
@@ -340,6 +384,8 @@ _COMMANDS = {
     "check": cmd_check,
     "once": cmd_once,
     "replay": cmd_replay,
+    "test-rules": cmd_test_rules,
+    "schema": cmd_schema,
     "notify-test": cmd_notify_test,
     "plugins": cmd_plugins,
     "token": cmd_token,

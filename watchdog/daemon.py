@@ -19,6 +19,7 @@ from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
 from watchdog.poller import Poller
 from watchdog.problems import ConfigError, Problem
+from watchdog.rulecheck import semantic_problems
 from watchdog.rules import RuleSet, check_notifiers, load_rules
 from watchdog.settings import Config
 from watchdog.store import Store
@@ -69,19 +70,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
             )
         )
     problems.extend(_watch_problems(config))
-    interval = settings.poll.interval
-    for rule in rules:
-        if rule.for_ and rule.for_ < interval:
-            file, line = rules.lines.get(rule.name, ("rules", None))
-            problems.append(
-                Problem(
-                    file,
-                    line,
-                    f"rule {rule.name!r}: for ({rule.for_.total_seconds():g}s) is shorter than "
-                    f"the poll interval ({interval.total_seconds():g}s)",
-                    "warning",
-                )
-            )
+    problems.extend(semantic_problems(rules, settings.poll.interval))
     return rules, problems
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from watchdog.alerts import Alert
-from watchdog.engine import Transition
+from watchdog.engine import transition as make_transition
 from watchdog.routing import alert_from
 from watchdog.stats import ParticipantInfo
 from watchdog.store import Key
@@ -40,8 +40,8 @@ def depart(poller: Poller, key: Key, reason: str, info: ParticipantInfo) -> int:
         rule = rules.get(name)
         if state.phase != "firing" or rule is None or state.fired_at is None:
             continue
-        transition = Transition(
-            last, rule, info, "resolved", state.value, state.active_since, state.fired_at
+        transition = make_transition(  # renders the rule's summary/description templates
+            rule, info, last, "resolved", value=state.value, state=state, threshold=rule.threshold
         )
         alerts.append((replace(alert_from(transition), reason=reason), rule.notify))
         resolved += 1
@@ -53,4 +53,6 @@ def depart(poller: Poller, key: Key, reason: str, info: ParticipantInfo) -> int:
             poller.on_enqueue()
     poller.states.pop(key, None)
     poller.cursors.pop(key, None)
+    poller.memories.pop(key, None)  # rule windows (watchdog.engine.Memory)
+    poller.infos.pop(key, None)
     return resolved

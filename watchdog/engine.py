@@ -1,53 +1,155 @@
 """The rule engine: pure, no I/O. New samples + previous state -> new state + transitions.
 
-The daemon, ``once`` and ``replay`` all drive this one function, so what a
-backtest shows is what production does. Time is sample time, never the
-wall clock, which makes ``for`` deterministic and testable.
+The daemon, ``once``, ``replay`` and ``test-rules`` all drive these functions,
+so what a backtest shows is what production does. Time is sample time, never
+the wall clock, which makes ``for``, windows and spikes deterministic and
+testable; absent data is judged against a reference ``now`` the caller takes
+from the API server (its ``Date`` header), never the local clock.
+
+Per participant the engine keeps a ``Memory``: the recent points of the
+metrics rules look at, trimmed to the longest window (plus a short tail for
+sparklines), so state stays bounded however long a call runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from watchdog.rules import Rule
-from watchdog.stats import ParticipantInfo, Sample, format_time
+from watchdog.sparklines import sparkline
+from watchdog.stats import ParticipantInfo, Sample, format_time, parse_time
+from watchdog.templates import render
 
 Phase = Literal["pending", "firing"]
+Scope = Literal["participant", "meeting"]
+
+SPARK_POINTS = 16  # recent values kept per metric for sparklines, beyond any window
+ZERO = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """A rule's state for one participant; absent means inactive."""
+    """A rule's state for one participant (or meeting); absent means inactive."""
 
     phase: Phase
     active_since: datetime  # first sample of the current run where the condition held
     value: float  # the metric's latest value while active
     fired_at: datetime | None = None
+    keep_firing_since: datetime | None = None  # condition cleared, still firing (keep_firing_for)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A meeting rule's per-participant verdict at its newest sample."""
+
+    time: datetime
+    holds: bool
+    value: float
+
+
+Point = tuple[datetime, float]
+
+
+@dataclass(slots=True)
+class Memory:
+    """What the engine remembers about one participant between evaluations."""
+
+    last_time: datetime | None = None  # newest sample evaluated
+    first_time: datetime | None = None  # oldest sample ever seen (spike baselines need history)
+    series: dict[str, deque[Point]] = field(default_factory=dict)
+    conditions: dict[str, Condition] = field(default_factory=dict)
+
+    def copy(self) -> Memory:
+        return Memory(
+            self.last_time,
+            self.first_time,
+            {metric: deque(points) for metric, points in self.series.items()},
+            dict(self.conditions),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last": self.last_time.isoformat() if self.last_time else None,
+            "first": self.first_time.isoformat() if self.first_time else None,
+            "series": {
+                metric: [[t.isoformat(), v] for t, v in points]
+                for metric, points in self.series.items()
+            },
+            "conditions": {
+                rule: [c.time.isoformat(), c.holds, c.value] for rule, c in self.conditions.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Memory:
+        """Tolerant: a damaged entry loses history, never the daemon."""
+        memory = cls()
+        if not isinstance(data, dict):
+            return memory
+        memory.last_time = parse_time(data.get("last"))
+        memory.first_time = parse_time(data.get("first"))
+        series = data.get("series")
+        times: dict[Any, datetime | None] = {}  # metrics share sample times: one object each
+        for metric, points in series.items() if isinstance(series, dict) else ():
+            kept: deque[Point] = deque()
+            for item in points if isinstance(points, list) else ():
+                if isinstance(item, list) and len(item) == 2:
+                    stamp = item[0] if isinstance(item[0], str) else None
+                    if stamp not in times:
+                        times[stamp] = parse_time(stamp)
+                    moment = times[stamp]
+                    if moment is not None and isinstance(item[1], int | float):
+                        kept.append((moment, float(item[1])))
+            memory.series[str(metric)] = kept
+        conditions = data.get("conditions")
+        for rule, item in conditions.items() if isinstance(conditions, dict) else ():
+            if isinstance(item, list) and len(item) == 3:
+                moment = parse_time(item[0])
+                if moment is not None and isinstance(item[2], int | float):
+                    memory.conditions[str(rule)] = Condition(moment, bool(item[1]), float(item[2]))
+        return memory
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    time: datetime  # the sample that caused it
+    time: datetime  # the sample (or reference time) that caused it
     rule: Rule
     info: ParticipantInfo
     state: Literal["firing", "resolved"]
     value: float
     active_since: datetime
     fired_at: datetime
+    threshold: float | None = None  # the effective threshold (a spike's is baseline-relative)
+    values: tuple[float, ...] = ()  # the metric's recent values, oldest first
+    summary: str | None = None  # rendered templates
+    description: str | None = None
+    scope: Scope = "participant"
+    affected: tuple[str, ...] = ()  # meeting rules: who meets the condition
+    watched: int = 0  # meeting rules: participants with data
+
+    @property
+    def sparkline(self) -> str | None:
+        return sparkline(self.values) or None
 
     def to_json(self) -> dict[str, Any]:
-        """The documented ``replay`` line."""
-        return {
+        """The documented ``replay`` line (meeting rules add ``meetingId``)."""
+        line: dict[str, Any] = {
             "time": format_time(self.time),
             "rule": self.rule.name,
             "sessionId": self.info.session_id,
-            "participantId": self.info.participant_id,
+            "participantId": self.info.participant_id if self.scope == "participant" else None,
             "state": self.state,
             "value": self.value,
         }
+        if self.scope == "meeting":
+            line["meetingId"] = self.info.meeting_id
+        return line
 
 
 @dataclass(slots=True)
@@ -55,6 +157,16 @@ class Evaluation:
     states: dict[str, AlertState]
     transitions: list[Transition] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
+    memory: Memory = field(default_factory=Memory)
+
+
+def horizons(rules: Iterable[Rule]) -> dict[str, timedelta]:
+    """Per metric, the longest stretch of history any rule needs."""
+    out: dict[str, timedelta] = {}
+    for rule in rules:
+        if rule.metric is not None:
+            out[rule.metric] = max(out.get(rule.metric, ZERO), rule.window)
+    return out
 
 
 def evaluate(
@@ -62,46 +174,542 @@ def evaluate(
     info: ParticipantInfo,
     samples: Iterable[Sample],
     states: Mapping[str, AlertState],
+    *,
+    memory: Memory | None = None,
+    now: datetime | None = None,
+    session_ongoing: bool | None = None,
 ) -> Evaluation:
-    """Advance every rule over ``samples`` (time-ordered, all newer than last time).
+    """Advance every rule that applies to ``info`` over ``samples`` (time-ordered).
 
-    A sample without the rule's metric leaves that rule's state as it was:
-    a missing field is not evidence that a call recovered.
+    Samples at or before the memory's newest are skipped. A sample without a
+    rule's metric leaves that rule as it was: a missing field is not evidence
+    that a call recovered. ``now`` (the API server's time) lets absent-data
+    rules fire when nothing new arrived; ``session_ongoing=False`` stops them
+    (None: assume the session is still going).
     """
-    result = Evaluation(states=dict(states))
-    rule_list = list(rules)
+    applicable = [rule for rule in rules if rule.applies_to(info)]
+    memory = memory.copy() if memory is not None else Memory()
+    result = Evaluation(states=dict(states), memory=memory)
+    keep = horizons(applicable)
+    for metric in [m for m in memory.series if m not in keep]:
+        del memory.series[metric]  # no rule looks at it any more (rules changed)
+    absent = [rule for rule in applicable if rule.absent is not None]
+    valued = [rule for rule in applicable if rule.absent is None]
     for sample in samples:
+        time = sample.time
+        if memory.last_time is not None and time <= memory.last_time:
+            continue
+        for rule in absent:
+            _absent_gap(rule, info, memory.last_time, time, result)
         values = sample.values
-        for rule in rule_list:
-            value = values.get(rule.metric)
+        for metric, horizon in keep.items():
+            value = _number(values.get(metric))
             if value is None:
                 continue
-            _step(rule, info, sample.time, value, result)
+            points = memory.series.setdefault(metric, deque())
+            points.append((time, value))
+            cutoff = time - horizon
+            while len(points) > SPARK_POINTS and points[0][0] <= cutoff:
+                points.popleft()
+        memory.last_time = time
+        if memory.first_time is None:
+            memory.first_time = time
+        for rule in valued:
+            verdict = _judge(rule, values, memory, time, _firing(result.states.get(rule.name)))
+            if verdict is None:
+                continue
+            holds, value, threshold = verdict
+            if rule.meeting is not None:
+                memory.conditions[rule.name] = Condition(time, holds, value)
+                continue
+            _step(
+                rule,
+                info,
+                time,
+                holds=holds,
+                value=value,
+                threshold=threshold,
+                memory=memory,
+                out=result,
+            )
+    if now is not None and session_ongoing is not False:
+        for rule in absent:
+            _absent_now(rule, info, memory.last_time, now, result)
+    if session_ongoing is False and now is not None:
+        for rule in absent:
+            _resolve_absent(rule, info, now, memory.last_time, result)
+    for rule_name in list(memory.conditions):
+        if all(r.name != rule_name or r.meeting is None for r in applicable):
+            del memory.conditions[rule_name]
     return result
 
 
-def _step(rule: Rule, info: ParticipantInfo, time: datetime, value: float, out: Evaluation) -> None:
+def _number(value: object) -> float | None:
+    """A usable number, or None: samples from any source are judged, never trusted."""
+    if isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _firing(state: AlertState | None) -> bool:
+    return state is not None and state.phase == "firing"
+
+
+def _window(points: deque[Point] | None, start: datetime, end: datetime) -> list[float]:
+    """Values with start < time <= end."""
+    if not points:
+        return []
+    out = []
+    for moment, value in reversed(points):
+        if moment <= start:
+            break
+        if moment <= end:
+            out.append(value)
+    out.reverse()
+    return out
+
+
+def _span(points: deque[Point] | None, start: datetime, end: datetime) -> list[Point]:
+    """Points with start < time <= end, scanning back from the newest."""
+    if not points:
+        return []
+    out = []
+    for point in reversed(points):
+        if point[0] <= start:
+            break
+        if point[0] <= end:
+            out.append(point)
+    out.reverse()
+    return out
+
+
+def _p95(values: Sequence[float]) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    rank = 0.95 * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _rate(points: Sequence[Point]) -> float | None:
+    """Per-second increase over the window, a decrease counted as a counter reset."""
+    if len(points) < 2:
+        return None
+    seconds = (points[-1][0] - points[0][0]).total_seconds()
+    if seconds <= 0:
+        return None
+    increase = 0.0
+    for (_, before), (_, after) in itertools.pairwise(points):
+        increase += after - before if after >= before else after
+    return increase / seconds
+
+
+def aggregate(name: str, points: Sequence[Point]) -> float | None:
+    values = [v for _, v in points]
+    if name == "count":
+        return float(len(values))
+    if not values:
+        return None
+    if name == "avg":
+        return math.fsum(values) / len(values)
+    if name == "min":
+        return min(values)
+    if name == "max":
+        return max(values)
+    if name == "p95":
+        return _p95(values)
+    return _rate(points)
+
+
+def _judge(
+    rule: Rule, values: Mapping[str, float], memory: Memory, time: datetime, firing: bool
+) -> tuple[bool, float, float | None] | None:
+    """(condition holds, value shown, effective threshold) at this sample; None: no evidence."""
+    metric = str(rule.metric)
+    current = _number(values.get(metric))
+    if rule.aggregate is not None and rule.over is not None:
+        if current is None and rule.aggregate != "count":
+            return None
+        value = aggregate(rule.aggregate, _span(memory.series.get(metric), time - rule.over, time))
+        if value is None:
+            return None
+        return rule.holds(value, firing), value, rule.threshold
+    if rule.spike is not None:
+        if current is None:
+            return None
+        return _spike(rule, memory, time, current)
+    if current is None:
+        return None
+    return rule.holds(current, firing), current, rule.threshold
+
+
+def _spike(
+    rule: Rule, memory: Memory, time: datetime, current: float
+) -> tuple[bool, float, float | None] | None:
+    spike = rule.spike
+    assert spike is not None
+    points = memory.series.get(str(rule.metric))
+    split = time - spike.over
+    if spike.over:
+        recent = _window(points, split, time)
+        current = math.fsum(recent) / len(recent) if recent else current
+    else:
+        split = time - timedelta(microseconds=1)  # the baseline is everything before this sample
+    base_values = _window(points, split - spike.baseline, split)
+    if not base_values:
+        return None
+    baseline = math.fsum(base_values) / len(base_values)
+    enough = memory.first_time is not None and split - memory.first_time >= spike.needed
+    if spike.direction == "up":
+        limit = baseline * spike.factor if spike.factor is not None else baseline
+        if spike.min_change is not None:
+            limit = max(limit, baseline + spike.min_change)
+        holds = current > baseline and current >= limit
+    else:
+        limit = baseline / spike.factor if spike.factor is not None else baseline
+        if spike.min_change is not None:
+            limit = min(limit, baseline - spike.min_change)
+        holds = current < baseline and current <= limit
+    return enough and holds, current, limit
+
+
+def _recent(memory: Memory, rule: Rule) -> tuple[float, ...]:
+    points = memory.series.get(rule.metric or "")
+    if not points:
+        return ()
+    return tuple(v for _, v in list(points)[-SPARK_POINTS:])
+
+
+def _step(
+    rule: Rule,
+    info: ParticipantInfo,
+    time: datetime,
+    *,
+    holds: bool,
+    value: float,
+    threshold: float | None,
+    memory: Memory,
+    out: Evaluation,
+) -> None:
     name = rule.name
     current = out.states.get(name)
-    if rule.holds(value):
+    if holds:
         if current is None:
             current = AlertState(phase="pending", active_since=time, value=value)
         else:
-            current = replace(current, value=value)
+            current = replace(current, value=value, keep_firing_since=None)
         if current.phase == "pending" and time - current.active_since >= rule.for_:
             current = replace(current, phase="firing", fired_at=time)
             out.transitions.append(
-                Transition(time, rule, info, "firing", value, current.active_since, time)
+                transition(
+                    rule,
+                    info,
+                    time,
+                    "firing",
+                    value=value,
+                    state=current,
+                    threshold=threshold,
+                    values=_recent(memory, rule),
+                )
             )
         out.states[name] = current
         out.changed.add(name)
-    elif current is not None:
-        del out.states[name]
-        out.changed.add(name)
-        if current.phase == "firing":
-            assert current.fired_at is not None
+        return
+    if current is None:
+        return
+    if current.phase == "firing" and rule.keep_firing_for:
+        since = current.keep_firing_since or time
+        if time - since < rule.keep_firing_for:
+            out.states[name] = replace(current, value=value, keep_firing_since=since)
+            out.changed.add(name)
+            return
+    del out.states[name]
+    out.changed.add(name)
+    if current.phase == "firing":
+        out.transitions.append(
+            transition(
+                rule,
+                info,
+                time,
+                "resolved",
+                value=value,
+                state=current,
+                threshold=threshold,
+                values=_recent(memory, rule),
+            )
+        )
+
+
+def _absent_gap(
+    rule: Rule, info: ParticipantInfo, last: datetime | None, time: datetime, out: Evaluation
+) -> None:
+    """A sample arrived: a gap as long as ``absent`` before it fired (then resolves now)."""
+    assert rule.absent is not None
+    if last is not None and out.states.get(rule.name) is None and time - last >= rule.absent:
+        _fire_absent(rule, info, last, out)
+    _resolve_absent(rule, info, time, last, out)
+
+
+def _absent_now(
+    rule: Rule, info: ParticipantInfo, last: datetime | None, now: datetime, out: Evaluation
+) -> None:
+    assert rule.absent is not None
+    if last is not None and out.states.get(rule.name) is None and now - last >= rule.absent:
+        _fire_absent(rule, info, last, out)
+
+
+def _fire_absent(rule: Rule, info: ParticipantInfo, last: datetime, out: Evaluation) -> None:
+    """Stamped at the moment data became absent, however late a poll noticed."""
+    assert rule.absent is not None
+    moment = last + rule.absent
+    seconds = rule.absent.total_seconds()
+    state = AlertState("firing", active_since=moment, value=seconds, fired_at=moment)
+    out.states[rule.name] = state
+    out.changed.add(rule.name)
+    out.transitions.append(
+        transition(rule, info, moment, "firing", value=seconds, state=state, threshold=seconds)
+    )
+
+
+def _resolve_absent(
+    rule: Rule, info: ParticipantInfo, time: datetime, last: datetime | None, out: Evaluation
+) -> None:
+    state = out.states.pop(rule.name, None)
+    if state is None:
+        return
+    out.changed.add(rule.name)
+    gap = (time - last).total_seconds() if last is not None else state.value
+    threshold = rule.absent.total_seconds() if rule.absent is not None else None
+    out.transitions.append(
+        transition(rule, info, time, "resolved", value=gap, state=state, threshold=threshold)
+    )
+
+
+def transition(
+    rule: Rule,
+    info: ParticipantInfo,
+    time: datetime,
+    status: Literal["firing", "resolved"],
+    *,
+    value: float,
+    state: AlertState,
+    threshold: float | None,
+    values: tuple[float, ...] = (),
+    scope: Scope = "participant",
+    affected: tuple[str, ...] = (),
+    watched: int = 0,
+) -> Transition:
+    """A transition with its alert text rendered now, from what the engine knows now."""
+    fired_at = state.fired_at or time
+    made = Transition(
+        time,
+        rule,
+        info,
+        status,
+        value,
+        state.active_since,
+        fired_at,
+        threshold,
+        values,
+        scope=scope,
+        affected=affected,
+        watched=watched,
+    )
+    if rule.summary is None and rule.description is None:
+        return made
+    context = template_context(made)
+    return replace(
+        made,
+        summary=render(rule.summary, context) if rule.summary is not None else None,
+        description=render(rule.description, context) if rule.description is not None else None,
+    )
+
+
+def template_context(t: Transition) -> dict[str, Any]:
+    """What ``summary``/``description`` templates see (README documents every name)."""
+    info, rule = t.info, t.rule
+    unknown = "unknown"
+    return {
+        "rule": rule.name,
+        "severity": rule.severity,
+        "state": t.state,
+        "metric": rule.label,
+        "op": rule.shown_op,
+        "threshold": t.threshold,
+        "value": t.value,
+        "values": list(t.values),
+        "sparkline": t.sparkline or "",
+        "participant": info.name or info.participant_id or unknown,
+        "participant_id": info.participant_id,
+        "participant_name": info.name or unknown,
+        "meeting": info.meeting_id or unknown,
+        "session": info.session_id,
+        "device": info.device or unknown,
+        "device_version": info.device_version or unknown,
+        "sdk": info.sdk_name or unknown,
+        "sdk_version": info.sdk_version or unknown,
+        "country": info.country or unknown,
+        "city": info.city or unknown,
+        "region": info.region or unknown,
+        "asn": info.asn or unknown,
+        "org": info.org or unknown,
+        "labels": dict(rule.labels),
+        "since": format_time(t.active_since),
+        "time": format_time(t.time),
+        "affected": len(t.affected),
+        "watched": t.watched,
+        "participants": list(t.affected),
+    }
+
+
+# -- meeting-level rules ----------------------------------------------------------------
+
+
+MeetingKey = tuple[str, str]  # (rule, meeting)
+
+
+@dataclass(slots=True)
+class MeetingEvaluation:
+    states: dict[MeetingKey, AlertState]
+    transitions: list[Transition] = field(default_factory=list)
+    changed: set[MeetingKey] = field(default_factory=set)
+
+
+def meeting_of(info: ParticipantInfo) -> str:
+    """A participant's meeting (its session when VideoSDK did not say)."""
+    return info.meeting_id or f"session:{info.session_id}"
+
+
+def evaluate_meetings(
+    rules: Iterable[Rule],
+    participants: Iterable[tuple[ParticipantInfo, Memory]],
+    states: Mapping[MeetingKey, AlertState],
+    *,
+    now: datetime | None = None,
+) -> MeetingEvaluation:
+    """One verdict per (meeting rule, meeting) from its participants' latest conditions.
+
+    Pure, like ``evaluate``: run after a poll cycle (or each replay step). The
+    reference time is ``now`` if given, else the newest condition in the
+    meeting; a participant counts if its condition is at most ``within`` old.
+    """
+    meeting_rules = [rule for rule in rules if rule.meeting is not None]
+    result = MeetingEvaluation(states=dict(states))
+    if not meeting_rules:
+        return result
+    members: dict[str, list[tuple[ParticipantInfo, Memory]]] = {}
+    for info, memory in participants:
+        members.setdefault(meeting_of(info), []).append((info, memory))
+    for rule in meeting_rules:
+        scope = rule.meeting
+        assert scope is not None
+        meetings = set(members) | {m for r, m in states if r == rule.name}
+        for meeting in sorted(meetings):
+            group = [
+                (i, m.conditions[rule.name])
+                for i, m in members.get(meeting, ())
+                if rule.name in m.conditions and rule.applies_to(i)
+            ]
+            reference = now or max((c.time for _, c in group), default=None)
+            if reference is None:
+                continue
+            fresh = [(i, c) for i, c in group if reference - c.time <= scope.within]
+            hit = tuple(sorted(i.name or i.participant_id for i, c in fresh if c.holds))
+            watched = len(fresh)
+            if scope.count is not None:
+                value, holds = float(len(hit)), len(hit) >= scope.count
+                threshold = float(scope.count)
+            else:
+                value = len(hit) / watched if watched else 0.0
+                threshold = float(scope.fraction or 0)
+                holds = watched > 0 and value >= threshold
+            holds = holds and watched >= scope.min_participants
+            sessions = sorted({i.session_id for i, _ in fresh}) or [
+                meeting.removeprefix("session:")
+            ]
+            info = ParticipantInfo(
+                session_id=sessions[0],
+                participant_id="",
+                meeting_id=None if meeting.startswith("session:") else meeting,
+            )
+            _meeting_step(
+                rule,
+                (rule.name, meeting),
+                info,
+                reference,
+                holds=holds,
+                value=value,
+                threshold=threshold,
+                hit=hit,
+                watched=watched,
+                out=result,
+            )
+    return result
+
+
+def _meeting_step(
+    rule: Rule,
+    key: MeetingKey,
+    info: ParticipantInfo,
+    time: datetime,
+    *,
+    holds: bool,
+    value: float,
+    threshold: float,
+    hit: tuple[str, ...],
+    watched: int,
+    out: MeetingEvaluation,
+) -> None:
+    current = out.states.get(key)
+    if current is not None and time < current.active_since:
+        return
+    extra: dict[str, Any] = {"affected": hit, "watched": watched}
+    if holds:
+        if current is None:
+            current = AlertState(phase="pending", active_since=time, value=value)
+        else:
+            current = replace(current, value=value, keep_firing_since=None)
+        if current.phase == "pending" and time - current.active_since >= rule.for_:
+            current = replace(current, phase="firing", fired_at=time)
             out.transitions.append(
-                Transition(
-                    time, rule, info, "resolved", value, current.active_since, current.fired_at
+                transition(
+                    rule,
+                    info,
+                    time,
+                    "firing",
+                    value=value,
+                    state=current,
+                    threshold=threshold,
+                    scope="meeting",
+                    **extra,
                 )
             )
+        if out.states.get(key) != current:
+            out.states[key] = current
+            out.changed.add(key)
+        return
+    if current is None:
+        return
+    if current.phase == "firing" and rule.keep_firing_for:
+        since = current.keep_firing_since or time
+        if time - since < rule.keep_firing_for:
+            out.states[key] = replace(current, value=value, keep_firing_since=since)
+            out.changed.add(key)
+            return
+    del out.states[key]
+    out.changed.add(key)
+    if current.phase == "firing":
+        out.transitions.append(
+            transition(
+                rule,
+                info,
+                time,
+                "resolved",
+                value=value,
+                state=current,
+                threshold=threshold,
+                scope="meeting",
+                **extra,
+            )
+        )

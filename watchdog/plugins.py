@@ -148,12 +148,12 @@ class PluginHost:
                 for error in exc.errors(include_url=False, include_input=False):
                     loc = tuple(error["loc"])
                     efile, eline = where("notifiers", name, *loc) if where else (file, line)
-                    field_name = ".".join(str(p) for p in loc)
+                    field_name = "".join(f".{p}" for p in loc)  # empty: the entry as a whole
                     message = error["msg"].removeprefix("Value error, ")
                     if error["type"] == "extra_forbidden":
                         message = "unknown field"
                     problems.append(
-                        Problem(efile, eline, f"notifiers.{name}.{field_name}: {message}")
+                        Problem(efile, eline, f"notifiers.{name}{field_name}: {message}")
                     )
         if problems:
             raise ConfigError(problems)

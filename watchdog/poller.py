@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from watchdog.engine import AlertState, Transition, evaluate
+from watchdog.engine import (
+    AlertState,
+    MeetingKey,
+    Memory,
+    Transition,
+    evaluate,
+    evaluate_meetings,
+)
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
@@ -77,6 +84,13 @@ class Poller:
         self.on_enqueue = on_enqueue
         self.cursors: dict[Key, datetime] = store.load_cursors()
         self.states: dict[Key, dict[str, AlertState]] = store.load_alert_states()
+        # rule windows, absent data and meeting-level rules (see watchdog.engine)
+        self.memories: dict[Key, Memory] = store.load_memories()
+        self.meeting_states: dict[MeetingKey, AlertState] = store.load_meeting_states()
+        self.infos: dict[Key, ParticipantInfo] = {}
+        self.server_now: datetime | None = None
+        self._watches_absence = any(rule.absent is not None for rule in rules)
+        self._meeting_rules = any(rule.meeting is not None for rule in rules)
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._cycle_lock = threading.Lock()
@@ -105,6 +119,8 @@ class Poller:
                     self.observer.cycle_done(self)
                 except Exception:
                     log.exception("updating the watch list after a poll cycle failed")
+            if self._meeting_rules:
+                report.transitions.extend(self._meetings_safely(targets))
             report.seconds = time.monotonic() - start
             CYCLE_SECONDS.observe(report.seconds)
             self.last_cycle = report
@@ -155,21 +171,40 @@ class Poller:
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
         key = (target.session, target.participant)
-        raw = self.client.participant_stats(target.session, target.participant)
+        raw, now = self.client.participant_stats_at(target.session, target.participant)
         stats = parse_stats(raw, target.session, target.participant, after=self.cursors.get(key))
         if self.observer is not None and not self.observer.admit(target, stats.info):
             return [], 0
-        if not stats.samples:
+        self.infos[key] = stats.info
+        if now is not None and (self.server_now is None or now > self.server_now):
+            self.server_now = now
+        if not stats.samples and not (self._watches_absence and now is not None):
             return [], 0
-        result = evaluate(self.rules, stats.info, stats.samples, self.states.get(key, {}))
-        cursor = stats.samples[-1].time
+        result = evaluate(
+            self.rules,
+            stats.info,
+            stats.samples,
+            self.states.get(key, {}),
+            memory=self._memory(key),
+            now=now,
+        )
+        cursor = stats.samples[-1].time if stats.samples else None
         if not self.dry_run:
             alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
-            self.store.commit_poll(key, cursor, result.states, result.changed, alerts=alerts)
+            self.store.commit_poll(
+                key,
+                cursor,
+                result.states,
+                result.changed,
+                alerts=alerts,
+                memory=result.memory if stats.samples else None,
+            )
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()
-        self.cursors[key] = cursor
+        if cursor is not None:
+            self.cursors[key] = cursor
         self.states[key] = result.states
+        self.memories[key] = result.memory
         SAMPLES_EVALUATED.inc(len(stats.samples))
         ids = {"session_id": target.session, "participant_id": target.participant}
         for transition in result.transitions:
@@ -178,8 +213,51 @@ class Poller:
                 "alert %s %s: %s = %s",
                 transition.rule.name,
                 transition.state,
-                transition.rule.metric,
+                transition.rule.label,
                 transition.value,
                 extra=ids,
             )
         return result.transitions, len(stats.samples)
+
+    def _memory(self, key: Key) -> Memory | None:
+        """The engine's memory; state from before windows existed starts at the cursor."""
+        memory = self.memories.get(key)
+        if memory is None and key in self.cursors:
+            memory = Memory(last_time=self.cursors[key])
+        return memory
+
+    def _meetings_safely(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
+        """Meeting-level rules over the watched participants' latest conditions."""
+        try:
+            return self.meetings(targets)
+        except Exception:
+            log.exception("meeting-level rule evaluation failed")
+            return []
+
+    def meetings(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
+        keys = [(t.session, t.participant) for t in targets]
+        participants = [
+            (self.infos[key], self.memories[key])
+            for key in keys
+            if key in self.infos and key in self.memories
+        ]
+        result = evaluate_meetings(
+            self.rules, participants, self.meeting_states, now=self.server_now
+        )
+        if not self.dry_run and result.changed:
+            alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
+            self.store.commit_meetings(result.states, result.changed, alerts=alerts)
+            if alerts and self.on_enqueue is not None:
+                self.on_enqueue()
+        self.meeting_states = result.states
+        for transition in result.transitions:
+            TRANSITIONS.labels(transition.rule.name, transition.state).inc()
+            log.info(
+                "meeting alert %s %s in meeting %s: %d of %d participants",
+                transition.rule.name,
+                transition.state,
+                transition.info.meeting_id or transition.info.session_id,
+                len(transition.affected),
+                transition.watched,
+            )
+        return result.transitions

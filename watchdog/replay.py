@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from watchdog.engine import AlertState, Transition, evaluate
+from watchdog import backtest
+from watchdog.engine import Transition
 from watchdog.problems import ConfigError, Problem
 from watchdog.rules import RuleSet
 from watchdog.stats import ParticipantInfo, Sample, StatsShapeError, parse_stats
@@ -60,14 +62,19 @@ def load_series(paths: Iterable[str | Path]) -> list[_Series]:
     return list(series.values())
 
 
-def replay(rules: RuleSet, paths: Iterable[str | Path]) -> list[Transition]:
-    transitions: list[Transition] = []
-    for entry in load_series(paths):
-        samples = [entry.samples[t] for t in sorted(entry.samples)]
-        states: dict[str, AlertState] = {}
-        transitions.extend(evaluate(rules, entry.info, samples, states).transitions)
-    transitions.sort(key=lambda t: (t.time, t.info.session_id, t.info.participant_id, t.rule.name))
-    return transitions
+def replay(
+    rules: RuleSet, paths: Iterable[str | Path], now: datetime | None = None
+) -> list[Transition]:
+    """Transitions the daemon would have produced over the saved responses.
+
+    ``now`` is the reference time at the end of the recording for absent-data
+    rules; without it only gaps inside the recorded series count.
+    """
+    series = [
+        (entry.info, [entry.samples[t] for t in sorted(entry.samples)])
+        for entry in load_series(paths)
+    ]
+    return backtest.run(rules, series, now=now)
 
 
 def problems_for_missing(paths: Iterable[str]) -> list[Problem]:

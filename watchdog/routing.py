@@ -6,7 +6,7 @@ an alert, when, and together with which others.
 
 from __future__ import annotations
 
-from watchdog.alerts import Alert, fingerprint
+from watchdog.alerts import Alert, fingerprint, meeting_fingerprint
 from watchdog.engine import Transition
 
 
@@ -27,14 +27,21 @@ def alert_from(transition: Transition) -> Alert:
         )
         if value
     }
+    identity = fingerprint(rule.name, info.session_id, info.participant_id)
+    name = info.name
+    if transition.scope == "meeting":
+        identity = meeting_fingerprint(rule.name, info.meeting_id or info.session_id)
+        name = f"{len(transition.affected)} of {transition.watched} watched participants"
+        context["participants"] = ", ".join(transition.affected)
+    threshold = transition.threshold if transition.threshold is not None else rule.threshold
     return Alert(
-        fingerprint=fingerprint(rule.name, info.session_id, info.participant_id),
+        fingerprint=identity,
         rule=rule.name,
         status=transition.state,
         severity=rule.severity,
-        metric=rule.metric,
-        op=rule.op,
-        threshold=rule.threshold,
+        metric=rule.label,
+        op=rule.shown_op,
+        threshold=threshold if threshold is not None else float("nan"),
         value=transition.value,
         session_id=info.session_id,
         participant_id=info.participant_id,
@@ -43,9 +50,12 @@ def alert_from(transition: Transition) -> Alert:
         sample_time=transition.time,
         ends_at=transition.time if transition.state == "resolved" else None,
         meeting_id=info.meeting_id,
-        participant_name=info.name,
-        summary=rule.summary,
-        description=rule.description,
+        participant_name=name,
+        summary=transition.summary,
+        description=transition.description,
         labels={"alertname": rule.name, "severity": rule.severity, **rule.labels},
         context=context,
+        sparkline=transition.sparkline,
+        values=list(transition.values),
+        scope=transition.scope,
     )

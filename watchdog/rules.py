@@ -8,17 +8,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
-from watchdog.durations import Duration
-from watchdog.fields import SAMPLE_FIELDS
+from watchdog.durations import Duration, format_duration
+from watchdog.metrics import METRICS
 from watchdog.problems import ConfigError, Problem
+from watchdog.stats import ParticipantInfo
+from watchdog.templates import template_problem
 from watchdog.yamlfile import Document, format_loc, load, parse
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 Severity = Literal["info", "warning", "critical"]
+Aggregate = Literal["avg", "min", "max", "p95", "count", "rate"]
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -32,16 +44,177 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
-class Rule(BaseModel):
-    """One threshold rule; ``for`` follows Prometheus's pending/firing semantics on sample times."""
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One filter value: any of some exact strings, or an anchored regular expression."""
 
+    exact: frozenset[str] = frozenset()
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, value: str | None) -> bool:
+        text = value or ""
+        if self.regex is not None:
+            return self.regex.fullmatch(text) is not None
+        return text in self.exact
+
+
+def _pattern(value: Any) -> Pattern:
+    if isinstance(value, Pattern):
+        return value
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return Pattern(exact=frozenset({str(value)}))
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float) for v in value):
+        return Pattern(exact=frozenset(str(v) for v in value))
+    if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
+        try:
+            return Pattern(regex=re.compile(value["regex"]))
+        except re.error as exc:
+            raise ValueError(f"invalid regex {value['regex']!r}: {exc}") from None
+    raise ValueError("expected a string, a list of strings, or {regex: PATTERN}")
+
+
+PatternField = Annotated[
+    Pattern,
+    BeforeValidator(_pattern),
+    PlainSerializer(lambda p: {"regex": p.regex.pattern} if p.regex else sorted(p.exact)),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "exact value"},
+                {"type": "array", "items": {"type": "string"}, "description": "any of these"},
+                {
+                    "type": "object",
+                    "properties": {"regex": {"type": "string"}},
+                    "required": ["regex"],
+                    "additionalProperties": False,
+                    "description": "anchored regular expression",
+                },
+            ]
+        }
+    ),
+]
+
+# filter key -> ParticipantInfo attribute
+FILTER_FIELDS: dict[str, str] = {
+    "meeting": "meeting_id",
+    "session": "session_id",
+    "participant": "name",
+    "participant_id": "participant_id",
+    "device": "device",
+    "device_version": "device_version",
+    "sdk": "sdk_name",
+    "sdk_version": "sdk_version",
+    "country": "country",
+    "city": "city",
+    "region": "region",
+    "org": "org",
+    "asn": "asn",
+}
+
+
+class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+
+class Filter(_Model):
+    """Which participants a rule watches: every given key must match (exact or regex)."""
+
+    meeting: PatternField | None = None
+    session: PatternField | None = None
+    participant: PatternField | None = Field(default=None, description="participant name")
+    participant_id: PatternField | None = None
+    device: PatternField | None = Field(default=None, description="browser or device name")
+    device_version: PatternField | None = None
+    sdk: PatternField | None = Field(default=None, description="SDK name (react, js, ...)")
+    sdk_version: PatternField | None = None
+    country: PatternField | None = None
+    city: PatternField | None = None
+    region: PatternField | None = None
+    org: PatternField | None = Field(default=None, description="network organisation (ISP)")
+    asn: PatternField | None = None
+
+    def matches(self, info: ParticipantInfo) -> bool:
+        for key, attribute in FILTER_FIELDS.items():
+            pattern: Pattern | None = getattr(self, key)
+            if pattern is not None and not pattern.matches(getattr(info, attribute)):
+                return False
+        return True
+
+    def any_matches(self, info: ParticipantInfo) -> bool:
+        """For ``exclude``: does any given key match."""
+        for key, attribute in FILTER_FIELDS.items():
+            pattern: Pattern | None = getattr(self, key)
+            if pattern is not None and pattern.matches(getattr(info, attribute)):
+                return True
+        return False
+
+
+class Spike(_Model):
+    """The current value (or a short window's average) against a rolling baseline's average."""
+
+    baseline: Duration = Field(description="rolling baseline window before the current one")
+    over: Duration = Field(
+        default=timedelta(0), description="current window (0: the current sample alone)"
+    )
+    factor: float | None = Field(default=None, gt=1, description="current >= factor x baseline")
+    min_change: float | None = Field(
+        default=None, ge=0, description="and current differs from baseline by at least this"
+    )
+    min_baseline: Duration | None = Field(
+        default=None, description="history needed before the rule can fire (default: baseline)"
+    )
+    direction: Literal["up", "down"] = "up"
+
+    @field_validator("baseline")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be greater than 0s")
+        return value
+
+    @property
+    def needed(self) -> timedelta:
+        return self.baseline if self.min_baseline is None else self.min_baseline
+
+
+class MeetingScope(_Model):
+    """Fire once per meeting when enough of its watched participants meet the condition."""
+
+    fraction: float | None = Field(default=None, gt=0, le=1)
+    count: int | None = Field(default=None, ge=1)
+    min_participants: int = Field(
+        default=1, ge=1, description="watched participants with data needed to decide"
+    )
+    within: Duration = Field(
+        default=timedelta(minutes=1),
+        description="a participant's condition counts if its newest sample is this recent",
+    )
+
+
+class Rule(_Model):
+    """One rule: a threshold, a window aggregate, a spike or absent data, per participant
+    or per meeting. ``for`` follows Prometheus's pending/firing semantics on sample times."""
+
     name: str
-    metric: str
-    op: Op
-    threshold: float
+    metric: str | None = Field(
+        default=None, json_schema_extra={"enum": list(METRICS)}, description="sample field"
+    )
+    op: Op | None = None
+    threshold: float | None = None
     for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    recovery_threshold: float | None = Field(
+        default=None, description="a firing alert resolves only once past this value"
+    )
+    aggregate: Aggregate | None = None
+    over: Duration | None = None
+    spike: Spike | None = None
+    absent: Duration | None = Field(
+        default=None, description="fire when no stats arrive for this long"
+    )
+    match: Filter | None = None
+    exclude: Filter | None = None
+    meeting: MeetingScope | None = None
     severity: Severity = "warning"
     notify: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -57,9 +230,9 @@ class Rule(BaseModel):
 
     @field_validator("metric")
     @classmethod
-    def _metric(cls, value: str) -> str:
-        if value not in SAMPLE_FIELDS:
-            known = ", ".join(SAMPLE_FIELDS)
+    def _metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in METRICS:
+            known = ", ".join(METRICS)
             raise ValueError(f"unknown metric {value!r}; valid metrics: {known}")
         return value
 
@@ -68,8 +241,127 @@ class Rule(BaseModel):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
-    def holds(self, value: float) -> bool:
-        return OPERATORS[self.op](value, self.threshold)
+    @field_validator("summary", "description")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = template_problem(value)
+            if problem is not None:
+                raise ValueError(f"bad template: {problem}")
+        return value
+
+    @property
+    def kind(self) -> Literal["threshold", "aggregate", "spike", "absent"]:
+        if self.absent is not None:
+            return "absent"
+        if self.spike is not None:
+            return "spike"
+        if self.aggregate is not None:
+            return "aggregate"
+        return "threshold"
+
+    @property
+    def window(self) -> timedelta:
+        """How much history this rule looks at (0 for a plain threshold)."""
+        if self.spike is not None:
+            return self.spike.over + max(self.spike.baseline, self.spike.needed)
+        return self.over or timedelta(0)
+
+    @property
+    def label(self) -> str:
+        """The metric as an alert shows it: ``p95(averageVideoRtt over 2m)``."""
+        if self.kind == "absent":
+            return "seconds without stats"
+        if self.aggregate is not None and self.over is not None:
+            return f"{self.aggregate}({self.metric} over {format_duration(self.over)})"
+        if self.spike is not None and self.spike.over:
+            return f"avg({self.metric} over {format_duration(self.spike.over)})"
+        return str(self.metric)
+
+    @property
+    def shown_op(self) -> str:
+        """The comparison an alert shows: a spike up is ``>=`` its baseline-relative limit."""
+        if self.op is not None:
+            return self.op
+        if self.spike is not None and self.spike.direction == "down":
+            return "<="
+        return ">="
+
+    def applies_to(self, info: ParticipantInfo) -> bool:
+        if self.match is not None and not self.match.matches(info):
+            return False
+        return self.exclude is None or not self.exclude.any_matches(info)
+
+    def holds(self, value: float, firing: bool = False) -> bool:
+        """The condition; a firing alert with a recovery threshold holds until past it."""
+        if self.op is None or self.threshold is None:
+            return False
+        limit = self.threshold
+        if firing and self.recovery_threshold is not None:
+            limit = self.recovery_threshold
+        return OPERATORS[self.op](value, limit)
+
+
+_ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "absent": (
+        *("metric", "op", "threshold", "for", "keep_firing_for", "recovery_threshold"),
+        *("aggregate", "over", "spike", "meeting"),
+    ),
+    "spike": ("op", "threshold", "recovery_threshold", "aggregate", "over"),
+}
+
+
+def rule_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str]]:
+    """Combinations pydantic cannot see: (field or None for the rule, message)."""
+    problems: list[tuple[str | None, str]] = []
+    kind = rule.kind
+    if rule.absent is not None and rule.spike is not None:
+        problems.append(("spike", "a rule is either absent-data or a spike, not both"))
+    forbidden = _ONLY_FOR.get(kind, ())
+    for key in forbidden:
+        if key in raw:
+            problems.append(
+                (key, f"has no meaning in a{'n' if kind == 'absent' else ''} {kind} rule")
+            )
+    if kind == "absent":
+        if rule.absent is not None and rule.absent <= timedelta(0):
+            problems.append(("absent", "must be greater than 0s"))
+        return problems
+    if rule.metric is None:
+        problems.append((None, "metric is required"))
+    if kind in ("threshold", "aggregate"):
+        for key in ("op", "threshold"):
+            if key not in raw:
+                problems.append((None, f"{key} is required"))
+    if (rule.aggregate is None) != (rule.over is None) and kind != "spike":
+        missing = "over" if rule.over is None else "aggregate"
+        problems.append(
+            (None, f"{missing} is required with {'aggregate' if missing == 'over' else 'over'}")
+        )
+    if rule.over is not None and rule.over <= timedelta(0):
+        problems.append(("over", "must be greater than 0s"))
+    if rule.spike is not None and rule.spike.factor is None and rule.spike.min_change is None:
+        problems.append(("spike", "set factor, min_change or both"))
+    if rule.recovery_threshold is not None and rule.op is not None and rule.threshold is not None:
+        if rule.op in ("==", "!="):
+            problems.append(("recovery_threshold", f"needs an ordering op, not {rule.op}"))
+        elif rule.op in ("<", "<=") and rule.recovery_threshold < rule.threshold:
+            problems.append(
+                (
+                    "recovery_threshold",
+                    f"must be >= threshold ({rule.threshold:g}) with op {rule.op}",
+                )
+            )
+        elif rule.op in (">", ">=") and rule.recovery_threshold > rule.threshold:
+            problems.append(
+                (
+                    "recovery_threshold",
+                    f"must be <= threshold ({rule.threshold:g}) with op {rule.op}",
+                )
+            )
+    if rule.meeting is not None and (rule.meeting.fraction is None) == (rule.meeting.count is None):
+        problems.append(("meeting", "set exactly one of fraction or count"))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -136,6 +428,13 @@ def _validate_rules(doc: Document) -> tuple[list[Rule], list[Problem], dict[str,
                 problems.append(
                     doc.problem(at, f"{label}: {format_loc(tuple(error['loc']))} {message}")
                 )
+            continue
+        combination = rule_problems(item, rule)
+        for key, message in combination:
+            at = (*loc, key) if key is not None else loc
+            prefix = f"{'for' if key == 'for_' else key} " if key is not None else ""
+            problems.append(doc.problem(at, f"{label}: {prefix}{message}"))
+        if combination:
             continue
         if rule.name in lines:
             problems.append(

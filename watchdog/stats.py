@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watchdog.fields import SAMPLE_FIELDS
+from watchdog.metrics import derive, dominant_resolution, nearest
 from watchdog.telemetry import SAMPLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,27 @@ def parse_sample(raw: dict[str, Any], time: datetime) -> tuple[Sample, list[str]
     _flatten(raw, "", values, bad)
     if len(values) < len(SAMPLE_FIELDS) or bad:
         bad.extend(name for name in SAMPLE_FIELDS if name not in values and name not in bad)
+    derive(values)
     return Sample(time=time, values=values), bad
+
+
+def _attach_resolutions(usage: Any, times: list[datetime], samples: dict[datetime, Sample]) -> None:
+    """Each ``resolutionUsage`` entry names the dominant resolution of the sample nearest in time.
+
+    Usage entries are a separate series whose timestamps are close to, not equal to,
+    the samples'; entries nearest an already-evaluated sample are skipped.
+    """
+    if not isinstance(usage, list) or not samples:
+        return
+    for entry in usage:
+        moment = parse_time(entry.get("time")) if isinstance(entry, dict) else None
+        resolution = dominant_resolution(entry) if moment is not None else None
+        if moment is None or resolution is None:
+            continue
+        index = nearest(times, moment)
+        sample = samples.get(times[index]) if index is not None else None
+        if sample is not None:
+            sample.values["resolution"] = resolution
 
 
 def parse_stats(
@@ -148,6 +169,7 @@ def parse_stats(
         SAMPLE_ERRORS.labels("stats_not_list").inc()
         raise StatsShapeError("'stats' in the response is not a list")
     by_time: dict[datetime, Sample] = {}
+    seen: set[datetime] = set()
     dropped = 0
     bad_fields: set[str] = set()
     for item in series:
@@ -156,6 +178,7 @@ def parse_stats(
             dropped += 1
             SAMPLE_ERRORS.labels("bad_time").inc()
             continue
+        seen.add(time)
         if after is not None and time <= after:
             continue
         sample, bad = parse_sample(item, time)
@@ -172,5 +195,6 @@ def parse_stats(
             ", ".join(sorted(bad_fields)),
             extra=ids,
         )
+    _attach_resolutions(raw.get("resolutionUsage"), sorted(seen), by_time)
     samples = tuple(by_time[t] for t in sorted(by_time))
     return ParticipantStats(info=info, samples=samples, dropped=dropped)

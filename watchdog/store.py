@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.alerts import Alert, Notification
-from watchdog.engine import AlertState
+from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
 from watchdog.stats import format_time, parse_time
 
@@ -72,6 +72,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             value TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (notifier, key)
+        );
+        """,
+    ),
+    (
+        3,
+        """
+        ALTER TABLE alert_states ADD COLUMN keep_firing_since TEXT;
+        CREATE TABLE rule_memory (
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (session_id, participant_id)
+        );
+        CREATE TABLE meeting_alert_states (
+            rule TEXT NOT NULL,
+            meeting_id TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            active_since TEXT NOT NULL,
+            fired_at TEXT,
+            keep_firing_since TEXT,
+            value DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (rule, meeting_id)
         );
         """,
     ),
@@ -245,6 +268,17 @@ def _utc(value: str | None) -> datetime | None:
     return parse_time(value) if value is not None else None
 
 
+def _state_row(state: AlertState) -> tuple[str, str, str | None, str | None, float]:
+    """(phase, active_since, fired_at, keep_firing_since, value) as stored."""
+    return (
+        state.phase,
+        format_time(state.active_since),
+        format_time(state.fired_at) if state.fired_at else None,
+        format_time(state.keep_firing_since) if state.keep_firing_since else None,
+        state.value,
+    )
+
+
 class _Sequence:
     """Strictly increasing integers across threads, for outbox order."""
 
@@ -329,18 +363,87 @@ class Store:
     def load_alert_states(self) -> dict[Key, dict[str, AlertState]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT rule, session_id, participant_id, phase, active_since, fired_at, value "
-                "FROM alert_states"
+                "SELECT rule, session_id, participant_id, phase, active_since, fired_at, value,"
+                " keep_firing_since FROM alert_states"
             ).fetchall()
         states: dict[Key, dict[str, AlertState]] = {}
-        for rule, session, participant, phase, since, fired, value in rows:
+        for rule, session, participant, phase, since, fired, value, keep in rows:
             active_since = _utc(since)
             if active_since is None:
                 continue
             states.setdefault((session, participant), {})[rule] = AlertState(
-                phase=phase, active_since=active_since, value=float(value), fired_at=_utc(fired)
+                phase=phase,
+                active_since=active_since,
+                value=float(value),
+                fired_at=_utc(fired),
+                keep_firing_since=_utc(keep),
             )
         return states
+
+    def load_memories(self) -> dict[Key, Memory]:
+        """The rule engine's per-participant windows, as the last poll left them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session_id, participant_id, payload FROM rule_memory"
+            ).fetchall()
+        memories = {}
+        for session, participant, payload in rows:
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                continue
+            memories[(session, participant)] = Memory.from_json(data)
+        return memories
+
+    def load_meeting_states(self) -> dict[MeetingKey, AlertState]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rule, meeting_id, phase, active_since, fired_at, value, keep_firing_since"
+                " FROM meeting_alert_states"
+            ).fetchall()
+        states: dict[MeetingKey, AlertState] = {}
+        for rule, meeting, phase, since, fired, value, keep in rows:
+            active_since = _utc(since)
+            if active_since is not None:
+                states[(rule, meeting)] = AlertState(
+                    phase, active_since, float(value), _utc(fired), _utc(keep)
+                )
+        return states
+
+    def commit_meetings(
+        self,
+        states: Mapping[MeetingKey, AlertState],
+        changed: Iterable[MeetingKey],
+        notifications: Iterable[tuple[str, Notification]] = (),
+        *,
+        alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
+    ) -> int:
+        """Meeting-rule states, their notifications and the alert manager's intake in one
+        transaction."""
+        inserted = 0
+        now = _now()
+        with self._transaction() as cur:
+            for rule, meeting in changed:
+                state = states.get((rule, meeting))
+                if state is None:
+                    cur.execute(
+                        "DELETE FROM meeting_alert_states WHERE rule = ? AND meeting_id = ?",
+                        (rule, meeting),
+                    )
+                    continue
+                cur.execute(
+                    "INSERT INTO meeting_alert_states (rule, meeting_id, phase, active_since,"
+                    " fired_at, keep_firing_since, value) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (rule, meeting_id) DO UPDATE SET phase = excluded.phase,"
+                    " active_since = excluded.active_since, fired_at = excluded.fired_at,"
+                    " keep_firing_since = excluded.keep_firing_since, value = excluded.value",
+                    (rule, meeting, *_state_row(state)),
+                )
+            for dedup_key, notification in notifications:
+                inserted += self._insert_notification(cur, dedup_key, notification, now)
+            for alert, notify in alerts:
+                self._record_alert(cur, alert, notify, now)
+        return inserted
 
     def commit_poll(
         self,
@@ -351,6 +454,7 @@ class Store:
         notifications: Iterable[tuple[str, Notification]] = (),
         *,
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
+        memory: Memory | None = None,
     ) -> int:
         """Cursor, changed alert states, (dedup_key, notification) rows and the alert
         manager's (alert, rule notify) intake in one transaction.
@@ -380,18 +484,24 @@ class Store:
                     continue
                 cur.execute(
                     "INSERT INTO alert_states (rule, session_id, participant_id, phase,"
-                    " active_since, fired_at, value) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " active_since, fired_at, keep_firing_since, value)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (rule, session_id, participant_id) DO UPDATE SET"
                     " phase = excluded.phase, active_since = excluded.active_since,"
-                    " fired_at = excluded.fired_at, value = excluded.value",
+                    " fired_at = excluded.fired_at,"
+                    " keep_firing_since = excluded.keep_firing_since, value = excluded.value",
+                    (rule, session, participant, *_state_row(state)),
+                )
+            if memory is not None:
+                cur.execute(
+                    "INSERT INTO rule_memory (session_id, participant_id, payload, updated_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
+                    " payload = excluded.payload, updated_at = excluded.updated_at",
                     (
-                        rule,
                         session,
                         participant,
-                        state.phase,
-                        format_time(state.active_since),
-                        format_time(state.fired_at) if state.fired_at else None,
-                        state.value,
+                        json.dumps(memory.to_json(), separators=(",", ":")),
+                        now,
                     ),
                 )
             for dedup_key, notification in notifications:
@@ -745,7 +855,7 @@ class Store:
         session, participant = key
         now = _now()
         with self._transaction() as cur:
-            for table in ("watchlist", "cursors", "alert_states"):
+            for table in ("watchlist", "cursors", "alert_states", "rule_memory"):
                 cur.execute(
                     f"DELETE FROM {table} WHERE session_id = ? AND participant_id = ?",  # noqa: S608
                     (session, participant),

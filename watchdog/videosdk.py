@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -100,6 +102,19 @@ def _error_for(status: int, message: str) -> VideoSDKError:
     return VideoSDKError(message, status)
 
 
+def server_time(header: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as UTC; None when missing or unparseable."""
+    if not header:
+        return None
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def _describe(response: requests.Response) -> str:
     """A short, safe summary of an error body (VideoSDK error shapes are undocumented)."""
     try:
@@ -146,16 +161,32 @@ class VideoSDKClient:
         self.session.close()
 
     def participant_stats(self, session_id: str, participant_id: str) -> Any:
+        return self.participant_stats_at(session_id, participant_id)[0]
+
+    def participant_stats_at(
+        self, session_id: str, participant_id: str
+    ) -> tuple[Any, datetime | None]:
+        """The stats response and the API server's time (its ``Date`` header), if it sent one.
+
+        Absent-data rules measure silence against the server's clock, which is
+        immune to skew on the machine the daemon runs on.
+        """
         path = (
             f"/v2/sessions/{quote(session_id, safe='')}"
             f"/participant/{quote(participant_id, safe='')}/stats"
         )
-        return self.get_json(path, endpoint="participant_stats")
+        return self.get_json_at(path, endpoint="participant_stats")
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, endpoint: str = "other"
     ) -> Any:
         """GET ``path`` and decode JSON; one token re-mint on 401."""
+        return self.get_json_at(path, params, endpoint=endpoint)[0]
+
+    def get_json_at(
+        self, path: str, params: dict[str, Any] | None = None, *, endpoint: str = "other"
+    ) -> tuple[Any, datetime | None]:
+        """Like ``get_json``, with the server's ``Date`` header as an aware datetime."""
         token = self.tokens.get()
         response = self._send(path, params, token, endpoint)
         if response.status_code == 401 and self.tokens.renewable:
@@ -168,7 +199,7 @@ class VideoSDKClient:
                 error = _error_for(response.status_code, _describe(response))
                 API_ERRORS.labels(error.kind).inc()
                 raise error
-            return self._decode(response)
+            return self._decode(response), server_time(response.headers.get("Date"))
         finally:
             response.close()
 

@@ -1,0 +1,111 @@
+"""Notifier cost: rendering CPU and loopback send latency for Slack, email and webhook.
+
+Prints, per notifier, CPU microseconds to render one notification (one alert, and a
+group of 20) and the wall time of ``send`` to a local destination on 127.0.0.1 (p50,
+p95): the overhead our code and its libraries add before the network. Destinations
+run in this process's threads. Run: ``.venv/bin/python -m benchmarks.notifier_send``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import watchdog_email
+import watchdog_slack
+import watchdog_webhook
+from aiosmtpd.controller import Controller
+from watchdog_email.render import html_body, text_body
+from watchdog_slack.blocks import message
+from watchdog_webhook.payload import body
+
+from watchdog.alerts import Notification
+from watchdog.notifiers import Notifier
+from watchdog.testing import (
+    HttpReceiver,
+    PluginTestHost,
+    Received,
+    Reply,
+    free_port,
+    grouped_notification,
+    make_notification,
+)
+
+
+class _Sink:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+def _slack_api(request: Received) -> Reply:
+    return Reply(200, {"ok": True, "channel": "C1", "ts": f"{time.time():.6f}"})
+
+
+def cpu_us(render: Callable[[Notification], object], notification: Notification, n: int) -> float:
+    start = time.process_time()
+    for _ in range(n):
+        render(notification)
+    return (time.process_time() - start) / n * 1e6
+
+
+def latency_ms(notifier: Notifier, n: int) -> tuple[float, float]:
+    times = []
+    for _ in range(n):
+        notification = make_notification()
+        start = time.perf_counter()
+        notifier.send(notification)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sends", type=int, default=300)
+    parser.add_argument("--renders", type=int, default=2000)
+    args = parser.parse_args()
+    one, group = make_notification(), grouped_notification(20)
+    renders: dict[str, Callable[[Notification], object]] = {
+        "slack": message,
+        "email": lambda n: (text_body(n), html_body(n)),
+        "webhook": lambda n: body(n, "bench"),
+    }
+    host = PluginTestHost()
+    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook):
+        host.add(plugin)
+    port = free_port()
+    smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook:
+        notifiers = {
+            "slack": host.build(
+                {"type": "slack", "token": "xoxb-b", "channel": "C1", "base_url": api.url},
+                "slack",
+            ),
+            "email": host.build(
+                {
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "none",
+                    "from": "wd@example.com",
+                    "to": ["oncall@example.com"],
+                },
+                "email",
+            ),
+            "webhook": host.build({"type": "webhook", "url": hook.url, "secret": "s"}, "webhook"),
+        }
+        print(f"{'notifier':<9} {'render 1':>10} {'render 20':>10} {'send p50':>9} {'send p95':>9}")
+        for name, render in renders.items():
+            r1 = cpu_us(render, one, args.renders)
+            r20 = cpu_us(render, group, args.renders // 10)
+            p50, p95 = latency_ms(notifiers[name], args.sends)
+            print(f"{name:<9} {r1:>8.0f}us {r20:>8.0f}us {p50:>7.2f}ms {p95:>7.2f}ms")
+    smtp.stop()
+
+
+if __name__ == "__main__":
+    main()

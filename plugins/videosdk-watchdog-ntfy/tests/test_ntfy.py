@@ -1,0 +1,91 @@
+"""The ntfy plugin, installed with pip and loaded through its entry point like any plugin.
+
+The fixtures (``http_receiver``, ``unreachable_url``, ``notifier_host``) and the
+``NotifierContract`` come from ``watchdog.testing``, which videosdk-watchdog
+installs as a pytest plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from watchdog.notifiers import DeliveryError
+from watchdog.testing import (
+    HttpReceiver,
+    NotifierContract,
+    PluginTestHost,
+    Reply,
+    grouped_notification,
+    make_alert,
+    make_notification,
+    resolved,
+)
+
+TOKEN = "tk_ntfy-test-token-31b9"
+
+
+class TestNtfyContract(NotifierContract):
+    notifier_type = "ntfy"  # plugin left None: loaded from the installed entry point
+
+    @pytest.fixture
+    def notifier_config(self, http_receiver: HttpReceiver) -> dict[str, Any]:
+        return {"server": http_receiver.url, "topic": "oncall", "token": TOKEN}
+
+    @pytest.fixture
+    def unreachable_config(self, unreachable_url: str) -> dict[str, Any]:
+        return {"server": unreachable_url, "topic": "oncall", "token": TOKEN}
+
+    @pytest.fixture
+    def delivered(self, http_receiver: HttpReceiver) -> Callable[[], int]:
+        return lambda: len(http_receiver.requests)
+
+
+@pytest.fixture
+def host(notifier_host: PluginTestHost) -> PluginTestHost:
+    notifier_host.load_entry_points()
+    return notifier_host
+
+
+def test_installed_as_its_own_distribution(host: PluginTestHost) -> None:
+    info = host.host.plugins["ntfy"]
+    assert info.distribution == "videosdk-watchdog-ntfy"
+    assert info.version == "0.1.0"
+    assert info.notifier_types == ["ntfy"]
+
+
+def test_publishes_priority_by_severity(host: PluginTestHost, http_receiver: HttpReceiver) -> None:
+    config = {"type": "ntfy", "server": http_receiver.url, "topic": "oncall", "token": TOKEN}
+    notifier = host.build(config)
+    alert = make_alert(severity="critical")
+    notifier.send(make_notification(alert))
+    notifier.send(make_notification(resolved(alert)))
+    notifier.send(grouped_notification(3))
+    firing, done, group = (r.json() for r in http_receiver.requests)
+    assert http_receiver.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert firing["topic"] == "oncall"
+    assert firing["title"] == "Firing [critical] poor-video in meeting abcd-efgh-ijkl"
+    assert firing["message"] == (
+        "poor-video: Alice (part-1): qualityScore.video = 2.41 (threshold < 3)"
+    )
+    assert firing["priority"] == 5
+    assert done["priority"] == 2
+    assert done["tags"] == ["white_check_mark"]
+    assert group["title"] == "Firing: 3 alerts in meeting abcd-efgh-ijkl"
+    assert group["message"].count("\n") == 2
+
+
+def test_rate_limit_is_retried_and_a_bad_token_is_not(
+    host: PluginTestHost, http_receiver: HttpReceiver
+) -> None:
+    config = {"type": "ntfy", "server": http_receiver.url, "topic": "oncall", "token": TOKEN}
+    notifier = host.build(config)
+    http_receiver.reply(Reply(429, {"error": "limit reached"}, {"Retry-After": "30"}))
+    with pytest.raises(DeliveryError) as limited:
+        notifier.send(make_notification())
+    assert limited.value.retry_after == 30
+    http_receiver.reply(Reply(401, {"error": "unauthorized"}))
+    with pytest.raises(DeliveryError) as refused:
+        notifier.send(make_notification())
+    assert refused.value.permanent

@@ -1,0 +1,131 @@
+"""ntfy notifier: each notification becomes a push message on an ntfy topic.
+
+An outside plugin, shipped as its own distribution; it uses only the public
+plugin API (``watchdog.hookspecs``, ``watchdog.notifiers``, ``watchdog.alerts``).
+It publishes JSON to the server's root URL, as ntfy documents for clients.
+"""
+
+from __future__ import annotations
+
+import requests
+from pydantic import Field, SecretStr, field_validator
+from watchdog.alerts import Alert, Notification
+from watchdog.hookspecs import hookimpl
+from watchdog.notifiers import (
+    DeliveryError,
+    NotifierConfig,
+    NotifierContext,
+    NotifierType,
+    Register,
+)
+
+__version__ = "0.1.0"
+
+PRIORITIES = {"critical": 5, "warning": 4, "info": 3}
+TAGS = {"critical": "rotating_light", "warning": "warning", "info": "information_source"}
+RESOLVED_PRIORITY = 2
+
+
+class NtfyConfig(NotifierConfig):
+    server: str = "https://ntfy.sh"
+    topic: str = Field(min_length=1, max_length=64, pattern=r"^[-_A-Za-z0-9]+$")
+    token: SecretStr | None = Field(default=None, description="Access token (tk_...).")
+    click: str | None = Field(default=None, description="URL opened when tapped.")
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value.rstrip("/")
+
+
+def _line(alert: Alert) -> str:
+    if alert.status == "resolved" and alert.reason:
+        return f"✅ {alert.rule}: {alert.who}: {alert.reason}; last {alert.condition}"
+    if alert.status == "resolved":
+        return (
+            f"✅ {alert.rule}: {alert.who}: {alert.metric} back to "
+            + (alert.condition.split(" = ", 1)[1])
+        )
+    return f"{alert.rule}: {alert.who}: {alert.condition}"
+
+
+def publication(notification: Notification, config: NtfyConfig) -> dict[str, object]:
+    """The JSON ntfy publishes: title and first line carry the whole alert."""
+    alerts = notification.alerts
+    over = all(a.status == "resolved" for a in alerts)
+    firing = [a for a in alerts if a.status == "firing"]
+    worst = min(firing or alerts, key=lambda a: -PRIORITIES.get(a.severity, 3))
+    first = alerts[0]
+    where = f"meeting {first.meeting_id}" if first.meeting_id else f"session {first.session_id}"
+    word = "Resolved" if over else ("Still firing" if notification.repeat else "Firing")
+    if len(alerts) == 1:
+        title = f"{word} [{first.severity}] {first.rule} in {where}"
+    else:
+        title = f"{word}: {len(firing) or len(alerts)} alerts in {where}"
+    lines = [_line(a) for a in alerts]
+    if notification.test:
+        title = "Test: " + title
+        lines.append("Test alert from videosdk-watchdog notify-test: no action needed.")
+    body: dict[str, object] = {
+        "topic": config.topic,
+        "title": title,
+        "message": "\n".join(lines),
+        "priority": RESOLVED_PRIORITY if over else PRIORITIES.get(worst.severity, 3),
+        "tags": ["white_check_mark"] if over else [TAGS.get(worst.severity, "warning")],
+    }
+    if config.click:
+        body["click"] = config.click
+    return body
+
+
+class NtfyNotifier:
+    def __init__(self, config: NtfyConfig) -> None:
+        self.config = config
+        self.session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"NtfyNotifier(server={self.config.server!r}, topic={self.config.topic!r})"
+
+    def send(self, notification: Notification) -> None:
+        headers = {"User-Agent": f"videosdk-watchdog-ntfy/{__version__}"}
+        if self.config.token is not None:
+            headers["Authorization"] = f"Bearer {self.config.token.get_secret_value()}"
+        try:
+            response = self.session.post(
+                self.config.server + "/",
+                json=publication(notification, self.config),
+                headers=headers,
+                timeout=self.config.timeout,
+            )
+        except requests.RequestException as exc:
+            raise DeliveryError(
+                f"cannot reach {self.config.server}: {type(exc).__name__}"
+            ) from None
+        if response.ok:
+            return
+        message = f"ntfy answered HTTP {response.status_code}: {response.text[:200].strip()}"
+        if response.status_code == 429 or response.status_code >= 500:
+            retry_after = response.headers.get("Retry-After", "")
+            wait = float(retry_after) if retry_after.isdigit() else None
+            raise DeliveryError(message, retry_after=wait)
+        raise DeliveryError(message, permanent=True)
+
+
+def _factory(context: NotifierContext) -> NtfyNotifier:
+    assert isinstance(context.config, NtfyConfig)
+    return NtfyNotifier(context.config)
+
+
+@hookimpl
+def register_notifier_types(register: Register) -> None:
+    register(
+        NotifierType(
+            name="ntfy",
+            config=NtfyConfig,
+            factory=_factory,
+            description="Push notifications to a phone through an ntfy topic.",
+        )
+    )

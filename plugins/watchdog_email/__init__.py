@@ -1,0 +1,227 @@
+"""Email notifier: SMTP with STARTTLS or implicit TLS, optional AUTH, text and HTML.
+
+Written against the public plugin API only, as an outside plugin would be.
+Every mail about one alert (or group) belongs to one thread: the first firing
+gets a Message-ID derived from the notification's thread, and reminders and
+the resolve mail carry ``In-Reply-To``/``References`` pointing at it, so mail
+clients show them together. Certificates are always verified (``ca_file``
+adds a private CA); a password is only ever sent over TLS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from watchdog.alerts import Notification
+from watchdog.hookspecs import hookimpl
+from watchdog.notifiers import (
+    DeliveryError,
+    NotifierConfig,
+    NotifierContext,
+    NotifierState,
+    NotifierType,
+    Register,
+)
+from watchdog_email.render import html_body, over, subject, text_body, worst
+
+__version__ = "0.1.0"
+
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def _address(value: str) -> str:
+    _, address = parseaddr(value)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+class EmailConfig(NotifierConfig):
+    host: str = Field(min_length=1, description="SMTP server (your relay or provider).")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Default by security.")
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls (port 587), tls: implicit TLS (465), none: a local relay only.",
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = Field(alias="from", description="From address, e.g. 'Watchdog <wd@example.com>'.")
+    to: list[str] = Field(min_length=1)
+    cc: list[str] = Field(default_factory=list)
+    subject_prefix: str = "[videosdk-watchdog]"
+    ca_file: str | None = Field(default=None, description="PEM bundle of a private CA.")
+    timeout: float = Field(default=30.0, gt=0, le=300)
+    local_hostname: str | None = Field(default=None, description="Name to send in EHLO.")
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        return [_address(v) for v in value]
+
+    @model_validator(mode="after")
+    def _auth(self) -> EmailConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        if self.password is not None and self.security == "none":
+            raise ValueError("a password is only sent over TLS: use security starttls or tls")
+        return self
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or DEFAULT_PORTS[self.security]
+
+
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "videosdk-watchdog.invalid"
+
+
+def thread_message_id(thread: str, domain: str) -> str:
+    """The Message-ID of a thread's first mail: the same on every retry and restart."""
+    digest = hashlib.sha256(thread.encode()).hexdigest()[:32]
+    return f"<watchdog.{digest}@{domain}>"
+
+
+class EmailNotifier:
+    def __init__(self, config: EmailConfig, state: NotifierState, logger: logging.Logger) -> None:
+        self.config = config
+        self.state = state
+        self.log = logger
+        self.domain = _domain(config.sender)
+        self.context = ssl.create_default_context(cafile=config.ca_file)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"EmailNotifier(host={c.host!r}, port={c.smtp_port}, to={c.to!r})"
+
+    def compose(self, notification: Notification) -> EmailMessage:
+        """The mail for a notification, threaded under its first firing."""
+        key = notification.thread or notification.id
+        root = thread_message_id(key, self.domain)
+        first = notification.status == "firing" and self.state.get(key) is None
+        msg = EmailMessage()
+        msg["Subject"] = subject(notification, self.config.subject_prefix)
+        msg["From"] = self.config.sender
+        msg["To"] = ", ".join(self.config.to)
+        if self.config.cc:
+            msg["Cc"] = ", ".join(self.config.cc)
+        msg["Date"] = formatdate(usegmt=True)
+        if notification.test:
+            msg["Message-ID"] = make_msgid(domain=self.domain)
+        elif first:
+            msg["Message-ID"] = root
+        else:
+            msg["Message-ID"] = make_msgid(domain=self.domain)
+            msg["In-Reply-To"] = root
+            msg["References"] = root
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+        msg["X-Watchdog-Status"] = "resolved" if over(notification) else "firing"
+        msg["X-Watchdog-Severity"] = worst(notification.alerts).severity
+        msg["X-Watchdog-Rule"] = ", ".join(sorted({a.rule for a in notification.alerts}))
+        msg["X-Watchdog-Thread"] = key
+        msg.set_content(text_body(notification))
+        msg.add_alternative(html_body(notification), subtype="html")
+        return msg
+
+    def send(self, notification: Notification) -> None:
+        msg = self.compose(notification)
+        self._deliver(msg)
+        key = notification.thread or notification.id
+        if notification.test:
+            return
+        if over(notification):
+            self.state.delete(key)
+        elif self.state.get(key) is None:
+            self.state.put(key, {"message_id": str(msg["Message-ID"])})
+
+    def _connect(self) -> smtplib.SMTP:
+        c = self.config
+        if c.security == "tls":
+            return smtplib.SMTP_SSL(
+                c.host,
+                c.smtp_port,
+                local_hostname=c.local_hostname,
+                timeout=c.timeout,
+                context=self.context,
+            )
+        return smtplib.SMTP(c.host, c.smtp_port, local_hostname=c.local_hostname, timeout=c.timeout)
+
+    def _deliver(self, msg: EmailMessage) -> None:
+        c = self.config
+        where = f"{c.host}:{c.smtp_port}"
+        try:
+            with self._connect() as smtp:
+                smtp.ehlo()
+                if c.security == "starttls":
+                    if not smtp.has_extn("starttls"):
+                        raise DeliveryError(
+                            f"SMTP server {where} does not offer STARTTLS "
+                            "(use security: tls for port 465)",
+                            permanent=True,
+                        )
+                    smtp.starttls(context=self.context)
+                    smtp.ehlo()
+                if c.username is not None and c.password is not None:
+                    smtp.login(c.username, c.password.get_secret_value())
+                refused = smtp.send_message(msg)
+        except DeliveryError:
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"SMTP server {where} refused the login for {c.username!r}: {exc.smtp_code}",
+                permanent=True,
+            ) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            addresses = ", ".join(sorted(exc.recipients))
+            raise DeliveryError(
+                f"SMTP server {where} refused every recipient: {addresses}", permanent=True
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(f"SMTP server {where}: {exc}", permanent=True) from None
+        except smtplib.SMTPResponseException as exc:
+            error = exc.smtp_error
+            reply = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+            raise DeliveryError(
+                f"SMTP server {where} answered {exc.smtp_code} {reply}".strip(),
+                permanent=500 <= exc.smtp_code < 600,
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"TLS certificate of SMTP server {where} is not trusted: {exc.verify_message} "
+                "(ca_file adds a private CA)"
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"cannot deliver to SMTP server {where}: {exc}") from None
+        if refused:
+            self.log.warning(
+                "SMTP server %s refused some recipients: %s", where, ", ".join(sorted(refused))
+            )
+
+
+def _factory(context: NotifierContext) -> EmailNotifier:
+    assert isinstance(context.config, EmailConfig)
+    return EmailNotifier(context.config, context.state, context.logger)
+
+
+@hookimpl
+def register_notifier_types(register: Register) -> None:
+    register(
+        NotifierType(
+            name="email",
+            config=EmailConfig,
+            factory=_factory,
+            description="Sends threaded text+HTML mail over SMTP (STARTTLS or TLS, optional AUTH).",
+        )
+    )

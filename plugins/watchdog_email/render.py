@@ -1,0 +1,178 @@
+"""Alert mail: a subject that tells the story in the inbox list, a text part and an HTML part.
+
+The subject alone must let an on-call engineer decide whether to get up:
+status, severity, rule, participant and meeting. Both parts carry the same
+facts; the HTML part adds the severity colour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from html import escape
+
+from watchdog.alerts import Alert, Notification
+from watchdog.durations import format_duration
+
+COLOURS = {"critical": "#d0312d", "warning": "#e8a317", "info": "#2f80ed"}
+RESOLVED_COLOUR = "#2e9e5b"
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "n/a"
+
+
+def lasted(alert: Alert) -> str:
+    if alert.ends_at is None:
+        return ""
+    return format_duration(max(alert.ends_at - alert.starts_at, timedelta(0)))
+
+
+def over(notification: Notification) -> bool:
+    return all(a.status == "resolved" for a in notification.alerts)
+
+
+def status_word(notification: Notification) -> str:
+    if over(notification):
+        return "RESOLVED"
+    return "STILL FIRING" if notification.repeat else "FIRING"
+
+
+def worst(alerts: tuple[Alert, ...]) -> Alert:
+    firing = [a for a in alerts if a.status == "firing"] or list(alerts)
+    return min(firing, key=lambda a: SEVERITY_ORDER.get(a.severity, 1))
+
+
+def _where(alert: Alert) -> str:
+    return f"meeting {alert.meeting_id}" if alert.meeting_id else f"session {alert.session_id}"
+
+
+def subject(notification: Notification, prefix: str) -> str:
+    alerts = notification.alerts
+    head = worst(alerts)
+    tag = f"[{status_word(notification)}:{head.severity}]"
+    if notification.test:
+        tag = "[TEST] " + tag
+    if len(alerts) == 1:
+        name = head.participant_name or "unknown participant"
+        text = f"{tag} {head.rule}: {name} ({head.participant_id}) in {_where(head)}"
+    else:
+        firing = sum(a.status == "firing" for a in alerts)
+        count = f"{firing} of {len(alerts)} alerts" if firing else f"{len(alerts)} alerts"
+        rules = ", ".join(sorted({a.rule for a in alerts}))
+        text = f"{tag} {count} in {_where(alerts[0])}: {rules}"
+    return f"{prefix} {text}".strip()
+
+
+def _detail(alert: Alert) -> list[tuple[str, str]]:
+    """(label, value) rows for one alert, shared by the text and HTML parts."""
+    if alert.status == "firing":
+        value = alert.condition
+    elif alert.reason:
+        value = f"last {alert.condition}"
+    else:
+        value = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]}"
+    rows = [
+        ("Participant", alert.who),
+        ("Meeting", alert.meeting_id or "unknown"),
+        ("Session", alert.session_id),
+        ("Value", value),
+        ("Severity", alert.severity),
+        ("Started", when(alert.starts_at)),
+        ("Fired", when(alert.fired_at)),
+    ]
+    if alert.status == "resolved":
+        rows.append(("Resolved", f"{when(alert.ends_at)} (lasted {lasted(alert)})"))
+        if alert.reason:
+            rows.append(("Reason", alert.reason))
+    sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present
+    if sparkline:
+        rows.append(("Trend", str(sparkline)))
+    for label, text in (("Summary", alert.summary), ("Description", alert.description)):
+        if text:
+            rows.append((label, text))
+    ctx = alert.context
+    device = " ".join(p for p in (ctx.get("device"), ctx.get("device_version")) if p)
+    sdk = " ".join(p for p in (ctx.get("sdk"), ctx.get("sdk_version")) if p)
+    place = ", ".join(p for p in (ctx.get("city"), ctx.get("region"), ctx.get("country")) if p)
+    for label, text in (("Device", device), ("SDK", sdk), ("Location", place)):
+        if text:
+            rows.append((label, text))
+    if ctx.get("network"):
+        rows.append(("Network", " ".join(p for p in (ctx.get("asn"), ctx["network"]) if p)))
+    for key, label_value in sorted(alert.labels.items()):
+        if key not in {"alertname", "severity"}:
+            rows.append((f"Label {key}", label_value))
+    rows.append(("Fingerprint", alert.fingerprint))
+    return rows
+
+
+def _title(alert: Alert) -> str:
+    word = "RESOLVED" if alert.status == "resolved" else "FIRING"
+    return f"{word} [{alert.severity}] {alert.rule}"
+
+
+def text_body(notification: Notification) -> str:
+    lines: list[str] = []
+    if notification.test:
+        lines += ["Test alert from videosdk-watchdog notify-test: no action needed.", ""]
+    if notification.repeat and not over(notification):
+        lines += ["Reminder: still firing.", ""]
+    if len(notification.alerts) > 1:
+        firing = sum(a.status == "firing" for a in notification.alerts)
+        lines += [
+            f"{len(notification.alerts)} alerts in {_where(notification.alerts[0])} "
+            f"({firing} firing)",
+            "",
+        ]
+    for alert in notification.alerts:
+        lines.append(_title(alert))
+        lines += [f"  {label + ':':<14}{value}" for label, value in _detail(alert)]
+        lines.append("")
+    lines.append("-- ")
+    lines.append("videosdk-watchdog")
+    return "\n".join(lines)
+
+
+def _colour(alert: Alert) -> str:
+    if alert.status == "resolved":
+        return RESOLVED_COLOUR
+    return COLOURS.get(alert.severity, COLOURS["warning"])
+
+
+def html_body(notification: Notification) -> str:
+    parts = [
+        '<!DOCTYPE html><html><body style="font-family:-apple-system,Segoe UI,Helvetica,'
+        'Arial,sans-serif;font-size:15px;color:#1d1d1f;margin:0;padding:12px">'
+    ]
+    if notification.test:
+        parts.append(
+            "<p><em>Test alert from <code>videosdk-watchdog notify-test</code>: "
+            "no action needed.</em></p>"
+        )
+    if notification.repeat and not over(notification):
+        parts.append("<p><strong>Reminder: still firing.</strong></p>")
+    if len(notification.alerts) > 1:
+        firing = sum(a.status == "firing" for a in notification.alerts)
+        parts.append(
+            f"<p>{len(notification.alerts)} alerts in {escape(_where(notification.alerts[0]))} "
+            f"({firing} firing)</p>"
+        )
+    for alert in notification.alerts:
+        colour = _colour(alert)
+        parts.append(
+            f'<table role="presentation" style="border-collapse:collapse;width:100%;'
+            f'max-width:640px;margin:0 0 16px 0;border-left:6px solid {colour}">'
+            f'<tr><td colspan="2" style="padding:8px 12px;font-size:17px;font-weight:600;'
+            f'color:{colour}">{escape(_title(alert))}</td></tr>'
+        )
+        for label, value in _detail(alert):
+            style = "font-family:ui-monospace,Menlo,monospace" if label in {"Trend"} else ""
+            parts.append(
+                '<tr><td style="padding:2px 12px;color:#6e6e73;vertical-align:top;'
+                f'white-space:nowrap">{escape(label)}</td>'
+                f'<td style="padding:2px 12px;{style}">{escape(value)}</td></tr>'
+            )
+        parts.append("</table>")
+    parts.append('<p style="color:#6e6e73;font-size:12px">videosdk-watchdog</p></body></html>')
+    return "".join(parts)

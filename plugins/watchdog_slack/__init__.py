@@ -1,0 +1,335 @@
+"""Slack notifier: a bot token (threads, updates) or an incoming webhook (one message each).
+
+Written against the public plugin API only, as an outside plugin would be.
+With a bot token (scope ``chat:write``) the first firing is posted to the
+channel; reminders go in its thread; the resolve updates the original message
+to show it resolved and replies in the thread. Where the message lives
+(channel and ts) is kept in the notifier's durable state under the
+notification's thread, so this works across restarts. An incoming webhook
+cannot edit or thread, so each notification is a new message.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any, Literal
+from urllib.error import URLError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from watchdog.alerts import Notification
+from watchdog.hookspecs import hookimpl
+from watchdog.notifiers import (
+    DeliveryError,
+    NotifierConfig,
+    NotifierContext,
+    NotifierState,
+    NotifierType,
+    Register,
+)
+from watchdog_slack.blocks import message, reply
+from watchdog_slack.redact import redacting_logger
+
+__version__ = "0.1.0"
+
+# Errors retrying cannot fix: the operator must change the token, the scopes or the channel.
+PERMANENT_ERRORS = frozenset(
+    {
+        "access_denied",
+        "account_inactive",
+        "channel_not_found",
+        "ekm_access_denied",
+        "invalid_arguments",
+        "invalid_attachments",
+        "invalid_auth",
+        "invalid_blocks",
+        "invalid_token",
+        "is_archived",
+        "missing_scope",
+        "msg_too_long",
+        "no_permission",
+        "no_service",
+        "not_allowed_token_type",
+        "not_authed",
+        "not_in_channel",
+        "org_login_required",
+        "restricted_action",
+        "team_access_not_granted",
+        "token_expired",
+        "token_revoked",
+        "action_prohibited",
+        "channel_is_archived",
+        "invalid_payload",
+        "posting_to_general_channel_denied",
+        "too_many_attachments",
+    }
+)
+# chat.update cannot touch the original any more: say it in the thread instead.
+UPDATE_GONE = frozenset(
+    {"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"}
+)
+DEFAULT_RETRY_AFTER = 30.0
+
+
+class SlackConfig(NotifierConfig):
+    token: SecretStr | None = Field(
+        default=None, description="Bot token (xoxb-...) of an app with the chat:write scope."
+    )
+    channel: str | None = Field(
+        default=None, description="Channel ID (C0123...) or #name; the bot must be a member."
+    )
+    webhook_url: SecretStr | None = Field(
+        default=None, description="Incoming-webhook URL, instead of a token and channel."
+    )
+    base_url: str = Field(
+        default="https://slack.com/api/", description="Web API base (GovSlack: slack-gov.com)."
+    )
+    mentions: dict[Literal["critical", "warning", "info"], str] = Field(
+        default_factory=dict,
+        description="Text put before firing messages by severity, e.g. critical: '<!here>'.",
+    )
+    broadcast_resolved: bool = Field(
+        default=False, description="Also show the thread's resolve reply in the channel."
+    )
+    timeout: int = Field(default=10, ge=1, le=120, description="Seconds per API call.")
+    ca_file: str | None = Field(
+        default=None, description="PEM bundle of a private CA (e.g. an HTTPS proxy); never off."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local test server)")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be the https:// URL Slack gave for the incoming webhook")
+        return value
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SlackConfig:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError("set either token and channel (bot mode) or webhook_url")
+        if self.token is not None and not self.channel:
+            raise ValueError("channel is required with a token")
+        if self.webhook_url is not None and self.channel:
+            raise ValueError("an incoming webhook posts to its own channel: remove channel")
+        return self
+
+
+def _ssl_context(config: SlackConfig) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=config.ca_file)
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds from Retry-After; slack-sdk gives headers as strings or lists of strings."""
+    raw = (headers.get("retry-after") or headers.get("Retry-After")) if headers else None
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    try:
+        return max(float(str(raw)), 1.0)
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
+    response = exc.response
+    error = str(response.get("error", "")) if response.data else ""
+    status = response.status_code
+    if status == 429 or error == "ratelimited":
+        wait = _retry_after(response.headers)
+        return DeliveryError(f"Slack rate-limited {method}; retry in {wait:g}s", retry_after=wait)
+    detail = error or f"HTTP {status}"
+    hint = ""
+    if error in {"not_in_channel", "channel_not_found"}:
+        hint = " (invite the app to the channel, and use the channel ID)"
+    elif error == "missing_scope":
+        hint = " (the app needs the chat:write scope)"
+    return DeliveryError(
+        f"Slack {method} failed: {detail}{hint}",
+        permanent=error in PERMANENT_ERRORS or (400 <= status < 500 and status != 408),
+    )
+
+
+def _transport_error(method: str, exc: Exception) -> DeliveryError:
+    reason = exc.reason if isinstance(exc, URLError) else exc
+    return DeliveryError(f"Slack {method}: cannot reach Slack: {reason}")
+
+
+class SlackBot:
+    """Bot-token mode: post, thread, update."""
+
+    def __init__(self, config: SlackConfig, state: NotifierState, logger: logging.Logger) -> None:
+        assert config.token is not None
+        assert config.channel is not None
+        self.channel = config.channel
+        self.mentions = config.mentions
+        self.broadcast = config.broadcast_resolved
+        self.state = state
+        self.log = logger
+        self.client = WebClient(
+            token=config.token.get_secret_value(),
+            base_url=config.base_url,
+            timeout=config.timeout,
+            ssl=_ssl_context(config),
+            logger=redacting_logger(logger, "slack_sdk", [config.token.get_secret_value()]),
+            retry_handlers=[],  # the core retries with backoff; never block a lane here
+        )
+
+    def __repr__(self) -> str:
+        return f"SlackBot(channel={self.channel!r})"
+
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            raise _api_error(method, exc) from None
+        except (URLError, OSError, SlackClientError) as exc:
+            raise _transport_error(method, exc) from None
+        data = response.data
+        if not isinstance(data, dict):
+            raise DeliveryError(f"Slack {method} answered something that is not JSON")
+        return data
+
+    def _mention(self, notification: Notification, text: str) -> str:
+        if notification.status != "firing":
+            return text
+        severities = {a.severity for a in notification.alerts if a.status == "firing"}
+        marks = [m for s, m in self.mentions.items() if s in severities]
+        return " ".join([*marks, text]) if marks else text
+
+    def send(self, notification: Notification) -> None:
+        body = message(notification)
+        key = notification.thread or notification.id
+        original = self.state.get(key)
+        if original is None:
+            self._post_new(notification, body, key)
+            return
+        channel, ts = str(original["channel"]), str(original["ts"])
+        over = all(a.status == "resolved" for a in notification.alerts)
+        if not notification.repeat and not self._update(channel, ts, body):
+            self._start_over(notification, body, key)  # the original is gone
+            return
+        try:
+            self._call(
+                "chat.postMessage",
+                channel=channel,
+                thread_ts=ts,
+                text=self._mention(notification, reply(notification)),
+                reply_broadcast=over and self.broadcast,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except DeliveryError as exc:
+            if "thread_not_found" not in str(exc):
+                raise
+            self._start_over(notification, body, key)
+            return
+        if over:
+            self.state.delete(key)
+
+    def _start_over(self, notification: Notification, body: dict[str, Any], key: str) -> None:
+        self.log.warning("the original Slack message is gone; posting a new one")
+        self.state.delete(key)
+        self._post_new(notification, body, key)
+
+    def _post_new(self, notification: Notification, body: dict[str, Any], key: str) -> None:
+        """No message to thread under (first firing, or its record is gone): a new one."""
+        data = self._call(
+            "chat.postMessage",
+            channel=self.channel,
+            text=self._mention(notification, body["text"]),
+            attachments=body["attachments"],
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        firing = any(a.status == "firing" for a in notification.alerts)
+        if firing and not notification.test and data.get("ts"):
+            self.state.put(key, {"channel": data.get("channel", self.channel), "ts": data["ts"]})
+
+    def _update(self, channel: str, ts: str, body: dict[str, Any]) -> bool:
+        """Rewrite the original message; False if it cannot be (deleted, too old)."""
+        try:
+            self._call("chat.update", channel=channel, ts=ts, **body)
+        except DeliveryError as exc:
+            if exc.retry_after is not None or not any(e in str(exc) for e in UPDATE_GONE):
+                raise
+            return False
+        return True
+
+
+class SlackWebhook:
+    """Incoming-webhook mode: no edits and no threads, so every notification is a message."""
+
+    def __init__(self, config: SlackConfig, logger: logging.Logger) -> None:
+        assert config.webhook_url is not None
+        url = config.webhook_url.get_secret_value()
+        self.mentions = config.mentions
+        self.client = WebhookClient(
+            url=url,
+            timeout=config.timeout,
+            ssl=_ssl_context(config),
+            logger=redacting_logger(logger, "slack_sdk", [url]),
+            retry_handlers=[],  # the core retries with backoff; never block a lane here
+        )
+
+    def __repr__(self) -> str:
+        return "SlackWebhook(url='**********')"
+
+    def send(self, notification: Notification) -> None:
+        body = message(notification)
+        text = body["text"]
+        if notification.status == "firing":
+            severities = {a.severity for a in notification.alerts if a.status == "firing"}
+            marks = [m for s, m in self.mentions.items() if s in severities]
+            text = " ".join([*marks, text]) if marks else text
+        try:
+            response = self.client.send(
+                text=text, attachments=body["attachments"], unfurl_links=False, unfurl_media=False
+            )
+        except (URLError, OSError, SlackClientError) as exc:
+            raise _transport_error("incoming webhook", exc) from None
+        status, answer = response.status_code, (response.body or "").strip()
+        if status == 200:
+            return
+        if status == 429:
+            wait = _retry_after(response.headers)
+            raise DeliveryError(
+                f"Slack rate-limited the webhook; retry in {wait:g}s", retry_after=wait
+            )
+        detail = answer[:200] or f"HTTP {status}"
+        raise DeliveryError(
+            f"Slack incoming webhook failed: HTTP {status} {detail}",
+            permanent=400 <= status < 500 and status != 408,
+        )
+
+
+def _factory(context: NotifierContext) -> SlackBot | SlackWebhook:
+    config = context.config
+    assert isinstance(config, SlackConfig)
+    if config.token is not None:
+        return SlackBot(config, context.state, context.logger)
+    return SlackWebhook(config, context.logger)
+
+
+@hookimpl
+def register_notifier_types(register: Register) -> None:
+    register(
+        NotifierType(
+            name="slack",
+            config=SlackConfig,
+            factory=_factory,
+            description=(
+                "Posts to Slack with a bot token (threads, resolves update the message) "
+                "or an incoming webhook."
+            ),
+        )
+    )

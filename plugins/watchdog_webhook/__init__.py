@@ -1,0 +1,212 @@
+"""Webhook notifier: POSTs Alertmanager-compatible JSON, optionally HMAC-signed.
+
+Written against the public plugin API only, as an outside plugin would be.
+Any receiver written for Prometheus Alertmanager's webhook works unchanged.
+With ``secret`` set, the header ``X-Watchdog-Signature: sha256=<hex>`` carries
+HMAC-SHA256(secret, raw request body), as GitHub signs its webhooks; the
+header ``X-Watchdog-Notification`` names the notification, the same on every
+retry, so a receiver can drop a duplicate. TLS certificates are always
+verified (``ca_file`` adds a private CA); redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import Field, SecretStr, field_validator
+
+from watchdog.alerts import Notification
+from watchdog.hookspecs import hookimpl
+from watchdog.notifiers import (
+    DeliveryError,
+    NotifierConfig,
+    NotifierContext,
+    NotifierType,
+    Register,
+)
+from watchdog_webhook.payload import body
+
+__version__ = "0.1.0"
+
+USER_AGENT = f"videosdk-watchdog/{__version__}"
+SIGNATURE_HEADER = "X-Watchdog-Signature"
+NOTIFICATION_HEADER = "X-Watchdog-Notification"
+MAX_RETRY_AFTER = 3600.0
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
+_RESERVED = {"content-type", "content-length", "host", "transfer-encoding"}
+
+
+def sign(secret: str, raw: bytes) -> str:
+    """The signature header's value for a body: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (seconds or an HTTP date), capped at an hour."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class WebhookConfig(NotifierConfig):
+    url: str = Field(description="Receiver URL. Put credentials in headers, not in the URL.")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 signing key.")
+    signature_header: str = SIGNATURE_HEADER
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Extra headers, e.g. Authorization (kept secret)."
+    )
+    receiver: str | None = Field(default=None, description="Payload 'receiver'; default: name.")
+    external_url: str = Field(default="", description="Payload 'externalURL'.")
+    generator_url: str = Field(
+        default="",
+        description="Per-alert 'generatorURL' template: {rule} {session_id} {participant_id} "
+        "{meeting_id} {fingerprint}.",
+    )
+    max_alerts: int = Field(default=0, ge=0, description="0 = all; else truncatedAlerts.")
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    ca_file: str | None = Field(default=None, description="PEM bundle of a private CA.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value
+
+    @field_validator("signature_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not _TOKEN.match(value):
+            raise ValueError(f"{value!r} is not a valid header name")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name in value:
+            if not _TOKEN.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if name.lower() in _RESERVED:
+                raise ValueError(f"{name} is set by the notifier")
+        return value
+
+    @field_validator("generator_url")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(rule="", session_id="", participant_id="", meeting_id="", fingerprint="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad template: {exc}") from None
+        return value
+
+
+class WebhookNotifier:
+    def __init__(self, config: WebhookConfig, name: str, logger: logging.Logger) -> None:
+        self.config = config
+        self.receiver = config.receiver or name
+        self.log = logger
+        # per request: a session-level verify loses to REQUESTS_CA_BUNDLE from the environment
+        self.verify: str | bool = config.ca_file or True
+        self.session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier(url={self.config.url!r})"
+
+    def request(self, notification: Notification) -> tuple[bytes, dict[str, str]]:
+        """The exact bytes and headers sent: what a signature check sees."""
+        c = self.config
+        payload = body(notification, self.receiver, c.external_url, c.generator_url, c.max_alerts)
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {k: v.get_secret_value() for k, v in c.headers.items()}
+        headers.update(
+            {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                NOTIFICATION_HEADER: notification.id,
+            }
+        )
+        if c.secret is not None:
+            headers[c.signature_header] = sign(c.secret.get_secret_value(), raw)
+        return raw, headers
+
+    def send(self, notification: Notification) -> None:
+        raw, headers = self.request(notification)
+        url = self.config.url
+        try:
+            response = self.session.post(
+                url,
+                data=raw,
+                headers=headers,
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                verify=self.verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise DeliveryError(
+                f"TLS certificate of {_host(url)} is not trusted or invalid "
+                f"(ca_file adds a private CA): {_reason(exc)}"
+            ) from None
+        except requests.RequestException as exc:
+            raise DeliveryError(f"cannot reach {_host(url)}: {_reason(exc)}") from None
+        with response:
+            status = response.status_code
+            if 200 <= status < 300:
+                return
+            detail = response.text[:200].strip()
+            message = f"webhook {_host(url)} answered HTTP {status}" + (
+                f": {detail}" if detail else ""
+            )
+            if status == 429 or status >= 500 or status == 408:
+                wait = retry_after(response.headers.get("Retry-After"))
+                raise DeliveryError(message, retry_after=wait)
+            if 300 <= status < 400:
+                where = response.headers.get("Location", "?")
+                message += f" (redirects are not followed: configure {where} as url)"
+            raise DeliveryError(message, permanent=True)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause, without the request line requests wraps around it."""
+    reason: BaseException = exc
+    while reason.__context__ is not None and reason.__context__ is not reason:
+        reason = reason.__context__
+    return f"{type(reason).__name__}: {reason}"
+
+
+def _factory(context: NotifierContext) -> WebhookNotifier:
+    assert isinstance(context.config, WebhookConfig)
+    return WebhookNotifier(context.config, context.name, context.logger)
+
+
+@hookimpl
+def register_notifier_types(register: Register) -> None:
+    register(
+        NotifierType(
+            name="webhook",
+            config=WebhookConfig,
+            factory=_factory,
+            description="POSTs Alertmanager-compatible JSON (version 4), optionally HMAC-signed.",
+        )
+    )

@@ -1,0 +1,226 @@
+"""The email notifier against a real SMTP server on loopback (STARTTLS, implicit TLS, AUTH)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+import watchdog_email
+
+from watchdog.notifiers import DeliveryError
+from watchdog.problems import ConfigError
+from watchdog.testing import (
+    NotifierContract,
+    PluginTestHost,
+    TLSCertificates,
+    grouped_notification,
+    make_alert,
+    make_notification,
+    resolved,
+)
+
+from .smtpserver import PASSWORD, USER, SMTPServer
+
+
+@pytest.fixture
+def smtp(tls_certificates: TLSCertificates) -> Iterator[SMTPServer]:
+    with SMTPServer(tls_certificates.server_context) as server:
+        yield server
+
+
+@pytest.fixture
+def host(notifier_host: PluginTestHost) -> PluginTestHost:
+    notifier_host.add(watchdog_email, "email")
+    return notifier_host
+
+
+def config(port: int, ca_file: str | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": port,
+        "username": USER,
+        "password": PASSWORD,
+        "from": "VideoSDK Watchdog <watchdog@example.com>",
+        "to": ["oncall@example.com"],
+        "ca_file": ca_file,
+        "timeout": 5,
+        **extra,
+    }
+
+
+class TestEmailContract(NotifierContract):
+    notifier_type = "email"
+    plugin = watchdog_email
+
+    @pytest.fixture
+    def notifier_config(
+        self, smtp: SMTPServer, tls_certificates: TLSCertificates
+    ) -> dict[str, Any]:
+        body = config(smtp.port, tls_certificates.ca_file)
+        del body["type"]
+        return body
+
+    @pytest.fixture
+    def unreachable_config(self, unused_port: int) -> dict[str, Any]:
+        body = config(unused_port, None)
+        del body["type"]
+        return body
+
+    @pytest.fixture
+    def delivered(self, smtp: SMTPServer) -> Callable[[], int]:
+        return lambda: len(smtp.messages)
+
+
+def _parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+def test_starttls_auth_and_both_parts(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file))
+    notifier.send(make_notification(make_alert(severity="critical")))
+    (mail,) = smtp.messages
+    assert smtp.mailbox.logins == [USER]  # AUTH happened, and only over TLS (server requires it)
+    assert mail["Subject"] == (
+        "[videosdk-watchdog] [FIRING:critical] poor-video: Alice (part-1) in meeting abcd-efgh-ijkl"
+    )
+    assert mail["To"] == "oncall@example.com"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail.get_content_type() == "multipart/alternative"
+    text, html = _parts(mail)
+    for fact in ("qualityScore.video = 2.41 (threshold < 3)", "Alice (part-1)", "abcd-efgh-ijkl"):
+        assert fact in text
+    assert "qualityScore.video = 2.41 (threshold &lt; 3)" in html
+    assert "#d0312d" in html  # critical's colour
+
+
+def test_resolve_and_repeat_are_threaded_under_the_first_mail(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file))
+    alert = make_alert()
+    firing = make_notification(alert)
+    notifier.send(firing)
+    notifier.send(make_notification(alert, thread=firing.thread, repeat=True))
+    notifier.send(make_notification(resolved(alert), thread=firing.thread))
+    first, reminder, done = smtp.messages
+    root = first["Message-ID"]
+    assert root.endswith("@example.com>")
+    for follow_up in (reminder, done):
+        assert follow_up["In-Reply-To"] == root
+        assert follow_up["References"] == root
+        assert follow_up["Message-ID"] != root
+    assert reminder["Subject"].startswith("[videosdk-watchdog] [STILL FIRING:warning] poor-video")
+    assert done["Subject"].startswith("[videosdk-watchdog] [RESOLVED:warning] poor-video")
+    text, _ = _parts(done)
+    assert "back to 4.2 (threshold < 3)" in text
+    assert "lasted 6m" in text
+
+    again = make_notification(alert, thread="next-incident")  # a new incident, a new thread
+    notifier.send(again)
+    assert smtp.messages[-1]["Message-ID"] not in {root, None}
+    assert smtp.messages[-1]["In-Reply-To"] is None
+
+
+def test_grouped_mail_lists_every_alert(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    host.build(config(smtp.port, tls_certificates.ca_file)).send(grouped_notification(3))
+    (mail,) = smtp.messages
+    assert mail["Subject"] == (
+        "[videosdk-watchdog] [FIRING:critical] 3 of 3 alerts in meeting abcd-efgh-ijkl: "
+        "high-rtt, poor-video"
+    )
+    text, html = _parts(mail)
+    for name in ("Alice", "Bob", "Chandra"):
+        assert name in text
+        assert name in html
+    assert "averageVideoRtt = 512.5 (threshold > 300)" in text
+
+
+def test_implicit_tls(tls_certificates: TLSCertificates, host: PluginTestHost) -> None:
+    with SMTPServer(tls_certificates.server_context, mode="tls") as server:
+        notifier = host.build(config(server.port, tls_certificates.ca_file, security="tls"))
+        notifier.send(make_notification())
+        assert len(server.messages) == 1
+        assert server.mailbox.logins == [USER]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_untrusted_certificate_is_refused(
+    tls_certificates: TLSCertificates, host: PluginTestHost, mode: str
+) -> None:
+    with SMTPServer(tls_certificates.server_context, mode=mode) as server:
+        notifier = host.build(config(server.port, None, security=mode))
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification())
+        assert "not trusted" in str(caught.value)
+        assert "unable to get local issuer certificate" in str(caught.value)
+        assert not server.messages
+
+
+def test_wrong_password_is_permanent_and_not_shown(
+    tls_certificates: TLSCertificates, host: PluginTestHost
+) -> None:
+    with SMTPServer(tls_certificates.server_context, password="another") as server:
+        notifier = host.build(config(server.port, tls_certificates.ca_file))
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification())
+        assert caught.value.permanent
+        assert "refused the login" in str(caught.value)
+        assert PASSWORD not in str(caught.value)
+
+
+def test_config_is_checked(host: PluginTestHost) -> None:
+    with pytest.raises(ConfigError) as caught:
+        host.build(
+            {
+                "type": "email",
+                "host": "mail",
+                "security": "none",
+                "username": "u",
+                "password": "hunter2-secret",
+                "from": "nobody",
+                "to": [],
+            }
+        )
+    messages = "\n".join(p.message for p in caught.value.problems)
+    assert "from: Value error, 'nobody' is not an email address" in messages or (
+        "'nobody' is not an email address" in messages
+    )
+    assert "to: List should have at least 1 item" in messages
+    assert "hunter2-secret" not in messages
+    with pytest.raises(ConfigError) as plain:
+        host.build(
+            {
+                "type": "email",
+                "host": "mail",
+                "security": "none",
+                "username": "u",
+                "password": "hunter2-secret",
+                "from": "wd@example.com",
+                "to": ["a@example.com"],
+            }
+        )
+    assert "a password is only sent over TLS" in str(plain.value)
+
+
+def test_a_departure_resolve_says_why(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    alert = make_alert()
+    left = resolved(alert, reason="participant left the session")
+    host.build(config(smtp.port, tls_certificates.ca_file)).send(make_notification(left))
+    text, html = _parts(smtp.messages[0])
+    assert "Reason:       participant left the session" in text
+    assert "last qualityScore.video = 2.41 (threshold < 3)" in text
+    assert "back to" not in text
+    assert "participant left the session" in html
