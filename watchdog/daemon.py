@@ -1,16 +1,9 @@
-"""Wires config, rules, plugins, store, client, poller and dispatcher, and runs them."""
+"""Wires config, rules, plugins, store, client, poller and dispatcher; service.py runs them."""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import FrameType
-
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
@@ -19,13 +12,10 @@ from watchdog.problems import ConfigError, Problem
 from watchdog.rules import RuleSet, check_notifiers, load_rules
 from watchdog.settings import Config
 from watchdog.store import Store
-from watchdog.telemetry import WATCHED
 from watchdog.tokens import TokenSource
 from watchdog.videosdk import VideoSDKClient
 
 log = logging.getLogger(__name__)
-
-STOP_GRACE_SECONDS = 10.0
 
 
 def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, list[Problem]]:
@@ -124,56 +114,3 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
 
 def token(config: Config) -> str:
     return TokenSource(config.settings.videosdk).get()
-
-
-def run(config: Config, stop: threading.Event | None = None) -> int:
-    """The daemon: poll on schedule, deliver continuously, stop cleanly on SIGTERM/SIGINT."""
-    runtime = build(config)
-    stop = stop or threading.Event()
-    _install_signal_handlers(stop)
-    settings = config.settings
-    WATCHED.set(len(settings.watch.participants))
-    runtime.dispatcher.start()
-    runtime.dispatcher.wake()  # deliver whatever a previous run left in the outbox
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        runtime.poller.cycle,
-        IntervalTrigger(seconds=settings.poll.interval.total_seconds(), timezone=UTC),
-        id="poll",
-        name="poll cycle",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    scheduler.start()
-    log.info(
-        "watching %d participants with %d rules every %gs; %d notifiers: %s",
-        len(settings.watch.participants),
-        len(runtime.rules),
-        settings.poll.interval.total_seconds(),
-        len(settings.notifiers),
-        ", ".join(settings.notifiers) or "none",
-    )
-    try:
-        stop.wait()
-    finally:
-        log.info("stopping: finishing the current poll cycle and flushing the outbox")
-        scheduler.shutdown(wait=True)
-        left = runtime.dispatcher.stop(STOP_GRACE_SECONDS)
-        if left:
-            log.warning("%d notifications left in the outbox for the next start", left)
-        runtime.close()
-    return 0
-
-
-def _install_signal_handlers(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)

@@ -55,6 +55,15 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def set_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Swap in reloaded notifiers; a dropped name's rows wait in the outbox until it is back."""
+        for name in notifiers:
+            if name not in self._lanes:
+                self._lanes[name] = ThreadPoolExecutor(2, thread_name_prefix=f"notify-{name}")
+        self.notifiers = dict(notifiers)
+        self._warned_unknown.clear()
+        self.wake()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
         self._thread.start()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -62,6 +63,18 @@ class Poller:
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._cycle_lock = threading.Lock()
+        self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
+        self._stopping = threading.Event()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No cycle runs inside: a reload swaps rules, targets and client between cycles."""
+        with self._cycle_lock:
+            yield
+
+    def stop(self) -> None:
+        """Polls not yet started are skipped, so a stop waits only for those in flight."""
+        self._stopping.set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -96,6 +109,8 @@ class Poller:
 
     def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
         ids = {"session_id": target.session, "participant_id": target.participant}
+        if self._stopping.is_set():
+            return [], 0, True
         start = time.monotonic()
         try:
             transitions, samples = self.poll(target)
@@ -116,7 +131,8 @@ class Poller:
             log.exception("poll failed unexpectedly", extra=ids)
             return [], 0, False
         finally:
-            POLL_SECONDS.observe(time.monotonic() - start)
+            self.last_progress = time.monotonic()
+            POLL_SECONDS.observe(self.last_progress - start)
         POLLS.labels("ok").inc()
         return transitions, samples, True
 

@@ -30,3 +30,13 @@ NOTIFICATIONS = Counter(
 )
 WATCHED = Gauge("watchdog_watched_participants", "Participants being polled")
 OUTBOX_DEPTH = Gauge("watchdog_outbox_depth", "Notifications waiting for delivery")
+
+# -- the service (issue 6): reloads, health, and gauges read at scrape time ------
+RELOADS = Counter("watchdog_reloads", "Configuration reloads (SIGHUP) by outcome", ["outcome"])
+CONFIG_RELOAD_OK = Gauge(
+    "watchdog_config_last_reload_successful", "1 if the last reload was applied, 0 if rejected"
+)
+LAST_SUCCESSFUL_CYCLE = Gauge(
+    "watchdog_last_successful_cycle_timestamp_seconds",
+    "Unix time at which the last poll cycle with at least one successful poll ended",
+)
