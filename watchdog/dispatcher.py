@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from watchdog.alerts import Notification
+from watchdog.logs import about
 from watchdog.notifiers import DeliveryError, Notifier
 from watchdog.store import OutboxEntry, Store
 from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH
@@ -138,7 +140,7 @@ class Dispatcher:
                 )
             return None
         notification = replace(entry.notification, attempt=entry.attempts + 1)
-        return self._lanes[entry.notifier].submit(notifier.send, notification)
+        return self._lanes[entry.notifier].submit(_send, notifier, notification)
 
     def _settle(self, entry: OutboxEntry, future: Future[None]) -> bool:
         ids = _ids(entry)
@@ -178,6 +180,16 @@ class Dispatcher:
             extra=_ids(entry),
         )
         self.store.failed(entry.id, attempts, datetime.now(UTC) + delay, error)
+
+
+def _send(notifier: Notifier, notification: Notification) -> None:
+    """In the lane's thread: what the plugin logs while sending names the participant."""
+    alerts = notification.alerts
+    if not alerts:
+        notifier.send(notification)
+        return
+    with about(alerts[0].session_id, alerts[0].participant_id):
+        notifier.send(notification)
 
 
 def _ids(entry: OutboxEntry) -> dict[str, str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from watchdog.engine import AlertState, Transition, evaluate
+from watchdog.logs import about
 from watchdog.routing import route
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
@@ -113,7 +114,8 @@ class Poller:
             return [], 0, True
         start = time.monotonic()
         try:
-            transitions, samples = self.poll(target)
+            with about(target.session, target.participant):
+                transitions, samples = self.poll(target)
         except NotFoundError:
             POLLS.labels("not_found").inc()
             log.warning("stats not found (404)", extra=ids)
