@@ -68,10 +68,19 @@ class Poller:
         self._stopping = threading.Event()
 
     @contextmanager
-    def paused(self) -> Iterator[None]:
-        """No cycle runs inside: a reload swaps rules, targets and client between cycles."""
-        with self._cycle_lock:
+    def paused(self, while_waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """No cycle runs inside: a reload swaps rules, targets and client between cycles.
+
+        ``while_waiting`` runs every half second until the running cycle ends
+        (the service keeps feeding systemd's watchdog meanwhile).
+        """
+        while not self._cycle_lock.acquire(timeout=0.5):
+            if while_waiting is not None:
+                while_waiting()
+        try:
             yield
+        finally:
+            self._cycle_lock.release()
 
     def stop(self) -> None:
         """Polls not yet started are skipped, so a stop waits only for those in flight."""

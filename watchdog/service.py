@@ -15,6 +15,7 @@ import contextlib
 import logging
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from watchdog.videosdk import VideoSDKClient
 
 log = logging.getLogger(__name__)
 
-Event = Literal["reload", "stop"]
+Event = Literal["reload", "stop", "SIGTERM", "SIGINT"]
 
 STORE_FAILURES_FATAL = 3  # consecutive poll cycles that could not write the state database
 MAX_TICK = 1.0
@@ -69,9 +70,7 @@ class Service:
         self.failure: str | None = None
         try:
             self.runtime: Runtime = build(config)
-        except ConfigError:
-            raise
-        except Exception as exc:
+        except (sqlite3.Error, OSError) as exc:  # the only files build() touches are state
             raise ServiceFailure(
                 f"cannot open the state database {_safe_url(config.state_url)}: "
                 f"{type(exc).__name__}: {exc}"
@@ -106,6 +105,9 @@ class Service:
                     event = None
                 if event == "reload":
                     self.reload()
+                elif event in ("SIGTERM", "SIGINT"):
+                    log.info("received %s", event)
+                    break
                 self._heartbeat()
         finally:
             self._shutdown()
@@ -169,10 +171,9 @@ class Service:
         if threading.current_thread() is not threading.main_thread():
             return
 
+        # handlers only queue an event: logging or locking inside one can deadlock
         def on_stop(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s", signal.Signals(signum).name)
-            stop.set()
-            self.events.put("stop")
+            self.events.put("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
 
         def on_reload(signum: int, frame: FrameType | None) -> None:
             self.events.put("reload")  # SimpleQueue.put is safe inside a signal handler
@@ -190,6 +191,21 @@ class Service:
         except OSError as exc:
             raise ServiceFailure(f"cannot listen on {settings.http.listen}: {exc}") from None
         log.info("serving /metrics and /healthz on %s", self.http.url)
+
+    def _rebind(self, settings: Settings) -> None:
+        """A new ``http.listen`` on reload: the old listener stays if the new one fails."""
+        old = self.http
+        try:
+            self._serve(settings)
+        except ServiceFailure as exc:
+            log.error("reload: %s; still serving on %s", exc, old.url if old else "nothing")
+            self.http = old
+            return
+        if old is not None:
+            old.close()
+        if settings.http.listen is None:
+            self.http = None
+            log.info("http.listen unset: /metrics and /healthz are off")
 
     # -- the poll loop and what it tells systemd -----------------------------------
 
@@ -325,7 +341,7 @@ class Service:
         names = list(new.notifiers)
         closed = 0
         old_client: VideoSDKClient | None = None
-        with poller.paused():  # between two cycles: no poll sees half a reload
+        with poller.paused(self._heartbeat):  # between cycles: no poll sees half a reload
             carried = carry_over(runtime.rules, rules, poller.states, datetime.now(UTC))
             for key, result in carried.items():
                 # a removed rule's notify may name notifiers that are gone too
@@ -357,10 +373,7 @@ class Service:
         if new.log != old.log:
             setup_logging(new.log.level, new.log.format)
         if new.http != old.http:
-            if self.http is not None:
-                self.http.close()
-                self.http = None
-            self._serve(new)
+            self._rebind(new)
         self.liveness.stale_after = stale_after(new)
         self.liveness.stall_after = stall_after(new)
         WATCHED.set(len(poller.targets))
