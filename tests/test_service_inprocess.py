@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from watchdog.problems import ConfigError
 from watchdog.service import Service
 from watchdog.settings import Config
 from watchdog.simulator import Simulator
@@ -80,3 +81,14 @@ def test_http_endpoint_answers_only_what_it_serves(
         stop.set()
         thread.join(timeout=20)
     assert codes == [0]
+
+
+def test_bad_listen_address_is_a_config_error_with_its_line(
+    sim: Simulator, config_for: Callable[..., Config]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_for([], http={"listen": "9464"})
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("config.yaml")
+    assert problem.line is not None
+    assert "is not host:port" in problem.message
