@@ -47,6 +47,7 @@ Event = Literal["reload", "stop", "SIGTERM", "SIGINT"]
 
 STORE_FAILURES_FATAL = 3  # consecutive poll cycles that could not write the state database
 MAX_TICK = 1.0
+STALL_LOG_EVERY = 30.0
 RESTART_ONLY = ("state", "poll.concurrency")
 
 
@@ -87,6 +88,7 @@ class Service:
         self._status = ""
         self._ping_every = watchdog_interval()
         self._next_ping = 0.0
+        self._next_stall_log = 0.0
 
     # -- start and stop ---------------------------------------------------------
 
@@ -264,13 +266,13 @@ class Service:
             if self.liveness.progressing(self.runtime.poller.last_progress, now):
                 self.systemd.alive()
                 self._next_ping = now + self._ping_every
-            else:
+            elif now >= self._next_stall_log:  # checked every tick, said every 30 s
                 log.error(
                     "no poll has finished for %.0fs (limit %gs): not feeding systemd's watchdog",
                     now - self.runtime.poller.last_progress,
                     self.liveness.stall_after,
                 )
-                self._next_ping = now + max(self._ping_every, 10.0)  # log it now and then
+                self._next_stall_log = now + STALL_LOG_EVERY
         text = self._status_text()
         if text != self._status:
             self._status = text
