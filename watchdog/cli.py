@@ -108,6 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ServiceFailure as exc:
         log.error("%s; exiting with status 1", exc)
         return EXIT_FAILURE
+    except ConfigError:
+        raise
+    except Exception:
+        log.exception("the daemon failed unexpectedly; exiting with status 1")
+        return EXIT_FAILURE
     hung = _stuck_threads(deadline=time.monotonic() + 1.0)
     if hung:  # a notifier stuck in send() must not keep a stopped daemon alive
         log.warning("exiting while %d threads are stuck: %s", len(hung), ", ".join(hung))
