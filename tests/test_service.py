@@ -183,7 +183,7 @@ def test_full_run_under_systemd(tmp_path: Path, sim: Simulator) -> None:
         reloading = notify.wait_for("RELOADING", "1", after=mark)
         assert "MONOTONIC_USEC" in notify.messages[reloading]
         assert (
-            "reload rejected"
+            "rejected (1 errors), previous config running"
             in notify.messages[notify.wait_for("READY", after=reloading)]["STATUS"]
         )
         assert 'watchdog_alerts{rule="rtt-high",state="firing"} 1.0' in get(url + "/metrics")[1]

@@ -86,6 +86,7 @@ class Service:
         )
         self._store_failures = 0
         self._status = ""
+        self._note = ""  # why the running config is not the file's, until a reload works
         self._ping_every = watchdog_interval()
         self._next_ping = 0.0
         self._next_stall_log = 0.0
@@ -95,7 +96,7 @@ class Service:
     def run(self, stop: threading.Event | None = None) -> int:
         """Until SIGTERM/SIGINT (or ``stop``): 0 on a clean stop, 1 when it cannot go on."""
         stop = stop or threading.Event()
-        self._install_signal_handlers(stop)
+        self._install_signal_handlers()
         try:
             self._start()
             self.systemd.ready(self._status_text())
@@ -169,7 +170,7 @@ class Service:
         runtime.close()
         self.systemd.close()
 
-    def _install_signal_handlers(self, stop: threading.Event) -> None:
+    def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
 
@@ -281,7 +282,8 @@ class Service:
     def _status_text(self) -> str:
         poller = self.runtime.poller
         pending, _ = self.runtime.store.outbox_stats()
-        return status_line(len(poller.targets), poller.firing(), pending, self.liveness.last_cycle)
+        line = status_line(len(poller.targets), poller.firing(), pending, self.liveness.last_cycle)
+        return line + self._note
 
     def health(self) -> tuple[bool, str]:
         return self.liveness.health(self.runtime.poller.last_progress)
@@ -316,6 +318,7 @@ class Service:
         self._apply(config, rules, notifiers)
         RELOADS.labels("applied").inc()
         CONFIG_RELOAD_OK.set(1)
+        self._note = ""
         self._status = self._status_text()
         self.systemd.ready(self._status)
         return True
@@ -323,7 +326,9 @@ class Service:
     def _reload_failed(self, why: str) -> bool:
         RELOADS.labels("rejected").inc()
         CONFIG_RELOAD_OK.set(0)
-        self._status = f"{self._status_text()}; reload rejected ({why}), previous config running"
+        at = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        self._note = f"; reload at {at} rejected ({why}), previous config running"
+        self._status = self._status_text()
         self.systemd.ready(self._status)
         return False
 
