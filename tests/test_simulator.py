@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +19,7 @@ import pytest
 import requests
 
 from watchdog.scenarios import SCENARIOS, demo_population, scenario_population
-from watchdog.simulator import CRAWLER_REQUIRED, Fault, Simulator
+from watchdog.simulator import CRAWLER_REQUIRED, Fault, Simulator, serve
 
 API_KEY = "test-api-key"
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -392,3 +396,37 @@ def test_populations_name_real_scenarios() -> None:
         assert set(member) == {"session", "participant", "scenario", "name", "meeting_id"}
     with pytest.raises(ValueError):
         scenario_population("nope")
+
+
+def test_serve_runs_until_interrupted() -> None:
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO);"
+        "from watchdog.simulator import serve;"
+        f"sys.exit(serve(0, api_key={API_KEY!r}, secret={SECRET!r}, scenario='high-rtt',"
+        " speed=1.0, sample_period=10.0))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        logged = ""
+        while "participant: high-rtt-4" not in logged:
+            line = proc.stderr.readline()
+            assert line, f"serve exited early: {logged}"
+            logged += line
+        match = re.search(r"http://127\.0\.0\.1:\d+", logged)
+        assert match is not None
+        response = requests.get(
+            f"{match.group()}/v2/sessions/sess-high-rtt/participant/high-rtt-1/stats",
+            headers={"Authorization": token()},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_refuses_an_unknown_scenario() -> None:
+    assert serve(0, api_key=API_KEY, secret=SECRET, scenario="nope", speed=1, sample_period=10) == 2

@@ -224,7 +224,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    secret = os.environ.get("VIDEOSDK_SECRET_KEY", "sim-secret")
+    secret = os.environ.get("VIDEOSDK_SECRET_KEY", "sim-secret-for-local-testing-only-0123")
     return serve(
         args.port,
         api_key=args.api_key,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from watchdog.logs import setup_logging
 from watchdog.scenarios import demo_population
 from watchdog.service import run
 from watchdog.settings import load_config
@@ -61,6 +62,7 @@ def run_demo(speed: float = 10.0) -> int:
                 meeting_id=p["meeting_id"],
             )
         path = demo_config(sim.url, secret, Path(tmp), population)
+        setup_logging("warning")  # the alerts are the show; problems still appear
         print(
             f"videosdk-watchdog demo: simulator at {sim.url} ({len(population)} participants, "
             f"{speed:g}x real time); alerts appear below. Ctrl-C to stop.",

@@ -136,7 +136,7 @@ def _as_utc(moment: datetime) -> datetime:
 
 def _usage_head(used: str) -> str:
     flags = {resolution: int(resolution == used) for resolution in _RESOLUTIONS}
-    return _encode({**flags, "time": None})[: -len("null}")]
+    return _encode(flags)[:-1] + ',"time":'
 
 
 # resolutionUsage entries are encoded from templates: they are a third of all samples encoded
@@ -389,7 +389,8 @@ class Simulator:
             raise RuntimeError("simulator already started")
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._started_at = time.monotonic()
+        if self._started_at is None:  # a restart must not run the clock backwards
+            self._started_at = time.monotonic()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},

@@ -11,6 +11,7 @@ import threading
 from typing import Literal, TextIO
 
 from watchdog.alerts import Alert, Notification
+from watchdog.durations import format_duration
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
@@ -50,9 +51,13 @@ def format_alert(alert: Alert, colour: bool = False) -> str:
     if alert.status == "firing":
         detail = f"{alert.condition} at {_time(alert)}"
     else:
-        detail = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]} at {_time(alert)}"
+        lasted = format_duration(alert.sample_time - alert.fired_at)
+        detail = (
+            f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]} at {_time(alert)}, "
+            f"after firing for {lasted}"
+        )
     lines = [f"{head}: {body}", f"    {detail}"]
-    if alert.summary:
+    if alert.summary and alert.status == "firing":
         lines.append(f"    {alert.summary}")
     return "\n".join(lines)
 
