@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from watchdog.engine import AlertState
-from watchdog.reload import carry_over
+from watchdog.reload import REMOVED, carry_over, closing
+from watchdog.routing import route
 from watchdog.rules import parse_rules
 
 from .conftest import POOR_VIDEO
@@ -40,6 +41,9 @@ def test_surviving_rules_keep_state_removed_ones_close() -> None:
     assert (closed.state, closed.rule.name, closed.value) == ("resolved", "rtt-high", 400.0)
     assert closed.active_since == at(0)
     assert closed.rule.notify == ["pager"]  # the removed rule's own routing
-    assert "removed from the configuration" in (closed.rule.description or "")
+    ((_, notification),) = route(a.closed, ["console", "pager"])
+    assert notification.notifier == "pager"
+    (alert,) = closing(notification).alerts
+    assert (alert.status, alert.reason) == ("resolved", REMOVED)
     c = result[("s", "c")]
     assert (c.states, c.dropped, c.closed) == ({}, {"rtt-high"}, [])  # pending: just dropped

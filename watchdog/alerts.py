@@ -51,6 +51,8 @@ class Alert:
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
+    # set when a resolution is not a recovery, e.g. "the rule was removed from the configuration"
+    reason: str | None = None
 
     @property
     def who(self) -> str:

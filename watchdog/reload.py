@@ -14,12 +14,13 @@ participant.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from watchdog.alerts import Notification
 from watchdog.engine import AlertState, Transition
 from watchdog.rules import RuleSet
-from watchdog.stats import ParticipantInfo, format_time
+from watchdog.stats import ParticipantInfo
 from watchdog.store import Key
 
 
@@ -52,17 +53,10 @@ def carry_over(
             if state.phase != "firing" or rule is None:
                 continue
             assert state.fired_at is not None
-            reason = (
-                f"Rule {name!r} was removed from the configuration at {format_time(now)}; "
-                "this alert is closed without a recovery sample."
-            )
-            closing = rule.model_copy(
-                update={"summary": f"{name}: closed, the rule was removed", "description": reason}
-            )
             carried.closed.append(
                 Transition(
                     time=now,
-                    rule=closing,
+                    rule=rule,
                     info=ParticipantInfo(session_id=key[0], participant_id=key[1]),
                     state="resolved",
                     value=state.value,
@@ -72,3 +66,13 @@ def carry_over(
             )
         out[key] = carried
     return out
+
+
+REMOVED = "the rule was removed from the configuration"
+
+
+def closing(notification: Notification) -> Notification:
+    """A removed rule's "resolved" says why: no sample showed a recovery."""
+    return replace(
+        notification, alerts=tuple(replace(a, reason=REMOVED) for a in notification.alerts)
+    )

@@ -33,7 +33,7 @@ from watchdog.httpserver import HttpEndpoint
 from watchdog.logs import setup_logging
 from watchdog.notifiers import Notifier
 from watchdog.problems import ConfigError
-from watchdog.reload import carry_over
+from watchdog.reload import carry_over, closing
 from watchdog.routing import route
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
@@ -353,7 +353,9 @@ class Service:
             for key, result in carried.items():
                 # a removed rule's notify may name notifiers that are gone too
                 notifications = [
-                    (k, n) for k, n in route(result.closed, names) if n.notifier in new.notifiers
+                    (k, closing(n))
+                    for k, n in route(result.closed, names)
+                    if n.notifier in new.notifiers
                 ]
                 runtime.store.commit_poll(key, None, result.states, result.dropped, notifications)
                 poller.states[key] = result.states
