@@ -65,6 +65,6 @@ def test_status_line_is_one_line_for_systemctl_status() -> None:
     )
     line = status_line(3, 1, 2, CycleSummary(NOW + timedelta(seconds=3), 0.25, 3, 1))
     assert line == (
-        "watching 3 participants, 1 alerts firing, 2 notifications waiting; "
+        "watching 3 participants, 1 alert firing, 2 notifications waiting; "
         "last poll cycle 10:00:03 UTC: 2/3 ok in 0.2s"
     )

@@ -136,7 +136,7 @@ def test_full_run_under_systemd(tmp_path: Path, sim: Simulator) -> None:
     )
     try:
         ready = notify.wait_for("READY", "1")
-        assert notify.messages[ready]["STATUS"].startswith("watching 1 participants")
+        assert notify.messages[ready]["STATUS"].startswith("watching 1 participant,")
         url = daemon.wait_for(r"serving /metrics", stream="err").rsplit(" ", 1)[1]
         assert get(url + "/healthz")[0] == 200
 

@@ -109,9 +109,9 @@ class Liveness:
 
 def status_line(watched: int, firing: int, pending: int, cycle: CycleSummary | None) -> str:
     """systemd's STATUS=: what ``systemctl status`` shows at a glance."""
-    text = f"watching {watched} participants, {firing} alerts firing"
+    text = f"watching {_count(watched, 'participant')}, {_count(firing, 'alert')} firing"
     if pending:
-        text += f", {pending} notifications waiting"
+        text += f", {_count(pending, 'notification')} waiting"
     if cycle is None:
         return text + "; first poll cycle running"
     ended = cycle.ended.astimezone(UTC).strftime("%H:%M:%S UTC")
@@ -119,3 +119,7 @@ def status_line(watched: int, firing: int, pending: int, cycle: CycleSummary | N
         f"{text}; last poll cycle {ended}: {cycle.polled - cycle.failed}/{cycle.polled} ok "
         f"in {cycle.seconds:.1f}s"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
