@@ -39,6 +39,7 @@ class FlakyConfig(NotifierConfig):
     path: str
     secret: SecretStr
     fail_first: int = 1
+    hang: bool = False
 
 
 class Flaky:
@@ -52,6 +53,9 @@ class Flaky:
     def send(self, notification):
         self.calls += 1
         self.logger.info("flaky sink: attempt %d", self.calls)
+        if self.config.hang:
+            import time
+            time.sleep(3600)
         if self.calls <= self.config.fail_first:
             raise DeliveryError("sink refused (HTTP 503)")
         alert = notification.alerts[0]
@@ -264,6 +268,34 @@ def test_wedged_poll_loop_stops_feeding_the_watchdog(tmp_path: Path, sim: Simula
     finally:
         daemon.kill()
         notify.close()
+
+
+def test_a_hung_notifier_does_not_keep_a_stopped_daemon_alive(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    sim.add_participant("s", "p", samples=video_series([(0, 2.0), (30, 2.0)]))
+    sim.advance(30)
+    notifiers = {"sink": {"type": "flaky", "path": "x", "secret": SINK_SECRET, "hang": True}}
+    config = write_config(
+        tmp_path,
+        sim.url,
+        [("s", "p")],
+        POOR_VIDEO,
+        notifiers=notifiers,
+        delivery={"timeout": "1s", "stop_grace": "1s"},
+    )
+    notify = NotifySocket(tmp_path)
+    daemon = Daemon(["run", "--config", str(config)], env=plugin_env(tmp_path, notify))
+    try:
+        daemon.wait_for(r"notifier sink failed \(attempt 1\): timed out", stream="err")
+        began = time.monotonic()
+        assert daemon.stop(timeout=15) == 0
+        assert time.monotonic() - began < 10
+    finally:
+        daemon.kill()
+        notify.close()
+    assert any("threads are stuck: notify-sink" in line for line in daemon.err), daemon.err
+    assert any("1 notifications left in the outbox" in line for line in daemon.err)
 
 
 def test_unwritable_state_database_exits_1(tmp_path: Path, sim: Simulator) -> None:
