@@ -51,7 +51,8 @@ class Alert:
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
-    # set when a resolution is not a recovery, e.g. "the rule was removed from the configuration"
+    # why an alert resolved without a sample showing recovery, e.g. "participant left the
+    # session"; None for an ordinary resolution. ``value`` is then the last value seen.
     reason: str | None = None
 
     @property

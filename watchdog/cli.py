@@ -28,6 +28,7 @@ from watchdog.rules import load_rules
 from watchdog.service import ServiceFailure, run
 from watchdog.settings import Config, load_config
 from watchdog.simulator import serve
+from watchdog.status import print_status
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
@@ -63,12 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="installed plugins and notifier types")
     plugins.add_argument("--json", action="store_true")
     with_config(sub.add_parser("token", help="print a freshly minted VideoSDK JWT"))
+    status = with_config(sub.add_parser("status", help="who is watched, and what is firing"))
+    status.add_argument("--json", action="store_true")
     simulate = sub.add_parser("simulate", help="run a local VideoSDK API simulator")
     simulate.add_argument("--port", type=int, default=8787)
     simulate.add_argument("--scenario", help="every participant follows this scenario")
     simulate.add_argument("--speed", type=float, default=1.0, help="sample seconds per second")
     simulate.add_argument("--sample-period", type=float, default=10.0, metavar="SECONDS")
     simulate.add_argument("--api-key", default=os.environ.get("VIDEOSDK_API_KEY", "sim-key"))
+    simulate.add_argument(
+        "--churn",
+        type=int,
+        metavar="ROOMS",
+        help="also simulate ROOMS rooms whose participants join and leave (20 per room)",
+    )
+    simulate.add_argument("--webhook-url", help="deliver signed VideoSDK webhooks here")
     demo = sub.add_parser("demo", help="simulator + daemon + console alerts, no account needed")
     demo.add_argument("--speed", type=float, default=10.0, help="sample seconds per second")
     return parser
@@ -148,10 +158,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if any(p.severity == "error" for p in problems):
         return EXIT_CONFIG
+    watch = config.settings.watch
+    found = (
+        f"; discovery in {len(watch.rooms)} rooms"
+        if watch.rooms
+        else "; discovery in all rooms"
+        if watch.discovers
+        else ""
+    ) + (" with webhooks" if watch.webhook else "")
     print(
         f"{config.path or 'environment'}: OK ({len(rules)} rules, "
         f"{len(config.settings.notifiers)} notifiers, "
-        f"{len(config.settings.watch.participants)} watched participants)"
+        f"{len(watch.participants)} watched participants{found})"
     )
     return EXIT_OK
 
@@ -161,6 +179,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     config = _config(args)
     runtime = build(config, dry_run=args.dry_run)
     try:
+        if runtime.discovery is not None:
+            runtime.discovery.run()
         report = runtime.poller.cycle()
         for transition in report.transitions:
             alert = alert_from(transition)
@@ -223,6 +243,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    return print_status(load_config(args.config), sys.stdout, as_json=args.json)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     secret = os.environ.get("VIDEOSDK_SECRET_KEY", "sim-secret-for-local-testing-only-0123")
     return serve(
@@ -232,6 +256,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         speed=args.speed,
         sample_period=args.sample_period,
+        churn_rooms=args.churn,
+        webhook_url=args.webhook_url,
     )
 
 
@@ -247,6 +273,7 @@ _COMMANDS = {
     "notify-test": cmd_notify_test,
     "plugins": cmd_plugins,
     "token": cmd_token,
+    "status": cmd_status,
     "simulate": cmd_simulate,
     "demo": cmd_demo,
 }

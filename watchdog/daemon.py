@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from watchdog.discovery import Discovery
 from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
 from watchdog.poller import Poller
@@ -14,6 +15,9 @@ from watchdog.settings import Config
 from watchdog.store import Store
 from watchdog.tokens import TokenSource
 from watchdog.videosdk import VideoSDKClient
+from watchdog.watchfilters import Filters
+from watchdog.watchlist import WatchList
+from watchdog.webhooks import PublicKeys, WebhookReceiver, apply_event, read_public_key
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
                 "VIDEOSDK_SECRET_KEY), or a ready-made token",
             )
         )
+    problems.extend(_watch_problems(config))
     interval = settings.poll.interval
     for rule in rules:
         if rule.for_ and rule.for_ < interval:
@@ -67,6 +72,19 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     return rules, problems
 
 
+def _watch_problems(config: Config) -> list[Problem]:
+    """What the watch section's model cannot check alone: the webhook key must load."""
+    webhook = config.settings.watch.webhook
+    if webhook is None or webhook.public_key is None:
+        return []
+    try:
+        read_public_key(webhook.public_key, config.resolve)
+    except ValueError as exc:
+        file, line = config.line_for("watch", "webhook", "public_key")
+        return [Problem(file, line, f"watch.webhook.public_key: {exc}")]
+    return []
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -76,8 +94,12 @@ class Runtime:
     client: VideoSDKClient
     poller: Poller
     dispatcher: Dispatcher
+    watchlist: WatchList
+    discovery: Discovery | None = None
 
     def close(self) -> None:
+        if self.discovery is not None:
+            self.discovery.close()
         self.poller.close()
         self.client.close()
         self.store.close()
@@ -99,17 +121,46 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     dispatcher = Dispatcher(
         store, notifiers, settings.delivery.timeout, settings.delivery.max_backoff
     )
+    watch = settings.watch
+    watchlist = WatchList(
+        store,
+        watch.participants,
+        Filters.from_settings(watch.filters),
+        watch.missing_polls,
+        persist=not dry_run,
+    )
+    discovery = (
+        Discovery(client, watch, watchlist, settings.poll.concurrency) if watch.discovers else None
+    )
     poller = Poller(
         client,
         store,
         rules,
         notifiers=list(settings.notifiers),
-        targets=settings.watch.participants,
+        targets=watchlist.targets,
         concurrency=settings.poll.concurrency,
         dry_run=dry_run,
         on_enqueue=dispatcher.wake,
+        observer=watchlist,
     )
-    return Runtime(config, rules, host, store, client, poller, dispatcher)
+    return Runtime(config, rules, host, store, client, poller, dispatcher, watchlist, discovery)
+
+
+def start_webhooks(runtime: Runtime) -> WebhookReceiver | None:
+    """The webhook endpoint, if configured; it feeds the watch list directly."""
+    webhook = runtime.config.settings.watch.webhook
+    if webhook is None or runtime.discovery is None:
+        return None
+    configured = None
+    if webhook.public_key is not None:
+        configured = read_public_key(webhook.public_key, runtime.config.resolve)
+    keys = PublicKeys(runtime.client, configured, webhook.key_refresh_interval)
+    discovery, watchlist = runtime.discovery, runtime.watchlist
+    receiver = WebhookReceiver(
+        webhook, keys, lambda event: apply_event(event, watchlist, discovery)
+    )
+    receiver.start()
+    return receiver
 
 
 def token(config: Config) -> str:

@@ -15,18 +15,36 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal, Protocol
 
 from watchdog.engine import AlertState, Transition, evaluate
 from watchdog.logs import about
 from watchdog.routing import route
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
-from watchdog.stats import StatsShapeError, parse_stats
+from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
 from watchdog.store import Key, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
 from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
 
 log = logging.getLogger(__name__)
+
+
+Outcome = Literal["ok", "not_found", "error"]
+
+
+class PollObserver(Protocol):
+    """Told about every poll (the watch list, watchdog.watchlist, implements it)."""
+
+    def admit(self, target: WatchedParticipant, info: ParticipantInfo) -> bool:
+        """False: skip this participant's samples (e.g. its SDK is filtered out)."""
+
+    def polled(self, target: WatchedParticipant, outcome: Outcome) -> None: ...
+
+    def cycle_done(self, poller: Poller) -> int: ...
+
+
+Targets = Sequence[WatchedParticipant] | Callable[[], Sequence[WatchedParticipant]]
 
 
 @dataclass(slots=True)
@@ -47,16 +65,18 @@ class Poller:
         rules: RuleSet,
         *,
         notifiers: Sequence[str],
-        targets: Sequence[WatchedParticipant],
+        targets: Targets,
         concurrency: int = 16,
         dry_run: bool = False,
         on_enqueue: Callable[[], None] | None = None,
+        observer: PollObserver | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.rules = rules
         self.notifiers = list(notifiers)
-        self.targets = list(targets)
+        self.targets = targets if callable(targets) else list(targets)
+        self.observer = observer
         self.dry_run = dry_run
         self.on_enqueue = on_enqueue
         self.cursors: dict[Key, datetime] = store.load_cursors()
@@ -99,11 +119,17 @@ class Poller:
         with self._cycle_lock:
             report = CycleReport(started=datetime.now(UTC))
             start = time.monotonic()
-            for transitions, samples, ok in self._pool.map(self._poll_safely, self.targets):
+            targets = self.targets() if callable(self.targets) else self.targets
+            for transitions, samples, ok in self._pool.map(self._poll_safely, targets):
                 report.polled += 1
                 report.failed += 0 if ok else 1
                 report.samples += samples
                 report.transitions.extend(transitions)
+            if self.observer is not None:
+                try:
+                    self.observer.cycle_done(self)
+                except Exception:
+                    log.exception("updating the watch list after a poll cycle failed")
             report.seconds = time.monotonic() - start
             CYCLE_SECONDS.observe(report.seconds)
             self.last_cycle = report
@@ -118,9 +144,18 @@ class Poller:
             return report
 
     def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
-        ids = {"session_id": target.session, "participant_id": target.participant}
-        if self._stopping.is_set():
+        if self._stopping.is_set():  # skipped, not polled: the watch list hears nothing
             return [], 0, True
+        transitions, samples, outcome = self._poll_outcome(target)
+        if self.observer is not None:
+            try:
+                self.observer.polled(target, outcome)
+            except Exception:
+                log.exception("updating the watch list after a poll failed")
+        return transitions, samples, outcome == "ok"
+
+    def _poll_outcome(self, target: WatchedParticipant) -> tuple[list[Transition], int, Outcome]:
+        ids = {"session_id": target.session, "participant_id": target.participant}
         start = time.monotonic()
         try:
             with about(target.session, target.participant):
@@ -128,29 +163,31 @@ class Poller:
         except NotFoundError:
             POLLS.labels("not_found").inc()
             log.warning("stats not found (404)", extra=ids)
-            return [], 0, False
+            return [], 0, "not_found"
         except VideoSDKError as exc:
             POLLS.labels("api_error").inc()
             log.warning("stats request failed: %s", exc, extra=ids)
-            return [], 0, False
+            return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
             log.warning("unusable stats response: %s", exc, extra=ids)
-            return [], 0, False
+            return [], 0, "error"
         except Exception:
             POLLS.labels("internal_error").inc()
             log.exception("poll failed unexpectedly", extra=ids)
-            return [], 0, False
+            return [], 0, "error"
         finally:
             self.last_progress = time.monotonic()
             POLL_SECONDS.observe(self.last_progress - start)
         POLLS.labels("ok").inc()
-        return transitions, samples, True
+        return transitions, samples, "ok"
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
         key = (target.session, target.participant)
         raw = self.client.participant_stats(target.session, target.participant)
         stats = parse_stats(raw, target.session, target.participant, after=self.cursors.get(key))
+        if self.observer is not None and not self.observer.admit(target, stats.info):
+            return [], 0
         if not stats.samples:
             return [], 0
         result = evaluate(self.rules, stats.info, stats.samples, self.states.get(key, {}))

@@ -18,7 +18,7 @@ import signal
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Literal
 
@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
-from watchdog.daemon import Runtime, build, validate
+from watchdog.daemon import Runtime, build, start_webhooks, validate
 from watchdog.gauges import LiveCollector
 from watchdog.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.httpserver import HttpEndpoint
@@ -38,8 +38,8 @@ from watchdog.routing import route
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
 from watchdog.systemd import SystemdNotifier, watchdog_interval
-from watchdog.telemetry import CONFIG_RELOAD_OK, LAST_SUCCESSFUL_CYCLE, RELOADS, WATCHED
-from watchdog.videosdk import VideoSDKClient
+from watchdog.telemetry import CONFIG_RELOAD_OK, LAST_SUCCESSFUL_CYCLE, RELOADS
+from watchdog.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ Event = Literal["reload", "stop", "SIGTERM", "SIGINT"]
 STORE_FAILURES_FATAL = 3  # consecutive poll cycles that could not write the state database
 MAX_TICK = 1.0
 STALL_LOG_EVERY = 30.0
-RESTART_ONLY = ("state", "poll.concurrency")
+# what discovery, webhooks and the client hold on to is not swapped under them
+RESTART_ONLY = ("state", "poll.concurrency", "watch", "videosdk")
 
 
 class ServiceFailure(Exception):
@@ -81,6 +82,8 @@ class Service:
         self.liveness = Liveness(stale_after(settings), stall_after(settings))
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.http: HttpEndpoint | None = None
+        self.webhooks: WebhookReceiver | None = None
+        self._discover_first = self.runtime.discovery is not None
         self._collector = LiveCollector(
             lambda: self.runtime.poller.states, self.runtime.store.outbox_stats
         )
@@ -121,10 +124,15 @@ class Service:
 
     def _start(self) -> None:
         runtime, settings = self.runtime, self.config.settings
-        WATCHED.set(len(runtime.poller.targets))
         CONFIG_RELOAD_OK.set(1)
         REGISTRY.register(self._collector)
         self._serve(settings)
+        try:
+            self.webhooks = start_webhooks(runtime)
+        except OSError as exc:
+            raise ServiceFailure(
+                f"cannot listen for webhooks on {settings.watch.webhook}: {exc}"
+            ) from None
         runtime.dispatcher.start()
         runtime.dispatcher.wake()  # deliver whatever a previous run left in the outbox
         self.scheduler.add_job(
@@ -137,13 +145,27 @@ class Service:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if runtime.discovery is not None:
+            every = settings.watch.discovery_interval.total_seconds()
+            self.scheduler.add_job(
+                runtime.discovery.run,
+                IntervalTrigger(seconds=every, timezone=UTC),
+                id="discovery",
+                name="discovery pass",
+                next_run_time=datetime.now(UTC) + timedelta(seconds=every),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self.scheduler.start()
 
     def _announce(self) -> None:
         settings = self.config.settings
+        found = " (and whoever discovery finds)" if self.runtime.discovery is not None else ""
         log.info(
-            "watching %d participants with %d rules every %gs; %d notifiers: %s",
-            len(self.runtime.poller.targets),
+            "watching %d participants%s with %d rules every %gs; %d notifiers: %s",
+            len(self.runtime.watchlist.targets()),
+            found,
             len(self.runtime.rules),
             settings.poll.interval.total_seconds(),
             len(settings.notifiers),
@@ -155,6 +177,8 @@ class Service:
         grace = self.config.settings.delivery.stop_grace.total_seconds()
         self.systemd.stopping("stopping: finishing polls in flight and flushing the outbox")
         log.info("stopping: finishing polls in flight and flushing the outbox (up to %gs)", grace)
+        if self.webhooks is not None:
+            self.webhooks.stop()
         runtime.poller.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
@@ -214,6 +238,9 @@ class Service:
 
     def _cycle(self) -> None:
         """The scheduled job: one poll cycle, then what liveness and health learn from it."""
+        if self._discover_first and self.runtime.discovery is not None:
+            self._discover_first = False  # the first poll should already see who is in calls
+            self.runtime.discovery.run()
         report = self.runtime.poller.cycle()
         summary = CycleSummary(
             ended=datetime.now(UTC),
@@ -282,7 +309,8 @@ class Service:
     def _status_text(self) -> str:
         poller = self.runtime.poller
         pending, _ = self.runtime.store.outbox_stats()
-        line = status_line(len(poller.targets), poller.firing(), pending, self.liveness.last_cycle)
+        watched = len(self.runtime.watchlist.targets())
+        line = status_line(watched, poller.firing(), pending, self.liveness.last_cycle)
         return line + self._note
 
     def health(self) -> tuple[bool, str]:
@@ -342,12 +370,8 @@ class Service:
             if before != after:
                 log.warning("%s changed: that takes effect at the next restart", name)
         poller = runtime.poller
-        client: VideoSDKClient | None = None
-        if new.videosdk != old.videosdk:
-            client = VideoSDKClient(new.videosdk, pool_size=old.poll.concurrency)
         names = list(new.notifiers)
         closed = 0
-        old_client: VideoSDKClient | None = None
         with poller.paused(self._heartbeat):  # between cycles: no poll sees half a reload
             carried = carry_over(runtime.rules, rules, poller.states, datetime.now(UTC))
             for key, result in carried.items():
@@ -363,12 +387,6 @@ class Service:
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
             poller.notifiers = names
-            poller.targets = list(new.watch.participants)
-            if client is not None:
-                old_client, poller.client = poller.client, client
-                runtime.client = client
-        if old_client is not None:
-            old_client.close()
         runtime.dispatcher.set_notifiers(notifiers)
         runtime.dispatcher.timeout = new.delivery.timeout.total_seconds()
         runtime.dispatcher.max_backoff = new.delivery.max_backoff
@@ -385,7 +403,6 @@ class Service:
             self._rebind(new)
         self.liveness.stale_after = stale_after(new)
         self.liveness.stall_after = stall_after(new)
-        WATCHED.set(len(poller.targets))
         runtime.rules = rules
         runtime.config = config
         self.config = config
@@ -394,7 +411,7 @@ class Service:
             "%d firing alerts of removed rules closed",
             len(rules),
             len(names),
-            len(poller.targets),
+            len(self.runtime.watchlist.targets()),
             kept,
             closed,
         )

@@ -9,12 +9,21 @@ Secrets are SecretStr so they never show in a repr, a log or an error.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -80,8 +89,88 @@ class WatchedParticipant(_Section):
     participant: str = Field(min_length=1)
 
 
+# -- watch-list discovery (issue 5) ------------------------------------------
+
+
+class WatchFilters(_Section):
+    """Who discovery may watch; an empty include list means "everyone"."""
+
+    include_rooms: list[str] = Field(default_factory=list, description="roomId or customRoomId")
+    exclude_rooms: list[str] = Field(default_factory=list)
+    include_names: list[str] = Field(default_factory=list, description="regular expressions")
+    exclude_names: list[str] = Field(default_factory=list)
+    include_sdks: list[str] = Field(default_factory=list, description="sdkInfo.sdkName")
+    exclude_sdks: list[str] = Field(default_factory=list)
+
+    @field_validator("include_names", "exclude_names")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return value
+
+
+class WebhookSettings(_Section):
+    listen: str = Field(description="host:port the receiver binds, e.g. 127.0.0.1:8788")
+    path: str = "/videosdk/webhook"
+    public_key: str | None = Field(
+        default=None, description="PEM text or a file path; default: fetched from VideoSDK"
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    key_refresh_interval: Duration = timedelta(minutes=5)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8788")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class WatchSettings(_Section):
     participants: list[WatchedParticipant] = Field(default_factory=list)
+    rooms: list[str] = Field(default_factory=list, description="roomIds or customRoomIds")
+    all_rooms: bool = False
+    filters: WatchFilters = Field(default_factory=WatchFilters)
+    discovery_interval: Duration = timedelta(seconds=30)
+    missing_polls: int = Field(default=3, ge=1, le=1000)
+    webhook: WebhookSettings | None = None
+
+    @field_validator("discovery_interval")
+    @classmethod
+    def _interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> WatchSettings:
+        if self.all_rooms and self.rooms:
+            raise ValueError("give rooms or all_rooms: true, not both")
+        return self
+
+    @property
+    def discovers(self) -> bool:
+        return self.all_rooms or bool(self.rooms) or self.webhook is not None
+
+
+# -- end of watch-list discovery ---------------------------------------------
 
 
 class DeliverySettings(_Section):

@@ -33,11 +33,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import jwt
 import yaml
 
+from watchdog.churn import churn
 from watchdog.scenarios import (
     SCENARIOS,
     Scenario,
@@ -45,6 +46,7 @@ from watchdog.scenarios import (
     meeting_id_for,
     scenario_population,
 )
+from watchdog.simrooms import NO_ACTIVE, Rooms
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,11 @@ _MAX_ADMIN_BODY = 64 << 20
 _PARTICIPANT_STATS = re.compile(r"/v2/sessions/([^/]+)/participant/([^/]+)/stats/?")
 _SESSION_STATS = re.compile(r"/v2/sessions/([^/]+)/stats/?")
 _ADMIN_PARTICIPANT = re.compile(r"/_sim/participants/([^/]+)/([^/]+)")
+_SESSIONS = re.compile(r"/v2/sessions/?")
+_SESSION = re.compile(r"/v2/sessions/([^/]+)/?")
+_ACTIVE = re.compile(r"/v2/sessions/([^/]+)/participants/active/?")
+_ROOMS = re.compile(r"/v2/rooms/?")
+_PUBLIC_KEY = re.compile(r"/v2/public/rsa-public-key/?")
 _ADD_FIELDS = frozenset(
     {"session", "participant", "scenario", "name", "meeting_id", "joined_at_offset"}
     | {"samples", "envelope"}
@@ -83,6 +90,7 @@ class Fault:
     session: str | None = None
     participant: str | None = None
     body: Any = None
+    path: str | None = None  # a regex: the fault hits these API paths, not the stats endpoints
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -192,6 +200,7 @@ class _Participant:
 
     def __init__(self, envelope: dict[str, Any]) -> None:
         self.lock = threading.Lock()
+        self.until: float | None = None  # sample time the participant left: history stops there
         self.head = _encode(envelope)[:-1].encode() + b',"stats":['
         session_fields = {key: envelope.get(key) for key in ("sessionId", "meetingId")}
         self.session_head = _encode(session_fields)[:-1].encode() + b',"stats":['
@@ -230,6 +239,8 @@ class _Generated(_Participant):
         self.usage = b""
 
     def released(self, elapsed: float) -> int:
+        if self.until is not None:
+            elapsed = min(elapsed, self.until)
         count = max(0, math.floor((elapsed - self.joined) / self.period + _EPSILON) + 1)
         length = self.scenario.length
         return count if length is None else min(count, length)
@@ -283,6 +294,8 @@ class _Crafted(_Participant):
             return None
 
     def history(self, elapsed: float) -> tuple[bytes, bytes]:
+        if self.until is not None:
+            elapsed = min(elapsed, self.until)
         visible = [
             (encoded, usage)
             for offset, encoded, usage in self.items
@@ -381,6 +394,9 @@ class Simulator:
         self._started_at: float | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.rooms = Rooms(self.zero)
+        self._webhooks_stop = threading.Event()
+        self._webhooks_thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -398,12 +414,22 @@ class Simulator:
             daemon=True,
         )
         self._thread.start()
+        if not self.manual_clock:  # the clock runs by itself, so webhooks go out by themselves
+            self._webhooks_stop.clear()
+            self._webhooks_thread = threading.Thread(
+                target=self._deliver_loop, name=f"videosdk-simulator-webhooks:{self.port}"
+            )
+            self._webhooks_thread.start()
 
     def stop(self) -> None:
         """Stop accepting, and drop open keep-alive connections so no client waits on us."""
         server, self._server = self._server, None
         if server is None:
             return
+        self._webhooks_stop.set()
+        if self._webhooks_thread is not None:
+            self._webhooks_thread.join(timeout=15)
+        self.rooms.close()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -448,6 +474,7 @@ class Simulator:
             raise ValueError("the sample clock only moves forward")
         with self._lock:
             self._offset += seconds
+        self.rooms.deliver_due(self._elapsed())
 
     # -- participants and faults ---------------------------------------------
 
@@ -532,10 +559,15 @@ class Simulator:
 
     # -- the API -------------------------------------------------------------
 
-    def _api(self, method: str, path: str, authorization: str | None) -> _Response:
+    def _api(self, method: str, path: str, authorization: str | None, query: str = "") -> _Response:
         participant_match = _PARTICIPANT_STATS.fullmatch(path)
         match = participant_match or _SESSION_STATS.fullmatch(path)
-        if method != "GET" or match is None:
+        listing = None
+        if method == "GET" and match is None:
+            listing = self._listing(path, dict(parse_qsl(query)), authorization)
+        if listing is not None:
+            response = listing
+        elif method != "GET" or match is None:
             response = _error(404, f"Cannot {method} {path}")
         else:
             session = unquote(match.group(1))
@@ -573,9 +605,23 @@ class Simulator:
             return _error(403, CRAWLER_REQUIRED)
         return None
 
-    def _faulted(self, session: str, participant: str | None) -> _Response | None:
+    def _faulted(
+        self, session: str, participant: str | None, path: str | None = None
+    ) -> _Response | None:
         with self._lock:
-            pending = next((p for p in self._faults if p.fault.matches(session, participant)), None)
+            pending = next(
+                (
+                    p
+                    for p in self._faults
+                    if p.fault.matches(session, participant)
+                    and (
+                        p.fault.path is None
+                        if path is None
+                        else p.fault.path is not None and re.fullmatch(p.fault.path, path)
+                    )
+                ),
+                None,
+            )
             if pending is None:
                 return None
             pending.remaining -= 1
@@ -615,6 +661,116 @@ class Simulator:
             return _error(404, f"{what} not found")
         body = entry.body(self._elapsed(), session_level=participant is None)
         return _Response(200, (body,), len(body))
+
+    # -- rooms, sessions, who is in them, and webhooks (issue 5) ------------------------
+
+    def add_room(self, room_id: str, custom_room_id: str | None = None) -> str:
+        self.rooms.add_room(room_id, custom_room_id, self._elapsed())
+        return room_id
+
+    def start_session(self, room_id: str, session_id: str, at: float | None = None) -> str:
+        """A session of ``room_id`` starts at sample second ``at`` (default: now)."""
+        self.rooms.start_session(session_id, room_id, self._elapsed() if at is None else at)
+        return session_id
+
+    def join(
+        self,
+        session: str,
+        participant: str,
+        *,
+        name: str | None = None,
+        at: float | None = None,
+        scenario: str | Scenario | None = None,
+        sdk: str | None = None,
+        samples: list[Any] | None = None,
+    ) -> None:
+        """The participant joins ``session`` at ``at``; its stats start then."""
+        when = self._elapsed() if at is None else at
+        room = self.rooms.room_of(session)
+        self.rooms.join(session, participant, name or participant, when)
+        with self._lock:
+            entry = self._sessions.get(session, {}).get(participant)
+        if entry is not None:  # back again: the history grows on
+            entry.until = None
+            return
+        envelope = {"sdkInfo": {"sdkName": sdk, "sdkVersion": "1.0.0"}} if sdk else None
+        self.add_participant(
+            session,
+            participant,
+            scenario=None if samples is not None else scenario,
+            name=name,
+            meeting_id=room,
+            joined_at_offset=when,
+            samples=samples,
+            envelope=envelope,
+        )
+
+    def leave(self, session: str, participant: str, at: float | None = None) -> None:
+        """The participant leaves at ``at``; its stats stay readable but stop growing."""
+        when = self._elapsed() if at is None else at
+        self.rooms.leave(session, participant, when)
+        self._stop_history(session, participant, when)
+
+    def end_session(self, session: str, at: float | None = None) -> None:
+        when = self._elapsed() if at is None else at
+        self.rooms.end_session(session, when)
+        with self._lock:
+            members = list(self._sessions.get(session, {}))
+        for participant in members:
+            self._stop_history(session, participant, when)
+
+    def _stop_history(self, session: str, participant: str, when: float) -> None:
+        with self._lock:
+            entry = self._sessions.get(session, {}).get(participant)
+        if entry is not None and entry.until is None:
+            entry.until = when
+
+    def active_participants(self) -> set[tuple[str, str]]:
+        """Ground truth: (session, participant) of everyone in an ongoing session now."""
+        return self.rooms.active(self._elapsed())
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self.rooms.webhook_url
+
+    @webhook_url.setter
+    def webhook_url(self, url: str | None) -> None:
+        """Where webhooks go; events from before it was set are not sent."""
+        self.rooms.webhook_url = url
+
+    def deliver_webhooks(self) -> int:
+        return self.rooms.deliver_due(self._elapsed())
+
+    def _deliver_loop(self) -> None:
+        while not self._webhooks_stop.wait(0.05):
+            try:
+                self.rooms.deliver_due(self._elapsed())
+            except Exception:
+                log.exception("webhook delivery failed")
+
+    def _listing(self, path: str, query: dict[str, str], token: str | None) -> _Response | None:
+        """The discovery endpoints; None if ``path`` is not one of them."""
+        if _PUBLIC_KEY.fullmatch(path):  # public: no token needed
+            return self._faulted("", None, path) or _json(
+                200, {"publicKey": self.rooms.public_key_pem()}
+            )
+        now = self._elapsed()
+        active = _ACTIVE.fullmatch(path)
+        one = _SESSION.fullmatch(path)
+        if not (active or one or _SESSIONS.fullmatch(path) or _ROOMS.fullmatch(path)):
+            return None
+        refused = self._authenticate(token) or self._faulted("", None, path)
+        if refused is not None:
+            return refused
+        if active is not None:
+            document = self.rooms.active_participants(unquote(active.group(1)), query, now)
+            return _error(404, NO_ACTIVE) if document is None else _json(200, document)
+        if one is not None:
+            session = self.rooms.session(unquote(one.group(1)), now)
+            return _error(404, "Session not found") if session is None else _json(200, session)
+        if _ROOMS.fullmatch(path):
+            return _json(200, self.rooms.rooms(query, now))
+        return _json(200, self.rooms.sessions(query, now))
 
     # -- admin over HTTP -------------------------------------------------------
 
@@ -733,7 +889,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_sim/"):
             response = simulator._admin(method, path, payload, self.client_address[0])
         else:
-            response = simulator._api(method, path, self.headers.get("Authorization"))
+            response = simulator._api(
+                method, path, self.headers.get("Authorization"), urlsplit(self.path).query
+            )
         self._write(response)
 
     def _read_json(self) -> Any:
@@ -774,6 +932,8 @@ def serve(
     speed: float,
     sample_period: float,
     host: str = "127.0.0.1",
+    churn_rooms: int | None = None,
+    webhook_url: str | None = None,
 ) -> int:
     """Run a simulator in the foreground with the demo (or one scenario's) population."""
     try:
@@ -802,6 +962,18 @@ def serve(
                 scenario=member["scenario"],
                 name=member["name"],
                 meeting_id=member["meeting_id"],
+            )
+        simulator.webhook_url = webhook_url
+        if churn_rooms:
+            plan = churn(simulator, rooms=churn_rooms, participants=20 * churn_rooms)
+            log.info(
+                "churn: %d rooms, %d sessions, %d participants joining and leaving over %gs; "
+                "webhooks to %s",
+                plan.rooms,
+                plan.sessions,
+                plan.participants,
+                plan.duration,
+                webhook_url or "nowhere (--webhook-url)",
             )
         watch = {
             "videosdk": {"base_url": simulator.url},

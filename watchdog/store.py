@@ -74,7 +74,49 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        6,
+        """
+        CREATE TABLE watchlist (
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            room_id TEXT,
+            name TEXT,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL,
+            since TEXT NOT NULL,
+            missing INTEGER NOT NULL DEFAULT 0,
+            reason TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (session_id, participant_id)
+        );
+        """,
+    ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRecord:
+    """One watched participant as stored (see watchdog.watchlist)."""
+
+    session_id: str
+    participant_id: str
+    room_id: str | None
+    name: str | None
+    source: str  # static | discovery | webhook
+    status: str  # watching | leaving | excluded
+    since: datetime
+    missing: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStatus:
+    """What ``status`` prints for one participant: the record, its cursor, its firing rules."""
+
+    record: WatchRecord
+    last_sample: datetime | None
+    firing: tuple[tuple[str, datetime | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +191,18 @@ class Store:
             row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
+    def applied_migrations(self) -> set[int]:
+        self.schema_version()  # creates the table on a new database
+        with self._lock:
+            rows = self._db.execute("SELECT version FROM schema_version").fetchall()
+        return {int(row[0]) for row in rows}
+
     def migrate(self) -> list[int]:
+        """Apply every migration not yet recorded (by version, not by maximum)."""
         applied = []
-        current = self.schema_version()
-        for version, script in MIGRATIONS:
-            if version <= current:
+        done = self.applied_migrations()
+        for version, script in sorted(MIGRATIONS):
+            if version in done:
                 continue
             with self._transaction() as cur:
                 for statement in (s.strip() for s in script.split(";")):
@@ -352,6 +401,103 @@ class Store:
                 "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                 (attempts, format_time(next_attempt_at), error[:1000], entry_id),
             )
+
+    # -- the watch list (issue 5) ------------------------------------------------
+
+    def load_watchlist(self) -> list[WatchRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session_id, participant_id, room_id, name, source, status, since,"
+                " missing, reason FROM watchlist"
+            ).fetchall()
+        return [_watch_record(row) for row in rows]
+
+    def save_watch(self, records: Iterable[WatchRecord]) -> None:
+        now = _now()
+        with self._transaction() as cur:
+            for r in records:
+                cur.execute(
+                    "INSERT INTO watchlist (session_id, participant_id, room_id, name, source,"
+                    " status, since, missing, reason, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (session_id, participant_id) DO UPDATE SET"
+                    " room_id = excluded.room_id, name = excluded.name,"
+                    " source = excluded.source, status = excluded.status,"
+                    " since = excluded.since, missing = excluded.missing,"
+                    " reason = excluded.reason, updated_at = excluded.updated_at",
+                    (
+                        r.session_id,
+                        r.participant_id,
+                        r.room_id,
+                        r.name,
+                        r.source,
+                        r.status,
+                        format_time(r.since),
+                        r.missing,
+                        r.reason,
+                        now,
+                    ),
+                )
+
+    def delete_watch(self, keys: Iterable[Key]) -> None:
+        with self._transaction() as cur:
+            for session, participant in keys:
+                cur.execute(
+                    "DELETE FROM watchlist WHERE session_id = ? AND participant_id = ?",
+                    (session, participant),
+                )
+
+    def commit_departure(
+        self, key: Key, notifications: Iterable[tuple[str, Notification]] = ()
+    ) -> int:
+        """Forget a participant who left: watch entry, cursor and alert states go, with the
+        notifications resolving its alerts, in one transaction."""
+        session, participant = key
+        now = _now()
+        with self._transaction() as cur:
+            for table in ("watchlist", "cursors", "alert_states"):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE session_id = ? AND participant_id = ?",  # noqa: S608
+                    (session, participant),
+                )
+            return sum(self._insert_notification(cur, k, n, now) for k, n in notifications)
+
+    def watch_status(self) -> list[WatchStatus]:
+        """Every watched participant with its newest sample time and firing alerts."""
+        with self._lock:
+            cursors = {
+                (s, p): t
+                for s, p, t in self._db.execute(
+                    "SELECT session_id, participant_id, last_sample_time FROM cursors"
+                ).fetchall()
+            }
+            firing: dict[Key, list[tuple[str, datetime | None]]] = {}
+            for rule, s, p, fired in self._db.execute(
+                "SELECT rule, session_id, participant_id, fired_at FROM alert_states"
+                " WHERE phase = 'firing' ORDER BY rule"
+            ).fetchall():
+                firing.setdefault((s, p), []).append((rule, _utc(fired)))
+        out = []
+        for record in sorted(self.load_watchlist(), key=lambda r: (r.since, r.session_id)):
+            key = (record.session_id, record.participant_id)
+            out.append(WatchStatus(record, _utc(cursors.get(key)), tuple(firing.get(key, ()))))
+        return out
+
+    # -- end of the watch list ---------------------------------------------------
+
+
+def _watch_record(row: tuple[Any, ...]) -> WatchRecord:
+    return WatchRecord(
+        session_id=row[0],
+        participant_id=row[1],
+        room_id=row[2],
+        name=row[3],
+        source=row[4],
+        status=row[5],
+        since=_utc(row[6]) or datetime.now(UTC),
+        missing=int(row[7]),
+        reason=row[8],
+    )
 
 
 class StoredNotifierState:

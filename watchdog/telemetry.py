@@ -30,6 +30,16 @@ NOTIFICATIONS = Counter(
 )
 WATCHED = Gauge("watchdog_watched_participants", "Participants being polled")
 OUTBOX_DEPTH = Gauge("watchdog_outbox_depth", "Notifications waiting for delivery")
+WATCH_CHANGES = Counter(
+    "watchdog_watch_changes", "Watch-list changes (joined, left, dropped, excluded)", ["change"]
+)
+DISCOVERY_RUNS = Counter("watchdog_discovery_runs", "Discovery passes by outcome", ["outcome"])
+DISCOVERY_SECONDS = Histogram(
+    "watchdog_discovery_seconds",
+    "Duration of one discovery pass",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+WEBHOOKS = Counter("watchdog_webhooks", "VideoSDK webhook requests by outcome", ["outcome"])
 
 # -- the service (issue 6): reloads, health, and gauges read at scrape time ------
 RELOADS = Counter("watchdog_reloads", "Configuration reloads (SIGHUP) by outcome", ["outcome"])

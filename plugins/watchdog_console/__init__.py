@@ -50,9 +50,8 @@ def format_alert(alert: Alert, colour: bool = False) -> str:
     body = f"{alert.who} in {alert.where}"
     if alert.status == "firing":
         detail = f"{alert.condition} at {_time(alert)}"
-    elif alert.reason:  # closed without a recovery sample
-        lasted = format_duration(alert.sample_time - alert.fired_at)
-        detail = f"closed: {alert.reason}, at {_time(alert)}, after firing for {lasted}"
+    elif alert.reason:
+        detail = f"{alert.reason}; last {alert.condition} at {_time(alert)}"
     else:
         lasted = format_duration(alert.sample_time - alert.fired_at)
         detail = (

@@ -1,0 +1,123 @@
+"""Discovery under churn: rooms and participants coming and going, watch list kept exact.
+
+Lays out a seeded schedule on the simulator (``watchdog.churn``: rooms whose
+sessions start and end, participants who join, leave and come back), then
+steps the simulator's clock one discovery interval at a time; at each step
+it runs a discovery pass and a poll cycle with the daemon's own code and
+compares the watch list with the simulator's ground truth. Prints per-pass
+timings and request counts, and how many participants were ever wrongly
+watched or missed (both should be 0). The simulator runs in this process on
+a manual clock (its CPU is counted too); ``--latency`` adds a per-request delay.
+
+Run: ``.venv/bin/python -m benchmarks.discovery_churn [--rooms 100 --participants 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from watchdog.churn import churn
+from watchdog.daemon import build
+from watchdog.settings import load_config
+from watchdog.simulator import Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-0123456789abcdef0123456789"
+
+
+def write_config(workdir: Path, url: str, interval: float, concurrency: int) -> Path:
+    config = {
+        "videosdk": {"base_url": url, "api_key": "bench-key", "secret_key": SECRET},
+        "poll": {"interval": f"{interval:g}s", "concurrency": concurrency},
+        "watch": {"all_rooms": True, "discovery_interval": f"{interval:g}s"},
+        "rules": [str(ROOT / "rules.example.yaml")],
+        "notifiers": {"console": {"type": "console", "stream": "stderr"}},
+        "state": {"url": str(workdir / "state.db")},
+        "log": {"level": "warning"},
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rooms", type=int, default=100)
+    parser.add_argument("--participants", type=int, default=2000)
+    parser.add_argument("--duration", type=float, default=600.0, help="sample seconds")
+    parser.add_argument("--interval", type=float, default=30.0, help="discovery interval")
+    parser.add_argument("--latency", type=float, default=0.0, help="simulator latency, seconds")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--no-poll", action="store_true", help="discovery passes only")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("watchdog").setLevel(logging.ERROR)
+    sim = Simulator(api_key="bench-key", secret=SECRET, manual_clock=True, latency=args.latency)
+    sim.start()
+    try:
+        plan = churn(sim, rooms=args.rooms, participants=args.participants, duration=args.duration)
+        print(
+            f"rooms={plan.rooms} sessions={plan.sessions} participants={plan.participants} "
+            f"stays={plan.stays} duration={plan.duration:g}s interval={args.interval:g}s "
+            f"latency={args.latency * 1000:.0f}ms concurrency={args.concurrency}"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            config = load_config(
+                str(write_config(Path(tmp), sim.url, args.interval, args.concurrency))
+            )
+            runtime = build(config)
+            discovery = runtime.discovery
+            assert discovery is not None
+            passes, cycles, requests = [], [], []
+            wrongly_watched = missed = peak = 0
+            steps = int(args.duration * 1.1 / args.interval) + 1
+            try:
+                for _ in range(steps):
+                    before = len(sim.requests)
+                    start = time.perf_counter()
+                    report = discovery.run()
+                    passes.append(time.perf_counter() - start)
+                    requests.append(len(sim.requests) - before)
+                    truth = sim.active_participants()
+                    watching = runtime.watchlist.keys("watching")
+                    wrongly_watched += len(watching - truth)
+                    missed += len(truth - watching)
+                    peak = max(peak, len(truth))
+                    if not args.no_poll:
+                        start = time.perf_counter()
+                        runtime.poller.cycle()
+                        cycles.append(time.perf_counter() - start)
+                    assert report.complete
+                    sim.advance(args.interval)
+            finally:
+                runtime.close()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"discovery passes: {len(passes)}, "
+            f"{statistics.mean(passes) * 1000:.0f} ms mean, {max(passes) * 1000:.0f} ms max, "
+            f"{statistics.mean(requests):.0f} requests mean, {max(requests)} max; "
+            f"peak {peak} participants in calls at once"
+        )
+        if cycles:
+            print(
+                f"poll cycles: {statistics.mean(cycles) * 1000:.0f} ms mean, "
+                f"{max(cycles) * 1000:.0f} ms max"
+            )
+        print(
+            f"RESULT exactness: {wrongly_watched} watched after leaving, {missed} missed "
+            f"(summed over all passes); peak RSS {peak_mb:.0f} MB"
+        )
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
