@@ -56,7 +56,7 @@ def test_state_database_turning_read_only_exits_1(
 
 
 def test_http_endpoint_answers_only_what_it_serves(
-    sim: Simulator, config_for: Callable[..., Config]
+    sim: Simulator, config_for: Callable[..., Config], caplog: pytest.LogCaptureFixture
 ) -> None:
     service = Service(config_for([], http={"listen": "127.0.0.1:0"}))
     thread, codes, stop = started(service)
@@ -70,8 +70,11 @@ def test_http_endpoint_answers_only_what_it_serves(
         # a reload that moves the listener: the new one serves, the old one is closed
         assert service.config.path is not None
         path = Path(service.config.path)
-        path.write_text(path.read_text().replace("listen: 127.0.0.1:0", "listen: localhost:0"))
+        text = path.read_text().replace("listen: 127.0.0.1:0", "listen: localhost:0")
+        path.write_text(text.replace("concurrency: 4", "concurrency: 8"))
         assert service.reload()
+        assert "poll.concurrency changed: that takes effect at the next restart" in caplog.text
+        assert service.config.settings.poll.concurrency == 4  # what runs, until a restart
         assert service.http is not None
         assert service.http.url != base
         assert status(service.http.url + "/healthz") == 200

@@ -361,14 +361,9 @@ class Service:
         return False
 
     def _apply(self, config: Config, rules: RuleSet, notifiers: dict[str, Notifier]) -> None:
-        runtime, old, new = self.runtime, self.config.settings, config.settings
-        for name in RESTART_ONLY:
-            section, _, field_name = name.partition(".")
-            before, after = getattr(old, section), getattr(new, section)
-            if field_name:
-                before, after = getattr(before, field_name), getattr(after, field_name)
-            if before != after:
-                log.warning("%s changed: that takes effect at the next restart", name)
+        runtime, old = self.runtime, self.config.settings
+        config = _running(config, old)
+        new = config.settings
         poller = runtime.poller
         names = list(new.notifiers)
         closed = 0
@@ -415,6 +410,27 @@ class Service:
             kept,
             closed,
         )
+
+
+def _running(config: Config, old: Settings) -> Config:
+    """The reloaded config as it will run: restart-only settings keep their running values."""
+    new = config.settings
+    for name in RESTART_ONLY:
+        section, _, field_name = name.partition(".")
+        before, after = getattr(old, section), getattr(new, section)
+        if field_name:
+            before, after = getattr(before, field_name), getattr(after, field_name)
+        if before != after:
+            log.warning("%s changed: that takes effect at the next restart", name)
+    kept = new.model_copy(
+        update={
+            "state": old.state,
+            "watch": old.watch,
+            "videosdk": old.videosdk,
+            "poll": new.poll.model_copy(update={"concurrency": old.poll.concurrency}),
+        }
+    )
+    return Config(settings=kept, path=config.path, document=config.document)
 
 
 def run(config: Config, stop: threading.Event | None = None) -> int:
