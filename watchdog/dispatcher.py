@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from watchdog.alerts import Notification
+from watchdog.logs import about
 from watchdog.notifiers import DeliveryError, Notifier
 from watchdog.store import OutboxEntry, Store
 from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH
@@ -54,6 +56,15 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def set_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Swap in reloaded notifiers; a dropped name's rows wait in the outbox until it is back."""
+        for name in notifiers:
+            if name not in self._lanes:
+                self._lanes[name] = ThreadPoolExecutor(2, thread_name_prefix=f"notify-{name}")
+        self.notifiers = dict(notifiers)
+        self._warned_unknown.clear()
+        self.wake()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -129,7 +140,7 @@ class Dispatcher:
                 )
             return None
         notification = replace(entry.notification, attempt=entry.attempts + 1)
-        return self._lanes[entry.notifier].submit(notifier.send, notification)
+        return self._lanes[entry.notifier].submit(_send, notifier, notification)
 
     def _settle(self, entry: OutboxEntry, future: Future[None]) -> bool:
         ids = _ids(entry)
@@ -169,6 +180,16 @@ class Dispatcher:
             extra=_ids(entry),
         )
         self.store.failed(entry.id, attempts, datetime.now(UTC) + delay, error)
+
+
+def _send(notifier: Notifier, notification: Notification) -> None:
+    """In the lane's thread: what the plugin logs while sending names the participant."""
+    alerts = notification.alerts
+    if not alerts:
+        notifier.send(notification)
+        return
+    with about(alerts[0].session_id, alerts[0].participant_id):
+        notifier.send(notification)
 
 
 def _ids(entry: OutboxEntry) -> dict[str, str]:
