@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.poll_throughput
 	$(BIN)/python -m benchmarks.rule_engine
 	$(BIN)/python -m benchmarks.notifier_send
+	$(BIN)/python -m benchmarks.service_overhead
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

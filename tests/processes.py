@@ -7,10 +7,12 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,3 +84,57 @@ class Daemon:
 
     def all_output(self) -> str:
         return "\n".join(self.out + self.err)
+
+
+class NotifySocket:
+    """A real unix datagram socket standing in for systemd's ``NOTIFY_SOCKET``.
+
+    ``abstract=True`` binds an ``@name`` in Linux's abstract namespace.
+    """
+
+    def __init__(self, directory: Path | None = None, abstract: bool = False) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract or directory is None:
+            name = f"videosdk-watchdog-test-{uuid.uuid4().hex}"
+            self.sock.bind(b"\0" + name.encode())
+            self.address = "@" + name
+        else:
+            path = directory / "notify.sock"
+            self.sock.bind(str(path))
+            self.address = str(path)
+        self.sock.settimeout(0.2)
+        self.messages: list[dict[str, str]] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append(fields)
+
+    def wait_for(
+        self, key: str, value: str | None = None, timeout: float = 20.0, after: int = 0
+    ) -> int:
+        """Index of the first message from ``after`` on that sets ``key`` (to ``value``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for index, message in enumerate(self.messages[after:], start=after):
+                if key in message and (value is None or message[key] == value):
+                    return index
+            time.sleep(0.02)
+        raise AssertionError(f"no {key}={value} from the daemon; got {self.messages!r}")
+
+    def count(self, key: str, after: int = 0) -> int:
+        return sum(1 for message in self.messages[after:] if key in message)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.sock.close()
+        self._thread.join(timeout=2)

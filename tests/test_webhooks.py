@@ -191,7 +191,8 @@ def test_the_daemon_follows_webhooks_and_status_reports_while_it_runs(
         url = re.search(r"(http://\S+)", line)
         assert url is not None
         sim.webhook_url = url.group(1)
-        daemon.wait_for("watching 1 participants", stream="err")
+        # the first poll cycle starts with a discovery pass (READY=1 does not wait for it)
+        daemon.wait_for(r"watching Alice in room abcd-efgh-ijkl \(discovery\)", stream="err")
         sim.advance(120)
         assert "Alice (alice)" in daemon.wait_for("FIRING")
 

@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from watchdog import outbox, silences
 from watchdog.clash import ImportClashError, ensure_no_clash
-from watchdog.daemon import build, run, token, validate
+from watchdog.daemon import build, token, validate
 from watchdog.demo import run_demo
 from watchdog.logs import setup_logging
 from watchdog.notifytest import send_test
@@ -28,6 +30,7 @@ from watchdog.rulecheck import semantic_problems
 from watchdog.rules import load_rules
 from watchdog.ruletests import load_tests, report, run_file
 from watchdog.schemas import schema
+from watchdog.service import ServiceFailure, run
 from watchdog.settings import Config, load_config
 from watchdog.simulator import serve
 from watchdog.stats import format_time, parse_time
@@ -159,7 +162,31 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
-    return run(config)
+    try:
+        code = run(config)
+    except ServiceFailure as exc:
+        log.error("%s; exiting with status 1", exc)
+        return EXIT_FAILURE
+    except ConfigError:
+        raise
+    except Exception:
+        log.exception("the daemon failed unexpectedly; exiting with status 1")
+        return EXIT_FAILURE
+    hung = _stuck_threads(deadline=time.monotonic() + 1.0)
+    if hung:  # a notifier stuck in send() must not keep a stopped daemon alive
+        log.warning("exiting while %d threads are stuck: %s", len(hung), ", ".join(hung))
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    return code
+
+
+def _stuck_threads(deadline: float) -> list[str]:
+    """Threads still running after the daemon stopped (idle pool workers get until deadline)."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    for thread in others:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return [t.name for t in others if t.is_alive()]
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -1,23 +1,16 @@
-"""Wires config, rules, plugins, store, client, poller and dispatcher, and runs them."""
+"""Wires config, rules, plugins, store, client, poller and dispatcher; service.py runs them."""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from types import FrameType
-
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from watchdog import alertmanager
 from watchdog.alertmanager import AlertingConfig, AlertManager
 from watchdog.discovery import Discovery
 from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
-from watchdog.poller import Poller
+from watchdog.poller import CycleReport, Poller
 from watchdog.problems import ConfigError, Problem
 from watchdog.rulecheck import semantic_problems
 from watchdog.rules import RuleSet, check_notifiers, load_rules
@@ -30,9 +23,6 @@ from watchdog.watchlist import WatchList
 from watchdog.webhooks import PublicKeys, WebhookReceiver, apply_event, read_public_key
 
 log = logging.getLogger(__name__)
-
-STOP_GRACE_SECONDS = 10.0
-ALERT_MANAGER_TICK_SECONDS = 1.0
 
 
 def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, list[Problem]]:
@@ -157,10 +147,10 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     )
 
 
-def poll_and_notify(runtime: Runtime) -> None:
-    """The scheduled poll: alerts found in one cycle are flushed together after it."""
+def poll_and_notify(runtime: Runtime) -> CycleReport:
+    """One scheduled poll: alerts found in one cycle are flushed together after it."""
     with runtime.manager.collecting():
-        runtime.poller.cycle()
+        return runtime.poller.cycle()
 
 
 def start_webhooks(runtime: Runtime) -> WebhookReceiver | None:
@@ -182,88 +172,3 @@ def start_webhooks(runtime: Runtime) -> WebhookReceiver | None:
 
 def token(config: Config) -> str:
     return TokenSource(config.settings.videosdk).get()
-
-
-def run(config: Config, stop: threading.Event | None = None) -> int:
-    """The daemon: poll on schedule, deliver continuously, stop cleanly on SIGTERM/SIGINT."""
-    runtime = build(config)
-    stop = stop or threading.Event()
-    _install_signal_handlers(stop)
-    settings = config.settings
-    try:
-        receiver = start_webhooks(runtime)
-    except OSError as exc:
-        runtime.close()
-        log.error("cannot listen for webhooks on %s: %s", settings.watch.webhook, exc)
-        return 1
-    if runtime.discovery is not None:
-        runtime.discovery.run()  # the first poll should already see who is in the calls
-    runtime.dispatcher.start()
-    runtime.dispatcher.wake()  # deliver whatever a previous run left in the outbox
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        poll_and_notify,
-        IntervalTrigger(seconds=settings.poll.interval.total_seconds(), timezone=UTC),
-        args=(runtime,),
-        id="poll",
-        name="poll cycle",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    scheduler.add_job(
-        runtime.manager.tick,
-        IntervalTrigger(seconds=ALERT_MANAGER_TICK_SECONDS, timezone=UTC),
-        id="alert-manager",
-        name="alert manager: group_wait, repeat_interval, silences",
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    if runtime.discovery is not None:
-        every = settings.watch.discovery_interval.total_seconds()
-        scheduler.add_job(
-            runtime.discovery.run,
-            IntervalTrigger(seconds=every, timezone=UTC),
-            id="discovery",
-            name="discovery pass",
-            next_run_time=datetime.now(UTC) + timedelta(seconds=every),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-    scheduler.start()
-    log.info(
-        "watching %d participants with %d rules every %gs; %d notifiers: %s",
-        len(runtime.watchlist.targets()),
-        len(runtime.rules),
-        settings.poll.interval.total_seconds(),
-        len(settings.notifiers),
-        ", ".join(settings.notifiers) or "none",
-    )
-    try:
-        stop.wait()
-    finally:
-        log.info("stopping: finishing the current poll cycle and flushing the outbox")
-        if receiver is not None:
-            receiver.stop()
-        scheduler.shutdown(wait=True)
-        runtime.manager.tick()
-        left = runtime.dispatcher.stop(STOP_GRACE_SECONDS)
-        if left:
-            log.warning("%d notifications left in the outbox for the next start", left)
-        runtime.close()
-    return 0
-
-
-def _install_signal_handlers(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)

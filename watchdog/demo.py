@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from watchdog.daemon import run
 from watchdog.logs import setup_logging
 from watchdog.scenarios import demo_population
+from watchdog.service import run
 from watchdog.settings import load_config
 from watchdog.simulator import Simulator
 

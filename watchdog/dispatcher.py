@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from watchdog.alerts import Notification
+from watchdog.logs import about
 from watchdog.notifiers import DeliveryError, Notifier
 from watchdog.store import OutboxEntry, Store
 from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH, OUTBOX_OVERDUE
@@ -86,6 +88,19 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def set_notifiers(
+        self, notifiers: Mapping[str, Notifier], secrets: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Swap in reloaded notifiers; a dropped name's rows wait in the outbox until it is back.
+
+        Sends in flight finish with the notifier they started with.
+        """
+        self.notifiers = dict(notifiers)
+        if secrets is not None:
+            self.secrets = {name: tuple(values) for name, values in secrets.items()}
+        self._warned_unknown.clear()
+        self.wake()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -194,7 +209,7 @@ class Dispatcher:
     def _deliver(self, attempt: _Attempt) -> None:
         notification = replace(attempt.entry.notification, attempt=attempt.entry.attempts + 1)
         try:
-            attempt.notifier.send(notification)
+            _send(attempt.notifier, notification)
         except BaseException as exc:
             attempt.error = exc
         entry = attempt.entry
@@ -332,6 +347,16 @@ class Dispatcher:
             extra=_ids(entry),
         )
         self.store.warned(entry.id, now)
+
+
+def _send(notifier: Notifier, notification: Notification) -> None:
+    """In the lane's thread: what the plugin logs while sending names the participant."""
+    alerts = notification.alerts
+    if not alerts:
+        notifier.send(notification)
+        return
+    with about(alerts[0].session_id, alerts[0].participant_id):
+        notifier.send(notification)
 
 
 def _ids(entry: OutboxEntry) -> dict[str, str]:

@@ -1,19 +1,64 @@
 """Logging: one event a line, plain for journald or JSON; participant IDs on every line.
 
-Under systemd (``JOURNAL_STREAM`` set) the journal already stamps each line,
-so the plain format drops our own timestamp.
+Under systemd (stderr is the stream named in ``JOURNAL_STREAM``) the journal
+already stamps each line, so the plain format drops our own timestamp and
+prefixes the syslog priority (``<3>``) instead, so ``journalctl -p warning``
+works. Code that works on one participant runs inside :func:`about`, and
+every line logged there, by any module or plugin, carries its session and
+participant IDs.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 CONTEXT_FIELDS = ("session_id", "participant_id")
+_PRIORITIES = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+
+_participant: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "participant", default=None
+)
+
+
+@contextmanager
+def about(session_id: str, participant_id: str) -> Iterator[None]:
+    """Lines logged inside (in this thread) are about this participant."""
+    token = _participant.set((session_id, participant_id))
+    try:
+        yield
+    finally:
+        _participant.reset(token)
+
+
+class ParticipantFilter(logging.Filter):
+    """Adds the IDs from :func:`about` to records that do not name them already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _participant.get()
+        if current is not None and not hasattr(record, "session_id"):
+            record.session_id, record.participant_id = current
+        return True
+
+
+def under_journald(stream: Any = None) -> bool:
+    """True when ``stream`` (stderr) is the journal connection systemd gave us."""
+    raw = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = raw.partition(":")
+    if not device.isdigit() or not inode.isdigit():
+        return False
+    try:
+        info = os.fstat((stream or sys.stderr).fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return info.st_dev == int(device) and info.st_ino == int(inode)
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
@@ -21,12 +66,15 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class PlainFormatter(logging.Formatter):
-    def __init__(self, timestamps: bool) -> None:
+    def __init__(self, timestamps: bool, priorities: bool = False) -> None:
         fmt = "%(asctime)s " if timestamps else ""
         super().__init__(fmt + "%(levelname)s %(name)s: %(message)s")
+        self.priorities = priorities
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
+        if self.priorities:
+            text = f"<{_PRIORITIES.get(record.levelname, 6)}>{text}"
         context = _context(record)
         if context:
             text += " [" + " ".join(f"{k}={v}" for k, v in context.items()) + "]"
@@ -47,15 +95,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is now, not the one it was at setup.
+
+    Tests and embedding programs swap ``sys.stderr``; a handler bound to a
+    closed stream would turn every later log line into a logging error.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str = "info", fmt: str = "plain") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(PlainFormatter(timestamps="JOURNAL_STREAM" not in os.environ))
+        journal = under_journald()
+        handler.setFormatter(PlainFormatter(timestamps=not journal, priorities=journal))
+    handler.addFilter(ParticipantFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
-        root.removeHandler(existing)
+        if isinstance(existing, _StderrHandler):  # ours from an earlier setup; keep others'
+            root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # APScheduler logs every job run at INFO; that is noise at a 30 s interval

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -24,6 +25,7 @@ from watchdog.engine import (
     evaluate,
     evaluate_meetings,
 )
+from watchdog.logs import about
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
@@ -94,6 +96,27 @@ class Poller:
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._cycle_lock = threading.Lock()
+        self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
+        self._stopping = threading.Event()
+
+    @contextmanager
+    def paused(self, while_waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """No cycle runs inside: a reload swaps rules, targets and client between cycles.
+
+        ``while_waiting`` runs every half second until the running cycle ends
+        (the service keeps feeding systemd's watchdog meanwhile).
+        """
+        while not self._cycle_lock.acquire(timeout=0.5):
+            if while_waiting is not None:
+                while_waiting()
+        try:
+            yield
+        finally:
+            self._cycle_lock.release()
+
+    def stop(self) -> None:
+        """Polls not yet started are skipped, so a stop waits only for those in flight."""
+        self._stopping.set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -135,6 +158,8 @@ class Poller:
             return report
 
     def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
+        if self._stopping.is_set():  # skipped, not polled: the watch list hears nothing
+            return [], 0, True
         transitions, samples, outcome = self._poll_outcome(target)
         if self.observer is not None:
             try:
@@ -147,7 +172,8 @@ class Poller:
         ids = {"session_id": target.session, "participant_id": target.participant}
         start = time.monotonic()
         try:
-            transitions, samples = self.poll(target)
+            with about(target.session, target.participant):
+                transitions, samples = self.poll(target)
         except NotFoundError:
             POLLS.labels("not_found").inc()
             log.warning("stats not found (404)", extra=ids)
@@ -165,7 +191,8 @@ class Poller:
             log.exception("poll failed unexpectedly", extra=ids)
             return [], 0, "error"
         finally:
-            POLL_SECONDS.observe(time.monotonic() - start)
+            self.last_progress = time.monotonic()
+            POLL_SECONDS.observe(self.last_progress - start)
         POLLS.labels("ok").inc()
         return transitions, samples, "ok"
 

@@ -177,6 +177,10 @@ class WatchSettings(_Section):
 class DeliverySettings(_Section):
     timeout: Duration = timedelta(seconds=30)
     max_backoff: Duration = timedelta(minutes=5)
+    stop_grace: Duration = Field(
+        default=timedelta(seconds=10),
+        description="On SIGTERM, deliver what can go within this; the rest stays in the outbox.",
+    )
     # -- alert manager and durable outbox (issue 4) --
     warn_after: Duration = Field(
         default=timedelta(minutes=10),
@@ -251,6 +255,50 @@ class LogSettings(_Section):
     format: Literal["plain", "json"] = "plain"
 
 
+# -- the service: HTTP endpoint and health (issue 6) ---------------------------
+
+
+class HttpSettings(_Section):
+    """``listen: 127.0.0.1:9464`` serves /metrics and /healthz; unset, no listener."""
+
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_listen(value)
+        return value
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` into its parts; ValueError says what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9464 or [::1]:9464)")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class HealthSettings(_Section):
+    stale_after: Duration | None = Field(
+        default=None,
+        description="/healthz fails when the last successful poll cycle is older "
+        "(default: 3 poll intervals).",
+    )
+    stall_after: Duration | None = Field(
+        default=None,
+        description="systemd's watchdog stops being fed when no poll finished for this long "
+        "(default: the poll interval plus the longest one poll can take with its retries).",
+    )
+
+    @field_validator("stale_after", "stall_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be greater than 0s")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WATCHDOG_",
@@ -268,6 +316,8 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @field_validator("rules", mode="before")
     @classmethod

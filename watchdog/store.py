@@ -577,6 +577,17 @@ class Store:
             )
         return entries
 
+    def outbox_stats(self) -> tuple[int, datetime | None]:
+        """How many notifications wait, and when the oldest was written."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+        return int(row[0]), _utc(row[1])
+
+    def check_writable(self) -> None:
+        """Take the write lock and let go: raises if the database cannot be written."""
+        with self._transaction():
+            pass
+
     def outbox_depth(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()

@@ -46,3 +46,13 @@ DISCOVERY_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
 )
 WEBHOOKS = Counter("watchdog_webhooks", "VideoSDK webhook requests by outcome", ["outcome"])
+
+# -- the service (issue 6): reloads, health, and gauges read at scrape time ------
+RELOADS = Counter("watchdog_reloads", "Configuration reloads (SIGHUP) by outcome", ["outcome"])
+CONFIG_RELOAD_OK = Gauge(
+    "watchdog_config_last_reload_successful", "1 if the last reload was applied, 0 if rejected"
+)
+LAST_SUCCESSFUL_CYCLE = Gauge(
+    "watchdog_last_successful_cycle_timestamp_seconds",
+    "Unix time at which the last poll cycle with at least one successful poll ended",
+)

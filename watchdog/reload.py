@@ -1,0 +1,78 @@
+"""What a reload does to alert states: keep what still has a rule, close what lost it.
+
+Alert states are keyed by rule name, so a rule that survives a reload (even
+with a new threshold or ``for``) keeps its pending or firing state and is
+judged by its new definition from the next sample on. A rule that is gone
+cannot resolve by itself any more: its firing alerts are closed with a
+"resolved" notification that says why (as Alertmanager resolves an alert
+whose Prometheus rule was deleted), so nobody is left with an alert open
+forever; its pending states are simply dropped. Renaming a rule is a removal
+plus an addition. Pure: the service writes the result in one transaction per
+participant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from watchdog.alerts import Alert
+from watchdog.engine import AlertState, Transition
+from watchdog.routing import alert_from
+from watchdog.rules import RuleSet
+from watchdog.stats import ParticipantInfo
+from watchdog.store import Key
+
+
+@dataclass(slots=True)
+class Carried:
+    """One participant's states after a reload."""
+
+    states: dict[str, AlertState]
+    dropped: set[str] = field(default_factory=set)
+    closed: list[Transition] = field(default_factory=list)
+
+
+def carry_over(
+    old: RuleSet,
+    new: RuleSet,
+    states: Mapping[Key, Mapping[str, AlertState]],
+    now: datetime,
+) -> dict[Key, Carried]:
+    """Only participants whose states change are returned."""
+    kept_names = {rule.name for rule in new}
+    old_rules = old.by_name()
+    out: dict[Key, Carried] = {}
+    for key, rules in states.items():
+        gone = set(rules) - kept_names
+        if not gone:
+            continue
+        carried = Carried({name: s for name, s in rules.items() if name in kept_names}, gone)
+        for name in sorted(gone):
+            state, rule = rules[name], old_rules.get(name)
+            if state.phase != "firing" or rule is None:
+                continue
+            assert state.fired_at is not None
+            carried.closed.append(
+                Transition(
+                    time=now,
+                    rule=rule,
+                    info=ParticipantInfo(session_id=key[0], participant_id=key[1]),
+                    state="resolved",
+                    value=state.value,
+                    active_since=state.active_since,
+                    fired_at=state.fired_at,
+                )
+            )
+        out[key] = carried
+    return out
+
+
+REMOVED = "the rule was removed from the configuration"
+
+
+def closed_alerts(carried: Carried) -> list[tuple[Alert, list[str]]]:
+    """A removed rule's firing alerts, resolved with why (no sample showed a recovery),
+    each with the rule's own ``notify``: the alert manager's intake."""
+    return [(replace(alert_from(t), reason=REMOVED), t.rule.notify) for t in carried.closed]
