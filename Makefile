@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.rule_engine
 	$(BIN)/python -m benchmarks.notifier_send
 	$(BIN)/python -m benchmarks.service_overhead
+	$(BIN)/python -m benchmarks.alert_delivery
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
