@@ -14,6 +14,7 @@ from watchdog.settings import Config, load_config
 from watchdog.simulator import Simulator
 
 from .helpers import T0
+from .pgserver import PostgresServer
 
 API_KEY = "test-api-key"
 SECRET = (
@@ -93,3 +94,29 @@ def config_for(tmp_path: Path, sim: Simulator) -> Any:
         return load_config(str(write_config(tmp_path, sim.url, participants, rules, **kw)))
 
     return make
+
+
+# -- PostgreSQL (issue 9): a real server for the whole session, a fresh database a test --
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's URL on each backend: the store's tests run unchanged on both."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()

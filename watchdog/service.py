@@ -15,7 +15,6 @@ import contextlib
 import logging
 import queue
 import signal
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
 from watchdog.alertmanager import AlertingConfig
+from watchdog.database import DatabaseError
 from watchdog.daemon import Runtime, build, poll_and_notify, start_webhooks, validate
 from watchdog.gauges import LiveCollector
 from watchdog.health import CycleSummary, Liveness, stale_after, stall_after, status_line
@@ -73,7 +73,7 @@ class Service:
         self.failure: str | None = None
         try:
             self.runtime: Runtime = build(config)
-        except (sqlite3.Error, OSError) as exc:  # the only files build() touches are state
+        except DatabaseError as exc:  # the only database build() touches is state
             raise ServiceFailure(
                 f"cannot open the state database {_safe_url(config.state_url)}: "
                 f"{type(exc).__name__}: {exc}"

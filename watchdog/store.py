@@ -9,7 +9,6 @@ are written in one transaction: after a crash either all happened or none.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -17,10 +16,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from watchdog.alerts import Alert, Notification
+from watchdog.database import Cursor, Database, open_database
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
 from watchdog.stats import format_time, parse_time
@@ -293,63 +292,99 @@ class _Sequence:
 
 
 class Store:
-    """SQLite-backed state (one file). Thread-safe: polls run in a pool."""
+    """Durable state on SQLite (one file) or PostgreSQL (see watchdog.database).
 
-    def __init__(self, url: str) -> None:
-        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Thread-safe: polls run in a pool. ``migrate=False`` opens without touching the
+    schema, for ``check`` and ``migrate`` to report what is pending.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 10) -> None:
         self.url = url
-        self._lock = threading.RLock()
+        self._db: Database = open_database(url, pool_size)
+        self.kind = self._db.kind
+        self._lock = self._db.lock
         self._sequence = _Sequence()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self.migrate()
+        if migrate:
+            self.migrate()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+    def _transaction(self) -> Iterator[Cursor]:
+        with self._db.transaction() as cur:
+            yield cur
 
     def schema_version(self) -> int:
-        with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
+        done = self.applied_migrations()
+        return max(done) if done else 0
 
     def applied_migrations(self) -> set[int]:
-        self.schema_version()  # creates the table on a new database
-        with self._lock:
-            rows = self._db.execute("SELECT version FROM schema_version").fetchall()
+        with self._transaction() as cur:
+            self._db.lock_schema(cur)
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            rows = cur.execute("SELECT version FROM schema_version").fetchall()
         return {int(row[0]) for row in rows}
 
-    def migrate(self) -> list[int]:
-        """Apply every migration not yet recorded (by version, not by maximum)."""
-        applied = []
+    def pending_migrations(self) -> list[int]:
         done = self.applied_migrations()
+        return [version for version, _ in sorted(MIGRATIONS) if version not in done]
+
+    def migrate(self) -> list[int]:
+        """Apply every migration not yet recorded (by version, not by maximum).
+
+        Each runs in its own transaction; on PostgreSQL an advisory lock makes
+        instances that start together migrate one after the other."""
+        applied = []
         for version, script in sorted(MIGRATIONS):
-            if version in done:
-                continue
             with self._transaction() as cur:
+                self._db.lock_schema(cur)
+                cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                done = cur.execute(
+                    "SELECT 1 FROM schema_version WHERE version = ?", (version,)
+                ).fetchone()
+                if done is not None:
+                    continue
                 for statement in (s.strip() for s in script.split(";")):
                     if statement:
                         cur.execute(statement)
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             applied.append(version)
         return applied
+
+    def copy_from(self, source: Store) -> dict[str, int]:
+        """Copy every row of ``source`` (e.g. an old SQLite file) into this store, in one
+        transaction; rows whose key is already here are kept as they are."""
+        counts: dict[str, int] = {}
+        mine = set(self._db.tables())
+        with self._transaction() as cur:
+            for table in source._db.tables():
+                if table == "schema_version" or table not in mine:
+                    continue
+                result = source._db.execute(f"SELECT * FROM {table}")  # noqa: S608
+                columns = [c[0] for c in source._columns(table)]
+                rows = result.fetchall()
+                sql = (
+                    f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608
+                    f" VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING"
+                )
+                copied = 0
+                for row in rows:
+                    cur.execute(sql, tuple(row))
+                    copied += max(cur.rowcount, 0)
+                counts[table] = copied
+        return counts
+
+    def _columns(self, table: str) -> list[tuple[str]]:
+        if self.kind == "sqlite":
+            rows = self._db.execute(f"PRAGMA table_info({table})").fetchall()
+            return [(str(r[1]),) for r in rows]
+        rows = self._db.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+        return [(str(r[0]),) for r in rows]
 
     # -- poll results ---------------------------------------------------------
 
@@ -519,7 +554,7 @@ class Store:
 
     def _insert_notification(
         self,
-        cur: sqlite3.Cursor,
+        cur: Cursor,
         dedup_key: str,
         notification: Notification,
         now: str,
@@ -660,7 +695,7 @@ class Store:
     # -- alert manager (issue 4): intake, notification log, groups, silences -------
 
     def _record_alert(
-        self, cur: sqlite3.Cursor, alert: Alert, notify: Sequence[str], now: str
+        self, cur: Cursor, alert: Alert, notify: Sequence[str], now: str
     ) -> None:
         """Upsert an alert's latest status; the same transition twice changes nothing."""
         starts = format_time(alert.starts_at)
