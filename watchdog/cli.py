@@ -19,8 +19,10 @@ from typing import Any
 from watchdog import outbox, silences
 from watchdog.clash import ImportClashError, ensure_no_clash
 from watchdog.daemon import build, token, validate
+from watchdog.database import DatabaseError
 from watchdog.demo import run_demo
 from watchdog.logs import setup_logging
+from watchdog.migrate import pending_note, run_migrate
 from watchdog.notifytest import send_test
 from watchdog.plugins import load_plugins
 from watchdog.problems import ConfigError
@@ -80,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="installed plugins and notifier types")
     plugins.add_argument("--json", action="store_true")
     with_config(sub.add_parser("token", help="print a freshly minted VideoSDK JWT"))
+    migrate = with_config(sub.add_parser("migrate", help="show and apply state schema migrations"))
+    migrate.add_argument("--dry-run", action="store_true", help="only list pending migrations")
+    migrate.add_argument(
+        "--from-sqlite", metavar="PATH", help="then copy all state from this SQLite file, once"
+    )
     status = with_config(sub.add_parser("status", help="who is watched, and what is firing"))
     status.add_argument("--json", action="store_true")
     simulate = sub.add_parser("simulate", help="run a local VideoSDK API simulator")
@@ -219,6 +226,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if watch.discovers
         else ""
     ) + (" with webhooks" if watch.webhook else "")
+    note = pending_note(config)
+    if note:
+        print(note, file=sys.stderr)
     print(
         f"{config.path or 'environment'}: OK ({len(rules)} rules, "
         f"{len(config.settings.notifiers)} notifiers, "
@@ -347,6 +357,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(speed=args.speed)
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        return run_migrate(config, sys.stdout, dry_run=args.dry_run, from_sqlite=args.from_sqlite)
+    except DatabaseError as exc:
+        log.error("the state database failed: %s", exc)
+        return EXIT_FAILURE
+
+
 def _state(args: argparse.Namespace) -> tuple[Config, Store]:
     config = _config(args)
     return config, Store(config.state_url)
@@ -421,4 +440,5 @@ _COMMANDS = {
     "demo": cmd_demo,
     "silence": cmd_silence,
     "outbox": cmd_outbox,
+    "migrate": cmd_migrate,
 }

@@ -81,7 +81,7 @@ class SqliteDatabase:
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.lock: threading.RLock = threading.RLock()
+        self.lock: AbstractContextManager[Any] = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -153,7 +153,7 @@ class _PgCursor:
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        self._cursor.execute(_pg_sql(sql), tuple(params))  # type: ignore[arg-type]
+        self._cursor.execute(_pg_sql(sql), tuple(params))
         return self
 
     def fetchone(self) -> Any:
@@ -188,7 +188,7 @@ class PostgresDatabase:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(_pg_sql(sql), tuple(params))  # type: ignore[arg-type]
+            cur.execute(_pg_sql(sql), tuple(params))
             rows = cur.fetchall() if cur.description is not None else []
             return _Rows(rows, cur.rowcount)
 

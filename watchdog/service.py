@@ -26,8 +26,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
 from watchdog.alertmanager import AlertingConfig
-from watchdog.database import DatabaseError
 from watchdog.daemon import Runtime, build, poll_and_notify, start_webhooks, validate
+from watchdog.database import DatabaseError
 from watchdog.gauges import LiveCollector
 from watchdog.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.httpserver import HttpEndpoint

@@ -694,9 +694,7 @@ class Store:
 
     # -- alert manager (issue 4): intake, notification log, groups, silences -------
 
-    def _record_alert(
-        self, cur: Cursor, alert: Alert, notify: Sequence[str], now: str
-    ) -> None:
+    def _record_alert(self, cur: Cursor, alert: Alert, notify: Sequence[str], now: str) -> None:
         """Upsert an alert's latest status; the same transition twice changes nothing."""
         starts = format_time(alert.starts_at)
         row = cur.execute(

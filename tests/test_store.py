@@ -1,0 +1,256 @@
+"""The store's own behaviour, run unchanged on SQLite and on a real PostgreSQL (``state_url``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from watchdog.alerts import Alert, Notification, fingerprint
+from watchdog.engine import AlertState, Memory
+from watchdog.matchers import parse_matchers
+from watchdog.store import (
+    MIGRATIONS,
+    AlertingWrite,
+    GroupState,
+    Notified,
+    Silence,
+    Store,
+    WatchRecord,
+)
+
+from .helpers import at
+
+
+@pytest.fixture
+def store(state_url: str) -> Iterator[Store]:
+    opened = Store(state_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def alert(participant: str = "p", status: str = "firing", starts: float = 0) -> Alert:
+    return Alert(
+        fingerprint=fingerprint("poor-video", "s", participant),
+        rule="poor-video",
+        status=status,  # type: ignore[arg-type]
+        severity="warning",
+        metric="qualityScore.video",
+        op="<",
+        threshold=3,
+        value=2.1,
+        session_id="s",
+        participant_id=participant,
+        starts_at=at(starts),
+        fired_at=at(starts + 60),
+        sample_time=at(starts + 60),
+    )
+
+
+def note(key: str, participant: str = "p") -> tuple[str, Notification]:
+    return key, Notification(
+        id=key, notifier="oncall", status="firing", alerts=(alert(participant),)
+    )
+
+
+def test_a_new_store_is_fully_migrated_and_migrating_again_changes_nothing(state_url: str) -> None:
+    fresh = Store(state_url, migrate=False)
+    try:
+        assert fresh.pending_migrations() == [v for v, _ in sorted(MIGRATIONS)]
+        assert fresh.migrate() == [v for v, _ in sorted(MIGRATIONS)]
+        assert fresh.pending_migrations() == []
+        assert fresh.migrate() == []
+        assert fresh.schema_version() == max(v for v, _ in MIGRATIONS)
+    finally:
+        fresh.close()
+
+
+def test_instances_starting_together_migrate_once(state_url: str) -> None:
+    errors: list[BaseException] = []
+    stores: list[Store] = []
+
+    def open_one() -> None:
+        try:
+            stores.append(Store(state_url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert stores[0].pending_migrations() == []
+        rows = stores[0]._db.execute("SELECT version FROM schema_version").fetchall()
+        assert sorted(int(r[0]) for r in rows) == sorted(v for v, _ in MIGRATIONS)
+    finally:
+        for opened in stores:
+            opened.close()
+
+
+def test_a_poll_commit_is_durable_and_a_dedup_key_inserts_once(state_url: str) -> None:
+    store = Store(state_url)
+    state = AlertState("firing", at(0), 2.1, fired_at=at(60))
+    try:
+        inserted = store.commit_poll(
+            ("s", "p"),
+            at(60),
+            {"poor-video": state},
+            ["poor-video"],
+            [note("k1")],
+            alerts=[(alert(), ["oncall"])],
+            memory=Memory(),
+        )
+        assert inserted == 1
+        again = store.commit_poll(("s", "p"), at(70), {"poor-video": state}, [], [note("k1")])
+        assert again == 0  # the same transition evaluated twice: still one notification
+    finally:
+        store.close()
+    reopened = Store(state_url)
+    try:
+        assert reopened.load_cursors() == {("s", "p"): at(70)}
+        assert reopened.load_alert_states() == {("s", "p"): {"poor-video": state}}
+        assert ("s", "p") in reopened.load_memories()
+        (entry,) = reopened.outbox()
+        assert entry.notification.alerts[0].participant_id == "p"
+        assert [a.alert.fingerprint for a in reopened.active_alerts()] == [alert().fingerprint]
+    finally:
+        reopened.close()
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    bad = note("k1")[1]
+    with pytest.raises(AttributeError):
+        store.commit_poll(("s", "p"), at(60), {}, [], [("k1", bad), ("k2", None)])  # type: ignore[list-item]
+    assert store.load_cursors() == {}
+    assert store.outbox_depth() == 0
+
+
+def test_outbox_order_retries_and_delivery(store: Store) -> None:
+    assert store.enqueue([note("a", "p1"), note("b", "p2"), note("a", "p1")]) == 2
+    first, second = store.outbox()
+    assert (first.notification.id, second.notification.id) == ("a", "b")
+    assert store.outbox(limit=1) == [first]
+    store.failed(first.id, 1, at(300), "HTTP 503", permanent=True)
+    store.warned(first.id, at(301))
+    failed = store.outbox()[0]
+    assert (failed.attempts, failed.last_error, failed.permanent) == (1, "HTTP 503", True)
+    assert failed.next_attempt_at == at(300)
+    assert failed.warned_at == at(301)
+    assert store.retry_now([first.id]) == 1
+    assert store.retry_now() == 2
+    depth, oldest = store.outbox_stats()
+    assert depth == 2
+    assert oldest is not None
+    store.delivered(first.id)
+    store.delivered(second.id)
+    assert store.outbox_depth() == 0
+    store.check_writable()
+
+
+def test_alert_manager_state_round_trips(store: Store) -> None:
+    store.record_alerts([(alert(), ["oncall"])])
+    store.record_alerts([(alert(), ["oncall"])])  # the same transition twice changes nothing
+    (active,) = store.active_alerts()
+    assert active.version == 1
+    store.record_alerts([(alert(status="resolved"), ["oncall"])])
+    (active,) = store.active_alerts()
+    assert (active.version, active.alert.status, active.notify) == (2, "resolved", ("oncall",))
+    write = AlertingWrite(
+        outbox=[("n1", "order", note("n1")[1])],
+        notified={("oncall", active.alert.fingerprint): Notified(2, "resolved")},
+        groups={("oncall", "g"): GroupState("thread-1", at(5), 1)},
+    )
+    assert store.apply_alerting(write) == 1
+    snapshot = store.alerting_snapshot(at(10))
+    assert snapshot.notified == {("oncall", active.alert.fingerprint): Notified(2, "resolved")}
+    assert snapshot.groups == {("oncall", "g"): GroupState("thread-1", at(5), 1)}
+    assert store.outbox()[0].fingerprint == "order"
+    done = AlertingWrite(ended_groups={("oncall", "g")}, done_alerts={active.alert.fingerprint})
+    store.apply_alerting(done)
+    assert store.active_alerts() == []
+    assert store.alerting_snapshot(at(10)).groups == {}
+
+
+def test_silences_are_shared_through_the_store(state_url: str) -> None:
+    one, two = Store(state_url), Store(state_url)  # two instances on one database
+    try:
+        silence = Silence(
+            id="abc123",
+            matchers=parse_matchers(["rule=poor-video"]),
+            starts_at=at(0),
+            ends_at=at(3600),
+            created_by="ops",
+            comment="maintenance",
+            created_at=at(0),
+        )
+        one.add_silence(silence)
+        assert two.silences(active_at=at(10)) == [silence]
+        assert two.silences(active_at=at(4000)) == []
+        assert two.expire_silence("abc123", at(20))
+        assert not one.expire_silence("abc123", at(30))
+        assert one.silences(active_at=at(25)) == []
+    finally:
+        one.close()
+        two.close()
+
+
+def test_watch_list_meetings_notifier_memory_and_departure(store: Store) -> None:
+    record = WatchRecord("s", "p", "room", "Alice", "discovery", "watching", at(0))
+    store.save_watch([record, WatchRecord("s", "q", None, None, "static", "watching", at(1))])
+    store.delete_watch([("s", "q")])
+    assert store.load_watchlist() == [record]
+    state = AlertState("firing", at(0), 2.0, fired_at=at(60))
+    store.commit_poll(("s", "p"), at(60), {"poor-video": state}, ["poor-video"])
+    (status,) = store.watch_status()
+    assert status.last_sample == at(60)
+    assert status.firing == (("poor-video", at(60)),)
+
+    meeting = AlertState("pending", at(0), 2.0)
+    store.commit_meetings({("m-rule", "room"): meeting}, [("m-rule", "room")])
+    assert store.load_meeting_states() == {("m-rule", "room"): meeting}
+    store.commit_meetings({}, [("m-rule", "room")])
+    assert store.load_meeting_states() == {}
+
+    memory = store.notifier_state("oncall")
+    memory.put("thread", {"ts": "1.2"})
+    assert memory.get("thread") == {"ts": "1.2"}
+    memory.delete("thread")
+    assert memory.get("thread") is None
+
+    store.commit_departure(("s", "p"), [(alert(status="resolved"), ["oncall"])])
+    assert store.load_watchlist() == []
+    assert store.load_cursors() == {}
+    assert store.load_alert_states() == {}
+    assert store.active_alerts()[0].alert.status == "resolved"
+
+
+def test_state_copies_from_a_sqlite_file(state_url: str, tmp_path: Path) -> None:
+    source = Store(str(tmp_path / "old.db"))
+    target = Store(state_url)
+    try:
+        source.commit_poll(
+            ("s", "p"),
+            at(60),
+            {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(60))},
+            ["poor-video"],
+            [note("k1")],
+            alerts=[(alert(), ["oncall"])],
+        )
+        counts = target.copy_from(source)
+        assert counts["cursors"] == 1
+        assert counts["outbox"] == 1
+        assert target.load_cursors() == source.load_cursors()
+        assert target.load_alert_states() == source.load_alert_states()
+        assert [e.id for e in target.outbox()] == [e.id for e in source.outbox()]
+        assert target.copy_from(source)["outbox"] == 0  # a second copy duplicates nothing
+        assert target.load_cursors() == {("s", "p"): at(60)}
+    finally:
+        source.close()
+        target.close()
