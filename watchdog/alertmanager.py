@@ -377,6 +377,8 @@ class AlertManager:
         self.clock = clock
         self._lock = threading.RLock()
         self._known: dict[str, ActiveAlert] = {}
+        # several instances (watchdog.cluster): only the leader flushes
+        self.active: Callable[[], bool] = lambda: True
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
@@ -392,6 +394,8 @@ class AlertManager:
 
     def flush(self, final: bool = False) -> int:
         """Queue what is due; returns how many notifications were written to the outbox."""
+        if not self.active():
+            return 0
         with self._lock:
             now = self.clock()
             snapshot = self.store.alerting_snapshot(now, self._known)

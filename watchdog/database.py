@@ -48,6 +48,7 @@ class Cursor(Protocol):
 class Database(Protocol):
     kind: str  # "sqlite" | "postgresql"
     lock: AbstractContextManager[Any]  # serialises access where the engine needs it
+    for_update: str  # " FOR UPDATE" where the engine has row locks
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
 
@@ -76,6 +77,7 @@ def open_database(url: str, pool_size: int = 10) -> Database:
 
 class SqliteDatabase:
     kind = "sqlite"
+    for_update = ""  # BEGIN IMMEDIATE already locks the whole file
 
     def __init__(self, url: str) -> None:
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
@@ -172,6 +174,7 @@ def _conninfo(url: str) -> str:
 
 class PostgresDatabase:
     kind = "postgresql"
+    for_update = " FOR UPDATE"
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.lock: AbstractContextManager[Any] = nullcontext()  # the pool is thread-safe

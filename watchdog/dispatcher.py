@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -85,6 +85,8 @@ class Dispatcher:
         self._warned_unknown: set[str] = set()
         self._warned_full: set[str] = set()
         self._next_due = IDLE_POLL
+        # several instances (watchdog.cluster): take a row before delivering it
+        self.claim: Callable[[OutboxEntry], bool] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -185,6 +187,8 @@ class Dispatcher:
                     entry.notifier,
                 )
             return False
+        if self.claim is not None and not self.claim(entry):
+            return False  # another live instance is delivering it
         with self._lock:
             if self._busy[entry.notifier] >= self.concurrency:
                 hung = self._abandoned[entry.notifier]

@@ -30,7 +30,7 @@ from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
-from watchdog.store import Key, Store
+from watchdog.store import Key, StaleLease, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
 from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
 
@@ -98,6 +98,9 @@ class Poller:
         self._cycle_lock = threading.Lock()
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
         self._stopping = threading.Event()
+        # several instances (watchdog.cluster): the lease each write is fenced with
+        self.fence: Callable[[Key], tuple[str, int] | None] | None = None
+        self.on_stale: Callable[[Key, str], None] | None = None
 
     @contextmanager
     def paused(self, while_waiting: Callable[[], None] | None = None) -> Iterator[None]:
@@ -182,6 +185,11 @@ class Poller:
             POLLS.labels("api_error").inc()
             log.warning("stats request failed: %s", exc, extra=ids)
             return [], 0, "error"
+        except StaleLease as exc:
+            POLLS.labels("stale_lease").inc()
+            if self.on_stale is not None:
+                self.on_stale((target.session, target.participant), str(exc))
+            return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
             log.warning("unusable stats response: %s", exc, extra=ids)
@@ -225,6 +233,7 @@ class Poller:
                 result.changed,
                 alerts=alerts,
                 memory=result.memory if stats.samples else None,
+                fence=self.fence(key) if self.fence is not None else None,
             )
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()

@@ -25,7 +25,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
+from watchdog import cluster
 from watchdog.alertmanager import AlertingConfig
+from watchdog.cluster import Cluster
 from watchdog.daemon import Runtime, build, poll_and_notify, start_webhooks, validate
 from watchdog.database import DatabaseError
 from watchdog.gauges import LiveCollector
@@ -94,6 +96,25 @@ class Service:
         self._ping_every = watchdog_interval()
         self._next_ping = 0.0
         self._next_stall_log = 0.0
+        self.cluster: Cluster | None = None
+        if self.runtime.store.kind == "postgresql":  # several instances may share it
+            state = config.settings.state
+            lease = state.lease or config.settings.poll.interval * 3
+            self.cluster = cluster.join(
+                self.runtime.store,
+                config.state_url,
+                lease.total_seconds(),
+                cluster.instance_id(state.instance_id),
+                self.runtime.poller,
+                self.runtime.dispatcher,
+                self.runtime.manager,
+            )
+            log.info(
+                "instance %s: sharing %s with other instances, lease %gs",
+                self.cluster.id,
+                _safe_url(config.state_url),
+                lease.total_seconds(),
+            )
 
     # -- start and stop ---------------------------------------------------------
 
@@ -158,7 +179,7 @@ class Service:
         if runtime.discovery is not None:
             every = settings.watch.discovery_interval.total_seconds()
             self.scheduler.add_job(
-                runtime.discovery.run,
+                self._discover,
                 IntervalTrigger(seconds=every, timezone=UTC),
                 id="discovery",
                 name="discovery pass",
@@ -198,6 +219,8 @@ class Service:
             log.warning("%d notifications left in the outbox for the next start", left)
         else:
             log.info("outbox empty: every notification was delivered")
+        if self.cluster is not None:
+            self.cluster.leave()
         if self.http is not None:
             self.http.close()
         with contextlib.suppress(KeyError):  # never registered: startup failed before
@@ -249,9 +272,11 @@ class Service:
 
     def _cycle(self) -> None:
         """The scheduled job: one poll cycle, then what liveness and health learn from it."""
+        if self.cluster is not None:
+            self.cluster.tick()  # heartbeat, leadership, leases: what this cycle polls
         if self._discover_first and self.runtime.discovery is not None:
             self._discover_first = False  # the first poll should already see who is in calls
-            self.runtime.discovery.run()
+            self._discover()
         report = poll_and_notify(self.runtime)  # alerts of one cycle travel together
         summary = CycleSummary(
             ended=datetime.now(UTC),
@@ -298,6 +323,11 @@ class Service:
     def _tick(self) -> float:
         return min(MAX_TICK, self._ping_every or MAX_TICK)
 
+    def _discover(self) -> None:
+        """Discovery runs on one instance at a time: the cluster's leader."""
+        if self.runtime.discovery is not None and (self.cluster is None or self.cluster.leader):
+            self.runtime.discovery.run()
+
     def _heartbeat(self) -> None:
         """Feed systemd's watchdog while polls finish; keep STATUS= current."""
         now = time.monotonic()
@@ -325,6 +355,8 @@ class Service:
         return line + self._note
 
     def health(self) -> tuple[bool, str]:
+        if self.cluster is not None and not self.cluster.database_ok():
+            return False, "cannot reach the state database (PostgreSQL)"
         return self.liveness.health(self.runtime.poller.last_progress)
 
     # -- reload --------------------------------------------------------------------

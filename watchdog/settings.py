@@ -248,6 +248,10 @@ class StateSettings(_Section):
             Path(os.environ.get("STATE_DIRECTORY", "/var/lib/videosdk-watchdog")) / "state.db"
         )
     )
+    # several instances on one PostgreSQL (issue 9); ignored with SQLite
+    lease: Duration | None = None  # default: three poll intervals
+    instance_id: str | None = None  # default: host-pid-random, new on every start
+    pool_size: int = Field(default=10, ge=1, le=200)
 
 
 class LogSettings(_Section):

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -156,7 +156,37 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        # issue 9: several instances on one PostgreSQL (unused, and harmless, on SQLite)
+        8,
+        """
+        CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL,
+            held INTEGER NOT NULL DEFAULT 0,
+            roles TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE leases (
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            owner TEXT,
+            generation BIGINT NOT NULL DEFAULT 0,
+            expires_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+            PRIMARY KEY (session_id, participant_id)
+        );
+        CREATE INDEX leases_owner ON leases (owner);
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        ALTER TABLE outbox ADD COLUMN claimed_until DOUBLE PRECISION NOT NULL DEFAULT 0
+        """,
+    ),
 )
+
+
+class StaleLease(Exception):
+    """A write for a participant whose lease this instance no longer holds (fencing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,16 +520,21 @@ class Store:
         *,
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
         memory: Memory | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> int:
         """Cursor, changed alert states, (dedup_key, notification) rows and the alert
         manager's (alert, rule notify) intake in one transaction.
 
         Returns how many notifications were new; a dedup key already present is skipped.
+        ``fence`` (instance id, lease generation) makes the write conditional on still
+        holding the participant's lease: otherwise StaleLease, and nothing is written.
         """
         session, participant = key
         inserted = 0
         now = _now()
         with self._transaction() as cur:
+            if fence is not None:
+                self._check_fence(cur, key, fence)
             if cursor is not None:
                 cur.execute(
                     "INSERT INTO cursors (session_id, participant_id, last_sample_time, updated_at)"
@@ -544,6 +579,62 @@ class Store:
             for alert, notify in alerts:
                 self._record_alert(cur, alert, notify, now)
         return inserted
+
+    def _check_fence(self, cur: Cursor, key: Key, fence: tuple[str, int]) -> None:
+        """Lock the lease row for this transaction and compare owner and generation."""
+        row = cur.execute(
+            "SELECT owner, generation FROM leases WHERE session_id = ? AND participant_id = ?"  # noqa: S608
+            + self._db.for_update,
+            key,
+        ).fetchone()
+        if row is None or row[0] != fence[0] or int(row[1]) != fence[1]:
+            held = "nobody" if row is None else f"{row[0]} (generation {row[1]})"
+            raise StaleLease(
+                f"lease of {key[0]}/{key[1]} is held by {held}, not by {fence[0]} "
+                f"(generation {fence[1]}): result discarded"
+            )
+
+    def load_participant(
+        self, key: Key
+    ) -> tuple[datetime | None, dict[str, AlertState], Memory | None]:
+        """One participant's cursor, alert states and rule memory as last committed: what an
+        instance taking over its lease continues from."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT last_sample_time FROM cursors WHERE session_id = ? AND participant_id = ?",
+                key,
+            ).fetchone()
+            rows = self._db.execute(
+                "SELECT rule, phase, active_since, fired_at, value, keep_firing_since"
+                " FROM alert_states WHERE session_id = ? AND participant_id = ?",
+                key,
+            ).fetchall()
+            memory = self._db.execute(
+                "SELECT payload FROM rule_memory WHERE session_id = ? AND participant_id = ?",
+                key,
+            ).fetchone()
+        states = {}
+        for rule, phase, since, fired, value, keep in rows:
+            active_since = _utc(since)
+            if active_since is not None:
+                states[rule] = AlertState(
+                    phase, active_since, float(value), _utc(fired), _utc(keep)
+                )
+        loaded = None
+        if memory is not None:
+            try:
+                loaded = Memory.from_json(json.loads(memory[0]))
+            except ValueError:
+                loaded = None
+        return (_utc(cursor[0]) if cursor else None), states, loaded
+
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """For watchdog.leases: the coordination tables share this database."""
+        return self._transaction()
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     # -- outbox -----------------------------------------------------------------
 
@@ -627,6 +718,25 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         return int(row[0])
+
+    def claim_outbox(self, entry_id: str, owner: str, seconds: float) -> bool:
+        """Several instances: take one notification for delivery unless another live
+        instance has it (``SKIP LOCKED``: nobody waits on a row being delivered)."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                "SELECT id FROM outbox WHERE id = ? AND (claimed_by IS NULL OR claimed_by = ?"
+                " OR claimed_until < EXTRACT(EPOCH FROM clock_timestamp()))"
+                " FOR UPDATE SKIP LOCKED",
+                (entry_id, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            cur.execute(
+                "UPDATE outbox SET claimed_by = ?,"
+                " claimed_until = EXTRACT(EPOCH FROM clock_timestamp()) + ? WHERE id = ?",
+                (owner, seconds, entry_id),
+            )
+        return True
 
     def delivered(self, entry_id: str) -> None:
         with self._transaction() as cur:

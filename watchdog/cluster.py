@@ -1,0 +1,320 @@
+"""Several instances on one PostgreSQL: heartbeats, participant leases, one leader.
+
+PostgreSQL is the coordinator; there is no protocol of our own. Each instance
+heartbeats into ``instances``; watched participants are spread over the live
+instances by leases in ``leases``, claimed with ``FOR UPDATE SKIP LOCKED`` so two
+instances never wait on or take the same row. A lease lasts ``state.lease``
+(default three poll intervals) and is renewed every cycle; a dead instance's
+leases expire and the others claim them. Every claim bumps the lease's
+generation, and every poll result is written fenced by it (watchdog.store), so a
+paused instance that lost a lease cannot write over its successor.
+
+One instance at a time, the leader (a session-level advisory lock on its own
+connection, released by the server when that instance dies), runs discovery,
+the alert manager and the lease bookkeeping. Times are the database's clock,
+never the instances' own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from prometheus_client import Counter, Gauge
+
+from watchdog.database import Cursor
+from watchdog.settings import WatchedParticipant
+from watchdog.stats import format_time
+from watchdog.store import Key, Store
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 0x5644_5702  # advisory lock key: discovery, alert manager, lease bookkeeping
+
+LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds")
+LEASE_TAKEOVERS = Counter(
+    "watchdog_lease_takeovers", "Leases taken over from an instance whose lease had expired"
+)
+LEASES_CLAIMED = Counter("watchdog_leases_claimed", "Leases claimed (new or taken over)")
+LEASES_RELEASED = Counter("watchdog_leases_released", "Leases handed back for rebalancing")
+LEASES_LOST = Counter("watchdog_leases_lost", "Leases this instance found expired or taken")
+STALE_WRITES = Counter(
+    "watchdog_stale_writes_rejected", "Poll results rejected because the lease had moved on"
+)
+INSTANCES_LIVE = Gauge("watchdog_instances_live", "Instances with a fresh heartbeat")
+LEADER = Gauge("watchdog_leader", "1 while this instance runs discovery and the alert manager")
+DATABASE_UP = Gauge("watchdog_database_up", "1 while the last heartbeat reached the database")
+
+NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+def instance_id(configured: str | None = None) -> str:
+    """Unique per process: a restarted instance is a new one (its old leases just expire)."""
+    if configured:
+        return configured
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Leadership:
+    """A session-level advisory lock on a connection of its own."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def check(self) -> bool:
+        """Still (or now) the leader? A dropped connection is a lost leadership."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+                row = self._conn.execute(f"SELECT pg_try_advisory_lock({LEADER_LOCK})").fetchone()
+                if not (row and row[0]):
+                    self.close()
+                    return False
+                return True
+            self._conn.execute("SELECT 1")
+            return True
+        except psycopg.Error as exc:
+            log.warning("leadership check failed: %s", exc)
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    id: str
+    host: str
+    pid: int
+    started_at: str
+    heartbeat_age: float  # seconds, by the database's clock
+    held: int
+    roles: str
+
+
+class Cluster:
+    """This instance's membership: call ``tick()`` before every poll cycle."""
+
+    def __init__(self, store: Store, url: str, lease_seconds: float, ident: str) -> None:
+        self.store = store
+        self.id = ident
+        self.lease = lease_seconds
+        self.leader = False
+        self.held: dict[Key, int] = {}  # key -> generation
+        self.on_acquire: Callable[[Key], None] = lambda key: None
+        self.on_lose: Callable[[Key], None] = lambda key: None
+        self._leadership = Leadership(url)
+        self._started = format_time(datetime.now(UTC))
+        self._last_ok = 0.0  # monotonic time of the last heartbeat that reached the database
+        self._lock = threading.Lock()
+
+    # -- what the poller and the service read ------------------------------------------
+
+    def targets(self) -> list[WatchedParticipant]:
+        with self._lock:
+            return [WatchedParticipant(session=s, participant=p) for s, p in sorted(self.held)]
+
+    def fence(self, key: Key) -> tuple[str, int] | None:
+        with self._lock:
+            generation = self.held.get(key)
+        return (self.id, generation if generation is not None else -1)
+
+    def stale_write(self, key: Key, why: str) -> None:
+        STALE_WRITES.inc()
+        log.warning("%s", why, extra={"session_id": key[0], "participant_id": key[1]})
+        with self._lock:
+            self.held.pop(key, None)
+
+    def database_ok(self) -> bool:
+        """Did a heartbeat reach the database within one lease length?"""
+        return time.monotonic() - self._last_ok < self.lease
+
+    # -- the cycle -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Heartbeat, leadership, renew, rebalance and claim; never raises."""
+        try:
+            self.leader = self._leadership.check()
+            LEADER.set(1 if self.leader else 0)
+            if self.leader:
+                self._bookkeeping()
+            self._claim()
+            self._last_ok = time.monotonic()
+            DATABASE_UP.set(1)
+        except Exception as exc:
+            DATABASE_UP.set(0)
+            log.error("cluster heartbeat failed: %s: %s", type(exc).__name__, exc)
+
+    def _bookkeeping(self) -> None:
+        """The leader keeps one lease row per watched participant, and forgets the dead."""
+        with self.store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO leases (session_id, participant_id)"
+                " SELECT session_id, participant_id FROM watchlist WHERE status <> 'excluded'"
+                " ON CONFLICT DO NOTHING"
+            )
+            cur.execute(
+                "DELETE FROM leases WHERE NOT EXISTS (SELECT 1 FROM watchlist w"
+                " WHERE w.session_id = leases.session_id"
+                " AND w.participant_id = leases.participant_id AND w.status <> 'excluded')"
+            )
+            cur.execute(
+                f"DELETE FROM instances WHERE heartbeat_at < {NOW} - ?",  # noqa: S608
+                (self.lease * 20,),
+            )
+
+    def _claim(self) -> None:
+        lease = self.lease
+        with self.store.transaction() as cur:
+            now = float(cur.execute(f"SELECT {NOW}").fetchone()[0])
+            self._heartbeat(cur, now, len(self.held))
+            live = int(
+                cur.execute(
+                    "SELECT COUNT(*) FROM instances WHERE heartbeat_at > ?", (now - lease,)
+                ).fetchone()[0]
+            )
+            total = int(cur.execute("SELECT COUNT(*) FROM leases").fetchone()[0])
+            share = math.ceil(total / max(live, 1))
+            kept = {
+                (s, p): int(g)
+                for s, p, g in cur.execute(
+                    "UPDATE leases SET expires_at = ? WHERE owner = ? AND expires_at > ?"
+                    " RETURNING session_id, participant_id, generation",
+                    (now + lease, self.id, now),
+                ).fetchall()
+                if self.held.get((s, p)) == int(g)  # a generation we did not see is not ours
+            }
+            if len(kept) > share and live > 1:  # someone joined: hand back the surplus
+                surplus = sorted(kept)[share:]
+                cur.execute(
+                    "UPDATE leases SET owner = NULL, expires_at = 0"
+                    " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
+                    " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
+                    " AND leases.owner = ?",
+                    ([k[0] for k in surplus], [k[1] for k in surplus], self.id),
+                )
+                for key in surplus:
+                    del kept[key]
+                LEASES_RELEASED.inc(len(surplus))
+            taken = 0
+            need = share - len(kept)
+            if need > 0:
+                free = cur.execute(
+                    "SELECT session_id, participant_id, owner FROM leases"
+                    " WHERE owner IS NULL OR expires_at <= ?"
+                    " ORDER BY session_id, participant_id LIMIT ? FOR UPDATE SKIP LOCKED",
+                    (now, need),
+                ).fetchall()
+                if free:
+                    claimed = cur.execute(
+                        "UPDATE leases SET owner = ?, generation = generation + 1,"
+                        " expires_at = ? FROM unnest(?::text[], ?::text[]) AS k(s, p)"
+                        " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
+                        " RETURNING leases.session_id, leases.participant_id, leases.generation",
+                        (self.id, now + lease, [r[0] for r in free], [r[1] for r in free]),
+                    ).fetchall()
+                    for s, p, g in claimed:
+                        kept[(s, p)] = int(g)
+                    taken = sum(1 for r in free if r[2] is not None)
+                    LEASES_CLAIMED.inc(len(claimed))
+                    LEASE_TAKEOVERS.inc(taken)
+            self._heartbeat(cur, now, len(kept))
+            INSTANCES_LIVE.set(live)
+        with self._lock:
+            before, self.held = self.held, kept
+        for key in before.keys() - kept.keys():
+            LEASES_LOST.inc()
+            self.on_lose(key)
+        for key, generation in kept.items():
+            if before.get(key) != generation:
+                self.on_acquire(key)
+        LEASES_HELD.set(len(kept))
+        if taken:
+            log.info("took over %d participants whose lease had expired", taken)
+
+    def _heartbeat(self, cur: Cursor, now: float, held: int) -> None:
+        roles = "leader" if self.leader else ""
+        cur.execute(
+            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at, held, roles)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " heartbeat_at = excluded.heartbeat_at, held = excluded.held,"
+            " roles = excluded.roles",
+            (self.id, socket.gethostname(), os.getpid(), self._started, now, held, roles),
+        )
+
+    def leave(self) -> None:
+        """A clean stop hands every lease back at once, so nobody waits for expiry."""
+        try:
+            with self.store.transaction() as cur:
+                cur.execute(
+                    "UPDATE leases SET owner = NULL, expires_at = 0 WHERE owner = ?", (self.id,)
+                )
+                cur.execute("DELETE FROM instances WHERE id = ?", (self.id,))
+        except Exception as exc:
+            log.warning("could not hand back leases on stop (they expire by themselves): %s", exc)
+        self._leadership.close()
+        with self._lock:
+            self.held = {}
+
+
+def instances(store: Store) -> list[InstanceRow]:
+    """Every registered instance, for ``status``."""
+    rows = store.database.execute(
+        f"SELECT id, host, pid, started_at, {NOW} - heartbeat_at, held, roles FROM instances"  # noqa: S608
+        " ORDER BY started_at, id"
+    ).fetchall()
+    return [InstanceRow(r[0], r[1], int(r[2]), r[3], float(r[4]), int(r[5]), r[6]) for r in rows]
+
+
+def join(  # noqa: PLR0917
+    store: Store,
+    url: str,
+    lease_seconds: float,
+    ident: str,
+    poller: Any,
+    dispatcher: Any,
+    manager: Any,
+) -> Cluster:
+    """Wire a cluster member into the running parts: the poller polls what this instance
+    leases, writes fenced, and picks up a taken-over participant's committed state; the
+    dispatcher claims rows; the alert manager flushes on the leader only."""
+    cluster = Cluster(store, url, lease_seconds, ident)
+
+    def acquire(key: Key) -> None:
+        cursor, states, memory = store.load_participant(key)
+        for table, value in ((poller.cursors, cursor), (poller.memories, memory)):
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+        poller.states[key] = states
+
+    def lose(key: Key) -> None:
+        for table in (poller.cursors, poller.states, poller.memories, poller.infos):
+            table.pop(key, None)
+
+    cluster.on_acquire = acquire
+    cluster.on_lose = lose
+    poller.targets = cluster.targets
+    poller.fence = cluster.fence
+    poller.on_stale = cluster.stale_write
+    claim_for = dispatcher.timeout + 5.0
+    dispatcher.claim = lambda entry: store.claim_outbox(entry.id, cluster.id, claim_for)
+    manager.active = lambda: cluster.leader
+    return cluster
