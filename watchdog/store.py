@@ -968,8 +968,10 @@ class Store:
 
     def save_watch(self, records: Iterable[WatchRecord]) -> None:
         now = _now()
+        # in key order: instances saving the same rows together lock them in one order
+        ordered = sorted(records, key=lambda r: (r.session_id, r.participant_id))
         with self._transaction() as cur:
-            for r in records:
+            for r in ordered:
                 cur.execute(
                     "INSERT INTO watchlist (session_id, participant_id, room_id, name, source,"
                     " status, since, missing, reason, updated_at)"
@@ -995,7 +997,7 @@ class Store:
 
     def delete_watch(self, keys: Iterable[Key]) -> None:
         with self._transaction() as cur:
-            for session, participant in keys:
+            for session, participant in sorted(keys):
                 cur.execute(
                     "DELETE FROM watchlist WHERE session_id = ? AND participant_id = ?",
                     (session, participant),

@@ -1,0 +1,211 @@
+"""Several instances on one real PostgreSQL: leases, take-over after ``kill -9``, fencing,
+and exactly one webhook per alert transition."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from watchdog.cluster import Cluster, instances
+from watchdog.engine import AlertState
+from watchdog.simulator import Simulator
+from watchdog.store import StaleLease, Store, WatchRecord
+from watchdog.testing import HttpReceiver, Received, Reply
+
+from .conftest import API_KEY, SECRET, write_config
+from .helpers import T0, at, video_series
+from .processes import Daemon
+
+HOOK_SECRET = "cluster-hook-secret-5a4b3c2d1e"
+RULE = """\
+rules:
+  - name: poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    severity: warning
+    notify: [hook]
+"""
+N, BAD = 300, 60
+INTERVAL, LEASE = 0.5, 2.0
+
+
+def _watch(store: Store, keys: list[tuple[str, str]]) -> None:
+    store.save_watch(WatchRecord(s, p, None, None, "static", "watching", at(0)) for s, p in keys)
+
+
+def test_leases_spread_work_fence_stale_writes_and_move_from_a_dead_instance(
+    postgres_url: str,
+) -> None:
+    store = Store(postgres_url)
+    keys = [("s", f"p{i}") for i in range(10)]
+    _watch(store, keys)
+    one = Cluster(store, postgres_url, lease_seconds=1.0, ident="one")
+    two = Cluster(store, postgres_url, lease_seconds=1.0, ident="two")
+    try:
+        one.tick()  # the first leader creates one lease row per watched participant
+        assert one.leader
+        assert len(one.held) == 10  # alone: everything
+        two.tick()
+        assert not two.leader
+        one.tick()  # two joined: one hands back its surplus
+        two.tick()
+        assert len(one.held) == len(two.held) == 5
+        assert not set(one.held) & set(two.held)
+
+        key = next(iter(one.held))
+        state = {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(0))}
+        store.commit_poll(key, at(10), state, ["poor-video"], fence=one.fence(key))
+        with pytest.raises(StaleLease):  # two never held it: its write is refused
+            store.commit_poll(key, at(20), {}, ["poor-video"], fence=("two", one.held[key]))
+        assert store.load_cursors()[key] == at(10)
+
+        time.sleep(1.1)  # "one" stops renewing, as if paused or killed
+        two.tick()
+        assert len(two.held) == 10  # took everything over once the lease expired
+        assert two.leader is False  # leadership is a lock on one's live connection
+        with pytest.raises(StaleLease):  # one wakes up and tries to write: fenced
+            store.commit_poll(key, at(30), {}, ["poor-video"], fence=one.fence(key))
+        assert store.load_cursors()[key] == at(10)
+        rows = {r.id: r for r in instances(store)}
+        assert rows["two"].held == 10
+    finally:
+        one.leave()
+        two.leave()
+        store.close()
+
+
+def _transitions(requests: list[Received]) -> Counter[tuple[str, str, str]]:
+    """(fingerprint, status, startsAt) of every alert the receiver accepted."""
+    seen: Counter[tuple[str, str, str]] = Counter()
+    for request in requests:
+        body = json.loads(request.body)
+        for alert in body["alerts"]:
+            seen[(alert["fingerprint"], alert["status"], alert["startsAt"])] += 1
+    return seen
+
+
+def _stats_paths(sim: Simulator, since: int = 0) -> set[str]:
+    return {path for _, path, _ in sim.requests[since:] if path.endswith("/stats")}
+
+
+def test_three_instances_survive_kill_9_with_every_transition_delivered_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with Simulator(
+        api_key=API_KEY, secret=SECRET, manual_clock=True, start=T0, sample_period=10.0
+    ) as sim:
+        _cluster_run(tmp_path, postgres_url, sim)
+
+
+def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
+    participants = [("s", f"p{i:03}") for i in range(N)]
+    for i, (session, participant) in enumerate(participants):
+        video = [(t, 2.0 if i < BAD and 30 <= t < 90 else 4.2) for t in range(0, 300, 10)]
+        sim.add_participant(session, participant, samples=video_series(video), meeting_id="m")
+    down = True
+    accepted: list[Received] = []
+
+    def answer(request: Received) -> Reply:
+        digest = hmac.new(HOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(
+            request.headers.get("x-watchdog-signature", ""), f"sha256={digest}"
+        ):
+            return Reply(401, "bad signature")
+        if down:
+            return Reply(503, "maintenance")
+        accepted.append(request)
+        return Reply(200, "ok")
+
+    with HttpReceiver(answer) as receiver:
+        config = write_config(tmp_path, sim.url, participants, RULE)
+        data: dict[str, Any] = yaml.safe_load(config.read_text())
+        data["poll"] = {"interval": f"{INTERVAL}s", "concurrency": 8}
+        data["state"] = {"url": postgres_url, "lease": f"{LEASE}s"}
+        data["notifiers"] = {
+            "hook": {"type": "webhook", "url": receiver.url, "secret": HOOK_SECRET}
+        }
+        data["delivery"] = {"timeout": "2s", "max_backoff": "1s"}
+        data["alerting"] = {"group_by": ["fingerprint"], "repeat_interval": "1h"}
+        config.write_text(yaml.safe_dump(data))
+        daemons = [Daemon(["run", "--config", str(config)]) for _ in range(3)]
+        try:
+            for daemon in daemons:
+                daemon.wait_for("sharing", stream="err")
+            _wait(lambda: len(_stats_paths(sim)) == N, "every participant polled")
+            sim.advance(40)  # 60 participants go bad at 30 s: 60 firing transitions
+            store = Store(postgres_url)
+            try:
+                _wait(lambda: _outbox_firing(store) >= BAD, "firing notifications queued")
+                _wait(
+                    lambda: sorted(r.held for r in instances(store)) == [N // 3] * 3,
+                    lambda: f"an even spread: {instances(store)}",
+                )
+                leader = next(r for r in instances(store) if r.roles == "leader")
+                victim = next(d for d in daemons if str(d.proc.pid) == str(leader.pid))
+                assert store.outbox_depth() > 0  # undelivered: the receiver is down
+                victim.kill()  # kill -9 of the leader, mid-run, with alerts undelivered
+                killed_at, mark = time.monotonic(), len(sim.requests)
+                _wait(
+                    lambda: len(_stats_paths(sim, mark)) == N,
+                    "every participant polled again",
+                    timeout=LEASE + INTERVAL + 3.0,
+                )
+                took = time.monotonic() - killed_at
+                down = False
+                sim.advance(60)  # recover at 90 s: 60 resolved transitions
+                _wait(
+                    lambda: len(_transitions(accepted)) == 2 * BAD,
+                    lambda: (
+                        f"all transitions: {Counter(s for _, s, _ in _transitions(accepted))}, "
+                        f"outbox {store.outbox_depth()}, "
+                        + " | ".join(d.all_output()[-3000:] for d in daemons)
+                    ),
+                    30,
+                )
+                time.sleep(2 * INTERVAL + 1)  # time for any duplicate to show up
+                seen = _transitions(accepted)
+                assert sorted(set(seen.values())) == [1], "a transition was delivered twice"
+                assert Counter(status for _, status, _ in seen) == {
+                    "firing": BAD,
+                    "resolved": BAD,
+                }
+                assert store.outbox_depth() == 0
+                live = instances(store)
+                assert len(live) == 3  # the dead one stays listed until it ages out
+                assert sum(r.held for r in live if r.pid != victim.proc.pid) == N
+                assert took <= LEASE + INTERVAL + 3.0
+            finally:
+                store.close()
+            for daemon in daemons:
+                if daemon is not victim:
+                    assert daemon.stop() == 0
+            for daemon in daemons:
+                assert HOOK_SECRET not in daemon.all_output()
+                assert postgres_url.split("@", maxsplit=1)[
+                    0
+                ] + "@" not in daemon.all_output().replace("postgresql://***@", "")
+        finally:
+            for daemon in daemons:
+                daemon.kill()
+
+
+def _outbox_firing(store: Store) -> int:
+    return sum(1 for e in store.outbox() if e.notification.status == "firing")
+
+
+def _wait(check: Any, what: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, (
+            f"timed out waiting: {what() if callable(what) else what}"
+        )
+        time.sleep(0.05)
