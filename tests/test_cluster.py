@@ -6,11 +6,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
@@ -18,10 +23,11 @@ from watchdog.cluster import Cluster, instances
 from watchdog.engine import AlertState
 from watchdog.simulator import Simulator
 from watchdog.store import StaleLease, Store, WatchRecord
-from watchdog.testing import HttpReceiver, Received, Reply
+from watchdog.testing import HttpReceiver, Received, Reply, free_port
 
 from .conftest import API_KEY, SECRET, write_config
 from .helpers import T0, at, video_series
+from .pgserver import PostgresServer
 from .processes import Daemon
 
 HOOK_SECRET = "cluster-hook-secret-5a4b3c2d1e"
@@ -136,7 +142,14 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
         data["delivery"] = {"timeout": "2s", "max_backoff": "1s"}
         data["alerting"] = {"group_by": ["fingerprint"], "repeat_interval": "1h"}
         config.write_text(yaml.safe_dump(data))
-        daemons = [Daemon(["run", "--config", str(config)]) for _ in range(3)]
+        ports = [free_port() for _ in range(3)]
+        daemons = [
+            Daemon(
+                ["run", "--config", str(config)],
+                env={"WATCHDOG_HTTP__LISTEN": f"127.0.0.1:{port}"},
+            )
+            for port in ports
+        ]
         try:
             for daemon in daemons:
                 daemon.wait_for("sharing", stream="err")
@@ -183,6 +196,20 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
                 assert len(live) == 3  # the dead one stays listed until it ages out
                 assert sum(r.held for r in live if r.pid != victim.proc.pid) == N
                 assert took <= LEASE + INTERVAL + 3.0
+                status = subprocess.run(
+                    [sys.executable, "-m", "watchdog", "status", "--config", str(config)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                assert "3 instances share this database" in status
+                assert str(victim.proc.pid) in status
+                survivors = [p for d, p in zip(daemons, ports, strict=True) if d is not victim]
+                metrics = "".join(_get(port, "/metrics")[1] for port in survivors)
+                assert _sum(metrics, "watchdog_lease_takeovers_total") >= N // 3
+                assert _sum(metrics, "watchdog_leases_held") == N
+                assert _sum(metrics, "watchdog_leader") == 1  # leadership moved
+                assert all(_get(port, "/healthz")[0] == 200 for port in survivors)
             finally:
                 store.close()
             for daemon in daemons:
@@ -196,6 +223,46 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
         finally:
             for daemon in daemons:
                 daemon.kill()
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _sum(metrics: str, name: str) -> float:
+    return sum(
+        float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name + " ")
+    )
+
+
+def test_healthz_fails_when_the_database_is_unreachable(
+    tmp_path: Path, sim: Simulator, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    sim.add_participant("s", "p", scenario="healthy")
+    config = write_config(tmp_path, sim.url, [("s", "p")], RULE.replace("notify: [hook]", ""))
+    data: dict[str, Any] = yaml.safe_load(config.read_text())
+    port = free_port()
+    data["poll"] = {"interval": f"{INTERVAL}s"}
+    data["state"] = {"url": url, "lease": "1s"}
+    data["http"] = {"listen": f"127.0.0.1:{port}"}
+    config.write_text(yaml.safe_dump(data))
+    daemon = Daemon(["run", "--config", str(config)])
+    try:
+        daemon.wait_for("sharing", stream="err")
+        _wait(lambda: _get(port, "/healthz")[0] == 200, "healthy")
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        _wait(lambda: _get(port, "/healthz")[0] == 503, "/healthz failing", 10)
+        assert "cannot reach the state database" in _get(port, "/healthz")[1]
+        assert "***@" in daemon.all_output() or "postgres@" not in daemon.all_output()
+    finally:
+        daemon.kill()
 
 
 def _outbox_firing(store: Store) -> int:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from watchdog import cluster
 from watchdog.problems import ConfigError
 from watchdog.settings import Config
 from watchdog.stats import format_time
@@ -41,6 +42,20 @@ def _row(status: WatchStatus) -> dict[str, Any]:
     }
 
 
+def _instances(members: list[cluster.InstanceRow], out: TextIO) -> None:
+    """Several instances on one PostgreSQL: who is alive and how much each one polls."""
+    out.write(f"{len(members)} instances share this database:\n")
+    table = [("INSTANCE", "HOST", "PID", "LAST HEARTBEAT", "PARTICIPANTS", "ROLE")]
+    for m in members:
+        age = f"{m.heartbeat_age:.1f}s ago"
+        table.append((m.id, m.host, str(m.pid), age, str(m.held), m.roles or "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        out.write("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+    out.write("\n")
+
+
 def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
     url = config.state_url
     if "://" not in url and url != ":memory:" and not Path(url).exists():
@@ -48,11 +63,14 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
     store = Store(url)
     try:
         rows = store.watch_status()
+        members = cluster.instances(store) if store.kind == "postgresql" else []
     finally:
         store.close()
     if as_json:
         out.write(json.dumps([_row(s) for s in rows], indent=2) + "\n")
         return 0
+    if members:
+        _instances(members, out)
     watched = sum(1 for s in rows if s.record.status != "excluded")
     leaving = sum(1 for s in rows if s.record.status == "leaving")
     excluded = len(rows) - watched
