@@ -231,6 +231,8 @@ def _get(port: int, path: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except urllib.error.URLError:
+        return 0, ""  # not listening (yet, or any more)
 
 
 def _sum(metrics: str, name: str) -> float:

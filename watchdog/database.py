@@ -19,9 +19,14 @@ from typing import Any, Protocol
 
 import psycopg
 import psycopg_pool
+from prometheus_client import Counter
 
 # one advisory lock key for schema migrations (the project's other locks use other keys)
 MIGRATION_LOCK = 0x5644_5701
+
+ROUND_TRIPS = Counter(
+    "watchdog_db_round_trips", "Statements sent to PostgreSQL, BEGIN and COMMIT included"
+)
 
 # the errors a caller may see from either backend when the database is unusable
 DatabaseError: tuple[type[Exception], ...] = (
@@ -155,6 +160,7 @@ class _PgCursor:
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        ROUND_TRIPS.inc()
         self._cursor.execute(_pg_sql(sql), tuple(params))
         return self
 
@@ -190,6 +196,7 @@ class PostgresDatabase:
         self._pool.open(wait=True, timeout=15)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        ROUND_TRIPS.inc()
         with self._pool.connection() as conn, conn.cursor() as cur:
             cur.execute(_pg_sql(sql), tuple(params))
             rows = cur.fetchall() if cur.description is not None else []
@@ -197,6 +204,7 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
+        ROUND_TRIPS.inc(2)  # BEGIN and COMMIT (or ROLLBACK)
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield _PgCursor(cur)
 

@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 
 def depart(poller: Poller, key: Key, reason: str, info: ParticipantInfo) -> int:
     """Resolve ``key``'s firing alerts with ``reason`` and forget its state; returns how many."""
-    states = poller.states.get(key, {})
+    states = poller.states.get(key)
+    last = poller.cursors.get(key)
+    if states is None:  # several instances: another one polled it; its state is committed
+        last, states, _ = poller.store.load_participant(key)
     rules = poller.rules.by_name()
-    last = poller.cursors.get(key) or datetime.now(UTC)
+    last = last or datetime.now(UTC)
     alerts: list[tuple[Alert, list[str]]] = []
     resolved = 0
     ids = {"session_id": key[0], "participant_id": key[1]}
