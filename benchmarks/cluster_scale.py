@@ -2,10 +2,11 @@
 
 Each instance is a real ``videosdk-watchdog run`` process; the state is a throwaway
 PostgreSQL started from this machine's binaries (as tests do), or ``--url``.
-Prints, per instance count: participants kept within the poll interval (each
-instance's leases, scaled by how much of its cycle fits the interval), polls per
-second, and PostgreSQL round trips per poll (every statement the instances sent,
-BEGIN/COMMIT, heartbeats, leases and the alert manager included, over the polls).
+Prints, per instance count: participants kept within the poll interval (polls per
+second times the interval, at most all of them), polls per second, each instance's
+leases and mean cycle time, and PostgreSQL round trips per poll (every statement the
+instances sent, BEGIN/COMMIT, heartbeats, leases and the alert manager included, over
+the polls in the same window).
 Run: ``.venv/bin/python -m benchmarks.cluster_scale``.
 """
 
@@ -94,14 +95,18 @@ def run(url: str, sim_url: str, instances: int, args: argparse.Namespace, work: 
             proc.wait(timeout=30)
     polls = sum(a["polls"] - b["polls"] for a, b in zip(after, before, strict=True))
     trips = sum(a["trips"] - b["trips"] for a, b in zip(after, before, strict=True))
-    kept = 0.0
-    for a, b in zip(after, before, strict=True):
-        cycles = a["cycle_count"] - b["cycle_count"]
-        cycle = (a["cycle_sum"] - b["cycle_sum"]) / cycles if cycles else float("inf")
-        kept += a["held"] * min(1.0, args.interval / cycle) if cycle else a["held"]
+    cycles = [
+        (a["cycle_sum"] - b["cycle_sum"]) / (a["cycle_count"] - b["cycle_count"])
+        for a, b in zip(after, before, strict=True)
+        if a["cycle_count"] > b["cycle_count"]
+    ]
+    rate = polls / elapsed
+    held = "/".join(f"{a['held']:.0f}" for a in after)
     print(
-        f"instances={instances}: {min(kept, args.participants):.0f} of {args.participants} "
-        f"participants kept within {args.interval:g}s, {polls / elapsed:.0f} polls/s, "
+        f"instances={instances}: {min(rate * args.interval, args.participants):.0f} of "
+        f"{args.participants} participants kept within {args.interval:g}s "
+        f"({rate:.0f} polls/s; leases {held}; mean cycle "
+        f"{sum(cycles) / len(cycles) if cycles else float('nan'):.2f}s), "
         f"{trips / polls if polls else float('nan'):.1f} DB round trips per poll",
         flush=True,
     )
@@ -114,8 +119,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="simulator latency, seconds")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--interval", type=float, default=2.0)
-    parser.add_argument("--warmup", type=float, default=8.0)
-    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--warmup", type=float, default=12.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--url", help="an empty PostgreSQL database (default: a throwaway one)")
     args = parser.parse_args()
     print(

@@ -176,6 +176,16 @@ class Service:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self.cluster is not None:
+            self.scheduler.add_job(
+                self.cluster.renew,
+                IntervalTrigger(seconds=self.cluster.lease / 3, timezone=UTC),
+                id="cluster-heartbeat",
+                name="heartbeat and lease renewal",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         if runtime.discovery is not None:
             every = settings.watch.discovery_interval.total_seconds()
             self.scheduler.add_job(
