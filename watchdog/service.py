@@ -34,7 +34,12 @@ from watchdog.httpserver import HttpEndpoint
 from watchdog.logs import setup_logging
 from watchdog.notifiers import Notifier
 from watchdog.problems import ConfigError
-from watchdog.reload import carry_over, closed_alerts
+from watchdog.reload import (
+    carry_over,
+    carry_over_meetings,
+    closed_alerts,
+    closed_meeting_alerts,
+)
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
 from watchdog.systemd import SystemdNotifier, watchdog_interval
@@ -382,13 +387,21 @@ class Service:
             # routes, grouping, repeats and the notifier set apply from the next flush on;
             # a removed rule's notify may name notifiers that are gone: they are skipped
             runtime.manager.config = AlertingConfig.from_settings(new)
-            carried = carry_over(runtime.rules, rules, poller.states, datetime.now(UTC))
+            now = datetime.now(UTC)
+            carried = carry_over(runtime.rules, rules, poller.states, now, poller.infos)
             for key, result in carried.items():
                 runtime.store.commit_poll(
                     key, None, result.states, result.dropped, alerts=closed_alerts(result)
                 )
                 poller.states[key] = result.states
                 closed += len(result.closed)
+            meetings = carry_over_meetings(rules, runtime.rules, poller.meeting_states, now)
+            if meetings.dropped:
+                runtime.store.commit_meetings(
+                    meetings.states, meetings.dropped, alerts=closed_meeting_alerts(meetings)
+                )
+                poller.meeting_states = meetings.states
+                closed += len(meetings.closed)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
         runtime.dispatcher.set_notifiers(notifiers, self.runtime.host.secrets)
