@@ -10,6 +10,7 @@ ack carrying the ephemeral answer.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from slack_sdk.socket_mode.builtin import SocketModeClient
@@ -18,6 +19,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 
 from watchdog_slack.interactions import Interactions
+
+MAX_RETRY = 60.0  # seconds between attempts to reach Slack, at most
 
 
 class SocketListener:
@@ -37,15 +40,38 @@ class SocketListener:
             auto_reconnect_enabled=True,
         )
         self.client.socket_mode_request_listeners.append(self._on_request)
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return "SocketListener(app_token='**********')"
 
     def start(self) -> None:
-        self.client.connect()
-        self.log.info("listening for Slack clicks over Socket Mode")
+        """Connect in the background, retrying with backoff: Slack may be unreachable now."""
+        self._thread = threading.Thread(target=self._connect, name="slack-socket-mode", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        delay = 1.0
+        while not self._closed.is_set():
+            try:
+                self.client.connect()
+            except Exception as exc:  # a bad app token, Slack unreachable: keep trying
+                self.log.error(
+                    "cannot open the Slack Socket Mode connection (retrying in %gs): %s",
+                    delay,
+                    exc,
+                )
+                self._closed.wait(delay)
+                delay = min(delay * 2, MAX_RETRY)
+                continue
+            self.log.info("listening for Slack clicks over Socket Mode")
+            return
 
     def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         self.client.close()
 
     def _on_request(self, client: Any, request: SocketModeRequest) -> None:
