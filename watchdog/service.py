@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
+from watchdog.actions import StoreActions
 from watchdog.alertmanager import AlertingConfig
 from watchdog.daemon import Runtime, build, poll_and_notify, start_webhooks, validate
 from watchdog.gauges import LiveCollector
@@ -349,6 +350,7 @@ class Service:
                 config.settings.notifiers,
                 self.runtime.store.notifier_state,
                 where=config.line_for,
+                actions=StoreActions(self.runtime.store),
             )
         except ConfigError as exc:
             for problem in exc.problems:
