@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.notifier_send
 	$(BIN)/python -m benchmarks.service_overhead
 	$(BIN)/python -m benchmarks.alert_delivery
+	$(BIN)/python -m benchmarks.slack_actions
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

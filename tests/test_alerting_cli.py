@@ -60,7 +60,16 @@ def test_silence_add_list_expire(tmp_path: Path) -> None:
     (silence,) = store.silences()
     assert not silence.active(silence.ends_at)
     assert silence.created_by == "alice"
+    audit = [(e.action, e.source, e.target) for e in store.audit()]
+    assert ("silence", "cli", silence_id) in audit  # the CLI is recorded as the source
+    assert ("unsilence", "cli", silence_id) in audit
     store.close()
+    listed = cli("silence", "list", "--expired", "--config", config)
+    assert "by alice from cli" in listed.stdout
+    assert "expired by" in listed.stdout
+    status = cli("status", "--config", config)
+    assert "recent actions" in status.stdout
+    assert "unsilence" in status.stdout
     rows = json.loads(cli("silence", "list", "--json", "--expired", "--config", config).stdout)
     assert [(r["id"], r["state"]) for r in rows] == [(silence_id, "expired")]
 

@@ -224,3 +224,22 @@ def test_a_departure_resolve_says_why(
     assert "last qualityScore.video = 2.41 (threshold < 3)" in text
     assert "back to" not in text
     assert "participant left the session" in html
+
+
+def test_firing_mail_embeds_the_chart_inline(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file))
+    notifier.send(make_notification(make_alert(values=[4.0, 3.5, 3.1, 2.6, 2.41])))
+    (mail,) = smtp.messages
+    assert mail.get_content_type() == "multipart/alternative"
+    related = mail.get_payload()[1]  # type: ignore[index]
+    assert isinstance(related, EmailMessage)
+    assert related.get_content_type() == "multipart/related"
+    html_part, image = related.iter_parts()
+    assert isinstance(html_part, EmailMessage)
+    assert isinstance(image, EmailMessage)
+    assert image.get_content_type() == "image/png"
+    cid = str(image["Content-ID"]).strip("<>")
+    assert f'src="cid:{cid}"' in str(html_part.get_content())
+    assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from watchdog.engine import AlertState
-from watchdog.reload import REMOVED, carry_over, closed_alerts
+from watchdog.reload import (
+    REMOVED,
+    carry_over,
+    carry_over_meetings,
+    closed_alerts,
+    closed_meeting_alerts,
+)
 from watchdog.rules import parse_rules
+from watchdog.stats import ParticipantInfo
 
 from .conftest import POOR_VIDEO
 from .helpers import at
@@ -45,3 +52,45 @@ def test_surviving_rules_keep_state_removed_ones_close() -> None:
     assert (alert.status, alert.reason) == ("resolved", REMOVED)
     c = result[("s", "c")]
     assert (c.states, c.dropped, c.closed) == ({}, {"rtt-high"}, [])  # pending: just dropped
+
+
+MEETING_RULE = """\
+  - name: meeting-poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    meeting:
+      fraction: 0.5
+    notify: [pager]
+"""
+
+
+def test_meeting_rules_follow_the_same_policy() -> None:
+    old = parse_rules(POOR_VIDEO + MEETING_RULE)
+    firing = AlertState("firing", at(0), 0.75, fired_at=at(20))
+    pending = AlertState("pending", at(30), 0.5)
+    states = {
+        ("meeting-poor-video", "abcd-efgh-ijkl"): firing,
+        ("meeting-poor-video", "session:s9"): pending,
+    }
+    kept = carry_over_meetings(old, old, states, at(99))
+    assert (kept.states, kept.dropped, kept.closed) == (states, set(), [])
+
+    gone = carry_over_meetings(parse_rules(POOR_VIDEO), old, states, at(99))
+    assert gone.states == {}
+    assert gone.dropped == set(states)
+    ((alert, notify),) = closed_meeting_alerts(gone)  # only the firing one is told
+    assert notify == ["pager"]
+    assert (alert.status, alert.reason, alert.meeting_id) == ("resolved", REMOVED, "abcd-efgh-ijkl")
+    assert alert.starts_at == at(0)
+
+
+def test_closing_alerts_name_the_participant_when_known() -> None:
+    old = parse_rules(TWO_RULES)
+    firing = AlertState("firing", at(0), 400.0, fired_at=at(0))
+    info = ParticipantInfo(session_id="s", participant_id="a", name="Alice", meeting_id="m-1")
+    result = carry_over(
+        old, parse_rules(POOR_VIDEO), {("s", "a"): {"rtt-high": firing}}, at(9), {("s", "a"): info}
+    )
+    ((alert, _),) = closed_alerts(result[("s", "a")])
+    assert (alert.participant_name, alert.meeting_id) == ("Alice", "m-1")

@@ -202,7 +202,7 @@ def test_full_run_under_systemd(tmp_path: Path, sim: Simulator) -> None:
         daemon.wait_for(r"reloaded: 1 rules.*1 alert states carried over, 1 firing", stream="err")
         notify.wait_for("READY", "1", after=notify.wait_for("RELOADING", "1", after=mark))
         closed = daemon.wait_for(r"RESOLVED \[info\] rtt-high")
-        assert "unknown participant (part-1)" in closed
+        assert "Alice (part-1) in meeting" in closed  # as readable as any other alert
         daemon.wait_for("the rule was removed from the configuration; last averageVideoRtt = 42")
         sim.advance(30)  # video recovers at 60 s
         daemon.wait_for(r"RESOLVED \[warning\] poor-video")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from watchdog.actions import end_meeting_silences
 from watchdog.alerts import Notification, Status
 from watchdog.matchers import (
     BUILTIN_LABELS,
@@ -214,7 +215,8 @@ def plan(
     - A silenced alert's changes wait while it is silenced: a firing one is told when
       the silence ends (if it still fires, even if it was told before the silence),
       a resolution is dropped.
-    - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``.
+    - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``,
+      unless every firing alert in it is acknowledged (issue 10).
     """
     write = AlertingWrite()
     labels = {a.alert.fingerprint: alert_labels(a.alert) for a in snapshot.alerts}
@@ -314,6 +316,7 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
     elif (
         state is not None
         and firing_now
+        and not all(a.alert.fingerprint in group.snapshot.acked for a in firing_now)
         and policy.repeat_interval > timedelta(0)
         and state.notified_at + policy.repeat_interval <= now
     ):
@@ -398,6 +401,7 @@ class AlertManager:
             return 0
         with self._lock:
             now = self.clock()
+            end_meeting_silences(self.store, now)
             snapshot = self.store.alerting_snapshot(now, self._known)
             self._known = {a.alert.fingerprint: a for a in snapshot.alerts}
             write = plan(snapshot, self.config, now, final)

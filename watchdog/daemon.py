@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from watchdog import alertmanager
+from watchdog.actions import StoreActions
 from watchdog.alertmanager import AlertingConfig, AlertManager
 from watchdog.discovery import Discovery
 from watchdog.dispatcher import Dispatcher
@@ -109,7 +110,9 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         raise ConfigError(errors)
     settings = config.settings
     store = Store(config.state_url)
-    notifiers = host.build(settings.notifiers, store.notifier_state, where=config.line_for)
+    notifiers = host.build(
+        settings.notifiers, store.notifier_state, where=config.line_for, actions=StoreActions(store)
+    )
     client = VideoSDKClient(settings.videosdk, pool_size=settings.poll.concurrency)
     delivery = settings.delivery
     dispatcher = Dispatcher(

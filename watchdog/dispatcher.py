@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -98,6 +98,10 @@ class Dispatcher:
 
         Sends in flight finish with the notifier they started with.
         """
+        old = self.notifiers
+        if self._thread is not None:  # in service: the old leave it, the new enter it
+            lifecycle([n for n in old.values() if n not in notifiers.values()], "close")
+            lifecycle([n for n in notifiers.values() if n not in old.values()], "start")
         self.notifiers = dict(notifiers)
         if secrets is not None:
             self.secrets = {name: tuple(values) for name, values in secrets.items()}
@@ -105,6 +109,7 @@ class Dispatcher:
         self.wake()
 
     def start(self) -> None:
+        lifecycle(self.notifiers.values(), "start")
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
         self._thread.start()
 
@@ -114,7 +119,9 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=grace)
-        return self.drain(grace)
+        left = self.drain(grace)
+        lifecycle(self.notifiers.values(), "close")
+        return left
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -351,6 +358,22 @@ class Dispatcher:
             extra=_ids(entry),
         )
         self.store.warned(entry.id, now)
+
+
+def lifecycle(notifiers: Iterable[Notifier], method: str) -> None:
+    """Call a notifier's optional ``start``/``close`` (e.g. Slack's click listener).
+
+    A failure is logged, never raised: a listener that cannot start must not stop
+    the notifier from sending, nor the daemon from running.
+    """
+    for notifier in notifiers:
+        call = getattr(notifier, method, None)
+        if not callable(call):
+            continue
+        try:
+            call()
+        except Exception:
+            log.exception("notifier %r: %s() failed", notifier, method)
 
 
 def _send(notifier: Notifier, notification: Notification) -> None:

@@ -381,6 +381,30 @@ def _recent(memory: Memory, rule: Rule) -> tuple[float, ...]:
     return tuple(v for _, v in list(points)[-SPARK_POINTS:])
 
 
+def advance(
+    rule: Rule, current: AlertState | None, time: datetime, *, holds: bool, value: float
+) -> tuple[AlertState | None, Literal["firing", "resolved"] | None]:
+    """The pending/firing/resolved state machine, shared by participant and meeting rules.
+
+    Returns the new state (None: inactive) and the transition it makes, if any.
+    """
+    if holds:
+        if current is None:
+            current = AlertState(phase="pending", active_since=time, value=value)
+        else:
+            current = replace(current, value=value, keep_firing_since=None)
+        if current.phase == "pending" and time - current.active_since >= rule.for_:
+            return replace(current, phase="firing", fired_at=time), "firing"
+        return current, None
+    if current is None:
+        return None, None
+    if current.phase == "firing" and rule.keep_firing_for:
+        since = current.keep_firing_since or time
+        if time - since < rule.keep_firing_for:
+            return replace(current, value=value, keep_firing_since=since), None
+    return None, "resolved" if current.phase == "firing" else None
+
+
 def _step(
     rule: Rule,
     info: ParticipantInfo,
@@ -394,47 +418,25 @@ def _step(
 ) -> None:
     name = rule.name
     current = out.states.get(name)
-    if holds:
-        if current is None:
-            current = AlertState(phase="pending", active_since=time, value=value)
-        else:
-            current = replace(current, value=value, keep_firing_since=None)
-        if current.phase == "pending" and time - current.active_since >= rule.for_:
-            current = replace(current, phase="firing", fired_at=time)
-            out.transitions.append(
-                transition(
-                    rule,
-                    info,
-                    time,
-                    "firing",
-                    value=value,
-                    state=current,
-                    threshold=threshold,
-                    values=_recent(memory, rule),
-                )
-            )
-        out.states[name] = current
-        out.changed.add(name)
+    new, event = advance(rule, current, time, holds=holds, value=value)
+    if new is not None:
+        out.states[name] = new
+    elif current is None:
         return
-    if current is None:
-        return
-    if current.phase == "firing" and rule.keep_firing_for:
-        since = current.keep_firing_since or time
-        if time - since < rule.keep_firing_for:
-            out.states[name] = replace(current, value=value, keep_firing_since=since)
-            out.changed.add(name)
-            return
-    del out.states[name]
+    else:
+        del out.states[name]
     out.changed.add(name)
-    if current.phase == "firing":
+    if event is not None:
+        state = new if new is not None else current
+        assert state is not None
         out.transitions.append(
             transition(
                 rule,
                 info,
                 time,
-                "resolved",
+                event,
                 value=value,
-                state=current,
+                state=state,
                 threshold=threshold,
                 values=_recent(memory, rule),
             )
@@ -664,52 +666,29 @@ def _meeting_step(
     current = out.states.get(key)
     if current is not None and time < current.active_since:
         return
-    extra: dict[str, Any] = {"affected": hit, "watched": watched}
-    if holds:
+    new, event = advance(rule, current, time, holds=holds, value=value)
+    if new is None:
         if current is None:
-            current = AlertState(phase="pending", active_since=time, value=value)
-        else:
-            current = replace(current, value=value, keep_firing_since=None)
-        if current.phase == "pending" and time - current.active_since >= rule.for_:
-            current = replace(current, phase="firing", fired_at=time)
-            out.transitions.append(
-                transition(
-                    rule,
-                    info,
-                    time,
-                    "firing",
-                    value=value,
-                    state=current,
-                    threshold=threshold,
-                    scope="meeting",
-                    **extra,
-                )
-            )
-        if out.states.get(key) != current:
-            out.states[key] = current
-            out.changed.add(key)
-        return
-    if current is None:
-        return
-    if current.phase == "firing" and rule.keep_firing_for:
-        since = current.keep_firing_since or time
-        if time - since < rule.keep_firing_for:
-            out.states[key] = replace(current, value=value, keep_firing_since=since)
-            out.changed.add(key)
             return
-    del out.states[key]
-    out.changed.add(key)
-    if current.phase == "firing":
+        del out.states[key]
+        out.changed.add(key)
+    elif new != current:
+        out.states[key] = new
+        out.changed.add(key)
+    if event is not None:
+        state = new if new is not None else current
+        assert state is not None
         out.transitions.append(
             transition(
                 rule,
                 info,
                 time,
-                "resolved",
+                event,
                 value=value,
-                state=current,
+                state=state,
                 threshold=threshold,
                 scope="meeting",
-                **extra,
+                affected=hit,
+                watched=watched,
             )
         )

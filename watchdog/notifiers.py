@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from watchdog.alerts import Notification
+from watchdog.alerts import Alert, Notification
 
 
 class NotifierConfig(BaseModel):
@@ -82,14 +83,95 @@ class MemoryState:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertView:
+    """An alert as the on-call engineer acts on it: its latest data, ack and silence.
+
+    ``alert`` is None when the core no longer tracks it (resolved and told).
+    ``silenced_until`` is None for no silence in force; ``until_meeting_end``
+    says that silence ends with the meeting (or at its maximum length).
+    """
+
+    fingerprint: str
+    alert: Alert | None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    silence_id: str | None = None
+    silenced_by: str | None = None
+    silenced_until: datetime | None = None
+    until_meeting_end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an action did: ``ok`` False means nothing changed, ``message`` says why."""
+
+    ok: bool
+    message: str
+    view: AlertView
+
+
+SilenceScope = Literal["participant", "meeting"]
+
+
+class AlertActions(Protocol):
+    """What a notifier may do to alerts on behalf of a person (issue 10: act from Slack).
+
+    Every call records who (``actor``, e.g. a Slack user ID), what and when in
+    the state database's audit log, with ``source`` saying where (``"slack"``).
+    The running alert manager sees a change within a second. Permission
+    checks are the caller's: the core trusts the actor it is given.
+    """
+
+    def view(self, fingerprint: str) -> AlertView:
+        """The alert's current state, to render a message from."""
+        ...
+
+    def acknowledge(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        """Stop reminders for this alert episode; a new firing is not acknowledged."""
+        ...
+
+    def silence(
+        self,
+        fingerprint: str,
+        actor: str,
+        source: str,
+        *,
+        scope: SilenceScope = "participant",
+        duration: timedelta | None = None,
+    ) -> ActionResult:
+        """Silence this rule for the alert's participant (``scope="participant"``) or its
+        whole meeting; ``duration`` None lasts until the meeting ends (capped)."""
+        ...
+
+    def unsilence(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        """Expire every silence in force that mutes this alert."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """``{"firing": [AlertView...], "watched": int}`` for a status reply."""
+        ...
+
+    def silences(self) -> list[dict[str, Any]]:
+        """Silences in force as ``silence list --json`` shows them (with ``source``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class NotifierContext:
     """What the core hands a factory: the entry's name, its validated config, a
-    logger, and durable state scoped to this entry."""
+    logger, durable state scoped to this entry, and ``actions`` for notifiers that
+    let people act on alerts (None where there is no running daemon, e.g. notify-test).
+
+    A notifier that listens for something (e.g. Slack button clicks) may define
+    ``start()`` and ``close()``: the core calls ``start()`` when it puts the
+    notifier in service and ``close()`` when it leaves it (reload, shutdown).
+    """
 
     name: str
     config: BaseModel
     logger: logging.Logger
     state: NotifierState
+    actions: AlertActions | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,13 @@ import pluggy
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from watchdog import hookspecs
-from watchdog.notifiers import Notifier, NotifierContext, NotifierState, NotifierType
+from watchdog.notifiers import (
+    AlertActions,
+    Notifier,
+    NotifierContext,
+    NotifierState,
+    NotifierType,
+)
 from watchdog.problems import ConfigError, Problem
 from watchdog.settings import NOTIFIER_CORE_KEYS
 
@@ -164,6 +170,7 @@ class PluginHost:
         entries: Mapping[str, Mapping[str, Any]],
         state: Callable[[str], NotifierState],
         where: Any = None,
+        actions: AlertActions | None = None,
     ) -> dict[str, Notifier]:
         """One notifier per entry; ``state(name)`` gives each its durable memory.
 
@@ -182,6 +189,7 @@ class PluginHost:
                 config=config,
                 logger=logging.getLogger(f"watchdog.notifier.{name}"),
                 state=state(name),
+                actions=actions,
             )
             try:
                 notifier: object = kind.factory(context)

@@ -92,7 +92,6 @@ class Poller:
         self.infos: dict[Key, ParticipantInfo] = {}
         self.server_now: datetime | None = None
         self._watches_absence = any(rule.absent is not None for rule in rules)
-        self._meeting_rules = any(rule.meeting is not None for rule in rules)
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._cycle_lock = threading.Lock()
@@ -145,7 +144,7 @@ class Poller:
                     self.observer.cycle_done(self)
                 except Exception:
                     log.exception("updating the watch list after a poll cycle failed")
-            if self._meeting_rules:
+            if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(targets))
             report.seconds = time.monotonic() - start
             CYCLE_SECONDS.observe(report.seconds)

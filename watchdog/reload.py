@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from watchdog.alerts import Alert
-from watchdog.engine import AlertState, Transition
+from watchdog.engine import AlertState, MeetingKey, Transition
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.stats import ParticipantInfo
@@ -39,8 +39,13 @@ def carry_over(
     new: RuleSet,
     states: Mapping[Key, Mapping[str, AlertState]],
     now: datetime,
+    infos: Mapping[Key, ParticipantInfo] | None = None,
 ) -> dict[Key, Carried]:
-    """Only participants whose states change are returned."""
+    """Only participants whose states change are returned.
+
+    ``infos`` (who each participant is, from their last stats) makes the
+    closing notification as readable as any other.
+    """
     kept_names = {rule.name for rule in new}
     old_rules = old.by_name()
     out: dict[Key, Carried] = {}
@@ -58,7 +63,8 @@ def carry_over(
                 Transition(
                     time=now,
                     rule=rule,
-                    info=ParticipantInfo(session_id=key[0], participant_id=key[1]),
+                    info=(infos or {}).get(key)
+                    or ParticipantInfo(session_id=key[0], participant_id=key[1]),
                     state="resolved",
                     value=state.value,
                     active_since=state.active_since,
@@ -75,4 +81,51 @@ REMOVED = "the rule was removed from the configuration"
 def closed_alerts(carried: Carried) -> list[tuple[Alert, list[str]]]:
     """A removed rule's firing alerts, resolved with why (no sample showed a recovery),
     each with the rule's own ``notify``: the alert manager's intake."""
+    return [(replace(alert_from(t), reason=REMOVED), t.rule.notify) for t in carried.closed]
+
+
+@dataclass(slots=True)
+class CarriedMeetings:
+    """Meeting-rule states after a reload."""
+
+    states: dict[MeetingKey, AlertState]
+    dropped: set[MeetingKey] = field(default_factory=set)
+    closed: list[Transition] = field(default_factory=list)
+
+
+def carry_over_meetings(
+    new: RuleSet, old: RuleSet, states: Mapping[MeetingKey, AlertState], now: datetime
+) -> CarriedMeetings:
+    """Meeting rules follow the same policy: kept if the rule survives, else closed."""
+    kept_names = {rule.name for rule in new}
+    old_rules = old.by_name()
+    out = CarriedMeetings({k: s for k, s in states.items() if k[0] in kept_names})
+    for key in sorted(set(states) - set(out.states)):
+        out.dropped.add(key)
+        state, rule = states[key], old_rules.get(key[0])
+        if state.phase != "firing" or rule is None or state.fired_at is None:
+            continue
+        meeting = key[1]
+        by_session = meeting.startswith("session:")
+        info = ParticipantInfo(
+            session_id=meeting.removeprefix("session:") if by_session else "",
+            participant_id="",
+            meeting_id=None if by_session else meeting,
+        )
+        out.closed.append(
+            Transition(
+                time=now,
+                rule=rule,
+                info=info,
+                state="resolved",
+                value=state.value,
+                active_since=state.active_since,
+                fired_at=state.fired_at,
+                scope="meeting",
+            )
+        )
+    return out
+
+
+def closed_meeting_alerts(carried: CarriedMeetings) -> list[tuple[Alert, list[str]]]:
     return [(replace(alert_from(t), reason=REMOVED), t.rule.notify) for t in carried.closed]

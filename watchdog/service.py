@@ -26,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
 from watchdog import cluster
+from watchdog.actions import StoreActions
 from watchdog.alertmanager import AlertingConfig
 from watchdog.cluster import Cluster
 from watchdog.daemon import Runtime, build, poll_and_notify, start_webhooks, validate
@@ -36,7 +37,12 @@ from watchdog.httpserver import HttpEndpoint
 from watchdog.logs import setup_logging
 from watchdog.notifiers import Notifier
 from watchdog.problems import ConfigError
-from watchdog.reload import carry_over, closed_alerts
+from watchdog.reload import (
+    carry_over,
+    carry_over_meetings,
+    closed_alerts,
+    closed_meeting_alerts,
+)
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
 from watchdog.systemd import SystemdNotifier, watchdog_interval
@@ -386,6 +392,7 @@ class Service:
                 config.settings.notifiers,
                 self.runtime.store.notifier_state,
                 where=config.line_for,
+                actions=StoreActions(self.runtime.store),
             )
         except ConfigError as exc:
             for problem in exc.problems:
@@ -424,13 +431,21 @@ class Service:
             # routes, grouping, repeats and the notifier set apply from the next flush on;
             # a removed rule's notify may name notifiers that are gone: they are skipped
             runtime.manager.config = AlertingConfig.from_settings(new)
-            carried = carry_over(runtime.rules, rules, poller.states, datetime.now(UTC))
+            now = datetime.now(UTC)
+            carried = carry_over(runtime.rules, rules, poller.states, now, poller.infos)
             for key, result in carried.items():
                 runtime.store.commit_poll(
                     key, None, result.states, result.dropped, alerts=closed_alerts(result)
                 )
                 poller.states[key] = result.states
                 closed += len(result.closed)
+            meetings = carry_over_meetings(rules, runtime.rules, poller.meeting_states, now)
+            if meetings.dropped:
+                runtime.store.commit_meetings(
+                    meetings.states, meetings.dropped, alerts=closed_meeting_alerts(meetings)
+                )
+                poller.meeting_states = meetings.states
+                closed += len(meetings.closed)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
         runtime.dispatcher.set_notifiers(notifiers, self.runtime.host.secrets)

@@ -20,7 +20,7 @@ from watchdog.durations import format_duration, parse_duration
 from watchdog.matchers import BUILTIN_LABELS, Matcher, alert_labels, matches_all, parse_matchers
 from watchdog.problems import ConfigError, Problem
 from watchdog.stats import format_time
-from watchdog.store import Silence, Store
+from watchdog.store import AuditEntry, Silence, Store
 
 MAX_DURATION = timedelta(days=366)
 
@@ -40,6 +40,7 @@ def add(
     *,
     created_by: str | None = None,
     now: datetime | None = None,
+    source: str = "cli",
 ) -> Silence:
     """Create a silence; ConfigError (exit 2) for an unusable request, nothing stored."""
     problems = []
@@ -74,6 +75,17 @@ def add(
         created_at=now,
     )
     store.add_silence(silence)
+    store.add_audit(
+        AuditEntry(
+            uuid.uuid4().hex,
+            now,
+            silence.created_by,
+            "silence",
+            silence.id,
+            source,
+            " ".join(map(str, parsed)),
+        )
+    )
     return silence
 
 
@@ -88,10 +100,25 @@ def find(store: Store, prefix: str) -> Silence:
     return candidates[0]
 
 
-def expire(store: Store, prefix: str, now: datetime | None = None) -> tuple[Silence, bool]:
-    """End a silence now; returns it and whether it was still in force."""
+def expire(
+    store: Store,
+    prefix: str,
+    now: datetime | None = None,
+    *,
+    actor: str | None = None,
+    source: str = "cli",
+) -> tuple[Silence, bool]:
+    """End a silence now; returns it and whether it was still in force (then audited)."""
     silence = find(store, prefix)
-    return silence, store.expire_silence(silence.id, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    ended = store.expire_silence(silence.id, now)
+    if ended:
+        store.add_audit(
+            AuditEntry(
+                uuid.uuid4().hex, now, actor or author(), "unsilence", silence.id, source, ""
+            )
+        )
+    return silence, ended
 
 
 def describe(
@@ -101,6 +128,14 @@ def describe(
     now = now or datetime.now(UTC)
     firing = [alert_labels(a.alert) for a in store.active_alerts() if a.alert.status == "firing"]
     out = []
+    origin = {
+        e.target: e.source for e in reversed(store.audit(limit=10_000)) if e.action == "silence"
+    }
+    ends = {
+        e.target: f"{e.actor} ({e.source})"
+        for e in reversed(store.audit(limit=10_000))
+        if e.action == "unsilence"
+    }
     for silence in store.silences():
         state = (
             "active"
@@ -117,6 +152,8 @@ def describe(
                 "startsAt": format_time(silence.starts_at),
                 "endsAt": format_time(silence.ends_at),
                 "createdBy": silence.created_by,
+                "source": origin.get(silence.id, "cli"),
+                "expiredBy": ends.get(silence.id),
                 "comment": silence.comment,
                 "silencedAlerts": sum(matches_all(silence.matchers, lab) for lab in firing)
                 if state == "active"
@@ -142,7 +179,10 @@ def render(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
         )
         lines.append(
             f"{row['id'][:8]}  {row['state']:<7}  {' '.join(row['matchers'])}\n"
-            f"          {left} ({row['endsAt']}), by {row['createdBy']}, "
+            f"          {left} ({row['endsAt']}), by {row['createdBy']} "
+            f"from {row.get('source', 'cli')}"
+            + (f", expired by {row['expiredBy']}" if row.get("expiredBy") else "")
+            + ", "
             f"{row['silencedAlerts']} firing alerts silenced\n"
             f"          {row['comment']}"
         )

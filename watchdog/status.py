@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from watchdog import cluster
+from watchdog.alerts import fingerprint
 from watchdog.problems import ConfigError
 from watchdog.settings import Config
 from watchdog.stats import format_time
-from watchdog.store import Store, WatchStatus
+from watchdog.store import Ack, AuditEntry, Store, WatchRecord, WatchStatus
 
+RECENT_ACTIONS = 10
 COLUMNS = ("SESSION", "PARTICIPANT", "NAME", "ROOM", "SOURCE", "STATE", "SINCE", "LAST SAMPLE")
 
 
@@ -24,7 +26,17 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
-def _row(status: WatchStatus) -> dict[str, Any]:
+def _ack(acks: dict[str, Ack], rule: str, record: WatchRecord) -> Ack | None:
+    return acks.get(fingerprint(rule, record.session_id, record.participant_id))
+
+
+def _ack_json(ack: Ack | None) -> dict[str, Any]:
+    if ack is None:
+        return {}
+    return {"ackedBy": ack.acked_by, "ackedAt": format_time(ack.acked_at), "ackSource": ack.source}
+
+
+def _row(status: WatchStatus, acks: dict[str, Ack]) -> dict[str, Any]:
     r = status.record
     return {
         "sessionId": r.session_id,
@@ -37,7 +49,12 @@ def _row(status: WatchStatus) -> dict[str, Any]:
         "since": format_time(r.since),
         "lastSample": format_time(status.last_sample) if status.last_sample else None,
         "firing": [
-            {"rule": rule, "firedAt": format_time(at) if at else None} for rule, at in status.firing
+            {
+                "rule": rule,
+                "firedAt": format_time(at) if at else None,
+                **_ack_json(_ack(acks, rule, r)),
+            }
+            for rule, at in status.firing
         ],
     }
 
@@ -64,10 +81,12 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
     try:
         rows = store.watch_status()
         members = cluster.instances(store) if store.kind == "postgresql" else []
+        acks = {a.fingerprint: a for a in store.acks()}
+        actions = store.audit(limit=RECENT_ACTIONS)
     finally:
         store.close()
     if as_json:
-        out.write(json.dumps([_row(s) for s in rows], indent=2) + "\n")
+        out.write(json.dumps([_row(s, acks) for s in rows], indent=2) + "\n")
         return 0
     if members:
         _instances(members, out)
@@ -80,6 +99,7 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
         f"{firing} alerts firing; times in UTC\n"
     )
     if not rows:
+        _actions(actions, out)
         return 0
     table = [COLUMNS]
     for s in rows:
@@ -103,5 +123,25 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
         out.write("\n")
         if index and rows[index - 1].firing:
             for rule, at in rows[index - 1].firing:
-                out.write(f"    FIRING {rule} since {_when(at)}\n")
+                ack = _ack(acks, rule, rows[index - 1].record)
+                seen = (
+                    f", acknowledged by {ack.acked_by} ({ack.source}) at {_when(ack.acked_at)}"
+                    if ack
+                    else ""
+                )
+                out.write(f"    FIRING {rule} since {_when(at)}{seen}\n")
+    _actions(actions, out)
     return 0
+
+
+def _actions(actions: list[AuditEntry], out: TextIO) -> None:
+    """The audit log's newest entries: who acknowledged, silenced or unsilenced what."""
+    if not actions:
+        return
+    out.write("recent actions (acknowledge, silence, unsilence):\n")
+    for entry in actions:
+        out.write(
+            f"  {_when(entry.at)}  {entry.action:<11}  {entry.target[:16]}  "
+            f"by {entry.actor} from {entry.source}  {entry.detail}".rstrip()
+            + "\n"
+        )

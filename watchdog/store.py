@@ -182,6 +182,33 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE outbox ADD COLUMN claimed_until DOUBLE PRECISION NOT NULL DEFAULT 0
         """,
     ),
+    (
+        9,
+        """
+        CREATE TABLE acks (
+            fingerprint TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            acked_by TEXT NOT NULL,
+            acked_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (fingerprint, starts_at)
+        );
+        CREATE TABLE audit (
+            id TEXT PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            source TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX audit_target ON audit (target, at);
+        CREATE TABLE silence_meetings (
+            silence_id TEXT PRIMARY KEY,
+            meeting_id TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 
@@ -271,6 +298,31 @@ class AlertingSnapshot:
     notified: dict[tuple[str, str], Notified]  # (notifier, fingerprint)
     groups: dict[tuple[str, str], GroupState]  # (notifier, group key)
     silences: list[Silence]
+    acked: frozenset[str] = frozenset()  # fingerprints whose current episode is acknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Someone said "I'm on it" for one alert episode (its fingerprint and start)."""
+
+    fingerprint: str
+    starts_at: datetime
+    acked_by: str
+    acked_at: datetime
+    source: str  # slack | cli
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what to which alert or silence, when, and from where."""
+
+    id: str
+    at: datetime
+    actor: str
+    action: str  # acknowledge | silence | unsilence
+    target: str  # an alert fingerprint or a silence ID
+    source: str  # slack | cli
+    detail: str
 
 
 @dataclass(slots=True)
@@ -875,6 +927,7 @@ class Store:
                     for n, k, t, at, sent in groups
                 },
                 silences=self.silences(active_at=now),
+                acked=frozenset(a.fingerprint for a in self.acks()),
             )
 
     def apply_alerting(self, write: AlertingWrite) -> int:
@@ -904,6 +957,7 @@ class Store:
                     "DELETE FROM am_groups WHERE notifier = ? AND group_key = ?", (notifier, key)
                 )
             for fingerprint in write.done_alerts:
+                cur.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,))
                 cur.execute("DELETE FROM am_alerts WHERE fingerprint = ?", (fingerprint,))
                 cur.execute("DELETE FROM am_notified WHERE fingerprint = ?", (fingerprint,))
         return queued
@@ -955,6 +1009,110 @@ class Store:
                 (format_time(at), silence_id, format_time(at)),
             )
             return cur.rowcount > 0
+
+    # -- acknowledgements and the audit log (issue 10) -----------------------------
+
+    def add_ack(self, ack: Ack, audit: AuditEntry) -> bool:
+        """Acknowledge an alert episode once; False if it already was (nothing written)."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                "SELECT 1 FROM acks WHERE fingerprint = ? AND starts_at = ?",
+                (ack.fingerprint, format_time(ack.starts_at)),
+            ).fetchone()
+            if row is not None:
+                return False
+            cur.execute(
+                "INSERT INTO acks (fingerprint, starts_at, acked_by, acked_at, source)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    ack.fingerprint,
+                    format_time(ack.starts_at),
+                    ack.acked_by,
+                    format_time(ack.acked_at),
+                    ack.source,
+                ),
+            )
+            self._insert_audit(cur, audit)
+        return True
+
+    def acks(self) -> list[Ack]:
+        """Acknowledgements of the episodes the alert manager still tracks."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT k.fingerprint, k.starts_at, k.acked_by, k.acked_at, k.source"
+                " FROM acks k JOIN am_alerts a"
+                " ON a.fingerprint = k.fingerprint AND a.starts_at = k.starts_at"
+            ).fetchall()
+        return [
+            Ack(f, _utc(s) or datetime.now(UTC), by, _utc(at) or datetime.now(UTC), src)
+            for f, s, by, at, src in rows
+        ]
+
+    def _insert_audit(self, cur: Cursor, entry: AuditEntry) -> None:
+        cur.execute(
+            "INSERT INTO audit (id, at, actor, action, target, source, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.id,
+                format_time(entry.at),
+                entry.actor,
+                entry.action,
+                entry.target,
+                entry.source,
+                entry.detail,
+            ),
+        )
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        with self._transaction() as cur:
+            self._insert_audit(cur, entry)
+
+    def audit(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The newest audit entries first, all or for one alert or silence."""
+        sql = "SELECT id, at, actor, action, target, source, detail FROM audit"
+        params: tuple[str | int, ...] = ()
+        if target is not None:
+            sql += " WHERE target = ?"
+            params = (target,)
+        with self._lock:
+            rows = self._db.execute(
+                sql + " ORDER BY at DESC, id LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [
+            AuditEntry(r[0], _utc(r[1]) or datetime.now(UTC), r[2], r[3], r[4], r[5], r[6])
+            for r in rows
+        ]
+
+    def tie_silence_to_meeting(self, silence_id: str, meeting_id: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO silence_meetings (silence_id, meeting_id) VALUES (?, ?)",
+                (silence_id, meeting_id),
+            )
+
+    def meeting_silences(self, now: datetime) -> list[tuple[str, str]]:
+        """(silence ID, meeting ID) of silences in force that end with their meeting."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT m.silence_id, m.meeting_id FROM silence_meetings m"
+                " JOIN silences s ON s.id = m.silence_id WHERE s.ends_at > ?",
+                (format_time(now),),
+            ).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
+    def meeting_in_progress(self, meeting_id: str) -> bool:
+        """Someone of the meeting is still watched, or one of its alerts still fires."""
+        with self._lock:
+            watched = self._db.execute(
+                "SELECT 1 FROM watchlist WHERE room_id = ? AND status = 'watching' LIMIT 1",
+                (meeting_id,),
+            ).fetchone()
+            if watched is not None:
+                return True
+            rows = self._db.execute(
+                "SELECT payload FROM am_alerts WHERE status = 'firing'"
+            ).fetchall()
+        return any(json.loads(p).get("meeting_id") == meeting_id for (p,) in rows)
 
     # -- the watch list (issue 5) ------------------------------------------------
 

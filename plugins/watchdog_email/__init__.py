@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from watchdog.alerts import Notification
+from watchdog.charts import chart_png
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
@@ -35,6 +36,8 @@ from watchdog_email.render import html_body, over, subject, text_body, worst
 __version__ = "0.1.0"
 
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+MAX_CHARTS = 5  # a grouped mail embeds charts for its first firing alerts
 
 
 def _address(value: str) -> str:
@@ -60,6 +63,9 @@ class EmailConfig(NotifierConfig):
     ca_file: str | None = Field(default=None, description="PEM bundle of a private CA.")
     timeout: float = Field(default=30.0, gt=0, le=300)
     local_hostname: str | None = Field(default=None, description="Name to send in EHLO.")
+    charts: bool = Field(
+        default=True, description="Embed a PNG chart of each firing alert (needs [charts])."
+    )
 
     @field_validator("sender")
     @classmethod
@@ -132,8 +138,33 @@ class EmailNotifier:
         msg["X-Watchdog-Rule"] = ", ".join(sorted({a.rule for a in notification.alerts}))
         msg["X-Watchdog-Thread"] = key
         msg.set_content(text_body(notification))
-        msg.add_alternative(html_body(notification), subtype="html")
+        images = self._charts(notification)
+        cids = {fp: make_msgid(domain=self.domain)[1:-1] for fp in images}
+        msg.add_alternative(html_body(notification, cids), subtype="html")
+        if images:
+            html = msg.get_payload()[1]  # type: ignore[index]
+            assert isinstance(html, EmailMessage)
+            for fp, png in images.items():
+                html.add_related(
+                    png,
+                    maintype="image",
+                    subtype="png",
+                    cid=f"<{cids[fp]}>",
+                    filename=f"{fp}.png",
+                    disposition="inline",
+                )
         return msg
+
+    def _charts(self, notification: Notification) -> dict[str, bytes]:
+        """PNG charts of the firing alerts (first few), shown inline by their Content-ID."""
+        if not self.config.charts or notification.test:
+            return {}
+        out = {}
+        for alert in [a for a in notification.alerts if a.status == "firing"][:MAX_CHARTS]:
+            png = chart_png(alert)
+            if png is not None:
+                out[alert.fingerprint] = png
+        return out
 
     def send(self, notification: Notification) -> None:
         msg = self.compose(notification)

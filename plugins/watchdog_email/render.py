@@ -7,6 +7,7 @@ facts; the HTML part adds the severity colour.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from html import escape
 
@@ -140,7 +141,8 @@ def _colour(alert: Alert) -> str:
     return COLOURS.get(alert.severity, COLOURS["warning"])
 
 
-def html_body(notification: Notification) -> str:
+def html_body(notification: Notification, charts: Mapping[str, str] | None = None) -> str:
+    """The HTML part; ``charts`` maps an alert's fingerprint to the Content-ID of its chart."""
     parts = [
         '<!DOCTYPE html><html><body style="font-family:-apple-system,Segoe UI,Helvetica,'
         'Arial,sans-serif;font-size:15px;color:#1d1d1f;margin:0;padding:12px">'
@@ -172,6 +174,12 @@ def html_body(notification: Notification) -> str:
                 '<tr><td style="padding:2px 12px;color:#6e6e73;vertical-align:top;'
                 f'white-space:nowrap">{escape(label)}</td>'
                 f'<td style="padding:2px 12px;{style}">{escape(value)}</td></tr>'
+            )
+        cid = (charts or {}).get(alert.fingerprint)
+        if cid:
+            parts.append(
+                f'<tr><td colspan="2" style="padding:6px 12px"><img src="cid:{escape(cid)}" '
+                f'alt="{escape(alert.metric)} chart" width="600" style="max-width:100%"></td></tr>'
             )
         parts.append("</table>")
     parts.append('<p style="color:#6e6e73;font-size:12px">videosdk-watchdog</p></body></html>')

@@ -22,8 +22,10 @@ from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from watchdog.alerts import Notification
+from watchdog.charts import chart_png
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
+    AlertActions,
     DeliveryError,
     NotifierConfig,
     NotifierContext,
@@ -32,7 +34,11 @@ from watchdog.notifiers import (
     Register,
 )
 from watchdog_slack.blocks import message, reply
+from watchdog_slack.buttons import interactive_blocks
+from watchdog_slack.endpoint import InteractionEndpoint
+from watchdog_slack.interactions import Interactions, Permissions
 from watchdog_slack.redact import redacting_logger
+from watchdog_slack.socketmode import SocketListener
 
 __version__ = "0.1.0"
 
@@ -99,6 +105,32 @@ class SlackConfig(NotifierConfig):
     ca_file: str | None = Field(
         default=None, description="PEM bundle of a private CA (e.g. an HTTPS proxy); never off."
     )
+    # -- acting from Slack (buttons, /watchdog): bot mode only -----------------------
+    app_token: SecretStr | None = Field(
+        default=None,
+        description="App-level token (xapp-..., scope connections:write): clicks over Socket Mode.",
+    )
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The app's signing secret: clicks over HTTP (interactivity_listen).",
+    )
+    interactivity_listen: str | None = Field(
+        default=None,
+        description="host:port of the HTTP endpoint for clicks and /watchdog (path /slack/events).",
+    )
+    silence_allowed: list[str] | None = Field(
+        default=None,
+        description="Slack user IDs (U...) and user-group IDs (S...) who may silence; unset: all.",
+    )
+    ack_allowed: list[str] | None = Field(
+        default=None, description="Who may acknowledge, likewise; unset: anyone in the channel."
+    )
+    usergroup_cache: int = Field(
+        default=300, ge=0, le=86400, description="Seconds to remember a user group's members."
+    )
+    charts: bool = Field(
+        default=True, description="Post a PNG chart in a firing alert's thread (needs [charts])."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -114,6 +146,26 @@ class SlackConfig(NotifierConfig):
             raise ValueError("must be the https:// URL Slack gave for the incoming webhook")
         return value
 
+    @field_validator("app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token (xapp-...), not a bot token")
+        return value
+
+    @field_validator("interactivity_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            _host, sep, port = value.rpartition(":")
+            if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+                raise ValueError("must be host:port, e.g. 127.0.0.1:3000")
+        return value
+
+    @property
+    def interactive(self) -> bool:
+        return self.app_token is not None or self.signing_secret is not None
+
     @model_validator(mode="after")
     def _one_mode(self) -> SlackConfig:
         if (self.token is None) == (self.webhook_url is None):
@@ -122,6 +174,10 @@ class SlackConfig(NotifierConfig):
             raise ValueError("channel is required with a token")
         if self.webhook_url is not None and self.channel:
             raise ValueError("an incoming webhook posts to its own channel: remove channel")
+        if self.webhook_url is not None and self.interactive:
+            raise ValueError("buttons need bot mode (token and channel), not an incoming webhook")
+        if (self.signing_secret is None) != (self.interactivity_listen is None):
+            raise ValueError("signing_secret and interactivity_listen go together")
         return self
 
 
@@ -167,9 +223,18 @@ def _transport_error(method: str, exc: Exception) -> DeliveryError:
 class SlackBot:
     """Bot-token mode: post, thread, update."""
 
-    def __init__(self, config: SlackConfig, state: NotifierState, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        config: SlackConfig,
+        state: NotifierState,
+        logger: logging.Logger,
+        actions: AlertActions | None = None,
+    ) -> None:
         assert config.token is not None
         assert config.channel is not None
+        self.config = config
+        self.actions = actions if config.interactive else None
+        self.listeners: list[SocketListener | InteractionEndpoint] = []
         self.channel = config.channel
         self.mentions = config.mentions
         self.broadcast = config.broadcast_resolved
@@ -183,9 +248,83 @@ class SlackBot:
             logger=redacting_logger(logger, "slack_sdk", [config.token.get_secret_value()]),
             retry_handlers=[],  # the core retries with backoff; never block a lane here
         )
+        if self.actions is not None:
+            self.listeners = self._listeners(config, self.actions, logger)
+
+    def _listeners(
+        self, config: SlackConfig, actions: AlertActions, logger: logging.Logger
+    ) -> list[SocketListener | InteractionEndpoint]:
+        assert config.token is not None
+        secrets = [config.token.get_secret_value()]
+        if config.app_token is not None:
+            secrets.append(config.app_token.get_secret_value())
+        quiet = redacting_logger(logger, "slack_sdk", secrets)
+        client = WebClient(
+            token=config.token.get_secret_value(),
+            base_url=config.base_url,
+            timeout=config.timeout,
+            ssl=_ssl_context(config),
+            logger=quiet,
+        )
+        interactions = Interactions(
+            client,
+            self.state,
+            actions,
+            Permissions(client, logger, float(config.usergroup_cache)),
+            logger,
+            ack_allowed=config.ack_allowed,
+            silence_allowed=config.silence_allowed,
+        )
+        out: list[SocketListener | InteractionEndpoint] = []
+        if config.app_token is not None:
+            socket_client = WebClient(
+                base_url=config.base_url,
+                timeout=config.timeout,
+                ssl=_ssl_context(config),
+                logger=quiet,
+            )
+            out.append(
+                SocketListener(
+                    config.app_token.get_secret_value(), socket_client, interactions, quiet
+                )
+            )
+        if config.signing_secret is not None and config.interactivity_listen is not None:
+            host, _, port = config.interactivity_listen.rpartition(":")
+            out.append(
+                InteractionEndpoint(
+                    host.strip("[]") or "127.0.0.1",
+                    int(port),
+                    config.signing_secret.get_secret_value(),
+                    interactions,
+                    logger,
+                )
+            )
+        return out
+
+    def start(self) -> None:
+        """Start listening for clicks (called by the core when the notifier goes in service)."""
+        for listener in self.listeners:
+            listener.start()
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener.close()
+            except Exception:
+                self.log.exception("closing %r failed", listener)
 
     def __repr__(self) -> str:
         return f"SlackBot(channel={self.channel!r})"
+
+    def _body(self, notification: Notification) -> dict[str, Any]:
+        """The message, with state lines and buttons when people can act from Slack."""
+        if self.actions is None:
+            return message(notification)
+        views = {a.fingerprint: self.actions.view(a.fingerprint) for a in notification.alerts}
+        return message(notification, interactive_blocks(notification, views))
+
+    def _remember(self, key: str, channel: str, ts: str, notification: Notification) -> None:
+        self.state.put(key, {"channel": channel, "ts": ts, "notification": notification.to_dict()})
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -207,7 +346,7 @@ class SlackBot:
         return " ".join([*marks, text]) if marks else text
 
     def send(self, notification: Notification) -> None:
-        body = message(notification)
+        body = self._body(notification)
         key = notification.thread or notification.id
         original = self.state.get(key)
         if original is None:
@@ -235,6 +374,8 @@ class SlackBot:
             return
         if over:
             self.state.delete(key)
+        elif not notification.repeat:
+            self._remember(key, channel, ts, notification)
 
     def _start_over(self, notification: Notification, body: dict[str, Any], key: str) -> None:
         self.log.warning("the original Slack message is gone; posting a new one")
@@ -253,7 +394,27 @@ class SlackBot:
         )
         firing = any(a.status == "firing" for a in notification.alerts)
         if firing and not notification.test and data.get("ts"):
-            self.state.put(key, {"channel": data.get("channel", self.channel), "ts": data["ts"]})
+            channel = str(data.get("channel", self.channel))
+            self._remember(key, channel, str(data["ts"]), notification)
+            if self.config.charts:
+                self._chart(notification, channel, str(data["ts"]))
+
+    def _chart(self, notification: Notification, channel: str, ts: str) -> None:
+        """The firing alert's chart in its thread; a failure costs the chart, not the alert."""
+        alert = next(a for a in notification.alerts if a.status == "firing")
+        png = chart_png(alert)
+        if png is None:
+            return
+        try:
+            self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                content=png,
+                filename=f"{alert.rule}-{alert.fingerprint}.png",
+                title=f"{alert.rule}: {alert.metric}",
+            )
+        except (SlackApiError, SlackClientError, URLError, OSError) as exc:
+            self.log.warning("could not upload the chart to Slack: %s", exc)
 
     def _update(self, channel: str, ts: str, body: dict[str, Any]) -> bool:
         """Rewrite the original message; False if it cannot be (deleted, too old)."""
@@ -316,7 +477,7 @@ def _factory(context: NotifierContext) -> SlackBot | SlackWebhook:
     config = context.config
     assert isinstance(config, SlackConfig)
     if config.token is not None:
-        return SlackBot(config, context.state, context.logger)
+        return SlackBot(config, context.state, context.logger, context.actions)
     return SlackWebhook(config, context.logger)
 
 

@@ -209,10 +209,16 @@ def _group(notification: Notification) -> list[dict[str, Any]]:
     return blocks
 
 
-def message(notification: Notification) -> dict[str, Any]:
-    """``text`` and ``attachments`` for chat.postMessage, chat.update or a webhook."""
+def message(
+    notification: Notification, extra: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``text`` and ``attachments`` for chat.postMessage, chat.update or a webhook.
+
+    ``extra`` blocks (state lines and buttons) go at the end of the attachment.
+    """
     alerts = notification.alerts
     blocks = _single(alerts[0], notification) if len(alerts) == 1 else _group(notification)
+    blocks.extend(extra or [])
     if notification.test:
         blocks.insert(
             0,

@@ -1,0 +1,229 @@
+"""Clicks and slash commands from Slack: who may do what, what it does, what they see.
+
+Transport-free: Socket Mode (:mod:`watchdog_slack.socket`) and the HTTP
+endpoint (:mod:`watchdog_slack.endpoint`) both hand payloads here. Acting goes
+through the core's public ``AlertActions`` (which records the audit entry);
+this side checks permissions, redraws the original message so the channel
+shows the current state, and answers the clicker ephemerally when something
+was refused or had nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from watchdog.alerts import Notification
+from watchdog.notifiers import ActionResult, AlertActions, AlertView, NotifierState
+from watchdog_slack.blocks import escape, message, slack_time
+from watchdog_slack.buttons import (
+    ACK,
+    ACTION_IDS,
+    SILENCE_1H,
+    SILENCE_MEETING,
+    actor,
+    interactive_blocks,
+    mention,
+    parse_value,
+)
+
+NOT_ALLOWED = "🚫 You are not allowed to do that here; ask whoever runs videosdk-watchdog."
+COMMAND_HELP = "Usage: `/watchdog status` (firing alerts) or `/watchdog silences` (who muted what)"
+
+
+class Permissions:
+    """Slack user IDs and user-group IDs (``S...``) allowed to act; None lets everyone.
+
+    Group membership comes from ``usergroups.users.list`` (scope
+    ``usergroups:read``), cached for ``ttl`` seconds so a burst of clicks costs
+    one call.
+    """
+
+    def __init__(
+        self,
+        client: WebClient,
+        logger: logging.Logger,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.log = logger
+        self.ttl = ttl
+        self.clock = clock
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def members(self, group: str) -> frozenset[str]:
+        with self._lock:
+            cached = self._groups.get(group)
+            if cached is not None and cached[0] > self.clock():
+                return cached[1]
+        try:
+            users = self.client.usergroups_users_list(usergroup=group).get("users") or []
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            self.log.warning("cannot list the members of Slack user group %s: %s", group, exc)
+            return cached[1] if cached is not None else frozenset()
+        found = frozenset(str(u) for u in users)
+        with self._lock:
+            self._groups[group] = (self.clock() + self.ttl, found)
+        return found
+
+    def allows(self, user: str, allowed: list[str] | None) -> bool:
+        if allowed is None:
+            return True
+        if user in allowed:
+            return True
+        return any(g.startswith("S") and user in self.members(g) for g in allowed)
+
+
+class Interactions:
+    """Acts on button clicks and ``/watchdog`` commands for one Slack notifier."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        state: NotifierState,
+        actions: AlertActions,
+        permissions: Permissions,
+        logger: logging.Logger,
+        *,
+        ack_allowed: list[str] | None,
+        silence_allowed: list[str] | None,
+        respond: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.actions = actions
+        self.permissions = permissions
+        self.log = logger
+        self.ack_allowed = ack_allowed
+        self.silence_allowed = silence_allowed
+        self.respond = respond or self._respond
+
+    # -- buttons -------------------------------------------------------------------
+
+    def block_actions(self, payload: dict[str, Any]) -> None:
+        user = payload.get("user") or {}
+        user_id = str(user.get("id", ""))
+        who = actor(user_id, user.get("username") or user.get("name"))
+        response_url = str(payload.get("response_url") or "")
+        container = payload.get("container") or {}
+        for action in payload.get("actions") or []:
+            action_id = action.get("action_id")
+            if action_id not in ACTION_IDS:
+                continue
+            try:
+                fingerprint, thread = parse_value(str(action.get("value", "")))
+            except ValueError:
+                self.log.warning("ignored a Slack click with an unreadable button value")
+                continue
+            allowed = self.ack_allowed if action_id == ACK else self.silence_allowed
+            if not user_id or not self.permissions.allows(user_id, allowed):
+                self.log.info("refused %s on %s for %s", action_id, fingerprint, who)
+                self.respond(response_url, _ephemeral(NOT_ALLOWED))
+                continue
+            result = self._act(action_id, fingerprint, who)
+            self.log.info("%s on %s by %s: %s", action_id, fingerprint, who, result.message)
+            redrawn = self.redraw(thread, result.view, container)
+            if not result.ok or not redrawn:
+                self.respond(response_url, _ephemeral(result.message))
+
+    def _act(self, action_id: str, fingerprint: str, who: str) -> ActionResult:
+        if action_id == ACK:
+            return self.actions.acknowledge(fingerprint, who, "slack")
+        if action_id == SILENCE_1H:
+            return self.actions.silence(fingerprint, who, "slack", duration=timedelta(hours=1))
+        if action_id == SILENCE_MEETING:
+            return self.actions.silence(fingerprint, who, "slack", scope="meeting")
+        return self.actions.unsilence(fingerprint, who, "slack")
+
+    def redraw(self, thread: str, view: AlertView, container: dict[str, Any]) -> bool:
+        """Rewrite the alert's message with its current state; False if there is none."""
+        saved = self.state.get(thread) if thread else None
+        if saved is None or "notification" not in saved or view.alert is None:
+            return False
+        notification = Notification.from_dict(saved["notification"])
+        alerts = tuple(
+            view.alert if a.fingerprint == view.fingerprint else a for a in notification.alerts
+        )
+        notification = replace(notification, alerts=alerts)
+        views = {a.fingerprint: self.actions.view(a.fingerprint) for a in alerts}
+        views[view.fingerprint] = view
+        body = message(notification, interactive_blocks(notification, views))
+        channel = str(saved.get("channel") or container.get("channel_id") or "")
+        ts = str(saved.get("ts") or container.get("message_ts") or "")
+        try:
+            self.client.chat_update(channel=channel, ts=ts, **body)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            self.log.warning("could not update the Slack message after a click: %s", exc)
+            return False
+        return True
+
+    def _respond(self, response_url: str, body: dict[str, Any]) -> None:
+        if not response_url:
+            return
+        try:
+            WebhookClient(response_url, timeout=10).send_dict(body)
+        except (SlackClientError, OSError) as exc:
+            self.log.warning("could not answer the Slack user: %s", exc)
+
+    # -- /watchdog -----------------------------------------------------------------
+
+    def command(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ephemeral answer to ``/watchdog status|silences``."""
+        words = str(payload.get("text", "")).split()
+        verb = words[0].lower() if words else "status"
+        if verb == "status":
+            return _ephemeral(self._status_text())
+        if verb == "silences":
+            return _ephemeral(self._silences_text())
+        return _ephemeral(COMMAND_HELP)
+
+    def _status_text(self) -> str:
+        status = self.actions.status()
+        firing: list[AlertView] = status["firing"]
+        lines = [f"*{len(firing)} alerts firing*, {status['watched']} participants watched"]
+        for view in firing[:30]:
+            alert = view.alert
+            if alert is None:
+                continue
+            who = escape(alert.participant_name or alert.participant_id or "meeting")
+            line = (
+                f"• *{escape(alert.rule)}* [{escape(alert.severity)}] {who} in "
+                f"`{escape(alert.meeting_id or alert.session_id)}`: `{escape(alert.condition)}`"
+                f" since {slack_time(alert.starts_at)}"
+            )
+            if view.acked_by:
+                line += f" · acked by {mention(view.acked_by)}"
+            if view.silenced_until:
+                line += f" · silenced until {slack_time(view.silenced_until)}"
+            lines.append(line)
+        if len(firing) > 30:
+            lines.append(f"…and {len(firing) - 30} more (`videosdk-watchdog status`)")
+        return "\n".join(lines)
+
+    def _silences_text(self) -> str:
+        rows = [r for r in self.actions.silences() if r["state"] == "active"]
+        if not rows:
+            return "No active silences."
+        lines = [f"*{len(rows)} active silences*"]
+        for row in rows[:30]:
+            lines.append(
+                f"• `{row['id'][:8]}` {escape(' '.join(row['matchers']))} by "
+                f"{mention(row['createdBy'])} from {row.get('source', 'cli')}, ends "
+                f"{escape(row['endsAt'])}: {escape(row['comment'])}"
+            )
+        return "\n".join(lines)
+
+
+def _ephemeral(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}
