@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from watchdog.alerts import Alert, Notification
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
@@ -500,7 +502,7 @@ class Store:
                     (
                         session,
                         participant,
-                        json.dumps(memory.to_json(), separators=(",", ":")),
+                        orjson.dumps(memory.to_json()).decode(),  # the hot path
                         now,
                     ),
                 )
