@@ -64,7 +64,7 @@ def start_simulator(
     if not line.startswith("READY "):
         proc.kill()
         raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.split(" ", 1)[1]
+    return proc, line.split()[1]
 
 
 def write_config(
