@@ -176,14 +176,18 @@ def horizons(rules: Iterable[Rule]) -> dict[str, timedelta]:
     return out
 
 
-def lookback(rules: Iterable[Rule]) -> timedelta:
-    """How much of a new participant's history can still change what its alerts are now.
+FIRST_SIGHT = timedelta(minutes=5)
 
-    The longest ``over`` window plus ``for`` plus ``keep_firing_for`` of any rule:
-    the poller evaluates no older samples on first sight (a long call's past
-    would cost a whole cycle and alert on episodes that ended long ago).
+
+def lookback(rules: Iterable[Rule]) -> timedelta:
+    """How much of a new participant's history the poller evaluates on first sight.
+
+    At least what can still change its alerts now (the longest ``over`` window
+    plus ``for`` plus ``keep_firing_for`` of any rule), and at least five minutes
+    so an alert already firing reports a useful ``since``; older samples would
+    cost a whole cycle on a long call and alert on episodes that ended long ago.
     """
-    return max((rule.window + rule.for_ + rule.keep_firing_for for rule in rules), default=ZERO)
+    return max([FIRST_SIGHT, *(r.window + r.for_ + r.keep_firing_for for r in rules)])
 
 
 def evaluate(
