@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 
 from benchmarks.simserver import participant_ids
 from watchdog.daemon import build
+from watchdog.rules import load_rules
 from watchdog.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +95,7 @@ class Result:
     overran: bool
     floors: dict[str, float]  # decoder -> CPU s per poll
     peak_mb: float
+    points: int  # the most window points any participant's memory holds for one metric
 
     def steady(self) -> tuple[float, float, float]:
         """Mean wall, CPU per poll and new samples per poll over the cycles after the first."""
@@ -167,6 +169,14 @@ def run(
                     )
                     next_start += interval
                 token = runtime.client.tokens.get()
+                points = max(
+                    (
+                        len(series)
+                        for memory in runtime.poller.memories.values()
+                        for series in memory.series.values()
+                    ),
+                    default=0,
+                )
             finally:
                 runtime.close()
         floors = {
@@ -177,7 +187,7 @@ def run(
         proc.terminate()
         proc.wait(timeout=10)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Result(rows, overran, floors, peak_mb)
+    return Result(rows, overran, floors, peak_mb, points)
 
 
 def main() -> None:
@@ -214,7 +224,16 @@ def main() -> None:
             f"RESULT CPU per poll: daemon {cpu * 1000:.2f} ms, floor (GET + {name}) "
             f"{per_poll * 1000:.2f} ms, ratio {cpu / per_poll:.2f}x"
         )
-    print(f"RESULT peak RSS {result.peak_mb:.0f} MB")
+    print(
+        f"RESULT peak RSS {result.peak_mb:.0f} MB; state per participant: at most "
+        f"{result.points} points per metric (longest window {longest_window()}, plus the "
+        f"engine's 16 recent values)"
+    )
+
+
+def longest_window() -> str:
+    rules = load_rules([str(ROOT / "rules.example.yaml")])
+    return f"{max(rule.window for rule in rules).total_seconds():g}s"
 
 
 if __name__ == "__main__":
