@@ -39,6 +39,7 @@ pytest: $(STAMP) $(NTFY_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.poll_throughput
+	$(BIN)/python -m benchmarks.time_to_alert
 	$(BIN)/python -m benchmarks.rule_engine
 	$(BIN)/python -m benchmarks.notifier_send
 	$(BIN)/python -m benchmarks.service_overhead

@@ -1,32 +1,49 @@
 """Poll-path throughput: N watched participants against the simulator in another process.
 
-Prints polls/s, CPU seconds per poll (this process only: client, parsing, engine,
-SQLite) and peak RSS. Run: ``.venv/bin/python benchmarks/poll_throughput.py``.
+Runs the daemon's real poll path (``watchdog.daemon.build``: pooled client, parsing,
+rule engine over ``rules.example.yaml``, SQLite) on the poll interval's schedule and
+prints per cycle and in steady state: cycle time, polls/s, whether a cycle overran the
+interval, CPU per poll in this process, and peak RSS. Then, in the same run and the same
+kind of thread pool, the bare floor: one pooled ``requests.Session`` GET and a JSON
+decode of the same responses, and the daemon's CPU per poll over it.
+
+Run: ``.venv/bin/python -m benchmarks.poll_throughput`` (defaults: the issue's target of
+10,000 participants, 30 s interval, 50 ms latency, 120 samples of history).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
+import requests
 import yaml
+from requests.adapters import HTTPAdapter
 
 from benchmarks.simserver import participant_ids
 from watchdog.daemon import build
+from watchdog.rules import load_rules
 from watchdog.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789"
+SAMPLE_PERIOD = 10.0  # the simulator's seconds between samples
 
 
 def start_simulator(
-    participants: int, history: int, latency: float
+    participants: int, history: int, latency: float, speed: float = 10.0
 ) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
@@ -36,6 +53,7 @@ def start_simulator(
             f"--participants={participants}",
             f"--history={history}",
             f"--latency={latency}",
+            f"--speed={speed}",
             f"--secret={SECRET}",
         ],
         stdout=subprocess.PIPE,
@@ -47,13 +65,15 @@ def start_simulator(
     if not line.startswith("READY "):
         proc.kill()
         raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.split(" ", 1)[1]
+    return proc, line.split()[1]
 
 
-def write_config(workdir: Path, url: str, participants: int, concurrency: int) -> Path:
+def write_config(
+    workdir: Path, url: str, participants: int, concurrency: int, interval: float = 30.0
+) -> Path:
     config = {
         "videosdk": {"base_url": url, "api_key": "bench-key", "secret_key": SECRET},
-        "poll": {"interval": "30s", "concurrency": concurrency},
+        "poll": {"interval": f"{interval:g}s", "concurrency": concurrency},
         "watch": {
             "participants": [
                 {"session": s, "participant": p} for s, p in participant_ids(participants)
@@ -69,55 +89,151 @@ def write_config(workdir: Path, url: str, participants: int, concurrency: int) -
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--participants", type=int, default=1000)
-    parser.add_argument("--history", type=int, default=120)
-    parser.add_argument("--latency", type=float, default=0.0, help="simulator latency, seconds")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--cycles", type=int, default=5)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    proc, url = start_simulator(args.participants, args.history, args.latency)
+@dataclass
+class Result:
+    cycles: list[tuple[float, float, int]]  # wall s, CPU s, new samples
+    overran: bool
+    floors: dict[str, float]  # decoder -> CPU s per poll
+    peak_mb: float
+    points: int  # the most window points any participant's memory holds for one metric
+
+    def steady(self) -> tuple[float, float, float]:
+        """Mean wall, CPU per poll and new samples per poll over the cycles after the first."""
+        rows = self.cycles[1:] or self.cycles
+        return (
+            sum(r[0] for r in rows) / len(rows),
+            sum(r[1] for r in rows) / len(rows),
+            sum(r[2] for r in rows) / len(rows),
+        )
+
+
+def floor(
+    url: str, token: str, participants: int, concurrency: int, decode: Callable[[bytes], Any]
+) -> float:
+    """CPU seconds per poll of the bare minimum: pooled GET + JSON decode, same pool size."""
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=concurrency, pool_block=True))
+    urls = [
+        f"{url}/v2/sessions/{s}/participant/{p}/stats" for s, p in participant_ids(participants)
+    ]
+
+    def get(target: str) -> int:
+        response = session.get(target, headers={"Authorization": token}, timeout=30)
+        return len(decode(response.content)["stats"])
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        cpu0 = time.process_time()
+        list(pool.map(get, urls))
+        cpu = time.process_time() - cpu0
+    session.close()
+    return cpu / participants
+
+
+def run(
+    participants: int,
+    history: int,
+    latency: float,
+    interval: float,
+    cycles: int,
+    concurrency: int,
+    speed: float | None = None,
+    report: Callable[[str], None] = print,
+) -> Result:
+    """Cycles start every ``interval`` (like the scheduler); the floor runs after them."""
+    # ~3 new samples per participant per interval, as with a 10 s sampling period at 30 s
+    speed = speed if speed is not None else 3 * SAMPLE_PERIOD / interval
+    proc, url = start_simulator(participants, history, latency, speed)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             config = load_config(
-                str(write_config(Path(tmp), url, args.participants, args.concurrency))
+                str(write_config(Path(tmp), url, participants, concurrency, interval))
             )
             runtime = build(config)
+            rows: list[tuple[float, float, int]] = []
+            overran = False
             try:
-                print(
-                    f"participants={args.participants} history={args.history} "
-                    f"latency={args.latency * 1000:.0f}ms concurrency={args.concurrency}"
-                )
-                walls, cpus, samples = [], [], []
-                for cycle in range(args.cycles):
+                next_start = time.monotonic()
+                for cycle in range(cycles):
+                    time.sleep(max(0.0, next_start - time.monotonic()))
                     cpu0, wall0 = time.process_time(), time.perf_counter()
-                    report = runtime.poller.cycle()
+                    done = runtime.poller.cycle()
                     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-                    walls.append(wall)
-                    cpus.append(cpu)
-                    samples.append(report.samples)
-                    print(
-                        f"cycle {cycle + 1}: {wall:.2f}s wall, {report.polled / wall:.0f} polls/s, "
-                        f"{cpu / report.polled * 1000:.2f} ms CPU/poll, "
-                        f"{report.samples} new samples, {report.failed} failed"
+                    over = wall > interval
+                    overran |= over and cycle > 0
+                    rows.append((wall, cpu / max(done.polled, 1), done.samples))
+                    report(
+                        f"cycle {cycle + 1}: {wall:.2f}s{' OVERRAN' if over else ''}, "
+                        f"{done.polled / wall:.0f} polls/s, "
+                        f"{cpu / max(done.polled, 1) * 1000:.2f} ms CPU/poll, "
+                        f"{done.samples} new samples, {done.failed} failed"
                     )
-                    time.sleep(1.0)  # let the simulator release new samples
-                steady = slice(1, None) if args.cycles > 1 else slice(None)
-                wall = sum(walls[steady]) / len(walls[steady])
-                cpu = sum(cpus[steady]) / len(cpus[steady])
-                peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(
-                    f"RESULT steady-state: {args.participants / wall:.0f} polls/s, "
-                    f"{cpu / args.participants * 1000:.2f} ms CPU per poll, "
-                    f"cycle {wall:.2f}s, peak RSS {peak_mb:.0f} MB"
+                    next_start += interval
+                token = runtime.client.tokens.get()
+                points = max(
+                    (
+                        len(series)
+                        for memory in runtime.poller.memories.values()
+                        for series in memory.series.values()
+                    ),
+                    default=0,
                 )
             finally:
                 runtime.close()
+        floors = {
+            name: floor(url, token, participants, concurrency, decode)
+            for name, decode in (("json", json.loads), ("orjson", orjson.loads))
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return Result(rows, overran, floors, peak_mb, points)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--participants", type=int, default=10_000)
+    parser.add_argument("--history", type=int, default=120)
+    parser.add_argument("--latency", type=float, default=0.05, help="simulator latency, seconds")
+    parser.add_argument("--interval", type=float, default=30.0, help="poll interval, seconds")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--cycles", type=int, default=4, help="the first reads whole histories")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(
+        f"participants={args.participants} history={args.history} "
+        f"latency={args.latency * 1000:.0f}ms interval={args.interval:g}s "
+        f"concurrency={args.concurrency}"
+    )
+    result = run(
+        args.participants,
+        args.history,
+        args.latency,
+        args.interval,
+        args.cycles,
+        args.concurrency,
+    )
+    wall, cpu, samples = result.steady()
+    print(
+        f"RESULT steady-state: cycle {wall:.2f}s of {args.interval:g}s, "
+        f"{args.participants / wall:.0f} polls/s, overran: {'yes' if result.overran else 'no'}, "
+        f"{samples / args.participants:.1f} new samples per poll"
+    )
+    for name, per_poll in result.floors.items():
+        print(
+            f"RESULT CPU per poll: daemon {cpu * 1000:.2f} ms, floor (GET + {name}) "
+            f"{per_poll * 1000:.2f} ms, ratio {cpu / per_poll:.2f}x"
+        )
+    print(
+        f"RESULT peak RSS {result.peak_mb:.0f} MB; state per participant: at most "
+        f"{result.points} points per metric (longest window {longest_window()}, plus the "
+        f"engine's 16 recent values)"
+    )
+
+
+def longest_window() -> str:
+    rules = load_rules([str(ROOT / "rules.example.yaml")])
+    return f"{max(rule.window for rule in rules).total_seconds():g}s"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """A simulator in its own process for benchmarks, so its CPU is not charged to the daemon.
 
-Prints ``READY <url>`` once it serves, then runs until killed.
+Prints ``READY <url> <epoch> <zero>`` once it serves: at Unix time ``<epoch>`` the
+simulator's clock read ``<zero>`` (ISO-8601), so a sample stamped ``t`` appeared at
+``epoch + (t - zero) / speed``. Then runs until killed.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import signal
 import threading
+import time
 
 from watchdog.simulator import Simulator
 
@@ -27,6 +31,10 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10.0)
     parser.add_argument("--api-key", default="bench-key")
     parser.add_argument("--secret", default="bench-secret-0123456789abcdef0123456789")
+    parser.add_argument("--scenario", help="one scenario for all (default: a healthy-heavy mix)")
+    parser.add_argument(
+        "--stagger", type=float, default=0.0, help="joins spread over this many sample seconds"
+    )
     args = parser.parse_args()
     sim = Simulator(
         api_key=args.api_key,
@@ -36,16 +44,19 @@ def main() -> None:
         latency=args.latency,
         history=args.history,
     )
+    spread = random.Random(7)
     for index, (session, participant) in enumerate(participant_ids(args.participants)):
         sim.add_participant(
             session,
             participant,
-            scenario=SCENARIOS[index % len(SCENARIOS)],
+            scenario=args.scenario or SCENARIOS[index % len(SCENARIOS)],
+            joined_at_offset=spread.uniform(0, args.stagger),
             name=f"Participant {index}",
             meeting_id=f"mtg-{session}",
         )
     sim.start()
-    print(f"READY {sim.url}", flush=True)
+    zero = time.time() - (sim.now() - sim.zero).total_seconds() / args.speed
+    print(f"READY {sim.url} {zero:.6f} {sim.zero.isoformat()}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

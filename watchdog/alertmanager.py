@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -364,8 +365,11 @@ def _send(
     return state
 
 
+COLLECT_HOLD = 2.0  # seconds of a poll cycle whose alerts are flushed together
+
+
 class AlertManager:
-    """Runs :func:`plan` against the store; never overlaps a poll cycle's intake."""
+    """Runs :func:`plan` against the store; a poll cycle's first alerts are flushed together."""
 
     def __init__(
         self,
@@ -382,17 +386,23 @@ class AlertManager:
         self._known: dict[str, ActiveAlert] = {}
         # several instances (watchdog.cluster): only the leader flushes
         self.active: Callable[[], bool] = lambda: True
+        self._collecting_since: float | None = None  # monotonic start of a poll cycle
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
-        """Hold flushes while a poll cycle records alerts, then flush once.
+        """Hold flushes for the start of a poll cycle, then flush once it ends.
 
-        Alerts found in one cycle therefore travel together even with ``group_wait: 0s``.
+        Alerts found together therefore travel together even with ``group_wait: 0s``;
+        past ``COLLECT_HOLD`` into a long cycle (thousands of participants), the
+        periodic tick flushes again, so an alert found early in the cycle is not
+        held until the last participant has been polled.
         """
-        with self._lock:
-            try:
-                yield
-            finally:
+        self._collecting_since = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._collecting_since = None
                 self.tick()
 
     def flush(self, final: bool = False) -> int:
@@ -425,9 +435,13 @@ class AlertManager:
     def tick(self) -> None:
         """The periodic job: never raises, so the scheduler keeps calling it.
 
-        While a poll cycle is collecting, it returns at once: the cycle flushes when it
-        ends, and a tick waiting behind it would only pile up in the scheduler.
+        In the first ``COLLECT_HOLD`` of a poll cycle it returns at once (the cycle's
+        alerts travel together), and while a flush runs elsewhere too: a tick waiting
+        behind it would only pile up in the scheduler.
         """
+        since = self._collecting_since
+        if since is not None and time.monotonic() - since < COLLECT_HOLD:
+            return
         if not self._lock.acquire(blocking=False):
             return
         try:

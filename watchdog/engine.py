@@ -74,12 +74,19 @@ class Memory:
         )
 
     def to_json(self) -> dict[str, Any]:
+        stamps: dict[datetime, str] = {}  # metrics share sample times: format each once
+
+        def stamp(moment: datetime) -> str:
+            text = stamps.get(moment)
+            if text is None:
+                text = stamps[moment] = moment.isoformat()
+            return text
+
         return {
             "last": self.last_time.isoformat() if self.last_time else None,
             "first": self.first_time.isoformat() if self.first_time else None,
             "series": {
-                metric: [[t.isoformat(), v] for t, v in points]
-                for metric, points in self.series.items()
+                metric: [[stamp(t), v] for t, v in points] for metric, points in self.series.items()
             },
             "conditions": {
                 rule: [c.time.isoformat(), c.holds, c.value] for rule, c in self.conditions.items()
@@ -167,6 +174,20 @@ def horizons(rules: Iterable[Rule]) -> dict[str, timedelta]:
         if rule.metric is not None:
             out[rule.metric] = max(out.get(rule.metric, ZERO), rule.window)
     return out
+
+
+FIRST_SIGHT = timedelta(minutes=5)
+
+
+def lookback(rules: Iterable[Rule]) -> timedelta:
+    """How much of a new participant's history the poller evaluates on first sight.
+
+    At least what can still change its alerts now (the longest ``over`` window
+    plus ``for`` plus ``keep_firing_for`` of any rule), and at least five minutes
+    so an alert already firing reports a useful ``since``; older samples would
+    cost a whole cycle on a long call and alert on episodes that ended long ago.
+    """
+    return max([FIRST_SIGHT, *(r.window + r.for_ + r.keep_firing_for for r in rules)])
 
 
 def evaluate(

@@ -24,6 +24,7 @@ from watchdog.engine import (
     Transition,
     evaluate,
     evaluate_meetings,
+    lookback,
 )
 from watchdog.logs import about
 from watchdog.routing import alert_from
@@ -92,6 +93,7 @@ class Poller:
         self.infos: dict[Key, ParticipantInfo] = {}
         self.server_now: datetime | None = None
         self._watches_absence = any(rule.absent is not None for rule in rules)
+        self._lookback = lookback(rules)
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._cycle_lock = threading.Lock()
@@ -133,6 +135,7 @@ class Poller:
         with self._cycle_lock:
             report = CycleReport(started=datetime.now(UTC))
             start = time.monotonic()
+            self._lookback = lookback(self.rules)  # a reload may have swapped the rules
             targets = self.targets() if callable(self.targets) else self.targets
             for transitions, samples, ok in self._pool.map(self._poll_safely, targets):
                 report.polled += 1
@@ -206,7 +209,13 @@ class Poller:
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
         key = (target.session, target.participant)
         raw, now = self.client.participant_stats_at(target.session, target.participant)
-        stats = parse_stats(raw, target.session, target.participant, after=self.cursors.get(key))
+        stats = parse_stats(
+            raw,
+            target.session,
+            target.participant,
+            after=self.cursors.get(key),
+            lookback=self._lookback,
+        )
         if self.observer is not None and not self.observer.admit(target, stats.info):
             return [], 0
         self.infos[key] = stats.info
@@ -223,7 +232,8 @@ class Poller:
             now=now,
         )
         cursor = stats.samples[-1].time if stats.samples else None
-        if not self.dry_run:
+        # a poll that moved nothing (no new sample, no state change) writes nothing
+        if not self.dry_run and (stats.samples or result.changed or result.transitions):
             alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
             self.store.commit_poll(
                 key,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard
 
 from watchdog.fields import SAMPLE_FIELDS
 from watchdog.metrics import derive, dominant_resolution, nearest
@@ -135,16 +135,41 @@ def parse_sample(raw: dict[str, Any], time: datetime) -> tuple[Sample, list[str]
     return Sample(time=time, values=values), bad
 
 
-def _attach_resolutions(usage: Any, times: list[datetime], samples: dict[datetime, Sample]) -> None:
+def _api_time(value: Any) -> TypeGuard[str]:
+    """True for the API's fixed format (``2022-07-15T10:10:18.601Z``), which sorts as text.
+
+    Samples and usage entries at or before the cursor are skipped by comparing
+    these strings, so a long call's old history costs no datetime parsing.
+    """
+    return (
+        isinstance(value, str)
+        and len(value) == 24
+        and value[23] == "Z"
+        and value[19] == "."
+        and value[10] == "T"
+        and value[4] == "-"
+    )
+
+
+def _attach_resolutions(
+    usage: Any, times: list[datetime], samples: dict[datetime, Sample], before: str | None
+) -> None:
     """Each ``resolutionUsage`` entry names the dominant resolution of the sample nearest in time.
 
     Usage entries are a separate series whose timestamps are close to, not equal to,
-    the samples'; entries nearest an already-evaluated sample are skipped.
+    the samples'; entries nearest an already-evaluated sample are skipped (``times``
+    holds the newest evaluated one, so an entry at or before ``before``, its time,
+    is skipped unparsed).
     """
     if not isinstance(usage, list) or not samples:
         return
     for entry in usage:
-        moment = parse_time(entry.get("time")) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            continue
+        raw = entry.get("time")
+        if before is not None and _api_time(raw) and raw <= before:
+            continue
+        moment = parse_time(raw)
         resolution = dominant_resolution(entry) if moment is not None else None
         if moment is None or resolution is None:
             continue
@@ -155,9 +180,19 @@ def _attach_resolutions(usage: Any, times: list[datetime], samples: dict[datetim
 
 
 def parse_stats(
-    raw: Any, session_id: str, participant_id: str, after: datetime | None = None
+    raw: Any,
+    session_id: str,
+    participant_id: str,
+    after: datetime | None = None,
+    *,
+    lookback: timedelta | None = None,
 ) -> ParticipantStats:
-    """Parse a stats response, keeping only samples newer than ``after``, in time order."""
+    """Parse a stats response, keeping only samples newer than ``after``, in time order.
+
+    Without ``after`` (a participant seen for the first time), ``lookback`` keeps
+    only the samples that recent before the newest one: what the rules can
+    still act on, not transitions that ended long ago.
+    """
     if not isinstance(raw, dict):
         SAMPLE_ERRORS.labels("response_not_object").inc()
         raise StatsShapeError("stats response is not a JSON object")
@@ -168,18 +203,29 @@ def parse_stats(
     if not isinstance(series, list):
         SAMPLE_ERRORS.labels("stats_not_list").inc()
         raise StatsShapeError("'stats' in the response is not a list")
+    if after is None and lookback is not None:
+        stamps = [parse_time(item.get("time")) for item in series if isinstance(item, dict)]
+        newest = max((t for t in stamps if t is not None), default=None)
+        if newest is not None:
+            after = newest - lookback - timedelta(microseconds=1)
     by_time: dict[datetime, Sample] = {}
-    seen: set[datetime] = set()
     dropped = 0
     bad_fields: set[str] = set()
+    cutoff = format_time(after) if after is not None else None
+    newest_skipped = ""  # the newest old sample in the API's format, compared as text
+    old: list[datetime] = []  # old samples in any other format
     for item in series:
-        time = parse_time(item.get("time")) if isinstance(item, dict) else None
+        raw_time = item.get("time") if isinstance(item, dict) else None
+        if cutoff is not None and _api_time(raw_time) and raw_time <= cutoff:
+            newest_skipped = max(newest_skipped, raw_time)
+            continue
+        time = parse_time(raw_time)
         if time is None:
             dropped += 1
             SAMPLE_ERRORS.labels("bad_time").inc()
             continue
-        seen.add(time)
         if after is not None and time <= after:
+            old.append(time)
             continue
         sample, bad = parse_sample(item, time)
         if bad:
@@ -195,6 +241,11 @@ def parse_stats(
             ", ".join(sorted(bad_fields)),
             extra=ids,
         )
-    _attach_resolutions(raw.get("resolutionUsage"), sorted(seen), by_time)
+    if newest_skipped:
+        old.append(datetime.fromisoformat(newest_skipped))
+    latest_old = max(old, default=None)
+    times = sorted([*by_time, *([latest_old] if latest_old is not None else [])])
+    before = format_time(latest_old) if latest_old is not None else None
+    _attach_resolutions(raw.get("resolutionUsage"), times, by_time, before)
     samples = tuple(by_time[t] for t in sorted(by_time))
     return ParticipantStats(info=info, samples=samples, dropped=dropped)

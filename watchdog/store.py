@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from watchdog.alerts import Alert, Notification
 from watchdog.database import Cursor, Database, open_database
 from watchdog.engine import AlertState, MeetingKey, Memory
@@ -622,7 +624,7 @@ class Store:
                     (
                         session,
                         participant,
-                        json.dumps(memory.to_json(), separators=(",", ":")),
+                        orjson.dumps(memory.to_json()).decode(),  # the hot path
                         now,
                     ),
                 )
