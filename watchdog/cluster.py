@@ -11,7 +11,8 @@ paused instance that lost a lease cannot write over its successor.
 
 One instance at a time, the leader (a session-level advisory lock on its own
 connection, released by the server when that instance dies), runs discovery,
-the alert manager and the lease bookkeeping. Times are the database's clock,
+the alert manager, meeting-level rules and the lease bookkeeping; its meeting-rule
+writes are fenced by the lock's connection still holding it. Times are the database's clock,
 never the instances' own.
 """
 
@@ -36,11 +37,11 @@ from prometheus_client import Counter, Gauge
 from watchdog.database import Cursor
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import format_time
-from watchdog.store import Key, Store
+from watchdog.store import LEADER_LOCK, Key, Store
 
 log = logging.getLogger(__name__)
 
-LEADER_LOCK = 0x5644_5702  # advisory lock key: discovery, alert manager, lease bookkeeping
+# LEADER_LOCK (watchdog.store): discovery, alert manager, meeting rules, lease bookkeeping
 
 LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds")
 LEASE_TAKEOVERS = Counter(
@@ -90,6 +91,13 @@ class Leadership:
             self.close()
             return False
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the lock's connection: what leader-only writes are fenced by."""
+        if self._conn is None or self._conn.closed:
+            return None
+        return int(self._conn.info.backend_pid)
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
@@ -106,6 +114,7 @@ class InstanceRow:
     heartbeat_age: float  # seconds, by the database's clock
     held: int
     roles: str
+    heartbeat_at: float = 0.0  # epoch seconds, by the database's clock
 
 
 class Cluster:
@@ -119,6 +128,7 @@ class Cluster:
         self.held: dict[Key, int] = {}  # key -> generation
         self.on_acquire: Callable[[Key], None] = lambda key: None
         self.on_lose: Callable[[Key], None] = lambda key: None
+        self.on_lead: Callable[[], None] = lambda: None  # just became the leader
         self._leadership = Leadership(url)
         self._started = format_time(datetime.now(UTC))
         self._last_ok = 0.0  # monotonic time of the last heartbeat that reached the database
@@ -135,6 +145,16 @@ class Cluster:
             generation = self.held.get(key)
         return (self.id, generation if generation is not None else -1)
 
+    def leader_fence(self) -> int | None:
+        """What a leader-only write (meeting-rule states) is fenced by; None off the leader."""
+        return self._leadership.backend_pid if self.leader else None
+
+    def stale_leader_write(self, why: str) -> None:
+        STALE_WRITES.inc()
+        log.warning("%s", why)
+        self.leader = False
+        LEADER.set(0)
+
     def stale_write(self, key: Key, why: str) -> None:
         STALE_WRITES.inc()
         log.warning("%s", why, extra={"session_id": key[0], "participant_id": key[1]})
@@ -150,8 +170,10 @@ class Cluster:
     def tick(self) -> None:
         """Heartbeat, leadership, renew, rebalance and claim; never raises."""
         try:
-            self.leader = self._leadership.check()
+            was, self.leader = self.leader, self._leadership.check()
             LEADER.set(1 if self.leader else 0)
+            if self.leader and not was:
+                self.on_lead()
             if self.leader:
                 self._bookkeeping()
             self._claim()
@@ -294,10 +316,13 @@ class Cluster:
 def instances(store: Store) -> list[InstanceRow]:
     """Every registered instance, for ``status``."""
     rows = store.database.execute(
-        f"SELECT id, host, pid, started_at, {NOW} - heartbeat_at, held, roles FROM instances"  # noqa: S608
-        " ORDER BY started_at, id"
+        f"SELECT id, host, pid, started_at, {NOW} - heartbeat_at, held, roles, heartbeat_at"  # noqa: S608
+        " FROM instances ORDER BY started_at, id"
     ).fetchall()
-    return [InstanceRow(r[0], r[1], int(r[2]), r[3], float(r[4]), int(r[5]), r[6]) for r in rows]
+    return [
+        InstanceRow(r[0], r[1], int(r[2]), r[3], float(r[4]), int(r[5]), r[6], float(r[7]))
+        for r in rows
+    ]
 
 
 def join(  # noqa: PLR0917
@@ -327,11 +352,17 @@ def join(  # noqa: PLR0917
         for table in (poller.cursors, poller.states, poller.memories, poller.infos):
             table.pop(key, None)
 
+    def lead() -> None:  # meeting rules continue from the previous leader's committed states
+        poller.meeting_states = store.load_meeting_states()
+
     cluster.on_acquire = acquire
     cluster.on_lose = lose
+    cluster.on_lead = lead
     poller.targets = cluster.targets
     poller.fence = cluster.fence
     poller.on_stale = cluster.stale_write
+    poller.meeting_fence = cluster.leader_fence
+    poller.on_stale_meetings = cluster.stale_leader_write
     claim_for = dispatcher.timeout + 5.0
     dispatcher.claim = lambda entry: store.claim_outbox(entry.id, cluster.id, claim_for)
     manager.active = lambda: cluster.leader

@@ -19,7 +19,7 @@ from watchdog.alerts import Alert
 from watchdog.engine import transition as make_transition
 from watchdog.routing import alert_from
 from watchdog.stats import ParticipantInfo
-from watchdog.store import Key
+from watchdog.store import Key, StaleLease
 from watchdog.telemetry import TRANSITIONS
 
 if TYPE_CHECKING:
@@ -47,13 +47,22 @@ def depart(poller: Poller, key: Key, reason: str, info: ParticipantInfo) -> int:
             rule, info, last, "resolved", value=state.value, state=state, threshold=rule.threshold
         )
         alerts.append((replace(alert_from(transition), reason=reason), rule.notify))
-        resolved += 1
-        TRANSITIONS.labels(rule.name, "resolved").inc()
-        log.info("alert %s resolved: %s", rule.name, reason, extra=ids)
     if not poller.dry_run:
-        poller.store.commit_departure(key, alerts)
+        fence = poller.fence(key) if poller.fence is not None else None
+        try:
+            poller.store.commit_departure(key, alerts, fence=fence)
+        except StaleLease as exc:  # another instance holds the lease: nothing was written
+            if poller.on_stale is not None:
+                poller.on_stale(key, str(exc))
+            else:
+                log.warning("%s", exc, extra=ids)
+            alerts = []
         if alerts and poller.on_enqueue is not None:
             poller.on_enqueue()
+    for alert, _ in alerts:
+        resolved += 1
+        TRANSITIONS.labels(alert.rule, "resolved").inc()
+        log.info("alert %s resolved: %s", alert.rule, reason, extra=ids)
     poller.states.pop(key, None)
     poller.cursors.pop(key, None)
     poller.memories.pop(key, None)  # rule windows (watchdog.engine.Memory)

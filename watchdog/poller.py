@@ -102,6 +102,10 @@ class Poller:
         # several instances (watchdog.cluster): the lease each write is fenced with
         self.fence: Callable[[Key], tuple[str, int] | None] | None = None
         self.on_stale: Callable[[Key, str], None] | None = None
+        # meeting-level rules run on the leader only, fenced by its advisory lock's
+        # connection (None: not the leader, skip them)
+        self.meeting_fence: Callable[[], int | None] | None = None
+        self.on_stale_meetings: Callable[[str], None] | None = None
 
     @contextmanager
     def paused(self, while_waiting: Callable[[], None] | None = None) -> Iterator[None]:
@@ -275,11 +279,22 @@ class Poller:
         """Meeting-level rules over the watched participants' latest conditions."""
         try:
             return self.meetings(targets)
+        except StaleLease as exc:
+            if self.on_stale_meetings is not None:
+                self.on_stale_meetings(str(exc))
+            else:
+                log.warning("%s", exc)
+            return []
         except Exception:
             log.exception("meeting-level rule evaluation failed")
             return []
 
     def meetings(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
+        leader = None
+        if self.meeting_fence is not None:
+            leader = self.meeting_fence()
+            if leader is None:  # several instances: meeting rules are the leader's
+                return []
         keys = [(t.session, t.participant) for t in targets]
         participants = [
             (self.infos[key], self.memories[key])
@@ -291,7 +306,7 @@ class Poller:
         )
         if not self.dry_run and result.changed:
             alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
-            self.store.commit_meetings(result.states, result.changed, alerts=alerts)
+            self.store.commit_meetings(result.states, result.changed, alerts=alerts, leader=leader)
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()
         self.meeting_states = result.states

@@ -45,6 +45,7 @@ from watchdog.reload import (
 )
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
+from watchdog.store import StaleLease
 from watchdog.systemd import SystemdNotifier, watchdog_interval
 from watchdog.telemetry import CONFIG_RELOAD_OK, LAST_SUCCESSFUL_CYCLE, RELOADS
 from watchdog.webhooks import WebhookReceiver
@@ -434,18 +435,22 @@ class Service:
             now = datetime.now(UTC)
             carried = carry_over(runtime.rules, rules, poller.states, now, poller.infos)
             for key, result in carried.items():
-                runtime.store.commit_poll(
-                    key, None, result.states, result.dropped, alerts=closed_alerts(result)
-                )
+                try:  # fenced like a poll: a lease lost meanwhile is the new holder's
+                    runtime.store.commit_poll(
+                        key,
+                        None,
+                        result.states,
+                        result.dropped,
+                        alerts=closed_alerts(result),
+                        fence=poller.fence(key) if poller.fence is not None else None,
+                    )
+                except StaleLease as exc:
+                    if poller.on_stale is not None:
+                        poller.on_stale(key, str(exc))
+                    continue
                 poller.states[key] = result.states
                 closed += len(result.closed)
-            meetings = carry_over_meetings(rules, runtime.rules, poller.meeting_states, now)
-            if meetings.dropped:
-                runtime.store.commit_meetings(
-                    meetings.states, meetings.dropped, alerts=closed_meeting_alerts(meetings)
-                )
-                poller.meeting_states = meetings.states
-                closed += len(meetings.closed)
+            closed += _carry_over_meetings(runtime, rules, now)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
         runtime.dispatcher.set_notifiers(notifiers, self.runtime.host.secrets)
@@ -478,6 +483,33 @@ class Service:
             kept,
             closed,
         )
+
+
+def _carry_over_meetings(runtime: Runtime, rules: RuleSet, now: datetime) -> int:
+    """Close the meeting-rule states a reload removed; with several instances only the
+    leader does (meeting states are its own), fenced by its advisory lock."""
+    poller = runtime.poller
+    leader = None
+    if poller.meeting_fence is not None:
+        leader = poller.meeting_fence()
+        if leader is None:
+            return 0
+    meetings = carry_over_meetings(rules, runtime.rules, poller.meeting_states, now)
+    if not meetings.dropped:
+        return 0
+    try:
+        runtime.store.commit_meetings(
+            meetings.states,
+            meetings.dropped,
+            alerts=closed_meeting_alerts(meetings),
+            leader=leader,
+        )
+    except StaleLease as exc:
+        if poller.on_stale_meetings is not None:
+            poller.on_stale_meetings(str(exc))
+        return 0
+    poller.meeting_states = meetings.states
+    return len(meetings.closed)
 
 
 def _running(config: Config, old: Settings) -> Config:

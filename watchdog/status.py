@@ -7,7 +7,7 @@ in WAL mode lets a reader in beside the writer) and after it stopped.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,6 +59,19 @@ def _row(status: WatchStatus, acks: dict[str, Ack]) -> dict[str, Any]:
     }
 
 
+def _member(m: cluster.InstanceRow) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "host": m.host,
+        "pid": m.pid,
+        "startedAt": m.started_at,
+        "lastHeartbeat": format_time(datetime.fromtimestamp(m.heartbeat_at, UTC)),
+        "heartbeatAgeSeconds": round(m.heartbeat_age, 3),
+        "participantsHeld": m.held,
+        "leader": "leader" in m.roles.split(","),
+    }
+
+
 def _instances(members: list[cluster.InstanceRow], out: TextIO) -> None:
     """Several instances on one PostgreSQL: who is alive and how much each one polls."""
     out.write(f"{len(members)} instances share this database:\n")
@@ -86,7 +99,15 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
     finally:
         store.close()
     if as_json:
-        out.write(json.dumps([_row(s, acks) for s in rows], indent=2) + "\n")
+        participants = [_row(s, acks) for s in rows]
+        if store.kind == "postgresql":  # several instances: who they are, as the text shows
+            document: Any = {
+                "instances": [_member(m) for m in members],
+                "participants": participants,
+            }
+        else:
+            document = participants  # one instance on SQLite: the list, as it always was
+        out.write(json.dumps(document, indent=2) + "\n")
         return 0
     if members:
         _instances(members, out)

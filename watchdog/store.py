@@ -214,6 +214,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 )
 
 
+LEADER_LOCK = 0x5644_5702  # advisory lock key of watchdog.cluster's leader
+
+
 class StaleLease(Exception):
     """A write for a participant whose lease this instance no longer holds (fencing)."""
 
@@ -536,12 +539,21 @@ class Store:
         notifications: Iterable[tuple[str, Notification]] = (),
         *,
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
+        leader: int | None = None,
     ) -> int:
         """Meeting-rule states, their notifications and the alert manager's intake in one
-        transaction."""
+        transaction.
+
+        Meeting states are per meeting, not per participant, so no lease covers them:
+        ``leader`` (the backend pid of the connection holding the cluster's leader
+        advisory lock) makes the write conditional on that connection still holding the
+        lock; otherwise StaleLease, and nothing is written.
+        """
         inserted = 0
         now = _now()
         with self._transaction() as cur:
+            if leader is not None:
+                self._check_leader(cur, leader)
             for rule, meeting in changed:
                 state = states.get((rule, meeting))
                 if state is None:
@@ -646,6 +658,20 @@ class Store:
             raise StaleLease(
                 f"lease of {key[0]}/{key[1]} is held by {held}, not by {fence[0]} "
                 f"(generation {fence[1]}): result discarded"
+            )
+
+    def _check_leader(self, cur: Cursor, backend_pid: int) -> None:
+        """Is the leader advisory lock still held by the connection with ``backend_pid``?"""
+        row = cur.execute(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND CAST(classid AS BIGINT) = ? AND CAST(objid AS BIGINT) = ? AND objsubid = 1"
+            " AND pid = ?",
+            (LEADER_LOCK >> 32, LEADER_LOCK & 0xFFFF_FFFF, backend_pid),
+        ).fetchone()
+        if not row or int(row[0]) == 0:
+            raise StaleLease(
+                f"meeting-rule states written by a connection (backend {backend_pid}) that no"
+                " longer holds the leader lock: result discarded"
             )
 
     def load_participant(
@@ -1164,13 +1190,25 @@ class Store:
                 )
 
     def commit_departure(
-        self, key: Key, alerts: Iterable[tuple[Alert, Sequence[str]]] = ()
+        self,
+        key: Key,
+        alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> None:
         """Forget a participant who left: watch entry, cursor and alert states go, and the
-        (alert, rule notify) resolutions reach the alert manager, in one transaction."""
+        (alert, rule notify) resolutions reach the alert manager, in one transaction.
+
+        ``fence`` works as in ``commit_poll``: only the lease holder may resolve and
+        forget, otherwise StaleLease and nothing is written. A fenced departure also
+        deletes the lease, so no later write for the participant can pass a fence.
+        """
         session, participant = key
         now = _now()
         with self._transaction() as cur:
+            if fence is not None:
+                self._check_fence(cur, key, fence)
+                cur.execute("DELETE FROM leases WHERE session_id = ? AND participant_id = ?", key)
             for table in ("watchlist", "cursors", "alert_states", "rule_memory"):
                 cur.execute(
                     f"DELETE FROM {table} WHERE session_id = ? AND participant_id = ?",  # noqa: S608

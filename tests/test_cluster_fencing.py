@@ -1,0 +1,211 @@
+"""Fencing beyond poll commits, on a real PostgreSQL: departures carry the lease
+generation, meeting-rule states are the leader's and fenced by its advisory lock, and
+``status --json`` lists the instances."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from prometheus_client import REGISTRY
+
+from watchdog import cluster
+from watchdog.cluster import Cluster
+from watchdog.daemon import Runtime, build
+from watchdog.departures import depart
+from watchdog.settings import Config
+from watchdog.simulator import Simulator
+from watchdog.stats import ParticipantInfo
+from watchdog.status import print_status
+from watchdog.store import StaleLease
+
+from .helpers import at, video_series
+
+MakeConfig = Callable[..., Config]
+
+POOR_VIDEO = """\
+rules:
+  - name: poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    severity: warning
+"""
+MEETING = """\
+rules:
+  - name: meeting-poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    meeting: {fraction: 0.5, min_participants: 2}
+"""
+LEFT = "participant left the session"
+
+
+def _leads(member: Cluster) -> bool:
+    return member.leader  # a call, so the type checker does not narrow across ticks
+
+
+def _stale() -> float:
+    return REGISTRY.get_sample_value("watchdog_stale_writes_rejected_total") or 0.0
+
+
+@contextmanager
+def _member(config: Config, ident: str) -> Iterator[tuple[Runtime, Cluster]]:
+    """One instance as the service wires it: a runtime joined to the cluster."""
+    runtime = build(config)
+    member = cluster.join(
+        runtime.store,
+        config.state_url,
+        60.0,  # long: leases move in these tests only when the test expires them
+        ident,
+        runtime.poller,
+        runtime.dispatcher,
+        runtime.manager,
+    )
+    try:
+        yield runtime, member
+    finally:
+        member.leave()
+        runtime.close()
+
+
+def _expire(url: str, owner: str) -> None:
+    """As if ``owner`` had been paused for longer than its lease."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE leases SET expires_at = 0 WHERE owner = %s", (owner,))
+
+
+def _outbox(runtime: Runtime) -> list[tuple[str, str]]:
+    """What the alert manager (running on the leader) queued for delivery."""
+    runtime.manager.flush()
+    store = runtime.store
+    return sorted(
+        (e.notification.status, alert.participant_id or "-")
+        for e in store.outbox()
+        for alert in e.notification.alerts
+    )
+
+
+def test_a_departure_is_written_only_by_the_lease_holder(
+    sim: Simulator, config_for: MakeConfig, postgres_url: str
+) -> None:
+    for participant in ("p0", "p1"):
+        sim.add_participant("s", participant, samples=video_series([(0, 2), (10, 2)]))
+    sim.advance(10)
+    config = config_for(
+        [("s", "p0"), ("s", "p1")],
+        rules=POOR_VIDEO,
+        state={"url": postgres_url},
+        alerting={"group_by": ["fingerprint"]},  # one notification an alert
+    )
+    key = ("s", "p0")
+    info = ParticipantInfo(session_id="s", participant_id="p0", meeting_id=None, name=None)
+    with _member(config, "a") as (one, a), _member(config, "b") as (two, b):
+        a.tick()
+        b.tick()
+        assert len(a.held) == 2
+        assert not b.held
+        assert len(one.poller.cycle().transitions) == 2  # both fire, committed fenced
+        store = one.store
+        assert len(_outbox(one)) == 2
+
+        before = _stale()
+        assert depart(two.poller, key, LEFT, info) == 0  # b does not hold p0: refused
+        assert _stale() == before + 1
+        assert store.load_alert_states()[key]["poor-video"].phase == "firing"
+        assert key in store.load_cursors()
+        assert key in {(r.session_id, r.participant_id) for r in store.load_watchlist()}
+        assert len(_outbox(one)) == 2  # no resolution went out
+
+        _expire(postgres_url, "a")
+        b.tick()  # takes p0 over with a new generation
+        assert key in b.held
+        generation = b.held[key]
+        assert depart(one.poller, key, LEFT, info) == 0  # a's generation is stale now
+        assert _stale() == before + 2
+        assert key in store.load_alert_states()
+
+        assert depart(two.poller, key, LEFT, info) == 1  # the holder resolves and forgets
+        assert key not in store.load_alert_states()
+        assert key not in store.load_cursors()
+        assert _outbox(one) == [("firing", "p0"), ("firing", "p1"), ("resolved", "p0")]
+        with psycopg.connect(postgres_url) as conn:  # the lease went with the participant
+            assert conn.execute(
+                "SELECT COUNT(*) FROM leases WHERE participant_id = 'p0'"
+            ).fetchone() == (0,)
+        with pytest.raises(StaleLease):  # so a late write is fenced off: no lease, no write
+            store.commit_poll(key, at(30), {}, [], fence=("b", generation))
+        assert key not in store.load_cursors()
+
+
+def test_meeting_rule_states_are_written_by_the_leader_only(
+    sim: Simulator, config_for: MakeConfig, postgres_url: str
+) -> None:
+    for participant in ("a", "b"):
+        sim.add_participant(
+            "s",
+            participant,
+            samples=video_series([(0, 4), (10, 2), (20, 2), (30, 4)]),
+            meeting_id="room-1",
+        )
+    sim.advance(20)
+    config = config_for([("s", "a"), ("s", "b")], rules=MEETING, state={"url": postgres_url})
+    with _member(config, "one") as (one, first), _member(config, "two") as (two, second):
+        first.tick()
+        second.tick()
+        assert _leads(first)
+        assert not _leads(second)
+        assert two.poller.cycle().transitions == []  # not the leader: meeting rules skipped
+        (fired,) = one.poller.cycle().transitions
+        assert (fired.scope, fired.state, fired.info.meeting_id) == ("meeting", "firing", "room-1")
+        store = one.store
+        assert store.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
+        pid = first.leader_fence()
+        assert pid is not None
+        assert second.leader_fence() is None
+
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # one's lock connection dies
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        second.tick()
+        assert _leads(second)  # the lock moved with the connection
+        assert ("meeting-poor-video", "room-1") in two.poller.meeting_states  # carried on
+
+        sim.advance(10)  # video recovers: "one", still believing it leads, would resolve
+        before = _stale()
+        assert _leads(first)
+        assert [t.scope for t in one.poller.cycle().transitions] == []
+        assert _stale() == before + 1
+        assert not _leads(first)  # it learned it lost the leadership
+        assert store.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
+        two.manager.flush()  # the new leader's alert manager: the firing, no resolution
+        assert [e.notification.status for e in store.outbox()] == ["firing"]
+
+        state = store.load_meeting_states()
+        changed = [("meeting-poor-video", "room-1")]
+        with pytest.raises(StaleLease):  # a meeting write from a lost leader
+            store.commit_meetings({}, changed, leader=pid)
+        store.commit_meetings(state, changed, leader=second.leader_fence())  # the leader's
+
+
+def test_status_json_lists_the_instances(
+    sim: Simulator, config_for: MakeConfig, postgres_url: str
+) -> None:
+    sim.add_participant("s", "p", samples=video_series([(0, 4)]))
+    config = config_for([("s", "p")], rules=POOR_VIDEO, state={"url": postgres_url})
+    with _member(config, "one") as (_, first), _member(config, "two") as (_, second):
+        first.tick()
+        second.tick()
+        out = io.StringIO()
+        assert print_status(config, out, as_json=True) == 0
+        document = json.loads(out.getvalue())
+    members = {m["id"]: m for m in document["instances"]}
+    assert set(members) == {"one", "two"}
+    assert (members["one"]["leader"], members["two"]["leader"]) == (True, False)
+    assert (members["one"]["participantsHeld"], members["two"]["participantsHeld"]) == (1, 0)
+    assert all(m["heartbeatAgeSeconds"] >= 0 and m["lastHeartbeat"] for m in members.values())
+    assert [p["participantId"] for p in document["participants"]] == ["p"]
