@@ -209,3 +209,32 @@ def test_status_json_lists_the_instances(
     assert (members["one"]["participantsHeld"], members["two"]["participantsHeld"]) == (1, 0)
     assert all(m["heartbeatAgeSeconds"] >= 0 and m["lastHeartbeat"] for m in members.values())
     assert [p["participantId"] for p in document["participants"]] == ["p"]
+
+
+def test_the_leader_evaluates_a_meeting_split_over_instances(
+    sim: Simulator, config_for: MakeConfig, postgres_url: str
+) -> None:
+    for participant in ("a", "b"):
+        sim.add_participant(
+            "s",
+            participant,
+            name=participant,
+            samples=video_series([(0, 4), (10, 2), (20, 2)]),
+            meeting_id="room-1",
+        )
+    sim.advance(20)
+    config = config_for([("s", "a"), ("s", "b")], rules=MEETING, state={"url": postgres_url})
+    with _member(config, "one") as (one, first), _member(config, "two") as (two, second):
+        first.tick()
+        second.tick()
+        first.tick()  # two joined: one hands a participant back
+        second.tick()  # and two claims it
+        assert len(first.held) == len(second.held) == 1
+        assert two.poller.cycle().transitions == []  # polls its half, commits its conditions
+        (fired,) = one.poller.cycle().transitions  # the leader sees both halves
+        assert (fired.scope, fired.info.meeting_id, fired.affected) == (
+            "meeting",
+            "room-1",
+            ("a", "b"),
+        )
+        assert fired.watched == 2

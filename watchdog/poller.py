@@ -246,6 +246,7 @@ class Poller:
                 result.changed,
                 alerts=alerts,
                 memory=result.memory if stats.samples else None,
+                info=stats.info if stats.samples and self._meeting_inputs else None,
                 fence=self.fence(key) if self.fence is not None else None,
             )
             if alerts and self.on_enqueue is not None:
@@ -289,6 +290,11 @@ class Poller:
             log.exception("meeting-level rule evaluation failed")
             return []
 
+    @property
+    def _meeting_inputs(self) -> bool:
+        """Several instances and meeting rules: the leader reads others' participants."""
+        return self.meeting_fence is not None and any(r.meeting is not None for r in self.rules)
+
     def meetings(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
         leader = None
         if self.meeting_fence is not None:
@@ -296,11 +302,14 @@ class Poller:
             if leader is None:  # several instances: meeting rules are the leader's
                 return []
         keys = [(t.session, t.participant) for t in targets]
-        participants = [
-            (self.infos[key], self.memories[key])
+        inputs = {
+            key: (self.infos[key], self.memories[key])
             for key in keys
             if key in self.infos and key in self.memories
-        ]
+        }
+        if self._meeting_inputs:  # the leader: every instance's participants, as committed
+            inputs = self.store.load_meeting_inputs() | inputs
+        participants = list(inputs.values())
         result = evaluate_meetings(
             self.rules, participants, self.meeting_states, now=self.server_now
         )

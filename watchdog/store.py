@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from watchdog.alerts import Alert, Notification
 from watchdog.database import Cursor, Database, open_database
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
-from watchdog.stats import format_time, parse_time
+from watchdog.stats import ParticipantInfo, format_time, parse_time
 
 Key = tuple[str, str]  # (session id, participant id)
 
@@ -209,6 +209,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             silence_id TEXT PRIMARY KEY,
             meeting_id TEXT NOT NULL
         );
+        """,
+    ),
+    (
+        # several instances: the leader evaluates meeting-level rules over every
+        # participant's stored conditions, so it needs who each one is
+        10,
+        """
+        ALTER TABLE rule_memory ADD COLUMN info TEXT
         """,
     ),
 )
@@ -517,6 +525,25 @@ class Store:
             memories[(session, participant)] = Memory.from_json(data)
         return memories
 
+    def load_meeting_inputs(self) -> dict[Key, tuple[ParticipantInfo, Memory]]:
+        """Every leased participant's identity and rule windows as last committed, by
+        whichever instance polls it: what the leader evaluates meeting-level rules over."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT m.session_id, m.participant_id, m.payload, m.info FROM rule_memory m"
+                " JOIN leases l ON l.session_id = m.session_id"
+                " AND l.participant_id = m.participant_id WHERE m.info IS NOT NULL"
+            ).fetchall()
+        inputs = {}
+        for session, participant, payload, info in rows:
+            try:
+                memory = Memory.from_json(json.loads(payload))
+                who = ParticipantInfo(**json.loads(info))
+            except (ValueError, TypeError):
+                continue
+            inputs[(session, participant)] = (who, memory)
+        return inputs
+
     def load_meeting_states(self) -> dict[MeetingKey, AlertState]:
         with self._lock:
             rows = self._db.execute(
@@ -586,6 +613,7 @@ class Store:
         *,
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
         memory: Memory | None = None,
+        info: ParticipantInfo | None = None,
         fence: tuple[str, int] | None = None,
     ) -> int:
         """Cursor, changed alert states, (dedup_key, notification) rows and the alert
@@ -630,14 +658,16 @@ class Store:
                 )
             if memory is not None:
                 cur.execute(
-                    "INSERT INTO rule_memory (session_id, participant_id, payload, updated_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
-                    " payload = excluded.payload, updated_at = excluded.updated_at",
+                    "INSERT INTO rule_memory (session_id, participant_id, payload, updated_at,"
+                    " info) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, participant_id)"
+                    " DO UPDATE SET payload = excluded.payload, updated_at = excluded.updated_at,"
+                    " info = COALESCE(excluded.info, rule_memory.info)",
                     (
                         session,
                         participant,
                         orjson.dumps(memory.to_json()).decode(),  # the hot path
                         now,
+                        None if info is None else orjson.dumps(asdict(info)).decode(),
                     ),
                 )
             for dedup_key, notification in notifications:
