@@ -22,6 +22,7 @@ from watchdog.simulator import Simulator
 from watchdog.stats import ParticipantInfo
 from watchdog.status import print_status
 from watchdog.store import StaleLease
+from watchdog.watchlist import Seen
 
 from .helpers import at, video_series
 
@@ -238,3 +239,42 @@ def test_the_leader_evaluates_a_meeting_split_over_instances(
             ("a", "b"),
         )
         assert fired.watched == 2
+
+
+def test_a_leave_seen_by_the_leader_is_resolved_by_the_instance_polling_it(
+    sim: Simulator, config_for: MakeConfig, postgres_url: str
+) -> None:
+    for participant in ("p0", "p1"):
+        sim.add_participant("s", participant, samples=video_series([(0, 2), (10, 2)]))
+    sim.advance(10)
+    config = config_for(
+        [],
+        rules=POOR_VIDEO,
+        state={"url": postgres_url},
+        alerting={"group_by": ["fingerprint"]},
+    )
+    with _member(config, "one") as (one, first), _member(config, "two") as (two, second):
+        for participant in ("p0", "p1"):  # joined through the leader (discovery, a webhook)
+            one.watchlist.join(("s", participant), Seen(), "webhook")
+        first.tick()
+        second.tick()
+        first.tick()
+        second.tick()
+        assert len(first.held) == len(second.held) == 1
+        (theirs,) = second.held
+        two.watchlist.refresh()  # two learns of participants it did not see join
+        assert theirs in {(t.session, t.participant) for t in two.watchlist.targets()}
+        assert len(two.poller.cycle().transitions) == 1  # fires on two
+        assert _outbox(one) == [("firing", theirs[1])]  # sent by the leader's alert manager
+
+        assert one.watchlist.leave(theirs)  # the leader learns it left
+        two.watchlist.refresh()
+        assert two.watchlist.get(theirs) is not None
+        assert two.watchlist.get(theirs).status == "leaving"  # type: ignore[union-attr]
+        two.poller.cycle()  # the final poll, then two (the holder) resolves and forgets it
+        store = one.store
+        assert theirs not in store.load_alert_states()
+        assert theirs not in {(r.session_id, r.participant_id) for r in store.load_watchlist()}
+        one.watchlist.refresh()
+        assert one.watchlist.get(theirs) is None  # and the leader forgets it too
+        assert _outbox(one) == [("firing", theirs[1]), ("resolved", theirs[1])]

@@ -291,6 +291,7 @@ class Service:
         """The scheduled job: one poll cycle, then what liveness and health learn from it."""
         if self.cluster is not None:
             self.cluster.tick()  # heartbeat, leadership, leases: what this cycle polls
+            self.runtime.watchlist.refresh()  # who joined or left through other instances
         if self._discover_first and self.runtime.discovery is not None:
             self._discover_first = False  # the first poll should already see who is in calls
             self._discover()

@@ -103,6 +103,24 @@ class WatchList:
         with self._lock:
             return self._entries.get(key)
 
+    def refresh(self) -> None:
+        """Several instances share the list: adopt what the others wrote since (joins from
+        their webhooks, leaves from the leader's discovery, departures by lease holders).
+        Changes of this instance not yet written win; one read a cycle."""
+        if self._store is None:
+            return
+        stored = {(r.session_id, r.participant_id): r for r in self._store.load_watchlist()}
+        with self._lock:
+            for key in [k for k in self._entries if k not in stored and k not in self._dirty]:
+                self._entries.pop(key)
+                self._info.pop(key, None)
+                self._left_at.pop(key, None)
+                self._departing.pop(key, None)
+            for key, record in stored.items():
+                if key not in self._dirty and key not in self._deleted:
+                    self._entries[key] = record
+            WATCHED.set(self._watched())
+
     # -- what discovery and webhooks change ----------------------------------------
 
     def join(self, key: Key, seen: Seen, source: Literal["discovery", "webhook"]) -> bool:
