@@ -8,7 +8,6 @@ from watchdog.reload import (
     carry_over,
     carry_over_meetings,
     closed_alerts,
-    closed_meeting_alerts,
 )
 from watchdog.rules import parse_rules
 from watchdog.stats import ParticipantInfo
@@ -76,10 +75,10 @@ def test_meeting_rules_follow_the_same_policy() -> None:
     kept = carry_over_meetings(old, old, states, at(99))
     assert (kept.states, kept.dropped, kept.closed) == (states, set(), [])
 
-    gone = carry_over_meetings(parse_rules(POOR_VIDEO), old, states, at(99))
+    gone = carry_over_meetings(old, parse_rules(POOR_VIDEO), states, at(99))
     assert gone.states == {}
     assert gone.dropped == set(states)
-    ((alert, notify),) = closed_meeting_alerts(gone)  # only the firing one is told
+    ((alert, notify),) = closed_alerts(gone)  # only the firing one is told
     assert notify == ["pager"]
     assert (alert.status, alert.reason, alert.meeting_id) == ("resolved", REMOVED, "abcd-efgh-ijkl")
     assert alert.starts_at == at(0)

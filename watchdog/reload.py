@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from watchdog.alerts import Alert
 from watchdog.engine import AlertState, MeetingKey, Transition
@@ -24,13 +25,16 @@ from watchdog.rules import RuleSet
 from watchdog.stats import ParticipantInfo
 from watchdog.store import Key
 
+K = TypeVar("K")
+
 
 @dataclass(slots=True)
-class Carried:
-    """One participant's states after a reload."""
+class Carried(Generic[K]):
+    """States after a reload: one participant's (keyed by rule) or the meeting rules'
+    (keyed by rule and meeting)."""
 
-    states: dict[str, AlertState]
-    dropped: set[str] = field(default_factory=set)
+    states: dict[K, AlertState]
+    dropped: set[K] = field(default_factory=set)
     closed: list[Transition] = field(default_factory=list)
 
 
@@ -40,7 +44,7 @@ def carry_over(
     states: Mapping[Key, Mapping[str, AlertState]],
     now: datetime,
     infos: Mapping[Key, ParticipantInfo] | None = None,
-) -> dict[Key, Carried]:
+) -> dict[Key, Carried[str]]:
     """Only participants whose states change are returned.
 
     ``infos`` (who each participant is, from their last stats) makes the
@@ -48,7 +52,7 @@ def carry_over(
     """
     kept_names = {rule.name for rule in new}
     old_rules = old.by_name()
-    out: dict[Key, Carried] = {}
+    out: dict[Key, Carried[str]] = {}
     for key, rules in states.items():
         gone = set(rules) - kept_names
         if not gone:
@@ -78,28 +82,19 @@ def carry_over(
 REMOVED = "the rule was removed from the configuration"
 
 
-def closed_alerts(carried: Carried) -> list[tuple[Alert, list[str]]]:
+def closed_alerts(carried: Carried[Any]) -> list[tuple[Alert, list[str]]]:
     """A removed rule's firing alerts, resolved with why (no sample showed a recovery),
     each with the rule's own ``notify``: the alert manager's intake."""
     return [(replace(alert_from(t), reason=REMOVED), t.rule.notify) for t in carried.closed]
 
 
-@dataclass(slots=True)
-class CarriedMeetings:
-    """Meeting-rule states after a reload."""
-
-    states: dict[MeetingKey, AlertState]
-    dropped: set[MeetingKey] = field(default_factory=set)
-    closed: list[Transition] = field(default_factory=list)
-
-
 def carry_over_meetings(
-    new: RuleSet, old: RuleSet, states: Mapping[MeetingKey, AlertState], now: datetime
-) -> CarriedMeetings:
+    old: RuleSet, new: RuleSet, states: Mapping[MeetingKey, AlertState], now: datetime
+) -> Carried[MeetingKey]:
     """Meeting rules follow the same policy: kept if the rule survives, else closed."""
     kept_names = {rule.name for rule in new}
     old_rules = old.by_name()
-    out = CarriedMeetings({k: s for k, s in states.items() if k[0] in kept_names})
+    out = Carried[MeetingKey]({k: s for k, s in states.items() if k[0] in kept_names})
     for key in sorted(set(states) - set(out.states)):
         out.dropped.add(key)
         state, rule = states[key], old_rules.get(key[0])
@@ -125,7 +120,3 @@ def carry_over_meetings(
             )
         )
     return out
-
-
-def closed_meeting_alerts(carried: CarriedMeetings) -> list[tuple[Alert, list[str]]]:
-    return [(replace(alert_from(t), reason=REMOVED), t.rule.notify) for t in carried.closed]

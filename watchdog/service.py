@@ -41,7 +41,6 @@ from watchdog.reload import (
     carry_over,
     carry_over_meetings,
     closed_alerts,
-    closed_meeting_alerts,
 )
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
@@ -495,14 +494,14 @@ def _carry_over_meetings(runtime: Runtime, rules: RuleSet, now: datetime) -> int
         leader = poller.meeting_fence()
         if leader is None:
             return 0
-    meetings = carry_over_meetings(rules, runtime.rules, poller.meeting_states, now)
+    meetings = carry_over_meetings(runtime.rules, rules, poller.meeting_states, now)
     if not meetings.dropped:
         return 0
     try:
         runtime.store.commit_meetings(
             meetings.states,
             meetings.dropped,
-            alerts=closed_meeting_alerts(meetings),
+            alerts=closed_alerts(meetings),
             leader=leader,
         )
     except StaleLease as exc:
