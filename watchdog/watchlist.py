@@ -327,6 +327,10 @@ class WatchList:
         return sum(1 for r in self._entries.values() if r.status != "excluded")
 
     def _flush(self) -> None:
+        """Write what changed; a poll that changed nothing costs nothing here (every
+        poll of every participant comes through, so nothing may scan the whole list)."""
+        if not self._dirty and not self._deleted:
+            return
         dirty = [self._entries[k] for k in self._dirty if k in self._entries]
         deleted = list(self._deleted)
         self._dirty.clear()
