@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,3 +255,81 @@ def test_state_copies_from_a_sqlite_file(state_url: str, tmp_path: Path) -> None
     finally:
         source.close()
         target.close()
+
+
+def _committed(url: str) -> tuple[dict[tuple[str, str], object], dict[tuple[str, str], object]]:
+    """Cursors and alert states as another process would read them."""
+    other = Store(url)
+    try:
+        return dict(other.load_cursors()), dict(other.load_alert_states())
+    finally:
+        other._db.close()  # not close(): that would flush this reader's (empty) buffer
+
+
+def test_deferred_poll_results_are_written_together_by_flush(state_url: str) -> None:
+    store = Store(state_url)
+    pending = AlertState("pending", at(0), 2.5)
+    try:
+        store.commit_poll(("s", "a"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        store.commit_poll(("s", "b"), at(10), {}, [], memory=Memory(), defer=True)
+        store.commit_poll(("s", "a"), at(20), {}, ["rtt"], defer=True)  # pending, then gone
+        if store.kind == "sqlite":  # PostgreSQL writes at once (leases fence every write)
+            assert _committed(state_url) == ({}, {})
+        assert store.flush() in (0, 2)
+        assert _committed(state_url) == ({("s", "a"): at(20), ("s", "b"): at(10)}, {})
+        assert store.flush() == 0
+    finally:
+        store.close()
+
+
+def test_an_alerting_poll_carries_what_was_deferred_for_its_participant(state_url: str) -> None:
+    store = Store(state_url)
+    pending = AlertState("pending", at(0), 2.5)
+    firing = AlertState("firing", at(0), 2.1, fired_at=at(60))
+    try:
+        store.commit_poll(("s", "p"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        store.commit_poll(
+            ("s", "p"),
+            at(60),
+            {"rtt": pending, "poor-video": firing},
+            ["poor-video"],
+            alerts=[(alert(), ["oncall"])],
+            defer=True,  # an alert is never deferred
+        )
+        cursors, states = _committed(state_url)
+        assert cursors == {("s", "p"): at(60)}
+        assert states == {("s", "p"): {"rtt": pending, "poor-video": firing}}
+        assert store.flush() == 0
+    finally:
+        store.close()
+
+
+def test_a_departure_drops_what_was_deferred_and_close_writes_the_rest(state_url: str) -> None:
+    store = Store(state_url)
+    pending = AlertState("pending", at(0), 2.5)
+    store.commit_poll(("s", "gone"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+    store.commit_poll(("s", "here"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+    store.commit_departure(("s", "gone"))
+    store.close()  # flushes: nothing of the departed participant comes back
+    assert _committed(state_url) == ({("s", "here"): at(10)}, {("s", "here"): {"rtt": pending}})
+
+
+def test_a_failed_flush_keeps_its_results_for_the_next_one(tmp_path: Path) -> None:
+    url = str(tmp_path / "state.db")
+    store = Store(url)
+    pending = AlertState("pending", at(0), 2.5)
+    try:
+        store.commit_poll(("s", "p"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        blocker = Store(url)  # another writer holds the database: the flush fails
+        blocker._db.execute("PRAGMA busy_timeout=0")
+        store._db.execute("PRAGMA busy_timeout=0")
+        blocker._db.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError):
+            store.flush()
+        store.commit_poll(("s", "p"), at(20), {"rtt": pending}, [], defer=True)  # newer
+        blocker._db.execute("ROLLBACK")
+        blocker._db.close()
+        assert store.flush() == 1
+        assert _committed(url) == ({("s", "p"): at(20)}, {("s", "p"): {"rtt": pending}})
+    finally:
+        store.close()

@@ -45,6 +45,8 @@ class Cursor(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> object: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -145,6 +147,9 @@ class _Rows:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         raise TypeError("a finished result cannot run statements")
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise TypeError("a finished result cannot run statements")
+
     def fetchone(self) -> Any:
         return self._rows[0] if self._rows else None
 
@@ -164,6 +169,10 @@ class _PgCursor:
         ROUND_TRIPS.inc()
         self._cursor.execute(_pg_sql(sql), tuple(params))
         return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        ROUND_TRIPS.inc()  # psycopg pipelines the rows
+        self._cursor.executemany(_pg_sql(sql), [tuple(r) for r in rows])
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()

@@ -146,6 +146,7 @@ class Poller:
                 report.failed += 0 if ok else 1
                 report.samples += samples
                 report.transitions.extend(transitions)
+            self._flush_safely()
             if self.observer is not None:
                 try:
                     self.observer.cycle_done(self)
@@ -165,6 +166,16 @@ class Poller:
                 report.seconds,
             )
             return report
+
+    def _flush_safely(self) -> None:
+        """The cycle's deferred poll results, in one transaction. If that fails they stay
+        unwritten, and a restart re-evaluates their samples from the older cursors."""
+        if self.dry_run:
+            return
+        try:
+            self.store.flush()
+        except Exception:
+            log.exception("writing this cycle's poll results failed; retrying after the next")
 
     def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
         if self._stopping.is_set():  # skipped, not polled: the watch list hears nothing
@@ -248,6 +259,7 @@ class Poller:
                 memory=result.memory if stats.samples else None,
                 info=stats.info if stats.samples and self._meeting_inputs else None,
                 fence=self.fence(key) if self.fence is not None else None,
+                defer=not alerts,  # written with the rest after the cycle (Store.flush)
             )
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()

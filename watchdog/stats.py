@@ -135,14 +135,17 @@ def parse_sample(raw: dict[str, Any], time: datetime) -> tuple[Sample, list[str]
     return Sample(time=time, values=values), bad
 
 
-def _api_time(value: Any) -> TypeGuard[str]:
-    """True for the API's fixed format (``2022-07-15T10:10:18.601Z``), which sorts as text.
+def _old(value: Any, cutoff: str) -> TypeGuard[str]:
+    """At or before ``cutoff``, judged as text: true only for the API's fixed format
+    (``2022-07-15T10:10:18.601Z``), which sorts as text.
 
-    Samples and usage entries at or before the cursor are skipped by comparing
-    these strings, so a long call's old history costs no datetime parsing.
+    Samples and usage entries at or before the cursor are skipped this way, so a
+    long call's old history costs no datetime parsing; the cheap comparison comes
+    first, since every poll runs this over the whole history.
     """
     return (
-        isinstance(value, str)
+        value.__class__ is str
+        and value <= cutoff
         and len(value) == 24
         and value[23] == "Z"
         and value[19] == "."
@@ -167,7 +170,7 @@ def _attach_resolutions(
         if not isinstance(entry, dict):
             continue
         raw = entry.get("time")
-        if before is not None and _api_time(raw) and raw <= before:
+        if before is not None and _old(raw, before):
             continue
         moment = parse_time(raw)
         resolution = dominant_resolution(entry) if moment is not None else None
@@ -216,7 +219,7 @@ def parse_stats(
     old: list[datetime] = []  # old samples in any other format
     for item in series:
         raw_time = item.get("time") if isinstance(item, dict) else None
-        if cutoff is not None and _api_time(raw_time) and raw_time <= cutoff:
+        if cutoff is not None and _old(raw_time, cutoff):
             newest_skipped = max(newest_skipped, raw_time)
             continue
         time = parse_time(raw_time)

@@ -9,6 +9,7 @@ are written in one transaction: after a crash either all happened or none.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -21,10 +22,12 @@ from typing import Any
 import orjson
 
 from watchdog.alerts import Alert, Notification
-from watchdog.database import Cursor, Database, open_database
+from watchdog.database import Cursor, Database, DatabaseError, open_database
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
 from watchdog.stats import ParticipantInfo, format_time, parse_time
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (session id, participant id)
 
@@ -373,6 +376,37 @@ def _state_row(state: AlertState) -> tuple[str, str, str | None, str | None, flo
     )
 
 
+_UPSERT_CURSOR = (
+    "INSERT INTO cursors (session_id, participant_id, last_sample_time, updated_at)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
+    " last_sample_time = excluded.last_sample_time, updated_at = excluded.updated_at"
+)
+_DELETE_STATE = "DELETE FROM alert_states WHERE rule = ? AND session_id = ? AND participant_id = ?"
+_UPSERT_STATE = (
+    "INSERT INTO alert_states (rule, session_id, participant_id, phase,"
+    " active_since, fired_at, keep_firing_since, value)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (rule, session_id, participant_id) DO UPDATE SET"
+    " phase = excluded.phase, active_since = excluded.active_since,"
+    " fired_at = excluded.fired_at,"
+    " keep_firing_since = excluded.keep_firing_since, value = excluded.value"
+)
+_UPSERT_MEMORY = (
+    "INSERT INTO rule_memory (session_id, participant_id, payload, info, updated_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, participant_id)"
+    " DO UPDATE SET payload = excluded.payload, updated_at = excluded.updated_at,"
+    " info = COALESCE(excluded.info, rule_memory.info)"
+)
+
+
+def _memory_row(memory: Memory, info: ParticipantInfo | None) -> tuple[str, str | None]:
+    """The engine's memory and (several instances) who it is about, as stored."""
+    return (
+        orjson.dumps(memory.to_json()).decode(),  # the hot path
+        None if info is None else orjson.dumps(asdict(info)).decode(),
+    )
+
+
 class _Sequence:
     """Strictly increasing integers across threads, for outbox order."""
 
@@ -384,6 +418,31 @@ class _Sequence:
         with self._lock:
             self._last = max(self._last + 1, time.time_ns())
             return self._last
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """A participant's poll results not yet written (see ``Store.commit_poll``)."""
+
+    cursor: datetime | None
+    states: Mapping[str, AlertState]  # every state, as of the latest poll
+    changed: set[str]  # rules whose state changed since the last write
+    memory: Memory | None
+    info: ParticipantInfo | None
+
+    def merge(
+        self,
+        cursor: datetime | None,
+        states: Mapping[str, AlertState],
+        changed: Iterable[str],
+        memory: Memory | None,
+        info: ParticipantInfo | None,
+    ) -> None:
+        self.cursor = cursor if cursor is not None else self.cursor
+        self.states = states
+        self.changed.update(changed)
+        self.memory = memory if memory is not None else self.memory
+        self.info = info if info is not None else self.info
 
 
 class Store:
@@ -399,10 +458,17 @@ class Store:
         self.kind = self._db.kind
         self._lock = self._db.lock
         self._sequence = _Sequence()
+        # polls that alerted nobody, written together later (SQLite; see commit_poll)
+        self._deferred: dict[Key, _Deferred] = {}
+        self._deferred_lock = threading.Lock()
         if migrate:
             self.migrate()
 
     def close(self) -> None:
+        try:
+            self.flush()
+        except DatabaseError as exc:  # replayed from the older cursor on the next start
+            log.error("writing the last poll results failed: %s", exc)
         self._db.close()
 
     @contextmanager
@@ -484,6 +550,7 @@ class Store:
     # -- poll results ---------------------------------------------------------
 
     def load_cursors(self) -> dict[Key, datetime]:
+        self.flush()  # what this process has not written yet counts too
         with self._lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, last_sample_time FROM cursors"
@@ -491,6 +558,7 @@ class Store:
         return {(s, p): t for s, p, raw in rows if (t := _utc(raw)) is not None}
 
     def load_alert_states(self) -> dict[Key, dict[str, AlertState]]:
+        self.flush()  # what this process has not written yet counts too
         with self._lock:
             rows = self._db.execute(
                 "SELECT rule, session_id, participant_id, phase, active_since, fired_at, value,"
@@ -512,6 +580,7 @@ class Store:
 
     def load_memories(self) -> dict[Key, Memory]:
         """The rule engine's per-participant windows, as the last poll left them."""
+        self.flush()  # what this process has not written yet counts too
         with self._lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, payload FROM rule_memory"
@@ -528,6 +597,7 @@ class Store:
     def load_meeting_inputs(self) -> dict[Key, tuple[ParticipantInfo, Memory]]:
         """Every leased participant's identity and rule windows as last committed, by
         whichever instance polls it: what the leader evaluates meeting-level rules over."""
+        self.flush()  # what this process has not written yet counts too
         with self._lock:
             rows = self._db.execute(
                 "SELECT m.session_id, m.participant_id, m.payload, m.info FROM rule_memory m"
@@ -615,6 +685,7 @@ class Store:
         memory: Memory | None = None,
         info: ParticipantInfo | None = None,
         fence: tuple[str, int] | None = None,
+        defer: bool = False,
     ) -> int:
         """Cursor, changed alert states, (dedup_key, notification) rows and the alert
         manager's (alert, rule notify) intake in one transaction.
@@ -622,59 +693,106 @@ class Store:
         Returns how many notifications were new; a dedup key already present is skipped.
         ``fence`` (instance id, lease generation) makes the write conditional on still
         holding the participant's lease: otherwise StaleLease, and nothing is written.
+
+        ``defer`` (a poll that produced no alert) lets SQLite keep the results in memory
+        until ``flush()``, which the poller calls after each cycle: one transaction for
+        all of them instead of one per poll, where the writers' lock and the GIL
+        hand-offs around each statement cost more than the rest of a poll. Nothing that
+        must not be lost waits: a crash only moves the cursor back, and the engine, being
+        deterministic, re-derives the same states from the samples the API still returns;
+        every alert is written at once, with everything deferred for its participant.
         """
+        if defer and fence is None and self.kind == "sqlite" and not notifications and not alerts:
+            with self._deferred_lock:
+                entry = self._deferred.get(key)
+                if entry is None:
+                    self._deferred[key] = _Deferred(cursor, states, set(changed), memory, info)
+                else:
+                    entry.merge(cursor, states, changed, memory, info)
+            return 0
         session, participant = key
         inserted = 0
         now = _now()
         with self._transaction() as cur:
             if fence is not None:
                 self._check_fence(cur, key, fence)
+            with self._deferred_lock:
+                earlier = self._deferred.pop(key, None)
+            if earlier is not None:  # this write carries the deferred ones with it
+                earlier.merge(cursor, states, changed, memory, info)
+                cursor, states, changed = earlier.cursor, earlier.states, earlier.changed
+                memory, info = earlier.memory, earlier.info
             if cursor is not None:
-                cur.execute(
-                    "INSERT INTO cursors (session_id, participant_id, last_sample_time, updated_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
-                    " last_sample_time = excluded.last_sample_time,"
-                    " updated_at = excluded.updated_at",
-                    (session, participant, format_time(cursor), now),
-                )
+                cur.execute(_UPSERT_CURSOR, (session, participant, format_time(cursor), now))
             for rule in changed:
                 state = states.get(rule)
                 if state is None:
-                    cur.execute(
-                        "DELETE FROM alert_states"
-                        " WHERE rule = ? AND session_id = ? AND participant_id = ?",
-                        (rule, session, participant),
-                    )
-                    continue
-                cur.execute(
-                    "INSERT INTO alert_states (rule, session_id, participant_id, phase,"
-                    " active_since, fired_at, keep_firing_since, value)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (rule, session_id, participant_id) DO UPDATE SET"
-                    " phase = excluded.phase, active_since = excluded.active_since,"
-                    " fired_at = excluded.fired_at,"
-                    " keep_firing_since = excluded.keep_firing_since, value = excluded.value",
-                    (rule, session, participant, *_state_row(state)),
-                )
+                    cur.execute(_DELETE_STATE, (rule, session, participant))
+                else:
+                    cur.execute(_UPSERT_STATE, (rule, session, participant, *_state_row(state)))
             if memory is not None:
-                cur.execute(
-                    "INSERT INTO rule_memory (session_id, participant_id, payload, updated_at,"
-                    " info) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, participant_id)"
-                    " DO UPDATE SET payload = excluded.payload, updated_at = excluded.updated_at,"
-                    " info = COALESCE(excluded.info, rule_memory.info)",
-                    (
-                        session,
-                        participant,
-                        orjson.dumps(memory.to_json()).decode(),  # the hot path
-                        now,
-                        None if info is None else orjson.dumps(asdict(info)).decode(),
-                    ),
-                )
+                cur.execute(_UPSERT_MEMORY, (session, participant, *_memory_row(memory, info), now))
             for dedup_key, notification in notifications:
                 inserted += self._insert_notification(cur, dedup_key, notification, now)
             for alert, notify in alerts:
                 self._record_alert(cur, alert, notify, now)
         return inserted
+
+    def flush(self) -> int:
+        """Write every deferred poll result in one transaction; returns how many."""
+        if not self._deferred:
+            return 0
+        now = _now()
+        entries: dict[Key, _Deferred] = {}
+        try:
+            with self._transaction() as cur:
+                with self._deferred_lock:  # under the writers' lock: no write can overtake
+                    entries, self._deferred = self._deferred, {}
+                self._write_deferred(cur, entries, now)
+        except BaseException:
+            self._restore_deferred(entries)
+            raise
+        return len(entries)
+
+    def _restore_deferred(self, entries: dict[Key, _Deferred]) -> None:
+        """A failed flush: its entries wait for the next one, under anything newer."""
+        with self._deferred_lock:
+            for key, entry in entries.items():
+                newer = self._deferred.get(key)
+                if newer is not None:
+                    entry.merge(newer.cursor, newer.states, newer.changed, newer.memory, newer.info)
+                self._deferred[key] = entry
+
+    @staticmethod
+    def _write_deferred(cur: Cursor, entries: Mapping[Key, _Deferred], now: str) -> None:
+        """Each table's rows in one statement, prepared once for all participants."""
+        cursors: list[tuple[Any, ...]] = []
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[Any, ...]] = []
+        memories: list[tuple[Any, ...]] = []
+        for (session, participant), entry in entries.items():
+            if entry.cursor is not None:
+                cursors.append((session, participant, format_time(entry.cursor), now))
+            for rule in entry.changed:
+                state = entry.states.get(rule)
+                if state is None:
+                    deletes.append((rule, session, participant))
+                else:
+                    upserts.append((rule, session, participant, *_state_row(state)))
+            if entry.memory is not None:
+                memories.append((session, participant, *_memory_row(entry.memory, entry.info), now))
+        if cursors:
+            cur.executemany(_UPSERT_CURSOR, cursors)
+        if deletes:
+            cur.executemany(_DELETE_STATE, deletes)
+        if upserts:
+            cur.executemany(_UPSERT_STATE, upserts)
+        if memories:
+            cur.executemany(_UPSERT_MEMORY, memories)
+
+    def _forget_deferred(self, key: Key) -> None:
+        with self._deferred_lock:
+            self._deferred.pop(key, None)
 
     def _check_fence(self, cur: Cursor, key: Key, fence: tuple[str, int]) -> None:
         """Lock the lease row for this transaction and compare owner and generation."""
@@ -709,6 +827,7 @@ class Store:
     ) -> tuple[datetime | None, dict[str, AlertState], Memory | None]:
         """One participant's cursor, alert states and rule memory as last committed: what an
         instance taking over its lease continues from."""
+        self.flush()
         with self._lock:
             cursor = self._db.execute(
                 "SELECT last_sample_time FROM cursors WHERE session_id = ? AND participant_id = ?",
@@ -1239,6 +1358,7 @@ class Store:
             if fence is not None:
                 self._check_fence(cur, key, fence)
                 cur.execute("DELETE FROM leases WHERE session_id = ? AND participant_id = ?", key)
+            self._forget_deferred(key)  # its rows go: nothing deferred may bring them back
             for table in ("watchlist", "cursors", "alert_states", "rule_memory"):
                 cur.execute(
                     f"DELETE FROM {table} WHERE session_id = ? AND participant_id = ?",  # noqa: S608
@@ -1249,6 +1369,7 @@ class Store:
 
     def watch_status(self) -> list[WatchStatus]:
         """Every watched participant with its newest sample time and firing alerts."""
+        self.flush()  # what this process has not written yet counts too
         with self._lock:
             cursors = {
                 (s, p): t
