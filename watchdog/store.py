@@ -376,6 +376,7 @@ def _state_row(state: AlertState) -> tuple[str, str, str | None, str | None, flo
     )
 
 
+_FLUSH_CHUNK = 500  # deferred poll results encoded and written per statement batch
 _UPSERT_CURSOR = (
     "INSERT INTO cursors (session_id, participant_id, last_sample_time, updated_at)"
     " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
@@ -748,7 +749,9 @@ class Store:
             with self._transaction() as cur:
                 with self._deferred_lock:  # under the writers' lock: no write can overtake
                     entries, self._deferred = self._deferred, {}
-                self._write_deferred(cur, entries, now)
+                items = list(entries.items())
+                for start in range(0, len(items), _FLUSH_CHUNK):  # bounded rows in memory
+                    self._write_deferred(cur, items[start : start + _FLUSH_CHUNK], now)
         except BaseException:
             self._restore_deferred(entries)
             raise
@@ -764,13 +767,13 @@ class Store:
                 self._deferred[key] = entry
 
     @staticmethod
-    def _write_deferred(cur: Cursor, entries: Mapping[Key, _Deferred], now: str) -> None:
+    def _write_deferred(cur: Cursor, entries: Sequence[tuple[Key, _Deferred]], now: str) -> None:
         """Each table's rows in one statement, prepared once for all participants."""
         cursors: list[tuple[Any, ...]] = []
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[Any, ...]] = []
         memories: list[tuple[Any, ...]] = []
-        for (session, participant), entry in entries.items():
+        for (session, participant), entry in entries:
             if entry.cursor is not None:
                 cursors.append((session, participant, format_time(entry.cursor), now))
             for rule in entry.changed:
