@@ -219,6 +219,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE rule_memory ADD COLUMN info TEXT
         """,
     ),
+    (
+        # several instances: a lease is valid while its owner's heartbeat is fresh, so
+        # renewing is one heartbeat row per instance, not a write of every held lease
+        11,
+        """
+        ALTER TABLE leases DROP COLUMN expires_at
+        """,
+    ),
 )
 
 
