@@ -1,13 +1,23 @@
 """Several instances on one PostgreSQL: heartbeats, participant leases, one leader.
 
 PostgreSQL is the coordinator; there is no protocol of our own. Each instance
-heartbeats into ``instances``; watched participants are spread over the live
-instances by leases in ``leases``, claimed with ``FOR UPDATE SKIP LOCKED`` so two
-instances never wait on or take the same row. A lease lasts ``state.lease``
-(default three poll intervals) and is renewed every cycle; a dead instance's
-leases expire and the others claim them. Every claim bumps the lease's
-generation, and every poll result is written fenced by it (watchdog.store), so a
-paused instance that lost a lease cannot write over its successor.
+heartbeats into ``instances`` every third of a lease; watched participants are
+spread over the live instances by leases in ``leases``, claimed with
+``FOR UPDATE SKIP LOCKED`` so two instances never wait on or take the same row.
+A lease is valid while its owner's heartbeat is younger than ``state.lease``
+(default three poll intervals), so renewing every lease an instance holds is one
+row, its heartbeat, whatever it holds. A lease is free when nobody owns it or its
+owner's heartbeat is a lease old (or gone); each instance claims its share of the
+free ones every poll cycle, and also at the moment another instance's leases
+fall due (the service schedules :meth:`Cluster.take_over` for then and polls
+what it gets at once), so a dead instance's participants are polled again
+within one lease and one interval of its last heartbeat.
+
+Every claim bumps the lease's generation, and every per-participant write is
+fenced by it in the same transaction, which locks the lease row
+(watchdog.store): a paused instance whose lease was claimed meanwhile cannot
+write over its successor; one whose heartbeat went stale but whose lease nobody
+claimed still owns it, and its write and any claim are ordered by that row lock.
 
 One instance at a time, the leader (a session-level advisory lock on its own
 connection, released by the server when that instance dies), runs discovery,
