@@ -55,11 +55,11 @@ log = logging.getLogger(__name__)
 
 LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds")
 LEASE_TAKEOVERS = Counter(
-    "watchdog_lease_takeovers", "Leases taken over from an instance whose lease had expired"
+    "watchdog_lease_takeovers", "Leases taken over from an instance whose heartbeat went stale"
 )
 LEASES_CLAIMED = Counter("watchdog_leases_claimed", "Leases claimed (new or taken over)")
 LEASES_RELEASED = Counter("watchdog_leases_released", "Leases handed back for rebalancing")
-LEASES_LOST = Counter("watchdog_leases_lost", "Leases this instance found expired or taken")
+LEASES_LOST = Counter("watchdog_leases_lost", "Leases this instance found taken by another")
 STALE_WRITES = Counter(
     "watchdog_stale_writes_rejected", "Poll results rejected because the lease had moved on"
 )
@@ -320,7 +320,7 @@ class Cluster:
             self.on_acquire(key)
         LEASES_HELD.set(len(kept))
         if taken:
-            log.info("took over %d participants whose lease had expired", taken)
+            log.info("took over %d participants of an instance whose heartbeat stopped", taken)
         return acquired, due
 
     def _owned(self, cur: Cursor) -> tuple[dict[Key, int], list[Key]]:

@@ -139,8 +139,11 @@ class Poller:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def firing(self) -> int:
-        return sum(
-            1 for states in self.states.values() for s in states.values() if s.phase == "firing"
+        return sum(  # a copy: polls and lease claims add participants from other threads
+            1
+            for states in list(self.states.values())
+            for s in list(states.values())
+            if s.phase == "firing"
         )
 
     def cycle(self) -> CycleReport:

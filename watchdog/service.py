@@ -466,7 +466,9 @@ class Service:
             # a removed rule's notify may name notifiers that are gone: they are skipped
             runtime.manager.config = AlertingConfig.from_settings(new)
             now = datetime.now(UTC)
-            carried = carry_over(runtime.rules, rules, poller.states, now, poller.infos)
+            # a copy: a lease claimed meanwhile (cluster tick or take-over, not paused by
+            # this) adds its participant's states from another thread
+            carried = carry_over(runtime.rules, rules, dict(poller.states), now, poller.infos)
             for key, result in carried.items():
                 try:  # fenced like a poll: a lease lost meanwhile is the new holder's
                     runtime.store.commit_poll(
