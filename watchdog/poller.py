@@ -54,6 +54,7 @@ class PollObserver(Protocol):
 
 
 Targets = Sequence[WatchedParticipant] | Callable[[], Sequence[WatchedParticipant]]
+Polled = tuple[list[Transition], int, bool]  # one poll: transitions, new samples, ok
 
 
 @dataclass(slots=True)
@@ -105,7 +106,7 @@ class Poller:
         self._queue: deque[WatchedParticipant] | None = None
         self._inflight: set[Key] = set()
         self._workers = 0
-        self._results: list[tuple[WatchedParticipant, tuple[list[Transition], int, bool]]] = []
+        self._results: list[tuple[WatchedParticipant, Polled]] = []
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
         self._stopping = threading.Event()
         # several instances (watchdog.cluster): the lease each write is fenced with
@@ -250,7 +251,7 @@ class Poller:
 
     def _next(
         self,
-        done: tuple[WatchedParticipant, tuple[list[Transition], int, bool]] | None,
+        done: tuple[WatchedParticipant, Polled] | None,
         *,
         stop: bool = False,
     ) -> WatchedParticipant | None:
@@ -268,7 +269,7 @@ class Poller:
             self._inflight.add((target.session, target.participant))
             return target
 
-    def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
+    def _poll_safely(self, target: WatchedParticipant) -> Polled:
         if self._stopping.is_set():  # skipped, not polled: the watch list hears nothing
             return [], 0, True
         transitions, samples, outcome = self._poll_outcome(target)
