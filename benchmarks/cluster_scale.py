@@ -4,9 +4,11 @@ Each instance is a real ``videosdk-watchdog run`` process; the state is a throwa
 PostgreSQL started from this machine's binaries (as tests do), or ``--url``.
 Prints, per instance count: participants kept within the poll interval (polls per
 second times the interval, at most all of them), polls per second, each instance's
-leases and mean cycle time, and PostgreSQL round trips per poll (every statement the
+leases and mean cycle time, PostgreSQL round trips per poll (every statement the
 instances sent, BEGIN/COMMIT, heartbeats, leases and the alert manager included, over
-the polls in the same window).
+the polls in the same window), and the coordination rows written per second: ``leases``
+rows (claims, hand-backs) and ``instances`` rows (heartbeats, which renew every lease an
+instance holds), from the server's own counters (``pg_stat_user_tables``).
 Run: ``.venv/bin/python -m benchmarks.cluster_scale``.
 """
 
@@ -23,6 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import yaml
 
 from benchmarks.poll_throughput import SECRET, start_simulator
@@ -54,6 +57,16 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def row_writes(url: str) -> dict[str, float]:
+    """Rows inserted, updated or deleted so far in the coordination tables."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+            " WHERE relname IN ('leases', 'instances')"
+        ).fetchall()
+    return {str(name): float(count) for name, count in rows}
+
+
 def run(url: str, sim_url: str, instances: int, args: argparse.Namespace, work: Path) -> None:
     config = {
         "videosdk": {"base_url": sim_url, "api_key": "bench-key", "secret_key": SECRET},
@@ -83,11 +96,12 @@ def run(url: str, sim_url: str, instances: int, args: argparse.Namespace, work: 
     ]
     try:
         time.sleep(args.warmup)
-        before = [scrape(p) for p in ports]
+        before, written = [scrape(p) for p in ports], row_writes(url)
         start = time.monotonic()
         time.sleep(args.seconds)
         after = [scrape(p) for p in ports]
         elapsed = time.monotonic() - start
+        written = {k: v - written.get(k, 0.0) for k, v in row_writes(url).items()}
     finally:
         for proc in procs:
             proc.terminate()
@@ -107,7 +121,9 @@ def run(url: str, sim_url: str, instances: int, args: argparse.Namespace, work: 
         f"{args.participants} participants kept within {args.interval:g}s "
         f"({rate:.0f} polls/s; leases {held}; mean cycle "
         f"{sum(cycles) / len(cycles) if cycles else float('nan'):.2f}s), "
-        f"{trips / polls if polls else float('nan'):.1f} DB round trips per poll",
+        f"{trips / polls if polls else float('nan'):.1f} DB round trips per poll; "
+        f"rows written/s: leases {written.get('leases', 0.0) / elapsed:.1f}, "
+        f"instances {written.get('instances', 0.0) / elapsed:.1f}",
         flush=True,
     )
 

@@ -76,9 +76,9 @@ def _member(config: Config, ident: str) -> Iterator[tuple[Runtime, Cluster]]:
 
 
 def _expire(url: str, owner: str) -> None:
-    """As if ``owner`` had been paused for longer than its lease."""
+    """As if ``owner`` had been paused for longer than its lease: its last heartbeat is old."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE leases SET expires_at = 0 WHERE owner = %s", (owner,))
+        conn.execute("UPDATE instances SET heartbeat_at = 0 WHERE id = %s", (owner,))
 
 
 def _outbox(runtime: Runtime) -> list[tuple[str, str]]:

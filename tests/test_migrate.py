@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from watchdog.cli import main
+from watchdog.database import DatabaseError
 from watchdog.engine import AlertState
 from watchdog.store import MIGRATIONS, Store
 
@@ -81,3 +82,30 @@ def test_migrate_from_a_missing_file_is_a_usage_error(
     args = ["migrate", "--config", str(config), "--from-sqlite", str(tmp_path / "nope.db")]
     assert main(args) == 2
     assert "no such SQLite state file" in capsys.readouterr().err
+
+
+def test_migration_11_keeps_who_holds_each_lease_and_drops_its_expiry(
+    state_url: str,
+) -> None:
+    _old_schema(state_url, 10)
+    store = Store(state_url, migrate=False)
+    try:
+        with store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO leases (session_id, participant_id, owner, generation, expires_at)"
+                " VALUES ('s', 'p0', 'one', 7, 123.0), ('s', 'p1', NULL, 2, 0)"
+            )
+        assert store.migrate() == [11]
+        rows = store.database.execute(
+            "SELECT session_id, participant_id, owner, generation FROM leases"
+            " ORDER BY participant_id"
+        ).fetchall()
+        assert [tuple(r) for r in rows] == [("s", "p0", "one", 7), ("s", "p1", None, 2)]
+        assert "expires_at" not in {c for (c,) in store._columns("leases")}
+        with store.transaction() as cur:  # the primary key is back
+            cur.execute("INSERT INTO leases (session_id, participant_id) VALUES ('s', 'p2')")
+        again = "INSERT INTO leases (session_id, participant_id) VALUES ('s', 'p2')"
+        with pytest.raises(DatabaseError, match=r"(?i)unique|duplicate"):
+            store.database.execute(again)
+    finally:
+        store.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
 
 from watchdog.daemon import build
-from watchdog.settings import Config
+from watchdog.poller import Outcome, Poller
+from watchdog.settings import Config, WatchedParticipant
 from watchdog.simulator import Fault, Simulator
+from watchdog.stats import ParticipantInfo
 from watchdog.store import Store
 from watchdog.telemetry import POLLS
 
@@ -110,5 +113,71 @@ def test_dry_run_saves_nothing(sim: Simulator, config_for: MakeConfig) -> None:
         assert [t.state for t in report.transitions] == ["firing"]
         assert runtime.store.outbox_depth() == 0
         assert runtime.store.load_cursors() == {}
+    finally:
+        runtime.close()
+
+
+class _TakeOverMidCycle:
+    """An observer that, at the first poll of a cycle, hands the poller a participant just
+    taken over (as watchdog.service does when a dead instance's leases fall due)."""
+
+    def __init__(self, poller: Poller, taken: WatchedParticipant) -> None:
+        self.poller, self.taken, self.done = poller, taken, False
+
+    def admit(self, target: WatchedParticipant, info: ParticipantInfo) -> bool:
+        return True
+
+    def polled(self, target: WatchedParticipant, outcome: Outcome) -> None:
+        if not self.done:
+            self.done = True
+            self.poller.poll_now([self.taken])
+
+    def cycle_done(self, poller: Poller) -> int:
+        return 0
+
+
+def test_a_participant_taken_over_mid_cycle_is_polled_next_and_once(
+    sim: Simulator, config_for: MakeConfig
+) -> None:
+    names = ["a", "b", "c", "d"]
+    for name in names:
+        sim.add_participant("s", name, samples=video_series([(0, 4)]))
+    runtime = build(config_for([("s", n) for n in names], poll={"concurrency": 1}))
+    poller = runtime.poller
+    try:
+        cycle_targets = [WatchedParticipant(session="s", participant=n) for n in "abc"]
+        poller.targets = lambda: cycle_targets
+        taken = WatchedParticipant(session="s", participant="d")
+        poller.observer = _TakeOverMidCycle(poller, taken)
+        report = poller.cycle()
+        polled = [path.split("/")[-2] for _, path, _ in sim.requests if path.endswith("/stats")]
+        assert polled == ["a", "d", "b", "c"]  # at the head of the running cycle's queue
+        assert report.polled == 4
+
+        poller.poll_now([taken, taken])  # no cycle running: a short cycle of its own
+        polled = [path.split("/")[-2] for _, path, _ in sim.requests if path.endswith("/stats")]
+        assert polled[4:] == ["d"]
+        assert ("s", "d") in poller.cursors
+    finally:
+        runtime.close()
+
+
+def test_poll_now_waits_while_a_reload_pauses_the_poller(
+    sim: Simulator, config_for: MakeConfig
+) -> None:
+    sim.add_participant("s", "p", samples=video_series([(0, 4)]))
+    runtime = build(config_for([("s", "p")]))
+    poller = runtime.poller
+    target = WatchedParticipant(session="s", participant="p")
+    try:
+        with poller.paused():
+            waiting = threading.Thread(target=poller.poll_now, args=([target],))
+            waiting.start()
+            waiting.join(0.2)
+            assert waiting.is_alive()
+            assert not [p for _, p, _ in sim.requests if p.endswith("/stats")]
+        waiting.join(5)
+        assert not waiting.is_alive()
+        assert [p for _, p, _ in sim.requests if p.endswith("/stats")]
     finally:
         runtime.close()

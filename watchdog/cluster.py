@@ -1,13 +1,23 @@
 """Several instances on one PostgreSQL: heartbeats, participant leases, one leader.
 
 PostgreSQL is the coordinator; there is no protocol of our own. Each instance
-heartbeats into ``instances``; watched participants are spread over the live
-instances by leases in ``leases``, claimed with ``FOR UPDATE SKIP LOCKED`` so two
-instances never wait on or take the same row. A lease lasts ``state.lease``
-(default three poll intervals) and is renewed every cycle; a dead instance's
-leases expire and the others claim them. Every claim bumps the lease's
-generation, and every poll result is written fenced by it (watchdog.store), so a
-paused instance that lost a lease cannot write over its successor.
+heartbeats into ``instances`` every third of a lease; watched participants are
+spread over the live instances by leases in ``leases``, claimed with
+``FOR UPDATE SKIP LOCKED`` so two instances never wait on or take the same row.
+A lease is valid while its owner's heartbeat is younger than ``state.lease``
+(default three poll intervals), so renewing every lease an instance holds is one
+row, its heartbeat, whatever it holds. A lease is free when nobody owns it or its
+owner's heartbeat is a lease old (or gone); each instance claims its share of the
+free ones every poll cycle, and also at the moment another instance's leases
+fall due (the service schedules :meth:`Cluster.take_over` for then and polls
+what it gets at once), so a dead instance's participants are polled again
+within one lease and one interval of its last heartbeat.
+
+Every claim bumps the lease's generation, and every per-participant write is
+fenced by it in the same transaction, which locks the lease row
+(watchdog.store): a paused instance whose lease was claimed meanwhile cannot
+write over its successor; one whose heartbeat went stale but whose lease nobody
+claimed still owns it, and its write and any claim are ordered by that row lock.
 
 One instance at a time, the leader (a session-level advisory lock on its own
 connection, released by the server when that instance dies), runs discovery,
@@ -45,11 +55,11 @@ log = logging.getLogger(__name__)
 
 LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds")
 LEASE_TAKEOVERS = Counter(
-    "watchdog_lease_takeovers", "Leases taken over from an instance whose lease had expired"
+    "watchdog_lease_takeovers", "Leases taken over from an instance whose heartbeat went stale"
 )
 LEASES_CLAIMED = Counter("watchdog_leases_claimed", "Leases claimed (new or taken over)")
 LEASES_RELEASED = Counter("watchdog_leases_released", "Leases handed back for rebalancing")
-LEASES_LOST = Counter("watchdog_leases_lost", "Leases this instance found expired or taken")
+LEASES_LOST = Counter("watchdog_leases_lost", "Leases this instance found taken by another")
 STALE_WRITES = Counter(
     "watchdog_stale_writes_rejected", "Poll results rejected because the lease had moved on"
 )
@@ -133,6 +143,7 @@ class Cluster:
         self._started = format_time(datetime.now(UTC))
         self._last_ok = 0.0  # monotonic time of the last heartbeat that reached the database
         self._lock = threading.Lock()
+        self._claim_lock = threading.Lock()
 
     # -- what the poller and the service read ------------------------------------------
 
@@ -168,7 +179,7 @@ class Cluster:
     # -- the cycle -------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Heartbeat, leadership, renew, rebalance and claim; never raises."""
+        """Heartbeat, leadership, rebalance and claim; never raises."""
         try:
             was, self.leader = self.leader, self._leadership.check()
             LEADER.set(1 if self.leader else 0)
@@ -183,23 +194,36 @@ class Cluster:
             DATABASE_UP.set(0)
             log.error("cluster heartbeat failed: %s: %s", type(exc).__name__, exc)
 
-    def renew(self) -> None:
-        """Heartbeat and lease renewal on their own timer (every third of a lease), so a
-        poll cycle longer than the lease does not hand this instance's participants away
-        while it is still polling them. Never raises."""
+    def renew(self) -> float | None:
+        """Heartbeat on its own timer (every third of a lease), so a poll cycle longer than
+        the lease does not hand this instance's participants away while it still polls
+        them. A lease is valid while its owner's heartbeat is: this one row renews them
+        all. Returns when (seconds from now) another instance's leases fall due if it
+        stops heartbeating, for :meth:`take_over`. Never raises."""
         try:
             with self.store.transaction() as cur:
-                now = float(cur.execute(f"SELECT {NOW}").fetchone()[0])
+                now = self._now(cur)
                 self._heartbeat(cur, now, len(self.held))
-                cur.execute(
-                    "UPDATE leases SET expires_at = ? WHERE owner = ? AND expires_at > ?",
-                    (now + self.lease, self.id, now),
-                )
+                due = self._next_due(cur, now)
             self._last_ok = time.monotonic()
             DATABASE_UP.set(1)
         except Exception as exc:
             DATABASE_UP.set(0)
             log.error("cluster heartbeat failed: %s: %s", type(exc).__name__, exc)
+            return None
+        return due
+
+    def take_over(self) -> tuple[list[WatchedParticipant], float | None]:
+        """Claim now, between poll cycles: run when another instance's leases fall due, so
+        its participants move within one lease of its last heartbeat, not at this
+        instance's next cycle. Returns the participants just acquired (to poll at once)
+        and when to look again. Never raises."""
+        try:
+            acquired, due = self._claim()
+        except Exception as exc:
+            log.error("cluster take-over failed: %s: %s", type(exc).__name__, exc)
+            return [], None
+        return [WatchedParticipant(session=s, participant=p) for s, p in sorted(acquired)], due
 
     def _bookkeeping(self) -> None:
         """The leader keeps one lease row per watched participant, and forgets the dead."""
@@ -219,10 +243,35 @@ class Cluster:
                 (self.lease * 20,),
             )
 
-    def _claim(self) -> None:
+    @staticmethod
+    def _now(cur: Cursor) -> float:
+        return float(cur.execute(f"SELECT {NOW}").fetchone()[0])
+
+    def _next_due(self, cur: Cursor, now: float) -> float | None:
+        """Seconds until the first other live instance holding leases would lose them,
+        were it to stop heartbeating now (None: nobody else holds any)."""
+        row = cur.execute(
+            "SELECT MIN(i.heartbeat_at) FROM instances i WHERE i.id <> ? AND i.heartbeat_at > ?"
+            " AND EXISTS (SELECT 1 FROM leases l WHERE l.owner = i.id)",
+            (self.id, now - self.lease),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return float(row[0]) + self.lease - now
+
+    def _claim(self) -> tuple[set[Key], float | None]:
+        """Rebalance and claim this instance's share; returns what it newly acquired.
+
+        Nothing is written for the leases it keeps: they live on its heartbeat. A lease
+        is free when nobody owns it, or its owner's heartbeat is a lease old (or gone).
+        Serialised: the cycle's tick and a timed take-over must not interleave."""
+        with self._claim_lock:
+            return self._claim_locked()
+
+    def _claim_locked(self) -> tuple[set[Key], float | None]:
         lease = self.lease
         with self.store.transaction() as cur:
-            now = float(cur.execute(f"SELECT {NOW}").fetchone()[0])
+            now = self._now(cur)
             self._heartbeat(cur, now, len(self.held))
             live = int(
                 cur.execute(
@@ -231,62 +280,89 @@ class Cluster:
             )
             total = int(cur.execute("SELECT COUNT(*) FROM leases").fetchone()[0])
             share = math.ceil(total / max(live, 1))
-            kept = {
-                (s, p): int(g)
-                for s, p, g in cur.execute(
-                    "UPDATE leases SET expires_at = ? WHERE owner = ? AND expires_at > ?"
-                    " RETURNING session_id, participant_id, generation",
-                    (now + lease, self.id, now),
-                ).fetchall()
-                if self.held.get((s, p)) == int(g)  # a generation we did not see is not ours
-            }
+            kept, strays = self._owned(cur)
             if len(kept) > share and live > 1:  # someone joined: hand back the surplus
                 surplus = sorted(kept)[share:]
-                cur.execute(
-                    "UPDATE leases SET owner = NULL, expires_at = 0"
-                    " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
-                    " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
-                    " AND leases.owner = ?",
-                    ([k[0] for k in surplus], [k[1] for k in surplus], self.id),
-                )
+                self._release(cur, surplus)
                 for key in surplus:
                     del kept[key]
                 LEASES_RELEASED.inc(len(surplus))
             taken = 0
             need = share - len(kept)
-            if need > 0:
+            if strays:  # ours in the database, not in memory (a commit whose answer got
+                # lost): taken again with a new generation, which fences whoever wrote before
+                kept |= self._bump(cur, strays, owner=self.id)
+            if need > len(strays):
                 free = cur.execute(
                     "SELECT session_id, participant_id, owner FROM leases"
-                    " WHERE owner IS NULL OR expires_at <= ?"
+                    " WHERE owner IS NULL OR NOT EXISTS (SELECT 1 FROM instances i"
+                    " WHERE i.id = leases.owner AND i.heartbeat_at > ?)"
                     " ORDER BY session_id, participant_id LIMIT ? FOR UPDATE SKIP LOCKED",
-                    (now, need),
+                    (now - lease, need - len(strays)),
                 ).fetchall()
                 if free:
-                    claimed = cur.execute(
-                        "UPDATE leases SET owner = ?, generation = generation + 1,"
-                        " expires_at = ? FROM unnest(?::text[], ?::text[]) AS k(s, p)"
-                        " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
-                        " RETURNING leases.session_id, leases.participant_id, leases.generation",
-                        (self.id, now + lease, [r[0] for r in free], [r[1] for r in free]),
-                    ).fetchall()
-                    for s, p, g in claimed:
-                        kept[(s, p)] = int(g)
+                    claimed = self._bump(cur, [(r[0], r[1]) for r in free])
+                    kept |= claimed
                     taken = sum(1 for r in free if r[2] is not None)
                     LEASES_CLAIMED.inc(len(claimed))
                     LEASE_TAKEOVERS.inc(taken)
-            self._heartbeat(cur, now, len(kept))
+            if len(kept) != len(self.held):
+                self._heartbeat(cur, now, len(kept))
+            due = self._next_due(cur, now)
             INSTANCES_LIVE.set(live)
         with self._lock:
             before, self.held = self.held, kept
         for key in before.keys() - kept.keys():
             LEASES_LOST.inc()
             self.on_lose(key)
-        for key, generation in kept.items():
-            if before.get(key) != generation:
-                self.on_acquire(key)
+        acquired = {key for key, generation in kept.items() if before.get(key) != generation}
+        for key in acquired:
+            self.on_acquire(key)
         LEASES_HELD.set(len(kept))
         if taken:
-            log.info("took over %d participants whose lease had expired", taken)
+            log.info("took over %d participants of an instance whose heartbeat stopped", taken)
+        return acquired, due
+
+    def _owned(self, cur: Cursor) -> tuple[dict[Key, int], list[Key]]:
+        """The leases the database says are this instance's: those at the generation it
+        knows, and strays (a generation it never saw). A lease claimed away meanwhile is
+        simply not among them. Reads, writes nothing."""
+        with self._lock:
+            known = dict(self.held)
+        kept: dict[Key, int] = {}
+        strays = []
+        for s, p, g in cur.execute(
+            "SELECT session_id, participant_id, generation FROM leases WHERE owner = ?",
+            (self.id,),
+        ).fetchall():
+            if known.get((s, p)) == int(g):
+                kept[(s, p)] = int(g)
+            else:
+                strays.append((s, p))
+        return kept, strays
+
+    def _release(self, cur: Cursor, keys: list[Key]) -> None:
+        cur.execute(
+            "UPDATE leases SET owner = NULL"
+            " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
+            " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
+            " AND leases.owner = ?",
+            ([k[0] for k in keys], [k[1] for k in keys], self.id),
+        )
+
+    def _bump(self, cur: Cursor, keys: list[Key], owner: str | None = None) -> dict[Key, int]:
+        """Own these leases under a new generation: earlier holders' writes are fenced.
+        ``owner``: only those still owned by it (rows not locked by this transaction)."""
+        rows = cur.execute(
+            "UPDATE leases SET owner = ?, generation = generation + 1"  # noqa: S608 - literals
+            " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
+            " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
+            + ("" if owner is None else " AND leases.owner = ?")
+            + " RETURNING leases.session_id, leases.participant_id, leases.generation",
+            (self.id, [k[0] for k in keys], [k[1] for k in keys])
+            + (() if owner is None else (owner,)),
+        ).fetchall()
+        return {(s, p): int(g) for s, p, g in rows}
 
     def _heartbeat(self, cur: Cursor, now: float, held: int) -> None:
         roles = "leader" if self.leader else ""
@@ -302,9 +378,7 @@ class Cluster:
         """A clean stop hands every lease back at once, so nobody waits for expiry."""
         try:
             with self.store.transaction() as cur:
-                cur.execute(
-                    "UPDATE leases SET owner = NULL, expires_at = 0 WHERE owner = ?", (self.id,)
-                )
+                cur.execute("UPDATE leases SET owner = NULL WHERE owner = ?", (self.id,))
                 cur.execute("DELETE FROM instances WHERE id = ?", (self.id,))
         except Exception as exc:
             log.warning("could not hand back leases on stop (they expire by themselves): %s", exc)

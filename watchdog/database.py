@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -94,7 +95,7 @@ class SqliteDatabase:
         # the busy timeout first: switching to WAL waits for other openers too
         self._db = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _wal(self._db, 10.0)
         self._db.execute("PRAGMA synchronous=NORMAL")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
@@ -125,6 +126,21 @@ class SqliteDatabase:
     def close(self) -> None:
         with self.lock:
             self._db.close()
+
+
+def _wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL. The switch needs the file to itself for a moment, and SQLite can
+    answer "database is locked" at once, busy timeout or not, when another process is
+    opening the same new file: retry for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 # -- PostgreSQL ----------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -53,6 +54,7 @@ class PollObserver(Protocol):
 
 
 Targets = Sequence[WatchedParticipant] | Callable[[], Sequence[WatchedParticipant]]
+Polled = tuple[list[Transition], int, bool]  # one poll: transitions, new samples, ok
 
 
 @dataclass(slots=True)
@@ -96,7 +98,15 @@ class Poller:
         self._lookback = lookback(rules)
         self.last_cycle: CycleReport | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
+        self._concurrency = concurrency
         self._cycle_lock = threading.Lock()
+        # the running cycle's participants not yet polled (None: no cycle takes more);
+        # pool threads take them one at a time, so poll_now can put some at the head
+        self._queue_lock = threading.Condition()
+        self._queue: deque[WatchedParticipant] | None = None
+        self._inflight: set[Key] = set()
+        self._workers = 0
+        self._results: list[tuple[WatchedParticipant, Polled]] = []
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
         self._stopping = threading.Event()
         # several instances (watchdog.cluster): the lease each write is fenced with
@@ -130,8 +140,11 @@ class Poller:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def firing(self) -> int:
-        return sum(
-            1 for states in self.states.values() for s in states.values() if s.phase == "firing"
+        return sum(  # a copy: polls and lease claims add participants from other threads
+            1
+            for states in list(self.states.values())
+            for s in list(states.values())
+            if s.phase == "firing"
         )
 
     def cycle(self) -> CycleReport:
@@ -140,12 +153,10 @@ class Poller:
             report = CycleReport(started=datetime.now(UTC))
             start = time.monotonic()
             self._lookback = lookback(self.rules)  # a reload may have swapped the rules
+            with self._queue_lock:
+                self._queue = deque()  # open before the targets are read: see poll_now
             targets = self.targets() if callable(self.targets) else self.targets
-            for transitions, samples, ok in self._pool.map(self._poll_safely, targets):
-                report.polled += 1
-                report.failed += 0 if ok else 1
-                report.samples += samples
-                report.transitions.extend(transitions)
+            polled = self._poll_all(targets, report)
             self._flush_safely()
             if self.observer is not None:
                 try:
@@ -153,7 +164,7 @@ class Poller:
                 except Exception:
                     log.exception("updating the watch list after a poll cycle failed")
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
-                report.transitions.extend(self._meetings_safely(targets))
+                report.transitions.extend(self._meetings_safely(polled))
             report.seconds = time.monotonic() - start
             CYCLE_SECONDS.observe(report.seconds)
             self.last_cycle = report
@@ -177,7 +188,100 @@ class Poller:
         except Exception:
             log.exception("writing this cycle's poll results failed; retrying after the next")
 
-    def _poll_safely(self, target: WatchedParticipant) -> tuple[list[Transition], int, bool]:
+    def poll_now(self, targets: Sequence[WatchedParticipant]) -> None:
+        """Poll these participants first (just taken over from a dead instance): at the
+        head of the running cycle, or in a short cycle of their own.
+
+        Either way under the cycle lock, so a reload's pause still holds every poll
+        off, and a participant is never polled by two threads at once."""
+        if not targets:
+            return
+        with self._queue_lock:
+            if self._queue is not None:
+                self._enqueue(targets, first=True)
+                return
+        with self._cycle_lock:
+            with self._queue_lock:
+                self._queue = deque()
+            self._poll_all(targets, CycleReport(started=datetime.now(UTC)))
+            self._flush_safely()
+            if self.observer is not None:
+                try:
+                    self.observer.cycle_done(self)
+                except Exception:
+                    log.exception("updating the watch list after a poll failed")
+
+    def _poll_all(
+        self, targets: Sequence[WatchedParticipant], report: CycleReport
+    ) -> list[WatchedParticipant]:
+        """Queue the targets, let up to ``concurrency`` pool threads drain the queue (and
+        whatever poll_now adds meanwhile), then close it; returns who was polled."""
+        with self._queue_lock:
+            self._enqueue(targets, first=False)
+            while self._workers:
+                self._queue_lock.wait()
+            results, self._results, self._queue = self._results, [], None
+        for _, (transitions, samples, ok) in results:
+            report.polled += 1
+            report.failed += 0 if ok else 1
+            report.samples += samples
+            report.transitions.extend(transitions)
+        return [target for target, _ in results]
+
+    def _enqueue(self, targets: Sequence[WatchedParticipant], *, first: bool) -> None:
+        """Queue lock held: add who is neither queued nor being polled, start workers."""
+        assert self._queue is not None
+        busy = self._inflight | {(t.session, t.participant) for t in self._queue}
+        fresh = []
+        for target in targets:
+            key = (target.session, target.participant)
+            if key not in busy:
+                busy.add(key)
+                fresh.append(target)
+        if first:
+            self._queue.extendleft(reversed(fresh))
+        else:
+            self._queue.extend(fresh)
+        for _ in range(min(self._concurrency - self._workers, len(self._queue))):
+            try:
+                self._pool.submit(self._worker)
+            except RuntimeError:  # the pool is shut down: the daemon is stopping
+                self._queue.clear()
+                break
+            self._workers += 1
+
+    def _worker(self) -> None:
+        """One pool thread's share of a cycle: poll from the queue until it is empty."""
+        target = self._next(None)
+        while target is not None:
+            try:
+                result = self._poll_safely(target)
+            except BaseException:  # _poll_safely catches Exception; never leave a cycle hanging
+                self._next((target, ([], 0, False)), stop=True)
+                raise
+            target = self._next((target, result))
+
+    def _next(
+        self,
+        done: tuple[WatchedParticipant, Polled] | None,
+        *,
+        stop: bool = False,
+    ) -> WatchedParticipant | None:
+        """Record a finished poll and take the next target, or retire this worker: in
+        one step under the lock, so what poll_now adds is never left behind."""
+        with self._queue_lock:
+            if done is not None:
+                self._results.append(done)
+                self._inflight.discard((done[0].session, done[0].participant))
+            if stop or not self._queue:
+                self._workers -= 1
+                self._queue_lock.notify_all()
+                return None
+            target = self._queue.popleft()
+            self._inflight.add((target.session, target.participant))
+            return target
+
+    def _poll_safely(self, target: WatchedParticipant) -> Polled:
         if self._stopping.is_set():  # skipped, not polled: the watch list hears nothing
             return [], 0, True
         transitions, samples, outcome = self._poll_outcome(target)

@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Literal
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
@@ -184,7 +186,7 @@ class Service:
         )
         if self.cluster is not None:
             self.scheduler.add_job(
-                self.cluster.renew,
+                self._renew,
                 IntervalTrigger(seconds=self.cluster.lease / 3, timezone=UTC),
                 id="cluster-heartbeat",
                 name="heartbeat and lease renewal",
@@ -305,6 +307,37 @@ class Service:
         if summary.succeeded:
             LAST_SUCCESSFUL_CYCLE.set(summary.ended.timestamp())
         self._check_store_after_cycle()
+
+    def _renew(self) -> None:
+        """Heartbeat; then be ready to take over the first instance that stops doing so."""
+        assert self.cluster is not None
+        self._take_over_in(self.cluster.renew())
+
+    def _take_over_in(self, seconds: float | None) -> None:
+        """A one-off job at the moment another instance's leases would fall due; every
+        heartbeat moves it later while that instance lives, so it only runs when one
+        has stopped (or its heartbeat is late)."""
+        if seconds is None or not self.scheduler.running:
+            return
+        with contextlib.suppress(SchedulerNotRunningError):  # stopping meanwhile
+            self.scheduler.add_job(
+                self._take_over,
+                DateTrigger(datetime.now(UTC) + timedelta(seconds=seconds), timezone=UTC),
+                id="cluster-takeover",
+                name="take over leases that fall due",
+                replace_existing=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+
+    def _take_over(self) -> None:
+        """Claim a dead instance's participants and poll them at once, not at the next
+        cycle: every one is polled again within one lease and one interval of its death."""
+        assert self.cluster is not None
+        acquired, due = self.cluster.take_over()
+        if acquired:
+            self.runtime.poller.poll_now(acquired)
+        self._take_over_in(due)
 
     def _check_store(self) -> None:
         try:
@@ -433,7 +466,9 @@ class Service:
             # a removed rule's notify may name notifiers that are gone: they are skipped
             runtime.manager.config = AlertingConfig.from_settings(new)
             now = datetime.now(UTC)
-            carried = carry_over(runtime.rules, rules, poller.states, now, poller.infos)
+            # a copy: a lease claimed meanwhile (cluster tick or take-over, not paused by
+            # this) adds its participant's states from another thread
+            carried = carry_over(runtime.rules, rules, dict(poller.states), now, poller.infos)
             for key, result in carried.items():
                 try:  # fenced like a poll: a lease lost meanwhile is the new holder's
                     runtime.store.commit_poll(

@@ -222,6 +222,26 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE rule_memory ADD COLUMN info TEXT
         """,
     ),
+    (
+        # several instances: a lease is valid while its owner's heartbeat is fresh, so
+        # renewing is one heartbeat row per instance, not a write of every held lease.
+        # expires_at goes by a copy, not DROP COLUMN, which SQLite has only since 3.35
+        11,
+        """
+        CREATE TABLE leases_v11 (
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            owner TEXT,
+            generation BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (session_id, participant_id)
+        );
+        INSERT INTO leases_v11 (session_id, participant_id, owner, generation)
+            SELECT session_id, participant_id, owner, generation FROM leases;
+        DROP TABLE leases;
+        ALTER TABLE leases_v11 RENAME TO leases;
+        CREATE INDEX leases_owner ON leases (owner)
+        """,
+    ),
 )
 
 
