@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -365,11 +364,12 @@ def _send(
     return state
 
 
-COLLECT_HOLD = 2.0  # seconds of a poll cycle whose alerts are flushed together
+GATHER = 0.25  # seconds: alerts of polls finishing this close together travel together
 
 
 class AlertManager:
-    """Runs :func:`plan` against the store; a poll cycle's first alerts are flushed together."""
+    """Runs :func:`plan` against the store: shortly after a poll records alerts, at the end
+    of every poll cycle, and on the periodic tick (group_wait, repeats, silences)."""
 
     def __init__(
         self,
@@ -386,23 +386,54 @@ class AlertManager:
         self._known: dict[str, ActiveAlert] = {}
         # several instances (watchdog.cluster): only the leader flushes
         self.active: Callable[[], bool] = lambda: True
-        self._collecting_since: float | None = None  # monotonic start of a poll cycle
+        self._intake = threading.Event()  # a poll recorded alerts not flushed yet
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def intake(self) -> None:
+        """A poll just recorded alerts (the poller's ``on_enqueue``): flush within ``GATHER``.
+
+        The periodic tick alone would add up to a second to every alert's way out,
+        and holding alerts until the cycle ends, a whole cycle at thousands of
+        participants. The short wait lets alerts that polls find at nearly the same
+        moment (a meeting's participants are polled one after another) share one
+        notification even with ``group_wait: 0s``.
+        """
+        self._intake.set()
+
+    def start(self) -> None:
+        """The thread that turns ``intake()`` into flushes (the service starts it)."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="alert-manager", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._intake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            self._intake.wait()
+            if self._stopping.wait(GATHER):
+                return
+            self._intake.clear()  # what arrives while this flush runs starts the next one
+            with self._lock:
+                try:
+                    self.flush()
+                except Exception:
+                    log.exception("alert manager flush failed; retrying on the next tick")
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
-        """Hold flushes for the start of a poll cycle, then flush once it ends.
-
-        Alerts found together therefore travel together even with ``group_wait: 0s``;
-        past ``COLLECT_HOLD`` into a long cycle (thousands of participants), the
-        periodic tick flushes again, so an alert found early in the cycle is not
-        held until the last participant has been polled.
-        """
-        self._collecting_since = time.monotonic()
+        """A poll cycle: what it found and did not go out yet goes once it ends."""
         try:
             yield
         finally:
             with self._lock:
-                self._collecting_since = None
                 self.tick()
 
     def flush(self, final: bool = False) -> int:
@@ -435,12 +466,10 @@ class AlertManager:
     def tick(self) -> None:
         """The periodic job: never raises, so the scheduler keeps calling it.
 
-        In the first ``COLLECT_HOLD`` of a poll cycle it returns at once (the cycle's
-        alerts travel together), and while a flush runs elsewhere too: a tick waiting
-        behind it would only pile up in the scheduler.
+        Returns at once while a flush runs elsewhere: a tick waiting behind it would
+        only pile up in the scheduler; and while the intake thread is about to flush.
         """
-        since = self._collecting_since
-        if since is not None and time.monotonic() - since < COLLECT_HOLD:
+        if self._thread is not None and self._intake.is_set():
             return
         if not self._lock.acquire(blocking=False):
             return

@@ -143,6 +143,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         targets=watchlist.targets,
         concurrency=settings.poll.concurrency,
         dry_run=dry_run,
+        on_enqueue=manager.intake,
         observer=watchlist,
     )
     return Runtime(

@@ -164,6 +164,7 @@ class Service:
                 f"cannot listen for webhooks on {settings.watch.webhook}: {exc}"
             ) from None
         runtime.dispatcher.start()
+        runtime.manager.start()
         runtime.dispatcher.wake()  # deliver whatever a previous run left in the outbox
         self.scheduler.add_job(
             self._cycle,
@@ -231,6 +232,7 @@ class Service:
         runtime.poller.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        runtime.manager.stop()
         runtime.manager.tick()  # what the last cycle found goes out with the rest
         left = runtime.dispatcher.stop(grace)
         if left:
