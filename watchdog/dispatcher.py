@@ -194,10 +194,12 @@ class Dispatcher:
                     entry.notifier,
                 )
             return False
-        if self.claim is not None and not self.claim(entry):
+        with self._lock:  # a full lane first: a slow notifier's backlog costs no claims
+            full = self._busy[entry.notifier] >= self.concurrency
+        if not full and self.claim is not None and not self.claim(entry):
             return False  # another live instance is delivering it
         with self._lock:
-            if self._busy[entry.notifier] >= self.concurrency:
+            if full or self._busy[entry.notifier] >= self.concurrency:
                 hung = self._abandoned[entry.notifier]
                 if hung >= self.concurrency and entry.notifier not in self._warned_full:
                     self._warned_full.add(entry.notifier)

@@ -8,6 +8,7 @@ are written in one transaction: after a crash either all happened or none.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -282,13 +283,24 @@ class OutboxEntry:
     seq: int
     notifier: str
     fingerprint: str
-    notification: Notification
+    payload: str  # the notification as stored, decoded when first needed
     created_at: datetime
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
     permanent: bool = False
     warned_at: datetime | None = None
+
+    @property
+    def notification(self) -> Notification:
+        """Decoded on demand: every delivery pass reads the whole outbox, and a backlog
+        of a slow notifier's rows must not cost a decode each time."""
+        return _notification(self.payload)
+
+
+@functools.lru_cache(maxsize=1024)
+def _notification(payload: str) -> Notification:
+    return Notification.from_dict(json.loads(payload))
 
 
 @dataclass(frozen=True, slots=True)
@@ -937,14 +949,13 @@ class Store:
             rows = self._db.execute(sql, params).fetchall()
         entries = []
         for row in rows:
-            notification = Notification.from_dict(json.loads(row[4]))
             entries.append(
                 OutboxEntry(
                     id=row[0],
                     seq=row[1],
                     notifier=row[2],
                     fingerprint=row[3],
-                    notification=notification,
+                    payload=row[4],
                     created_at=_utc(row[5]) or datetime.now(UTC),
                     attempts=row[6],
                     next_attempt_at=_utc(row[7]) or datetime.now(UTC),
