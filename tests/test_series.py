@@ -45,9 +45,9 @@ def test_trim_drops_what_the_horizon_passed_but_keeps_the_newest() -> None:
     series = Series()
     for time in range(10):
         series.append(time, float(time))
-    series.trim(cutoff=3, keep=2)
+    series.trim(horizon=6, keep=2)
     assert list(series.times) == [4, 5, 6, 7, 8, 9]
-    series.trim(cutoff=100, keep=2)
+    series.trim(horizon=0, keep=2)
     assert list(series.values) == [8.0, 9.0]
 
 

@@ -227,7 +227,7 @@ def evaluate(
             _absent_gap(rule, info, memory.last_time, time, result)
         values = sample.values
         stamp = micros(time)
-        for metric, horizon in keep.items():
+        for metric in keep:
             value = _number(values.get(metric))
             if value is None:
                 continue
@@ -235,7 +235,6 @@ def evaluate(
             if points is None:
                 points = memory.series[metric] = Series()
             points.append(stamp, value)
-            points.trim(stamp - horizon, SPARK_POINTS)
         memory.last_time = time
         if memory.first_time is None:
             memory.first_time = time
@@ -258,6 +257,10 @@ def evaluate(
                 memory=memory,
                 out=result,
             )
+    for metric, horizon in keep.items():
+        points = memory.series.get(metric)
+        if points:
+            points.trim(horizon, SPARK_POINTS)  # once per call, not per sample: same result
     if now is not None and session_ongoing is not False:
         for rule in absent:
             _absent_now(rule, info, memory.last_time, now, result)

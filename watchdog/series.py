@@ -62,10 +62,14 @@ class Series:
         self.times.append(time)
         self.values.append(value)
 
-    def trim(self, cutoff: int, keep: int) -> None:
-        """Drop points at or before ``cutoff``, but never below the newest ``keep``."""
+    def trim(self, horizon: int, keep: int) -> None:
+        """Drop points ``horizon`` or more before the newest, but never the newest ``keep``.
+
+        Once after a batch of appends leaves what trimming after each append would
+        have: the cutoff only moves forward, and no window reaches past the horizon.
+        """
         times = self.times
-        if len(times) > keep and times[0] <= cutoff:
+        if len(times) > keep and times[0] <= (cutoff := times[-1] - horizon):
             drop = min(bisect_right(times, cutoff), len(times) - keep)
             del times[:drop]
             del self.values[:drop]
