@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -98,13 +99,15 @@ class Memory:
         series = data.get("series")
         load = Series.from_json if data.get("v") == 2 else _series_v1
         for metric, points in series.items() if isinstance(series, dict) else ():
-            memory.series[str(metric)] = load(points)
+            memory.series[sys.intern(str(metric))] = load(points)  # one name for 10,000 rows
         conditions = data.get("conditions")
         for rule, item in conditions.items() if isinstance(conditions, dict) else ():
             if isinstance(item, list) and len(item) == 3:
                 moment = parse_time(item[0])
                 if moment is not None and isinstance(item[2], int | float):
-                    memory.conditions[str(rule)] = Condition(moment, bool(item[1]), float(item[2]))
+                    memory.conditions[sys.intern(str(rule))] = Condition(
+                        moment, bool(item[1]), float(item[2])
+                    )
         return memory
 
 

@@ -71,8 +71,8 @@ class Series:
         times = self.times
         if len(times) > keep and times[0] <= (cutoff := times[-1] - horizon):
             drop = min(bisect_right(times, cutoff), len(times) - keep)
-            del times[:drop]
-            del self.values[:drop]
+            self.times = times[drop:]  # new exact-size arrays: appends over-allocate
+            self.values = self.values[drop:]
 
     def window(self, start: int, end: int) -> array[float]:
         """Values with ``start < time <= end``."""
