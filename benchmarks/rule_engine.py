@@ -3,7 +3,8 @@
 Prints sample-rule evaluations per second (samples x rules that apply, fed a few at a
 time as the poller does, meeting-level rules evaluated after every cycle) and the
 engine's memory per watched participant after an hour of samples (tracemalloc over
-the per-participant memory and alert states, and the JSON row the store keeps).
+the per-participant memory and alert states, and the JSON row the store keeps), with
+what copying that memory and encoding and loading its row cost per participant.
 Run: ``.venv/bin/python -m benchmarks.rule_engine``.
 """
 
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from watchdog.engine import AlertState, MeetingKey, Memory, evaluate, evaluate_meetings
 from watchdog.rules import load_rules
@@ -98,15 +103,17 @@ def speed(args: argparse.Namespace) -> None:
 
 def memory(args: argparse.Namespace) -> None:
     """Run an hour per participant untraced, then measure the kept state rebuilt from its
-    stored form (what a restarted daemon holds): tracing the run itself would take minutes."""
+    stored form (what a restarted daemon holds): tracing the run itself would take minutes.
+    Also times the per-poll copy and store row, and the load at startup, as the store
+    does them (``orjson.dumps`` to write, ``json.loads`` to read)."""
     rules = load_rules([args.rules])
     data = population(args.memory_participants, args.samples, args.period)
-    rows: list[str] = []
-    points = []
-    for info, samples in data:
-        result = evaluate(rules, info, samples, {})
-        rows.append(json.dumps(result.memory.to_json(), separators=(",", ":")))
-        points.append(sum(len(p) for p in result.memory.series.values()))
+    memories = [evaluate(rules, info, samples, {}).memory for info, samples in data]
+    points = [sum(len(p) for p in memory.series.values()) for memory in memories]
+    copy = _per_item(lambda: [memory.copy() for memory in memories], len(memories))
+    write = _per_item(lambda: [orjson.dumps(memory.to_json()) for memory in memories], len(data))
+    rows = [orjson.dumps(memory.to_json()) for memory in memories]
+    load = _per_item(lambda: [Memory.from_json(json.loads(row)) for row in rows], len(rows))
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     kept = [Memory.from_json(json.loads(row)) for row in rows]
@@ -117,9 +124,23 @@ def memory(args: argparse.Namespace) -> None:
     print(
         f"memory after {hours:g} h of samples every {args.period:g}s, "
         f"{len(kept)} participants: {grown / len(kept) / 1024:.1f} KiB per participant "
-        f"in memory ({sum(points) / len(points):.0f} window points), "
-        f"{sum(map(len, rows)) / len(rows) / 1024:.1f} KiB stored per participant"
+        f"in memory ({grown / len(kept):,.0f} bytes, {sum(points) / len(points):.0f} window "
+        f"points), {sum(map(len, rows)) / len(rows) / 1024:.1f} KiB stored per participant"
     )
+    print(
+        f"per participant: copy {copy * 1e6:.1f} us, store row {write * 1e6:.1f} us to write "
+        f"(each poll with new samples), {load * 1e6:.1f} us to load (at startup)"
+    )
+
+
+def _per_item(run: Callable[[], object], items: int, repeat: int = 5) -> float:
+    """Best of a few runs, per item: the machine is shared, the minimum is the signal."""
+    best = math.inf
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best / items
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
 from watchdog.engine import AlertState, Memory, Transition, evaluate, evaluate_meetings
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet, parse_rules
+from watchdog.series import duration_micros
 from watchdog.stats import ParticipantInfo, Sample, parse_stats
 from watchdog.store import Store
 
@@ -366,4 +367,4 @@ def test_memory_stays_bounded_by_the_longest_window() -> None:
     result = evaluate(ruleset, ALICE, samples, {})
     points = result.memory.series["averageVideoRtt"]
     assert len(points) == 120  # (t - 2m, t] at one sample a second
-    assert points[-1][0] - points[0][0] < timedelta(minutes=2)
+    assert points.times[-1] - points.times[0] < duration_micros(timedelta(minutes=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.engine import AlertState, Memory
 from watchdog.matchers import parse_matchers
+from watchdog.series import Series, micros
 from watchdog.store import (
     MIGRATIONS,
     AlertingWrite,
@@ -123,6 +125,25 @@ def test_a_poll_commit_is_durable_and_a_dedup_key_inserts_once(state_url: str) -
         assert [a.alert.fingerprint for a in reopened.active_alerts()] == [alert().fingerprint]
     finally:
         reopened.close()
+
+
+def test_rule_memory_round_trips_and_a_row_in_the_old_form_still_loads(store: Store) -> None:
+    key = ("s", "p")
+    memory = Memory(at(10), at(0))
+    memory.series["averageVideoRtt"] = Series.load([(micros(at(0)), 1.0), (micros(at(10.5)), 2.5)])
+    store.commit_poll(key, at(10), {}, [], [], memory=memory)
+    assert store.load_memories() == {key: memory}
+    assert store.load_participant(key)[2] == memory
+    old = {  # how rows were written before version 2
+        "last": at(10).isoformat(),
+        "first": at(0).isoformat(),
+        "series": {"averageVideoRtt": [[at(0).isoformat(), 1.0], [at(10.5).isoformat(), 2.5]]},
+        "conditions": {},
+    }
+    with store.transaction() as cur:
+        cur.execute("UPDATE rule_memory SET payload = ?", (json.dumps(old),))
+    assert store.load_memories() == {key: memory}
+    assert store.load_participant(key)[2] == memory
 
 
 def test_a_failed_transaction_leaves_nothing(store: Store) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from watchdog.rules import Rule
+from watchdog.series import Series, duration_micros, micros
 from watchdog.sparklines import sparkline
 from watchdog.stats import ParticipantInfo, Sample, format_time, parse_time
 from watchdog.templates import render
@@ -53,41 +54,31 @@ class Condition:
     value: float
 
 
-Point = tuple[datetime, float]
-
-
 @dataclass(slots=True)
 class Memory:
     """What the engine remembers about one participant between evaluations."""
 
     last_time: datetime | None = None  # newest sample evaluated
     first_time: datetime | None = None  # oldest sample ever seen (spike baselines need history)
-    series: dict[str, deque[Point]] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
     conditions: dict[str, Condition] = field(default_factory=dict)
 
     def copy(self) -> Memory:
         return Memory(
             self.last_time,
             self.first_time,
-            {metric: deque(points) for metric, points in self.series.items()},
+            {metric: points.copy() for metric, points in self.series.items()},
             dict(self.conditions),
         )
 
     def to_json(self) -> dict[str, Any]:
-        stamps: dict[datetime, str] = {}  # metrics share sample times: format each once
-
-        def stamp(moment: datetime) -> str:
-            text = stamps.get(moment)
-            if text is None:
-                text = stamps[moment] = moment.isoformat()
-            return text
-
+        """Version 2: each series as ``[[microseconds, ...], [value, ...]]``, written every
+        poll with new samples, so no per-point timestamp formatting."""
         return {
+            "v": 2,
             "last": self.last_time.isoformat() if self.last_time else None,
             "first": self.first_time.isoformat() if self.first_time else None,
-            "series": {
-                metric: [[stamp(t), v] for t, v in points] for metric, points in self.series.items()
-            },
+            "series": {metric: points.to_json() for metric, points in self.series.items()},
             "conditions": {
                 rule: [c.time.isoformat(), c.holds, c.value] for rule, c in self.conditions.items()
             },
@@ -95,32 +86,47 @@ class Memory:
 
     @classmethod
     def from_json(cls, data: Any) -> Memory:
-        """Tolerant: a damaged entry loses history, never the daemon."""
+        """Tolerant: a damaged entry loses history, never the daemon.
+
+        Reads version 2 and the version-1 form (series as ``[[iso time, value], ...]``)
+        that databases written before it hold.
+        """
         memory = cls()
         if not isinstance(data, dict):
             return memory
         memory.last_time = parse_time(data.get("last"))
         memory.first_time = parse_time(data.get("first"))
         series = data.get("series")
-        times: dict[Any, datetime | None] = {}  # metrics share sample times: one object each
+        load = Series.from_json if data.get("v") == 2 else _series_v1
         for metric, points in series.items() if isinstance(series, dict) else ():
-            kept: deque[Point] = deque()
-            for item in points if isinstance(points, list) else ():
-                if isinstance(item, list) and len(item) == 2:
-                    stamp = item[0] if isinstance(item[0], str) else None
-                    if stamp not in times:
-                        times[stamp] = parse_time(stamp)
-                    moment = times[stamp]
-                    if moment is not None and isinstance(item[1], int | float):
-                        kept.append((moment, float(item[1])))
-            memory.series[str(metric)] = kept
+            memory.series[sys.intern(str(metric))] = load(points)  # one name for 10,000 rows
         conditions = data.get("conditions")
         for rule, item in conditions.items() if isinstance(conditions, dict) else ():
             if isinstance(item, list) and len(item) == 3:
                 moment = parse_time(item[0])
                 if moment is not None and isinstance(item[2], int | float):
-                    memory.conditions[str(rule)] = Condition(moment, bool(item[1]), float(item[2]))
+                    memory.conditions[sys.intern(str(rule))] = Condition(
+                        moment, bool(item[1]), float(item[2])
+                    )
         return memory
+
+
+def _series_v1(points: Any) -> Series:
+    """``[[iso time, value], ...]``, as stored before version 2."""
+    times: dict[Any, int | None] = {}  # metrics share sample times: parse each once
+
+    def stamp(item: Any) -> int | None:
+        text = item if isinstance(item, str) else None
+        if text not in times:
+            moment = parse_time(text)
+            times[text] = None if moment is None else micros(moment)
+        return times[text]
+
+    return Series.load(
+        (stamp(item[0]), item[1])
+        for item in (points if isinstance(points, list) else ())
+        if isinstance(item, list) and len(item) == 2
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +217,7 @@ def evaluate(
     applicable = [rule for rule in rules if rule.applies_to(info)]
     memory = memory.copy() if memory is not None else Memory()
     result = Evaluation(states=dict(states), memory=memory)
-    keep = horizons(applicable)
+    keep = {metric: duration_micros(span) for metric, span in horizons(applicable).items()}
     for metric in [m for m in memory.series if m not in keep]:
         del memory.series[metric]  # no rule looks at it any more (rules changed)
     absent = [rule for rule in applicable if rule.absent is not None]
@@ -223,20 +229,21 @@ def evaluate(
         for rule in absent:
             _absent_gap(rule, info, memory.last_time, time, result)
         values = sample.values
-        for metric, horizon in keep.items():
+        stamp = micros(time)
+        for metric in keep:
             value = _number(values.get(metric))
             if value is None:
                 continue
-            points = memory.series.setdefault(metric, deque())
-            points.append((time, value))
-            cutoff = time - horizon
-            while len(points) > SPARK_POINTS and points[0][0] <= cutoff:
-                points.popleft()
+            points = memory.series.get(metric)
+            if points is None:
+                points = memory.series[metric] = Series()
+            points.append(stamp, value)
         memory.last_time = time
         if memory.first_time is None:
             memory.first_time = time
         for rule in valued:
-            verdict = _judge(rule, values, memory, time, _firing(result.states.get(rule.name)))
+            firing = _firing(result.states.get(rule.name))
+            verdict = _judge(rule, values, memory, stamp, firing)
             if verdict is None:
                 continue
             holds, value, threshold = verdict
@@ -253,6 +260,10 @@ def evaluate(
                 memory=memory,
                 out=result,
             )
+    for metric, horizon in keep.items():
+        points = memory.series.get(metric)
+        if points:
+            points.trim(horizon, SPARK_POINTS)  # once per call, not per sample: same result
     if now is not None and session_ongoing is not False:
         for rule in absent:
             _absent_now(rule, info, memory.last_time, now, result)
@@ -276,32 +287,9 @@ def _firing(state: AlertState | None) -> bool:
     return state is not None and state.phase == "firing"
 
 
-def _window(points: deque[Point] | None, start: datetime, end: datetime) -> list[float]:
-    """Values with start < time <= end."""
-    if not points:
-        return []
-    out = []
-    for moment, value in reversed(points):
-        if moment <= start:
-            break
-        if moment <= end:
-            out.append(value)
-    out.reverse()
-    return out
-
-
-def _span(points: deque[Point] | None, start: datetime, end: datetime) -> list[Point]:
-    """Points with start < time <= end, scanning back from the newest."""
-    if not points:
-        return []
-    out = []
-    for point in reversed(points):
-        if point[0] <= start:
-            break
-        if point[0] <= end:
-            out.append(point)
-    out.reverse()
-    return out
+def _window(points: Series | None, start: int, end: int) -> Sequence[float]:
+    """Values with start < time <= end (microseconds)."""
+    return points.window(start, end) if points else ()
 
 
 def _p95(values: Sequence[float]) -> float:
@@ -313,21 +301,21 @@ def _p95(values: Sequence[float]) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def _rate(points: Sequence[Point]) -> float | None:
+def _rate(times: Sequence[int], values: Sequence[float]) -> float | None:
     """Per-second increase over the window, a decrease counted as a counter reset."""
-    if len(points) < 2:
+    if len(values) < 2:
         return None
-    seconds = (points[-1][0] - points[0][0]).total_seconds()
+    seconds = (times[-1] - times[0]) / 1_000_000  # as timedelta.total_seconds() computes it
     if seconds <= 0:
         return None
     increase = 0.0
-    for (_, before), (_, after) in itertools.pairwise(points):
+    for before, after in itertools.pairwise(values):
         increase += after - before if after >= before else after
     return increase / seconds
 
 
-def aggregate(name: str, points: Sequence[Point]) -> float | None:
-    values = [v for _, v in points]
+def aggregate(name: str, times: Sequence[int], values: Sequence[float]) -> float | None:
+    """A window aggregate over parallel columns (times in microseconds, oldest first)."""
     if name == "count":
         return float(len(values))
     if not values:
@@ -340,19 +328,23 @@ def aggregate(name: str, points: Sequence[Point]) -> float | None:
         return max(values)
     if name == "p95":
         return _p95(values)
-    return _rate(points)
+    return _rate(times, values)
 
 
 def _judge(
-    rule: Rule, values: Mapping[str, float], memory: Memory, time: datetime, firing: bool
+    rule: Rule, values: Mapping[str, float], memory: Memory, time: int, firing: bool
 ) -> tuple[bool, float, float | None] | None:
-    """(condition holds, value shown, effective threshold) at this sample; None: no evidence."""
+    """(condition holds, value shown, effective threshold) at this sample (microseconds);
+    None: no evidence."""
     metric = str(rule.metric)
     current = _number(values.get(metric))
     if rule.aggregate is not None and rule.over is not None:
         if current is None and rule.aggregate != "count":
             return None
-        value = aggregate(rule.aggregate, _span(memory.series.get(metric), time - rule.over, time))
+        points = memory.series.get(metric)
+        start = time - duration_micros(rule.over)
+        times, window = points.span(start, time) if points else ((), ())
+        value = aggregate(rule.aggregate, times, window)
         if value is None:
             return None
         return rule.holds(value, firing), value, rule.threshold
@@ -366,22 +358,24 @@ def _judge(
 
 
 def _spike(
-    rule: Rule, memory: Memory, time: datetime, current: float
+    rule: Rule, memory: Memory, time: int, current: float
 ) -> tuple[bool, float, float | None] | None:
     spike = rule.spike
     assert spike is not None
     points = memory.series.get(str(rule.metric))
-    split = time - spike.over
-    if spike.over:
+    over = duration_micros(spike.over)
+    split = time - over
+    if over:
         recent = _window(points, split, time)
         current = math.fsum(recent) / len(recent) if recent else current
     else:
-        split = time - timedelta(microseconds=1)  # the baseline is everything before this sample
-    base_values = _window(points, split - spike.baseline, split)
+        split = time - 1  # the baseline is everything before this sample
+    base_values = _window(points, split - duration_micros(spike.baseline), split)
     if not base_values:
         return None
     baseline = math.fsum(base_values) / len(base_values)
-    enough = memory.first_time is not None and split - memory.first_time >= spike.needed
+    first = memory.first_time
+    enough = first is not None and split - micros(first) >= duration_micros(spike.needed)
     if spike.direction == "up":
         limit = baseline * spike.factor if spike.factor is not None else baseline
         if spike.min_change is not None:
@@ -397,9 +391,7 @@ def _spike(
 
 def _recent(memory: Memory, rule: Rule) -> tuple[float, ...]:
     points = memory.series.get(rule.metric or "")
-    if not points:
-        return ()
-    return tuple(v for _, v in list(points)[-SPARK_POINTS:])
+    return points.last(SPARK_POINTS) if points else ()
 
 
 def advance(
