@@ -55,6 +55,7 @@ def main() -> None:
             meeting_id=f"mtg-{session}",
         )
     sim.start()
+    sim.warm()  # histories ready before the first poll, as the real API has them
     zero = time.time() - (sim.now() - sim.zero).total_seconds() / args.speed
     print(f"READY {sim.url} {zero:.6f} {sim.zero.isoformat()}", flush=True)
     stop = threading.Event()

@@ -230,10 +230,12 @@ def evaluate(
             _absent_gap(rule, info, memory.last_time, time, result)
         values = sample.values
         stamp = micros(time)
+        numbers: dict[str, float] = {}  # the rules' metrics in this sample, judged once
         for metric in keep:
             value = _number(values.get(metric))
             if value is None:
                 continue
+            numbers[metric] = value
             points = memory.series.get(metric)
             if points is None:
                 points = memory.series[metric] = Series()
@@ -243,7 +245,7 @@ def evaluate(
             memory.first_time = time
         for rule in valued:
             firing = _firing(result.states.get(rule.name))
-            verdict = _judge(rule, values, memory, stamp, firing)
+            verdict = _judge(rule, numbers, memory, stamp, firing)
             if verdict is None:
                 continue
             holds, value, threshold = verdict
@@ -278,6 +280,8 @@ def evaluate(
 
 def _number(value: object) -> float | None:
     """A usable number, or None: samples from any source are judged, never trusted."""
+    if value.__class__ is float:  # the common case, checked cheaply: finite iff x - x == 0
+        return value if value - value == 0 else None
     if isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
@@ -332,12 +336,12 @@ def aggregate(name: str, times: Sequence[int], values: Sequence[float]) -> float
 
 
 def _judge(
-    rule: Rule, values: Mapping[str, float], memory: Memory, time: int, firing: bool
+    rule: Rule, numbers: Mapping[str, float], memory: Memory, time: int, firing: bool
 ) -> tuple[bool, float, float | None] | None:
-    """(condition holds, value shown, effective threshold) at this sample (microseconds);
-    None: no evidence."""
+    """(condition holds, value shown, effective threshold) at this sample (microseconds),
+    from the sample's already judged ``numbers``; None: no evidence."""
     metric = str(rule.metric)
-    current = _number(values.get(metric))
+    current = numbers.get(metric)
     if rule.aggregate is not None and rule.over is not None:
         if current is None and rule.aggregate != "count":
             return None
