@@ -3,6 +3,7 @@ routing, and that all of it survives a restart. Time is a shifted clock, never a
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -268,3 +269,31 @@ def test_routes_add_notifiers_and_a_rule_notify_always_applies(db: Path) -> None
     am.flush()
     got = sorted((n.notifier, n.alerts[0].participant_id) for n in queued(store))
     assert got == [("email", "alice"), ("email", "bob"), ("pager", "alice"), ("slack", "carol")]
+
+
+def _wait_for_outbox(store: Store, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not store.outbox() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_alerts_recorded_mid_cycle_go_out_before_the_cycle_ends_and_together(db: Path) -> None:
+    store, am = manager(db, Clock())
+    am.start()
+    try:
+        with am.collecting():  # a long poll cycle: thousands of participants still to poll
+            record(store, alert("alice"))
+            am.intake()
+            record(store, alert("bob"))  # polled right after alice: same meeting
+            am.intake()
+            _wait_for_outbox(store)
+            (together,) = queued(store)
+            assert {a.participant_id for a in together.alerts} == {"alice", "bob"}
+            record(store, alert("carol", meeting="m-2"))
+            am.intake()
+            _wait_for_outbox(store)
+            (later,) = queued(store)
+            assert [a.participant_id for a in later.alerts] == ["carol"]
+    finally:
+        am.stop()
+    assert am.flush() == 0  # nothing was left for the end of the cycle
