@@ -182,16 +182,17 @@ def horizons(rules: Iterable[Rule]) -> dict[str, timedelta]:
     return out
 
 
-FIRST_SIGHT = timedelta(minutes=5)
+FIRST_SIGHT = timedelta(minutes=2)
 
 
 def lookback(rules: Iterable[Rule]) -> timedelta:
     """How much of a new participant's history the poller evaluates on first sight.
 
     At least what can still change its alerts now (the longest ``over`` window
-    plus ``for`` plus ``keep_firing_for`` of any rule), and at least five minutes
-    so an alert already firing reports a useful ``since``; older samples would
-    cost a whole cycle on a long call and alert on episodes that ended long ago.
+    plus ``for`` plus ``keep_firing_for`` of any rule), and at least two minutes
+    so an alert already firing reports a useful ``since``. Older samples would alert
+    on episodes that ended long ago, and cost: a daemon starting with 10,000
+    participants in long calls evaluates this stretch of each in its first cycle.
     """
     return max([FIRST_SIGHT, *(r.window + r.for_ + r.keep_firing_for for r in rules)])
 
