@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ def test_first_sight_evaluates_only_the_lookback() -> None:
     assert stats.samples[0].time == at(3590 - 300)
     assert len(stats.samples) == 31
     assert len(parse_stats(raw, "s", "p").samples) == 360  # replay and tests: everything
+    newest = raw["stats"][-1]
+    newest["time"] = at(3600).astimezone(timezone(timedelta(hours=2))).isoformat()
+    moved = parse_stats(raw, "s", "p", lookback=timedelta(minutes=5))
+    assert moved.samples[0].time == at(3600 - 300)  # the newest in another format counts
 
 
 def test_a_poll_that_moved_nothing_writes_nothing(tmp_path: Path, sim: Simulator) -> None:

@@ -182,6 +182,24 @@ def _attach_resolutions(
             sample.values["resolution"] = resolution
 
 
+_LATEST = "9999-12-31T23:59:59.999Z"
+
+
+def _newest(series: list[Any]) -> datetime | None:
+    """The newest sample time; API-format times compared as text, only the newest parsed."""
+    newest_text = ""
+    others: list[datetime] = []
+    for item in series:
+        raw_time = item.get("time") if isinstance(item, dict) else None
+        if _old(raw_time, _LATEST):
+            newest_text = max(newest_text, raw_time)
+        elif (moment := parse_time(raw_time)) is not None:
+            others.append(moment)
+    if newest_text:
+        others.append(datetime.fromisoformat(newest_text))
+    return max(others, default=None)
+
+
 def parse_stats(
     raw: Any,
     session_id: str,
@@ -207,8 +225,7 @@ def parse_stats(
         SAMPLE_ERRORS.labels("stats_not_list").inc()
         raise StatsShapeError("'stats' in the response is not a list")
     if after is None and lookback is not None:
-        stamps = [parse_time(item.get("time")) for item in series if isinstance(item, dict)]
-        newest = max((t for t in stamps if t is not None), default=None)
+        newest = _newest(series)
         if newest is not None:
             after = newest - lookback - timedelta(microseconds=1)
     by_time: dict[datetime, Sample] = {}
