@@ -157,12 +157,7 @@ class Poller:
                 self._queue = deque()  # open before the targets are read: see poll_now
             targets = self.targets() if callable(self.targets) else self.targets
             polled = self._poll_all(targets, report)
-            self._flush_safely()
-            if self.observer is not None:
-                try:
-                    self.observer.cycle_done(self)
-                except Exception:
-                    log.exception("updating the watch list after a poll cycle failed")
+            self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(polled))
             report.seconds = time.monotonic() - start
@@ -178,15 +173,20 @@ class Poller:
             )
             return report
 
-    def _flush_safely(self) -> None:
-        """The cycle's deferred poll results, in one transaction. If that fails they stay
-        unwritten, and a restart re-evaluates their samples from the older cursors."""
-        if self.dry_run:
-            return
-        try:
-            self.store.flush()
-        except Exception:
-            log.exception("writing this cycle's poll results failed; retrying after the next")
+    def _after_polls(self) -> None:
+        """Write the polls' deferred results in one transaction (if that fails they stay
+        unwritten, and a restart re-evaluates their samples from the older cursors), then
+        let the watch list resolve who left."""
+        if not self.dry_run:
+            try:
+                self.store.flush()
+            except Exception:
+                log.exception("writing this cycle's poll results failed; retrying after the next")
+        if self.observer is not None:
+            try:
+                self.observer.cycle_done(self)
+            except Exception:
+                log.exception("updating the watch list after a poll cycle failed")
 
     def poll_now(self, targets: Sequence[WatchedParticipant]) -> None:
         """Poll these participants first (just taken over from a dead instance): at the
@@ -204,12 +204,7 @@ class Poller:
             with self._queue_lock:
                 self._queue = deque()
             self._poll_all(targets, CycleReport(started=datetime.now(UTC)))
-            self._flush_safely()
-            if self.observer is not None:
-                try:
-                    self.observer.cycle_done(self)
-                except Exception:
-                    log.exception("updating the watch list after a poll failed")
+            self._after_polls()
 
     def _poll_all(
         self, targets: Sequence[WatchedParticipant], report: CycleReport
