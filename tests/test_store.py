@@ -354,3 +354,16 @@ def test_a_failed_flush_keeps_its_results_for_the_next_one(tmp_path: Path) -> No
         assert _committed(url) == ({("s", "p"): at(20)}, {("s", "p"): {"rtt": pending}})
     finally:
         store.close()
+
+
+def test_the_outbox_can_be_scanned_without_its_payloads(store: Store) -> None:
+    store.enqueue([note("k1"), note("k2", participant="q")])
+    headers = store.outbox(payloads=False)
+    assert [h.payload for h in headers] == [None, None]
+    with pytest.raises(LookupError):
+        _ = headers[0].notification
+    first = store.with_payload(headers[0])
+    assert first is not None
+    assert first.notification.alerts[0].participant_id == "p"
+    store.delivered(headers[1].id)
+    assert store.with_payload(headers[1]) is None  # gone: nothing to start

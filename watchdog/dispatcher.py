@@ -150,7 +150,7 @@ class Dispatcher:
     def deliver_due(self) -> int:
         """One pass: settle timeouts, start what is due; returns how many started."""
         self._expire()
-        entries = self.store.outbox()
+        entries = self.store.outbox(payloads=False)  # read one when it is started
         OUTBOX_DEPTH.set(len(entries))
         now = datetime.now(UTC)
         with self._lock:
@@ -198,6 +198,11 @@ class Dispatcher:
             full = self._busy[entry.notifier] >= self.concurrency
         if not full and self.claim is not None and not self.claim(entry):
             return False  # another live instance is delivering it
+        if not full:
+            loaded = self.store.with_payload(entry)
+            if loaded is None:
+                return False  # delivered meanwhile (by another instance)
+            entry = loaded
         with self._lock:
             if full or self._busy[entry.notifier] >= self.concurrency:
                 hung = self._abandoned[entry.notifier]
@@ -345,7 +350,10 @@ class Dispatcher:
         )
         return attempts
 
-    def _overdue(self, entry: OutboxEntry, now: datetime) -> None:
+    def _overdue(self, header: OutboxEntry, now: datetime) -> None:
+        entry = self.store.with_payload(header)
+        if entry is None:
+            return  # delivered meanwhile
         OUTBOX_OVERDUE.labels(entry.notifier).inc()
         alerts = entry.notification.alerts
         log.error(

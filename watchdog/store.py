@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -283,7 +283,7 @@ class OutboxEntry:
     seq: int
     notifier: str
     fingerprint: str
-    payload: str  # the notification as stored, decoded when first needed
+    payload: str | None  # the notification as stored, decoded when needed; None: not read
     created_at: datetime
     attempts: int
     next_attempt_at: datetime
@@ -295,6 +295,8 @@ class OutboxEntry:
     def notification(self) -> Notification:
         """Decoded on demand: every delivery pass reads the whole outbox, and a backlog
         of a slow notifier's rows must not cost a decode each time."""
+        if self.payload is None:
+            raise LookupError(f"outbox entry {self.id} was read without its payload")
         return _notification(self.payload)
 
 
@@ -935,11 +937,17 @@ class Store:
         )
         return cur.rowcount if cur.rowcount > 0 else 0
 
-    def outbox(self, limit: int | None = None) -> list[OutboxEntry]:
-        """Pending notifications in the order they were written."""
+    def outbox(self, limit: int | None = None, *, payloads: bool = True) -> list[OutboxEntry]:
+        """Pending notifications in the order they were written.
+
+        ``payloads=False`` leaves the notifications themselves unread (``with_payload``
+        reads one): the dispatcher scans the whole outbox on every pass, and a slow or
+        dead notifier's backlog must not cost its bodies each time.
+        """
         sql = (
-            "SELECT id, seq, notifier, fingerprint, payload, created_at, attempts,"
-            " next_attempt_at, last_error, permanent, warned_at FROM outbox ORDER BY seq"
+            f"SELECT id, seq, notifier, fingerprint, {'payload' if payloads else 'NULL'},"  # noqa: S608
+            " created_at, attempts, next_attempt_at, last_error, permanent, warned_at"
+            " FROM outbox ORDER BY seq"
         )
         params: tuple[int, ...] = ()
         if limit is not None:
@@ -965,6 +973,16 @@ class Store:
                 )
             )
         return entries
+
+    def with_payload(self, entry: OutboxEntry) -> OutboxEntry | None:
+        """The entry with its notification read; None when it has left the outbox."""
+        if entry.payload is not None:
+            return entry
+        with self._lock:
+            row = self._db.execute(
+                "SELECT payload FROM outbox WHERE id = ?", (entry.id,)
+            ).fetchone()
+        return None if row is None else replace(entry, payload=row[0])
 
     def outbox_stats(self) -> tuple[int, datetime | None]:
         """How many notifications wait, and when the oldest was written."""
