@@ -72,3 +72,46 @@ def test_a_poll_that_moved_nothing_writes_nothing(tmp_path: Path, sim: Simulator
     finally:
         watcher.close()
         runtime.close()
+
+
+def test_a_crash_before_the_cycle_wrote_its_results_changes_no_alert(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """Polls that raised nothing are written after the cycle: a crash before that loses
+    cursor progress only, and the restart reaches the same alert, sent once."""
+    scores = [(0, 4.0), (10, 4.0), (20, 2.0), (30, 2.0), (40, 2.0), (50, 2.0)]
+    sim.add_participant("s1", "p1", samples=video_series(scores))
+    crashing, steady = tmp_path / "crashing", tmp_path / "steady"
+    crashing.mkdir()
+    steady.mkdir()
+    config = {
+        name: load_config(str(write_config(path, sim.url, [("s1", "p1")], POOR_VIDEO)))
+        for name, path in (("crashing", crashing), ("steady", steady))
+    }
+    first, reference = build(config["crashing"]), build(config["steady"])
+    try:
+        sim.advance(10)
+        assert first.poller.cycle().transitions == reference.poller.cycle().transitions == []
+        sim.advance(20)  # 20 s and 30 s are poor: pending, not yet firing (for: 20s)
+        (target,) = first.poller.targets()
+        assert first.poller.poll(target) == ([], 2)  # polled, results deferred ...
+        first.poller.close()
+        first.client.close()
+        first.store._db.close()  # ... and the process dies before the cycle writes them
+        assert reference.poller.cycle().transitions == []
+        restarted = build(config["crashing"])
+        try:
+            assert restarted.poller.cursors == {("s1", "p1"): at(10)}  # progress lost
+            sim.advance(20)
+            again = restarted.poller.cycle().transitions
+            expected = reference.poller.cycle().transitions
+            assert (
+                [(t.rule.name, t.state, t.time, t.active_since) for t in again]
+                == [(t.rule.name, t.state, t.time, t.active_since) for t in expected]
+                == [("poor-video", "firing", at(40), at(20))]
+            )
+            assert [a.alert.status for a in restarted.store.active_alerts()] == ["firing"]
+        finally:
+            restarted.close()
+    finally:
+        reference.close()
