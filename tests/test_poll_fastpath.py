@@ -93,7 +93,7 @@ def test_a_crash_before_the_cycle_wrote_its_results_changes_no_alert(
         sim.advance(10)
         assert first.poller.cycle().transitions == reference.poller.cycle().transitions == []
         sim.advance(20)  # 20 s and 30 s are poor: pending, not yet firing (for: 20s)
-        (target,) = first.poller.targets()
+        (target,) = first.watchlist.targets()
         assert first.poller.poll(target) == ([], 2)  # polled, results deferred ...
         first.poller.close()
         first.client.close()
