@@ -465,19 +465,14 @@ class _Deferred:
     memory: Memory | None
     info: ParticipantInfo | None
 
-    def merge(
-        self,
-        cursor: datetime | None,
-        states: Mapping[str, AlertState],
-        changed: Iterable[str],
-        memory: Memory | None,
-        info: ParticipantInfo | None,
-    ) -> None:
-        self.cursor = cursor if cursor is not None else self.cursor
-        self.states = states
-        self.changed.update(changed)
-        self.memory = memory if memory is not None else self.memory
-        self.info = info if info is not None else self.info
+    def merge(self, newer: _Deferred) -> _Deferred:
+        """This one, brought up to ``newer`` (a later poll of the same participant)."""
+        self.cursor = newer.cursor if newer.cursor is not None else self.cursor
+        self.states = newer.states
+        self.changed.update(newer.changed)
+        self.memory = newer.memory if newer.memory is not None else self.memory
+        self.info = newer.info if newer.info is not None else self.info
+        return self
 
 
 class Store:
@@ -737,15 +732,12 @@ class Store:
         deterministic, re-derives the same states from the samples the API still returns;
         every alert is written at once, with everything deferred for its participant.
         """
+        results = _Deferred(cursor, states, set(changed), memory, info)
         if defer and fence is None and self.kind == "sqlite" and not notifications and not alerts:
             with self._deferred_lock:
-                entry = self._deferred.get(key)
-                if entry is None:
-                    self._deferred[key] = _Deferred(cursor, states, set(changed), memory, info)
-                else:
-                    entry.merge(cursor, states, changed, memory, info)
+                earlier = self._deferred.get(key)
+                self._deferred[key] = results if earlier is None else earlier.merge(results)
             return 0
-        session, participant = key
         inserted = 0
         now = _now()
         with self._transaction() as cur:
@@ -754,19 +746,8 @@ class Store:
             with self._deferred_lock:
                 earlier = self._deferred.pop(key, None)
             if earlier is not None:  # this write carries the deferred ones with it
-                earlier.merge(cursor, states, changed, memory, info)
-                cursor, states, changed = earlier.cursor, earlier.states, earlier.changed
-                memory, info = earlier.memory, earlier.info
-            if cursor is not None:
-                cur.execute(_UPSERT_CURSOR, (session, participant, format_time(cursor), now))
-            for rule in changed:
-                state = states.get(rule)
-                if state is None:
-                    cur.execute(_DELETE_STATE, (rule, session, participant))
-                else:
-                    cur.execute(_UPSERT_STATE, (rule, session, participant, *_state_row(state)))
-            if memory is not None:
-                cur.execute(_UPSERT_MEMORY, (session, participant, *_memory_row(memory, info), now))
+                results = earlier.merge(results)
+            self._write_results(cur, [(key, results)], now)
             for dedup_key, notification in notifications:
                 inserted += self._insert_notification(cur, dedup_key, notification, now)
             for alert, notify in alerts:
@@ -785,7 +766,7 @@ class Store:
                     entries, self._deferred = self._deferred, {}
                 items = list(entries.items())
                 for start in range(0, len(items), _FLUSH_CHUNK):  # bounded rows in memory
-                    self._write_deferred(cur, items[start : start + _FLUSH_CHUNK], now)
+                    self._write_results(cur, items[start : start + _FLUSH_CHUNK], now)
         except BaseException:
             self._restore_deferred(entries)
             raise
@@ -796,13 +777,12 @@ class Store:
         with self._deferred_lock:
             for key, entry in entries.items():
                 newer = self._deferred.get(key)
-                if newer is not None:
-                    entry.merge(newer.cursor, newer.states, newer.changed, newer.memory, newer.info)
-                self._deferred[key] = entry
+                self._deferred[key] = entry if newer is None else entry.merge(newer)
 
     @staticmethod
-    def _write_deferred(cur: Cursor, entries: Sequence[tuple[Key, _Deferred]], now: str) -> None:
-        """Each table's rows in one statement, prepared once for all participants."""
+    def _write_results(cur: Cursor, entries: Sequence[tuple[Key, _Deferred]], now: str) -> None:
+        """Participants' poll results (cursor, changed alert states, rule memory): each
+        table's rows in one statement, for one participant (a poll) or many (a flush)."""
         cursors: list[tuple[Any, ...]] = []
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[Any, ...]] = []
