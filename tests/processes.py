@@ -39,11 +39,15 @@ class Daemon:
         self._lines: queue.Queue[tuple[str, str]] = queue.Queue()
         assert self.proc.stdout is not None
         assert self.proc.stderr is not None
-        for name, stream, sink in (
-            ("out", self.proc.stdout, self.out),
-            ("err", self.proc.stderr, self.err),
-        ):
-            threading.Thread(target=self._pump, args=(name, stream, sink), daemon=True).start()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(name, stream, sink), daemon=True)
+            for name, stream, sink in (
+                ("out", self.proc.stdout, self.out),
+                ("err", self.proc.stderr, self.err),
+            )
+        ]
+        for pump in self._pumps:
+            pump.start()
 
     def _pump(self, name: str, stream: object, sink: list[str]) -> None:
         for line in stream:  # type: ignore[attr-defined]
@@ -62,7 +66,8 @@ class Daemon:
                     return line
             seen = len(lines)
             left = deadline - time.monotonic()
-            if left <= 0 or (self.proc.poll() is not None and self._lines.empty()):
+            ended = self.proc.poll() is not None and self._drained() and seen == len(lines)
+            if left <= 0 or ended:
                 raise AssertionError(
                     f"no line matching {pattern!r} within {timeout}s; "
                     f"stdout={self.out!r} stderr={self.err[-20:]!r}"
@@ -70,17 +75,27 @@ class Daemon:
             with contextlib.suppress(queue.Empty):
                 self._lines.get(timeout=min(left, 0.2))
 
+    def _drained(self, timeout: float = 5.0) -> bool:
+        """Whether every line the process wrote is in ``out``/``err`` (pipes read to EOF)."""
+        for pump in self._pumps:
+            pump.join(timeout)
+        return not any(pump.is_alive() for pump in self._pumps)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """The exit code, once the process has exited and all its output has been read."""
+        code = self.proc.wait(timeout=timeout)
+        self._drained()
+        return code
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout)
-        time.sleep(0.05)  # let the pump threads drain the pipes
-        return code
+        return self.wait(timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.wait(10)
 
     def all_output(self) -> str:
         return "\n".join(self.out + self.err)

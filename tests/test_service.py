@@ -148,7 +148,7 @@ def test_full_run_under_systemd(tmp_path: Path, sim: Simulator) -> None:
         assert "poor-video" in daemon.wait_for(r"FIRING \[warning\] poor-video")
         daemon.wait_for(r"FIRING \[info\] rtt-high")
         wait_until(lambda: sink.exists() and sink.read_text().count("firing") == 2)
-        assert any("sink refused (HTTP 503)" in line for line in daemon.err)
+        daemon.wait_for(r"sink refused \(HTTP 503\)", stream="err")
         notify.wait_for("STATUS", after=ready + 1)
         assert any("2 alerts firing" in m.get("STATUS", "") for m in notify.messages)
 
@@ -304,8 +304,7 @@ def test_unwritable_state_database_exits_1(tmp_path: Path, sim: Simulator) -> No
         tmp_path, sim.url, [("s", "p")], POOR_VIDEO, state={"url": "not-a-directory/state.db"}
     )
     daemon = Daemon(["run", "--config", str(config)])
-    assert daemon.proc.wait(timeout=30) == 1
-    time.sleep(0.1)
+    assert daemon.wait(30) == 1
     assert any(
         "cannot open the state database" in line and "exiting with status 1" in line
         for line in daemon.err
