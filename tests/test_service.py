@@ -30,6 +30,7 @@ SINK_SECRET = "sink-secret-5e4d3c2b1a-never-log-me"  # grep-able, like conftest.
 
 FLAKY_PLUGIN = '''
 import json
+import threading
 from pydantic import SecretStr
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import DeliveryError, NotifierConfig, NotifierType
@@ -49,14 +50,17 @@ class Flaky:
         self.config = context.config
         self.logger = context.logger
         self.calls = 0
+        self.lock = threading.Lock()  # sends run on several delivery threads at once
 
     def send(self, notification):
-        self.calls += 1
-        self.logger.info("flaky sink: attempt %d", self.calls)
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        self.logger.info("flaky sink: attempt %d", call)
         if self.config.hang:
             import time
             time.sleep(3600)
-        if self.calls <= self.config.fail_first:
+        if call <= self.config.fail_first:
             raise DeliveryError("sink refused (HTTP 503)")
         alert = notification.alerts[0]
         with open(self.config.path, "a") as out:
