@@ -6,6 +6,7 @@ import inspect
 import io
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from watchdog_console import ConsoleConfig, ConsoleNotifier
 
 from watchdog import hookspecs
 from watchdog.alerts import Notification
-from watchdog.notifiers import Register
+from watchdog.notifiers import Register, retry_after_seconds
 from watchdog.notifytest import sample_alert
 from watchdog.plugins import PluginHost, load_plugins
 from watchdog.problems import ConfigError
@@ -131,3 +132,26 @@ def test_notifier_state_is_durable_per_entry(tmp_path: Path) -> None:
     assert reopened.get("thread-1") == {"ts": "1700000000.000100", "channel": "C1"}
     reopened.delete("thread-1")
     assert reopened.get("thread-1") is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("12", 12.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        ("Tue, 24 Nov 2026 10:00:30 GMT", 30.0),  # an HTTP date, 30 s from now
+        ("Tue, 24 Nov 2026 09:59:00 GMT", 0.0),  # already past: at once
+        ("-5", 0.0),
+        ("86400", 3600.0),  # capped at an hour
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(
+    header: str | None, seconds: float | None
+) -> None:
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert retry_after_seconds(header, now=now) == seconds

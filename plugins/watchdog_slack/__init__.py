@@ -32,6 +32,7 @@ from watchdog.notifiers import (
     NotifierState,
     NotifierType,
     Register,
+    retry_after_seconds,
 )
 from watchdog_slack.blocks import message, reply
 from watchdog_slack.buttons import interactive_blocks
@@ -190,10 +191,8 @@ def _retry_after(headers: Any) -> float:
     raw = (headers.get("retry-after") or headers.get("Retry-After")) if headers else None
     if isinstance(raw, list):
         raw = raw[0] if raw else None
-    try:
-        return max(float(str(raw)), 1.0)
-    except ValueError:
-        return DEFAULT_RETRY_AFTER
+    wait = retry_after_seconds(None if raw is None else str(raw))
+    return DEFAULT_RETRY_AFTER if wait is None else max(wait, 1.0)
 
 
 def _api_error(method: str, exc: SlackApiError) -> DeliveryError:

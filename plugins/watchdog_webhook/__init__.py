@@ -16,8 +16,6 @@ import hmac
 import json
 import logging
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -31,6 +29,7 @@ from watchdog.notifiers import (
     NotifierContext,
     NotifierType,
     Register,
+    retry_after_seconds,
 )
 from watchdog_webhook.payload import body
 
@@ -39,7 +38,6 @@ __version__ = "0.1.0"
 USER_AGENT = f"videosdk-watchdog/{__version__}"
 SIGNATURE_HEADER = "X-Watchdog-Signature"
 NOTIFICATION_HEADER = "X-Watchdog-Notification"
-MAX_RETRY_AFTER = 3600.0
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
 _RESERVED = {"content-type", "content-length", "host", "transfer-encoding"}
 
@@ -47,23 +45,6 @@ _RESERVED = {"content-type", "content-length", "host", "transfer-encoding"}
 def sign(secret: str, raw: bytes) -> str:
     """The signature header's value for a body: ``sha256=<hex HMAC-SHA256>``."""
     return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (seconds or an HTTP date), capped at an hour."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class WebhookConfig(NotifierConfig):
@@ -175,7 +156,7 @@ class WebhookNotifier:
                 f": {detail}" if detail else ""
             )
             if status == 429 or status >= 500 or status == 408:
-                wait = retry_after(response.headers.get("Retry-After"))
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
                 raise DeliveryError(message, retry_after=wait)
             if 300 <= status < 400:
                 where = response.headers.get("Location", "?")

@@ -17,6 +17,7 @@ from watchdog.notifiers import (
     NotifierContext,
     NotifierType,
     Register,
+    retry_after_seconds,
 )
 
 __version__ = "0.1.0"
@@ -108,8 +109,7 @@ class NtfyNotifier:
             return
         message = f"ntfy answered HTTP {response.status_code}: {response.text[:200].strip()}"
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = response.headers.get("Retry-After", "")
-            wait = float(retry_after) if retry_after.isdigit() else None
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
             raise DeliveryError(message, retry_after=wait)
         raise DeliveryError(message, permanent=True)
 
