@@ -618,7 +618,7 @@ class Store:
         memories = {}
         for session, participant, payload in rows:
             try:
-                data = json.loads(payload)
+                data = orjson.loads(payload)
             except ValueError:
                 continue
             memories[(session, participant)] = Memory.from_json(data)
@@ -637,8 +637,8 @@ class Store:
         inputs = {}
         for session, participant, payload, info in rows:
             try:
-                memory = Memory.from_json(json.loads(payload))
-                who = ParticipantInfo(**json.loads(info))
+                memory = Memory.from_json(orjson.loads(payload))
+                who = ParticipantInfo(**orjson.loads(info))
             except (ValueError, TypeError):
                 continue
             inputs[(session, participant)] = (who, memory)
@@ -869,7 +869,7 @@ class Store:
         loaded = None
         if memory is not None:
             try:
-                loaded = Memory.from_json(json.loads(memory[0]))
+                loaded = Memory.from_json(orjson.loads(memory[0]))
             except ValueError:
                 loaded = None
         return (_utc(cursor[0]) if cursor else None), states, loaded
