@@ -3,7 +3,9 @@
 Records N firing alerts spread over meetings in a fresh SQLite state file, then prints:
 the first flush (every alert new: grouping, routing, outbox rows), a steady-state flush
 (nothing changed: the cost of the once-a-second tick), and how fast the dispatcher empties
-the outbox into a local HTTP sink that answers at once. Figures, never asserts.
+the outbox into a local HTTP sink that answers at once. Then the cost of one delivery pass
+while a notifier has a backlog of ``--backlog`` notifications: a dead one (every row backing
+off) and a slow one (its lane's threads all busy, every row due). Figures, never asserts.
 
 Run: ``.venv/bin/python -m benchmarks.alert_delivery --alerts 2000 --meetings 200``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import statistics
 import tempfile
 import threading
 import time
@@ -26,6 +29,8 @@ import requests
 from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
 from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.dispatcher import Dispatcher
+from watchdog.notifiers import DeliveryError
+from watchdog.stats import format_time
 from watchdog.store import Store
 
 
@@ -77,11 +82,73 @@ def _alert(index: int, meetings: int, now: datetime) -> Alert:
     )
 
 
+class _Dead:
+    def send(self, notification: Notification) -> None:
+        raise DeliveryError("connection refused")
+
+
+class _Slow:
+    """Holds every send until released: the lane's threads are all busy."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def send(self, notification: Notification) -> None:
+        self.release.wait(60)
+
+
+def _pass_cost(tmp: str, backlog: int, meetings: int) -> tuple[float, float]:
+    """Median seconds of one delivery pass: a dead notifier's backlog, then a slow one's."""
+    store = Store(str(Path(tmp) / "backlog.db"))
+    now = datetime.now(UTC)
+    _enqueue(store, "dead", backlog, meetings, now)
+    later = now + timedelta(minutes=5)
+    with store.transaction() as cur:  # the dead one's rows all back off, as after a failure
+        cur.execute("UPDATE outbox SET attempts = 3, next_attempt_at = ?", (format_time(later),))
+    dispatcher = Dispatcher(store, {"dead": _Dead()}, timedelta(seconds=60))
+    dead = _median_pass(dispatcher)
+    _enqueue(store, "slow", backlog, meetings, now)
+    slow = _Slow()
+    dispatcher.set_notifiers({"dead": _Dead(), "slow": slow})
+    dispatcher.deliver_due()  # the slow lane's threads take their first sends and hang
+    busy = _median_pass(dispatcher)
+    slow.release.set()
+    while dispatcher.in_flight():  # the released sends record their outcome
+        time.sleep(0.01)
+    store.close()
+    return dead, busy
+
+
+def _enqueue(store: Store, notifier: str, count: int, meetings: int, now: datetime) -> None:
+    store.enqueue(
+        (
+            f"{notifier}-{i}",
+            Notification(
+                id=f"{notifier}-{i}",
+                notifier=notifier,
+                status="firing",
+                alerts=(_alert(i, meetings, now),),
+            ),
+        )
+        for i in range(count)
+    )
+
+
+def _median_pass(dispatcher: Dispatcher, passes: int = 21) -> float:
+    times = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        dispatcher.deliver_due()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=2000)
     parser.add_argument("--meetings", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--backlog", type=int, default=10_000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -120,6 +187,7 @@ def main() -> None:
         cpu = time.process_time() - cpu
         dispatcher.stop(grace=1)
         store.close()
+        dead, busy = _pass_cost(tmp, args.backlog, args.meetings)
     server.shutdown()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.alerts} firing alerts in {args.meetings} meetings -> {queued} notifications")
@@ -130,6 +198,10 @@ def main() -> None:
         f"delivery to a local HTTP sink:     {queued / elapsed:8.1f} notifications/s "
         f"({cpu / queued * 1000:.2f} ms CPU each, concurrency {args.concurrency}); "
         f"sink saw {_Sink.count}"
+    )
+    print(
+        f"one delivery pass, {args.backlog} waiting for a dead notifier: {dead * 1000:.2f} ms; "
+        f"for a slow one (lane busy, all due): {busy * 1000:.2f} ms"
     )
     print(f"peak RSS:                          {rss:8.1f} MB")
 

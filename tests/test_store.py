@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.engine import AlertState, Memory
 from watchdog.matchers import parse_matchers
 from watchdog.series import Series, micros
+from watchdog.stats import format_time, parse_time
 from watchdog.store import (
     MIGRATIONS,
     AlertingWrite,
@@ -356,14 +358,31 @@ def test_a_failed_flush_keeps_its_results_for_the_next_one(tmp_path: Path) -> No
         store.close()
 
 
-def test_the_outbox_can_be_scanned_without_its_payloads(store: Store) -> None:
-    store.enqueue([note("k1"), note("k2", participant="q")])
-    headers = store.outbox(payloads=False)
-    assert [h.payload for h in headers] == [None, None]
+def test_a_delivery_pass_reads_only_due_group_heads_of_lanes_with_room(store: Store) -> None:
+    paging = Notification(id="k4", notifier="pager", status="firing", alerts=(alert("p"),))
+    store.enqueue([note("k1"), note("k2"), note("k3", participant="q"), ("k4", paging)])
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    heads = store.outbox_due(now)
+    assert [h.id for h in heads] == ["k1", "k3", "k4"]  # k2 waits behind k1, its group's head
+    assert [h.payload for h in heads] == [None, None, None]
     with pytest.raises(LookupError):
-        _ = headers[0].notification
-    first = store.with_payload(headers[0])
+        _ = heads[0].notification
+    first = store.with_payload(heads[0])
     assert first is not None
     assert first.notification.alerts[0].participant_id == "p"
-    store.delivered(headers[1].id)
-    assert store.with_payload(headers[1]) is None  # gone: nothing to start
+
+    retry = now + timedelta(seconds=60)
+    store.failed("k1", 1, retry, "HTTP 503")  # backing off: its whole group waits
+    assert [h.id for h in store.outbox_due(now)] == ["k3", "k4"]
+    assert [h.id for h in store.outbox_due(now, skip=["pager"])] == ["k3"]  # a full lane
+    assert [h.id for h in store.outbox_due(retry)] == ["k1", "k3", "k4"]
+    assert store.outbox_pending(now) == (4, parse_time(format_time(retry)))
+
+    assert [h.id for h in store.outbox_overdue(now)] == ["k1", "k2", "k3", "k4"]
+    store.warned("k3", now)
+    assert [h.id for h in store.outbox_overdue(now)] == ["k1", "k2", "k4"]
+    assert store.outbox_overdue(now - timedelta(hours=1)) == []
+
+    store.delivered("k3")
+    assert store.with_payload(heads[1]) is None  # gone: nothing to start
+    assert store.outbox_pending(retry) == (3, None)

@@ -148,35 +148,37 @@ class Dispatcher:
         return self.store.outbox_depth()
 
     def deliver_due(self) -> int:
-        """One pass: settle timeouts, start what is due; returns how many started."""
+        """One pass: settle timeouts, start what is due; returns how many started.
+
+        Reads only what it may act on (each group's due head, for lanes with a free
+        thread; notifications to report overdue), so a pass costs the same with a
+        dead notifier's backlog of thousands as with an empty outbox.
+        """
         self._expire()
-        entries = self.store.outbox(payloads=False)  # read one when it is started
-        OUTBOX_DEPTH.set(len(entries))
         now = datetime.now(UTC)
+        with self._lock:  # lanes that cannot start anything: full, or not configured
+            skip = {lane for lane, busy in self._busy.items() if busy >= self.concurrency}
+        skip |= self._warned_unknown
+        entries = self.store.outbox_due(now, skip=sorted(skip))  # payloads read when started
         with self._lock:
             stale = {e.id for e in entries if e.attempts < self._recorded.get(e.id, -1)}
             self._recorded = {i: n for i, n in self._recorded.items() if i in stale}
             del stale  # re-checked below: an outcome may be recorded while we loop
+        for header in self.store.outbox_overdue(now - self.warn_after):
+            self._overdue(header, now)
         started = 0
-        next_due = IDLE_POLL
-        heads: set[tuple[str, str]] = set()
         for entry in entries:
-            if entry.warned_at is None and now - entry.created_at >= self.warn_after:
-                self._overdue(entry, now)
-            key = (entry.notifier, entry.fingerprint)
-            if key in heads:
-                continue  # later notifications of a group wait for the one before
-            heads.add(key)
-            wait = (entry.next_attempt_at - now).total_seconds()
-            if wait > 0:
-                next_due = min(next_due, wait)
-                continue
             with self._lock:
                 running = entry.id in self._inflight or entry.attempts < self._recorded.get(
                     entry.id, -1
                 )
             if not running and self._start(entry):
                 started += 1
+        depth, next_retry = self.store.outbox_pending(now)
+        OUTBOX_DEPTH.set(depth)
+        next_due = IDLE_POLL
+        if next_retry is not None:
+            next_due = min(next_due, (next_retry - datetime.now(UTC)).total_seconds())
         with self._lock:
             for attempt in self._inflight.values():
                 next_due = min(next_due, attempt.deadline - time.monotonic())
@@ -195,27 +197,17 @@ class Dispatcher:
                 )
             return False
         with self._lock:  # a full lane first: a slow notifier's backlog costs no claims
-            full = self._busy[entry.notifier] >= self.concurrency
-        if not full and self.claim is not None and not self.claim(entry):
+            if self._busy[entry.notifier] >= self.concurrency:
+                return False  # a burst: the next free thread takes it
+        if self.claim is not None and not self.claim(entry):
             return False  # another live instance is delivering it
-        if not full:
-            loaded = self.store.with_payload(entry)
-            if loaded is None:
-                return False  # delivered meanwhile (by another instance)
-            entry = loaded
+        loaded = self.store.with_payload(entry)
+        if loaded is None:
+            return False  # delivered meanwhile (by another instance)
+        entry = loaded
         with self._lock:
-            if full or self._busy[entry.notifier] >= self.concurrency:
-                hung = self._abandoned[entry.notifier]
-                if hung >= self.concurrency and entry.notifier not in self._warned_full:
-                    self._warned_full.add(entry.notifier)
-                    log.error(
-                        "notifier %s: all %d delivery threads are stuck in sends that hung "
-                        "past the %gs timeout; its notifications wait, other notifiers go on",
-                        entry.notifier,
-                        hung,
-                        self.timeout,
-                    )
-                return False  # otherwise just a burst: the next free thread takes it
+            if self._busy[entry.notifier] >= self.concurrency:
+                return False
             self._busy[entry.notifier] += 1
             attempt = _Attempt(entry, notifier, time.monotonic() + self.timeout)
             self._inflight[entry.id] = attempt
@@ -274,6 +266,20 @@ class Dispatcher:
                     attempt.settled = True
                     self._abandoned[attempt.entry.notifier] += 1
                     expired.append(attempt)
+            stuck = [
+                (lane, hung)
+                for lane, hung in self._abandoned.items()
+                if hung >= self.concurrency and lane not in self._warned_full
+            ]
+            self._warned_full.update(lane for lane, _ in stuck)
+        for lane, hung in stuck:
+            log.error(
+                "notifier %s: all %d delivery threads are stuck in sends that hung past the "
+                "%gs timeout; its notifications wait, other notifiers go on",
+                lane,
+                hung,
+                self.timeout,
+            )
         for attempt in expired:
             NOTIFICATIONS.labels(attempt.entry.notifier, "timeout").inc()
             entry = attempt.entry

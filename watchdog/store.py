@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -243,6 +243,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX leases_owner ON leases (owner)
         """,
     ),
+    (
+        # a delivery pass reads only the due heads of each notifier's groups, so a slow
+        # or dead notifier's backlog costs nothing per pass: finding a group's head (no
+        # earlier row of the same notifier and fingerprint) is an index probe, and so are
+        # the next retry time and the rows not yet reported overdue
+        12,
+        """
+        CREATE INDEX outbox_group ON outbox (notifier, fingerprint, seq);
+        CREATE INDEX outbox_unwarned ON outbox (created_at) WHERE warned_at IS NULL
+        """,
+    ),
 )
 
 
@@ -293,11 +304,17 @@ class OutboxEntry:
 
     @property
     def notification(self) -> Notification:
-        """Decoded on demand: every delivery pass reads the whole outbox, and a backlog
-        of a slow notifier's rows must not cost a decode each time."""
+        """Decoded on demand: a delivery pass reads headers, and decodes only what it starts
+        (or reports overdue)."""
         if self.payload is None:
             raise LookupError(f"outbox entry {self.id} was read without its payload")
         return _notification(self.payload)
+
+
+_OUTBOX_COLUMNS = (
+    "id, seq, notifier, fingerprint, {payload}, created_at, attempts, next_attempt_at,"
+    " last_error, permanent, warned_at"
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -917,42 +934,70 @@ class Store:
         )
         return cur.rowcount if cur.rowcount > 0 else 0
 
-    def outbox(self, limit: int | None = None, *, payloads: bool = True) -> list[OutboxEntry]:
-        """Pending notifications in the order they were written.
-
-        ``payloads=False`` leaves the notifications themselves unread (``with_payload``
-        reads one): the dispatcher scans the whole outbox on every pass, and a slow or
-        dead notifier's backlog must not cost its bodies each time.
-        """
-        sql = (
-            f"SELECT id, seq, notifier, fingerprint, {'payload' if payloads else 'NULL'},"  # noqa: S608
-            " created_at, attempts, next_attempt_at, last_error, permanent, warned_at"
-            " FROM outbox ORDER BY seq"
-        )
+    def outbox(self, limit: int | None = None) -> list[OutboxEntry]:
+        """Pending notifications in the order they were written."""
+        sql = f"SELECT {_OUTBOX_COLUMNS.format(payload='payload')} FROM outbox ORDER BY seq"  # noqa: S608
         params: tuple[int, ...] = ()
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
+        return self._outbox_rows(sql, params)
+
+    def outbox_due(self, now: datetime, skip: Collection[str] = ()) -> list[OutboxEntry]:
+        """What a delivery pass may start: of each (notifier, fingerprint) group, its first
+        notification, when due, for notifiers other than ``skip`` (lanes already full).
+
+        Headers only (``with_payload`` reads the notification): a slow or dead notifier's
+        backlog of rows waiting behind their group's head, or for their backoff, or for a
+        free thread of its lane, is never read.
+        """
+        marks = ", ".join("?" for _ in skip)
+        sql = (
+            f"SELECT {_OUTBOX_COLUMNS.format(payload='NULL')} FROM outbox o"  # noqa: S608
+            " WHERE next_attempt_at <= ?"
+            + (f" AND notifier NOT IN ({marks})" if skip else "")
+            + " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier"
+            " AND p.fingerprint = o.fingerprint AND p.seq < o.seq) ORDER BY seq"
+        )
+        return self._outbox_rows(sql, (format_time(now), *skip))
+
+    def outbox_overdue(self, written_before: datetime) -> list[OutboxEntry]:
+        """Notifications written before that time and not yet reported overdue (headers)."""
+        sql = (
+            f"SELECT {_OUTBOX_COLUMNS.format(payload='NULL')} FROM outbox"  # noqa: S608
+            " WHERE warned_at IS NULL AND created_at <= ? ORDER BY seq"
+        )
+        return self._outbox_rows(sql, (format_time(written_before),))
+
+    def outbox_pending(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many notifications wait, and the earliest retry time after ``now``."""
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        entries = []
-        for row in rows:
-            entries.append(
-                OutboxEntry(
-                    id=row[0],
-                    seq=row[1],
-                    notifier=row[2],
-                    fingerprint=row[3],
-                    payload=row[4],
-                    created_at=_utc(row[5]) or datetime.now(UTC),
-                    attempts=row[6],
-                    next_attempt_at=_utc(row[7]) or datetime.now(UTC),
-                    last_error=row[8],
-                    permanent=bool(row[9]),
-                    warned_at=_utc(row[10]),
-                )
+            count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            after = self._db.execute(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE next_attempt_at > ?",
+                (format_time(now),),
+            ).fetchone()
+        return int(count[0]), _utc(after[0])
+
+    def _outbox_rows(self, sql: str, params: Sequence[object]) -> list[OutboxEntry]:
+        with self._lock:
+            rows = self._db.execute(sql, tuple(params)).fetchall()
+        return [
+            OutboxEntry(
+                id=row[0],
+                seq=row[1],
+                notifier=row[2],
+                fingerprint=row[3],
+                payload=row[4],
+                created_at=_utc(row[5]) or datetime.now(UTC),
+                attempts=row[6],
+                next_attempt_at=_utc(row[7]) or datetime.now(UTC),
+                last_error=row[8],
+                permanent=bool(row[9]),
+                warned_at=_utc(row[10]),
             )
-        return entries
+            for row in rows
+        ]
 
     def with_payload(self, entry: OutboxEntry) -> OutboxEntry | None:
         """The entry with its notification read; None when it has left the outbox."""
