@@ -281,7 +281,7 @@ def test_alerts_recorded_mid_cycle_go_out_before_the_cycle_ends_and_together(db:
     store, am = manager(db, Clock())
     am.start()
     try:
-        with am.collecting():  # a long poll cycle: thousands of participants still to poll
+        with am.poll_cycle():  # a long poll cycle: thousands of participants still to poll
             record(store, alert("alice"))
             am.intake()
             record(store, alert("bob"))  # polled right after alice: same meeting

@@ -428,7 +428,7 @@ class AlertManager:
                     log.exception("alert manager flush failed; retrying on the next tick")
 
     @contextmanager
-    def collecting(self) -> Iterator[None]:
+    def poll_cycle(self) -> Iterator[None]:
         """A poll cycle: what it found and did not go out yet goes once it ends."""
         try:
             yield

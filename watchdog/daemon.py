@@ -153,7 +153,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
 
 def poll_and_notify(runtime: Runtime) -> CycleReport:
     """One scheduled poll: alerts found in one cycle are flushed together after it."""
-    with runtime.manager.collecting():
+    with runtime.manager.poll_cycle():
         return runtime.poller.cycle()
 
 
