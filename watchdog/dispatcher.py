@@ -224,7 +224,6 @@ class Dispatcher:
             attempt.error = exc
         entry = attempt.entry
         with self._lock:
-            self._busy[entry.notifier] -= 1
             late = attempt.settled
             attempt.settled = True
             if late:
@@ -255,6 +254,9 @@ class Dispatcher:
                 self._recorded[entry.id] = recorded
             if self._inflight.get(entry.id) is attempt:
                 del self._inflight[entry.id]
+            # the thread's slot frees only now: a late success must be recorded before the
+            # lane has room to start its retry (which would deliver the notification again)
+            self._busy[entry.notifier] -= 1
         self._wake.set()
 
     def _expire(self) -> None:
