@@ -89,6 +89,51 @@ def test_leases_spread_work_fence_stale_writes_and_move_from_a_dead_instance(
         store.close()
 
 
+def test_a_cycles_deferred_results_are_written_only_under_the_leases_they_were_polled_with(
+    postgres_url: str,
+) -> None:
+    mine, other = Store(postgres_url), Store(postgres_url)  # two instances' stores
+    kept, lost = ("s", "p0"), ("s", "p1")
+    _watch(mine, [kept, lost])
+    one = Cluster(mine, postgres_url, lease_seconds=60.0, ident="one")
+    discarded: list[tuple[tuple[str, str], str]] = []
+    mine.on_stale = lambda key, why: discarded.append((key, why))
+    state = {"poor-video": AlertState("pending", at(0), 2.0)}
+    try:
+        one.tick()
+        assert set(one.held) == {kept, lost}
+        for key in (kept, lost):
+            mine.commit_poll(key, at(10), state, ["poor-video"], fence=one.fence(key), defer=True)
+        assert other.load_cursors() == {}  # kept in memory until the cycle ends
+        assert mine.flush() == 2
+        assert other.load_cursors() == {kept: at(10), lost: at(10)}
+
+        for key in (kept, lost):
+            mine.commit_poll(key, at(20), state, [], fence=one.fence(key), defer=True)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:  # taken over meanwhile
+            conn.execute(
+                "UPDATE leases SET owner = 'two', generation = generation + 1"
+                " WHERE participant_id = 'p1'"
+            )
+        assert mine.flush() == 1  # the lost one is fenced off, the kept one written
+        assert other.load_cursors() == {kept: at(20), lost: at(10)}
+        assert [key for key, _ in discarded] == [lost]
+        assert "no longer held by one" in discarded[0][1]
+
+        # a poll that alerts is written at once and carries what was deferred under the
+        # same lease with it
+        mine.commit_poll(kept, at(30), state, ["poor-video"], fence=one.fence(kept), defer=True)
+        firing = {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(30))}
+        mine.commit_poll(kept, at(40), firing, [], fence=one.fence(kept))
+        assert other.load_cursors()[kept] == at(40)
+        assert other.load_alert_states()[kept]["poor-video"].phase == "firing"
+        assert mine.flush() == 0
+    finally:
+        one.leave()
+        mine.close()
+        other.close()
+
+
 def test_renewal_writes_one_heartbeat_row_and_a_silent_instance_falls_due(
     postgres_url: str,
 ) -> None:

@@ -435,6 +435,7 @@ def join(  # noqa: PLR0917
     poller.targets = cluster.targets
     poller.fence = cluster.fence
     poller.on_stale = cluster.stale_write
+    store.on_stale = cluster.stale_write  # a cycle's deferred results, fenced at its flush
     poller.meeting_fence = cluster.leader_fence
     poller.on_stale_meetings = cluster.stale_leader_write
     claim_for = dispatcher.timeout + 5.0

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -481,9 +481,11 @@ class _Deferred:
     changed: set[str]  # rules whose state changed since the last write
     memory: Memory | None
     info: ParticipantInfo | None
+    fence: tuple[str, int] | None = None  # several instances: the lease the polls held
 
     def merge(self, newer: _Deferred) -> _Deferred:
         """This one, brought up to ``newer`` (a later poll of the same participant)."""
+        self.fence = newer.fence
         self.cursor = newer.cursor if newer.cursor is not None else self.cursor
         self.states = newer.states
         self.changed.update(newer.changed)
@@ -505,9 +507,12 @@ class Store:
         self.kind = self._db.kind
         self._lock = self._db.lock
         self._sequence = _Sequence()
-        # polls that alerted nobody, written together later (SQLite; see commit_poll)
+        # polls that alerted nobody, written together later (see commit_poll)
         self._deferred: dict[Key, _Deferred] = {}
         self._deferred_lock = threading.Lock()
+        # several instances: told of each deferred result a lost lease kept from being
+        # written (watchdog.cluster counts and logs it, and lets the participant go)
+        self.on_stale: Callable[[Key, str], None] | None = None
         if migrate:
             self.migrate()
 
@@ -741,53 +746,110 @@ class Store:
         ``fence`` (instance id, lease generation) makes the write conditional on still
         holding the participant's lease: otherwise StaleLease, and nothing is written.
 
-        ``defer`` (a poll that produced no alert) lets SQLite keep the results in memory
-        until ``flush()``, which the poller calls after each cycle: one transaction for
-        all of them instead of one per poll, where the writers' lock and the GIL
-        hand-offs around each statement cost more than the rest of a poll. Nothing that
-        must not be lost waits: a crash only moves the cursor back, and the engine, being
-        deterministic, re-derives the same states from the samples the API still returns;
-        every alert is written at once, with everything deferred for its participant.
+        ``defer`` (a poll that produced no alert) keeps the results in memory until
+        ``flush()``, which the poller calls after each cycle: one transaction for all of
+        them instead of one per poll. On SQLite the writers' lock and the GIL hand-offs
+        around each statement cost more than the rest of a poll; on PostgreSQL each poll
+        cost five round trips, now a cycle costs a handful, and the flush still checks
+        every participant's lease (``fence``, required there). Nothing that must not be
+        lost waits: a crash only moves the cursor back, and the engine, being
+        deterministic, re-derives the same states from the samples the API still returns
+        (so does an instance taking the lease over); every alert is written at once, with
+        everything deferred for its participant.
         """
-        results = _Deferred(cursor, states, set(changed), memory, info)
-        if defer and fence is None and self.kind == "sqlite" and not notifications and not alerts:
+        results = _Deferred(cursor, states, set(changed), memory, info, fence)
+        fenced = self.kind != "sqlite"  # PostgreSQL: several instances, every write fenced
+        if defer and (fence is not None) == fenced and not notifications and not alerts:
             with self._deferred_lock:
                 earlier = self._deferred.get(key)
                 self._deferred[key] = results if earlier is None else earlier.merge(results)
             return 0
         inserted = 0
         now = _now()
+        stale = None
         with self._transaction() as cur:
             if fence is not None:
                 self._check_fence(cur, key, fence)
             with self._deferred_lock:
                 earlier = self._deferred.pop(key, None)
-            if earlier is not None:  # this write carries the deferred ones with it
+            if earlier is not None and earlier.fence == fence:  # written along with this one
                 results = earlier.merge(results)
+            elif earlier is not None:  # polled under an earlier lease of ours: stale
+                stale = earlier
             self._write_results(cur, [(key, results)], now)
             for dedup_key, notification in notifications:
                 inserted += self._insert_notification(cur, dedup_key, notification, now)
             for alert, notify in alerts:
                 self._record_alert(cur, alert, notify, now)
+        if stale is not None and stale.fence is not None:
+            self._stale([(key, stale.fence)])
         return inserted
 
     def flush(self) -> int:
-        """Write every deferred poll result in one transaction; returns how many."""
+        """Write every deferred poll result in one transaction; returns how many.
+
+        On PostgreSQL the transaction first locks the leases this instance holds (as a
+        fenced poll locks its one), then writes only the results whose lease is still the
+        one they were polled under; the others are discarded and reported (``on_stale``).
+        """
         if not self._deferred:
             return 0
         now = _now()
         entries: dict[Key, _Deferred] = {}
+        stale: list[tuple[Key, tuple[str, int]]] = []
+        held: dict[Key, tuple[str, int]] = {}
         try:
             with self._transaction() as cur:
-                with self._deferred_lock:  # under the writers' lock: no write can overtake
+                with self._deferred_lock:
+                    owners = {e.fence[0] for e in self._deferred.values() if e.fence}
+                for owner in owners:  # before taking the results: no fenced write overtakes
+                    held.update(self._lock_leases(cur, owner))
+                with self._deferred_lock:  # on SQLite under the writers' lock: the same
                     entries, self._deferred = self._deferred, {}
-                items = list(entries.items())
+                items = []
+                for key, entry in entries.items():
+                    if entry.fence is not None and held.get(key) != entry.fence:
+                        held.update(self._lock_lease(cur, key))  # claimed since: look again
+                    if entry.fence is not None and held.get(key) != entry.fence:
+                        stale.append((key, entry.fence))
+                    else:
+                        items.append((key, entry))
                 for start in range(0, len(items), _FLUSH_CHUNK):  # bounded rows in memory
                     self._write_results(cur, items[start : start + _FLUSH_CHUNK], now)
         except BaseException:
             self._restore_deferred(entries)
             raise
-        return len(entries)
+        self._stale(stale)
+        return len(entries) - len(stale)
+
+    def _lock_leases(self, cur: Cursor, owner: str) -> dict[Key, tuple[str, int]]:
+        """Lock the lease rows ``owner`` holds for this transaction: (owner, generation)."""
+        rows = cur.execute(
+            "SELECT session_id, participant_id, generation FROM leases WHERE owner = ?"  # noqa: S608
+            + self._db.for_update,
+            (owner,),
+        ).fetchall()
+        return {(row[0], row[1]): (owner, int(row[2])) for row in rows}
+
+    def _lock_lease(self, cur: Cursor, key: Key) -> dict[Key, tuple[str, int]]:
+        row = cur.execute(
+            "SELECT owner, generation FROM leases WHERE session_id = ? AND participant_id = ?"  # noqa: S608
+            + self._db.for_update,
+            key,
+        ).fetchone()
+        return {} if row is None or row[0] is None else {key: (row[0], int(row[1]))}
+
+    def _stale(self, stale: Sequence[tuple[Key, tuple[str, int]]]) -> None:
+        """Report deferred results discarded because their lease was lost (fencing)."""
+        for key, fence in stale:
+            why = (
+                f"lease of {key[0]}/{key[1]} is no longer held by {fence[0]} "
+                f"(generation {fence[1]}): its deferred poll result was discarded"
+            )
+            if self.on_stale is not None:
+                self.on_stale(key, why)
+            else:
+                log.warning("%s", why)
 
     def _restore_deferred(self, entries: dict[Key, _Deferred]) -> None:
         """A failed flush: its entries wait for the next one, under anything newer."""
@@ -830,13 +892,9 @@ class Store:
 
     def _check_fence(self, cur: Cursor, key: Key, fence: tuple[str, int]) -> None:
         """Lock the lease row for this transaction and compare owner and generation."""
-        row = cur.execute(
-            "SELECT owner, generation FROM leases WHERE session_id = ? AND participant_id = ?"  # noqa: S608
-            + self._db.for_update,
-            key,
-        ).fetchone()
-        if row is None or row[0] != fence[0] or int(row[1]) != fence[1]:
-            held = "nobody" if row is None else f"{row[0]} (generation {row[1]})"
+        lease = self._lock_lease(cur, key).get(key)
+        if lease != fence:
+            held = "nobody" if lease is None else f"{lease[0]} (generation {lease[1]})"
             raise StaleLease(
                 f"lease of {key[0]}/{key[1]} is held by {held}, not by {fence[0]} "
                 f"(generation {fence[1]}): result discarded"
