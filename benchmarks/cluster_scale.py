@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="simulator latency, seconds")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--interval", type=float, default=2.0)
-    parser.add_argument("--warmup", type=float, default=12.0)
+    parser.add_argument("--warmup", type=float, default=30.0, help="past first sight")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--url", help="an empty PostgreSQL database (default: a throwaway one)")
     args = parser.parse_args()
