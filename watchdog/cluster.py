@@ -233,11 +233,15 @@ class Cluster:
                 " SELECT session_id, participant_id FROM watchlist WHERE status <> 'excluded'"
                 " ON CONFLICT DO NOTHING"
             )
-            cur.execute(
-                "DELETE FROM leases WHERE NOT EXISTS (SELECT 1 FROM watchlist w"
+            gone = (
+                " FROM leases WHERE NOT EXISTS (SELECT 1 FROM watchlist w"
                 " WHERE w.session_id = leases.session_id"
                 " AND w.participant_id = leases.participant_id AND w.status <> 'excluded')"
             )
+            cur.execute(  # in key order first, as every many-row lock (see _lock_rows)
+                "SELECT 1" + gone + " ORDER BY session_id, participant_id FOR UPDATE"
+            )
+            cur.execute("DELETE" + gone)
             cur.execute(
                 f"DELETE FROM instances WHERE heartbeat_at < {NOW} - ?",  # noqa: S608
                 (self.lease * 20,),
@@ -341,7 +345,19 @@ class Cluster:
                 strays.append((s, p))
         return kept, strays
 
+    def _lock_rows(self, cur: Cursor, keys: list[Key]) -> None:
+        """Lock these lease rows in key order before changing several: every transaction
+        that locks many (this, the store's end-of-cycle flush) takes them in the same
+        order, so none can deadlock another."""
+        cur.execute(
+            "SELECT 1 FROM leases l JOIN unnest(?::text[], ?::text[]) AS k(s, p)"
+            " ON l.session_id = k.s AND l.participant_id = k.p"
+            " ORDER BY l.session_id, l.participant_id FOR UPDATE OF l",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+
     def _release(self, cur: Cursor, keys: list[Key]) -> None:
+        self._lock_rows(cur, keys)
         cur.execute(
             "UPDATE leases SET owner = NULL"
             " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
@@ -353,6 +369,8 @@ class Cluster:
     def _bump(self, cur: Cursor, keys: list[Key], owner: str | None = None) -> dict[Key, int]:
         """Own these leases under a new generation: earlier holders' writes are fenced.
         ``owner``: only those still owned by it (rows not locked by this transaction)."""
+        if owner is not None:
+            self._lock_rows(cur, keys)
         rows = cur.execute(
             "UPDATE leases SET owner = ?, generation = generation + 1"  # noqa: S608 - literals
             " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
@@ -378,6 +396,11 @@ class Cluster:
         """A clean stop hands every lease back at once, so nobody waits for expiry."""
         try:
             with self.store.transaction() as cur:
+                cur.execute(
+                    "SELECT 1 FROM leases WHERE owner = ?"
+                    " ORDER BY session_id, participant_id FOR UPDATE",
+                    (self.id,),
+                )
                 cur.execute("UPDATE leases SET owner = NULL WHERE owner = ?", (self.id,))
                 cur.execute("DELETE FROM instances WHERE id = ?", (self.id,))
         except Exception as exc:

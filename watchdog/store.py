@@ -798,14 +798,14 @@ class Store:
         entries: dict[Key, _Deferred] = {}
         stale: list[tuple[Key, tuple[str, int]]] = []
         held: dict[Key, tuple[str, int]] = {}
-        try:
-            with self._transaction() as cur:
-                with self._deferred_lock:
-                    owners = {e.fence[0] for e in self._deferred.values() if e.fence}
-                for owner in owners:  # before taking the results: no fenced write overtakes
-                    held.update(self._lock_leases(cur, owner))
-                with self._deferred_lock:  # on SQLite under the writers' lock: the same
-                    entries, self._deferred = self._deferred, {}
+        with self._transaction() as cur:
+            with self._deferred_lock:
+                owners = {e.fence[0] for e in self._deferred.values() if e.fence}
+            for owner in owners:  # before taking the results: no fenced write overtakes
+                held.update(self._lock_leases(cur, owner))
+            with self._deferred_lock:  # on SQLite under the writers' lock: the same
+                entries, self._deferred = self._deferred, {}
+            try:
                 items = []
                 for key, entry in entries.items():
                     if entry.fence is not None and held.get(key) != entry.fence:
@@ -816,9 +816,9 @@ class Store:
                         items.append((key, entry))
                 for start in range(0, len(items), _FLUSH_CHUNK):  # bounded rows in memory
                     self._write_results(cur, items[start : start + _FLUSH_CHUNK], now)
-        except BaseException:
-            self._restore_deferred(entries)
-            raise
+            except BaseException:  # back before the rollback frees the leases: a fenced
+                self._restore_deferred(entries)  # write waiting on one then sees them
+                raise
         self._stale(stale)
         return len(entries) - len(stale)
 
@@ -826,6 +826,7 @@ class Store:
         """Lock the lease rows ``owner`` holds for this transaction: (owner, generation)."""
         rows = cur.execute(
             "SELECT session_id, participant_id, generation FROM leases WHERE owner = ?"  # noqa: S608
+            " ORDER BY session_id, participant_id"  # the order every many-row lock takes
             + self._db.for_update,
             (owner,),
         ).fetchall()
