@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +134,70 @@ def test_a_cycles_deferred_results_are_written_only_under_the_leases_they_were_p
         one.leave()
         mine.close()
         other.close()
+
+
+def test_flushes_racing_hand_backs_and_claims_never_deadlock(postgres_url: str) -> None:
+    """The end-of-cycle flush locks every lease its instance holds while the same instance
+    hands leases back and claims them again: both lock in key order, so PostgreSQL never
+    has to break a deadlock, and what is written is always the newest."""
+    store = Store(postgres_url)
+    keys = [("s", f"p{i:03d}") for i in range(200)]
+    _watch(store, keys)
+    one = Cluster(store, postgres_url, lease_seconds=60.0, ident="one")
+    store.on_stale = lambda key, why: None  # released under the flush: expected here
+    errors: list[str] = []
+    stop = time.monotonic() + 6.0
+    pending = {"poor-video": AlertState("pending", at(0), 2.0)}
+
+    def poll_all(second: int) -> None:
+        for key in keys:
+            with one._lock:
+                generation = one.held.get(key)
+            if generation is not None:
+                store.commit_poll(
+                    key, at(second), pending, [], fence=("one", generation), defer=True
+                )
+
+    def cycles() -> None:
+        second = 10
+        while time.monotonic() < stop:
+            second += 1
+            poll_all(second)
+            try:
+                store.flush()
+            except Exception as exc:
+                errors.append(f"flush: {exc}")
+
+    def churn() -> None:
+        rng = random.Random(7)
+        while time.monotonic() < stop:
+            sample = rng.sample(keys, 40)
+            try:
+                with store.transaction() as cur:
+                    one._release(cur, sample)
+                with store.transaction() as cur:
+                    one._lock_rows(cur, sample)  # as a claim's ordered SELECT ... SKIP LOCKED
+                    claimed = one._bump(cur, sample)
+                with one._lock:
+                    one.held.update(claimed)
+            except Exception as exc:
+                errors.append(f"churn: {exc}")
+
+    try:
+        one.tick()
+        assert len(one.held) == len(keys)
+        threads = [threading.Thread(target=cycles), threading.Thread(target=churn)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        poll_all(10_000)
+        assert store.flush() == len(keys)
+        assert set(store.load_cursors().values()) == {at(10_000)}
+    finally:
+        one.leave()
+        store.close()
 
 
 def test_renewal_writes_one_heartbeat_row_and_a_silent_instance_falls_due(

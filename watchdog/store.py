@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -806,14 +806,20 @@ class Store:
             with self._deferred_lock:  # on SQLite under the writers' lock: the same
                 entries, self._deferred = self._deferred, {}
             try:
-                items = []
+                items, later = [], {}
                 for key, entry in entries.items():
-                    if entry.fence is not None and held.get(key) != entry.fence:
-                        held.update(self._lock_lease(cur, key))  # claimed since: look again
-                    if entry.fence is not None and held.get(key) != entry.fence:
-                        stale.append((key, entry.fence))
-                    else:
+                    if entry.fence is None or held.get(key) == entry.fence:
                         items.append((key, entry))
+                        continue
+                    lease = self._try_lock_lease(cur, key)  # claimed since: look again
+                    if lease == entry.fence:
+                        items.append((key, entry))
+                    elif lease == "busy":  # being changed right now: the next flush decides
+                        later[key] = entry
+                    else:
+                        stale.append((key, entry.fence))
+                if later:
+                    self._restore_deferred(later)
                 for start in range(0, len(items), _FLUSH_CHUNK):  # bounded rows in memory
                     self._write_results(cur, items[start : start + _FLUSH_CHUNK], now)
             except BaseException:  # back before the rollback frees the leases: a fenced
@@ -839,6 +845,20 @@ class Store:
             key,
         ).fetchone()
         return {} if row is None or row[0] is None else {key: (row[0], int(row[1]))}
+
+    def _try_lock_lease(self, cur: Cursor, key: Key) -> tuple[str, int] | Literal["busy"] | None:
+        """A lease row locked out of key order: only without waiting (waiting could
+        deadlock a transaction that locks in order). (owner, generation); None when
+        nobody holds it; "busy" when another transaction has it locked."""
+        where = " FROM leases WHERE session_id = ? AND participant_id = ?"
+        row = cur.execute(
+            "SELECT owner, generation" + where + " FOR UPDATE SKIP LOCKED",
+            key,
+        ).fetchone()
+        if row is None:
+            exists = cur.execute("SELECT 1" + where, key).fetchone()
+            return "busy" if exists is not None else None
+        return None if row[0] is None else (row[0], int(row[1]))
 
     def _stale(self, stale: Sequence[tuple[Key, tuple[str, int]]]) -> None:
         """Report deferred results discarded because their lease was lost (fencing)."""
