@@ -798,6 +798,7 @@ class Store:
         entries: dict[Key, _Deferred] = {}
         stale: list[tuple[Key, tuple[str, int]]] = []
         held: dict[Key, tuple[str, int]] = {}
+        items: list[tuple[Key, _Deferred]] = []
         with self._transaction() as cur:
             with self._deferred_lock:
                 owners = {e.fence[0] for e in self._deferred.values() if e.fence}
@@ -806,7 +807,7 @@ class Store:
             with self._deferred_lock:  # on SQLite under the writers' lock: the same
                 entries, self._deferred = self._deferred, {}
             try:
-                items, later = [], {}
+                later = {}
                 for key, entry in entries.items():
                     if entry.fence is None or held.get(key) == entry.fence:
                         items.append((key, entry))
@@ -826,7 +827,7 @@ class Store:
                 self._restore_deferred(entries)  # write waiting on one then sees them
                 raise
         self._stale(stale)
-        return len(entries) - len(stale)
+        return len(items)
 
     def _lock_leases(self, cur: Cursor, owner: str) -> dict[Key, tuple[str, int]]:
         """Lock the lease rows ``owner`` holds for this transaction: (owner, generation)."""
@@ -838,13 +839,14 @@ class Store:
         ).fetchall()
         return {(row[0], row[1]): (owner, int(row[2])) for row in rows}
 
-    def _lock_lease(self, cur: Cursor, key: Key) -> dict[Key, tuple[str, int]]:
+    def _lock_lease(self, cur: Cursor, key: Key) -> tuple[str, int] | None:
+        """Lock one lease row for this transaction: (owner, generation), None if unowned."""
         row = cur.execute(
             "SELECT owner, generation FROM leases WHERE session_id = ? AND participant_id = ?"  # noqa: S608
             + self._db.for_update,
             key,
         ).fetchone()
-        return {} if row is None or row[0] is None else {key: (row[0], int(row[1]))}
+        return None if row is None or row[0] is None else (row[0], int(row[1]))
 
     def _try_lock_lease(self, cur: Cursor, key: Key) -> tuple[str, int] | Literal["busy"] | None:
         """A lease row locked out of key order: only without waiting (waiting could
@@ -913,7 +915,7 @@ class Store:
 
     def _check_fence(self, cur: Cursor, key: Key, fence: tuple[str, int]) -> None:
         """Lock the lease row for this transaction and compare owner and generation."""
-        lease = self._lock_lease(cur, key).get(key)
+        lease = self._lock_lease(cur, key)
         if lease != fence:
             held = "nobody" if lease is None else f"{lease[0]} (generation {lease[1]})"
             raise StaleLease(
