@@ -174,8 +174,8 @@ class Dispatcher:
                 )
             if not running and self._start(entry):
                 started += 1
-        depth, next_retry = self.store.outbox_pending(now)
-        OUTBOX_DEPTH.set(depth)
+        OUTBOX_DEPTH.set(self.store.outbox_depth())
+        next_retry = self.store.next_retry(now)
         next_due = IDLE_POLL
         if next_retry is not None:
             next_due = min(next_due, (next_retry - datetime.now(UTC)).total_seconds())

@@ -812,7 +812,7 @@ class Store:
                     if entry.fence is None or held.get(key) == entry.fence:
                         items.append((key, entry))
                         continue
-                    lease = self._try_lock_lease(cur, key)  # claimed since: look again
+                    lease = self._lock_lease(cur, key, wait=False)  # claimed since: look again
                     if lease == entry.fence:
                         items.append((key, entry))
                     elif lease == "busy":  # being changed right now: the next flush decides
@@ -839,28 +839,20 @@ class Store:
         ).fetchall()
         return {(row[0], row[1]): (owner, int(row[2])) for row in rows}
 
-    def _lock_lease(self, cur: Cursor, key: Key) -> tuple[str, int] | None:
-        """Lock one lease row for this transaction: (owner, generation), None if unowned."""
-        row = cur.execute(
-            "SELECT owner, generation FROM leases WHERE session_id = ? AND participant_id = ?"  # noqa: S608
-            + self._db.for_update,
-            key,
-        ).fetchone()
-        return None if row is None or row[0] is None else (row[0], int(row[1]))
+    def _lock_lease(
+        self, cur: Cursor, key: Key, *, wait: bool = True
+    ) -> tuple[str, int] | Literal["busy"] | None:
+        """Lock one lease row for this transaction: (owner, generation), None if unowned.
 
-    def _try_lock_lease(self, cur: Cursor, key: Key) -> tuple[str, int] | Literal["busy"] | None:
-        """A lease row locked out of key order: only without waiting (waiting could
-        deadlock a transaction that locks in order). (owner, generation); None when
-        nobody holds it; "busy" when another transaction has it locked."""
+        ``wait=False`` for a row locked out of key order (waiting could deadlock a
+        transaction that locks in order): "busy" when another transaction has it locked.
+        """
         where = " FROM leases WHERE session_id = ? AND participant_id = ?"
-        row = cur.execute(
-            "SELECT owner, generation" + where + " FOR UPDATE SKIP LOCKED",
-            key,
-        ).fetchone()
-        if row is None:
-            exists = cur.execute("SELECT 1" + where, key).fetchone()
-            return "busy" if exists is not None else None
-        return None if row[0] is None else (row[0], int(row[1]))
+        lock = self._db.for_update if wait else " FOR UPDATE SKIP LOCKED"
+        row = cur.execute("SELECT owner, generation" + where + lock, key).fetchone()
+        if row is None and not wait and cur.execute("SELECT 1" + where, key).fetchone():
+            return "busy"
+        return None if row is None or row[0] is None else (row[0], int(row[1]))
 
     def _stale(self, stale: Sequence[tuple[Key, tuple[str, int]]]) -> None:
         """Report deferred results discarded because their lease was lost (fencing)."""
@@ -1050,15 +1042,14 @@ class Store:
         )
         return self._outbox_rows(sql, (format_time(written_before),))
 
-    def outbox_pending(self, now: datetime) -> tuple[int, datetime | None]:
-        """How many notifications wait, and the earliest retry time after ``now``."""
+    def next_retry(self, after: datetime) -> datetime | None:
+        """The earliest time a notification waiting in the outbox is due, after ``after``."""
         with self._lock:
-            count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-            after = self._db.execute(
+            row = self._db.execute(
                 "SELECT MIN(next_attempt_at) FROM outbox WHERE next_attempt_at > ?",
-                (format_time(now),),
+                (format_time(after),),
             ).fetchone()
-        return int(count[0]), _utc(after[0])
+        return _utc(row[0])
 
     def _outbox_rows(self, sql: str, params: Sequence[object]) -> list[OutboxEntry]:
         with self._lock:
