@@ -353,7 +353,7 @@ class Cluster:
             "SELECT 1 FROM leases l JOIN unnest(?::text[], ?::text[]) AS k(s, p)"
             " ON l.session_id = k.s AND l.participant_id = k.p"
             " ORDER BY l.session_id, l.participant_id FOR UPDATE OF l",
-            ([k[0] for k in keys], [k[1] for k in keys]),
+            _arrays(keys),
         )
 
     def _release(self, cur: Cursor, keys: list[Key]) -> None:
@@ -363,7 +363,7 @@ class Cluster:
             " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
             " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
             " AND leases.owner = ?",
-            ([k[0] for k in keys], [k[1] for k in keys], self.id),
+            (*_arrays(keys), self.id),
         )
 
     def _bump(self, cur: Cursor, keys: list[Key], owner: str | None = None) -> dict[Key, int]:
@@ -377,8 +377,7 @@ class Cluster:
             " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
             + ("" if owner is None else " AND leases.owner = ?")
             + " RETURNING leases.session_id, leases.participant_id, leases.generation",
-            (self.id, [k[0] for k in keys], [k[1] for k in keys])
-            + (() if owner is None else (owner,)),
+            (self.id, *_arrays(keys)) + (() if owner is None else (owner,)),
         ).fetchall()
         return {(s, p): int(g) for s, p, g in rows}
 
@@ -465,3 +464,8 @@ def join(  # noqa: PLR0917
     dispatcher.claim = lambda entry: store.claim_outbox(entry.id, cluster.id, claim_for)
     manager.active = lambda: cluster.leader
     return cluster
+
+
+def _arrays(keys: list[Key]) -> tuple[list[str], list[str]]:
+    """Keys as the two text arrays ``unnest(?::text[], ?::text[]) AS k(s, p)`` reads."""
+    return [k[0] for k in keys], [k[1] for k in keys]
