@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from watchdog.alerts import Alert
 from watchdog.patterns import PatternError, Regex, compile_regex
+from watchdog.rules import Severity
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 
@@ -69,14 +70,22 @@ _PARTS = (
 PROBES = (*_PARTS, "".join(_PARTS) * 8)
 
 
+# labels whose every value is known: matching all of them is matching everything
+_DOMAINS = {"severity": get_args(Severity)}
+
+
 def matches_anything(matcher: Matcher) -> bool:
     """True if the matcher names nothing: it passes an empty label or any probe value.
 
     A silence needs one matcher that names something; ``rule=~.+`` or ``rule!=``
     pass the empty-label test yet mute every alert, so each matcher is also run
-    (by RE2 itself, for a regex) on values nobody writes a pattern for.
+    (by RE2 itself, for a regex) on values nobody writes a pattern for, and on
+    every value of a label with a fixed set (``severity=~info|warning|critical``).
     """
-    return any(matcher.matches({matcher.name: value}) for value in ("", *PROBES))
+    if any(matcher.matches({matcher.name: value}) for value in ("", *PROBES)):
+        return True
+    domain = _DOMAINS.get(matcher.name)
+    return domain is not None and all(matcher.matches({matcher.name: v}) for v in domain)
 
 
 def parse_matcher(text: str) -> Matcher:
