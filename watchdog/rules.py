@@ -17,16 +17,18 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     with_config,
 )
 
-from watchdog.durations import Duration, format_duration
+from watchdog.durations import Duration, PositiveDuration, format_duration
 from watchdog.metrics import METRICS
 from watchdog.patterns import PatternError, Regex, compile_regex
 from watchdog.problems import ConfigError, Problem
 from watchdog.stats import ParticipantInfo
+from watchdog.strictnumbers import refuse_non_number
 from watchdog.templates import template_problem
 from watchdog.yamlfile import Document, format_loc, load, parse
 
@@ -118,6 +120,11 @@ FILTER_FIELDS: dict[str, str] = {
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_non_number(cls, value, info, text=False)
+
 
 class Filter(_Model):
     """Which participants a rule watches: every given key must match (exact or regex)."""
@@ -155,7 +162,7 @@ class Filter(_Model):
 class Spike(_Model):
     """The current value (or a short window's average) against a rolling baseline's average."""
 
-    baseline: Duration = Field(description="rolling baseline window before the current one")
+    baseline: PositiveDuration = Field(description="rolling baseline window before the current one")
     over: Duration = Field(
         default=timedelta(0), description="current window (0: the current sample alone)"
     )
@@ -167,13 +174,6 @@ class Spike(_Model):
         default=None, description="history needed before the rule can fire (default: baseline)"
     )
     direction: Literal["up", "down"] = "up"
-
-    @field_validator("baseline")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
     @property
     def needed(self) -> timedelta:
@@ -200,7 +200,7 @@ class Rule(_Model):
 
     name: str
     metric: str | None = Field(
-        default=None, json_schema_extra={"enum": list(METRICS)}, description="sample field"
+        default=None, json_schema_extra={"enum": [*METRICS, None]}, description="sample field"
     )
     op: Op | None = None
     threshold: float | None = None
@@ -210,9 +210,9 @@ class Rule(_Model):
         default=None, description="a firing alert resolves only once past this value"
     )
     aggregate: Aggregate | None = None
-    over: Duration | None = None
+    over: PositiveDuration | None = None
     spike: Spike | None = None
-    absent: Duration | None = Field(
+    absent: PositiveDuration | None = Field(
         default=None, description="fire when no stats arrive for this long"
     )
     match: Filter | None = None
@@ -327,8 +327,6 @@ def rule_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str
                 (key, f"has no meaning in a{'n' if kind == 'absent' else ''} {kind} rule")
             )
     if kind == "absent":
-        if rule.absent is not None and rule.absent <= timedelta(0):
-            problems.append(("absent", "must be greater than 0s"))
         return problems
     if rule.metric is None:
         problems.append((None, "metric is required"))
@@ -341,8 +339,6 @@ def rule_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str
         problems.append(
             (None, f"{missing} is required with {'aggregate' if missing == 'over' else 'over'}")
         )
-    if rule.over is not None and rule.over <= timedelta(0):
-        problems.append(("over", "must be greater than 0s"))
     if rule.spike is not None and rule.spike.factor is None and rule.spike.min_change is None:
         problems.append(("spike", "set factor, min_change or both"))
     if rule.recovery_threshold is not None and rule.op is not None and rule.threshold is not None:
