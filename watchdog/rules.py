@@ -20,10 +20,12 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    with_config,
 )
 
 from watchdog.durations import Duration, PositiveDuration, format_duration
 from watchdog.metrics import METRICS
+from watchdog.patterns import PatternError, Regex, compile_regex
 from watchdog.problems import ConfigError, Problem
 from watchdog.stats import ParticipantInfo
 from watchdog.strictnumbers import refuse_non_number
@@ -46,17 +48,18 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
+@with_config(ConfigDict(arbitrary_types_allowed=True))  # the compiled Regex is kept as is
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """One filter value: any of some exact strings, or an anchored regular expression."""
+    """One filter value: any of some exact strings, or an anchored RE2 regular expression."""
 
     exact: frozenset[str] = frozenset()
-    regex: re.Pattern[str] | None = None
+    regex: Regex | None = None
 
     def matches(self, value: str | None) -> bool:
         text = value or ""
         if self.regex is not None:
-            return self.regex.fullmatch(text) is not None
+            return self.regex.fullmatch(text)
         return text in self.exact
 
 
@@ -69,8 +72,8 @@ def _pattern(value: Any) -> Pattern:
         return Pattern(exact=frozenset(str(v) for v in value))
     if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
         try:
-            return Pattern(regex=re.compile(value["regex"]))
-        except re.error as exc:
+            return Pattern(regex=compile_regex(value["regex"]))
+        except PatternError as exc:
             raise ValueError(f"invalid regex {value['regex']!r}: {exc}") from None
     raise ValueError("expected a string, a list of strings, or {regex: PATTERN}")
 
@@ -89,7 +92,7 @@ PatternField = Annotated[
                     "properties": {"regex": {"type": "string"}},
                     "required": ["regex"],
                     "additionalProperties": False,
-                    "description": "anchored regular expression",
+                    "description": "anchored regular expression (RE2 syntax)",
                 },
             ]
         }

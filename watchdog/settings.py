@@ -9,7 +9,6 @@ Secrets are SecretStr so they never show in a repr, a log or an error.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from watchdog.durations import Duration, PositiveDuration
 from watchdog.matchers import parse_matcher
+from watchdog.patterns import PatternError, compile_regex
 from watchdog.problems import ConfigError, Problem
 from watchdog.strictnumbers import refuse_non_number
 from watchdog.yamlfile import Document, load, validation_problems
@@ -98,7 +98,9 @@ class WatchFilters(_Section):
 
     include_rooms: list[str] = Field(default_factory=list, description="roomId or customRoomId")
     exclude_rooms: list[str] = Field(default_factory=list)
-    include_names: list[str] = Field(default_factory=list, description="regular expressions")
+    include_names: list[str] = Field(
+        default_factory=list, description="regular expressions (RE2), searched in the name"
+    )
     exclude_names: list[str] = Field(default_factory=list)
     include_sdks: list[str] = Field(default_factory=list, description="sdkInfo.sdkName")
     exclude_sdks: list[str] = Field(default_factory=list)
@@ -108,8 +110,8 @@ class WatchFilters(_Section):
     def _regexes(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                compile_regex(pattern)
+            except PatternError as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
         return value
 
