@@ -15,10 +15,12 @@ else (a constraint, a bug in a statement) passes through unchanged.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -145,6 +147,7 @@ _SQLITE_FAULTS = {
     22: "io_error",  # SQLITE_NOLFS
     26: "corrupt",  # SQLITE_NOTADB
 }
+_ERRNO_FAULTS = {errno.EROFS: "read_only", errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full"}
 QUICK_CHECK_ERRORS = 5  # problems a quick_check lists before it stops looking
 
 
@@ -283,15 +286,20 @@ def _announce_new(path: Path) -> None:
 
 
 def _io_cause(directory: Path) -> str:
-    """SQLite says "disk I/O error" for a file system that went read-only or full too."""
+    """SQLite says "disk I/O error" for a file system that went read-only or full too: ask
+    the file system, and failing that try to create a file there (unnamed, gone at once;
+    ext4's read-only after an error shows only then)."""
     try:
         found = os.statvfs(directory)
-    except OSError:
-        return "io_error"
-    if found.f_flag & os.ST_RDONLY:
-        return "read_only"
-    if found.f_bavail == 0:
-        return "disk_full"
+        if found.f_flag & os.ST_RDONLY:
+            return "read_only"
+        if found.f_bavail == 0:
+            return "disk_full"
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(b"\0")
+            probe.flush()
+    except OSError as exc:
+        return _ERRNO_FAULTS.get(exc.errno or 0, "io_error")
     return "io_error"
 
 

@@ -405,9 +405,14 @@ class Service:
         return line + (f"; state database failing: {fault}" if fault else "") + self._note
 
     def health(self) -> tuple[bool, str]:
-        fault = self.runtime.store.faults.fault
+        faults = self.runtime.store.faults
+        fault = faults.fault
         if fault is not None:
-            return False, f"state database {self.runtime.store.faults.name}: {fault}"
+            allowed = self.config.settings.state.max_failed_cycles
+            return False, (
+                f"state database {faults.name}: {fault}; {faults.failed_cycles} of "
+                f"{allowed} poll cycles failed in a row before the daemon exits"
+            )
         if self.cluster is not None and not self.cluster.database_ok():
             return False, "cannot reach the state database (PostgreSQL)"
         return self.liveness.health(self.runtime.poller.last_progress)

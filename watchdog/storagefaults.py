@@ -118,10 +118,10 @@ class StorageFaults:
         STATE_FAILED_CYCLES.set(count)
         if episode is not None:
             log.warning(
-                "state database %s works again after %.0fs: %d operations failed (%s)",
+                "state database %s works again after %.0fs (%s; %s)",
                 self.name,
                 time.monotonic() - episode.since,
-                episode.failures,
+                _failed(episode.failures),
                 ", ".join(REASONS[r][0] for r in sorted(episode.reasons)),
             )
         return count
@@ -141,11 +141,12 @@ class StorageFaults:
     def fault(self) -> str | None:
         """The current episode, for /healthz and STATUS=; None while the storage works."""
         with self._lock:
-            episode, cycles = self._episode, self.failed_cycles
+            episode = self._episode
         if episode is None:
             return None
         age = time.monotonic() - episode.since
-        return (
-            f"{episode.last} (for {age:.0f}s: {episode.failures} operations failed, "
-            f"{cycles} poll cycles in a row)"
-        )
+        return f"{episode.last} (for {age:.0f}s, {_failed(episode.failures)})"
+
+
+def _failed(count: int) -> str:
+    return f"{count} failed operation{'' if count == 1 else 's'}"
