@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 # no ``*_created`` series: in the text format each is one more gauge family beside every
 # counter and histogram, which nothing here reads and every scrape would carry
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 API_REQUESTS = Counter(
     "watchdog_api_requests", "VideoSDK API responses by HTTP status", ["endpoint", "status"]
