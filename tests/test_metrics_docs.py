@@ -20,8 +20,8 @@ import pytest
 
 from watchdog.simulator import Simulator
 
-from .conftest import API_KEY, POOR_VIDEO, SECRET, T0, write_config
-from .helpers import video_series
+from .conftest import API_KEY, POOR_VIDEO, SECRET, write_config
+from .helpers import T0, video_series
 from .pgserver import PostgresServer
 from .processes import Daemon
 
@@ -50,7 +50,7 @@ def _scrape(directory: Path, sim: Simulator, state_url: str) -> str:
         deadline = time.monotonic() + 20
         while True:
             with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-                text = response.read().decode()
+                text = str(response.read().decode())
             if SENT in text:
                 break
             assert time.monotonic() < deadline, "no alert delivered"

@@ -1118,12 +1118,12 @@ class Store:
                     " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
                     (_now(),),
                 )
+            if pages:
+                self._db.quick_check(QUICK_CHECK_SECONDS)
         except StorageFault:
             raise
-        except DatabaseError as exc:  # the table gone, say: a failed write all the same
+        except DatabaseError as exc:  # the table gone, say: a failed check all the same
             raise self.faults.report(StorageFault("other", str(exc))) from exc
-        if pages:
-            self._db.quick_check(QUICK_CHECK_SECONDS)
 
     def outbox_depth(self) -> int:
         with self._lock:
