@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from watchdog.settings import WatchSettings
+from watchdog.storagefaults import StorageFault
 from watchdog.store import Key
 from watchdog.telemetry import DISCOVERY_RUNS, DISCOVERY_SECONDS
 from watchdog.videosdk import BadResponseError, NotFoundError, VideoSDKClient, VideoSDKError
@@ -214,6 +215,8 @@ class Discovery:
         try:
             self._run(report)
             DISCOVERY_RUNS.labels("ok" if report.complete else "partial").inc()
+        except StorageFault:  # counted and logged once by the store
+            DISCOVERY_RUNS.labels("failed").inc()
         except Exception:
             DISCOVERY_RUNS.labels("failed").inc()
             log.exception("discovery pass failed")

@@ -33,6 +33,7 @@ from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
+from watchdog.storagefaults import StorageFault
 from watchdog.store import Key, StaleLease, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
 from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
@@ -185,11 +186,15 @@ class Poller:
         if not self.dry_run:
             try:
                 self.store.flush()
+            except StorageFault:  # counted and logged once by the store; kept for the next
+                pass
             except Exception:
                 log.exception("writing this cycle's poll results failed; retrying after the next")
         if self.observer is not None:
             try:
                 self.observer.cycle_done(self)
+            except StorageFault:  # counted and logged once by the store
+                pass
             except Exception:
                 log.exception("updating the watch list after a poll cycle failed")
 
@@ -288,6 +293,8 @@ class Poller:
         if self.observer is not None:
             try:
                 self.observer.polled(target, outcome)
+            except StorageFault:  # counted and logged once by the store
+                pass
             except Exception:
                 log.exception("updating the watch list after a poll failed")
         return transitions, samples, outcome == "ok"
@@ -325,6 +332,10 @@ class Poller:
             POLLS.labels("bad_response").inc()
             self.failures.failed("unusable stats response")
             log.warning("unusable stats response: %s", exc, extra=ids)
+            return [], 0, "error"
+        except StorageFault:  # counted and logged once by the store; polled again next cycle
+            POLLS.labels("state_error").inc()
+            self.failures.failed("state database fault")
             return [], 0, "error"
         except Exception as exc:
             POLLS.labels("internal_error").inc()
@@ -414,6 +425,8 @@ class Poller:
                 self.on_stale_meetings(str(exc))
             else:
                 log.warning("%s", exc)
+            return []
+        except StorageFault:  # counted and logged once by the store
             return []
         except Exception:
             log.exception("meeting-level rule evaluation failed")

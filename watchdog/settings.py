@@ -247,6 +247,18 @@ class StateSettings(_Section):
     lease: Duration | None = None  # default: three poll intervals
     instance_id: str | None = None  # default: host-pid-random, new on every start
     pool_size: int = Field(default=10, ge=1, le=200)
+    max_failed_cycles: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Poll cycles in a row in which the state database fails (full, "
+        "read-only, deleted, replaced, corrupt, unreachable) before the daemon exits 1.",
+    )
+    quick_check_interval: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How often a running daemon reads its SQLite file back to find "
+        "corrupt pages (PRAGMA quick_check); 0s turns it off.",
+    )
 
 
 class LogSettings(_Section):

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from watchdog.discovery import Discovery
 from watchdog.settings import WebhookSettings
+from watchdog.storagefaults import StorageFault
 from watchdog.telemetry import WEBHOOKS
 from watchdog.videosdk import VideoSDKClient, VideoSDKError
 from watchdog.watchlist import LEFT, WatchList
@@ -240,6 +241,9 @@ class WebhookReceiver:
             WEBHOOKS.labels("bad_request").inc()
             log.warning("refused a malformed webhook: %s", exc)
             return 400, str(exc)[:200]
+        except StorageFault:  # counted and logged once by the store; VideoSDK sends it again
+            WEBHOOKS.labels("state_error").inc()
+            return 503, "the state database is failing"
         WEBHOOKS.labels(outcome).inc()
         return 200, outcome
 
