@@ -70,7 +70,7 @@ def test_the_wheel_ships_the_documents_the_unit_points_to(installed: Path) -> No
     shipped = Path(match.group(1))
     assert shipped.is_relative_to(SHIPPED_PREFIX)
     docs = installed / shipped.relative_to(SHIPPED_PREFIX)
-    assert docs.read_text() == README.read_text()
+    assert docs.read_text() == (installed.parent / "source" / "README.md").read_text()
     for name in ("config.example.yaml", "rules.example.yaml", "videosdk-watchdog.service"):
         assert (docs.parent / name).is_file(), name
 
