@@ -19,10 +19,11 @@ from watchdog.alerts import Alert, Notification, Status, fingerprint
 from watchdog.daemon import build
 from watchdog.matchers import parse_matchers
 from watchdog.problems import ConfigError
+from watchdog.rules import load_rules
 from watchdog.settings import Settings, load_config
 from watchdog.simulator import Simulator
 from watchdog.store import Store
-from watchdog.testing import HttpReceiver
+from watchdog.testing import HttpReceiver, make_notification
 
 from .amwebhook import Message
 from .conftest import write_config
@@ -137,6 +138,15 @@ def test_alerts_of_one_meeting_travel_together_in_one_thread(db: Path) -> None:
     assert store.active_alerts()[0].alert.participant_id in {"bob", "carol"}
 
 
+def test_a_notification_queued_before_groups_had_an_identity_gets_the_default_one() -> None:
+    old = make_notification(alert("alice"), notifier="slack").to_dict()
+    for key in ("group_key", "group_labels", "reason"):
+        del old[key]
+    restored = Notification.from_dict(old)
+    assert restored.group_labels == {"alertname": "poor-video", "meeting_id": "m-1"}
+    assert restored.group_key == '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}'
+
+
 def test_the_same_transition_twice_notifies_once(db: Path) -> None:
     store, am = manager(db, Clock())
     record(store, alert("alice"))
@@ -190,6 +200,22 @@ def test_repeat_interval_reminds_in_the_thread_and_remembers_across_restarts(db:
     clock.advance(3600)
     assert am.flush() == 1
     assert queued(store)[0].repeat
+
+
+def test_reminders_go_on_when_group_by_changes_under_a_firing_group(db: Path) -> None:
+    clock = Clock()
+    store, am = manager(db, clock)
+    record(store, alert("alice"))
+    am.flush()
+    (first,) = queued(store)
+    regrouped = AlertManager(store, one("slack", group_by=("...",)), clock=clock)  # a reload
+    assert regrouped.flush() == 0  # nothing changed: nothing to tell
+    clock.advance(4 * 3600)
+    regrouped.flush()
+    (reminder,) = queued(store)
+    assert reminder.repeat
+    assert reminder.group_key != first.group_key
+    assert reminder.group_labels["participant_id"] == "alice"
 
 
 def test_send_resolved_false_stays_quiet_when_it_is_over(db: Path) -> None:
@@ -297,15 +323,17 @@ def test_old_label_names_keep_working(db: Path) -> None:
     """Silences stored with the old names (``rule``, ``participantId``) still mute, read under
     the new names; routes and group_by written the old way still route and group."""
     config = AlertingConfig.from_settings(
-        Settings(
-            notifiers={
-                "slack": {"type": "console", "group_by": ["meetingId", "rule"]},
-                "pager": {"type": "console", "group_by": ["fingerprint"]},
-            },
-            alerting={
-                "routes": [{"match": ["rule=high-rtt"], "notify": ["pager"]}],
-                "default_notify": ["slack"],
-            },
+        Settings.model_validate(
+            {
+                "notifiers": {
+                    "slack": {"type": "console", "group_by": ["meetingId", "rule"]},
+                    "pager": {"type": "console", "group_by": ["fingerprint"]},
+                },
+                "alerting": {
+                    "routes": [{"match": ["rule=high-rtt"], "notify": ["pager"]}],
+                    "default_notify": ["slack"],
+                },
+            }
         )
     )
     assert config.policies["slack"].group_by == ("meeting_id", "alertname")
@@ -350,6 +378,24 @@ def test_old_label_names_keep_working(db: Path) -> None:
             1,
         ),
         ("slack", '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}', 1),
+    ]
+
+
+def test_rule_labels_must_be_label_names_with_values(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - {name: a, metric: qualityScore.video, op: '<', threshold: 3, labels: {team-x: v}}\n"
+        "  - {name: b, metric: qualityScore.video, op: '<', threshold: 3, labels: {severity: p}}\n"
+        "  - {name: c, metric: qualityScore.video, op: '<', threshold: 3, labels: {team: ''}}\n"
+        "  - {name: d, metric: qualityScore.video, op: '<', threshold: 3, labels: {team_x: v}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules([path])
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (2, "rule 'a': labels 'team-x' is not a label name: use letters, digits and _"),
+        (3, "rule 'b': labels 'severity' is set by the watchdog; choose another name"),
+        (4, "rule 'c': labels 'team' has no value (omit the label instead)"),
     ]
 
 
@@ -524,11 +570,11 @@ def test_group_identity_over_a_multi_rule_multi_participant_run(
     assert {len(b.alerts) for b in video} == {1, 2}  # p1 alone, p2 joins, p2 alone again
     reminders = [b for b in video if b.notification_reason == "repeat interval elapsed"]
     assert [len(b.alerts) for b in reminders] == [2, 1]
-    meeting = group("incidents", meeting_id="m-1")
-    names = {a.labels["alertname"] for b in meeting for a in b.alerts}
+    m1 = group("incidents", meeting_id="m-1")
+    names = {a.labels["alertname"] for b in m1 for a in b.alerts}
     assert names == {"poor-video", "high-rtt", "meeting-poor"}  # once a colliding key
-    assert meeting[0].groupKey != group("incidents", meeting_id="m-2")[0].groupKey
+    assert m1[0].groupKey != group("incidents", meeting_id="m-2")[0].groupKey
     (meeting_alert, *_) = [
-        a for b in meeting for a in b.alerts if a.labels["alertname"] == "meeting-poor"
+        a for b in m1 for a in b.alerts if a.labels["alertname"] == "meeting-poor"
     ]
     assert "participant_id" not in meeting_alert.labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import watchdog_webhook
+from pydantic import ValidationError
 
 from watchdog.notifiers import DeliveryError
 from watchdog.problems import ConfigError
@@ -103,6 +105,9 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     assert first.headers["x-watchdog-notification"] == firing.id
     body = first.json()
     Message.model_validate_json(first.body)  # Alertmanager's structs, every field, no other
+    for wrong in ({**body, "groupkey": ""}, {**body, "truncatedAlerts": "0"}):
+        with pytest.raises(ValidationError):  # the model is strict: it would catch a mistake
+            Message.model_validate_json(json.dumps(wrong))
     assert list(body) == [  # in the order Go encodes Message: its embedded Data first
         "receiver",
         "status",

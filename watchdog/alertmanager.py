@@ -394,6 +394,12 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
     if state is not None and not open_episode:
         write.groups.pop((name, group.state_key), None)
         write.ended_groups.add((name, group.state_key))
+    elif state is None and open_episode:
+        # told it fires, yet its group is new: group_by changed (a reload, an upgrade that
+        # renamed labels); the group starts here, so its reminders go on
+        write.groups[(name, group.state_key)] = GroupState(
+            f"{group.state_key}@{format_time(now)}", now, 0
+        )
 
 
 def _silence_note(group: _Group, active: ActiveAlert, told: Notified | None) -> str | None:

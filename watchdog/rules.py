@@ -240,11 +240,11 @@ class Rule(_Model):
         """Labels receivers and Alertmanager templates can use: Prometheus names, a value."""
         for name, text in value.items():
             if not LABEL_NAME.match(name):
-                raise ValueError(f"label {name!r}: use letters, digits and _ (not first a digit)")
+                raise ValueError(f"{name!r} is not a label name: use letters, digits and _")
             if name in BUILTIN_LABELS:
-                raise ValueError(f"label {name!r} is set by the watchdog; choose another name")
+                raise ValueError(f"{name!r} is set by the watchdog; choose another name")
             if not str(text):
-                raise ValueError(f"label {name!r} has no value (omit it instead)")
+                raise ValueError(f"{name!r} has no value (omit the label instead)")
         return value
 
     @field_validator("metric")
