@@ -19,7 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -250,6 +250,7 @@ def plan(
     """
     write = AlertingWrite()
     labels = {a.alert.fingerprint: alert_labels(a.alert) for a in snapshot.alerts}
+    carried = {a.alert.fingerprint: receiver_labels(a.alert) for a in snapshot.alerts}
     muted = {
         fp: silence
         for fp, lab in labels.items()
@@ -263,18 +264,15 @@ def plan(
     visited: set[tuple[str, str]] = set()
     for name, alerts in routed.items():
         policy = config.policies[name]
-        groups: dict[str, list[ActiveAlert]] = defaultdict(list)
-        formed_by: dict[str, dict[str, str]] = {}
+        groups: dict[tuple[tuple[str, str], ...], list[ActiveAlert]] = defaultdict(list)
         for active in alerts:
-            grouped = group_labels(receiver_labels(active.alert), policy.group_by)
-            key = group_key(name, grouped)
-            formed_by[key] = grouped
-            groups[key].append(active)
-        for key, members in groups.items():
+            grouped = group_labels(carried[active.alert.fingerprint], policy.group_by)
+            groups[tuple(grouped.items())].append(active)
+        for formed_by, members in groups.items():
             group = _Group(
                 name,
-                key,
-                formed_by[key],
+                group_key(name, dict(formed_by)),
+                dict(formed_by),
                 policy,
                 members,
                 snapshot,
@@ -307,11 +305,11 @@ class _Group:
     alert_labels: Mapping[str, Mapping[str, str]]  # by fingerprint, as matchers see them
     now: datetime
     final: bool
+    # the group's key in the database (am_groups, the outbox's order): short, fixed size
+    state_key: str = field(init=False)
 
-    @property
-    def state_key(self) -> str:
-        """The group's key in the database (am_groups, the outbox's order): short, fixed size."""
-        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_key", hashlib.sha256(self.key.encode()).hexdigest()[:16])
 
 
 def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> None:

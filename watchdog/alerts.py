@@ -113,21 +113,25 @@ class Alert:
 
 
 def alert_labels(alert: Alert) -> dict[str, str]:
-    """The labels that identify an alert, sorted by name, as Alertmanager's receivers see them.
+    """The labels that identify an alert, as Alertmanager's receivers see them.
 
     The rule's ``labels`` plus ``alertname``, ``severity``, ``meeting_id``, ``session_id``
     and ``participant_id``. A label without a value is absent, never ``""`` (Alertmanager
     treats both alike): a meeting-level alert has no ``participant_id``.
     """
-    found = {
-        **alert.labels,
-        "alertname": alert.rule,
-        "severity": alert.severity,
-        "meeting_id": alert.meeting_id or "",
-        "session_id": alert.session_id,
-        "participant_id": alert.participant_id if alert.scope == "participant" else "",
-    }
-    return {name: str(found[name]) for name in sorted(found) if found[name]}
+    found = {name: str(value) for name, value in alert.labels.items() if value}
+    found["alertname"] = alert.rule
+    found["severity"] = alert.severity
+    for name, value in (
+        ("meeting_id", alert.meeting_id),
+        ("session_id", alert.session_id),
+        ("participant_id", alert.participant_id if alert.scope == "participant" else None),
+    ):
+        if value:
+            found[name] = value
+        else:
+            found.pop(name, None)
+    return found
 
 
 def group_labels(labels: Mapping[str, str], group_by: Iterable[str]) -> dict[str, str]:
@@ -169,6 +173,8 @@ _GO_ESCAPES = {
 
 def _go_quote(text: str) -> str:
     """Go's ``strconv.Quote``: what Alertmanager writes into a group key."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # the usual case, without a loop over every character
     out = []
     for char in text:
         code = ord(char)

@@ -59,7 +59,7 @@ def _alert(alert: Alert, generator_url: str) -> dict[str, Any]:
     resolved = alert.status == "resolved" and alert.ends_at is not None
     return {
         "status": alert.status,
-        "labels": alert_labels(alert),
+        "labels": dict(sorted(alert_labels(alert).items())),
         "annotations": alert_annotations(alert),
         "startsAt": rfc3339(alert.fired_at),
         "endsAt": rfc3339(alert.ends_at) if resolved and alert.ends_at else ZERO_TIME,
