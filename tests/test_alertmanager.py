@@ -15,7 +15,7 @@ import yaml
 
 from watchdog import silences
 from watchdog.alertmanager import AlertingConfig, AlertManager, Policy, Route
-from watchdog.alerts import Alert, Notification, Status, fingerprint
+from watchdog.alerts import Alert, Notification, Status, fingerprint, group_key
 from watchdog.daemon import build
 from watchdog.matchers import parse_matchers
 from watchdog.problems import ConfigError
@@ -145,6 +145,15 @@ def test_a_notification_queued_before_groups_had_an_identity_gets_the_default_on
     restored = Notification.from_dict(old)
     assert restored.group_labels == {"alertname": "poor-video", "meeting_id": "m-1"}
     assert restored.group_key == '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}'
+
+
+def test_group_keys_quote_values_as_go_does() -> None:
+    """Alertmanager writes label values with Go's strconv.Quote; so do we, so no two label
+    sets ever share a key (a quote or a newline in a value cannot fake another label)."""
+    labels = {"team": 'a", b="c', "note": "line\nbreak\x01 é ✓"}
+    assert group_key("pager", labels) == (
+        '{}/{receiver="pager"}:{note="line\\nbreak\\x01 é ✓", team="a\\", b=\\"c"}'
+    )
 
 
 def test_the_same_transition_twice_notifies_once(db: Path) -> None:
