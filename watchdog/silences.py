@@ -71,7 +71,7 @@ def add(
         problems.append("--for must be more than 0s and at most 366d")
     if parsed and all(matches_anything(m) for m in parsed):
         problems.append(
-            f"--match {' '.join(map(str, parsed))}: these matchers match every alert (each "
+            f"--match {' '.join(matchers)}: these matchers match every alert (each "
             "accepts an empty or arbitrary value); name a rule, participant or label value, "
             "e.g. --match alertname=poor-video"
         )
