@@ -177,31 +177,31 @@ def test_check_names_the_construct_in_watch_filters_and_routes(
 # -- silences: a matcher must name something --------------------------------------------------
 
 CATCH_ALL = [
-    "rule=~.+",
-    "rule=~.*",
-    "rule=~(.*)",
-    "rule=~(?s).+",
-    r"rule=~\S.*",
-    "rule=~[^q]+",
-    r"rule=~\D+",
-    "rule=~.{2,}",
-    "rule=~[a-z].*|[A-Z].*|.+",
-    "rule!=",
-    "rule!=poor-video",
-    "rule=",
-    "rule!~x",
-    "rule!~",
-    "rule!~a^",
+    "alertname=~.+",
+    "alertname=~.*",
+    "alertname=~(.*)",
+    "alertname=~(?s).+",
+    r"alertname=~\S.*",
+    "alertname=~[^q]+",
+    r"alertname=~\D+",
+    "alertname=~.{2,}",
+    "alertname=~[a-z].*|[A-Z].*|.+",
+    "alertname!=",
+    "alertname!=poor-video",
+    "alertname=",
+    "alertname!~x",
+    "alertname!~",
+    "alertname!~a^",
     "participantName=~[[:print:]]+",
     "severity=~warning|critical|info",
     "severity!=page",
 ]
 SELECTIVE = [
-    "rule=poor-video",
-    "rule=~poor-.*",
+    "alertname=poor-video",
+    "alertname=~poor-.*",
     "participantName=~(?i).*bot.*",
-    "participantId=~p1|p2",
-    "meetingId=~abcd-.*",
+    "participant_id=~p1|p2",
+    "meeting_id=~abcd-.*",
     "participantName=~" + EVIL,
     "severity=critical",
     "severity=~warning|critical",
@@ -225,7 +225,7 @@ def test_a_matcher_that_names_something_is_accepted(text: str, tmp_path: Path) -
     assert not matches_anything(parse_matcher(text))
     store = Store(str(tmp_path / "state.db"))
     try:
-        silence = add(store, ["rule=~.+", text], "1h", "one thing")  # one selective is enough
+        silence = add(store, ["alertname=~.+", text], "1h", "one thing")  # one selective is enough
         assert [s.id for s in store.silences()] == [silence.id]
     finally:
         store.close()
@@ -239,7 +239,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_silence_add_refuses_catch_alls_and_backtracking_at_the_cli(tmp_path: Path) -> None:
     config = str(write_config(tmp_path, "http://127.0.0.1:9", [("s", "p")], POOR_VIDEO))
-    for match in ("rule=~.+", "rule!="):
+    for match in ("alertname=~.+", "alertname!="):
         bypass = _cli("silence", "add", "--config", config, "--match", match, "--comment", "x")
         assert bypass.returncode == 2, bypass.stderr
         assert f"silence add: --match {match}: these matchers match every alert" in bypass.stderr
@@ -262,7 +262,7 @@ def test_a_stored_silence_re2_refuses_is_ignored_not_fatal(
     """A silence saved by an older version with a lookahead: its alerts are delivered."""
     url = str(tmp_path / "state.db")
     store = Store(url)
-    kept = add(store, ["rule=poor-video"], "1h", "kept")
+    kept = add(store, ["alertname=poor-video"], "1h", "kept")
     old = add(store, ["participantName=~bot.*"], "1h", "from an older version")
     with sqlite3.connect(url) as db:
         db.execute(

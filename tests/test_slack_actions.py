@@ -227,7 +227,11 @@ def test_every_button_edits_the_message_and_is_audited(
     assert has_button(original, "watchdog_unsilence")
     [silence] = daemon.store.silences(active_at=NOW)
     assert silence.ends_at - NOW == timedelta(hours=1)
-    assert {str(m) for m in silence.matchers} >= {"rule=poor-video", "participantId=part-1"}
+    assert {str(m) for m in silence.matchers} >= {
+        "alertname=poor-video",
+        "session_id=sess-1",
+        "participant_id=part-1",
+    }
 
     assert click(port, slack, original, "watchdog_unsilence") == 200
     assert daemon.store.silences(active_at=NOW) == []
@@ -235,7 +239,7 @@ def test_every_button_edits_the_message_and_is_audited(
 
     assert click(port, slack, original, "watchdog_silence_meeting") == 200
     [meeting] = daemon.store.silences(active_at=NOW)
-    assert "meetingId=abcd-efgh-ijkl" in {str(m) for m in meeting.matchers}
+    assert "meeting_id=abcd-efgh-ijkl" in {str(m) for m in meeting.matchers}
     assert "until the meeting ends" in json.dumps(original.attachments)
     assert len(original.edits) == 4  # every click redrew the message
     assert slack.responses == []  # nothing refused, nothing to explain

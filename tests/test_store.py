@@ -207,7 +207,7 @@ def test_silences_are_shared_through_the_store(state_url: str) -> None:
     try:
         silence = Silence(
             id="abc123",
-            matchers=parse_matchers(["rule=poor-video"]),
+            matchers=parse_matchers(["alertname=poor-video"]),
             starts_at=at(0),
             ends_at=at(3600),
             created_by="ops",

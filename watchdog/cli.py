@@ -119,8 +119,7 @@ def _alerting_commands(sub: Any, with_config: Any) -> None:
         default=[],
         metavar="MATCHER",
         help="label=value, label!=value, label=~regex or label!~regex (repeatable); labels: "
-        "rule, severity, meetingId, sessionId, participantId, participantName, fingerprint "
-        "and the rules' own labels",
+        "alertname, severity, meeting_id, session_id, participant_id and the rules' own labels",
     )
     add.add_argument("--for", dest="duration", default="1h", help="how long (default 1h)")
     add.add_argument("--comment", default="", help="why (required)")
@@ -379,6 +378,8 @@ def cmd_silence(args: argparse.Namespace) -> int:
             silence = silences.add(
                 store, args.match, args.duration, args.comment, created_by=args.author
             )
+            for warning in silences.old_names(args.match):
+                print(f"warning: {warning}", file=sys.stderr)
             _warn_unknown_labels(config, args.match)
             print(silence.id)
             print(

@@ -6,7 +6,10 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from watchdog.alerts import Alert, Notification, fingerprint
+from pydantic import ValidationError
+
+from watchdog.alertmanager import notifier_options, policy_for
+from watchdog.alerts import DEFAULT_GROUP_BY, Alert, Notification, fingerprint, group_identity
 from watchdog.notifiers import DeliveryError, MemoryState
 from watchdog.plugins import load_plugins
 from watchdog.problems import ConfigError, Problem
@@ -51,8 +54,21 @@ def send_test(config: Config, name: str) -> int:
         print(f"{name}: the notifier failed to start: {host.build_errors[name]}", file=sys.stderr)
         return 1
     notifier = built[name]
+    alert = sample_alert()
+    try:
+        group_by = policy_for(config.settings.alerting, notifier_options(entries[name])).group_by
+    except ValidationError:  # `check` names the mistake; the test alert goes out regardless
+        group_by = DEFAULT_GROUP_BY
+    key, labels = group_identity(name, (alert,), group_by)
     notification = Notification(
-        id=uuid.uuid4().hex, notifier=name, status="firing", alerts=(sample_alert(),), test=True
+        id=uuid.uuid4().hex,
+        notifier=name,
+        status="firing",
+        alerts=(alert,),
+        test=True,
+        group_key=key,
+        group_labels=labels,
+        reason="first notification",
     )
     try:
         notifier.send(notification)

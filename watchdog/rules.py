@@ -23,6 +23,7 @@ from pydantic import (
     with_config,
 )
 
+from watchdog.alerts import BUILTIN_LABELS
 from watchdog.durations import Duration, PositiveDuration, format_duration
 from watchdog.metrics import METRICS
 from watchdog.patterns import PatternError, Regex, compile_regex
@@ -31,6 +32,8 @@ from watchdog.stats import ParticipantInfo
 from watchdog.strictnumbers import refuse_non_number
 from watchdog.templates import template_problem
 from watchdog.yamlfile import Document, format_loc, load, parse
+
+LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus's label names
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 Severity = Literal["info", "warning", "critical"]
@@ -229,6 +232,19 @@ class Rule(_Model):
     def _name(cls, value: str) -> str:
         if not NAME.match(value):
             raise ValueError("use letters, digits and - _ . : (starting with a letter or digit)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        """Labels receivers and Alertmanager templates can use: Prometheus names, a value."""
+        for name, text in value.items():
+            if not LABEL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a label name: use letters, digits and _")
+            if name in BUILTIN_LABELS:
+                raise ValueError(f"{name!r} is set by the watchdog; choose another name")
+            if not str(text):
+                raise ValueError(f"{name!r} has no value (omit the label instead)")
         return value
 
     @field_validator("metric")

@@ -229,7 +229,11 @@ NOTIFIER_CORE_KEYS = frozenset({"type", *NotifierOptions.model_fields})
 
 
 class AlertingSettings(_Section):
-    group_by: list[str] = Field(default_factory=lambda: ["meetingId", "rule"])
+    group_by: list[str] = Field(
+        default_factory=lambda: ["meeting_id", "alertname"],
+        description="Labels whose equal values put alerts in one notification; "
+        "'...' for every label (one notification per alert).",
+    )
     group_wait: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)
     send_resolved: bool = True

@@ -18,11 +18,13 @@ from typing import Any
 
 from watchdog.durations import format_duration, parse_duration
 from watchdog.matchers import (
-    BUILTIN_LABELS,
+    KNOWN_LABELS,
     Matcher,
     alert_labels,
+    matcher_label,
     matches_all,
     matches_anything,
+    old_label_warning,
     parse_matchers,
 )
 from watchdog.problems import ConfigError, Problem
@@ -58,7 +60,7 @@ def add(
         problems.append(f"--for: {exc}")
         duration = timedelta(hours=1)
     if not matchers:
-        problems.append("give at least one --match (e.g. --match rule=poor-video)")
+        problems.append("give at least one --match (e.g. --match alertname=poor-video)")
     try:
         parsed = parse_matchers(matchers)
     except ValueError as exc:
@@ -69,9 +71,9 @@ def add(
         problems.append("--for must be more than 0s and at most 366d")
     if parsed and all(matches_anything(m) for m in parsed):
         problems.append(
-            f"--match {' '.join(map(str, parsed))}: these matchers match every alert (each "
+            f"--match {' '.join(matchers)}: these matchers match every alert (each "
             "accepts an empty or arbitrary value); name a rule, participant or label value, "
-            "e.g. --match rule=poor-video"
+            "e.g. --match alertname=poor-video"
         )
     if problems:
         raise ConfigError(Problem("silence add", None, p) for p in problems)
@@ -202,8 +204,17 @@ def render(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
 
 def unknown_names(matchers: Sequence[str], labels: set[str]) -> list[str]:
     """Label names no rule defines and no alert carries: probably a typo."""
-    known = set(BUILTIN_LABELS) | labels
+    known = set(KNOWN_LABELS) | labels
     return sorted({m.name for m in parse_matchers(matchers)} - known)
+
+
+def old_names(matchers: Sequence[str]) -> list[str]:
+    """A warning for each matcher on an old label name (it still works): what to write."""
+    return [
+        f"--match {text}: {warning}"
+        for text in matchers
+        if (warning := old_label_warning(matcher_label(text) or "")) is not None
+    ]
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:

@@ -380,6 +380,7 @@ class AlertingSnapshot:
     groups: dict[tuple[str, str], GroupState]  # (notifier, group key)
     silences: list[Silence]
     acked: frozenset[str] = frozenset()  # fingerprints whose current episode is acknowledged
+    ended_silences: tuple[Silence, ...] = ()  # the last ones to end, newest end first
 
 
 @dataclass(frozen=True, slots=True)
@@ -1288,6 +1289,7 @@ class Store:
                 },
                 silences=self.silences(active_at=now),
                 acked=frozenset(a.fingerprint for a in self.acks()),
+                ended_silences=tuple(self.ended_silences(now)),
             )
 
     def apply_alerting(self, write: AlertingWrite) -> int:
@@ -1349,6 +1351,23 @@ class Store:
             params = (format_time(active_at), format_time(active_at))
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
+        return self._read_silences(rows)
+
+    def ended_silences(self, now: datetime, limit: int = 100) -> list[Silence]:
+        """The ``limit`` silences that ended last by ``now`` (run out or expired), newest first.
+
+        The alert manager names the one that muted an alert it tells again.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at"
+                " FROM silences WHERE ends_at <= ? ORDER BY ends_at DESC, id LIMIT ?",
+                (format_time(now), limit),
+            ).fetchall()
+        return self._read_silences(rows)
+
+    def _read_silences(self, rows: Iterable[tuple[Any, ...]]) -> list[Silence]:
+        """Silences rows; matchers stored with old label names read as the current ones."""
         out = []
         for row in rows:
             try:

@@ -43,7 +43,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from watchdog.alerts import Alert, Notification, Status, fingerprint
+from watchdog.alerts import (
+    DEFAULT_GROUP_BY,
+    Alert,
+    Notification,
+    Status,
+    fingerprint,
+    group_identity,
+)
 from watchdog.notifiers import DeliveryError, MemoryState, Notifier, NotifierConfig
 from watchdog.plugins import PluginHost, PluginInfo
 from watchdog.problems import ConfigError
@@ -126,12 +133,17 @@ def make_notification(
     thread: str | None = None,
     repeat: bool = False,
     test: bool = False,
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
 ) -> Notification:
-    """A notification as the core hands it to ``send``; one default alert if none given."""
+    """A notification as the core hands it to ``send``; one default alert if none given.
+
+    Its group (``group_key``, ``group_labels``) is the first alert's under ``group_by``.
+    """
     carried = alerts or (make_alert(),)
     first = carried[0]
     if status is None:
         status = "firing" if any(a.status == "firing" for a in carried) else "resolved"
+    key, labels = group_identity(notifier, carried, group_by)
     return Notification(
         id=uuid.uuid4().hex,
         notifier=notifier,
@@ -140,13 +152,16 @@ def make_notification(
         thread=thread or f"{first.fingerprint}@{first.starts_at.isoformat()}",
         repeat=repeat,
         test=test,
+        group_key=key,
+        group_labels=labels,
+        reason="repeat interval elapsed" if repeat else "first notification",
     )
 
 
 def grouped_notification(
     count: int = 3, meeting_id: str = "abcd-efgh-ijkl", notifier: str = "test"
 ) -> Notification:
-    """Several alerts of one meeting in one notification, as grouping produces them."""
+    """Several alerts of one meeting in one notification, as ``group_by: [meeting_id]`` makes."""
     names = ["Alice", "Bob", "Chandra", "Dmitri", "Eve", "Femi"]
     severities = ["critical", "warning", "info"]
     rtt: dict[str, Any] = {
@@ -166,7 +181,9 @@ def grouped_notification(
         )
         for i in range(count)
     ]
-    return make_notification(*alerts, notifier=notifier, thread=f"group:{meeting_id}")
+    return make_notification(
+        *alerts, notifier=notifier, thread=f"group:{meeting_id}", group_by=("meeting_id",)
+    )
 
 
 def secret_values(config: BaseModel) -> list[str]:

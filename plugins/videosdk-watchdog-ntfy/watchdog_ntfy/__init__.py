@@ -50,6 +50,8 @@ def _line(alert: Alert) -> str:
             f"✅ {alert.rule}: {alert.who}: {alert.metric} back to "
             + (alert.condition.split(" = ", 1)[1])
         )
+    if alert.reason:  # told again though it kept firing: its silence ended
+        return f"{alert.rule}: {alert.who}: {alert.reason}; {alert.condition}"
     return f"{alert.rule}: {alert.who}: {alert.condition}"
 
 
