@@ -24,6 +24,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from watchdog.logs import hide, setup_logging
 from watchdog.plugins import config_redactor, load_plugins
 from watchdog.redaction import MASK, Redactor
 from watchdog.settings import load_config
@@ -121,6 +122,23 @@ def test_as_a_log_filter_it_masks_message_arguments_and_traceback() -> None:
     formatted = logging.Formatter().format(record)
     assert _leaks(formatted, escaped(TOKEN)) == []
     assert "RuntimeError" in formatted
+
+
+def test_the_daemons_log_handler_masks_what_any_library_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``hide`` puts secrets on the root handler: urllib3, slack-sdk or a plugin's module
+    logger, plain or JSON, message or traceback, nothing shows them."""
+    setup_logging("debug", "json")
+    hide(Redactor([TOKEN]))
+    try:
+        raise ValueError(f"echoed {quote_plus(TOKEN)}")
+    except ValueError:
+        logging.getLogger("urllib3.connectionpool").exception("request with %s", TOKEN)
+    event = json.loads(capsys.readouterr().err)
+    assert event["message"] == f"request with {MASK}"
+    assert f"ValueError: echoed {MASK}" in event["exception"]
+    assert _leaks(json.dumps(event, ensure_ascii=False), escaped(TOKEN)) == []
 
 
 # -- the daemon and its commands ----------------------------------------------------------
