@@ -43,12 +43,12 @@ def played_out_after(
     population: Iterable[dict[str, str]], rules: Iterable[Rule], speed: float
 ) -> float:
     """Real seconds from the simulator's start until the last scenario change has been
-    answered: its sample, the longest ``for:``, a sample to spare, and two polls."""
+    answered: its sample, the longest ``for:``, a sample to spare, and three polls."""
     settles = [SCENARIOS[p["scenario"]].settles for p in population]
     last = max((s for s in settles if s is not None), default=0)
     longest = max((rule.for_ for rule in rules), default=timedelta(0))
     sample_seconds = (last + 1) * SAMPLE_PERIOD + longest.total_seconds()
-    return sample_seconds / speed + 2 * POLL_INTERVAL
+    return sample_seconds / speed + 3 * POLL_INTERVAL
 
 
 def demo_config(sim_url: str, secret: str, workdir: Path, population: list[dict[str, str]]) -> Path:

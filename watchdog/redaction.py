@@ -185,7 +185,7 @@ class Redactor(logging.Filter):
         if isinstance(value, str):
             return self(value)
         if isinstance(value, Mapping):
-            return {self(str(k)): self.data(v) for k, v in value.items()}
+            return {self.data(k): self.data(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.data(item) for item in value]
         return value
