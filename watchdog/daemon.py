@@ -10,7 +10,8 @@ from watchdog.actions import StoreActions
 from watchdog.alertmanager import AlertingConfig, AlertManager
 from watchdog.discovery import Discovery
 from watchdog.dispatcher import Dispatcher
-from watchdog.plugins import PluginHost, load_plugins
+from watchdog.logs import hide
+from watchdog.plugins import PluginHost, config_redactor, load_plugins
 from watchdog.poller import CycleReport, Poller
 from watchdog.problems import ConfigError, Problem
 from watchdog.rulecheck import semantic_problems
@@ -102,6 +103,8 @@ class Runtime:
 def build(config: Config, dry_run: bool = False) -> Runtime:
     """Validate and construct everything; ConfigError (exit 2) on any error."""
     host = load_plugins()
+    redactor = config_redactor(config, host)
+    hide(redactor)
     rules, problems = validate(config, host)
     errors = [p for p in problems if p.severity == "error"]
     for warning in (p for p in problems if p.severity == "warning"):
@@ -122,7 +125,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         delivery.max_backoff,
         warn_after=delivery.warn_after,
         concurrency=delivery.concurrency,
-        secrets=host.secrets,
+        redactor=redactor,
     )
     manager = AlertManager(store, AlertingConfig.from_settings(settings), dispatcher.wake)
     watch = settings.watch

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -29,6 +29,7 @@ from typing import Literal
 from watchdog.alerts import Notification
 from watchdog.logs import about
 from watchdog.notifiers import DeliveryError, Notifier
+from watchdog.redaction import Redactor
 from watchdog.storagefaults import StorageFault
 from watchdog.store import OutboxEntry, Store
 from watchdog.telemetry import ACCEPTED_LATE, DELIVERY_ATTEMPTS, OUTBOX_DEPTH, OUTBOX_OVERDUE
@@ -65,7 +66,7 @@ class Dispatcher:
         *,
         warn_after: timedelta = timedelta(minutes=10),
         concurrency: int = 4,
-        secrets: Mapping[str, Sequence[str]] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
@@ -73,7 +74,8 @@ class Dispatcher:
         self.max_backoff = max_backoff
         self.warn_after = warn_after
         self.concurrency = concurrency
-        self.secrets = {name: tuple(values) for name, values in (secrets or {}).items()}
+        # a plugin's error may quote its token or webhook URL: never log or store that
+        self.redactor = redactor or Redactor()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,7 +96,7 @@ class Dispatcher:
         self._wake.set()
 
     def set_notifiers(
-        self, notifiers: Mapping[str, Notifier], secrets: Mapping[str, Sequence[str]] | None = None
+        self, notifiers: Mapping[str, Notifier], redactor: Redactor | None = None
     ) -> None:
         """Swap in reloaded notifiers; a dropped name's rows wait in the outbox until it is back.
 
@@ -105,8 +107,8 @@ class Dispatcher:
             lifecycle([n for n in old.values() if n not in notifiers.values()], "close")
             lifecycle([n for n in notifiers.values() if n not in old.values()], "start")
         self.notifiers = dict(notifiers)
-        if secrets is not None:
-            self.secrets = {name: tuple(values) for name, values in secrets.items()}
+        if redactor is not None:
+            self.redactor = redactor
         self._warned_unknown.clear()
         self.wake()
 
@@ -300,12 +302,12 @@ class Dispatcher:
         """Record an attempt's outcome; returns the attempts now recorded (or DELIVERED)."""
         entry, error = attempt.entry, attempt.error
         if isinstance(error, DeliveryError):
-            text = self._redact(entry.notifier, str(error) or type(error).__name__)
+            text = self.redactor(str(error) or type(error).__name__)
             if error.permanent:
                 return self._permanent(entry, text)
             return self._retry(entry, text, error.retry_after)
         if error is not None:
-            text = self._redact(entry.notifier, f"{type(error).__name__}: {error}")
+            text = self.redactor(f"{type(error).__name__}: {error}")
             return self._retry(entry, text, None)
         self.store.delivered(entry.id)
         DELIVERY_ATTEMPTS.labels(entry.notifier, "sent").inc()
@@ -317,12 +319,6 @@ class Dispatcher:
             extra=_ids(entry),
         )
         return DELIVERED
-
-    def _redact(self, notifier: str, text: str) -> str:
-        """A plugin's error may quote its token or webhook URL: never log or store that."""
-        for secret in self.secrets.get(notifier, ()):
-            text = text.replace(secret, "**********")
-        return text
 
     def _retry(
         self,

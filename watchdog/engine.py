@@ -645,9 +645,13 @@ def evaluate_meetings(
                 threshold = float(scope.fraction or 0)
                 holds = watched > 0 and value >= threshold
             holds = holds and watched >= scope.min_participants
-            sessions = sorted({i.session_id for i, _ in fresh}) or [
-                meeting.removeprefix("session:")
-            ]
+            # the meeting's session: of those counted, else of anyone known in the meeting
+            # (a resolve after everyone's data went stale); its meeting ID is no session
+            sessions = (
+                sorted({i.session_id for i, _ in fresh})
+                or sorted({i.session_id for i, _ in members.get(meeting, ())})
+                or [meeting.removeprefix("session:")]
+            )
             info = ParticipantInfo(
                 session_id=sessions[0],
                 participant_id="",

@@ -36,9 +36,11 @@ from watchdog.database import DatabaseError, redacted_url
 from watchdog.gauges import LiveCollector
 from watchdog.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.httpserver import HttpEndpoint
-from watchdog.logs import setup_logging
+from watchdog.logs import hide, setup_logging
 from watchdog.notifiers import Notifier
+from watchdog.plugins import config_redactor
 from watchdog.problems import ConfigError
+from watchdog.redaction import Redactor
 from watchdog.reload import (
     carry_over,
     carry_over_meetings,
@@ -426,6 +428,8 @@ class Service:
         log.info("reloading configuration from %s", path or "the environment")
         try:
             config = load_config(path)
+            redactor = config_redactor(config, self.runtime.host)
+            hide(redactor)  # before anything can quote the new secrets
             rules, problems = validate(config, self.runtime.host)
             errors = [p for p in problems if p.severity == "error"]
             if errors:
@@ -445,7 +449,7 @@ class Service:
             return self._reload_failed(type(exc).__name__)
         for warning in (p for p in problems if p.severity == "warning"):
             log.warning("%s", warning)
-        self._apply(config, rules, notifiers)
+        self._apply(config, rules, notifiers, redactor)
         RELOADS.labels("applied").inc()
         CONFIG_RELOAD_OK.set(1)
         self._note = ""
@@ -462,7 +466,13 @@ class Service:
         self.systemd.ready(self._status)
         return False
 
-    def _apply(self, config: Config, rules: RuleSet, notifiers: dict[str, Notifier]) -> None:
+    def _apply(
+        self,
+        config: Config,
+        rules: RuleSet,
+        notifiers: dict[str, Notifier],
+        redactor: Redactor,
+    ) -> None:
         runtime, old = self.runtime, self.config.settings
         config = _running(config, old)
         new = config.settings
@@ -496,7 +506,7 @@ class Service:
             closed += _carry_over_meetings(runtime, rules, now)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
-        runtime.dispatcher.set_notifiers(notifiers, self.runtime.host.secrets)
+        runtime.dispatcher.set_notifiers(notifiers, redactor)
         runtime.dispatcher.timeout = new.delivery.timeout.total_seconds()
         runtime.dispatcher.max_backoff = new.delivery.max_backoff
         runtime.dispatcher.warn_after = new.delivery.warn_after

@@ -416,10 +416,23 @@ def config_path(explicit: str | None) -> tuple[str, bool]:
     return DEFAULT_CONFIG, False
 
 
-def load_config(explicit: str | None = None) -> Config:
-    """Read and validate the config; raise ConfigError with file:line problems."""
+def load_config(explicit: str | None = None, *, required: bool = False) -> Config:
+    """Read and validate the config; raise ConfigError with file:line problems.
+
+    ``required``: the command reads the daemon's state or credentials, and defaults
+    would point it at a state database no daemon reads (a silence nobody enforces),
+    so no config file at all is an error naming where it was looked for.
+    """
     path, named = config_path(explicit)
     document: Document | None = None
+    if required and not named and not Path(path).exists():
+        raise ConfigError.single(
+            path,
+            None,
+            f"no config file: not found here, no --config given and ${CONFIG_ENV} not set; "
+            "this command reads the daemon's state and credentials, so name the daemon's "
+            "config with --config PATH (or WATCHDOG_CONFIG=PATH)",
+        )
     if named or Path(path).exists():
         document = load(path)
         if document.data is None:

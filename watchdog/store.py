@@ -295,11 +295,13 @@ class WatchRecord:
 
 @dataclass(frozen=True, slots=True)
 class WatchStatus:
-    """What ``status`` prints for one participant: the record, its cursor, its firing rules."""
+    """What ``status`` prints for one participant: the record, its cursor, its firing rules
+    (with when they fired) and its pending ones (with when their condition began)."""
 
     record: WatchRecord
     last_sample: datetime | None
     firing: tuple[tuple[str, datetime | None], ...]
+    pending: tuple[tuple[str, datetime | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1595,16 +1597,27 @@ class Store:
                     "SELECT session_id, participant_id, last_sample_time FROM cursors"
                 ).fetchall()
             }
-            firing: dict[Key, list[tuple[str, datetime | None]]] = {}
-            for rule, s, p, fired in self._db.execute(
-                "SELECT rule, session_id, participant_id, fired_at FROM alert_states"
-                " WHERE phase = 'firing' ORDER BY rule"
+            phases: dict[str, dict[Key, list[tuple[str, datetime | None]]]] = {
+                "firing": {},
+                "pending": {},
+            }
+            for rule, s, p, phase, since, fired in self._db.execute(
+                "SELECT rule, session_id, participant_id, phase, active_since, fired_at"
+                " FROM alert_states WHERE phase IN ('firing', 'pending') ORDER BY rule"
             ).fetchall():
-                firing.setdefault((s, p), []).append((rule, _utc(fired)))
+                at = fired if phase == "firing" else since
+                phases[phase].setdefault((s, p), []).append((rule, _utc(at)))
         out = []
         for record in sorted(self.load_watchlist(), key=lambda r: (r.since, r.session_id)):
             key = (record.session_id, record.participant_id)
-            out.append(WatchStatus(record, _utc(cursors.get(key)), tuple(firing.get(key, ()))))
+            out.append(
+                WatchStatus(
+                    record,
+                    _utc(cursors.get(key)),
+                    tuple(phases["firing"].get(key, ())),
+                    tuple(phases["pending"].get(key, ())),
+                )
+            )
         return out
 
     # -- end of the watch list ---------------------------------------------------

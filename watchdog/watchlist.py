@@ -179,12 +179,19 @@ class WatchList:
     # -- what the poller reports (watchdog.poller.PollObserver) --------------------
 
     def admit(self, target: WatchedParticipant, info: ParticipantInfo) -> bool:
-        """The first stats tell the SDK (and maybe the name): apply those filters now."""
+        """The first stats tell the SDK (and maybe the name): apply those filters now.
+
+        A participant fixed in the config is always watched; its name and meeting
+        are learnt from its stats all the same, for ``status``.
+        """
         key = (target.session, target.participant)
         with self._lock:
             self._info[key] = info
             record = self._entries.get(key)
-            if record is None or record.source == "static":
+            if record is None:
+                return True
+            if record.source == "static":
+                self._learn(record, info)
                 return True
             if record.status == "excluded":
                 return False
@@ -192,9 +199,7 @@ class WatchList:
                 None if record.name else self._filters.name(info.name)
             )
             if why is None:
-                if record.name is None and info.name:
-                    self._put(replace(record, name=info.name))
-                    self._flush()
+                self._learn(record, info)
                 return True
             log.info(
                 "not watching %s: %s",
@@ -266,6 +271,17 @@ class WatchList:
             return len(departing)
 
     # -- internals (lock held) ------------------------------------------------------
+
+    def _learn(self, record: WatchRecord, info: ParticipantInfo) -> None:
+        """Keep the name and meeting the stats told, where the record has none yet."""
+        learnt = replace(
+            record,
+            name=record.name or info.name or None,
+            room_id=record.room_id or info.meeting_id or None,
+        )
+        if learnt != record:
+            self._put(learnt)
+            self._flush()
 
     def _join(self, key: Key, seen: Seen, source: Literal["discovery", "webhook"]) -> bool:
         ids = {"session_id": key[0], "participant_id": key[1]}
