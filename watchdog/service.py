@@ -490,6 +490,7 @@ class Service:
             closed += _carry_over_meetings(runtime, rules, now)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
+            poller.max_clock_skew = new.poll.max_clock_skew
         runtime.dispatcher.set_notifiers(notifiers, self.runtime.host.secrets)
         runtime.dispatcher.timeout = new.delivery.timeout.total_seconds()
         runtime.dispatcher.max_backoff = new.delivery.max_backoff

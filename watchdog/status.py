@@ -17,6 +17,7 @@ from watchdog.problems import ConfigError
 from watchdog.settings import Config
 from watchdog.stats import format_time
 from watchdog.store import Ack, AuditEntry, Store, WatchRecord, WatchStatus
+from watchdog.watchlist import SLOW_AFTER
 
 RECENT_ACTIONS = 10
 COLUMNS = ("SESSION", "PARTICIPANT", "NAME", "ROOM", "SOURCE", "STATE", "SINCE", "LAST SAMPLE")
@@ -46,6 +47,7 @@ def _row(status: WatchStatus, acks: dict[str, Ack]) -> dict[str, Any]:
         "source": r.source,
         "state": r.status,
         "reason": r.reason,
+        "deadlineMisses": r.deadline_misses,
         "since": format_time(r.since),
         "lastSample": format_time(status.last_sample) if status.last_sample else None,
         "firing": [
@@ -115,9 +117,11 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
     leaving = sum(1 for s in rows if s.record.status == "leaving")
     excluded = len(rows) - watched
     firing = sum(len(s.firing) for s in rows)
+    slow = sum(1 for s in rows if s.record.deadline_misses >= SLOW_AFTER)
+    slow_note = f", {slow} slow (stats requests hitting the deadline)" if slow else ""
     out.write(
         f"{watched} participants watched ({leaving} leaving), {excluded} excluded by filters, "
-        f"{firing} alerts firing; times in UTC\n"
+        f"{firing} alerts firing{slow_note}; times in UTC\n"
     )
     if not rows:
         _actions(actions, out)
@@ -126,6 +130,9 @@ def print_status(config: Config, out: TextIO, as_json: bool = False) -> int:
     for s in rows:
         r = s.record
         state = r.status if r.status == "watching" else f"{r.status}: {r.reason or '?'}"
+        if r.deadline_misses:
+            polls = "poll" if r.deadline_misses == 1 else f"{r.deadline_misses} polls"
+            state += f" (request deadline hit on the last {polls})"
         table.append(
             (
                 r.session_id,

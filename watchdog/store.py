@@ -254,6 +254,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX outbox_unwarned ON outbox (created_at) WHERE warned_at IS NULL
         """,
     ),
+    (
+        # polls of a participant that hit the request deadline in a row, for `status`
+        13,
+        """
+        ALTER TABLE watchlist ADD COLUMN deadline_misses INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 )
 
 
@@ -277,6 +284,7 @@ class WatchRecord:
     since: datetime
     missing: int = 0
     reason: str | None = None
+    deadline_misses: int = 0  # polls in a row that hit the request deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -1446,7 +1454,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, room_id, name, source, status, since,"
-                " missing, reason FROM watchlist"
+                " missing, reason, deadline_misses FROM watchlist"
             ).fetchall()
         return [_watch_record(row) for row in rows]
 
@@ -1458,13 +1466,14 @@ class Store:
             for r in ordered:
                 cur.execute(
                     "INSERT INTO watchlist (session_id, participant_id, room_id, name, source,"
-                    " status, since, missing, reason, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " status, since, missing, reason, deadline_misses, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (session_id, participant_id) DO UPDATE SET"
                     " room_id = excluded.room_id, name = excluded.name,"
                     " source = excluded.source, status = excluded.status,"
                     " since = excluded.since, missing = excluded.missing,"
-                    " reason = excluded.reason, updated_at = excluded.updated_at",
+                    " reason = excluded.reason, deadline_misses = excluded.deadline_misses,"
+                    " updated_at = excluded.updated_at",
                     (
                         r.session_id,
                         r.participant_id,
@@ -1475,6 +1484,7 @@ class Store:
                         format_time(r.since),
                         r.missing,
                         r.reason,
+                        r.deadline_misses,
                         now,
                     ),
                 )
@@ -1552,6 +1562,7 @@ def _watch_record(row: tuple[Any, ...]) -> WatchRecord:
         since=_utc(row[6]) or datetime.now(UTC),
         missing=int(row[7]),
         reason=row[8],
+        deadline_misses=int(row[9]),
     )
 
 
