@@ -29,6 +29,7 @@ from watchdog.engine import (
     lookback,
 )
 from watchdog.logs import about
+from watchdog.pollfailures import PollFailures, credentials_refused, failure_reason
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 
 Outcome = Literal["ok", "not_found", "error", "deadline"]
+# API errors every poll meets alike while they last: logged per participant at INFO only
+SHARED_CAUSES = frozenset({"network", "server_error", "rate_limited"})
 
 
 class PollObserver(Protocol):
@@ -114,6 +117,7 @@ class Poller:
         self._workers = 0
         self._results: list[tuple[WatchedParticipant, Polled]] = []
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
+        self.failures = PollFailures()
         self._stopping = threading.Event()
         # several instances (watchdog.cluster): the lease each write is fenced with
         self.fence: Callable[[Key], tuple[str, int] | None] | None = None
@@ -205,6 +209,7 @@ class Poller:
                 self._queue = deque()  # open before the targets are read: see poll_now
             targets = self.targets() if callable(self.targets) else self.targets
             polled = self._poll_all(targets, report)
+            self.failures.end_cycle(report.polled)
             self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(polled))
@@ -343,33 +348,49 @@ class Poller:
                 transitions, samples = self.poll(target)
         except NotFoundError:
             POLLS.labels("not_found").inc()
+            self.failures.failed("stats not found (404)")
             log.warning("stats not found (404)", extra=ids)
             return [], 0, "not_found"
         except DeadlineError as exc:
             POLLS.labels("deadline").inc()
-            log.warning("stats request failed: %s", exc, extra=ids)
+            self.failures.failed(failure_reason(exc), exc)
+            # in the cycle's summary; a participant that keeps hitting it is named once, as
+            # a WARNING, by the watch list
+            log.info("stats request failed: %s", exc, extra=ids)
             return [], 0, "deadline"
         except VideoSDKError as exc:
             POLLS.labels("api_error").inc()
-            log.warning("stats request failed: %s", exc, extra=ids)
+            self.failures.failed(failure_reason(exc), exc)
+            # what every poll meets (an outage, refused credentials) is said once per cycle
+            # by the summary, and once per episode for credentials; this participant's own
+            # trouble (a 400, 422) is a WARNING here
+            shared = exc.kind in SHARED_CAUSES or credentials_refused(exc)
+            level = logging.DEBUG if credentials_refused(exc) else logging.INFO
+            log.log(
+                level if shared else logging.WARNING, "stats request failed: %s", exc, extra=ids
+            )
             return [], 0, "error"
         except StaleLease as exc:
             POLLS.labels("stale_lease").inc()
+            self.failures.failed("lease taken over by another instance")
             if self.on_stale is not None:
                 self.on_stale((target.session, target.participant), str(exc))
             return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
+            self.failures.failed("unusable stats response")
             log.warning("unusable stats response: %s", exc, extra=ids)
             return [], 0, "error"
-        except Exception:
+        except Exception as exc:
             POLLS.labels("internal_error").inc()
+            self.failures.failed(f"internal error ({type(exc).__name__})")
             log.exception("poll failed unexpectedly", extra=ids)
             return [], 0, "error"
         finally:
             self.last_progress = time.monotonic()
             POLL_SECONDS.observe(self.last_progress - start)
         POLLS.labels("ok").inc()
+        self.failures.succeeded()
         return transitions, samples, "ok"
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:

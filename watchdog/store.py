@@ -518,6 +518,7 @@ class Store:
         # polls that alerted nobody, written together later (see commit_poll)
         self._deferred: dict[Key, _Deferred] = {}
         self._deferred_lock = threading.Lock()
+        self._unreadable_silences: set[str] = set()  # logged once each (see silences())
         # several instances: told of each deferred result a lost lease kept from being
         # written (watchdog.cluster counts and logs it, and lets the participant go)
         self.on_stale: Callable[[Key, str], None] | None = None
@@ -1323,18 +1324,34 @@ class Store:
             params = (format_time(active_at), format_time(active_at))
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
-        return [
-            Silence(
-                id=row[0],
-                matchers=parse_matchers(json.loads(row[1])),
-                starts_at=_utc(row[2]) or datetime.now(UTC),
-                ends_at=_utc(row[3]) or datetime.now(UTC),
-                created_by=row[4],
-                comment=row[5],
-                created_at=_utc(row[6]) or datetime.now(UTC),
+        out = []
+        for row in rows:
+            try:
+                matchers = parse_matchers(json.loads(row[1]))
+            except ValueError as exc:
+                self._skip_silence(row[0], exc)
+                continue
+            out.append(
+                Silence(
+                    id=row[0],
+                    matchers=matchers,
+                    starts_at=_utc(row[2]) or datetime.now(UTC),
+                    ends_at=_utc(row[3]) or datetime.now(UTC),
+                    created_by=row[4],
+                    comment=row[5],
+                    created_at=_utc(row[6]) or datetime.now(UTC),
+                )
             )
-            for row in rows
-        ]
+        return out
+
+    def _skip_silence(self, silence_id: str, why: ValueError) -> None:
+        """A silence saved by an older version with a regex RE2 refuses: it mutes nothing.
+
+        Its alerts are delivered rather than the daemon failing on every tick; said once.
+        """
+        if silence_id not in self._unreadable_silences:
+            self._unreadable_silences.add(silence_id)
+            log.warning("silence %s is ignored (add it again in RE2 syntax): %s", silence_id, why)
 
     def expire_silence(self, silence_id: str, at: datetime) -> bool:
         with self._transaction() as cur:
