@@ -16,7 +16,7 @@ from watchdog.poller import CycleReport, Poller
 from watchdog.problems import ConfigError, Problem
 from watchdog.rulecheck import semantic_problems
 from watchdog.rules import RuleSet, check_notifiers, load_rules
-from watchdog.settings import Config
+from watchdog.settings import Config, request_deadline
 from watchdog.store import Store
 from watchdog.tokens import TokenSource
 from watchdog.videosdk import VideoSDKClient
@@ -116,7 +116,11 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     notifiers = host.build(
         settings.notifiers, store.notifier_state, where=config.line_for, actions=StoreActions(store)
     )
-    client = VideoSDKClient(settings.videosdk, pool_size=settings.poll.concurrency)
+    client = VideoSDKClient(
+        settings.videosdk,
+        pool_size=settings.poll.concurrency,
+        deadline=request_deadline(settings).total_seconds(),
+    )
     delivery = settings.delivery
     dispatcher = Dispatcher(
         store,
@@ -148,6 +152,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         dry_run=dry_run,
         on_enqueue=manager.intake,
         observer=watchlist,
+        max_clock_skew=settings.poll.max_clock_skew,
     )
     return Runtime(
         config, rules, host, store, client, poller, dispatcher, manager, watchlist, discovery

@@ -506,6 +506,7 @@ class Service:
             closed += _carry_over_meetings(runtime, rules, now)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
+            poller.max_clock_skew = new.poll.max_clock_skew
         runtime.dispatcher.set_notifiers(notifiers, redactor)
         runtime.dispatcher.timeout = new.delivery.timeout.total_seconds()
         runtime.dispatcher.max_backoff = new.delivery.max_backoff

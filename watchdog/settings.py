@@ -61,6 +61,11 @@ class VideoSDKSettings(_Section):
     backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds.")
     max_retry_after: int = Field(default=60, ge=0)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    request_deadline: Duration | None = Field(
+        default=None,
+        description="Total time one API call may take: connect, retries and their waits, "
+        "the whole body (default: the poll interval, within 5s..60s).",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -76,6 +81,13 @@ class VideoSDKSettings(_Section):
             raise ValueError("must be at least 1m")
         return value
 
+    @field_validator("request_deadline")
+    @classmethod
+    def _deadline(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(milliseconds=100):
+            raise ValueError("must be at least 100ms")
+        return value
+
     def has_credentials(self) -> bool:
         return self.token is not None or (self.api_key is not None and self.secret_key is not None)
 
@@ -83,6 +95,23 @@ class VideoSDKSettings(_Section):
 class PollSettings(_Section):
     interval: PositiveDuration = timedelta(seconds=30)
     concurrency: int = Field(default=16, ge=1, le=512)
+    max_clock_skew: Duration = Field(
+        default=timedelta(seconds=30),
+        description="A sample stamped further than this ahead of the API's clock is dropped.",
+    )
+
+
+DEADLINE_RANGE = (timedelta(seconds=5), timedelta(seconds=60))
+
+
+def request_deadline(settings: Settings) -> timedelta:
+    """The total deadline of one VideoSDK call: the setting, else the poll interval kept
+    within 5s..60s, so one slow answer never holds a worker past the next cycle (nor
+    fails on a loaded machine at sub-second intervals)."""
+    if settings.videosdk.request_deadline is not None:
+        return settings.videosdk.request_deadline
+    low, high = DEADLINE_RANGE
+    return min(max(settings.poll.interval, low), high)
 
 
 class WatchedParticipant(_Section):

@@ -23,6 +23,7 @@ from watchdog.redaction import Redactor
 from watchdog.settings import Config
 from watchdog.stats import format_time
 from watchdog.store import Ack, AuditEntry, Silence, Store, WatchRecord, WatchStatus
+from watchdog.watchlist import SLOW_AFTER
 
 RECENT_ACTIONS = 10
 COLUMNS = ("SESSION", "PARTICIPANT", "NAME", "ROOM", "SOURCE", "STATE", "SINCE", "LAST SAMPLE")
@@ -89,6 +90,7 @@ def _row(status: WatchStatus, acks: dict[str, Ack], muted: dict[str, Silence]) -
         "source": r.source,
         "state": r.status,
         "reason": r.reason,
+        "deadlineMisses": r.deadline_misses,
         "since": format_time(r.since),
         "lastSample": format_time(status.last_sample) if status.last_sample else None,
         "firing": [
@@ -177,9 +179,12 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         for s in rows
         for rule, _ in s.firing
     )
+    slow = sum(1 for s in rows if s.record.deadline_misses >= SLOW_AFTER)
+    slow_note = f", {slow} slow (stats requests hitting the deadline)" if slow else ""
     out.write(
         f"{watched} participants watched ({leaving} leaving), {excluded} excluded by filters, "
-        f"{firing} alerts firing ({silenced} silenced), {pending} pending; times in UTC\n"
+        f"{firing} alerts firing ({silenced} silenced), {pending} pending{slow_note}; "
+        "times in UTC\n"
     )
     if not rows:
         _actions(actions, out)
@@ -188,6 +193,9 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
     for s in rows:
         r = s.record
         state = r.status if r.status == "watching" else f"{r.status}: {r.reason or '?'}"
+        if r.deadline_misses:
+            polls = "poll" if r.deadline_misses == 1 else f"{r.deadline_misses} polls"
+            state += f" (request deadline hit on the last {polls})"
         table.append(
             (
                 r.session_id,

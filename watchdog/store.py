@@ -258,6 +258,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        # polls of a participant that hit the request deadline in a row, for `status`
+        13,
+        """
+        ALTER TABLE watchlist ADD COLUMN deadline_misses INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
+    (
         # issue 14: one row rewritten every poll cycle, so a full or read-only disk shows
         # even while nothing else is written (an empty transaction writes nothing)
         14,
@@ -291,6 +298,7 @@ class WatchRecord:
     since: datetime
     missing: int = 0
     reason: str | None = None
+    deadline_misses: int = 0  # polls in a row that hit the request deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -1517,7 +1525,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, room_id, name, source, status, since,"
-                " missing, reason FROM watchlist"
+                " missing, reason, deadline_misses FROM watchlist"
             ).fetchall()
         return [_watch_record(row) for row in rows]
 
@@ -1529,13 +1537,14 @@ class Store:
             for r in ordered:
                 cur.execute(
                     "INSERT INTO watchlist (session_id, participant_id, room_id, name, source,"
-                    " status, since, missing, reason, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " status, since, missing, reason, deadline_misses, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (session_id, participant_id) DO UPDATE SET"
                     " room_id = excluded.room_id, name = excluded.name,"
                     " source = excluded.source, status = excluded.status,"
                     " since = excluded.since, missing = excluded.missing,"
-                    " reason = excluded.reason, updated_at = excluded.updated_at",
+                    " reason = excluded.reason, deadline_misses = excluded.deadline_misses,"
+                    " updated_at = excluded.updated_at",
                     (
                         r.session_id,
                         r.participant_id,
@@ -1546,6 +1555,7 @@ class Store:
                         format_time(r.since),
                         r.missing,
                         r.reason,
+                        r.deadline_misses,
                         now,
                     ),
                 )
@@ -1634,6 +1644,7 @@ def _watch_record(row: tuple[Any, ...]) -> WatchRecord:
         since=_utc(row[6]) or datetime.now(UTC),
         missing=int(row[7]),
         reason=row[8],
+        deadline_misses=int(row[9]),
     )
 
 

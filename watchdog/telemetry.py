@@ -13,11 +13,20 @@ API_REQUESTS = Counter(
 )
 API_RETRIES = Counter("watchdog_api_retries", "VideoSDK API requests retried", ["reason"])
 API_ERRORS = Counter("watchdog_api_errors", "VideoSDK API calls that failed", ["kind"])
+API_TEXT_REPLACED = Counter(
+    "watchdog_api_text_replaced",
+    "Strings in VideoSDK answers with invalid UTF-8 or lone surrogates, kept with U+FFFD",
+    ["endpoint"],
+)
 SAMPLE_ERRORS = Counter(
     "watchdog_sample_errors", "Stats samples or fields dropped as malformed", ["reason"]
 )
 SAMPLES_EVALUATED = Counter("watchdog_samples_evaluated", "New stats samples evaluated")
 POLLS = Counter("watchdog_polls", "Participant polls by outcome", ["outcome"])
+SLOW_PARTICIPANTS = Gauge(
+    "watchdog_slow_participants",
+    "Watched participants whose stats requests hit the request deadline several polls in a row",
+)
 POLL_SECONDS = Histogram(
     "watchdog_poll_seconds",
     "Latency of one participant poll",
