@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -291,10 +292,7 @@ class _Exchange(BaseHTTPRequestHandler):
 
     def _route(self) -> Handler:
         """The handler for a well-formed head; _Refusal otherwise (nothing of the body read)."""
-        fields = self.headers.items()
-        if self.headers.defects or self.headers.get_payload() or not all(
-            _NAME.fullmatch(name) and _VALUE.fullmatch(value) for name, value in fields
-        ):  # a line without a colon would hide the fields after it
+        if not _well_formed(self.headers):
             raise _Refusal(400, "malformed header fields")
         handler = self.listener.routes.get(self.path.partition("?")[0])
         if handler is None:
@@ -404,6 +402,17 @@ class _Exchange(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+
+def _well_formed(headers: Message) -> bool:
+    """Names are tokens, values free of control characters and folds, every line a field.
+
+    The email parser behind http.server takes a line without a colon as the start
+    of a body: the fields after it would silently vanish.
+    """
+    if headers.defects or headers.get_payload():
+        return False
+    return all(_NAME.fullmatch(k) and _VALUE.fullmatch(v) for k, v in headers.items())
 
 
 def _linger(conn: socket.socket) -> None:
