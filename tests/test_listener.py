@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from watchdog.listener import Limits, Listener, Request, Response
@@ -146,3 +148,77 @@ def test_closing_stops_accepting() -> None:
     served.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def fuzzed() -> Iterator[tuple[Listener, Lines]]:
+    lines = Lines()
+    logger = logging.getLogger("tests.fuzzed-listener")
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    served = Listener(
+        "127.0.0.1",
+        0,
+        {"/echo": echo},
+        name="test-fuzz",
+        methods=("POST", "GET"),
+        limits=Limits(max_body=256, timeout=2.0),
+        logger=logger,
+    )
+    served.start()
+    yield served, lines
+    served.close()
+    logger.removeHandler(lines)
+
+
+REQUEST_LINES = st.one_of(
+    st.binary(max_size=60),
+    st.builds(
+        lambda method, path, version: b" ".join([method, path, version]),
+        st.sampled_from([b"POST", b"GET", b"HEAD", b"PUT", b"X"]),
+        st.sampled_from([b"/echo", b"/echo?q", b"/", b"*", b"//echo"]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2", b"HTTP/1.1x", b""]),
+    ),
+)
+FIELDS = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from(
+            [
+                b"Content-Length: 5",
+                b"Content-Length: -1",
+                b"Content-Length: 99999",
+                b"Content-Length:  3 ",
+                b"Transfer-Encoding: chunked",
+                b"Transfer-Encoding: chunked, gzip",
+                b"Expect: 100-continue",
+                b"Connection: keep-alive",
+            ]
+        ),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(line=REQUEST_LINES, fields=FIELDS, body=st.binary(max_size=300))
+def test_any_bytes_get_an_answer_and_at_most_one_warning(
+    fuzzed: tuple[Listener, Lines], line: bytes, fields: list[bytes], body: bytes
+) -> None:
+    listener, lines = fuzzed
+    lines.records.clear()
+    raw = line + b"\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n" + body
+    answer = exchange(listener.port, raw, timeout=5)
+    if raw.split(b"\n", 1)[0].decode("latin-1").split():  # a request line: it gets an answer
+        assert 200 <= status_of(answer) < 600, answer[:80]
+    assert len(lines.records) <= 1, [r.getMessage() for r in lines.records]
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines.records)

@@ -98,6 +98,8 @@ def test_bad_requests_are_refused(
     assert post(body, base64.b64encode(b"x" * 256).decode()) == 401
     assert post(b"{" + b" " * 5000 + b"}", sim.rooms.sign(b"{}")) == 413
     assert post(b"not json", sim.rooms.sign(b"not json")) == 400
+    assert post(b"\xff\xfe", sim.rooms.sign(b"\xff\xfe")) == 400  # not UTF-8
+    assert post(b"[" * 4000, sim.rooms.sign(b"[" * 4000)) == 400  # nested past the parser's depth
     assert post(b"{}", sim.rooms.sign(b"{}")) == 400  # no webhookType
     assert post(body, sim.rooms.sign(body), url=receiver.url + "/elsewhere") == 404
     assert requests.get(receiver.url, timeout=10).status_code == 405

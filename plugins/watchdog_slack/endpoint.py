@@ -117,7 +117,7 @@ class InteractionEndpoint:
             form = parse_qs(body.decode("utf-8"), strict_parsing=True, max_num_fields=MAX_FIELDS)
             payload = json.loads(form["payload"][0]) if "payload" in form else None
         except (ValueError, RecursionError) as exc:
-            self.log.warning("refused a signed Slack request that is not readable: %s", exc)
+            self.log.warning("refused a signed Slack request that is not readable: %.200s", exc)
             return 400, {"error": "not a form with a JSON payload"}
         try:
             if isinstance(payload, dict):
