@@ -179,7 +179,7 @@ class Listener:
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()):
+    def __init__(self, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(detail)
         self.status, self.detail, self.headers = status, detail, headers
 
@@ -239,8 +239,7 @@ class _Exchange(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.connection = self.request
         deadline = time.monotonic() + self.listener.limits.timeout
-        self.reader = _DeadlineReader(self.request, deadline)
-        self.rfile = io.BufferedReader(self.reader)
+        self.rfile = io.BufferedReader(_DeadlineReader(self.request, deadline))
         self.wfile = _Writer(self.request)
 
     def handle(self) -> None:
@@ -256,7 +255,8 @@ class _Exchange(BaseHTTPRequestHandler):
         if not self.settled:
             _linger(self.request)
 
-    def do_GET(self) -> None:
+    def _serve(self) -> None:
+        """Every method comes here: the route decides what is allowed."""
         try:
             handler = self._route()
             body = self._body()
@@ -278,7 +278,7 @@ class _Exchange(BaseHTTPRequestHandler):
             response = Response.text(500, "internal error\n")
         self._reply(response)
 
-    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
     def handle_expect_100(self) -> bool:
         """Promise ``100 Continue`` only to a body we would read."""
