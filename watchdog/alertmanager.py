@@ -42,6 +42,7 @@ from watchdog.settings import (
     Settings,
 )
 from watchdog.stats import format_time
+from watchdog.storagefaults import StorageFault
 from watchdog.store import (
     ActiveAlert,
     AlertingSnapshot,
@@ -51,7 +52,7 @@ from watchdog.store import (
     Silence,
     Store,
 )
-from watchdog.telemetry import NOTIFICATIONS, SILENCED
+from watchdog.telemetry import QUEUED, SILENCED
 from watchdog.yamlfile import format_loc
 
 log = logging.getLogger(__name__)
@@ -424,6 +425,8 @@ class AlertManager:
             with self._lock:
                 try:
                     self.flush()
+                except StorageFault:  # counted and logged once by the store
+                    pass
                 except Exception:
                     log.exception("alert manager flush failed; retrying on the next tick")
 
@@ -451,7 +454,7 @@ class AlertManager:
             queued = self.store.apply_alerting(write)
         for _, _, notification in write.outbox:
             kind = "reminder" if notification.repeat else notification.status
-            NOTIFICATIONS.labels(notification.notifier, "queued").inc()
+            QUEUED.labels(notification.notifier).inc()
             log.info(
                 "queued %s notification for %s to %s (%d alerts)",
                 kind,
@@ -475,6 +478,8 @@ class AlertManager:
             return
         try:
             self.flush()
+        except StorageFault:  # counted and logged once by the store; retried next tick
+            pass
         except Exception:
             log.exception("alert manager flush failed; retrying on the next tick")
         finally:

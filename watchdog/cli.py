@@ -301,7 +301,8 @@ def cmd_test_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(schema(args.kind), indent=2))
+    types = load_plugins().notifier_types if args.kind == "config" else None
+    print(json.dumps(schema(args.kind, types), indent=2))
     return EXIT_OK
 
 

@@ -24,12 +24,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from watchdog.alerts import Notification
 from watchdog.logs import about
 from watchdog.notifiers import DeliveryError, Notifier
+from watchdog.storagefaults import StorageFault
 from watchdog.store import OutboxEntry, Store
-from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH, OUTBOX_OVERDUE
+from watchdog.telemetry import ACCEPTED_LATE, DELIVERY_ATTEMPTS, OUTBOX_DEPTH, OUTBOX_OVERDUE
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,8 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+            except StorageFault:  # counted and logged once by the store; retried
+                pass
             except Exception:
                 log.exception("outbox delivery pass failed; retrying")
             self._wake.wait(timeout=max(0.02, min(IDLE_POLL, self._next_due)))
@@ -236,7 +240,7 @@ class Dispatcher:
                 if attempt.error is None:
                     self.store.delivered(entry.id)
                     recorded = DELIVERED
-                    NOTIFICATIONS.labels(entry.notifier, "sent_late").inc()
+                    ACCEPTED_LATE.labels(entry.notifier).inc()
                     log.warning(
                         "notifier %s accepted a notification after its attempt had timed out",
                         entry.notifier,
@@ -244,6 +248,8 @@ class Dispatcher:
                     )
             else:
                 recorded = self._settle(attempt)
+        except StorageFault:  # counted and logged once by the store
+            pass
         except Exception:
             if not self._stop.is_set():
                 log.exception("recording the outcome of a delivery to %s failed", entry.notifier)
@@ -283,9 +289,8 @@ class Dispatcher:
                 self.timeout,
             )
         for attempt in expired:
-            NOTIFICATIONS.labels(attempt.entry.notifier, "timeout").inc()
             entry = attempt.entry
-            attempts = self._retry(entry, f"timed out after {self.timeout:g}s", None)
+            attempts = self._retry(entry, f"timed out after {self.timeout:g}s", None, "timeout")
             with self._lock:
                 self._recorded[entry.id] = attempts
                 if self._inflight.get(entry.id) is attempt:
@@ -303,7 +308,7 @@ class Dispatcher:
             text = self._redact(entry.notifier, f"{type(error).__name__}: {error}")
             return self._retry(entry, text, None)
         self.store.delivered(entry.id)
-        NOTIFICATIONS.labels(entry.notifier, "sent").inc()
+        DELIVERY_ATTEMPTS.labels(entry.notifier, "sent").inc()
         log.info(
             "delivered %s notification for %s to %s",
             "reminder" if entry.notification.repeat else entry.notification.status,
@@ -319,14 +324,20 @@ class Dispatcher:
             text = text.replace(secret, "**********")
         return text
 
-    def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> int:
+    def _retry(
+        self,
+        entry: OutboxEntry,
+        error: str,
+        retry_after: float | None,
+        outcome: Literal["failed", "timeout"] = "failed",
+    ) -> int:
         attempts = entry.attempts + 1
         delay = (
             timedelta(seconds=max(0.0, retry_after))
             if retry_after is not None
             else backoff(attempts, self.max_backoff)
         )
-        NOTIFICATIONS.labels(entry.notifier, "failed").inc()
+        DELIVERY_ATTEMPTS.labels(entry.notifier, outcome).inc()
         log.warning(
             "notifier %s failed (attempt %d): %s; retrying in %.1fs",
             entry.notifier,
@@ -341,7 +352,7 @@ class Dispatcher:
     def _permanent(self, entry: OutboxEntry, error: str) -> int:
         """Retrying cannot help until someone fixes something: keep it, retry slowly."""
         attempts = entry.attempts + 1
-        NOTIFICATIONS.labels(entry.notifier, "rejected").inc()
+        DELIVERY_ATTEMPTS.labels(entry.notifier, "rejected").inc()
         level = logging.WARNING if entry.permanent else logging.ERROR
         log.log(
             level,

@@ -110,6 +110,22 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
+class _OwnRetryLines(logging.Filter):
+    """Drops urllib3's "Retrying (...) after connection broken" lines.
+
+    They name no participant and come once per retry, so an outage printed three
+    WARNINGs per failed poll. The client counts every retry
+    (``watchdog_api_retries_total``) and logs it at DEBUG with the participant;
+    the poller says what failed, once per poll and once per cycle.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Retrying ("))
+
+
+_RETRY_LINES = _OwnRetryLines()
+
+
 def setup_logging(level: str = "info", fmt: str = "plain") -> None:
     handler = _StderrHandler()
     if fmt == "json":
@@ -127,3 +143,6 @@ def setup_logging(level: str = "info", fmt: str = "plain") -> None:
     # APScheduler logs every job run at INFO; that is noise at a 30 s interval
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("urllib3").setLevel(max(logging.WARNING, root.level))
+    pool = logging.getLogger("urllib3.connectionpool")
+    if _RETRY_LINES not in pool.filters:
+        pool.addFilter(_RETRY_LINES)

@@ -27,6 +27,7 @@ from watchdog.notifiers import (
 )
 from watchdog.problems import ConfigError, Problem
 from watchdog.settings import NOTIFIER_CORE_KEYS
+from watchdog.strictnumbers import number_problem
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,15 @@ class PluginHost:
                 continue
             # the alert manager's keys (send_resolved, repeat_interval, ...) are the core's
             body = {k: v for k, v in entry.items() if k not in NOTIFIER_CORE_KEYS}
+            # true/false for a number: the schema refuses it, so check does too (any plugin)
+            wrong = [
+                (key, p) for key, v in body.items() if (p := number_problem(kind.config, key, v))
+            ]
+            for key, message in wrong:
+                efile, eline = where("notifiers", name, key) if where else (file, line)
+                problems.append(Problem(efile, eline, f"notifiers.{name}.{key}: {message}"))
+            if wrong:
+                continue
             try:
                 configs[name] = kind.config.model_validate(body)
             except ValidationError as exc:

@@ -28,10 +28,12 @@ from watchdog.engine import (
     lookback,
 )
 from watchdog.logs import about
+from watchdog.pollfailures import PollFailures, credentials_refused, failure_reason
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
+from watchdog.storagefaults import StorageFault
 from watchdog.store import Key, StaleLease, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
 from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 
 Outcome = Literal["ok", "not_found", "error"]
+# API errors every poll meets alike while they last: logged per participant at INFO only
+SHARED_CAUSES = frozenset({"network", "server_error", "rate_limited"})
 
 
 class PollObserver(Protocol):
@@ -108,6 +112,7 @@ class Poller:
         self._workers = 0
         self._results: list[tuple[WatchedParticipant, Polled]] = []
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
+        self.failures = PollFailures()
         self._stopping = threading.Event()
         # several instances (watchdog.cluster): the lease each write is fenced with
         self.fence: Callable[[Key], tuple[str, int] | None] | None = None
@@ -157,6 +162,7 @@ class Poller:
                 self._queue = deque()  # open before the targets are read: see poll_now
             targets = self.targets() if callable(self.targets) else self.targets
             polled = self._poll_all(targets, report)
+            self.failures.end_cycle(report.polled)
             self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(polled))
@@ -180,11 +186,15 @@ class Poller:
         if not self.dry_run:
             try:
                 self.store.flush()
+            except StorageFault:  # counted and logged once by the store; kept for the next
+                pass
             except Exception:
                 log.exception("writing this cycle's poll results failed; retrying after the next")
         if self.observer is not None:
             try:
                 self.observer.cycle_done(self)
+            except StorageFault:  # counted and logged once by the store
+                pass
             except Exception:
                 log.exception("updating the watch list after a poll cycle failed")
 
@@ -283,6 +293,8 @@ class Poller:
         if self.observer is not None:
             try:
                 self.observer.polled(target, outcome)
+            except StorageFault:  # counted and logged once by the store
+                pass
             except Exception:
                 log.exception("updating the watch list after a poll failed")
         return transitions, samples, outcome == "ok"
@@ -295,29 +307,46 @@ class Poller:
                 transitions, samples = self.poll(target)
         except NotFoundError:
             POLLS.labels("not_found").inc()
+            self.failures.failed("stats not found (404)")
             log.warning("stats not found (404)", extra=ids)
             return [], 0, "not_found"
         except VideoSDKError as exc:
             POLLS.labels("api_error").inc()
-            log.warning("stats request failed: %s", exc, extra=ids)
+            self.failures.failed(failure_reason(exc), exc)
+            # what every poll meets (an outage, refused credentials) is said once per cycle
+            # by the summary, and once per episode for credentials; this participant's own
+            # trouble (a 400, 422) is a WARNING here
+            shared = exc.kind in SHARED_CAUSES or credentials_refused(exc)
+            level = logging.DEBUG if credentials_refused(exc) else logging.INFO
+            log.log(
+                level if shared else logging.WARNING, "stats request failed: %s", exc, extra=ids
+            )
             return [], 0, "error"
         except StaleLease as exc:
             POLLS.labels("stale_lease").inc()
+            self.failures.failed("lease taken over by another instance")
             if self.on_stale is not None:
                 self.on_stale((target.session, target.participant), str(exc))
             return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
+            self.failures.failed("unusable stats response")
             log.warning("unusable stats response: %s", exc, extra=ids)
             return [], 0, "error"
-        except Exception:
+        except StorageFault:  # counted and logged once by the store; polled again next cycle
+            POLLS.labels("state_error").inc()
+            self.failures.failed("state database fault")
+            return [], 0, "error"
+        except Exception as exc:
             POLLS.labels("internal_error").inc()
+            self.failures.failed(f"internal error ({type(exc).__name__})")
             log.exception("poll failed unexpectedly", extra=ids)
             return [], 0, "error"
         finally:
             self.last_progress = time.monotonic()
             POLL_SECONDS.observe(self.last_progress - start)
         POLLS.labels("ok").inc()
+        self.failures.succeeded()
         return transitions, samples, "ok"
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
@@ -396,6 +425,8 @@ class Poller:
                 self.on_stale_meetings(str(exc))
             else:
                 log.warning("%s", exc)
+            return []
+        except StorageFault:  # counted and logged once by the store
             return []
         except Exception:
             log.exception("meeting-level rule evaluation failed")

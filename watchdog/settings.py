@@ -9,7 +9,6 @@ Secrets are SecretStr so they never show in a repr, a log or an error.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,15 +20,18 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watchdog.durations import Duration
+from watchdog.durations import Duration, PositiveDuration
 from watchdog.matchers import parse_matcher
+from watchdog.patterns import PatternError, compile_regex
 from watchdog.problems import ConfigError, Problem
+from watchdog.strictnumbers import refuse_non_number
 from watchdog.yamlfile import Document, load, validation_problems
 
 DEFAULT_CONFIG = "/etc/videosdk-watchdog/config.yaml"
@@ -38,6 +40,11 @@ CONFIG_ENV = "WATCHDOG_CONFIG"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_non_number(cls, value, info)
 
 
 class VideoSDKSettings(_Section):
@@ -74,15 +81,8 @@ class VideoSDKSettings(_Section):
 
 
 class PollSettings(_Section):
-    interval: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(seconds=30)
     concurrency: int = Field(default=16, ge=1, le=512)
-
-    @field_validator("interval")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
 
 class WatchedParticipant(_Section):
@@ -98,7 +98,9 @@ class WatchFilters(_Section):
 
     include_rooms: list[str] = Field(default_factory=list, description="roomId or customRoomId")
     exclude_rooms: list[str] = Field(default_factory=list)
-    include_names: list[str] = Field(default_factory=list, description="regular expressions")
+    include_names: list[str] = Field(
+        default_factory=list, description="regular expressions (RE2), searched in the name"
+    )
     exclude_names: list[str] = Field(default_factory=list)
     include_sdks: list[str] = Field(default_factory=list, description="sdkInfo.sdkName")
     exclude_sdks: list[str] = Field(default_factory=list)
@@ -108,8 +110,8 @@ class WatchFilters(_Section):
     def _regexes(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                compile_regex(pattern)
+            except PatternError as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
         return value
 
@@ -182,14 +184,14 @@ class WatchSettings(_Section):
 
 
 class DeliverySettings(_Section):
-    timeout: Duration = timedelta(seconds=30)
-    max_backoff: Duration = timedelta(minutes=5)
+    timeout: PositiveDuration = timedelta(seconds=30)
+    max_backoff: PositiveDuration = timedelta(minutes=5)
     stop_grace: Duration = Field(
         default=timedelta(seconds=10),
         description="On SIGTERM, deliver what can go within this; the rest stays in the outbox.",
     )
     # -- alert manager and durable outbox (issue 4) --
-    warn_after: Duration = Field(
+    warn_after: PositiveDuration = Field(
         default=timedelta(minutes=10),
         description="A notification still undelivered this long after it was written is "
         "logged as an ERROR (once) and flagged in `outbox list`.",
@@ -197,13 +199,6 @@ class DeliverySettings(_Section):
     concurrency: int = Field(
         default=4, ge=1, le=64, description="Parallel deliveries (threads) per notifier."
     )
-
-    @field_validator("timeout", "max_backoff", "warn_after")
-    @classmethod
-    def _delivery_positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
 
 class RouteSettings(_Section):
@@ -259,6 +254,18 @@ class StateSettings(_Section):
     lease: Duration | None = None  # default: three poll intervals
     instance_id: str | None = None  # default: host-pid-random, new on every start
     pool_size: int = Field(default=10, ge=1, le=200)
+    max_failed_cycles: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Poll cycles in a row in which the state database fails (full, "
+        "read-only, deleted, replaced, corrupt, unreachable) before the daemon exits 1.",
+    )
+    quick_check_interval: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How often a running daemon reads its SQLite file back to find "
+        "corrupt pages (PRAGMA quick_check); 0s turns it off.",
+    )
 
 
 class LogSettings(_Section):
@@ -291,23 +298,16 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 class HealthSettings(_Section):
-    stale_after: Duration | None = Field(
+    stale_after: PositiveDuration | None = Field(
         default=None,
         description="/healthz fails when the last successful poll cycle is older "
         "(default: 3 poll intervals).",
     )
-    stall_after: Duration | None = Field(
+    stall_after: PositiveDuration | None = Field(
         default=None,
         description="systemd's watchdog stops being fed when no poll finished for this long "
         "(default: the poll interval plus the longest one poll can take with its retries).",
     )
-
-    @field_validator("stale_after", "stall_after")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
 
 class Settings(BaseSettings):

@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.durations import format_duration, parse_duration
-from watchdog.matchers import BUILTIN_LABELS, Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.matchers import (
+    BUILTIN_LABELS,
+    Matcher,
+    alert_labels,
+    matches_all,
+    matches_anything,
+    parse_matchers,
+)
 from watchdog.problems import ConfigError, Problem
 from watchdog.stats import format_time
 from watchdog.store import AuditEntry, Silence, Store
@@ -60,8 +67,12 @@ def add(
         problems.append("--comment is required: say why, for whoever is on call next")
     if not timedelta(0) < duration <= MAX_DURATION:
         problems.append("--for must be more than 0s and at most 366d")
-    if parsed and all(m.matches({}) for m in parsed):
-        problems.append("these matchers match every alert; name a rule, participant or label")
+    if parsed and all(matches_anything(m) for m in parsed):
+        problems.append(
+            f"--match {' '.join(map(str, parsed))}: these matchers match every alert (each "
+            "accepts an empty or arbitrary value); name a rule, participant or label value, "
+            "e.g. --match rule=poor-video"
+        )
     if problems:
         raise ConfigError(Problem("silence add", None, p) for p in problems)
     now = now or datetime.now(UTC)

@@ -27,10 +27,13 @@ from watchdog.database import Cursor, Database, DatabaseError, open_database
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
 from watchdog.stats import ParticipantInfo, format_time, parse_time
+from watchdog.storagefaults import StorageFault, StorageFaults
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (session id, participant id)
+
+QUICK_CHECK_SECONDS = 10.0  # a state file larger than this reads is checked as it is used
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -252,6 +255,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """
         CREATE INDEX outbox_group ON outbox (notifier, fingerprint, seq);
         CREATE INDEX outbox_unwarned ON outbox (created_at) WHERE warned_at IS NULL
+        """,
+    ),
+    (
+        # issue 14: one row rewritten every poll cycle, so a full or read-only disk shows
+        # even while nothing else is written (an empty transaction writes nothing)
+        14,
+        """
+        CREATE TABLE storage_probe (
+            id INTEGER PRIMARY KEY,
+            written_at TEXT NOT NULL
+        )
         """,
     ),
 )
@@ -510,6 +524,7 @@ class Store:
         # polls that alerted nobody, written together later (see commit_poll)
         self._deferred: dict[Key, _Deferred] = {}
         self._deferred_lock = threading.Lock()
+        self._unreadable_silences: set[str] = set()  # logged once each (see silences())
         # several instances: told of each deferred result a lost lease kept from being
         # written (watchdog.cluster counts and logs it, and lets the participant go)
         self.on_stale: Callable[[Key, str], None] | None = None
@@ -1087,10 +1102,29 @@ class Store:
             row = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
         return int(row[0]), _utc(row[1])
 
-    def check_writable(self) -> None:
-        """Take the write lock and let go: raises if the database cannot be written."""
-        with self._transaction():
-            pass
+    @property
+    def faults(self) -> StorageFaults:
+        """Where this database's storage failures are counted, logged and remembered."""
+        return self._db.faults
+
+    def check_storage(self, *, pages: bool = False) -> None:
+        """Is the state database still taking writes? The file is the one opened, a row
+        is really written, and with ``pages`` every page reads back sound (SQLite's
+        quick_check, at most QUICK_CHECK_SECONDS). Raises StorageFault, reported."""
+        self._db.check_file()
+        try:
+            with self._transaction() as cur:
+                cur.execute(
+                    "INSERT INTO storage_probe (id, written_at) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+                    (_now(),),
+                )
+            if pages:
+                self._db.quick_check(QUICK_CHECK_SECONDS)
+        except StorageFault:
+            raise
+        except DatabaseError as exc:  # the table gone, say: a failed check all the same
+            raise self.faults.report(StorageFault("other", str(exc))) from exc
 
     def outbox_depth(self) -> int:
         with self._lock:
@@ -1315,18 +1349,34 @@ class Store:
             params = (format_time(active_at), format_time(active_at))
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
-        return [
-            Silence(
-                id=row[0],
-                matchers=parse_matchers(json.loads(row[1])),
-                starts_at=_utc(row[2]) or datetime.now(UTC),
-                ends_at=_utc(row[3]) or datetime.now(UTC),
-                created_by=row[4],
-                comment=row[5],
-                created_at=_utc(row[6]) or datetime.now(UTC),
+        out = []
+        for row in rows:
+            try:
+                matchers = parse_matchers(json.loads(row[1]))
+            except ValueError as exc:
+                self._skip_silence(row[0], exc)
+                continue
+            out.append(
+                Silence(
+                    id=row[0],
+                    matchers=matchers,
+                    starts_at=_utc(row[2]) or datetime.now(UTC),
+                    ends_at=_utc(row[3]) or datetime.now(UTC),
+                    created_by=row[4],
+                    comment=row[5],
+                    created_at=_utc(row[6]) or datetime.now(UTC),
+                )
             )
-            for row in rows
-        ]
+        return out
+
+    def _skip_silence(self, silence_id: str, why: ValueError) -> None:
+        """A silence saved by an older version with a regex RE2 refuses: it mutes nothing.
+
+        Its alerts are delivered rather than the daemon failing on every tick; said once.
+        """
+        if silence_id not in self._unreadable_silences:
+            self._unreadable_silences.add(silence_id)
+            log.warning("silence %s is ignored (add it again in RE2 syntax): %s", silence_id, why)
 
     def expire_silence(self, silence_id: str, at: datetime) -> bool:
         with self._transaction() as cur:

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from watchdog.discovery import Discovery
 from watchdog.listener import Limits, Listener, Request, Response
 from watchdog.settings import WebhookSettings
+from watchdog.storagefaults import StorageFault
 from watchdog.telemetry import WEBHOOKS
 from watchdog.videosdk import VideoSDKClient, VideoSDKError
 from watchdog.watchlist import LEFT, WatchList
@@ -275,6 +276,9 @@ class WebhookReceiver:
             WEBHOOKS.labels("bad_request").inc()
             log.warning("refused a malformed webhook: %s", str(exc)[:200])
             return 400, str(exc)[:200]
+        except StorageFault:  # counted and logged once by the store; VideoSDK sends it again
+            WEBHOOKS.labels("state_error").inc()
+            return 503, "the state database is failing"
         WEBHOOKS.labels(outcome).inc()
         return 200, outcome
 
