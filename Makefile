@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.alert_delivery
 	$(BIN)/python -m benchmarks.slack_actions
 	$(BIN)/python -m benchmarks.redaction
+	$(BIN)/python -m benchmarks.inbound_attacks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

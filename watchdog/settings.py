@@ -154,6 +154,13 @@ class WebhookSettings(_Section):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     key_refresh_interval: Duration = timedelta(minutes=5)
 
+    @field_validator("key_refresh_interval")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=10):
+            raise ValueError("must be at least 10s: each refetch is a call to VideoSDK's API")
+        return value
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:

@@ -69,6 +69,11 @@ DISCOVERY_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
 )
 WEBHOOKS = Counter("watchdog_webhooks", "VideoSDK webhook requests by outcome", ["outcome"])
+HTTP_REFUSED = Counter(
+    "watchdog_http_refused",
+    "Requests an HTTP listener refused before its handler saw them",
+    ["listener", "reason"],
+)
 
 # -- the service (issue 6): reloads, health, and gauges read at scrape time ------
 RELOADS = Counter("watchdog_reloads", "Configuration reloads (SIGHUP) by outcome", ["outcome"])
