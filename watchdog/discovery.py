@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from watchdog.settings import WatchSettings
+from watchdog.stats import clip_text
 from watchdog.storagefaults import StorageFault
 from watchdog.store import Key
 from watchdog.telemetry import DISCOVERY_RUNS, DISCOVERY_SECONDS
@@ -206,7 +207,7 @@ class Discovery:
 
     def seen(self, room_id: str | None, name: str | None) -> Seen:
         custom = self.custom_ids.get(room_id) if room_id else None
-        return Seen(room_id=room_id, name=name, custom_room_id=custom)
+        return Seen(room_id=room_id, name=clip_text(name), custom_room_id=custom)
 
     def run(self) -> DiscoveryReport:
         """One pass; never raises, so the scheduler keeps going."""

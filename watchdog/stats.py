@@ -77,13 +77,25 @@ def format_time(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+# participants choose their own names: a 1 MB name would be matched by every filter,
+# stored, and rendered into every alert; no real display name or device string is this long
+MAX_TEXT_CHARS = 256
+
+
+def clip_text(value: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """``value`` cut to ``limit`` characters, marked with an ellipsis where it was cut."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "\u2026"
+
+
 def _text(obj: Any, *keys: str) -> str | None:
     for key in keys:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
     if isinstance(obj, str | int | float) and not isinstance(obj, bool):
-        return str(obj)
+        return clip_text(str(obj))
     return None
 
 
