@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from watchdog_slack.limits import MESSAGE_TEXT, fit, size
 from watchdog.alerts import Alert, Notification
 from watchdog.notifiers import AlertView, DeliveryError
 from watchdog.testing import (
-    T0,
     PluginTestHost,
     Reply,
     grouped_notification,
@@ -33,6 +30,8 @@ from watchdog.testing import (
     resolved,
 )
 
+from .helpers import T0
+from .hostile import HUGE, STORM, hostile_notifications
 from .slackapi import TOKEN, FakeSlack, block_problems, message_problems
 
 
@@ -248,18 +247,6 @@ def test_long_webhook_messages_fit(host: PluginTestHost, slack: FakeSlack) -> No
 
 # --- whatever the alerts say -----------------------------------------------------------
 
-PIECES = [
-    "&", "<", ">", "&amp;", "&lt;", "<!here>", "<@U0ONCALL1>", "<!date^1^{time}|x>", "*", "_",
-    "`", "~", "\n", "\r\n", "\t", " ", ", ", "🔴", "👩‍👩‍👧‍👦", "e\u0301", "\u200d", "\ufe0f",
-    "\x00", "\x1b", "\x7f", "\u0085", "\ufeff", "\ud83d", "名前", "x",
-]  # fmt: skip
-STORM = st.lists(st.sampled_from(PIECES), max_size=300).map("".join)
-HUGE = st.tuples(
-    st.sampled_from(["&", "<>", "名前", "🎥", "Participant with a long name, ", "a\n", "x"]),
-    st.integers(0, 3500),
-).map(lambda piece: piece[0] * piece[1])
-TEXT = st.one_of(st.text(max_size=200), STORM, HUGE)
-
 ENTITY = re.compile(r"&(?:amp|lt|gt);")
 TOKEN_RE = re.compile(r"<!date\^\d+\^[^<>|]*\|[^<>|]*>|<@[UW][A-Z0-9]+>")
 UNSHOWABLE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -287,52 +274,22 @@ def _mrkdwn(body: dict[str, Any]) -> Iterator[str]:
 
 
 @st.composite
-def notifications(draw: st.DrawFn) -> tuple[Notification, dict[str, AlertView]]:
-    pool = draw(st.lists(TEXT, min_size=1, max_size=5))
-    pick = st.sampled_from(pool)
-    alerts = []
-    for i in range(draw(st.integers(1, 70))):
-        alert = make_alert(
-            participant_id=f"p{i}",  # a fingerprint of its own; the IDs shown are below
-            participant_name=draw(st.none() | pick),
-            meeting_id=draw(st.none() | pick),
-            severity=draw(st.sampled_from(["critical", "warning", "info", *pool])),
-            metric=draw(pick),
-            summary=draw(st.none() | pick),
-            description=draw(st.none() | pick),
-            sparkline=draw(st.none() | pick),
-            value=draw(st.floats(allow_nan=True) | st.none()),
-            labels={draw(pick): draw(pick)},
-            context={k: draw(pick) for k in ("device", "sdk", "city", "country", "network")},
-        )
-        alert = replace(
-            alert,
-            rule=draw(pick),
-            session_id=draw(pick),
-            participant_id=draw(st.sampled_from(["", *pool])),
-        )
-        if draw(st.booleans()):
-            alert = resolved(
-                alert, timedelta(seconds=draw(st.integers(0, 10**6))), reason=draw(st.none() | pick)
-            )
-        alerts.append(alert)
-    notification = replace(
-        make_notification(*alerts), repeat=draw(st.booleans()), test=draw(st.booleans())
-    )
-    views = {
+def _views(draw: st.DrawFn, notification: Notification, pool: list[str]) -> dict[str, AlertView]:
+    """Acks and silences by anyone (a Slack ID, or hostile text) on each alert."""
+    who = st.sampled_from(pool) | st.just("U0ONCALL1")
+    return {
         a.fingerprint: AlertView(
             a.fingerprint,
             a,
-            acked_by=draw(st.none() | pick | st.just("U0ONCALL1")),
+            acked_by=draw(st.none() | who),
             acked_at=T0,
             silence_id=draw(st.none() | st.just("s1")),
-            silenced_by=draw(pick),
+            silenced_by=draw(who),
             silenced_until=T0,
             until_meeting_end=draw(st.booleans()),
         )
-        for a in alerts
+        for a in notification.alerts
     }
-    return notification, views
 
 
 @settings(
@@ -344,11 +301,12 @@ def notifications(draw: st.DrawFn) -> tuple[Notification, dict[str, AlertView]]:
         HealthCheck.data_too_large,
     ],
 )
-@given(notifications())
+@given(hostile_notifications(), st.data())
 def test_any_alert_renders_a_message_slack_accepts(
-    drawn: tuple[Notification, dict[str, AlertView]],
+    drawn: tuple[Notification, list[str]], data: st.DataObject
 ) -> None:
-    notification, views = drawn
+    notification, pool = drawn
+    views = data.draw(_views(notification, pool))
     for body in (
         message(notification),
         message(notification, interactive_blocks(notification, views)),

@@ -87,6 +87,7 @@ REFUSED_CONTENT = frozenset(
     {"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "msg_too_long"}
 )
 DEFAULT_RETRY_AFTER = 30.0
+Severity = Literal["critical", "warning", "info"]
 
 
 class SlackError(DeliveryError):
@@ -110,7 +111,7 @@ class SlackConfig(NotifierConfig):
     base_url: str = Field(
         default="https://slack.com/api/", description="Web API base (GovSlack: slack-gov.com)."
     )
-    mentions: dict[Literal["critical", "warning", "info"], str] = Field(
+    mentions: dict[Severity, str] = Field(
         default_factory=dict,
         description="Text put before firing messages by severity, e.g. critical: '<!here>'.",
     )
@@ -230,7 +231,7 @@ def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
     )
 
 
-def _mention(mentions: Mapping[str, str], notification: Notification, text: str) -> str:
+def _mention(mentions: Mapping[Severity, str], notification: Notification, text: str) -> str:
     """``text`` after the configured mentions of the firing severities (e.g. ``<!here>``)."""
     if notification.status != "firing":
         return text
