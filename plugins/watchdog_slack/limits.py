@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import unicodedata
 
+# The limits alert data can reach. The others are met by how messages are built: at most
+# 4 fields a section, 1 element a context, 3 buttons an actions block, fixed button texts
+# and action_ids, and block_ids and button values made of a fingerprint and a thread key.
 SECTION_TEXT = 3000  # a section block's text
 FIELD_TEXT = 2000  # each of a section's fields
 TEXT_OBJECT = 3000  # any other text object, e.g. a context element
 HEADER_TEXT = 150  # a header block's plain_text
-SECTION_FIELDS = 10
-CONTEXT_ELEMENTS = 10
-ACTIONS_ELEMENTS = 25
-BUTTON_TEXT = 75
-BUTTON_VALUE = 2000
-ID_LENGTH = 255  # action_id and block_id
 MESSAGE_BLOCKS = 50
 # Slack truncates a message's ``text`` at 40,000 characters and advises 4,000: past that
 # nobody reads it on a phone, and a thread reply or the plain-text fallback stays one screen.
@@ -42,7 +39,7 @@ def size(text: str) -> int:
 def _prefix(text: str, budget: int) -> str:
     """The longest start of ``text`` within ``budget`` that ends between characters a
     reader sees as one: not inside ``&amp;``, a ``<…>`` token or an emoji sequence."""
-    end = min(len(text), budget)
+    end = max(0, min(len(text), budget))
     while end > 0 and (over := size(text[:end]) - budget) > 0:
         end -= max(1, (over + 1) // 2)
     amp = text.rfind("&", 0, end)
