@@ -7,7 +7,6 @@ facts; the HTML part adds the severity colour.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from html import escape
@@ -20,13 +19,18 @@ RESOLVED_COLOUR = "#2e9e5b"
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 MAX_SUBJECT = 250  # the inbox shows far less; a header of a thousand names helps nobody
 # controls but tab and newline, lone surrogates, and Unicode's noncharacters (U+FDD0..U+FDEF
-# and the last two code points of every plane): not text, and HTML parsers call them errors
-_UNSHOWABLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
-    + "".join(
-        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17)
-    )
-    + "]"
+# and the last two code points of every plane): not text, and HTML parsers call them errors.
+# A str.translate table: a few ns a character, over a whole document.
+_UNSHOWABLE = dict.fromkeys(
+    [
+        *range(0x09),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0xD800, 0xE000),
+        *range(0xFDD0, 0xFDF0),
+        *(plane * 0x10000 + last for plane in range(17) for last in (0xFFFE, 0xFFFF)),
+    ],
+    "\ufffd",
 )
 
 
@@ -88,7 +92,10 @@ def header_value(text: str) -> str:
 def _shown(text: str) -> str:
     """``text`` with what a mail must not carry made visible: control characters (but
     newline and tab), lone surrogates and Unicode noncharacters become U+FFFD."""
-    return _UNSHOWABLE.sub("\ufffd", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.replace("\n", "").replace("\t", "").isprintable():  # all in the table is not
+        return text
+    return text.translate(_UNSHOWABLE)
 
 
 def _detail(alert: Alert) -> list[tuple[str, str]]:
