@@ -6,10 +6,15 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+# one part: a number, its unit, blanks around both (`30s`, `30 s`, `1h 30m`); the JSON
+# Schema's pattern is built from the same text, so an editor and `check` agree
+_NUMBER_UNIT = r"\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)"
+_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
+PATTERN = rf"^\s*(?:{_NUMBER_UNIT}\s*)+$|^\s*0\s*$"
+_ZERO = r"^\s*(?:0+(?:\.0+)?\s*(?:ms|s|m|h|d)\s*)+$|^\s*0\s*$"
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -24,7 +29,7 @@ def parse_duration(value: Any) -> timedelta:
         return timedelta(seconds=value)
     if not isinstance(value, str):
         raise ValueError("a duration like 30s, 5m or 1h30m is expected")
-    text = value.strip().replace(" ", "")
+    text = value.strip()
     if text in ("0", ""):
         if text == "":
             raise ValueError("a duration like 30s, 5m or 1h30m is expected")
@@ -35,7 +40,7 @@ def parse_duration(value: Any) -> timedelta:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if pos != len(text):
+    if pos != len(text) or pos == 0:
         raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h30m (units: ms s m h d)")
     return timedelta(seconds=total)
 
@@ -61,10 +66,33 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d)\s*)+$|^0$"},
+                {"type": "string", "pattern": PATTERN},
                 {"type": "number", "minimum": 0},
             ],
             "description": "a duration: 30s, 5m, 1h30m (ms s m h d), or seconds",
+        }
+    ),
+]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be greater than 0s")
+    return value
+
+
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": PATTERN, "not": {"pattern": _ZERO}},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "a duration greater than 0: 30s, 5m, 1h30m (ms s m h d), or seconds",
         }
     ),
 ]
