@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -10,18 +11,20 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+MAX_DURATION = timedelta(days=30)
+"""No setting or rule means more than this; larger numbers are typos (or attacks)."""
 
 
-def parse_duration(value: Any) -> timedelta:
-    """Accept ``30s``/``1h30m`` strings, plain numbers of seconds, or timedeltas."""
+def parse_duration(value: Any, limit: timedelta = MAX_DURATION) -> timedelta:
+    """Accept ``30s``/``1h30m`` strings, plain numbers of seconds, or timedeltas, up to limit."""
     if isinstance(value, timedelta):
-        return value
+        return _bounded(value.total_seconds(), limit)
     if isinstance(value, bool):
         raise ValueError("a duration like 30s, 5m or 1h30m is expected")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value, limit)
     if not isinstance(value, str):
         raise ValueError("a duration like 30s, 5m or 1h30m is expected")
     text = value.strip().replace(" ", "")
@@ -37,7 +40,16 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h30m (units: ms s m h d)")
-    return timedelta(seconds=total)
+    return _bounded(total, limit)
+
+
+def _bounded(seconds: float, limit: timedelta) -> timedelta:
+    """Seconds as a timedelta, refusing NaN and anything above ``limit``."""
+    if math.isnan(seconds):
+        raise ValueError("a duration is a number of seconds, not NaN")
+    if seconds > limit.total_seconds():
+        raise ValueError(f"is too long (at most {format_duration(limit)})")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

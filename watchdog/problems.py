@@ -6,6 +6,7 @@ line it comes from; `check` prints them all at once and exits 2.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -34,3 +35,15 @@ class ConfigError(Exception):
     @classmethod
     def single(cls, file: str, line: int | None, message: str) -> ConfigError:
         return cls([Problem(file, line, message)])
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice an operator most likely meant by ``word`` (difflib's ratio), or None."""
+    matches = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``: did you mean 'threshold'?`` to append to a message, or nothing."""
+    match = closest(word, choices)
+    return f": did you mean {match!r}?" if match else ""
