@@ -84,6 +84,15 @@ class _Loader(yaml.SafeLoader):
         self.depth = 0
         self.open_anchors: list[str | None] = []
         self.aliases: list[tuple[int, yaml.Node]] = []  # (line, the node it refers to)
+        self.merged: dict[int, int] = {}  # mapping node id -> pairs its ``<<`` keys added
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """PyYAML's ``<<`` merge, once per node, remembering how many pairs it put first."""
+        if id(node) in self.merged:
+            return
+        own = sum(key.tag != "tag:yaml.org,2002:merge" for key, _ in node.value)
+        super().flatten_mapping(node)
+        self.merged[id(node)] = len(node.value) - own
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         alias = self.check_event(yaml.AliasEvent)
@@ -201,8 +210,11 @@ def _build(
     doc.lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
+        merged = loader.merged[id(node)]
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        # the mapping's own keys first: they override what ``<<`` merged in
+        for number, (key_node, value_node) in enumerate(node.value[merged:] + node.value[:merged]):
+            inherited = number >= len(node.value) - merged
             line = key_node.start_mark.line + 1
             try:
                 key = _scalar(loader, key_node)
@@ -211,6 +223,8 @@ def _build(
                 continue
             if not isinstance(key, str | int | float | bool) or key is None:
                 problems.append(Problem(doc.path, line, _UNSUPPORTED_KEY))
+                continue
+            if key in result and inherited:
                 continue
             if key in result:
                 problems.append(Problem(doc.path, line, f"duplicate key {key!r}"))
