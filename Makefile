@@ -2,18 +2,27 @@
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# `make demo` needs the daemon alone (its own, lighter stamp); the dev extras (linters,
+# test servers, matplotlib) are for `make test`, and a dev install serves the demo too.
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 # the example outside plugin: installed with pip like any third-party plugin, tested via its entry point
 NTFY := plugins/videosdk-watchdog-ntfy
 NTFY_STAMP := $(VENV)/.ntfy-installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "videosdk-watchdog needs Python 3.11 or newer (found: $(PYTHON))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
@@ -21,7 +30,7 @@ $(NTFY_STAMP): $(STAMP) $(NTFY)/pyproject.toml $(wildcard $(NTFY)/watchdog_ntfy/
 	$(BIN)/python -m pip install --quiet ./$(NTFY)
 	@touch $(NTFY_STAMP)
 
-demo: $(STAMP)
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(BIN)/videosdk-watchdog demo
 
 test: lint typecheck pytest
@@ -45,6 +54,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.service_overhead
 	$(BIN)/python -m benchmarks.alert_delivery
 	$(BIN)/python -m benchmarks.slack_actions
+	$(BIN)/python -m benchmarks.redaction
+	$(BIN)/python -m benchmarks.inbound_attacks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

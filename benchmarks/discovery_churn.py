@@ -8,6 +8,10 @@ compares the watch list with the simulator's ground truth. Prints per-pass
 timings and request counts, and how many participants were ever wrongly
 watched or missed (both should be 0). The simulator runs in this process on
 a manual clock (its CPU is counted too); ``--latency`` adds a per-request delay.
+The account also holds ``--ended`` sessions that ended before the run (its history): a pass
+must not page through them. ``--no-status-filter`` makes the simulator ignore the listing's
+``status=ongoing`` (VideoSDK's REST page does not document it), so the newest-first cut-off
+alone keeps passes short after the first.
 
 Run: ``.venv/bin/python -m benchmarks.discovery_churn [--rooms 100 --participants 2000]``
 """
@@ -57,6 +61,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="simulator latency, seconds")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--no-poll", action="store_true", help="discovery passes only")
+    parser.add_argument("--ended", type=int, default=10_000, help="sessions already ended")
+    parser.add_argument(
+        "--no-status-filter", action="store_true", help="the listing ignores status=ongoing"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("watchdog").setLevel(logging.ERROR)
@@ -64,8 +72,16 @@ def main() -> None:
     sim.start()
     try:
         plan = churn(sim, rooms=args.rooms, participants=args.participants, duration=args.duration)
+        sim.rooms.honour_status_filter = not args.no_status_filter
+        for i in range(min(args.ended, 50)):
+            sim.add_room(f"history-{i:02d}")
+        for i in range(args.ended):  # the account's history: a day of calls, all over
+            session = f"ended-{i:06d}"
+            sim.start_session(f"history-{i % 50:02d}", session, at=-86_400 + i * 86_000 / 10_000)
+            sim.end_session(session, at=-86_400 + i * 86_000 / 10_000 + 60)
         print(
-            f"rooms={plan.rooms} sessions={plan.sessions} participants={plan.participants} "
+            f"rooms={plan.rooms} sessions={plan.sessions} ended={args.ended} "
+            f"status_filter={not args.no_status_filter} participants={plan.participants} "
             f"stays={plan.stays} duration={plan.duration:g}s interval={args.interval:g}s "
             f"latency={args.latency * 1000:.0f}ms concurrency={args.concurrency}"
         )
@@ -76,7 +92,7 @@ def main() -> None:
             runtime = build(config)
             discovery = runtime.discovery
             assert discovery is not None
-            passes, cycles, requests = [], [], []
+            passes, cycles, requests, listings = [], [], [], []
             wrongly_watched = missed = peak = 0
             steps = int(args.duration * 1.1 / args.interval) + 1
             try:
@@ -85,7 +101,11 @@ def main() -> None:
                     start = time.perf_counter()
                     report = discovery.run()
                     passes.append(time.perf_counter() - start)
-                    requests.append(len(sim.requests) - before)
+                    made = sim.requests[before:]
+                    requests.append(len(made))
+                    listings.append(
+                        sum(1 for _, path, _ in made if path.rstrip("/") == "/v2/sessions")
+                    )
                     truth = sim.active_participants()
                     watching = runtime.watchlist.keys("watching")
                     wrongly_watched += len(watching - truth)
@@ -103,7 +123,9 @@ def main() -> None:
         print(
             f"discovery passes: {len(passes)}, "
             f"{statistics.mean(passes) * 1000:.0f} ms mean, {max(passes) * 1000:.0f} ms max, "
-            f"{statistics.mean(requests):.0f} requests mean, {max(requests)} max; "
+            f"{statistics.mean(requests):.0f} requests mean, {max(requests)} max "
+            f"(first pass {requests[0]}; sessions-listing pages: first {listings[0]}, "
+            f"then at most {max(listings[1:], default=0)}); "
             f"peak {peak} participants in calls at once"
         )
         if cycles:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.daemon import validate
+from watchdog.daemon import build, validate
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import NotifierConfig, NotifierType, Register
 from watchdog.plugins import PluginHost, load_plugins
@@ -38,14 +38,15 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_silence_add_list_expire(tmp_path: Path) -> None:
     config = str(write_config(tmp_path, "http://127.0.0.1:9", [("s", "p")], POOR_VIDEO))
     added = cli(
-        "silence", "add", "--config", config, "--match", "rule=poor-video",
-        "--match", "participantId=~p1|p2", "--for", "2h", "--comment", "known wifi issue",
+        "silence", "add", "--config", config, "--match", "alertname=poor-video",
+        "--match", "participant_id=~p1|p2", "--for", "2h", "--comment", "known wifi issue",
         "--author", "alice",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     silence_id = added.stdout.strip()
     assert len(silence_id) == 32
-    assert "silenced rule=poor-video participantId=~p1|p2 until" in added.stderr
+    assert "silenced alertname=poor-video participant_id=~p1|p2 until" in added.stderr
+    assert "warning" not in added.stderr
 
     listed = cli("silence", "list", "--config", config)
     assert silence_id[:8] in listed.stdout
@@ -73,7 +74,7 @@ def test_silence_add_list_expire(tmp_path: Path) -> None:
     rows = json.loads(cli("silence", "list", "--json", "--expired", "--config", config).stdout)
     assert [(r["id"], r["state"]) for r in rows] == [(silence_id, "expired")]
 
-    bad = cli("silence", "add", "--config", config, "--match", "rule=~(", "--for", "soon")
+    bad = cli("silence", "add", "--config", config, "--match", "alertname=~(", "--for", "soon")
     assert bad.returncode == 2
     assert "--for: 'soon' is not a duration" in bad.stderr
     assert "invalid regular expression" in bad.stderr
@@ -175,3 +176,54 @@ def test_a_notifier_that_fails_to_start_does_not_stop_the_others(
     assert list(built) == ["c"]
     assert host.build_errors == {"b": "RuntimeError: cannot start"}
     assert "notifier b (type broken from plugin broken-plugin) failed to start" in caplog.text
+
+
+def test_old_label_names_work_and_warn_at_check_startup_and_silence_add(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:9", [("s", "p")], POOR_VIDEO)
+    data = yaml.safe_load(path.read_text())
+    data["notifiers"]["console"]["group_by"] = ["fingerprint"]
+    data["alerting"] = {
+        "group_by": ["meetingId", "rule"],
+        "routes": [{"match": ["participantName=~A.*"], "notify": ["console"]}],
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lines = path.read_text().splitlines()
+
+    def line_of(text: str) -> int:
+        return next(i for i, line in enumerate(lines, 1) if text in line)
+
+    expected = [
+        f"{path}:{line_of('meetingId')}: warning: alerting.group_by[0]: 'meetingId' is the old "
+        "name of label 'meeting_id': write meeting_id (the old name still works)",
+        f"{path}:{line_of('meetingId') + 1}: warning: alerting.group_by[1]: 'rule' is the old "
+        "name of label 'alertname': write alertname (the old name still works)",
+        f"{path}:{line_of('fingerprint')}: warning: notifiers.console.group_by[0]: 'fingerprint' "
+        "is not a label: write '...' (every label: one notification per alert; the old name "
+        "still works)",
+        f"{path}:{line_of('participantName')}: warning: alerting.routes[0].match[0]: "
+        "'participantName' is not a label receivers see: use participant_id instead "
+        "(it still works for now)",
+    ]
+    checked = cli("check", "--config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert [line for line in checked.stderr.splitlines() if "warning" in line] == expected
+
+    runtime = build(load_config(str(path)))  # what `run` does first: the same warnings, logged
+    runtime.close()
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert set(expected) <= set(logged)
+
+    added = cli(
+        "silence", "add", "--config", str(path), "--match", "rule=poor-video",
+        "--match", "meetingId=abcd-efgh-ijkl", "--comment", "maintenance",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.splitlines()[:2] == [
+        "warning: --match rule=poor-video: 'rule' is the old name of label 'alertname': write "
+        "alertname (the old name still works)",
+        "warning: --match meetingId=abcd-efgh-ijkl: 'meetingId' is the old name of label "
+        "'meeting_id': write meeting_id (the old name still works)",
+    ]
+    assert "silenced alertname=poor-video meeting_id=abcd-efgh-ijkl until" in added.stderr

@@ -3,20 +3,31 @@ routing, and that all of it survives a restart. Time is a shifted clock, never a
 
 from __future__ import annotations
 
+import json
 import time
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from watchdog import silences
 from watchdog.alertmanager import AlertingConfig, AlertManager, Policy, Route
-from watchdog.alerts import Alert, Notification, Status, fingerprint
+from watchdog.alerts import Alert, Notification, Status, fingerprint, group_key
+from watchdog.daemon import build
 from watchdog.matchers import parse_matchers
 from watchdog.problems import ConfigError
+from watchdog.rules import load_rules
+from watchdog.settings import Settings, load_config
+from watchdog.simulator import Simulator
 from watchdog.store import Store
+from watchdog.testing import HttpReceiver, make_notification
 
-from .helpers import at
+from .amwebhook import Message
+from .conftest import write_config
+from .helpers import at, sample
 
 
 def alert(
@@ -127,6 +138,24 @@ def test_alerts_of_one_meeting_travel_together_in_one_thread(db: Path) -> None:
     assert store.active_alerts()[0].alert.participant_id in {"bob", "carol"}
 
 
+def test_a_notification_queued_before_groups_had_an_identity_gets_the_default_one() -> None:
+    old = make_notification(alert("alice"), notifier="slack").to_dict()
+    for key in ("group_key", "group_labels", "reason"):
+        del old[key]
+    restored = Notification.from_dict(old)
+    assert restored.group_labels == {"alertname": "poor-video", "meeting_id": "m-1"}
+    assert restored.group_key == '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}'
+
+
+def test_group_keys_quote_values_as_go_does() -> None:
+    """Alertmanager writes label values with Go's strconv.Quote; so do we, so no two label
+    sets ever share a key (a quote or a newline in a value cannot fake another label)."""
+    labels = {"team": 'a", b="c', "note": "line\nbreak\x01 é ✓"}
+    assert group_key("pager", labels) == (
+        '{}/{receiver="pager"}:{note="line\\nbreak\\x01 é ✓", team="a\\", b=\\"c"}'
+    )
+
+
 def test_the_same_transition_twice_notifies_once(db: Path) -> None:
     store, am = manager(db, Clock())
     record(store, alert("alice"))
@@ -182,6 +211,22 @@ def test_repeat_interval_reminds_in_the_thread_and_remembers_across_restarts(db:
     assert queued(store)[0].repeat
 
 
+def test_reminders_go_on_when_group_by_changes_under_a_firing_group(db: Path) -> None:
+    clock = Clock()
+    store, am = manager(db, clock)
+    record(store, alert("alice"))
+    am.flush()
+    (first,) = queued(store)
+    regrouped = AlertManager(store, one("slack", group_by=("...",)), clock=clock)  # a reload
+    assert regrouped.flush() == 0  # nothing changed: nothing to tell
+    clock.advance(4 * 3600)
+    regrouped.flush()
+    (reminder,) = queued(store)
+    assert reminder.repeat
+    assert reminder.group_key != first.group_key
+    assert reminder.group_labels["participant_id"] == "alice"
+
+
 def test_send_resolved_false_stays_quiet_when_it_is_over(db: Path) -> None:
     store, am = manager(db, Clock(), one("pager", send_resolved=False))
     record(store, alert("alice"))
@@ -206,7 +251,7 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     clock = Clock()
     store, am = manager(db, clock)
     silence = silences.add(
-        store, ["rule=poor-video", "participantId=~al.*"], timedelta(hours=1), "known issue"
+        store, ["alertname=poor-video", "participant_id=~al.*"], timedelta(hours=1), "known issue"
     )
     record(store, alert("alice"), alert("bob"))
     am.flush()
@@ -220,7 +265,7 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     assert after.thread == only_bob.thread
     assert {a.participant_id for a in after.alerts} == {"alice", "bob"}
 
-    bobs = silences.add(store, ["participantId=bob"], timedelta(hours=1), "bob's wifi")
+    bobs = silences.add(store, ["participant_id=bob"], timedelta(hours=1), "bob's wifi")
     assert am.flush() == 0  # bob was told already; silenced now
     silences.expire(store, bobs.id)
     am.flush()  # the silence is over and bob still fires: he is told again
@@ -228,7 +273,7 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     assert told_again.thread == only_bob.thread
     assert not told_again.repeat
 
-    silences.add(store, ["participantId=bob"], timedelta(hours=1), "bob's wifi, again")
+    silences.add(store, ["participant_id=bob"], timedelta(hours=1), "bob's wifi, again")
     record(store, alert("bob", "resolved"))
     assert am.flush() == 0  # a silenced resolution is not sent
     clock.advance(7200)  # even once that silence is over
@@ -239,16 +284,140 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     assert store.active_alerts() == []
 
 
+def test_a_silence_ending_while_the_alert_fires_re_notifies_once_with_a_note(db: Path) -> None:
+    clock = Clock()
+    store, am = manager(db, clock)  # repeat_interval: 4h
+    record(store, alert("alice"), alert("bob"))
+    am.flush()
+    (first,) = queued(store)
+    assert {a.reason for a in first.alerts} == {None}
+
+    silence = silences.add(
+        store, ["participant_id=alice"], timedelta(minutes=30), "customer network", now=clock()
+    )
+    clock.advance(600)
+    assert am.flush() == 0  # alice is muted; nothing changed for bob
+    silences.expire(store, silence.id, now=clock(), actor="carol")
+    am.flush()  # at once, not after the repeat interval
+    (again,) = queued(store)
+    assert (again.thread, again.repeat, again.reason) == (first.thread, False, "new alerts added")
+    told = {a.participant_id: a.reason for a in again.alerts}
+    assert told == {
+        "alice": f"still firing; silence {silence.id[:8]} ended "
+        f"({silence.created_by}: customer network)",
+        "bob": None,  # never silenced: carried as the group's current state, no note
+    }
+
+    lapsing = silences.add(
+        store, ["participant_id=bob"], timedelta(minutes=5), "x" * 200, now=clock()
+    )
+    assert am.flush() == 0
+    clock.advance(301)  # this one simply runs out
+    am.flush()
+    (lapsed,) = queued(store)
+    (note,) = [a.reason for a in lapsed.alerts if a.participant_id == "bob"]
+    assert (
+        note == f"still firing; silence {lapsing.id[:8]} ended ({lapsing.created_by}: {'x' * 79}…)"
+    )
+
+    assert am.flush() == 0  # once
+    clock.advance(4 * 3600)
+    am.flush()
+    (reminder,) = queued(store)
+    assert reminder.repeat
+    assert {a.reason for a in reminder.alerts} == {None}
+
+
+def test_old_label_names_keep_working(db: Path) -> None:
+    """Silences stored with the old names (``rule``, ``participantId``) still mute, read under
+    the new names; routes and group_by written the old way still route and group."""
+    config = AlertingConfig.from_settings(
+        Settings.model_validate(
+            {
+                "notifiers": {
+                    "slack": {"type": "console", "group_by": ["meetingId", "rule"]},
+                    "pager": {"type": "console", "group_by": ["fingerprint"]},
+                },
+                "alerting": {
+                    "routes": [{"match": ["rule=high-rtt"], "notify": ["pager"]}],
+                    "default_notify": ["slack"],
+                },
+            }
+        )
+    )
+    assert config.policies["slack"].group_by == ("meeting_id", "alertname")
+    assert config.policies["pager"].group_by == ("...",)
+    store, am = manager(db, Clock(), config)
+    with store.transaction() as cur:  # as an older version wrote it
+        cur.execute(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                "0ld5113nce",
+                json.dumps(["rule=poor-video", "participantId=alice"]),
+                "2000-01-01T00:00:00.000Z",
+                "2999-01-01T00:00:00.000Z",
+                "ops",
+                "old silence",
+                "2000-01-01T00:00:00.000Z",
+            ),
+        )
+    (old,) = store.silences()
+    assert [str(m) for m in old.matchers] == ["alertname=poor-video", "participant_id=alice"]
+    record(
+        store,
+        alert("alice"),
+        alert("bob"),
+        alert("carol", rule="high-rtt"),
+        alert("dan", rule="high-rtt"),
+    )
+    am.flush()
+    got = sorted((n.notifier, n.group_key, len(n.alerts)) for n in queued(store))
+    assert got == [  # high-rtt routed to the pager, one group an alert; alice muted
+        (
+            "pager",
+            '{}/{receiver="pager"}:{alertname="high-rtt", meeting_id="m-1", '
+            'participant_id="carol", session_id="s-1", severity="warning"}',
+            1,
+        ),
+        (
+            "pager",
+            '{}/{receiver="pager"}:{alertname="high-rtt", meeting_id="m-1", '
+            'participant_id="dan", session_id="s-1", severity="warning"}',
+            1,
+        ),
+        ("slack", '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}', 1),
+    ]
+
+
+def test_rule_labels_must_be_label_names_with_values(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n"
+        "  - {name: a, metric: qualityScore.video, op: '<', threshold: 3, labels: {team-x: v}}\n"
+        "  - {name: b, metric: qualityScore.video, op: '<', threshold: 3, labels: {severity: p}}\n"
+        "  - {name: c, metric: qualityScore.video, op: '<', threshold: 3, labels: {team: ''}}\n"
+        "  - {name: d, metric: qualityScore.video, op: '<', threshold: 3, labels: {team_x: v}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules([path])
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (2, "rule 'a': labels 'team-x' is not a label name: use letters, digits and _"),
+        (3, "rule 'b': labels 'severity' is set by the watchdog; choose another name"),
+        (4, "rule 'c': labels 'team' has no value (omit the label instead)"),
+    ]
+
+
 def test_silence_requests_are_checked() -> None:
     store = Store(":memory:")
     with pytest.raises(ConfigError) as caught:
-        silences.add(store, ["rule=~(", "team"], timedelta(0), " ")
+        silences.add(store, ["alertname=~(", "team"], timedelta(0), " ")
     text = str(caught.value)
     assert "invalid regular expression" in text
     assert "--comment is required" in text
     assert "--for must be more than 0s" in text
     with pytest.raises(ConfigError, match="match every alert"):
-        silences.add(store, ["rule=~.*"], timedelta(hours=1), "everything")
+        silences.add(store, ["alertname=~.*"], timedelta(hours=1), "everything")
     assert store.silences() == []
 
 
@@ -297,3 +466,124 @@ def test_alerts_recorded_mid_cycle_go_out_before_the_cycle_ends_and_together(db:
     finally:
         am.stop()
     assert am.flush() == 0  # nothing was left for the end of the cycle
+
+
+RUN_RULES = """\
+rules:
+  - name: poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    severity: warning
+    labels: {team: video}
+  - name: high-rtt
+    metric: averageVideoRtt
+    op: ">"
+    threshold: 300
+    severity: critical
+  - name: meeting-poor
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    severity: critical
+    meeting: {fraction: 0.5, min_participants: 2, within: 30s}
+"""
+
+
+def _samples(video: tuple[int, int] = (0, 0), rtt: tuple[int, int] = (0, 0)) -> list[Any]:
+    """Samples every 10 s for 2 min: video score 2 and video RTT 500 ms inside the spans."""
+    return [
+        sample(
+            t,
+            video=2.0 if video[0] <= t < video[1] else 4.2,
+            averageVideoRtt=500.0 if rtt[0] <= t < rtt[1] else 42.0,
+        )
+        for t in range(0, 130, 10)
+    ]
+
+
+def test_group_identity_over_a_multi_rule_multi_participant_run(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """The bodies a real run sends decode into Alertmanager's webhook structs, and each group
+    keeps one groupKey from first firing through reminders to its resolve: one key per group,
+    never shared by another group or another receiver; groupLabels are its group_by labels."""
+    people = {
+        ("s-1", "p1", "m-1"): _samples(video=(10, 60)),
+        ("s-1", "p2", "m-1"): _samples(video=(20, 70), rtt=(20, 70)),
+        ("s-1", "p3", "m-1"): _samples(),
+        ("s-2", "p4", "m-2"): _samples(video=(10, 80)),
+        ("s-2", "p5", "m-2"): _samples(rtt=(30, 90)),
+    }
+    for (session, participant, meeting), samples in people.items():
+        sim.add_participant(session, participant, samples=samples, meeting_id=meeting)
+    with HttpReceiver() as receiver:
+        path = write_config(tmp_path, sim.url, [(s, p) for s, p, _ in people], RUN_RULES)
+        data = yaml.safe_load(path.read_text())
+        data["notifiers"] = {
+            "hook": {"type": "webhook", "url": receiver.url + "/hook"},
+            "incidents": {
+                "type": "webhook",
+                "url": receiver.url + "/incidents",
+                "group_by": ["meeting_id"],
+            },
+        }
+        data["alerting"] = {"repeat_interval": "1h"}
+        path.write_text(yaml.safe_dump(data))
+        runtime = build(load_config(str(path)))
+        clock = Clock()
+        am = AlertManager(
+            runtime.store, AlertingConfig.from_settings(runtime.config.settings), clock=clock
+        )
+        try:
+            for step in range(13):
+                runtime.poller.cycle()
+                am.flush()
+                if step in (4, 6):  # 0:40 and 1:00 in sample time: a reminder is due
+                    clock.advance(3601)
+                    am.flush()
+                assert runtime.dispatcher.drain(10) == 0
+                sim.advance(10)
+        finally:
+            runtime.close()
+        bodies = [Message.model_validate_json(r.body) for r in receiver.requests]
+
+    group_by = {"hook": {"meeting_id", "alertname"}, "incidents": {"meeting_id"}}
+    groups: dict[str, list[Message]] = defaultdict(list)
+    for body in bodies:
+        groups[body.groupKey].append(body)
+    identities = set()
+    for key, told in groups.items():
+        (receiver_name,) = {b.receiver for b in told}
+        (labels,) = {tuple(sorted(b.groupLabels.items())) for b in told}
+        assert {name for name, _ in labels} == group_by[receiver_name]
+        shown = ", ".join(f'{name}="{value}"' for name, value in labels)
+        assert key == f'{{}}/{{receiver="{receiver_name}"}}:{{{shown}}}'
+        identities.add((receiver_name, labels))
+        for body in told:
+            for item in body.alerts:
+                assert set(labels) <= set(item.labels.items())  # the alerts carry them
+                assert all(item.labels.values())  # no empty label, ever
+        assert told[0].notification_reason == "first notification"
+        assert told[-1].status == "resolved"  # the resolve comes under the same key
+    assert len(identities) == len(groups)  # one key per group, per receiver
+
+    def group(receiver_name: str, **labels: str) -> list[Message]:
+        return next(
+            told
+            for told in groups.values()
+            if told[0].receiver == receiver_name and told[0].groupLabels == labels
+        )
+
+    video = group("hook", alertname="poor-video", meeting_id="m-1")
+    assert {len(b.alerts) for b in video} == {1, 2}  # p1 alone, p2 joins, p2 alone again
+    reminders = [b for b in video if b.notification_reason == "repeat interval elapsed"]
+    assert [len(b.alerts) for b in reminders] == [2, 1]
+    m1 = group("incidents", meeting_id="m-1")
+    names = {a.labels["alertname"] for b in m1 for a in b.alerts}
+    assert names == {"poor-video", "high-rtt", "meeting-poor"}  # once a colliding key
+    assert m1[0].groupKey != group("incidents", meeting_id="m-2")[0].groupKey
+    (meeting_alert, *_) = [
+        a for b in m1 for a in b.alerts if a.labels["alertname"] == "meeting-poor"
+    ]
+    assert "participant_id" not in meeting_alert.labels

@@ -102,7 +102,7 @@ def test_a_departure_is_written_only_by_the_lease_holder(
         [("s", "p0"), ("s", "p1")],
         rules=POOR_VIDEO,
         state={"url": postgres_url},
-        alerting={"group_by": ["fingerprint"]},  # one notification an alert
+        alerting={"group_by": ["..."]},  # one notification an alert
     )
     key = ("s", "p0")
     info = ParticipantInfo(session_id="s", participant_id="p0", meeting_id=None, name=None)
@@ -251,7 +251,7 @@ def test_a_leave_seen_by_the_leader_is_resolved_by_the_instance_polling_it(
         [],
         rules=POOR_VIDEO,
         state={"url": postgres_url},
-        alerting={"group_by": ["fingerprint"]},
+        alerting={"group_by": ["..."]},
     )
     with _member(config, "one") as (one, first), _member(config, "two") as (two, second):
         for participant in ("p0", "p1"):  # joined through the leader (discovery, a webhook)

@@ -3,6 +3,7 @@ effect at once, and reminders come from a timer, not from new samples."""
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_silence_then_expire_then_reminders_in_a_running_daemon(
             )
             return done.stdout.strip()
 
-        silence = cli("silence", "add", "--match", "participantId=p1", "--comment", "test call")
+        silence = cli("silence", "add", "--match", "participant_id=p1", "--comment", "test call")
         daemon = Daemon(["run", "--config", str(config)], env=env)
         try:
             daemon.wait_for("watching 1 participants", stream="err")
@@ -62,10 +63,14 @@ def test_silence_then_expire_then_reminders_in_a_running_daemon(
             sink.wait_for(1)  # told within a tick or two, though no new sample arrived
             first = sink.received[0]
             assert (first["status"], first["repeat"]) == ("firing", False)
+            assert first["alerts"][0]["reason"] == (
+                f"still firing; silence {silence[:8]} ended ({getpass.getuser()}: test call)"
+            )
             sink.wait_for(2, timeout=10)  # and reminded every repeat_interval
             reminder = sink.received[1]
             assert reminder["repeat"] is True
             assert reminder["thread"] == first["thread"]
+            assert reminder["alerts"][0]["reason"] is None  # the note goes out once
             assert daemon.stop() == 0
         finally:
             daemon.kill()

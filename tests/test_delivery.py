@@ -18,6 +18,7 @@ from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
 from watchdog.daemon import Runtime, build, poll_and_notify
 from watchdog.dispatcher import Dispatcher
 from watchdog.plugins import PluginHost, load_plugins
+from watchdog.redaction import Redactor
 from watchdog.settings import load_config
 from watchdog.simulator import Simulator
 from watchdog.store import Store
@@ -72,7 +73,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         timedelta(seconds=TIMEOUT),
         timedelta(seconds=0.1),
         concurrency=2,
-        secrets=host.secrets,
+        redactor=Redactor.of(*host.validate(entries).values()),
     )
     manager = AlertManager(
         store, AlertingConfig({name: Policy() for name in entries}), dispatcher.wake

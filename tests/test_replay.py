@@ -86,4 +86,41 @@ rules:
          "participantId": "part-1", "state": "firing", "value": 60},
     ]  # fmt: skip
     assert main(["replay", "--rules", str(rules), "--now", "yesterday", str(stats)]) == 2
-    assert "--now: 'yesterday' is not an ISO-8601 time" in capsys.readouterr().err
+    assert "--now: 'yesterday' is neither an ISO-8601 time nor an offset" in capsys.readouterr().err
+
+
+def test_replay_now_as_an_offset_after_the_newest_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--now 50s``: the recording ended 50s after its newest sample (10:00:40 here), the
+    same answer whenever it runs. The meeting alert resolved then, when nobody's data is
+    fresh any more, still names the meeting's session (it used to say the meeting ID)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        """\
+rules:
+  - name: meeting-poor
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    meeting: {count: 2, within: 30s}
+  - name: silent
+    absent: 1m
+"""
+    )
+    a = video_series([(0, 2.0), (10, 2.0), (20, 2.0)])
+    b = video_series([(0, 4.0), (10, 2.0), (20, 2.0), (30, 2.0), (40, 2.0)])
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps([response(a), response(b, participant="part-2")]))
+    assert main(["replay", "--rules", str(rules), "--now", "50s", str(stats)]) == 0
+    by_offset = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["replay", "--rules", str(rules), "--now", "2026-11-24T10:01:30Z", str(stats)]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == by_offset
+    assert by_offset == [
+        {"time": "2026-11-24T10:00:10.000Z", "rule": "meeting-poor", "sessionId": "sess-1",
+         "participantId": None, "state": "firing", "value": 2, "meetingId": "abcd-efgh-ijkl"},
+        {"time": "2026-11-24T10:01:20.000Z", "rule": "silent", "sessionId": "sess-1",
+         "participantId": "part-1", "state": "firing", "value": 60},
+        {"time": "2026-11-24T10:01:30.000Z", "rule": "meeting-poor", "sessionId": "sess-1",
+         "participantId": None, "state": "resolved", "value": 0, "meetingId": "abcd-efgh-ijkl"},
+    ]  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from watchdog.discovery import active_participants, iter_rooms, iter_sessions, pages
+from watchdog.discovery import active_participants, iter_rooms, pages, session_pages
 from watchdog.settings import VideoSDKSettings
 from watchdog.simulator import Simulator
 from watchdog.videosdk import VideoSDKClient
@@ -94,14 +94,14 @@ def test_pages_are_fetched_only_as_far_as_they_are_read(sim: Simulator) -> None:
     client = _client(sim)
     try:
         before = len(sim.requests)
-        first = next(pages(client, "/v2/rooms", {}, "rooms"))
+        first, _ = next(pages(client, "/v2/rooms", {}, "rooms"))
         assert len(first) == 100
         assert len(sim.requests) - before == 1
         rooms = list(iter_rooms(client))
         assert len(rooms) == 250
         assert len(sim.requests) - before == 1 + 3
         assert rooms[7]["customRoomId"] == "custom-7"
-        assert list(itertools.islice(iter_sessions(client), 1)) == []
+        assert [page for page, _ in itertools.islice(session_pages(client, {}), 1)] == [[]]
     finally:
         client.close()
 

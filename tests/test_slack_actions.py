@@ -7,6 +7,8 @@ the interaction endpoint.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 import subprocess
@@ -227,7 +229,11 @@ def test_every_button_edits_the_message_and_is_audited(
     assert has_button(original, "watchdog_unsilence")
     [silence] = daemon.store.silences(active_at=NOW)
     assert silence.ends_at - NOW == timedelta(hours=1)
-    assert {str(m) for m in silence.matchers} >= {"rule=poor-video", "participantId=part-1"}
+    assert {str(m) for m in silence.matchers} >= {
+        "alertname=poor-video",
+        "session_id=sess-1",
+        "participant_id=part-1",
+    }
 
     assert click(port, slack, original, "watchdog_unsilence") == 200
     assert daemon.store.silences(active_at=NOW) == []
@@ -235,7 +241,7 @@ def test_every_button_edits_the_message_and_is_audited(
 
     assert click(port, slack, original, "watchdog_silence_meeting") == 200
     [meeting] = daemon.store.silences(active_at=NOW)
-    assert "meetingId=abcd-efgh-ijkl" in {str(m) for m in meeting.matchers}
+    assert "meeting_id=abcd-efgh-ijkl" in {str(m) for m in meeting.matchers}
     assert "until the meeting ends" in json.dumps(original.attachments)
     assert len(original.edits) == 4  # every click redrew the message
     assert slack.responses == []  # nothing refused, nothing to explain
@@ -394,6 +400,31 @@ def test_http_slash_command_answers_ephemerally(
     assert answer is not None
     assert answer["response_type"] == "ephemeral"
     assert "0 alerts firing*, 1 participants watched" in answer["text"]
+
+
+def test_unreadable_requests_cost_one_line_each_and_no_traceback(
+    http_daemon: tuple[Daemon, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon, port = http_daemon
+    ts = str(int(time.time()))
+    not_utf8 = b"payload=\xff\xfe"
+    mac = hmac.new(SECRET.encode(), b"v0:" + ts.encode() + b":" + not_utf8, hashlib.sha256)
+    unsigned = [
+        ({"X-Slack-Request-Timestamp": "\xe9", "X-Slack-Signature": "v0=\xe9"}, b"payload=x"),
+        ({"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": "v0=" + "0" * 64}, b"x"),
+        ({"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + mac.hexdigest()}, not_utf8),
+    ]
+    for headers, body in unsigned:  # slack-sdk's verifier would raise on each of these
+        assert post(port, body, headers)[0] == 401
+    for body in (b"payload=%7Bnot+json", b"payload=" + b"%5B" * 3000, b"a&&=b=c"):
+        assert signed_post(port, body)[0] == (400, {"error": "not a form with a JSON payload"})
+    assert signed_post(port, b"payload=[1]")[0] == (
+        400,
+        {"error": "not an interaction or a command"},
+    )
+    assert daemon.store.audit() == []
+    assert all(record.exc_info is None for record in caplog.records)
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 3 + 3
 
 
 def test_meeting_silence_ends_when_the_meeting_does(db: str) -> None:

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from watchdog.stats import StatsShapeError, parse_stats
+from watchdog.stats import MAX_TEXT_CHARS, StatsShapeError, clip_text, parse_stats
 from watchdog.telemetry import SAMPLE_ERRORS
 
 from .helpers import at, response, sample
@@ -103,3 +103,18 @@ def test_derived_metrics_and_resolution_from_the_nearest_usage_entry() -> None:
     assert first["recvVideoKbps"] == 307.229
     later = parse_stats(raw, "s", "p", after=at(10))
     assert [s.values.get("resolution") for s in later.samples] == [720.0]
+
+
+def test_a_participants_own_text_is_cut_to_a_bound() -> None:
+    """Participants choose their names: a megabyte one costs 256 characters everywhere."""
+    raw = response([sample(0)])
+    raw["participantName"] = "a" * 1_000_000 + "!"
+    raw["deviceInfo"] = {"deviceName": "x" * 5_000}
+    info = parse_stats(raw, "x", "y").info
+    assert info.name is not None
+    assert len(info.name) == MAX_TEXT_CHARS
+    assert info.name.endswith("\u2026")
+    assert info.device is not None
+    assert len(info.device) == MAX_TEXT_CHARS
+    assert clip_text("Alice") == "Alice"
+    assert clip_text(None) is None

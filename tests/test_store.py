@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from watchdog.engine import AlertState, Memory
 from watchdog.matchers import parse_matchers
 from watchdog.series import Series, micros
 from watchdog.stats import format_time, parse_time
+from watchdog.storagefaults import StorageFault
 from watchdog.store import (
     MIGRATIONS,
     AlertingWrite,
@@ -175,7 +175,7 @@ def test_outbox_order_retries_and_delivery(store: Store) -> None:
     store.delivered(first.id)
     store.delivered(second.id)
     assert store.outbox_depth() == 0
-    store.check_writable()
+    store.check_storage(pages=True)
 
 
 def test_alert_manager_state_round_trips(store: Store) -> None:
@@ -207,7 +207,7 @@ def test_silences_are_shared_through_the_store(state_url: str) -> None:
     try:
         silence = Silence(
             id="abc123",
-            matchers=parse_matchers(["rule=poor-video"]),
+            matchers=parse_matchers(["alertname=poor-video"]),
             starts_at=at(0),
             ends_at=at(3600),
             created_by="ops",
@@ -347,7 +347,7 @@ def test_a_failed_flush_keeps_its_results_for_the_next_one(tmp_path: Path) -> No
         blocker._db.execute("PRAGMA busy_timeout=0")
         store._db.execute("PRAGMA busy_timeout=0")
         blocker._db.execute("BEGIN IMMEDIATE")
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StorageFault, match="locked"):
             store.flush()
         store.commit_poll(("s", "p"), at(20), {"rtt": pending}, [], defer=True)  # newer
         blocker._db.execute("ROLLBACK")

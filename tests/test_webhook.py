@@ -1,14 +1,21 @@
-"""The webhook notifier against a local receiver that checks the signature."""
+"""The webhook notifier against a local receiver that checks the signature; every body it
+sends decodes into Alertmanager's own webhook structs (tests/amwebhook.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import watchdog_webhook
+from pydantic import ValidationError
 
 from watchdog.notifiers import DeliveryError
 from watchdog.problems import ConfigError
@@ -24,6 +31,8 @@ from watchdog.testing import (
     make_notification,
     resolved,
 )
+
+from .amwebhook import Message
 
 SECRET = "whsec-4f1d-signing-secret"
 BEARER = "Bearer receiver-token-77aa"
@@ -95,13 +104,19 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     assert first.headers["content-type"] == "application/json"
     assert first.headers["x-watchdog-notification"] == firing.id
     body = first.json()
-    assert list(body) == [
+    Message.model_validate_json(first.body)  # Alertmanager's structs, every field, no other
+    for wrong in ({**body, "groupkey": ""}, {**body, "truncatedAlerts": "0"}):
+        with pytest.raises(ValidationError):  # the model is strict: it would catch a mistake
+            Message.model_validate_json(json.dumps(wrong))
+    assert list(body) == [  # in the order Go encodes Message: its embedded Data first
         "receiver",
         "status",
         "alerts",
+        "notification_reason",
         "groupLabels",
         "commonLabels",
         "commonAnnotations",
+        "routeLabels",
         "externalURL",
         "version",
         "groupKey",
@@ -112,13 +127,10 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     assert body["receiver"] == "test"
     assert body["externalURL"] == "https://watchdog.example.com"
     assert body["truncatedAlerts"] == 0
-    assert body["groupLabels"] == {
-        "alertname": "poor-video",
-        "participant_id": "part-1",
-        "session_id": "sess-1",
-    }
+    assert body["notification_reason"] == "first notification"
+    assert body["groupLabels"] == {"alertname": "poor-video", "meeting_id": "abcd-efgh-ijkl"}
     assert body["groupKey"] == (
-        '{}:{alertname="poor-video", participant_id="part-1", session_id="sess-1"}'
+        '{}/{receiver="test"}:{alertname="poor-video", meeting_id="abcd-efgh-ijkl"}'
     )
     (item,) = body["alerts"]
     assert item["status"] == "firing"
@@ -141,6 +153,7 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     assert body["commonLabels"] == item["labels"]
 
     after = second.json()
+    Message.model_validate_json(second.body)
     assert after["status"] == "resolved"
     assert after["groupKey"] == body["groupKey"]  # the same group from firing to resolved
     assert after["alerts"][0]["endsAt"] == "2026-11-24T10:06:00.000Z"
@@ -152,6 +165,28 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     annotations = receiver.requests[2].json()["alerts"][0]["annotations"]
     assert annotations["resolved_reason"] == "participant left the session"
     assert annotations["value"] == "2.41"  # the last value seen
+    assert "reason" not in annotations
+
+    again = replace(alert, reason="still firing; silence 3f482c67 ended (alice: maintenance)")
+    notifier.send(make_notification(again, thread=firing.thread))
+    annotations = receiver.requests[3].json()["alerts"][0]["annotations"]
+    assert annotations["reason"] == "still firing; silence 3f482c67 ended (alice: maintenance)"
+    assert "resolved_reason" not in annotations
+
+
+def test_a_meeting_alert_has_no_empty_label(host: PluginTestHost, receiver: HttpReceiver) -> None:
+    notifier = host.build(config(receiver.url))
+    meeting = make_alert(rule="meeting-poor", participant_id="", scope="meeting")
+    notifier.send(make_notification(meeting))
+    body = Message.model_validate_json(receiver.requests[0].body)
+    (item,) = body.alerts
+    assert item.labels == {
+        "alertname": "meeting-poor",
+        "meeting_id": "abcd-efgh-ijkl",
+        "session_id": "sess-1",
+        "severity": "warning",
+    }
+    assert all(body.commonLabels.values())
 
 
 def test_grouped_truncated_and_generator_url(host: PluginTestHost, receiver: HttpReceiver) -> None:
@@ -163,9 +198,10 @@ def test_grouped_truncated_and_generator_url(host: PluginTestHost, receiver: Htt
         )
     )
     notifier.send(grouped_notification(3))
+    Message.model_validate_json(receiver.requests[0].body)
     body = receiver.requests[0].json()
     assert body["groupLabels"] == {"meeting_id": "abcd-efgh-ijkl"}
-    assert body["groupKey"] == '{}:{meeting_id="abcd-efgh-ijkl"}'
+    assert body["groupKey"] == '{}/{receiver="test"}:{meeting_id="abcd-efgh-ijkl"}'
     assert len(body["alerts"]) == 2
     assert body["truncatedAlerts"] == 1
     assert body["commonLabels"] == {"meeting_id": "abcd-efgh-ijkl", "session_id": "sess-1"}
@@ -231,3 +267,39 @@ def test_config_is_checked(host: PluginTestHost) -> None:
     assert "is set by the notifier" in messages or "is not a valid header name" in messages
     assert "bad template" in messages
     assert "unknown key 'verify'" in messages  # there is no switch to turn TLS checks off
+
+
+def test_alertmanager_templates_read_our_body(
+    host: PluginTestHost, receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    """Alertmanager's own template engine (``amtool template render``, from Debian's
+    prometheus-alertmanager, which .ci/run installs) decodes a body we sent into its
+    ``template.Data`` and renders what an Alertmanager user writes in a receiver's template."""
+    amtool = shutil.which("amtool")
+    assert amtool is not None, "amtool is missing: apt-get install prometheus-alertmanager"
+    notifier = host.build(config(receiver.url))
+    bob = make_alert(participant_id="part-2", participant_name="Bob", severity="critical")
+    notifier.send(make_notification(make_alert(), bob))
+    data = tmp_path / "body.json"
+    data.write_bytes(receiver.requests[0].body)
+    (tmp_path / "none.tmpl").write_text("")
+    rendered = subprocess.run(
+        [
+            amtool,
+            "template",
+            "render",
+            f"--template.glob={tmp_path / 'none.tmpl'}",
+            f"--template.data={data}",
+            "--template.text={{ .Status }} {{ .GroupLabels.alertname }} in "
+            "{{ .GroupLabels.meeting_id }}: {{ len .Alerts.Firing }} firing "
+            "({{ range .Alerts }}{{ .Labels.participant_id }} {{ end }}) for {{ .Receiver }}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout == (
+        "firing poor-video in abcd-efgh-ijkl: 2 firing (part-1 part-2 ) for test"
+    )

@@ -15,12 +15,14 @@ import pytest
 import requests
 
 from watchdog.daemon import Runtime, build, start_webhooks
+from watchdog.problems import ConfigError
 from watchdog.settings import Config
 from watchdog.simulator import Fault, Simulator
-from watchdog.webhooks import WebhookReceiver
+from watchdog.webhooks import PublicKeys, WebhookReceiver, apply_event
 
 from .conftest import POOR_VIDEO, SECRET, write_config
 from .processes import Daemon
+from .rawhttp import concurrently, exchange
 
 MakeConfig = Callable[..., Config]
 ROOM = "abcd-efgh-ijkl"
@@ -96,6 +98,8 @@ def test_bad_requests_are_refused(
     assert post(body, base64.b64encode(b"x" * 256).decode()) == 401
     assert post(b"{" + b" " * 5000 + b"}", sim.rooms.sign(b"{}")) == 413
     assert post(b"not json", sim.rooms.sign(b"not json")) == 400
+    assert post(b"\xff\xfe", sim.rooms.sign(b"\xff\xfe")) == 400  # not UTF-8
+    assert post(b"[" * 4000, sim.rooms.sign(b"[" * 4000)) == 400  # nested past the parser's depth
     assert post(b"{}", sim.rooms.sign(b"{}")) == 400  # no webhookType
     assert post(body, sim.rooms.sign(body), url=receiver.url + "/elsewhere") == 404
     assert requests.get(receiver.url, timeout=10).status_code == 405
@@ -106,10 +110,45 @@ def test_bad_requests_are_refused(
     assert len(fetches) == 1  # fetched once and cached; bad signatures do not refetch within 5m
 
 
-def test_a_rotated_key_is_refetched(
-    sim: Simulator, receiving: Callable[..., tuple[Runtime, WebhookReceiver]]
+class Clock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clocked(
+    sim: Simulator, config_for: MakeConfig
+) -> Iterator[tuple[Runtime, WebhookReceiver, Clock]]:
+    """The daemon's receiver, its key cache on a clock the test moves."""
+    runtime = build(config_for([], watch={"webhook": {"listen": "127.0.0.1:0"}}))
+    settings, discovery = runtime.config.settings.watch.webhook, runtime.discovery
+    assert settings is not None
+    assert discovery is not None
+    clock = Clock()
+    keys = PublicKeys(runtime.client, refresh_interval=settings.key_refresh_interval, clock=clock)
+    receiver = WebhookReceiver(
+        settings, keys, lambda event: apply_event(event, runtime.watchlist, discovery)
+    )
+    receiver.start()
+    sim.webhook_url = receiver.url
+    yield runtime, receiver, clock
+    receiver.stop()
+    runtime.close()
+
+
+def key_fetches(sim: Simulator) -> int:
+    return sum(1 for _, path, _ in sim.requests if path.endswith("rsa-public-key"))
+
+
+def test_a_rotated_key_is_refetched_once_the_interval_has_passed(
+    sim: Simulator, clocked: tuple[Runtime, WebhookReceiver, Clock]
 ) -> None:
-    runtime, _ = receiving(key_refresh_interval="0s")
+    runtime, _, clock = clocked
     sim.add_room(ROOM)
     sim.start_session(ROOM, "s1")
     sim.join("s1", "alice")
@@ -117,32 +156,53 @@ def test_a_rotated_key_is_refetched(
     sim.rooms._key = None  # VideoSDK rotates its signing key
     sim.join("s1", "bob")
     sim.advance(0)
-    assert sim.rooms.deliveries[-1] == ("participant-joined", 200)
-    assert runtime.watchlist.keys() == {("s1", "alice"), ("s1", "bob")}
-    fetches = [p for _, p, _ in sim.requests if p.endswith("rsa-public-key")]
-    assert len(fetches) == 2
-
-
-def test_a_configured_key_is_used_and_an_unreachable_key_asks_for_a_retry(
-    sim: Simulator, tmp_path: Path, receiving: Callable[..., tuple[Runtime, WebhookReceiver]]
-) -> None:
-    (tmp_path / "videosdk.pem").write_text(sim.rooms.public_key_pem())
-    runtime, _ = receiving(public_key="videosdk.pem")  # relative to the config file
-    sim.add_room(ROOM)
-    sim.start_session(ROOM, "s1")
-    sim.join("s1", "alice")
+    assert sim.rooms.deliveries[-1] == ("participant-joined", 401)  # within 5m of the fetch
+    clock.now += 300  # key_refresh_interval
+    sim.join("s1", "carol")
     sim.advance(0)
-    assert runtime.watchlist.keys() == {("s1", "alice")}
-    assert not any(p.endswith("rsa-public-key") for _, p, _ in sim.requests)
+    assert sim.rooms.deliveries[-1] == ("participant-joined", 200)
+    assert runtime.watchlist.keys() == {("s1", "alice"), ("s1", "carol")}
+    assert key_fetches(sim) == 2
 
-    _, fetching = receiving()
-    sim.inject(Fault(status=500, count=2, path=r"/v2/public/rsa-public-key"))
-    body = b'{"webhookType":"session-started","data":{"sessionId":"s2"}}'
-    answer = requests.post(
-        fetching.url, data=body, headers={"videosdk-signature": sim.rooms.sign(body)}, timeout=10
+
+def test_forged_webhooks_during_a_key_outage_cost_one_fetch_per_backoff(
+    sim: Simulator, clocked: tuple[Runtime, WebhookReceiver, Clock]
+) -> None:
+    runtime, receiver, clock = clocked
+    # three failing fetches' worth: each is the client's try and its one retry
+    sim.inject(Fault(status=503, count=6, path=r"/v2/public/rsa-public-key"))
+    forged = b'{"webhookType":"participant-joined","data":{"sessionId":"s","participantId":"x"}}'
+    signature = base64.b64encode(bytes(256)).decode()  # shaped like one, signed by nobody
+    request = (
+        f"POST /videosdk/webhook HTTP/1.1\r\nvideosdk-signature: {signature}\r\n"
+        f"Content-Length: {len(forged)}\r\n\r\n"
+    ).encode() + forged
+    for waited, fetches in ((0, 2), (5, 4), (10, 6)):  # backoff 5s, then 10s, 20s...
+        clock.now += waited
+        assert concurrently(receiver.port, request, 200) == [503] * 200
+        assert key_fetches(sim) == fetches  # one fetch (and its retry) for the whole burst
+    answer = exchange(receiver.port, request)
+    assert b"\r\nRetry-After: 20\r\n" in answer  # when the next fetch may happen
+    clock.now += 20  # VideoSDK is back: the next webhook fetches the key, forged ones get 401
+    assert concurrently(receiver.port, request, 200) == [401] * 200
+    assert key_fetches(sim) == 7
+    body = json.dumps(
+        {"webhookType": "participant-joined", "data": {"sessionId": "s", "participantId": "p"}}
+    ).encode()
+    genuine = requests.post(
+        receiver.url, data=body, headers={"videosdk-signature": sim.rooms.sign(body)}, timeout=10
     )
-    assert answer.status_code == 503
-    assert answer.headers["Retry-After"] == "30"
+    assert genuine.status_code == 200
+    assert runtime.watchlist.keys() == {("s", "p")}
+    assert key_fetches(sim) == 7
+
+
+def test_the_refresh_interval_cannot_be_set_to_hammer_the_api(config_for: MakeConfig) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_for([], watch={"webhook": {"listen": "127.0.0.1:0", "key_refresh_interval": "1s"}})
+    (problem,) = caught.value.problems
+    assert problem.line is not None
+    assert "key_refresh_interval: must be at least 10s" in problem.message
 
 
 def test_rooms_outside_the_watched_ones_are_ignored(sim: Simulator, config_for: MakeConfig) -> None:

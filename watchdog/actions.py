@@ -114,16 +114,16 @@ class StoreActions:
         if alert is None or alert.status != "firing":
             return self._gone(fingerprint)
         now = self.clock()
-        matchers = [Matcher("rule", "=", alert.rule)]
+        matchers = [Matcher("alertname", "=", alert.rule)]
         if scope == "meeting" or alert.scope == "meeting":
             if not alert.meeting_id:
                 return ActionResult(
                     False, "This alert has no meeting ID to silence.", self._view(alert, now)
                 )
-            matchers.append(Matcher("meetingId", "=", alert.meeting_id))
+            matchers.append(Matcher("meeting_id", "=", alert.meeting_id))
         else:
-            matchers.append(Matcher("sessionId", "=", alert.session_id))
-            matchers.append(Matcher("participantId", "=", alert.participant_id))
+            matchers.append(Matcher("session_id", "=", alert.session_id))
+            matchers.append(Matcher("participant_id", "=", alert.participant_id))
         length = duration if duration is not None else self.meeting_max
         until = "until the meeting ends" if duration is None else f"for {format_duration(length)}"
         silence = Silence(

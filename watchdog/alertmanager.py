@@ -19,18 +19,31 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
 from watchdog.actions import end_meeting_silences
-from watchdog.alerts import Notification, Status
-from watchdog.matchers import (
+from watchdog.alerts import (
     BUILTIN_LABELS,
+    DEFAULT_GROUP_BY,
+    GROUP_BY_ALL,
+    Notification,
+    Status,
+    group_key,
+    group_labels,
+)
+from watchdog.alerts import alert_labels as receiver_labels
+from watchdog.matchers import (
+    KNOWN_LABELS,
+    RENAMED_LABELS,
+    RETIRED_LABELS,
     Matcher,
     alert_labels,
+    matcher_label,
     matches_all,
+    old_label_warning,
     parse_matchers,
 )
 from watchdog.problems import Problem
@@ -42,6 +55,7 @@ from watchdog.settings import (
     Settings,
 )
 from watchdog.stats import format_time
+from watchdog.storagefaults import StorageFault
 from watchdog.store import (
     ActiveAlert,
     AlertingSnapshot,
@@ -51,7 +65,7 @@ from watchdog.store import (
     Silence,
     Store,
 )
-from watchdog.telemetry import NOTIFICATIONS, SILENCED
+from watchdog.telemetry import QUEUED, SILENCED
 from watchdog.yamlfile import format_loc
 
 log = logging.getLogger(__name__)
@@ -69,8 +83,17 @@ class Policy:
 
     send_resolved: bool = True
     repeat_interval: timedelta = timedelta(hours=4)  # 0: never remind
-    group_by: tuple[str, ...] = ("meetingId", "rule")
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     group_wait: timedelta = timedelta(0)
+
+
+# group_by's old names: the label meant, or every label for ``fingerprint`` (one alert a group)
+GROUP_BY_RENAMED = {**RENAMED_LABELS, **RETIRED_LABELS, "fingerprint": GROUP_BY_ALL}
+
+
+def grouping(names: Iterable[str]) -> tuple[str, ...]:
+    """``group_by`` as written, in the current label names."""
+    return tuple(dict.fromkeys(GROUP_BY_RENAMED.get(n, n) for n in names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +146,7 @@ def policy_for(base: AlertingSettings, options: NotifierOptions) -> Policy:
         repeat_interval=(
             base.repeat_interval if options.repeat_interval is None else options.repeat_interval
         ),
-        group_by=tuple(base.group_by if options.group_by is None else options.group_by),
+        group_by=grouping(base.group_by if options.group_by is None else options.group_by),
         group_wait=base.group_wait if options.group_wait is None else options.group_wait,
     )
 
@@ -133,25 +156,33 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
 
     A label name that neither the core nor any rule sets is a warning: a matcher or
     ``group_by`` on it is most likely a typo (``meetingid``), and would silently
-    match nothing or group everything together.
+    match nothing or group everything together. An old label name (``meetingId``)
+    still works and is a warning naming the new one.
     """
     settings = config.settings
     found: list[Problem] = []
-    known_labels = set(BUILTIN_LABELS) | set(rule_labels)
+    known_labels = {*KNOWN_LABELS, *rule_labels}
 
-    def check_label(name: str, *loc: str | int) -> None:
-        if name not in known_labels:
-            file, line = config.line_for(*loc)
-            where = format_loc(loc)
-            found.append(
-                Problem(
-                    file,
-                    line,
-                    f"{where}: no alert has a label {name!r} (built-in: "
-                    f"{', '.join(BUILTIN_LABELS)}; or a rule's labels)",
-                    "warning",
-                )
+    def check_label(name: str, *loc: str | int, group_by: bool = False) -> None:
+        file, line = config.line_for(*loc)
+        where = format_loc(loc)
+        if group_by and name in (GROUP_BY_ALL, "fingerprint"):
+            if name == GROUP_BY_ALL:
+                return
+            message = (
+                "'fingerprint' is not a label: write '...' (every label: one notification "
+                "per alert; the old name still works)"
             )
+        elif (warning := old_label_warning(name)) is not None:
+            message = warning
+        elif name not in known_labels:
+            message = (
+                f"no alert has a label {name!r} (built-in: {', '.join(BUILTIN_LABELS)}; "
+                "or a rule's labels)"
+            )
+        else:
+            return
+        found.append(Problem(file, line, f"{where}: {message}", "warning"))
 
     names = set(settings.notifiers)
     for name, entry in settings.notifiers.items():
@@ -165,14 +196,14 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
                 found.append(Problem(file, line, f"notifiers.{name}.{key}: {message}"))
     alerting = settings.alerting
     for at, label in enumerate(alerting.group_by):
-        check_label(label, "alerting", "group_by", at)
+        check_label(label, "alerting", "group_by", at, group_by=True)
     for name, entry in settings.notifiers.items():
         labels = entry.get("group_by")
         for at, label in enumerate(labels if isinstance(labels, list) else []):
-            check_label(str(label), "notifiers", name, "group_by", at)
+            check_label(str(label), "notifiers", name, "group_by", at, group_by=True)
     for index, route in enumerate(alerting.routes):
-        for at, matcher in enumerate(parse_matchers(route.match)):
-            check_label(matcher.name, "alerting", "routes", index, "match", at)
+        for at, text in enumerate(route.match):
+            check_label(matcher_label(text) or "", "alerting", "routes", index, "match", at)
         for name in route.notify:
             if name not in names:
                 file, line = config.line_for("alerting", "routes", index, "notify")
@@ -191,11 +222,6 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
     return found
 
 
-def group_key(labels: Mapping[str, str], group_by: Sequence[str]) -> str:
-    text = "\x00".join(f"{name}={labels.get(name, '')}" for name in group_by)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence]) -> Silence | None:
     return next((s for s in silences if matches_all(s.matchers, labels)), None)
 
@@ -205,6 +231,9 @@ def plan(
 ) -> AlertingWrite:
     """Decide what to send: pure, so every rule below is tested without a clock or a disk.
 
+    - A group is what a notifier's ``group_by`` labels make of the alerts it hears
+      about; every notification carries the group's identity (Alertmanager's group
+      key and group labels), the same from its first firing to its resolve.
     - An alert change waits ``group_wait`` (counted from the change itself) so that
       alerts of one group changing together travel in one notification; ``final``
       (the one-shot ``once`` command) sends without waiting.
@@ -213,13 +242,15 @@ def plan(
       ``send_resolved``; an alert that fired and resolved before anyone was told is
       told once, as resolved, so it is never lost.
     - A silenced alert's changes wait while it is silenced: a firing one is told when
-      the silence ends (if it still fires, even if it was told before the silence),
-      a resolution is dropped.
+      the silence ends (if it still fires, even if it was told before the silence,
+      at once and with the reason "still firing; silence … ended"), a resolution is
+      dropped.
     - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``,
       unless every firing alert in it is acknowledged (issue 10).
     """
     write = AlertingWrite()
     labels = {a.alert.fingerprint: alert_labels(a.alert) for a in snapshot.alerts}
+    carried = {a.alert.fingerprint: receiver_labels(a.alert) for a in snapshot.alerts}
     muted = {
         fp: silence
         for fp, lab in labels.items()
@@ -233,16 +264,25 @@ def plan(
     visited: set[tuple[str, str]] = set()
     for name, alerts in routed.items():
         policy = config.policies[name]
-        groups: dict[str, list[ActiveAlert]] = defaultdict(list)
+        groups: dict[tuple[tuple[str, str], ...], list[ActiveAlert]] = defaultdict(list)
         for active in alerts:
-            groups[group_key(labels[active.alert.fingerprint], policy.group_by)].append(active)
-        for key, members in groups.items():
-            visited.add((name, key))
-            _plan_group(
-                _Group(name, key, policy, members, snapshot, muted.keys(), now, final),
-                write,
-                unhandled,
+            grouped = group_labels(carried[active.alert.fingerprint], policy.group_by)
+            groups[tuple(grouped.items())].append(active)
+        for formed_by, members in groups.items():
+            group = _Group(
+                name,
+                group_key(name, dict(formed_by)),
+                dict(formed_by),
+                policy,
+                members,
+                snapshot,
+                muted.keys(),
+                labels,
+                now,
+                final,
             )
+            visited.add((name, group.state_key))
+            _plan_group(group, write, unhandled)
     for name_key in snapshot.groups.keys() - visited:
         write.ended_groups.add(name_key)
     write.done_alerts = {
@@ -256,13 +296,20 @@ def plan(
 @dataclass(frozen=True, slots=True)
 class _Group:
     notifier: str
-    key: str
+    key: str  # Alertmanager's group key: {}/{receiver="slack"}:{alertname="x", ...}
+    labels: dict[str, str]  # the group_by labels its alerts share
     policy: Policy
     members: list[ActiveAlert]
     snapshot: AlertingSnapshot
     muted: Iterable[str]
+    alert_labels: Mapping[str, Mapping[str, str]]  # by fingerprint, as matchers see them
     now: datetime
     final: bool
+    # the group's key in the database (am_groups, the outbox's order): short, fixed size
+    state_key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_key", hashlib.sha256(self.key.encode()).hexdigest()[:16])
 
 
 def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> None:
@@ -295,7 +342,7 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
     firing_now = [
         a for a in group.members if a.alert.status == "firing" and a.alert.fingerprint not in muted
     ]
-    state = group.snapshot.groups.get((name, group.key))
+    state = group.snapshot.groups.get((name, group.state_key))
     if actionable:
         first_change = min(a.changed_at for a in actionable)
         if not group.final and first_change + policy.group_wait > now:
@@ -308,8 +355,25 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
             told = seen(active.alert.fingerprint)
             if told is None or told.status not in TOLD_FIRING or policy.send_resolved:
                 resolved.append(active)
-        if any(a.alert.status == "firing" for a in actionable) or resolved:
-            state = _send(group, state, firing_now + resolved, repeat=False, write=write)
+        news = [a for a in actionable if a.alert.status == "firing"]
+        if news or resolved:
+            reason = (
+                "first notification"
+                if state is None
+                else "new alerts added"
+                if news
+                else "some alerts resolved"
+                if firing_now
+                else "all alerts resolved"
+            )
+            notes = {
+                a.alert.fingerprint: note
+                for a in news
+                if (note := _silence_note(group, a, seen(a.alert.fingerprint))) is not None
+            }
+            state = _send(
+                group, state, firing_now + resolved, reason=reason, write=write, notes=notes
+            )
         for active in actionable:
             status = "firing" if active.alert.status == "firing" else "resolved"
             write.notified[(name, active.alert.fingerprint)] = Notified(active.version, status)
@@ -320,14 +384,42 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         and policy.repeat_interval > timedelta(0)
         and state.notified_at + policy.repeat_interval <= now
     ):
-        state = _send(group, state, firing_now, repeat=True, write=write)
+        state = _send(group, state, firing_now, reason="repeat interval elapsed", write=write)
     open_episode = any(
         (told := seen(a.alert.fingerprint)) is not None and told.status in TOLD_FIRING
         for a in group.members
     )
     if state is not None and not open_episode:
-        write.groups.pop((name, group.key), None)
-        write.ended_groups.add((name, group.key))
+        write.groups.pop((name, group.state_key), None)
+        write.ended_groups.add((name, group.state_key))
+    elif state is None and open_episode:
+        # told it fires, yet its group is new: group_by changed (a reload, an upgrade that
+        # renamed labels); the group starts here, so its reminders go on
+        write.groups[(name, group.state_key)] = GroupState(
+            f"{group.state_key}@{format_time(now)}", now, 0
+        )
+
+
+def _silence_note(group: _Group, active: ActiveAlert, told: Notified | None) -> str | None:
+    """ "still firing; silence … ended" for an alert told now because its silence ended.
+
+    The silence is the last to end of those matching the alert that ended after the
+    alert's latest change, i.e. while it was firing; None when no silence held it back.
+    """
+    labels = group.alert_labels[active.alert.fingerprint]
+    silence = next(
+        (
+            s
+            for s in group.snapshot.ended_silences
+            if s.ends_at > active.changed_at and matches_all(s.matchers, labels)
+        ),
+        None,
+    )
+    if silence is None:
+        held = told is not None and told.status == SILENCED_WHILE_FIRING
+        return "still firing; its silence ended" if held else None
+    comment = silence.comment if len(silence.comment) <= 80 else silence.comment[:79] + "…"
+    return f"still firing; silence {silence.id[:8]} ended ({silence.created_by}: {comment})"
 
 
 def _send(
@@ -335,11 +427,20 @@ def _send(
     state: GroupState | None,
     members: list[ActiveAlert],
     *,
-    repeat: bool,
+    reason: str,
     write: AlertingWrite,
+    notes: Mapping[str, str] | None = None,
 ) -> GroupState:
+    notes = notes or {}
     firing = sorted(
-        (a.alert for a in members if a.alert.status == "firing"), key=lambda a: a.starts_at
+        (
+            replace(a.alert, reason=notes[a.alert.fingerprint])
+            if a.alert.fingerprint in notes
+            else a.alert
+            for a in members
+            if a.alert.status == "firing"
+        ),
+        key=lambda a: a.starts_at,
     )
     resolved = sorted(
         (a.alert for a in members if a.alert.status == "resolved"),
@@ -347,7 +448,7 @@ def _send(
     )
     status: Status = "firing" if firing else "resolved"
     if state is None:
-        state = GroupState(f"{group.key}@{format_time(group.now)}", group.now, 0)
+        state = GroupState(f"{group.state_key}@{format_time(group.now)}", group.now, 0)
     state = GroupState(state.thread, group.now, state.sent + 1)
     notification = Notification(
         id=uuid.uuid4().hex,
@@ -356,11 +457,14 @@ def _send(
         alerts=(*firing, *resolved),
         created_at=group.now,
         thread=state.thread,
-        repeat=repeat,
+        repeat=reason == "repeat interval elapsed",
+        group_key=group.key,
+        group_labels=dict(group.labels),
+        reason=reason,
     )
     dedup = f"{group.notifier}|{state.thread}|{state.sent}"
-    write.outbox.append((dedup, f"group:{group.key}", notification))
-    write.groups[(group.notifier, group.key)] = state
+    write.outbox.append((dedup, f"group:{group.state_key}", notification))
+    write.groups[(group.notifier, group.state_key)] = state
     return state
 
 
@@ -424,6 +528,8 @@ class AlertManager:
             with self._lock:
                 try:
                     self.flush()
+                except StorageFault:  # counted and logged once by the store
+                    pass
                 except Exception:
                     log.exception("alert manager flush failed; retrying on the next tick")
 
@@ -451,7 +557,7 @@ class AlertManager:
             queued = self.store.apply_alerting(write)
         for _, _, notification in write.outbox:
             kind = "reminder" if notification.repeat else notification.status
-            NOTIFICATIONS.labels(notification.notifier, "queued").inc()
+            QUEUED.labels(notification.notifier).inc()
             log.info(
                 "queued %s notification for %s to %s (%d alerts)",
                 kind,
@@ -475,6 +581,8 @@ class AlertManager:
             return
         try:
             self.flush()
+        except StorageFault:  # counted and logged once by the store; retried next tick
+            pass
         except Exception:
             log.exception("alert manager flush failed; retrying on the next tick")
         finally:

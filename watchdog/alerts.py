@@ -8,6 +8,7 @@ notifier sees them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,6 +16,12 @@ from typing import Any, Literal
 from watchdog.stats import format_time, parse_time
 
 Status = Literal["firing", "resolved"]
+
+# The labels the core gives every alert, named as Alertmanager receivers expect them; the
+# rule's own ``labels`` come beside them. ``group_by``, routes and silences use these names.
+BUILTIN_LABELS = ("alertname", "severity", "meeting_id", "session_id", "participant_id")
+GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per alert
+DEFAULT_GROUP_BY = ("meeting_id", "alertname")
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -56,8 +63,10 @@ class Alert:
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
-    # why an alert resolved without a sample showing recovery, e.g. "participant left the
-    # session"; None for an ordinary resolution. ``value`` is then the last value seen.
+    # what the samples alone do not say: why a resolved alert resolved without a sample
+    # showing recovery ("participant left the session"; ``value`` is then the last value
+    # seen), or why a firing one is told again ("still firing; silence 3f482c67 ended");
+    # None otherwise
     reason: str | None = None
     sparkline: str | None = None  # the metric's recent values as unicode blocks: ▇▆▃▁▁
     values: list[float] = field(default_factory=list)  # those values, oldest first
@@ -103,6 +112,85 @@ class Alert:
         return cls(**values)
 
 
+def alert_labels(alert: Alert) -> dict[str, str]:
+    """The labels that identify an alert, as Alertmanager's receivers see them.
+
+    The rule's ``labels`` plus ``alertname``, ``severity``, ``meeting_id``, ``session_id``
+    and ``participant_id``. A label without a value is absent, never ``""`` (Alertmanager
+    treats both alike): a meeting-level alert has no ``participant_id``.
+    """
+    found = {name: str(value) for name, value in alert.labels.items() if value}
+    found["alertname"] = alert.rule
+    found["severity"] = alert.severity
+    for name, value in (
+        ("meeting_id", alert.meeting_id),
+        ("session_id", alert.session_id),
+        ("participant_id", alert.participant_id if alert.scope == "participant" else None),
+    ):
+        if value:
+            found[name] = value
+        else:
+            found.pop(name, None)
+    return found
+
+
+def group_labels(labels: Mapping[str, str], group_by: Iterable[str]) -> dict[str, str]:
+    """The labels an alert's group is formed by: its ``group_by`` labels that it carries."""
+    names = set(group_by)
+    if GROUP_BY_ALL in names:
+        return dict(labels)
+    return {name: value for name, value in labels.items() if name in names}
+
+
+def group_key(notifier: str, labels: Mapping[str, str]) -> str:
+    """A group's identity in Alertmanager's ``{route path}:{group labels}`` format.
+
+    Each notifier is a route under the root, so the key reads
+    ``{}/{receiver="oncall-slack"}:{alertname="poor-video", meeting_id="abcd-efgh-ijkl"}``:
+    the same for a group from its first firing through reminders to its resolve, and
+    different for every other group and every other notifier.
+    """
+    return f"{{}}/{{receiver={_go_quote(notifier)}}}:{label_set(labels)}"
+
+
+def label_set(labels: Mapping[str, str]) -> str:
+    """``{a="1", b="2"}``: Prometheus's ``LabelSet.String()``, sorted, values Go-quoted."""
+    return "{" + ", ".join(f"{k}={_go_quote(labels[k])}" for k in sorted(labels)) + "}"
+
+
+_GO_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def _go_quote(text: str) -> str:
+    """Go's ``strconv.Quote``: what Alertmanager writes into a group key."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # the usual case, without a loop over every character
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One message for one notifier: usually one alert, several when grouped.
@@ -111,6 +199,13 @@ class Notification:
     group) from first firing to resolution: notifiers use it to update the
     original message or reply under it. ``repeat`` marks a reminder about an
     alert already notified.
+
+    ``group_key`` and ``group_labels`` are the group's identity as the alert
+    manager formed it (see :func:`group_key`, :func:`group_labels`): the same
+    from the group's first firing through reminders to its resolve, in every
+    episode. ``reason`` says why this notification was sent, in Alertmanager's
+    words (``first notification``, ``new alerts added``, ``some alerts
+    resolved``, ``all alerts resolved``, ``repeat interval elapsed``).
     """
 
     id: str
@@ -122,6 +217,9 @@ class Notification:
     test: bool = False
     thread: str = ""
     repeat: bool = False
+    group_key: str = ""
+    group_labels: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,19 +232,38 @@ class Notification:
             "test": self.test,
             "thread": self.thread,
             "repeat": self.repeat,
+            "group_key": self.group_key,
+            "group_labels": self.group_labels,
+            "reason": self.reason,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Notification:
         created = parse_time(data.get("created_at")) or datetime.now(UTC)
+        alerts = tuple(Alert.from_dict(a) for a in data["alerts"])
+        if "group_key" in data:
+            key, labels = str(data["group_key"]), dict(data.get("group_labels") or {})
+        else:  # written before groups had an identity: the default grouping's
+            key, labels = group_identity(data["notifier"], alerts, DEFAULT_GROUP_BY)
         return cls(
             id=data["id"],
             notifier=data["notifier"],
             status=data["status"],
-            alerts=tuple(Alert.from_dict(a) for a in data["alerts"]),
+            alerts=alerts,
             created_at=created,
             attempt=int(data.get("attempt", 1)),
             test=bool(data.get("test", False)),
             thread=str(data.get("thread", "")),
             repeat=bool(data.get("repeat", False)),
+            group_key=key,
+            group_labels=labels,
+            reason=str(data.get("reason", "")),
         )
+
+
+def group_identity(
+    notifier: str, alerts: Sequence[Alert], group_by: Iterable[str]
+) -> tuple[str, dict[str, str]]:
+    """``(group_key, group_labels)`` of the group the first of ``alerts`` belongs to."""
+    labels = group_labels(alert_labels(alerts[0]), group_by) if alerts else {}
+    return group_key(notifier, labels), labels

@@ -9,9 +9,10 @@ OTHER_DISTRIBUTION = "watchdog"
 MESSAGE = (
     "videosdk-watchdog cannot run in this Python environment: the PyPI package "
     "'watchdog' {version} (filesystem events) is installed here and uses the same "
-    "import name. Install videosdk-watchdog in its own virtual environment, e.g.\n"
+    "import name. Install videosdk-watchdog in its own virtual environment, from its "
+    "checkout or a wheel built from it, e.g.\n"
     "    python3 -m venv /opt/videosdk-watchdog && "
-    "/opt/videosdk-watchdog/bin/pip install videosdk-watchdog"
+    "/opt/videosdk-watchdog/bin/pip install /path/to/videosdk-watchdog"
 )
 
 

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from watchdog import outbox, silences
@@ -21,11 +22,13 @@ from watchdog.clash import ImportClashError, ensure_no_clash
 from watchdog.daemon import build, token, validate
 from watchdog.database import DatabaseError
 from watchdog.demo import run_demo
-from watchdog.logs import setup_logging
+from watchdog.durations import parse_duration
+from watchdog.logs import hide, setup_logging
 from watchdog.migrate import pending_note, run_migrate
 from watchdog.notifytest import send_test
-from watchdog.plugins import load_plugins
+from watchdog.plugins import config_redactor, load_plugins
 from watchdog.problems import ConfigError
+from watchdog.redaction import Redactor
 from watchdog.replay import problems_for_missing, replay
 from watchdog.routing import alert_from
 from watchdog.rulecheck import semantic_problems
@@ -40,6 +43,7 @@ from watchdog.status import print_status
 from watchdog.store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+EXIT_SIGPIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
 
 log = logging.getLogger("watchdog")
 
@@ -76,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--now",
         metavar="TIME",
-        help="ISO-8601 end of the recording, for absent-data rules (default: gaps only)",
+        help="end of the recording, for absent-data rules: an ISO-8601 time, or an offset "
+        "after the newest sample such as 10m (default: gaps only)",
     )
     test_rules = sub.add_parser("test-rules", help="run the test cases in rules files")
     test_rules.add_argument("files", metavar="FILE", nargs="+")
@@ -124,8 +129,7 @@ def _alerting_commands(sub: Any, with_config: Any) -> None:
         default=[],
         metavar="MATCHER",
         help="label=value, label!=value, label=~regex or label!~regex (repeatable); labels: "
-        "rule, severity, meetingId, sessionId, participantId, participantName, fingerprint "
-        "and the rules' own labels",
+        "alertname, severity, meeting_id, session_id, participant_id and the rules' own labels",
     )
     add.add_argument("--for", dest="duration", default="1h", help="how long (default 1h)")
     add.add_argument("--comment", default="", help="why (required)")
@@ -155,20 +159,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging(os.environ.get("WATCHDOG_LOG__LEVEL", "info"))
     try:
-        return int(_COMMANDS[args.command](args))
+        code = int(_COMMANDS[args.command](args))
+        sys.stdout.flush()  # a reader gone early (``| head``) shows here, not at exit
+        return code
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """``schema config | head``: the reader has what it wanted. Exit quietly with the
+    status a tool killed by SIGPIPE has, and let nothing write to the closed pipe again
+    (Python would complain at exit), as the ``signal`` module's docs advise."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_SIGPIPE
+
+
+def _loaded(args: argparse.Namespace) -> tuple[Config, Redactor]:
+    """The daemon's config (a file must exist: these commands read its state or
+    credentials), logging set up from it, and its secrets hidden from every log line."""
+    config = load_config(args.config, required=True)
+    setup_logging(config.settings.log.level, config.settings.log.format)
+    redactor = config_redactor(config, load_plugins())
+    hide(redactor)
+    return config, redactor
 
 
 def _config(args: argparse.Namespace) -> Config:
-
-    config = load_config(args.config)
-    setup_logging(config.settings.log.level, config.settings.log.format)
-    return config
+    return _loaded(args)[0]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -279,11 +304,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(missing)
     rules = load_rules([args.rules])
-    now = None
+    now: datetime | timedelta | None = None
     if args.now is not None:
         now = parse_time(args.now)
         if now is None:
-            raise ConfigError.single("--now", None, f"{args.now!r} is not an ISO-8601 time")
+            try:
+                now = parse_duration(args.now)
+            except ValueError:
+                raise ConfigError.single(
+                    "--now",
+                    None,
+                    f"{args.now!r} is neither an ISO-8601 time nor an offset after the "
+                    "newest sample like 10m",
+                ) from None
     for transition in replay(rules, args.stats, now=now):
         print(json.dumps(transition.to_json()))
     return EXIT_OK
@@ -308,23 +341,25 @@ def cmd_test_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(schema(args.kind), indent=2))
+    types = load_plugins().notifier_types if args.kind == "config" else None
+    print(json.dumps(schema(args.kind, types), indent=2))
     return EXIT_OK
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
 
-    config = _config(args)
-    return send_test(config, args.name)
+    config, redactor = _loaded(args)
+    return send_test(config, args.name, redactor)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-
+    """Exit 1 when a plugin failed to load or register, so a deploy script notices."""
     host = load_plugins()
     infos = list(host.plugins.values())
+    failed = EXIT_FAILURE if any(info.error for info in infos) else EXIT_OK
     if args.json:
         print(json.dumps([i.to_json() for i in infos], indent=2))
-        return EXIT_OK
+        return failed
     for info in infos:
         version = info.version or "?"
         types = ", ".join(info.notifier_types) or "-"
@@ -332,7 +367,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if info.error:
             line += f"\n    ERROR: {info.error}"
         print(line)
-    return EXIT_OK
+    return failed
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -343,7 +378,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return print_status(load_config(args.config), sys.stdout, as_json=args.json)
+    config, redactor = _loaded(args)
+    return print_status(config, sys.stdout, as_json=args.json, redact=redactor)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -373,18 +409,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
-def _state(args: argparse.Namespace) -> tuple[Config, Store]:
-    config = _config(args)
-    return config, Store(config.state_url)
+def _state(args: argparse.Namespace) -> tuple[Config, Redactor, Store]:
+    config, redactor = _loaded(args)
+    return config, redactor, Store(config.state_url)
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
-    config, store = _state(args)
+    config, _, store = _state(args)
     try:
         if args.action == "add":
             silence = silences.add(
                 store, args.match, args.duration, args.comment, created_by=args.author
             )
+            for warning in silences.old_names(args.match):
+                print(f"warning: {warning}", file=sys.stderr)
             _warn_unknown_labels(config, args.match)
             print(silence.id)
             print(
@@ -415,10 +453,11 @@ def _warn_unknown_labels(config: Config, matchers: list[str]) -> None:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    config, store = _state(args)
+    config, redactor, store = _state(args)
     try:
-        if args.action == "list":
+        if args.action == "list":  # rows written before this redaction rule are masked too
             rows = outbox.describe(store, config.settings.delivery.warn_after)
+            rows = redactor.data(rows)
             print(outbox.to_json(rows) if args.json else outbox.render(rows))
         else:
             ids = None

@@ -42,9 +42,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
 
-from watchdog.database import Cursor
+from watchdog.database import ROUND_TRIPS, Cursor
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import format_time
 from watchdog.store import LEADER_LOCK, Key, Store
@@ -53,19 +53,48 @@ log = logging.getLogger(__name__)
 
 # LEADER_LOCK (watchdog.store): discovery, alert manager, meeting rules, lease bookkeeping
 
-LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds")
+# on PostgreSQL only: exported by join(), so on SQLite they are absent rather than 0
+LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds", registry=None)
 LEASE_TAKEOVERS = Counter(
-    "watchdog_lease_takeovers", "Leases taken over from an instance whose heartbeat went stale"
+    "watchdog_lease_takeovers",
+    "Leases taken over from an instance whose heartbeat went stale",
+    registry=None,
 )
-LEASES_CLAIMED = Counter("watchdog_leases_claimed", "Leases claimed (new or taken over)")
-LEASES_RELEASED = Counter("watchdog_leases_released", "Leases handed back for rebalancing")
-LEASES_LOST = Counter("watchdog_leases_lost", "Leases this instance found taken by another")
+LEASES_CLAIMED = Counter(
+    "watchdog_leases_claimed", "Leases claimed (new or taken over)", registry=None
+)
+LEASES_RELEASED = Counter(
+    "watchdog_leases_released", "Leases handed back for rebalancing", registry=None
+)
+LEASES_LOST = Counter(
+    "watchdog_leases_lost", "Leases this instance found taken by another", registry=None
+)
 STALE_WRITES = Counter(
-    "watchdog_stale_writes_rejected", "Poll results rejected because the lease had moved on"
+    "watchdog_stale_writes_rejected",
+    "Poll results rejected because the lease had moved on",
+    registry=None,
 )
-INSTANCES_LIVE = Gauge("watchdog_instances_live", "Instances with a fresh heartbeat")
-LEADER = Gauge("watchdog_leader", "1 while this instance runs discovery and the alert manager")
-DATABASE_UP = Gauge("watchdog_database_up", "1 while the last heartbeat reached the database")
+INSTANCES_LIVE = Gauge("watchdog_instances_live", "Instances with a fresh heartbeat", registry=None)
+LEADER = Gauge(
+    "watchdog_leader",
+    "1 while this instance runs discovery and the alert manager",
+    registry=None,
+)
+DATABASE_UP = Gauge(
+    "watchdog_database_up", "1 while the last heartbeat reached the database", registry=None
+)
+METRICS = (
+    LEASES_HELD,
+    LEASE_TAKEOVERS,
+    LEASES_CLAIMED,
+    LEASES_RELEASED,
+    LEASES_LOST,
+    STALE_WRITES,
+    INSTANCES_LIVE,
+    LEADER,
+    DATABASE_UP,
+    ROUND_TRIPS,
+)
 
 NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
@@ -433,6 +462,9 @@ def join(  # noqa: PLR0917
     """Wire a cluster member into the running parts: the poller polls what this instance
     leases, writes fenced, and picks up a taken-over participant's committed state; the
     dispatcher claims rows; the alert manager flushes on the leader only."""
+    for metric in METRICS:
+        with contextlib.suppress(ValueError):  # exported by an earlier member of this process
+            REGISTRY.register(metric)
     cluster = Cluster(store, url, lease_seconds, ident)
 
     def acquire(key: Key) -> None:

@@ -10,12 +10,13 @@ from watchdog.actions import StoreActions
 from watchdog.alertmanager import AlertingConfig, AlertManager
 from watchdog.discovery import Discovery
 from watchdog.dispatcher import Dispatcher
-from watchdog.plugins import PluginHost, load_plugins
+from watchdog.logs import hide
+from watchdog.plugins import PluginHost, config_redactor, load_plugins
 from watchdog.poller import CycleReport, Poller
 from watchdog.problems import ConfigError, Problem
 from watchdog.rulecheck import semantic_problems
 from watchdog.rules import RuleSet, check_notifiers, load_rules
-from watchdog.settings import Config, environment_problems
+from watchdog.settings import Config, environment_problems, request_deadline
 from watchdog.store import Store
 from watchdog.tokens import TokenSource
 from watchdog.videosdk import VideoSDKClient
@@ -104,6 +105,8 @@ class Runtime:
 def build(config: Config, dry_run: bool = False) -> Runtime:
     """Validate and construct everything; ConfigError (exit 2) on any error."""
     host = load_plugins()
+    redactor = config_redactor(config, host)
+    hide(redactor)
     rules, problems = validate(config, host)
     errors = [p for p in problems if p.severity == "error"]
     for warning in (p for p in problems if p.severity == "warning"):
@@ -115,7 +118,11 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
     notifiers = host.build(
         settings.notifiers, store.notifier_state, where=config.line_for, actions=StoreActions(store)
     )
-    client = VideoSDKClient(settings.videosdk, pool_size=settings.poll.concurrency)
+    client = VideoSDKClient(
+        settings.videosdk,
+        pool_size=settings.poll.concurrency,
+        deadline=request_deadline(settings).total_seconds(),
+    )
     delivery = settings.delivery
     dispatcher = Dispatcher(
         store,
@@ -124,7 +131,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         delivery.max_backoff,
         warn_after=delivery.warn_after,
         concurrency=delivery.concurrency,
-        secrets=host.secrets,
+        redactor=redactor,
     )
     manager = AlertManager(store, AlertingConfig.from_settings(settings), dispatcher.wake)
     watch = settings.watch
@@ -147,6 +154,7 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         dry_run=dry_run,
         on_enqueue=manager.intake,
         observer=watchlist,
+        max_clock_skew=settings.poll.max_clock_skew,
     )
     return Runtime(
         config, rules, host, store, client, poller, dispatcher, manager, watchlist, discovery

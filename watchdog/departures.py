@@ -67,4 +67,5 @@ def depart(poller: Poller, key: Key, reason: str, info: ParticipantInfo) -> int:
     poller.cursors.pop(key, None)
     poller.memories.pop(key, None)  # rule windows (watchdog.engine.Memory)
     poller.infos.pop(key, None)
+    poller.future_warned.discard(key)
     return resolved

@@ -6,6 +6,17 @@ room or for all rooms) and each one's active participants (``GET
 needed, then reconciles the watch list: newcomers are watched, those gone
 leave. A listing that fails never makes anyone leave: a pass that could not
 see a session says nothing about who is in it.
+
+A pass costs what the ongoing calls cost, not the account's history. The
+listing is asked for ``status=ongoing`` (VideoSDK's Server SDK documents the
+filter; its REST page does not, so every session's own status is still
+checked). Where the filter is not honoured, the listing's newest-first order
+bounds the walk: a session not seen by the last complete pass must have
+started since (less a margin for clock skew and listing lag), so paging stops
+at the first page that reaches back before that. Sessions the last pass saw
+ongoing and this one did not reach are kept and checked one by one (their
+active participants; a 404 asks the session itself whether it ended). A
+listing found out of order is walked whole from then on.
 """
 
 from __future__ import annotations
@@ -16,11 +27,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from watchdog.settings import WatchSettings
+from watchdog.stats import clip_text
+from watchdog.storagefaults import StorageFault
 from watchdog.store import Key
 from watchdog.telemetry import DISCOVERY_RUNS, DISCOVERY_SECONDS
 from watchdog.videosdk import BadResponseError, NotFoundError, VideoSDKClient, VideoSDKError
@@ -31,22 +44,31 @@ log = logging.getLogger(__name__)
 PER_PAGE = 100
 MAX_PAGES = 10_000  # a pageInfo that never ends must not loop for ever
 ROOM_ID = re.compile(r"[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}")
+# how far before the last complete listing a session may have started and still be new to
+# us: clock skew between VideoSDK's hosts, and a session that appears in the listing late
+LISTING_MARGIN = timedelta(minutes=5)
 
 
 def pages(
     client: VideoSDKClient, path: str, params: dict[str, Any], endpoint: str
-) -> Iterator[list[dict[str, Any]]]:
-    """The ``data`` items of each page, fetched only when the caller asks for the next."""
+) -> Iterator[tuple[list[dict[str, Any]], datetime | None]]:
+    """Each page's ``data`` items and the server's time, fetched only when the caller asks.
+
+    ``data`` may be one object rather than a list (a stored copy of VideoSDK's docs
+    shows the active-participants answer that way): it is then a page of one.
+    """
     page = 1
     while True:
-        body = client.get_json(
+        body, served_at = client.get_json_at(
             path, {**params, "page": page, "perPage": PER_PAGE}, endpoint=endpoint
         )
         data = body.get("data") if isinstance(body, dict) else None
+        if isinstance(data, dict):
+            data = [data]
         if not isinstance(data, list):
-            raise BadResponseError(f"{path}: response has no 'data' list")
+            raise BadResponseError(f"{path}: response has no 'data' list or object")
         items = [item for item in data if isinstance(item, dict)]
-        yield items
+        yield items, served_at
         info = body.get("pageInfo")
         last = info.get("lastPage") if isinstance(info, dict) else None
         if not data or page >= MAX_PAGES:
@@ -59,20 +81,18 @@ def pages(
         page += 1
 
 
-def iter_sessions(
-    client: VideoSDKClient, room_id: str | None = None, custom_room_id: str | None = None
-) -> Iterator[dict[str, Any]]:
-    params = {
-        key: value
-        for key, value in (("roomId", room_id), ("customRoomId", custom_room_id))
-        if value
-    }
-    for page in pages(client, "/v2/sessions/", params, "sessions"):
-        yield from page
+def session_pages(
+    client: VideoSDKClient, query: dict[str, str]
+) -> Iterator[tuple[list[dict[str, Any]], datetime | None]]:
+    """Pages of the sessions listing for a ``room_id``/``custom_room_id`` query, ongoing only
+    where the API honours the filter."""
+    names = {"room_id": "roomId", "custom_room_id": "customRoomId"}
+    params = {names[key]: value for key, value in query.items()}
+    return pages(client, "/v2/sessions/", {**params, "status": "ongoing"}, "sessions")
 
 
 def iter_rooms(client: VideoSDKClient) -> Iterator[dict[str, Any]]:
-    for page in pages(client, "/v2/rooms", {}, "rooms"):
+    for page, _ in pages(client, "/v2/rooms", {}, "rooms"):
         yield from page
 
 
@@ -81,7 +101,7 @@ def active_participants(client: VideoSDKClient, session_id: str) -> list[dict[st
     path = f"/v2/sessions/{quote(session_id, safe='')}/participants/active"
     found: list[dict[str, Any]] = []
     try:
-        for page in pages(client, path, {}, "active_participants"):
+        for page, _ in pages(client, path, {}, "active_participants"):
             for item in page:
                 # documented: sessions each holding "participants"; tolerate a flat list too
                 members = item.get("participants")
@@ -101,8 +121,38 @@ def is_ongoing(session: dict[str, Any]) -> bool:
     return session.get("end") is None
 
 
+def session_ended(client: VideoSDKClient, session_id: str) -> bool:
+    """Whether VideoSDK says the session is over (404: it does not know it, so over too)."""
+    try:
+        session = client.get_json(f"/v2/sessions/{quote(session_id, safe='')}", endpoint="session")
+    except NotFoundError:
+        return True
+    return isinstance(session, dict) and not is_ongoing(session)
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _started(session: dict[str, Any]) -> datetime | None:
+    start = session.get("start")
+    if not isinstance(start, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(start)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class Listing:
+    """One query's ongoing sessions (session id -> room id) and how far the walk went."""
+
+    ongoing: dict[str, str | None] = field(default_factory=dict)
+    served_at: datetime | None = None  # the server's time at the first page
+    truncated: bool = False  # stopped at sessions older than the last complete listing
+    out_of_order: bool = False
 
 
 @dataclass(slots=True)
@@ -135,6 +185,10 @@ class Discovery:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="discover")
         self._rooms = frozenset(settings.rooms)
         self._missing_rooms: set[str] = set()  # configured customRoomIds no room has (yet)
+        # per listing query: the server time of its last complete walk, and what was ongoing
+        self._listed_at: dict[str, datetime] = {}
+        self._known: dict[str, dict[str, str | None]] = {}
+        self._ordered = True  # the listing has always come newest first
         filters = settings.filters
         self._needs_room_names = bool(settings.all_rooms or not settings.rooms) and bool(
             filters.include_rooms or filters.exclude_rooms
@@ -153,7 +207,7 @@ class Discovery:
 
     def seen(self, room_id: str | None, name: str | None) -> Seen:
         custom = self.custom_ids.get(room_id) if room_id else None
-        return Seen(room_id=room_id, name=name, custom_room_id=custom)
+        return Seen(room_id=room_id, name=clip_text(name), custom_room_id=custom)
 
     def run(self) -> DiscoveryReport:
         """One pass; never raises, so the scheduler keeps going."""
@@ -162,6 +216,8 @@ class Discovery:
         try:
             self._run(report)
             DISCOVERY_RUNS.labels("ok" if report.complete else "partial").inc()
+        except StorageFault:  # counted and logged once by the store
+            DISCOVERY_RUNS.labels("failed").inc()
         except Exception:
             DISCOVERY_RUNS.labels("failed").inc()
             log.exception("discovery pass failed")
@@ -181,6 +237,7 @@ class Discovery:
 
     def _run(self, report: DiscoveryReport) -> None:
         ongoing: dict[str, str | None] = {}  # session id -> room id
+        carried: set[str] = set()  # ongoing last pass, not reached by this pass's listing
         self._learn_room_names()
         queries: list[dict[str, str]] = [{}]
         if self._rooms:
@@ -189,24 +246,39 @@ class Discovery:
                 for r in sorted(self._rooms)
             ]
         for query in queries:
+            name = ",".join(f"{k}={v}" for k, v in sorted(query.items()))
             try:
-                for session in iter_sessions(self.client, **query):
-                    session_id = _text(session.get("id")) or _text(session.get("sessionId"))
-                    if session_id is None or not is_ongoing(session):
-                        continue
-                    room_id = _text(session.get("roomId"))
-                    if room_id and "custom_room_id" in query:
-                        self.custom_ids[room_id] = query["custom_room_id"]
-                    ongoing[session_id] = room_id
+                listing = self._list(query, self._listed_at.get(name))
             except VideoSDKError as exc:
                 report.complete = False
                 log.warning("listing sessions %s failed: %s", query or "of all rooms", exc)
+                continue
+            listed = listing.ongoing
+            if listing.truncated:
+                known = self._known.get(name, {})
+                carried.update(s for s in known if s not in listed)
+                listed = {**{s: known[s] for s in carried if s in known}, **listed}
+            if listing.out_of_order and self._ordered:
+                self._ordered = False
+                log.warning(
+                    "the sessions listing is not newest first: each discovery pass now reads "
+                    "all of it"
+                )
+            ongoing.update(listed)
+            self._known[name] = listed
+            if listing.served_at is not None:
+                self._listed_at[name] = listing.served_at
         report.sessions = len(ongoing)
         found: dict[Key, Seen] = {}
         ids = list(ongoing)
         for session_id, members in zip(ids, self._pool.map(self._members, ids), strict=True):
             if members is None:
                 report.failed_sessions.add(session_id)
+                continue
+            if not members and session_id in carried and self._ended(session_id, report):
+                del ongoing[session_id]
+                for known in self._known.values():
+                    known.pop(session_id, None)
                 continue
             for member in members:
                 participant = _text(member.get("participantId")) or _text(member.get("id"))
@@ -225,6 +297,41 @@ class Discovery:
             return SESSION_ENDED if report.complete else None
 
         report.joined, report.left = self.watchlist.reconcile(found, gone, report.started)
+
+    def _list(self, query: dict[str, str], listed_at: datetime | None) -> Listing:
+        """Walk one query's sessions listing, stopping where only older sessions can follow."""
+        listing = Listing()
+        cutoff = listed_at - LISTING_MARGIN if listed_at is not None else None
+        previous: datetime | None = None
+        for page, served_at in session_pages(self.client, query):
+            if listing.served_at is None:
+                listing.served_at = served_at
+            for session in page:
+                started = _started(session)
+                if started is not None:
+                    listing.out_of_order |= previous is not None and started > previous
+                    previous = started
+                session_id = _text(session.get("id")) or _text(session.get("sessionId"))
+                if session_id is None or not is_ongoing(session):
+                    continue
+                room_id = _text(session.get("roomId"))
+                if room_id and "custom_room_id" in query:
+                    self.custom_ids[room_id] = query["custom_room_id"]
+                listing.ongoing[session_id] = room_id
+            ordered = self._ordered and not listing.out_of_order
+            if ordered and cutoff is not None and previous is not None and previous < cutoff:
+                listing.truncated = True
+                break
+        return listing
+
+    def _ended(self, session_id: str, report: DiscoveryReport) -> bool:
+        """A carried session with nobody active: over, or empty for now?"""
+        try:
+            return session_ended(self.client, session_id)
+        except VideoSDKError as exc:
+            report.failed_sessions.add(session_id)
+            log.warning("checking the session failed: %s", exc, extra={"session_id": session_id})
+            return False
 
     def _learn_room_names(self) -> None:
         """roomId -> customRoomId from ``GET /v2/rooms``, for filters and webhooks that name

@@ -21,15 +21,18 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from watchdog.alerts import Notification
 from watchdog.logs import about
 from watchdog.notifiers import DeliveryError, Notifier
+from watchdog.redaction import Redactor
+from watchdog.storagefaults import StorageFault
 from watchdog.store import OutboxEntry, Store
-from watchdog.telemetry import NOTIFICATIONS, OUTBOX_DEPTH, OUTBOX_OVERDUE
+from watchdog.telemetry import ACCEPTED_LATE, DELIVERY_ATTEMPTS, OUTBOX_DEPTH, OUTBOX_OVERDUE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ class Dispatcher:
         *,
         warn_after: timedelta = timedelta(minutes=10),
         concurrency: int = 4,
-        secrets: Mapping[str, Sequence[str]] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
@@ -71,7 +74,8 @@ class Dispatcher:
         self.max_backoff = max_backoff
         self.warn_after = warn_after
         self.concurrency = concurrency
-        self.secrets = {name: tuple(values) for name, values in (secrets or {}).items()}
+        # a plugin's error may quote its token or webhook URL: never log or store that
+        self.redactor = redactor or Redactor()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,7 +96,7 @@ class Dispatcher:
         self._wake.set()
 
     def set_notifiers(
-        self, notifiers: Mapping[str, Notifier], secrets: Mapping[str, Sequence[str]] | None = None
+        self, notifiers: Mapping[str, Notifier], redactor: Redactor | None = None
     ) -> None:
         """Swap in reloaded notifiers; a dropped name's rows wait in the outbox until it is back.
 
@@ -103,8 +107,8 @@ class Dispatcher:
             lifecycle([n for n in old.values() if n not in notifiers.values()], "close")
             lifecycle([n for n in notifiers.values() if n not in old.values()], "start")
         self.notifiers = dict(notifiers)
-        if secrets is not None:
-            self.secrets = {name: tuple(values) for name, values in secrets.items()}
+        if redactor is not None:
+            self.redactor = redactor
         self._warned_unknown.clear()
         self.wake()
 
@@ -127,6 +131,8 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self.deliver_due()
+            except StorageFault:  # counted and logged once by the store; retried
+                pass
             except Exception:
                 log.exception("outbox delivery pass failed; retrying")
             self._wake.wait(timeout=max(0.02, min(IDLE_POLL, self._next_due)))
@@ -236,7 +242,7 @@ class Dispatcher:
                 if attempt.error is None:
                     self.store.delivered(entry.id)
                     recorded = DELIVERED
-                    NOTIFICATIONS.labels(entry.notifier, "sent_late").inc()
+                    ACCEPTED_LATE.labels(entry.notifier).inc()
                     log.warning(
                         "notifier %s accepted a notification after its attempt had timed out",
                         entry.notifier,
@@ -244,6 +250,8 @@ class Dispatcher:
                     )
             else:
                 recorded = self._settle(attempt)
+        except StorageFault:  # counted and logged once by the store
+            pass
         except Exception:
             if not self._stop.is_set():
                 log.exception("recording the outcome of a delivery to %s failed", entry.notifier)
@@ -283,9 +291,8 @@ class Dispatcher:
                 self.timeout,
             )
         for attempt in expired:
-            NOTIFICATIONS.labels(attempt.entry.notifier, "timeout").inc()
             entry = attempt.entry
-            attempts = self._retry(entry, f"timed out after {self.timeout:g}s", None)
+            attempts = self._retry(entry, f"timed out after {self.timeout:g}s", None, "timeout")
             with self._lock:
                 self._recorded[entry.id] = attempts
                 if self._inflight.get(entry.id) is attempt:
@@ -295,15 +302,15 @@ class Dispatcher:
         """Record an attempt's outcome; returns the attempts now recorded (or DELIVERED)."""
         entry, error = attempt.entry, attempt.error
         if isinstance(error, DeliveryError):
-            text = self._redact(entry.notifier, str(error) or type(error).__name__)
+            text = self.redactor(str(error) or type(error).__name__)
             if error.permanent:
                 return self._permanent(entry, text)
             return self._retry(entry, text, error.retry_after)
         if error is not None:
-            text = self._redact(entry.notifier, f"{type(error).__name__}: {error}")
+            text = self.redactor(f"{type(error).__name__}: {error}")
             return self._retry(entry, text, None)
         self.store.delivered(entry.id)
-        NOTIFICATIONS.labels(entry.notifier, "sent").inc()
+        DELIVERY_ATTEMPTS.labels(entry.notifier, "sent").inc()
         log.info(
             "delivered %s notification for %s to %s",
             "reminder" if entry.notification.repeat else entry.notification.status,
@@ -313,20 +320,20 @@ class Dispatcher:
         )
         return DELIVERED
 
-    def _redact(self, notifier: str, text: str) -> str:
-        """A plugin's error may quote its token or webhook URL: never log or store that."""
-        for secret in self.secrets.get(notifier, ()):
-            text = text.replace(secret, "**********")
-        return text
-
-    def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> int:
+    def _retry(
+        self,
+        entry: OutboxEntry,
+        error: str,
+        retry_after: float | None,
+        outcome: Literal["failed", "timeout"] = "failed",
+    ) -> int:
         attempts = entry.attempts + 1
         delay = (
             timedelta(seconds=max(0.0, retry_after))
             if retry_after is not None
             else backoff(attempts, self.max_backoff)
         )
-        NOTIFICATIONS.labels(entry.notifier, "failed").inc()
+        DELIVERY_ATTEMPTS.labels(entry.notifier, outcome).inc()
         log.warning(
             "notifier %s failed (attempt %d): %s; retrying in %.1fs",
             entry.notifier,
@@ -341,7 +348,7 @@ class Dispatcher:
     def _permanent(self, entry: OutboxEntry, error: str) -> int:
         """Retrying cannot help until someone fixes something: keep it, retry slowly."""
         attempts = entry.attempts + 1
-        NOTIFICATIONS.labels(entry.notifier, "rejected").inc()
+        DELIVERY_ATTEMPTS.labels(entry.notifier, "rejected").inc()
         level = logging.WARNING if entry.permanent else logging.ERROR
         log.log(
             level,

@@ -7,10 +7,15 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+# one part: a number, its unit, blanks around both (`30s`, `30 s`, `1h 30m`); the JSON
+# Schema's pattern is built from the same text, so an editor and `check` agree
+_NUMBER_UNIT = r"\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)"
+_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
+PATTERN = rf"^\s*(?:{_NUMBER_UNIT}\s*)+$|^\s*0\s*$"
+_ZERO = r"^\s*(?:0+(?:\.0+)?\s*(?:ms|s|m|h|d)\s*)+$|^\s*0\s*$"
 MAX_DURATION = timedelta(days=30)
 """No setting or rule means more than this; larger numbers are typos (or attacks)."""
 
@@ -27,18 +32,18 @@ def parse_duration(value: Any, limit: timedelta = MAX_DURATION) -> timedelta:
         return _bounded(value, limit)
     if not isinstance(value, str):
         raise ValueError("a duration like 30s, 5m or 1h30m is expected")
-    text = value.strip().replace(" ", "")
+    text = value.strip()
     if text in ("0", ""):
         if text == "":
             raise ValueError("a duration like 30s, 5m or 1h30m is expected")
         return timedelta(0)
     pos, total = 0, 0.0
-    for match in _PART.finditer(text):
-        if match.start() != pos:
-            break
+    # each part matched where the last ended: a failed search from every later position
+    # (finditer) would cost the square of a long run of blanks
+    while match := _PART.match(text, pos):
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if pos != len(text):
+    if pos != len(text) or pos == 0:
         raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h30m (units: ms s m h d)")
     return _bounded(total, limit)
 
@@ -73,10 +78,33 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d)\s*)+$|^0$"},
+                {"type": "string", "pattern": PATTERN},
                 {"type": "number", "minimum": 0},
             ],
             "description": "a duration: 30s, 5m, 1h30m (ms s m h d), or seconds",
+        }
+    ),
+]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be greater than 0s")
+    return value
+
+
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": PATTERN, "not": {"pattern": _ZERO}},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "a duration greater than 0: 30s, 5m, 1h30m (ms s m h d), or seconds",
         }
     ),
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -44,6 +45,25 @@ class AlertState:
     fired_at: datetime | None = None
     keep_firing_since: datetime | None = None  # condition cleared, still firing (keep_firing_for)
 
+    def clamped(self, limit: datetime, now: datetime) -> AlertState:
+        """Times after ``limit`` moved to ``now`` (a state a sample stamped in the future
+        left: pending since then it would never fire); ``self`` if none is."""
+        times = (self.active_since, self.fired_at, self.keep_firing_since)
+        if all(moment is None or moment <= limit for moment in times):
+            return self
+        return replace(
+            self,
+            active_since=_before(self.active_since, limit, now),
+            fired_at=None if self.fired_at is None else _before(self.fired_at, limit, now),
+            keep_firing_since=None
+            if self.keep_firing_since is None
+            else _before(self.keep_firing_since, limit, now),
+        )
+
+
+def _before(moment: datetime, limit: datetime, now: datetime) -> datetime:
+    return now if moment > limit else moment
+
 
 @dataclass(frozen=True, slots=True)
 class Condition:
@@ -70,6 +90,25 @@ class Memory:
             {metric: points.copy() for metric, points in self.series.items()},
             dict(self.conditions),
         )
+
+    def clamp(self, limit: datetime, now: datetime) -> bool:
+        """Forget what samples stamped after ``limit`` left (stored before such samples
+        were refused, they would hide every real sample to come): the newest time becomes
+        ``now`` and points after it go, so series stay in order. True if anything changed."""
+        changed = False
+        if self.last_time is not None and self.last_time > limit:
+            self.last_time, changed = now, True
+            if self.first_time is not None and self.first_time > now:
+                self.first_time = now
+            cutoff = micros(now)
+            for metric, points in self.series.items():
+                if points.times and points.times[-1] > cutoff:
+                    kept = bisect_right(points.times, cutoff)
+                    self.series[metric] = Series(points.times[:kept], points.values[:kept])
+        for rule, condition in list(self.conditions.items()):
+            if condition.time > limit:
+                self.conditions[rule], changed = replace(condition, time=now), True
+        return changed
 
     def to_json(self) -> dict[str, Any]:
         """Version 2: each series as ``[[microseconds, ...], [value, ...]]``, written every
@@ -645,9 +684,13 @@ def evaluate_meetings(
                 threshold = float(scope.fraction or 0)
                 holds = watched > 0 and value >= threshold
             holds = holds and watched >= scope.min_participants
-            sessions = sorted({i.session_id for i, _ in fresh}) or [
-                meeting.removeprefix("session:")
-            ]
+            # the meeting's session: of those counted, else of anyone known in the meeting
+            # (a resolve after everyone's data went stale); its meeting ID is no session
+            sessions = (
+                sorted({i.session_id for i, _ in fresh})
+                or sorted({i.session_id for i, _ in members.get(meeting, ())})
+                or [meeting.removeprefix("session:")]
+            )
             info = ParticipantInfo(
                 session_id=sessions[0],
                 participant_id="",

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from watchdog.engine import AlertState
+from watchdog.storagefaults import StorageFault
 from watchdog.store import Key
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class LiveCollector(Collector):
         )
         try:
             _, created = self._outbox()
+        except StorageFault:  # counted and logged once by the store
+            return
         except Exception:  # a scrape must never take the daemon down, nor hide other metrics
             log.exception("cannot read the outbox for /metrics")
             return

@@ -1,104 +1,76 @@
 """The daemon's small HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` for checks.
 
-prometheus-client renders the exposition; we only add the health route and a
-threaded server so a slow scrape never blocks a health check. Loopback by
-default (``http.listen``), off when unset: it reveals rule names and counts,
-not secrets, but it is nobody else's business.
+prometheus-client renders the exposition (its WSGI app, so content negotiation
+and gzip stay its business); :mod:`watchdog.listener` bounds every request, so
+a slow or hostile client never blocks a health check. Loopback by default
+(``http.listen``), off when unset: it reveals rule names and counts, not
+secrets, but it is nobody else's business.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from collections.abc import Callable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+
+from watchdog.listener import Limits, Listener, Request, Response
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], tuple[bool, str]]
-StartResponse = Callable[..., Any]
+NO_STORE = (("Cache-Control", "no-store"),)
+LIMITS = Limits(max_body=0)  # GET and HEAD only: a body is refused unread
 
 
-def make_app(health: Health, registry: CollectorRegistry = REGISTRY) -> Any:
-    metrics = make_wsgi_app(registry)
+def health_handler(health: Health) -> Callable[[Request], Response]:
+    def serve(request: Request) -> Response:
+        ok, reason = health()
+        return Response.text(200 if ok else 503, reason + "\n", NO_STORE)
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            return _text(start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET")])
-        if path == "/metrics":
-            return metrics(environ, start_response)  # type: ignore[no-any-return]
-        if path == "/healthz":
-            ok, reason = health()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            return _text(start_response, status, reason + "\n")
-        return _text(start_response, "404 Not Found", "try /metrics or /healthz\n")
-
-    return app
+    return serve
 
 
-def _text(
-    start_response: StartResponse,
-    status: str,
-    body: str,
-    extra: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    data = body.encode()
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(data))),
-        ("Cache-Control", "no-store"),
-        *(extra or []),
-    ]
-    start_response(status, headers)
-    return [data]
+def metrics_handler(registry: CollectorRegistry = REGISTRY) -> Callable[[Request], Response]:
+    app = make_wsgi_app(registry)
 
+    def serve(request: Request) -> Response:
+        environ = {
+            "REQUEST_METHOD": "GET",  # HEAD too: the listener leaves the body out
+            "PATH_INFO": request.path,
+            "QUERY_STRING": request.query,
+            "HTTP_ACCEPT": request.headers.get("accept", ""),
+            "HTTP_ACCEPT_ENCODING": request.headers.get("accept-encoding", ""),
+        }
+        started: list[tuple[str, list[tuple[str, str]]]] = []
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
+        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+            started.append((status, headers))
 
+        body = b"".join(app(environ, start_response))
+        status, headers = started[0]
+        content_type = dict(headers).get("Content-Type", "text/plain")
+        extra = tuple((k, v) for k, v in headers if k.lower() != "content-type")
+        return Response(int(status.split()[0]), body, content_type, extra + NO_STORE)
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes every 15 s would drown the journal; errors still go to stderr."""
+    return serve
 
 
 class HttpEndpoint:
     """Serves until ``close``; ``url`` is where it listens (port 0 picks a free port)."""
 
     def __init__(self, host: str, port: int, health: Health) -> None:
-        server_class: type[_Server] = _Server
-        if ":" in host:
-
-            class _Server6(_Server):
-                address_family = socket.AF_INET6
-
-            server_class = _Server6
-        self._server = make_server(
-            host, port, make_app(health), server_class=server_class, handler_class=_QuietHandler
+        routes = {"/metrics": metrics_handler(), "/healthz": health_handler(health)}
+        self._listener = Listener(
+            host, port, routes, name="http", methods=("GET", "HEAD"), limits=LIMITS, logger=log
         )
-        self.host = host
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.5},
-            name="http",
-            daemon=True,
-        )
-        self._thread.start()
+        self.host, self.port = host, self._listener.port
+        self._listener.start()
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._listener.url
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._listener.close()

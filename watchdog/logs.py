@@ -5,7 +5,8 @@ already stamps each line, so the plain format drops our own timestamp and
 prefixes the syslog priority (``<3>``) instead, so ``journalctl -p warning``
 works. Code that works on one participant runs inside :func:`about`, and
 every line logged there, by any module or plugin, carries its session and
-participant IDs.
+participant IDs. Every line also passes the redaction rule (``watchdog.redaction``)
+for the secrets :func:`hide` was given, whichever library logged it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from watchdog.redaction import Redactor
 
 CONTEXT_FIELDS = ("session_id", "participant_id")
 _PRIORITIES = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
@@ -46,6 +49,28 @@ class ParticipantFilter(logging.Filter):
         if current is not None and not hasattr(record, "session_id"):
             record.session_id, record.participant_id = current
         return True
+
+
+class _Hidden(logging.Filter):
+    """The root handler's redaction: masks every secret given to :func:`hide` so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactor = Redactor()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.redactor.filter(record)
+
+
+_HIDDEN = _Hidden()
+
+
+def hide(redactor: Redactor) -> None:
+    """From now on, no log line of this process shows these secrets in any form.
+
+    Secrets hidden earlier stay hidden (a reload's old token may still be quoted).
+    """
+    _HIDDEN.redactor = _HIDDEN.redactor | redactor
 
 
 def under_journald(stream: Any = None) -> bool:
@@ -90,7 +115,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **_context(record),
         }
-        if record.exc_info:
+        if record.exc_text:  # set, and redacted, by the handler's filter
+            event["exception"] = record.exc_text
+        elif record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
         return json.dumps(event, ensure_ascii=False, default=str)
 
@@ -110,6 +137,22 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         super().emit(record)
 
 
+class _OwnRetryLines(logging.Filter):
+    """Drops urllib3's "Retrying (...) after connection broken" lines.
+
+    They name no participant and come once per retry, so an outage printed three
+    WARNINGs per failed poll. The client counts every retry
+    (``watchdog_api_retries_total``) and logs it at DEBUG with the participant;
+    the poller says what failed, once per poll and once per cycle.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Retrying ("))
+
+
+_RETRY_LINES = _OwnRetryLines()
+
+
 def setup_logging(level: str = "info", fmt: str = "plain") -> None:
     handler = _StderrHandler()
     if fmt == "json":
@@ -118,6 +161,7 @@ def setup_logging(level: str = "info", fmt: str = "plain") -> None:
         journal = under_journald()
         handler.setFormatter(PlainFormatter(timestamps=not journal, priorities=journal))
     handler.addFilter(ParticipantFilter())
+    handler.addFilter(_HIDDEN)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if isinstance(existing, _StderrHandler):  # ours from an earlier setup; keep others'
@@ -127,3 +171,6 @@ def setup_logging(level: str = "info", fmt: str = "plain") -> None:
     # APScheduler logs every job run at INFO; that is noise at a 30 s interval
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("urllib3").setLevel(max(logging.WARNING, root.level))
+    pool = logging.getLogger("urllib3.connectionpool")
+    if _RETRY_LINES not in pool.filters:
+        pool.addFilter(_RETRY_LINES)

@@ -21,6 +21,27 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict
 
 from watchdog.alerts import Alert, Notification
+from watchdog.redaction import MASK, Redactor, secret_values
+
+__all__ = [
+    "MASK",
+    "MAX_RETRY_AFTER",
+    "ActionResult",
+    "AlertActions",
+    "AlertView",
+    "DeliveryError",
+    "MemoryState",
+    "Notifier",
+    "NotifierConfig",
+    "NotifierContext",
+    "NotifierState",
+    "NotifierType",
+    "Redactor",
+    "Register",
+    "SilenceScope",
+    "retry_after_seconds",
+    "secret_values",
+]
 
 
 class NotifierConfig(BaseModel):
@@ -191,6 +212,12 @@ class NotifierContext:
     logger, durable state scoped to this entry, and ``actions`` for notifiers that
     let people act on alerts (None where there is no running daemon, e.g. notify-test).
 
+    ``redactor`` masks every form of this entry's secrets (its SecretStr fields):
+    the core already applies it to ``logger`` and to the errors ``send`` raises;
+    apply it yourself where text leaves by another way, e.g. a library's own
+    logger (``redactor.install(logger.getChild("httpx"))``), and before cutting
+    a receiver's answer short (a cut secret no longer matches).
+
     A notifier that listens for something (e.g. Slack button clicks) may define
     ``start()`` and ``close()``: the core calls ``start()`` when it puts the
     notifier in service and ``close()`` when it leaves it (reload, shutdown).
@@ -201,6 +228,7 @@ class NotifierContext:
     logger: logging.Logger
     state: NotifierState
     actions: AlertActions | None = None
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""``notify-test NAME``: prove a notifier works before an incident does."""
+"""``notify-test NAME``: prove a notifier works before an incident does.
+
+What it prints passes the redaction rule: a receiver that echoes the token or
+the webhook URL back in its error body does not put it on the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from watchdog.alerts import Alert, Notification, fingerprint
+from pydantic import ValidationError
+
+from watchdog.alertmanager import notifier_options, policy_for
+from watchdog.alerts import DEFAULT_GROUP_BY, Alert, Notification, fingerprint, group_identity
 from watchdog.notifiers import DeliveryError, MemoryState
 from watchdog.plugins import load_plugins
 from watchdog.problems import ConfigError, Problem
+from watchdog.redaction import Redactor
 from watchdog.settings import Config
 
 
@@ -37,7 +45,8 @@ def sample_alert(now: datetime | None = None) -> Alert:
     )
 
 
-def send_test(config: Config, name: str) -> int:
+def send_test(config: Config, name: str, redact: Redactor) -> int:
+    """Exit 0 when the notifier accepted the test alert; its error, masked, when not."""
     entries = config.settings.notifiers
     if name not in entries:
         file, line = config.line_for("notifiers")
@@ -48,19 +57,35 @@ def send_test(config: Config, name: str) -> int:
     host = load_plugins()
     built = host.build({name: entries[name]}, lambda _: MemoryState(), where=config.line_for)
     if name not in built:
-        print(f"{name}: the notifier failed to start: {host.build_errors[name]}", file=sys.stderr)
+        print(
+            f"{name}: the notifier failed to start: {redact(host.build_errors[name])}",
+            file=sys.stderr,
+        )
         return 1
     notifier = built[name]
+    alert = sample_alert()
+    try:
+        group_by = policy_for(config.settings.alerting, notifier_options(entries[name])).group_by
+    except ValidationError:  # `check` names the mistake; the test alert goes out regardless
+        group_by = DEFAULT_GROUP_BY
+    key, labels = group_identity(name, (alert,), group_by)
     notification = Notification(
-        id=uuid.uuid4().hex, notifier=name, status="firing", alerts=(sample_alert(),), test=True
+        id=uuid.uuid4().hex,
+        notifier=name,
+        status="firing",
+        alerts=(alert,),
+        test=True,
+        group_key=key,
+        group_labels=labels,
+        reason="first notification",
     )
     try:
         notifier.send(notification)
     except DeliveryError as exc:
-        print(f"{name}: delivery failed: {exc}", file=sys.stderr)
+        print(redact(f"{name}: delivery failed: {exc}"), file=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"{name}: notifier raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact(f"{name}: notifier raised {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
     print(f"{name}: test alert delivered")
     return 0

@@ -13,9 +13,10 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pluggy
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from watchdog import hookspecs
 from watchdog.notifiers import (
@@ -26,7 +27,9 @@ from watchdog.notifiers import (
     NotifierType,
 )
 from watchdog.problems import ConfigError, Problem, did_you_mean
-from watchdog.settings import NOTIFIER_CORE_KEYS
+from watchdog.redaction import Redactor, secret_values
+from watchdog.settings import NOTIFIER_CORE_KEYS, Config
+from watchdog.strictnumbers import number_problem
 from watchdog.yamlfile import model_fields_at, unknown_key
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,6 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self.notifier_types: dict[str, NotifierType] = {}
         self.build_errors: dict[str, str] = {}
-        # each entry's secret config values, so the core can keep them out of logs
-        self.secrets: dict[str, tuple[str, ...]] = {}
         # entry points installed when this host loaded them (None: it never did)
         self.entry_points: set[str] | None = None
 
@@ -149,6 +150,15 @@ class PluginHost:
                 continue
             # the alert manager's keys (send_resolved, repeat_interval, ...) are the core's
             body = {k: v for k, v in entry.items() if k not in NOTIFIER_CORE_KEYS}
+            # true/false for a number: the schema refuses it, so check does too (any plugin)
+            wrong = [
+                (key, p) for key, v in body.items() if (p := number_problem(kind.config, key, v))
+            ]
+            for key, message in wrong:
+                efile, eline = where("notifiers", name, key) if where else (file, line)
+                problems.append(Problem(efile, eline, f"notifiers.{name}.{key}: {message}"))
+            if wrong:
+                continue
             try:
                 configs[name] = kind.config.model_validate(body)
             except ValidationError as exc:
@@ -175,9 +185,8 @@ class PluginHost:
                 "daemon started: restart to load new plugins"
             )
         known = ", ".join(sorted(self.notifier_types)) or "none loaded"
-        return (
-            f"unknown type {kind!r}{did_you_mean(kind, self.notifier_types)} (available: {known})"
-        )
+        hint = did_you_mean(kind, self.notifier_types)
+        return f"unknown type {kind!r}{hint} (available: {known})"
 
     def new_types(self) -> dict[str, str]:
         """Notifier types of plugins installed since this host loaded its entry points
@@ -208,19 +217,20 @@ class PluginHost:
         notifiers: dict[str, Notifier] = {}
         self.build_errors = {}
         for name, config in configs.items():
-            self.secrets[name] = tuple(secret_values(config))
             kind = self.notifier_types[str(entries[name]["type"])]
+            redactor = Redactor.of(config)
             context = NotifierContext(
                 name=name,
                 config=config,
-                logger=logging.getLogger(f"watchdog.notifier.{name}"),
+                logger=redactor.install(logging.getLogger(f"watchdog.notifier.{name}")),
                 state=state(name),
                 actions=actions,
+                redactor=redactor,
             )
             try:
                 notifier: object = kind.factory(context)
             except Exception as exc:
-                self.build_errors[name] = f"{type(exc).__name__}: {exc}"
+                self.build_errors[name] = redactor(f"{type(exc).__name__}: {exc}")
             else:
                 if isinstance(notifier, Notifier):
                     notifiers[name] = notifier
@@ -252,22 +262,44 @@ def _unknown_key(model: type[BaseModel], loc: tuple[Any, ...], body: Mapping[str
     return message
 
 
-def secret_values(value: object) -> Iterator[str]:
-    """Every SecretStr/SecretBytes value inside a validated config (nested too)."""
-    if isinstance(value, SecretStr | SecretBytes):
-        raw = value.get_secret_value()
-        text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-        if len(text) >= 4:  # redacting "" or "a" would mangle every message
-            yield text
-    elif isinstance(value, BaseModel):
-        for key in type(value).model_fields:
-            yield from secret_values(getattr(value, key))
-    elif isinstance(value, dict):
+def config_redactor(config: Config, host: PluginHost) -> Redactor:
+    """Every secret a config holds: the core's settings and each notifier entry's.
+
+    The state URL's password counts too. A notifier entry that does not validate,
+    or whose plugin is not installed, cannot say which of its values are secret,
+    so all of its text values are.
+    """
+    settings = config.settings
+    found = [*secret_values(settings)]
+    password = _password(settings.state.url)
+    if password:
+        found.append(password)
+    for name, entry in settings.notifiers.items():
+        try:
+            model = host.validate({name: entry})[name]
+        except ConfigError:
+            found += _texts({k: v for k, v in entry.items() if k not in NOTIFIER_CORE_KEYS})
+        else:
+            found += secret_values(model)
+    return Redactor(found)
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _texts(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
         for item in value.values():
-            yield from secret_values(item)
-    elif isinstance(value, list | tuple | set | frozenset):
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
         for item in value:
-            yield from secret_values(item)
+            yield from _texts(item)
 
 
 def load_plugins() -> PluginHost:

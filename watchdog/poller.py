@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from watchdog.durations import format_duration
 from watchdog.engine import (
     AlertState,
     MeetingKey,
@@ -28,18 +29,22 @@ from watchdog.engine import (
     lookback,
 )
 from watchdog.logs import about
+from watchdog.pollfailures import PollFailures, credentials_refused, failure_reason
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
-from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
+from watchdog.stats import ParticipantInfo, StatsShapeError, format_time, parse_stats
+from watchdog.storagefaults import StorageFault
 from watchdog.store import Key, StaleLease, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS
-from watchdog.videosdk import NotFoundError, VideoSDKClient, VideoSDKError
+from watchdog.videosdk import DeadlineError, NotFoundError, VideoSDKClient, VideoSDKError
 
 log = logging.getLogger(__name__)
 
 
-Outcome = Literal["ok", "not_found", "error"]
+Outcome = Literal["ok", "not_found", "error", "deadline"]
+# API errors every poll meets alike while they last: logged per participant at INFO only
+SHARED_CAUSES = frozenset({"network", "server_error", "rate_limited"})
 
 
 class PollObserver(Protocol):
@@ -79,6 +84,7 @@ class Poller:
         dry_run: bool = False,
         on_enqueue: Callable[[], None] | None = None,
         observer: PollObserver | None = None,
+        max_clock_skew: timedelta = timedelta(seconds=30),
     ) -> None:
         self.client = client
         self.store = store
@@ -94,6 +100,10 @@ class Poller:
         self.meeting_states: dict[MeetingKey, AlertState] = store.load_meeting_states()
         self.infos: dict[Key, ParticipantInfo] = {}
         self.server_now: datetime | None = None
+        # samples stamped further ahead of the API's clock than this are dropped
+        self.max_clock_skew = max_clock_skew
+        self.future_warned: set[Key] = set()  # participants whose future samples were logged
+        self._repair_future()
         self._watches_absence = any(rule.absent is not None for rule in rules)
         self._lookback = lookback(rules)
         self.last_cycle: CycleReport | None = None
@@ -108,6 +118,7 @@ class Poller:
         self._workers = 0
         self._results: list[tuple[WatchedParticipant, Polled]] = []
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
+        self.failures = PollFailures()
         self._stopping = threading.Event()
         # several instances (watchdog.cluster): the lease each write is fenced with
         self.fence: Callable[[Key], tuple[str, int] | None] | None = None
@@ -131,6 +142,48 @@ class Poller:
             yield
         finally:
             self._cycle_lock.release()
+
+    def _repair_future(self) -> None:
+        """State saved from samples stamped in the future, before such samples were refused,
+        would hide every real sample to come: moved to now (the local clock: nothing was
+        polled yet), once at startup, and written back."""
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the store keeps it
+        limit = now + self.max_clock_skew
+        repaired: set[Key] = set()
+        for key, cursor in self.cursors.items():
+            if cursor > limit:
+                self.cursors[key] = now
+                repaired.add(key)
+        repaired.update(key for key, memory in self.memories.items() if memory.clamp(limit, now))
+        changed: dict[Key, set[str]] = {}
+        for key, states in self.states.items():
+            for name, state in list(states.items()):
+                if (clamped := state.clamped(limit, now)) is not state:
+                    states[name] = clamped
+                    changed.setdefault(key, set()).add(name)
+        repaired.update(changed)
+        if not repaired:
+            return
+        log.warning(
+            "repaired %d participants whose saved cursor or rule state lay in the future "
+            "(after %s, from samples stamped ahead of the clock): moved to now",
+            len(repaired),
+            format_time(limit),
+        )
+        if self.dry_run:
+            return
+        try:
+            for key in sorted(repaired):
+                self.store.commit_poll(
+                    key,
+                    self.cursors.get(key),
+                    self.states.get(key, {}),
+                    changed.get(key, set()),
+                    memory=self.memories.get(key),
+                )
+        except Exception:  # what was repaired in memory holds; polls write it later
+            log.exception("writing the repaired cursors failed")
 
     def stop(self) -> None:
         """Polls not yet started are skipped, so a stop waits only for those in flight."""
@@ -157,6 +210,7 @@ class Poller:
                 self._queue = deque()  # open before the targets are read: see poll_now
             targets = self.targets() if callable(self.targets) else self.targets
             polled = self._poll_all(targets, report)
+            self.failures.end_cycle(report.polled)
             self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(polled))
@@ -180,11 +234,15 @@ class Poller:
         if not self.dry_run:
             try:
                 self.store.flush()
+            except StorageFault:  # counted and logged once by the store; kept for the next
+                pass
             except Exception:
                 log.exception("writing this cycle's poll results failed; retrying after the next")
         if self.observer is not None:
             try:
                 self.observer.cycle_done(self)
+            except StorageFault:  # counted and logged once by the store
+                pass
             except Exception:
                 log.exception("updating the watch list after a poll cycle failed")
 
@@ -283,6 +341,8 @@ class Poller:
         if self.observer is not None:
             try:
                 self.observer.polled(target, outcome)
+            except StorageFault:  # counted and logged once by the store
+                pass
             except Exception:
                 log.exception("updating the watch list after a poll failed")
         return transitions, samples, outcome == "ok"
@@ -295,59 +355,103 @@ class Poller:
                 transitions, samples = self.poll(target)
         except NotFoundError:
             POLLS.labels("not_found").inc()
+            self.failures.failed("stats not found (404)")
             log.warning("stats not found (404)", extra=ids)
             return [], 0, "not_found"
+        except DeadlineError as exc:
+            POLLS.labels("deadline").inc()
+            self.failures.failed(failure_reason(exc), exc)
+            # in the cycle's summary; a participant that keeps hitting it is named once, as
+            # a WARNING, by the watch list
+            log.info("stats request failed: %s", exc, extra=ids)
+            return [], 0, "deadline"
         except VideoSDKError as exc:
             POLLS.labels("api_error").inc()
-            log.warning("stats request failed: %s", exc, extra=ids)
+            self.failures.failed(failure_reason(exc), exc)
+            # what every poll meets (an outage, refused credentials) is said once per cycle
+            # by the summary, and once per episode for credentials; this participant's own
+            # trouble (a 400, 422) is a WARNING here
+            shared = exc.kind in SHARED_CAUSES or credentials_refused(exc)
+            level = logging.DEBUG if credentials_refused(exc) else logging.INFO
+            log.log(
+                level if shared else logging.WARNING, "stats request failed: %s", exc, extra=ids
+            )
             return [], 0, "error"
         except StaleLease as exc:
             POLLS.labels("stale_lease").inc()
+            self.failures.failed("lease taken over by another instance")
             if self.on_stale is not None:
                 self.on_stale((target.session, target.participant), str(exc))
             return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
+            self.failures.failed("unusable stats response")
             log.warning("unusable stats response: %s", exc, extra=ids)
             return [], 0, "error"
-        except Exception:
+        except StorageFault:  # counted and logged once by the store; polled again next cycle
+            POLLS.labels("state_error").inc()
+            self.failures.failed("state database fault")
+            return [], 0, "error"
+        except Exception as exc:
             POLLS.labels("internal_error").inc()
+            self.failures.failed(f"internal error ({type(exc).__name__})")
             log.exception("poll failed unexpectedly", extra=ids)
             return [], 0, "error"
         finally:
             self.last_progress = time.monotonic()
             POLL_SECONDS.observe(self.last_progress - start)
         POLLS.labels("ok").inc()
+        self.failures.succeeded()
         return transitions, samples, "ok"
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
         key = (target.session, target.participant)
         raw, now = self.client.participant_stats_at(target.session, target.participant)
+        clock = now if now is not None else datetime.now(UTC)  # the API's, else ours
         stats = parse_stats(
             raw,
             target.session,
             target.participant,
             after=self.cursors.get(key),
             lookback=self._lookback,
+            until=clock + self.max_clock_skew,
         )
+        if stats.future and key not in self.future_warned:
+            self.future_warned.add(key)
+            log.warning(
+                "dropped %d stats samples stamped more than %s ahead of the API's clock (%s); "
+                "the others are evaluated (logged once per participant)",
+                stats.future,
+                format_duration(self.max_clock_skew),
+                format_time(clock),
+                extra={"session_id": target.session, "participant_id": target.participant},
+            )
         if self.observer is not None and not self.observer.admit(target, stats.info):
             return [], 0
         self.infos[key] = stats.info
         if now is not None and (self.server_now is None or now > self.server_now):
             self.server_now = now
-        if not stats.samples and not (self._watches_absence and now is not None):
+        memory = self._memory(key)
+        samples = stats.samples
+        if samples and memory is not None and memory.last_time is not None:
+            # the cursor stops at the API's now, so a sample stamped a little ahead of it
+            # (within the skew) shows again until that time comes: evaluated once only
+            last = memory.last_time
+            if samples[0].time <= last:
+                samples = tuple(s for s in samples if s.time > last)
+        if not samples and not (self._watches_absence and now is not None):
             return [], 0
         result = evaluate(
             self.rules,
             stats.info,
-            stats.samples,
+            samples,
             self.states.get(key, {}),
-            memory=self._memory(key),
+            memory=memory,
             now=now,
         )
-        cursor = stats.samples[-1].time if stats.samples else None
+        cursor = min(samples[-1].time, clock) if samples else None
         # a poll that moved nothing (no new sample, no state change) writes nothing
-        if not self.dry_run and (stats.samples or result.changed or result.transitions):
+        if not self.dry_run and (samples or result.changed or result.transitions):
             alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
             self.store.commit_poll(
                 key,
@@ -355,8 +459,8 @@ class Poller:
                 result.states,
                 result.changed,
                 alerts=alerts,
-                memory=result.memory if stats.samples else None,
-                info=stats.info if stats.samples and self._meeting_inputs else None,
+                memory=result.memory if samples else None,
+                info=stats.info if samples and self._meeting_inputs else None,
                 fence=self.fence(key) if self.fence is not None else None,
                 defer=not alerts,  # written with the rest after the cycle (Store.flush)
             )
@@ -366,7 +470,7 @@ class Poller:
             self.cursors[key] = cursor
         self.states[key] = result.states
         self.memories[key] = result.memory
-        SAMPLES_EVALUATED.inc(len(stats.samples))
+        SAMPLES_EVALUATED.inc(len(samples))
         ids = {"session_id": target.session, "participant_id": target.participant}
         for transition in result.transitions:
             TRANSITIONS.labels(transition.rule.name, transition.state).inc()
@@ -378,7 +482,7 @@ class Poller:
                 transition.value,
                 extra=ids,
             )
-        return result.transitions, len(stats.samples)
+        return result.transitions, len(samples)
 
     def _memory(self, key: Key) -> Memory | None:
         """The engine's memory; state from before windows existed starts at the cursor."""
@@ -396,6 +500,8 @@ class Poller:
                 self.on_stale_meetings(str(exc))
             else:
                 log.warning("%s", exc)
+            return []
+        except StorageFault:  # counted and logged once by the store
             return []
         except Exception:
             log.exception("meeting-level rule evaluation failed")

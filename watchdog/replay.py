@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +63,21 @@ def load_series(paths: Iterable[str | Path]) -> list[_Series]:
 
 
 def replay(
-    rules: RuleSet, paths: Iterable[str | Path], now: datetime | None = None
+    rules: RuleSet, paths: Iterable[str | Path], now: datetime | timedelta | None = None
 ) -> list[Transition]:
     """Transitions the daemon would have produced over the saved responses.
 
     ``now`` is the reference time at the end of the recording for absent-data
-    rules; without it only gaps inside the recorded series count.
+    rules: a time, or an offset after the newest sample in the files (the same
+    answer whenever it runs); without it only gaps inside the recorded series count.
     """
     series = [
         (entry.info, [entry.samples[t] for t in sorted(entry.samples)])
         for entry in load_series(paths)
     ]
+    if isinstance(now, timedelta):
+        newest = max((samples[-1].time for _, samples in series if samples), default=None)
+        now = newest + now if newest is not None else None
     return backtest.run(rules, series, now=now)
 
 

@@ -18,14 +18,19 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
+    with_config,
 )
 
-from watchdog.durations import Duration, format_duration, parse_duration
+from watchdog.alerts import BUILTIN_LABELS
+from watchdog.durations import Duration, PositiveDuration, format_duration, parse_duration
 from watchdog.metrics import METRICS
+from watchdog.patterns import PatternError, Regex, compile_regex
 from watchdog.problems import ConfigError, Problem, closest, did_you_mean
 from watchdog.stats import ParticipantInfo
+from watchdog.strictnumbers import refuse_non_number
 from watchdog.templates import template_problem
 from watchdog.yamlfile import (
     Document,
@@ -36,6 +41,8 @@ from watchdog.yamlfile import (
     parse,
     unknown_key,
 )
+
+LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus's label names
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 Severity = Literal["info", "warning", "critical"]
@@ -56,22 +63,23 @@ RULE_HORIZON = timedelta(days=1)
 """A rule looks at most this far back: a window keeps every sample it covers, for every
 participant, and a call-quality rule has no use for more."""
 
-RuleDuration = Annotated[
-    Duration, BeforeValidator(functools.partial(parse_duration, limit=RULE_HORIZON))
-]
+_within_horizon = BeforeValidator(functools.partial(parse_duration, limit=RULE_HORIZON))
+RuleDuration = Annotated[Duration, _within_horizon]
+PositiveRuleDuration = Annotated[PositiveDuration, _within_horizon]
 
 
+@with_config(ConfigDict(arbitrary_types_allowed=True))  # the compiled Regex is kept as is
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """One filter value: any of some exact strings, or an anchored regular expression."""
+    """One filter value: any of some exact strings, or an anchored RE2 regular expression."""
 
     exact: frozenset[str] = frozenset()
-    regex: re.Pattern[str] | None = None
+    regex: Regex | None = None
 
     def matches(self, value: str | None) -> bool:
         text = value or ""
         if self.regex is not None:
-            return self.regex.fullmatch(text) is not None
+            return self.regex.fullmatch(text)
         return text in self.exact
 
 
@@ -84,8 +92,8 @@ def _pattern(value: Any) -> Pattern:
         return Pattern(exact=frozenset(str(v) for v in value))
     if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
         try:
-            return Pattern(regex=re.compile(value["regex"]))
-        except re.error as exc:
+            return Pattern(regex=compile_regex(value["regex"]))
+        except PatternError as exc:
             raise ValueError(f"invalid regex {value['regex']!r}: {exc}") from None
     raise ValueError("expected a string, a list of strings, or {regex: PATTERN}")
 
@@ -104,7 +112,7 @@ PatternField = Annotated[
                     "properties": {"regex": {"type": "string"}},
                     "required": ["regex"],
                     "additionalProperties": False,
-                    "description": "anchored regular expression",
+                    "description": "anchored regular expression (RE2 syntax)",
                 },
             ]
         }
@@ -133,6 +141,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_non_number(cls, value, info, text=False)
 
 
 class Filter(_Model):
@@ -171,7 +184,9 @@ class Filter(_Model):
 class Spike(_Model):
     """The current value (or a short window's average) against a rolling baseline's average."""
 
-    baseline: RuleDuration = Field(description="rolling baseline window before the current one")
+    baseline: PositiveRuleDuration = Field(
+        description="rolling baseline window before the current one"
+    )
     over: RuleDuration = Field(
         default=timedelta(0), description="current window (0: the current sample alone)"
     )
@@ -183,13 +198,6 @@ class Spike(_Model):
         default=None, description="history needed before the rule can fire (default: baseline)"
     )
     direction: Literal["up", "down"] = "up"
-
-    @field_validator("baseline")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
     @property
     def needed(self) -> timedelta:
@@ -216,7 +224,7 @@ class Rule(_Model):
 
     name: str
     metric: str | None = Field(
-        default=None, json_schema_extra={"enum": list(METRICS)}, description="sample field"
+        default=None, json_schema_extra={"enum": [*METRICS, None]}, description="sample field"
     )
     op: Op | None = None
     threshold: float | None = None
@@ -226,9 +234,9 @@ class Rule(_Model):
         default=None, description="a firing alert resolves only once past this value"
     )
     aggregate: Aggregate | None = None
-    over: RuleDuration | None = None
+    over: PositiveRuleDuration | None = None
     spike: Spike | None = None
-    absent: RuleDuration | None = Field(
+    absent: PositiveRuleDuration | None = Field(
         default=None, description="fire when no stats arrive for this long"
     )
     match: Filter | None = None
@@ -245,6 +253,19 @@ class Rule(_Model):
     def _name(cls, value: str) -> str:
         if not NAME.match(value):
             raise ValueError("use letters, digits and - _ . : (starting with a letter or digit)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        """Labels receivers and Alertmanager templates can use: Prometheus names, a value."""
+        for name, text in value.items():
+            if not LABEL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a label name: use letters, digits and _")
+            if name in BUILTIN_LABELS:
+                raise ValueError(f"{name!r} is set by the watchdog; choose another name")
+            if not str(text):
+                raise ValueError(f"{name!r} has no value (omit the label instead)")
         return value
 
     @field_validator("metric")
@@ -350,8 +371,6 @@ def rule_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str
                 (key, f"has no meaning in a{'n' if kind == 'absent' else ''} {kind} rule")
             )
     if kind == "absent":
-        if rule.absent is not None and rule.absent <= timedelta(0):
-            problems.append(("absent", "must be greater than 0s"))
         return problems
     if rule.metric is None:
         problems.append((None, "metric is required"))
@@ -364,8 +383,6 @@ def rule_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str
         problems.append(
             (None, f"{missing} is required with {'aggregate' if missing == 'over' else 'over'}")
         )
-    if rule.over is not None and rule.over <= timedelta(0):
-        problems.append(("over", "must be greater than 0s"))
     if rule.spike is not None and rule.spike.factor is None and rule.spike.min_change is None:
         problems.append(("spike", "set factor, min_change or both"))
     if rule.recovery_threshold is not None and rule.op is not None and rule.threshold is not None:

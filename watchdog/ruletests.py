@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from watchdog import backtest
-from watchdog.durations import Duration, format_duration
+from watchdog.durations import Duration, PositiveDuration, format_duration
 from watchdog.engine import Transition
 from watchdog.metrics import METRICS, derive
 from watchdog.problems import ConfigError, Problem
@@ -212,20 +212,15 @@ class Expected(_Model):
 
 class RuleTest(_Model):
     name: str
-    interval: Duration = Field(default=timedelta(seconds=10), description="time between samples")
+    interval: PositiveDuration = Field(
+        default=timedelta(seconds=10), description="time between samples"
+    )
     start: datetime = DEFAULT_START
     now: Duration | None = Field(
         default=None, description="reference time at the end (offset), for absent-data rules"
     )
     input: list[TestParticipant]
     expect: list[Expected] = Field(default_factory=list)
-
-    @field_validator("interval")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
 
 @dataclass(frozen=True)

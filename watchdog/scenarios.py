@@ -32,6 +32,7 @@ class Scenario:
     description: str
     generate: Generator
     length: int | None = None  # None: the participant stays in the call for ever
+    settles: int | None = 0  # the sample from which it no longer changes; None: never
 
 
 def _uniform(rng: random.Random, low: float, high: float) -> float:
@@ -129,15 +130,27 @@ SCENARIOS: dict[str, Scenario] = {
             "video-degradation",
             f"healthy for {ONSET} samples, then video quality below 3 for good",
             _video_degradation,
+            settles=ONSET,
         ),
         Scenario(
             "packet-loss-spike",
             f"healthy, then {BURST} samples of heavy packet loss from sample {ONSET}, then healthy",
             _packet_loss_spike,
+            settles=ONSET + BURST,
         ),
-        Scenario("recovery", f"video quality below 3 for {BURST} samples, then healthy", _recovery),
-        Scenario("high-rtt", f"round-trip times of 400-700 ms from sample {ONSET}", _high_rtt),
-        Scenario("flapping", "video quality crosses 3 every 2 samples", _flapping),
+        Scenario(
+            "recovery",
+            f"video quality below 3 for {BURST} samples, then healthy",
+            _recovery,
+            settles=BURST,
+        ),
+        Scenario(
+            "high-rtt",
+            f"round-trip times of 400-700 ms from sample {ONSET}",
+            _high_rtt,
+            settles=ONSET,
+        ),
+        Scenario("flapping", "video quality crosses 3 every 2 samples", _flapping, settles=None),
     )
 }
 

@@ -32,13 +32,15 @@ from watchdog.actions import StoreActions
 from watchdog.alertmanager import AlertingConfig
 from watchdog.cluster import Cluster
 from watchdog.daemon import Runtime, build, poll_and_notify, start_webhooks, validate
-from watchdog.database import DatabaseError
+from watchdog.database import DatabaseError, redacted_url
 from watchdog.gauges import LiveCollector
 from watchdog.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.httpserver import HttpEndpoint
-from watchdog.logs import setup_logging
+from watchdog.logs import hide, setup_logging
 from watchdog.notifiers import Notifier
+from watchdog.plugins import config_redactor
 from watchdog.problems import ConfigError
+from watchdog.redaction import Redactor
 from watchdog.reload import (
     carry_over,
     carry_over_meetings,
@@ -46,6 +48,7 @@ from watchdog.reload import (
 )
 from watchdog.rules import RuleSet
 from watchdog.settings import Config, Settings, load_config, split_listen
+from watchdog.storagefaults import StorageFault
 from watchdog.store import StaleLease
 from watchdog.systemd import SystemdNotifier, watchdog_interval
 from watchdog.telemetry import CONFIG_RELOAD_OK, LAST_SUCCESSFUL_CYCLE, RELOADS
@@ -55,7 +58,6 @@ log = logging.getLogger(__name__)
 
 Event = Literal["reload", "stop", "SIGTERM", "SIGINT"]
 
-STORE_FAILURES_FATAL = 3  # consecutive poll cycles that could not write the state database
 MAX_TICK = 1.0
 ALERT_MANAGER_TICK = 1.0  # seconds: group_wait, repeat_interval and silences are timers
 STALL_LOG_EVERY = 30.0
@@ -65,14 +67,6 @@ RESTART_ONLY = ("state", "poll.concurrency", "watch", "videosdk")
 
 class ServiceFailure(Exception):
     """The daemon cannot go on (exit 1); the message says why, without secrets."""
-
-
-def _safe_url(url: str) -> str:
-    """A state URL without any password in it, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 class Service:
@@ -85,8 +79,7 @@ class Service:
             self.runtime: Runtime = build(config)
         except DatabaseError as exc:  # the only database build() touches is state
             raise ServiceFailure(
-                f"cannot open the state database {_safe_url(config.state_url)}: "
-                f"{type(exc).__name__}: {exc}"
+                f"cannot open the state database {redacted_url(config.state_url)}: {_cause(exc)}"
             ) from None
         self._check_store()
         settings = config.settings
@@ -98,7 +91,9 @@ class Service:
         self._collector = LiveCollector(
             lambda: self.runtime.poller.states, self.runtime.store.outbox_stats
         )
-        self._store_failures = 0
+        # the check at start just read every page back (see _check_store_after_cycle)
+        every = settings.state.quick_check_interval.total_seconds()
+        self._next_quick_check = time.monotonic() + every
         self._status = ""
         self._note = ""  # why the running config is not the file's, until a reload works
         self._ping_every = watchdog_interval()
@@ -120,7 +115,7 @@ class Service:
             log.info(
                 "instance %s: sharing %s with other instances, lease %gs",
                 self.cluster.id,
-                _safe_url(config.state_url),
+                redacted_url(config.state_url),
                 lease.total_seconds(),
             )
 
@@ -342,35 +337,36 @@ class Service:
         self._take_over_in(due)
 
     def _check_store(self) -> None:
+        """At start: the state database takes a write and every page of it reads back."""
         try:
-            self.runtime.store.check_writable()
-        except Exception as exc:
+            self.runtime.store.check_storage(pages=True)
+        except DatabaseError as exc:
             self.runtime.close()
             raise ServiceFailure(
-                f"the state database {_safe_url(self.config.state_url)} is not writable: {exc}"
+                f"the state database {redacted_url(self.config.state_url)} is not usable: "
+                f"{_cause(exc)}"
             ) from None
 
     def _check_store_after_cycle(self) -> None:
-        """A state database that stays unwritable is fatal: nothing could be remembered."""
-        try:
-            self.runtime.store.check_writable()
-        except Exception as exc:
-            self._store_failures += 1
-            log.error(
-                "the state database %s is not writable (%d of %d tries): %s",
-                _safe_url(self.config.state_url),
-                self._store_failures,
-                STORE_FAILURES_FATAL,
-                exc,
+        """Every cycle: the file is still the one opened and takes a write (and, every
+        ``state.quick_check_interval`` or while it is found corrupt, reads back sound).
+        A state database that keeps failing is fatal: nothing could be remembered, and a
+        restart (systemd's) reopens whatever is at its path now."""
+        store, state = self.runtime.store, self.config.settings.state
+        now = time.monotonic()
+        every = state.quick_check_interval.total_seconds()
+        pages = store.faults.ongoing("corrupt") or (every > 0 and now >= self._next_quick_check)
+        if pages:
+            self._next_quick_check = now + every
+        with contextlib.suppress(StorageFault):  # counted and logged once by the store
+            store.check_storage(pages=pages)
+        failed = store.faults.cycle_done()
+        if failed >= state.max_failed_cycles and self.failure is None:
+            self.failure = (
+                f"the state database {store.faults.name} failed in {failed} poll cycles in a "
+                f"row (state.max_failed_cycles): {store.faults.fault}; {store.faults.hint}"
             )
-            if self._store_failures >= STORE_FAILURES_FATAL:
-                self.failure = (
-                    f"the state database {_safe_url(self.config.state_url)} stayed unwritable "
-                    f"for {STORE_FAILURES_FATAL} poll cycles ({exc})"
-                )
-                self.events.put("stop")
-            return
-        self._store_failures = 0
+            self.events.put("stop")
 
     def _tick(self) -> float:
         return min(MAX_TICK, self._ping_every or MAX_TICK)
@@ -400,13 +396,25 @@ class Service:
             self.systemd.status(text)
 
     def _status_text(self) -> str:
-        poller = self.runtime.poller
-        pending, _ = self.runtime.store.outbox_stats()
+        poller, store = self.runtime.poller, self.runtime.store
+        try:
+            pending, _ = store.outbox_stats()
+        except StorageFault:  # counted and logged once by the store; said below
+            pending = 0
         watched = len(self.runtime.watchlist.targets())
         line = status_line(watched, poller.firing(), pending, self.liveness.last_cycle)
-        return line + self._note
+        fault = store.faults.fault
+        return line + (f"; state database failing: {fault}" if fault else "") + self._note
 
     def health(self) -> tuple[bool, str]:
+        faults = self.runtime.store.faults
+        fault = faults.fault
+        if fault is not None:
+            allowed = self.config.settings.state.max_failed_cycles
+            return False, (
+                f"state database {faults.name}: {fault}; {faults.failed_cycles} of "
+                f"{allowed} poll cycles failed in a row before the daemon exits"
+            )
         if self.cluster is not None and not self.cluster.database_ok():
             return False, "cannot reach the state database (PostgreSQL)"
         return self.liveness.health(self.runtime.poller.last_progress)
@@ -420,6 +428,8 @@ class Service:
         log.info("reloading configuration from %s", path or "the environment")
         try:
             config = load_config(path)
+            redactor = config_redactor(config, self.runtime.host)
+            hide(redactor)  # before anything can quote the new secrets
             rules, problems = validate(config, self.runtime.host)
             errors = [p for p in problems if p.severity == "error"]
             if errors:
@@ -439,7 +449,7 @@ class Service:
             return self._reload_failed(type(exc).__name__)
         for warning in (p for p in problems if p.severity == "warning"):
             log.warning("%s", warning)
-        self._apply(config, rules, notifiers)
+        self._apply(config, rules, notifiers, redactor)
         RELOADS.labels("applied").inc()
         CONFIG_RELOAD_OK.set(1)
         self._note = ""
@@ -456,7 +466,13 @@ class Service:
         self.systemd.ready(self._status)
         return False
 
-    def _apply(self, config: Config, rules: RuleSet, notifiers: dict[str, Notifier]) -> None:
+    def _apply(
+        self,
+        config: Config,
+        rules: RuleSet,
+        notifiers: dict[str, Notifier],
+        redactor: Redactor,
+    ) -> None:
         runtime, old = self.runtime, self.config.settings
         config = _running(config, old)
         new = config.settings
@@ -490,7 +506,8 @@ class Service:
             closed += _carry_over_meetings(runtime, rules, now)
             kept = sum(len(states) for states in poller.states.values())
             poller.rules = rules
-        runtime.dispatcher.set_notifiers(notifiers, self.runtime.host.secrets)
+            poller.max_clock_skew = new.poll.max_clock_skew
+        runtime.dispatcher.set_notifiers(notifiers, redactor)
         runtime.dispatcher.timeout = new.delivery.timeout.total_seconds()
         runtime.dispatcher.max_backoff = new.delivery.max_backoff
         runtime.dispatcher.warn_after = new.delivery.warn_after
@@ -520,6 +537,14 @@ class Service:
             kept,
             closed,
         )
+
+
+def _cause(exc: Exception) -> str:
+    """A database error for the one line the daemon exits with: a storage fault says what
+    to do about it."""
+    if isinstance(exc, StorageFault):
+        return f"{exc}; {exc.hint}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _carry_over_meetings(runtime: Runtime, rules: RuleSet, now: datetime) -> int:

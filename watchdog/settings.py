@@ -9,7 +9,6 @@ Secrets are SecretStr so they never show in a repr, a log or an error.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,15 +21,18 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watchdog.durations import Duration
+from watchdog.durations import Duration, PositiveDuration
 from watchdog.matchers import parse_matcher
+from watchdog.patterns import PatternError, compile_regex
 from watchdog.problems import ConfigError, Problem, did_you_mean
+from watchdog.strictnumbers import refuse_non_number
 from watchdog.yamlfile import Document, load, validation_problems
 
 DEFAULT_CONFIG = "/etc/videosdk-watchdog/config.yaml"
@@ -39,6 +41,11 @@ CONFIG_ENV = "WATCHDOG_CONFIG"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_non_number(cls, value, info)
 
 
 class VideoSDKSettings(_Section):
@@ -55,6 +62,11 @@ class VideoSDKSettings(_Section):
     backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds.")
     max_retry_after: int = Field(default=60, ge=0)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    request_deadline: Duration | None = Field(
+        default=None,
+        description="Total time one API call may take: connect, retries and their waits, "
+        "the whole body (default: the poll interval, within 5s..60s).",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -70,20 +82,37 @@ class VideoSDKSettings(_Section):
             raise ValueError("must be at least 1m")
         return value
 
+    @field_validator("request_deadline")
+    @classmethod
+    def _deadline(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(milliseconds=100):
+            raise ValueError("must be at least 100ms")
+        return value
+
     def has_credentials(self) -> bool:
         return self.token is not None or (self.api_key is not None and self.secret_key is not None)
 
 
 class PollSettings(_Section):
-    interval: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(seconds=30)
     concurrency: int = Field(default=16, ge=1, le=512)
+    max_clock_skew: Duration = Field(
+        default=timedelta(seconds=30),
+        description="A sample stamped further than this ahead of the API's clock is dropped.",
+    )
 
-    @field_validator("interval")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
+
+DEADLINE_RANGE = (timedelta(seconds=5), timedelta(seconds=60))
+
+
+def request_deadline(settings: Settings) -> timedelta:
+    """The total deadline of one VideoSDK call: the setting, else the poll interval kept
+    within 5s..60s, so one slow answer never holds a worker past the next cycle (nor
+    fails on a loaded machine at sub-second intervals)."""
+    if settings.videosdk.request_deadline is not None:
+        return settings.videosdk.request_deadline
+    low, high = DEADLINE_RANGE
+    return min(max(settings.poll.interval, low), high)
 
 
 class WatchedParticipant(_Section):
@@ -99,7 +128,9 @@ class WatchFilters(_Section):
 
     include_rooms: list[str] = Field(default_factory=list, description="roomId or customRoomId")
     exclude_rooms: list[str] = Field(default_factory=list)
-    include_names: list[str] = Field(default_factory=list, description="regular expressions")
+    include_names: list[str] = Field(
+        default_factory=list, description="regular expressions (RE2), searched in the name"
+    )
     exclude_names: list[str] = Field(default_factory=list)
     include_sdks: list[str] = Field(default_factory=list, description="sdkInfo.sdkName")
     exclude_sdks: list[str] = Field(default_factory=list)
@@ -109,8 +140,8 @@ class WatchFilters(_Section):
     def _regexes(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                compile_regex(pattern)
+            except PatternError as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
         return value
 
@@ -123,6 +154,13 @@ class WebhookSettings(_Section):
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     key_refresh_interval: Duration = timedelta(minutes=5)
+
+    @field_validator("key_refresh_interval")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=10):
+            raise ValueError("must be at least 10s: each refetch is a call to VideoSDK's API")
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -176,14 +214,14 @@ class WatchSettings(_Section):
 
 
 class DeliverySettings(_Section):
-    timeout: Duration = timedelta(seconds=30)
-    max_backoff: Duration = timedelta(minutes=5)
+    timeout: PositiveDuration = timedelta(seconds=30)
+    max_backoff: PositiveDuration = timedelta(minutes=5)
     stop_grace: Duration = Field(
         default=timedelta(seconds=10),
         description="On SIGTERM, deliver what can go within this; the rest stays in the outbox.",
     )
     # -- alert manager and durable outbox (issue 4) --
-    warn_after: Duration = Field(
+    warn_after: PositiveDuration = Field(
         default=timedelta(minutes=10),
         description="A notification still undelivered this long after it was written is "
         "logged as an ERROR (once) and flagged in `outbox list`.",
@@ -191,13 +229,6 @@ class DeliverySettings(_Section):
     concurrency: int = Field(
         default=4, ge=1, le=64, description="Parallel deliveries (threads) per notifier."
     )
-
-    @field_validator("timeout", "max_backoff", "warn_after")
-    @classmethod
-    def _delivery_positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
 
 class RouteSettings(_Section):
@@ -235,7 +266,11 @@ NOTIFIER_CORE_KEYS = frozenset({"type", *NotifierOptions.model_fields})
 
 
 class AlertingSettings(_Section):
-    group_by: list[str] = Field(default_factory=lambda: ["meetingId", "rule"])
+    group_by: list[str] = Field(
+        default_factory=lambda: ["meeting_id", "alertname"],
+        description="Labels whose equal values put alerts in one notification; "
+        "'...' for every label (one notification per alert).",
+    )
     group_wait: Duration = timedelta(0)
     repeat_interval: Duration = timedelta(hours=4)
     send_resolved: bool = True
@@ -253,6 +288,18 @@ class StateSettings(_Section):
     lease: Duration | None = None  # default: three poll intervals
     instance_id: str | None = None  # default: host-pid-random, new on every start
     pool_size: int = Field(default=10, ge=1, le=200)
+    max_failed_cycles: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Poll cycles in a row in which the state database fails (full, "
+        "read-only, deleted, replaced, corrupt, unreachable) before the daemon exits 1.",
+    )
+    quick_check_interval: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How often a running daemon reads its SQLite file back to find "
+        "corrupt pages (PRAGMA quick_check); 0s turns it off.",
+    )
 
 
 class LogSettings(_Section):
@@ -285,23 +332,16 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 class HealthSettings(_Section):
-    stale_after: Duration | None = Field(
+    stale_after: PositiveDuration | None = Field(
         default=None,
         description="/healthz fails when the last successful poll cycle is older "
         "(default: 3 poll intervals).",
     )
-    stall_after: Duration | None = Field(
+    stall_after: PositiveDuration | None = Field(
         default=None,
         description="systemd's watchdog stops being fed when no poll finished for this long "
         "(default: the poll interval plus the longest one poll can take with its retries).",
     )
-
-    @field_validator("stale_after", "stall_after")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be greater than 0s")
-        return value
 
 
 class Settings(BaseSettings):
@@ -413,10 +453,23 @@ def config_path(explicit: str | None) -> tuple[str, bool]:
     return DEFAULT_CONFIG, False
 
 
-def load_config(explicit: str | None = None) -> Config:
-    """Read and validate the config; raise ConfigError with file:line problems."""
+def load_config(explicit: str | None = None, *, required: bool = False) -> Config:
+    """Read and validate the config; raise ConfigError with file:line problems.
+
+    ``required``: the command reads the daemon's state or credentials, and defaults
+    would point it at a state database no daemon reads (a silence nobody enforces),
+    so no config file at all is an error naming where it was looked for.
+    """
     path, named = config_path(explicit)
     document: Document | None = None
+    if required and not named and not Path(path).exists():
+        raise ConfigError.single(
+            path,
+            None,
+            f"no config file: not found here, no --config given and ${CONFIG_ENV} not set; "
+            "this command reads the daemon's state and credentials, so name the daemon's "
+            "config with --config PATH (or WATCHDOG_CONFIG=PATH)",
+        )
     if named or Path(path).exists():
         document = load(path)
         if document.data is None:

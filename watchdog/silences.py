@@ -17,7 +17,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.durations import format_duration, parse_duration
-from watchdog.matchers import BUILTIN_LABELS, Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.matchers import (
+    KNOWN_LABELS,
+    Matcher,
+    alert_labels,
+    matcher_label,
+    matches_all,
+    matches_anything,
+    old_label_warning,
+    parse_matchers,
+)
 from watchdog.problems import ConfigError, Problem
 from watchdog.stats import format_time
 from watchdog.store import AuditEntry, Silence, Store
@@ -51,7 +60,7 @@ def add(
         problems.append(f"--for: {exc}")
         duration = timedelta(hours=1)
     if not matchers:
-        problems.append("give at least one --match (e.g. --match rule=poor-video)")
+        problems.append("give at least one --match (e.g. --match alertname=poor-video)")
     try:
         parsed = parse_matchers(matchers)
     except ValueError as exc:
@@ -60,8 +69,12 @@ def add(
         problems.append("--comment is required: say why, for whoever is on call next")
     if not timedelta(0) < duration <= MAX_DURATION:
         problems.append("--for must be more than 0s and at most 366d")
-    if parsed and all(m.matches({}) for m in parsed):
-        problems.append("these matchers match every alert; name a rule, participant or label")
+    if parsed and all(matches_anything(m) for m in parsed):
+        problems.append(
+            f"--match {' '.join(matchers)}: these matchers match every alert (each "
+            "accepts an empty or arbitrary value); name a rule, participant or label value, "
+            "e.g. --match alertname=poor-video"
+        )
     if problems:
         raise ConfigError(Problem("silence add", None, p) for p in problems)
     now = now or datetime.now(UTC)
@@ -191,8 +204,17 @@ def render(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
 
 def unknown_names(matchers: Sequence[str], labels: set[str]) -> list[str]:
     """Label names no rule defines and no alert carries: probably a typo."""
-    known = set(BUILTIN_LABELS) | labels
+    known = set(KNOWN_LABELS) | labels
     return sorted({m.name for m in parse_matchers(matchers)} - known)
+
+
+def old_names(matchers: Sequence[str]) -> list[str]:
+    """A warning for each matcher on an old label name (it still works): what to write."""
+    return [
+        f"--match {text}: {warning}"
+        for text in matchers
+        if (warning := old_label_warning(matcher_label(text) or "")) is not None
+    ]
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:

@@ -99,6 +99,12 @@ class Rooms:
         self._seq = itertools.count()
         self._key: rsa.RSAPrivateKey | None = None
         self._http = requests.Session()
+        # VideoSDK's REST page lists no status filter on the sessions listing (its Server SDK
+        # does), and one stored copy of its docs shows the active-participants `data` as one
+        # object: both are switches here, so discovery is tested against either reading
+        self.honour_status_filter = True
+        self.active_data_as_object = False
+        self.sessions_newest_first = True  # no order is documented; False lists oldest first
 
     # -- scheduling ------------------------------------------------------------------
 
@@ -221,20 +227,27 @@ class Rooms:
         }
 
     def sessions(self, query: dict[str, str], now: float) -> dict[str, Any]:
-        """``GET /v2/sessions``: started sessions, newest first, filtered by room."""
+        """``GET /v2/sessions``: started sessions, newest first, filtered by room and status."""
         with self._lock:
             room_id = query.get("roomId")
             custom = query.get("customRoomId")
             if custom is not None:
                 matches = [r.room_id for r in self._rooms.values() if r.custom_room_id == custom]
                 room_id = matches[0] if matches else "\x00none"
+            status = query.get("status") if self.honour_status_filter else None
             chosen = [
                 s
                 for s in self._sessions.values()
-                if s.start <= now and (room_id is None or s.room_id == room_id)
+                if s.start <= now
+                and (room_id is None or s.room_id == room_id)
+                and (status is None or ("ongoing" if s.ongoing(now) else "ended") == status)
             ]
             chosen.sort(key=lambda s: (-s.start, s.session_id))
-            return paginate([self._session_doc(s, now, False) for s in chosen], query)
+            if not self.sessions_newest_first:
+                chosen.reverse()
+            page = paginate(chosen, query)  # documents for this page alone: O(page), not O(all)
+            page["data"] = [self._session_doc(s, now, False) for s in page["data"]]
+            return page
 
     def session(self, session_id: str, now: float) -> dict[str, Any] | None:
         with self._lock:
@@ -256,7 +269,10 @@ class Rooms:
                 return None
             page = paginate(doc["participants"], query)
             doc["participants"] = page["data"]
-            return {"pageInfo": page["pageInfo"], "data": [doc]}
+            return {
+                "pageInfo": page["pageInfo"],
+                "data": doc if self.active_data_as_object else [doc],
+            }
 
     def rooms(self, query: dict[str, str], now: float) -> dict[str, Any]:
         with self._lock:

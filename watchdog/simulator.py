@@ -78,7 +78,10 @@ class Fault:
 
     ``retry_after`` alone implies status 429. ``delay`` alone slows an
     otherwise normal answer. ``body`` answers 200 with exactly that JSON,
-    for schema violations ``schema=True`` does not cover.
+    for schema violations ``schema=True`` does not cover; ``raw`` with exactly
+    those bytes (invalid UTF-8, say; Python API only). ``trickle`` sends the
+    answer (the normal stats if the fault gives none) one byte every that
+    many seconds, as a stalled proxy or a congested link does.
     """
 
     status: int | None = None
@@ -92,10 +95,16 @@ class Fault:
     participant: str | None = None
     body: Any = None
     path: str | None = None  # a regex: the fault hits these API paths, not the stats endpoints
+    raw: bytes | None = None
+    trickle: float = 0.0
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError("Fault.count must be at least 1")
+        if self.raw is not None and not isinstance(self.raw, bytes):
+            raise ValueError("Fault.raw must be bytes")
+        if self.trickle < 0:
+            raise ValueError("Fault.trickle cannot be negative")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError("Fault.status must be an HTTP error status (400-599)")
         if self.delay < 0 or self.huge_bytes < 0 or (self.retry_after or 0) < 0:
@@ -267,17 +276,23 @@ class _Crafted(_Participant):
     """A test's own series, served as-is; each item shows once its ``time`` has come.
 
     Items whose ``time`` is missing or unparseable show from the start, so
-    tests can serve garbage on purpose.
+    tests can serve garbage on purpose. An item's ``_shown_at`` key (sample
+    seconds, not served) says when it shows instead: a sample recorded then
+    by a device whose clock is wrong, stamped tomorrow or in the year 9999.
     """
 
     def __init__(self, envelope: dict[str, Any], samples: list[Any], *, zero: datetime) -> None:
         super().__init__(envelope)
         self.items: list[tuple[float | None, bytes, bytes | None]] = []
-        for sample in samples:
+        for item in samples:
+            sample, shown_at = item, None
+            if isinstance(item, dict) and "_shown_at" in item:
+                sample = {key: value for key, value in item.items() if key != "_shown_at"}
+                shown_at = float(item["_shown_at"])
             usage = _resolution_usage(sample)
             self.items.append(
                 (
-                    self._offset(sample, zero),
+                    self._offset(sample, zero) if shown_at is None else shown_at,
                     _encode(sample).encode(),
                     None if usage is None else usage.encode(),
                 )
@@ -331,6 +346,18 @@ def _schema_violation(session: str, participant: str | None) -> dict[str, Any]:
         ],
         "resolutionUsage": {"720": "most"},
     }
+
+
+def _trickled(response: _Response, every: float) -> _Response:
+    """The same answer, one byte every ``every`` seconds (a client that hangs up ends it)."""
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in response.chunks:
+            for index in range(len(chunk)):
+                time.sleep(every)
+                yield chunk[index : index + 1]
+
+    return _Response(response.status, chunks(), response.length, response.headers)
 
 
 def _huge(size: int, session: str, participant: str | None) -> _Response:
@@ -641,6 +668,13 @@ class Simulator:
         fault = pending.fault
         if fault.delay:
             time.sleep(fault.delay)
+        response = self._fault_answer(fault, session, participant)
+        if fault.trickle:
+            return _trickled(response or self._stats(session, participant), fault.trickle)
+        return response
+
+    @staticmethod
+    def _fault_answer(fault: Fault, session: str, participant: str | None) -> _Response | None:
         status = fault.status or (429 if fault.retry_after is not None else None)
         if status is not None:
             headers = {}
@@ -655,6 +689,8 @@ class Simulator:
             return _json(200, _schema_violation(session, participant))
         if fault.body is not None:
             return _json(200, fault.body)
+        if fault.raw is not None:
+            return _Response(200, (fault.raw,), len(fault.raw))
         if fault.huge_bytes:
             return _huge(fault.huge_bytes, session, participant)
         return None  # a pure delay: answer normally, late

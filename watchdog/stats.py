@@ -55,6 +55,7 @@ class ParticipantStats:
     info: ParticipantInfo
     samples: tuple[Sample, ...]
     dropped: int = 0
+    future: int = 0  # samples stamped after ``until``, dropped
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -76,13 +77,25 @@ def format_time(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+# participants choose their own names: a 1 MB name would be matched by every filter,
+# stored, and rendered into every alert; no real display name or device string is this long
+MAX_TEXT_CHARS = 256
+
+
+def clip_text(value: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """``value`` cut to ``limit`` characters, marked with an ellipsis where it was cut."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "\u2026"
+
+
 def _text(obj: Any, *keys: str) -> str | None:
     for key in keys:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
     if isinstance(obj, str | int | float) and not isinstance(obj, bool):
-        return str(obj)
+        return clip_text(str(obj))
     return None
 
 
@@ -185,15 +198,17 @@ def _attach_resolutions(
 _LATEST = "9999-12-31T23:59:59.999Z"
 
 
-def _newest(series: list[Any]) -> datetime | None:
-    """The newest sample time; API-format times compared as text, only the newest parsed."""
+def _newest(series: list[Any], until: datetime | None) -> datetime | None:
+    """The newest sample time up to ``until``; API-format times compared as text, only the
+    newest parsed (a sample stamped in the future must not hide the real history)."""
+    limit = format_time(until) if until is not None else _LATEST
     newest_text = ""
     others: list[datetime] = []
     for item in series:
         raw_time = item.get("time") if isinstance(item, dict) else None
-        if _old(raw_time, _LATEST):
+        if _old(raw_time, limit):
             newest_text = max(newest_text, raw_time)
-        elif (moment := parse_time(raw_time)) is not None:
+        elif (moment := parse_time(raw_time)) is not None and (until is None or moment <= until):
             others.append(moment)
     if newest_text:
         others.append(datetime.fromisoformat(newest_text))
@@ -207,12 +222,15 @@ def parse_stats(
     after: datetime | None = None,
     *,
     lookback: timedelta | None = None,
+    until: datetime | None = None,
 ) -> ParticipantStats:
     """Parse a stats response, keeping only samples newer than ``after``, in time order.
 
     Without ``after`` (a participant seen for the first time), ``lookback`` keeps
     only the samples that recent before the newest one: what the rules can
-    still act on, not transitions that ended long ago.
+    still act on, not transitions that ended long ago. Samples stamped after
+    ``until`` (the API's clock plus the allowed skew) are dropped and counted in
+    ``future``: evaluated, one would move the cursor past every real sample to come.
     """
     if not isinstance(raw, dict):
         SAMPLE_ERRORS.labels("response_not_object").inc()
@@ -225,11 +243,11 @@ def parse_stats(
         SAMPLE_ERRORS.labels("stats_not_list").inc()
         raise StatsShapeError("'stats' in the response is not a list")
     if after is None and lookback is not None:
-        newest = _newest(series)
+        newest = _newest(series, until)
         if newest is not None:
             after = newest - lookback - timedelta(microseconds=1)
     by_time: dict[datetime, Sample] = {}
-    dropped = 0
+    dropped = future = 0
     bad_fields: set[str] = set()
     cutoff = format_time(after) if after is not None else None
     newest_skipped = ""  # the newest old sample in the API's format, compared as text
@@ -247,12 +265,17 @@ def parse_stats(
         if after is not None and time <= after:
             old.append(time)
             continue
+        if until is not None and time > until:
+            future += 1
+            continue
         sample, bad = parse_sample(item, time)
         if bad:
             SAMPLE_ERRORS.labels("bad_field").inc(len(bad))
             bad_fields.update(bad)
         by_time[time] = sample
     ids = {"session_id": info.session_id, "participant_id": info.participant_id}
+    if future:
+        SAMPLE_ERRORS.labels("future_time").inc(future)
     if dropped:
         log.warning("dropped %d stats samples without a valid time", dropped, extra=ids)
     if bad_fields:
@@ -268,4 +291,4 @@ def parse_stats(
     before = format_time(latest_old) if latest_old is not None else None
     _attach_resolutions(raw.get("resolutionUsage"), times, by_time, before)
     samples = tuple(by_time[t] for t in sorted(by_time))
-    return ParticipantStats(info=info, samples=samples, dropped=dropped)
+    return ParticipantStats(info=info, samples=samples, dropped=dropped, future=future)

@@ -27,10 +27,13 @@ from watchdog.database import Cursor, Database, DatabaseError, open_database
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
 from watchdog.stats import ParticipantInfo, format_time, parse_time
+from watchdog.storagefaults import StorageFault, StorageFaults
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (session id, participant id)
+
+QUICK_CHECK_SECONDS = 10.0  # a state file larger than this reads is checked as it is used
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -254,6 +257,24 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX outbox_unwarned ON outbox (created_at) WHERE warned_at IS NULL
         """,
     ),
+    (
+        # polls of a participant that hit the request deadline in a row, for `status`
+        13,
+        """
+        ALTER TABLE watchlist ADD COLUMN deadline_misses INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
+    (
+        # issue 14: one row rewritten every poll cycle, so a full or read-only disk shows
+        # even while nothing else is written (an empty transaction writes nothing)
+        14,
+        """
+        CREATE TABLE storage_probe (
+            id INTEGER PRIMARY KEY,
+            written_at TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 
@@ -277,15 +298,18 @@ class WatchRecord:
     since: datetime
     missing: int = 0
     reason: str | None = None
+    deadline_misses: int = 0  # polls in a row that hit the request deadline
 
 
 @dataclass(frozen=True, slots=True)
 class WatchStatus:
-    """What ``status`` prints for one participant: the record, its cursor, its firing rules."""
+    """What ``status`` prints for one participant: the record, its cursor, its firing rules
+    (with when they fired) and its pending ones (with when their condition began)."""
 
     record: WatchRecord
     last_sample: datetime | None
     firing: tuple[tuple[str, datetime | None], ...]
+    pending: tuple[tuple[str, datetime | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +390,7 @@ class AlertingSnapshot:
     groups: dict[tuple[str, str], GroupState]  # (notifier, group key)
     silences: list[Silence]
     acked: frozenset[str] = frozenset()  # fingerprints whose current episode is acknowledged
+    ended_silences: tuple[Silence, ...] = ()  # the last ones to end, newest end first
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,6 +535,7 @@ class Store:
         # polls that alerted nobody, written together later (see commit_poll)
         self._deferred: dict[Key, _Deferred] = {}
         self._deferred_lock = threading.Lock()
+        self._unreadable_silences: set[str] = set()  # logged once each (see silences())
         # several instances: told of each deferred result a lost lease kept from being
         # written (watchdog.cluster counts and logs it, and lets the participant go)
         self.on_stale: Callable[[Key, str], None] | None = None
@@ -1087,10 +1113,29 @@ class Store:
             row = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
         return int(row[0]), _utc(row[1])
 
-    def check_writable(self) -> None:
-        """Take the write lock and let go: raises if the database cannot be written."""
-        with self._transaction():
-            pass
+    @property
+    def faults(self) -> StorageFaults:
+        """Where this database's storage failures are counted, logged and remembered."""
+        return self._db.faults
+
+    def check_storage(self, *, pages: bool = False) -> None:
+        """Is the state database still taking writes? The file is the one opened, a row
+        is really written, and with ``pages`` every page reads back sound (SQLite's
+        quick_check, at most QUICK_CHECK_SECONDS). Raises StorageFault, reported."""
+        self._db.check_file()
+        try:
+            with self._transaction() as cur:
+                cur.execute(
+                    "INSERT INTO storage_probe (id, written_at) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+                    (_now(),),
+                )
+            if pages:
+                self._db.quick_check(QUICK_CHECK_SECONDS)
+        except StorageFault:
+            raise
+        except DatabaseError as exc:  # the table gone, say: a failed check all the same
+            raise self.faults.report(StorageFault("other", str(exc))) from exc
 
     def outbox_depth(self) -> int:
         with self._lock:
@@ -1254,6 +1299,7 @@ class Store:
                 },
                 silences=self.silences(active_at=now),
                 acked=frozenset(a.fingerprint for a in self.acks()),
+                ended_silences=tuple(self.ended_silences(now)),
             )
 
     def apply_alerting(self, write: AlertingWrite) -> int:
@@ -1315,18 +1361,51 @@ class Store:
             params = (format_time(active_at), format_time(active_at))
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
-        return [
-            Silence(
-                id=row[0],
-                matchers=parse_matchers(json.loads(row[1])),
-                starts_at=_utc(row[2]) or datetime.now(UTC),
-                ends_at=_utc(row[3]) or datetime.now(UTC),
-                created_by=row[4],
-                comment=row[5],
-                created_at=_utc(row[6]) or datetime.now(UTC),
+        return self._read_silences(rows)
+
+    def ended_silences(self, now: datetime, limit: int = 100) -> list[Silence]:
+        """The ``limit`` silences that ended last by ``now`` (run out or expired), newest first.
+
+        The alert manager names the one that muted an alert it tells again.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at"
+                " FROM silences WHERE ends_at <= ? ORDER BY ends_at DESC, id LIMIT ?",
+                (format_time(now), limit),
+            ).fetchall()
+        return self._read_silences(rows)
+
+    def _read_silences(self, rows: Iterable[tuple[Any, ...]]) -> list[Silence]:
+        """Silences rows; matchers stored with old label names read as the current ones."""
+        out = []
+        for row in rows:
+            try:
+                matchers = parse_matchers(json.loads(row[1]))
+            except ValueError as exc:
+                self._skip_silence(row[0], exc)
+                continue
+            out.append(
+                Silence(
+                    id=row[0],
+                    matchers=matchers,
+                    starts_at=_utc(row[2]) or datetime.now(UTC),
+                    ends_at=_utc(row[3]) or datetime.now(UTC),
+                    created_by=row[4],
+                    comment=row[5],
+                    created_at=_utc(row[6]) or datetime.now(UTC),
+                )
             )
-            for row in rows
-        ]
+        return out
+
+    def _skip_silence(self, silence_id: str, why: ValueError) -> None:
+        """A silence saved by an older version with a regex RE2 refuses: it mutes nothing.
+
+        Its alerts are delivered rather than the daemon failing on every tick; said once.
+        """
+        if silence_id not in self._unreadable_silences:
+            self._unreadable_silences.add(silence_id)
+            log.warning("silence %s is ignored (add it again in RE2 syntax): %s", silence_id, why)
 
     def expire_silence(self, silence_id: str, at: datetime) -> bool:
         with self._transaction() as cur:
@@ -1446,7 +1525,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, room_id, name, source, status, since,"
-                " missing, reason FROM watchlist"
+                " missing, reason, deadline_misses FROM watchlist"
             ).fetchall()
         return [_watch_record(row) for row in rows]
 
@@ -1458,13 +1537,14 @@ class Store:
             for r in ordered:
                 cur.execute(
                     "INSERT INTO watchlist (session_id, participant_id, room_id, name, source,"
-                    " status, since, missing, reason, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " status, since, missing, reason, deadline_misses, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (session_id, participant_id) DO UPDATE SET"
                     " room_id = excluded.room_id, name = excluded.name,"
                     " source = excluded.source, status = excluded.status,"
                     " since = excluded.since, missing = excluded.missing,"
-                    " reason = excluded.reason, updated_at = excluded.updated_at",
+                    " reason = excluded.reason, deadline_misses = excluded.deadline_misses,"
+                    " updated_at = excluded.updated_at",
                     (
                         r.session_id,
                         r.participant_id,
@@ -1475,6 +1555,7 @@ class Store:
                         format_time(r.since),
                         r.missing,
                         r.reason,
+                        r.deadline_misses,
                         now,
                     ),
                 )
@@ -1526,16 +1607,27 @@ class Store:
                     "SELECT session_id, participant_id, last_sample_time FROM cursors"
                 ).fetchall()
             }
-            firing: dict[Key, list[tuple[str, datetime | None]]] = {}
-            for rule, s, p, fired in self._db.execute(
-                "SELECT rule, session_id, participant_id, fired_at FROM alert_states"
-                " WHERE phase = 'firing' ORDER BY rule"
+            phases: dict[str, dict[Key, list[tuple[str, datetime | None]]]] = {
+                "firing": {},
+                "pending": {},
+            }
+            for rule, s, p, phase, since, fired in self._db.execute(
+                "SELECT rule, session_id, participant_id, phase, active_since, fired_at"
+                " FROM alert_states WHERE phase IN ('firing', 'pending') ORDER BY rule"
             ).fetchall():
-                firing.setdefault((s, p), []).append((rule, _utc(fired)))
+                at = fired if phase == "firing" else since
+                phases[phase].setdefault((s, p), []).append((rule, _utc(at)))
         out = []
         for record in sorted(self.load_watchlist(), key=lambda r: (r.since, r.session_id)):
             key = (record.session_id, record.participant_id)
-            out.append(WatchStatus(record, _utc(cursors.get(key)), tuple(firing.get(key, ()))))
+            out.append(
+                WatchStatus(
+                    record,
+                    _utc(cursors.get(key)),
+                    tuple(phases["firing"].get(key, ())),
+                    tuple(phases["pending"].get(key, ())),
+                )
+            )
         return out
 
     # -- end of the watch list ---------------------------------------------------
@@ -1552,6 +1644,7 @@ def _watch_record(row: tuple[Any, ...]) -> WatchRecord:
         since=_utc(row[6]) or datetime.now(UTC),
         missing=int(row[7]),
         reason=row[8],
+        deadline_misses=int(row[9]),
     )
 
 

@@ -3,12 +3,19 @@
 VideoSDK wants HS256 tokens with the crawler role for its v2 REST API, with
 integer ``iat``/``exp``; we re-mint well before expiry so a poll never
 carries a token that dies in flight.
+
+PyJWT warns (``InsecureKeyLengthWarning``) on every HMAC key shorter than the
+hash, raw on stderr and outside the log format; that warning is turned off
+here, and :class:`TokenSource` says it once instead, in the log, about the
+setting the operator can check.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -19,6 +26,10 @@ from watchdog.problems import ConfigError, Problem
 from watchdog.settings import VideoSDKSettings
 
 REFRESH_MARGIN = 0.2  # re-mint when less than this fraction of the lifetime is left
+MIN_SECRET_BYTES = 32  # HS256: a key at least as long as the hash (RFC 7518, section 3.2)
+
+log = logging.getLogger(__name__)
+warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
 
 def mint_token(api_key: str, secret: SecretStr, ttl: timedelta, now: float | None = None) -> str:
@@ -57,6 +68,16 @@ class TokenSource:
                     )
                 ]
             )
+        if self._secret is not None and self._static is None:
+            length = len(self._secret.get_secret_value().encode())
+            if length < MIN_SECRET_BYTES:
+                log.warning(
+                    "videosdk.secret_key is %d bytes, shorter than the %d HS256 needs to be "
+                    "safe (RFC 7518, section 3.2): check it was copied whole from the "
+                    "VideoSDK dashboard (API keys)",
+                    length,
+                    MIN_SECRET_BYTES,
+                )
 
     @property
     def renewable(self) -> bool:

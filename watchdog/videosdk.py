@@ -3,6 +3,8 @@
 Transient trouble (network errors, 406, 429, 5xx) is retried by urllib3 with
 exponential backoff and jitter, honouring Retry-After up to a cap; a 401 gets
 one fresh token; everything else becomes a typed error the poller can count.
+Every call, retries and waits included, ends by its total deadline
+(watchdog.deadlines), and its body is bounded in size while it streams.
 """
 
 from __future__ import annotations
@@ -10,30 +12,33 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 from urllib.parse import quote
 
 import orjson
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from watchdog import deadlines
+from watchdog.deadlines import Deadline, DeadlineAdapter, DeadlineExceeded
+from watchdog.jsontext import bad_text, loads_lenient
 from watchdog.settings import VideoSDKSettings
-from watchdog.telemetry import API_ERRORS, API_REQUESTS, API_RETRIES
+from watchdog.telemetry import API_ERRORS, API_REQUESTS, API_RETRIES, API_TEXT_REPLACED
 from watchdog.tokens import TokenSource
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({406, 429, 500, 502, 503, 504})
 USER_AGENT = "videosdk-watchdog/0.1"
+DEFAULT_DEADLINE = 30.0  # seconds; the daemon passes watchdog.settings.request_deadline
+ERROR_BODY_BYTES = 64 * 1024  # what is read of an error answer to describe it
 
 
 class VideoSDKError(Exception):
@@ -74,22 +79,36 @@ class BadResponseError(VideoSDKError):
     kind = "bad_response"
 
 
-class _CountingRetry(Retry):
-    """urllib3's retry policy, counting each retry so operators see flakiness."""
+class DeadlineError(VideoSDKError):
+    """No complete answer within the call's total deadline (connect, retries, whole body)."""
 
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        reason = f"http_{response.status}" if response is not None else type(error).__name__
+    kind = "deadline"
+
+
+class _CountingRetry(Retry):
+    """urllib3's retry policy, counting each retry so operators see flakiness, and never
+    waiting (nor starting another attempt) past the call's deadline."""
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """Retry.sleep's choice (Retry-After, else backoff), checked against the deadline.
+
+        urllib3 calls this exactly once before each retry (requests follows redirects
+        itself), so this is where a retry is counted.
+        """
+        wait = None
+        if self.respect_retry_after_header and response is not None:
+            wait = self.get_retry_after(response)
+        if not wait:
+            wait = self.get_backoff_time()
+        deadline = deadlines.current()
+        if deadline is not None and time.monotonic() + wait >= deadline.at:
+            raise DeadlineExceeded(response.status if response is not None else None, wait)
+        last = self.history[-1]  # what this retry follows (increment recorded it)
+        reason = f"http_{last.status}" if last.status is not None else type(last.error).__name__
         API_RETRIES.labels(reason).inc()
         log.debug("retrying VideoSDK request after %s", reason)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        if wait > 0:
+            time.sleep(wait)
 
 
 def _error_for(status: int, message: str) -> VideoSDKError:
@@ -123,17 +142,17 @@ def server_time(header: str | None) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _describe(response: requests.Response) -> str:
+def _describe(body: bytes, reason: str | None) -> str:
     """A short, safe summary of an error body (VideoSDK error shapes are undocumented)."""
     try:
-        body = response.json()
+        document = orjson.loads(body)
     except ValueError:
-        return response.reason or "error"
-    if isinstance(body, dict):
+        return reason or "error"
+    if isinstance(document, dict):
         for key in ("message", "error", "msg"):
-            if isinstance(body.get(key), str):
-                return str(body[key])[:200]
-    return response.reason or "error"
+            if isinstance(document.get(key), str):
+                return str(document[key])[:200]
+    return reason or "error"
 
 
 def _session(base_url: str) -> requests.Session:
@@ -154,11 +173,18 @@ def _session(base_url: str) -> requests.Session:
 
 
 class VideoSDKClient:
-    def __init__(self, settings: VideoSDKSettings, pool_size: int = 16) -> None:
+    def __init__(
+        self, settings: VideoSDKSettings, pool_size: int = 16, deadline: float | None = None
+    ) -> None:
+        """``deadline``: seconds one call may take in all (default: the settings'
+        ``request_deadline``, else 30 s; the daemon derives it from the poll interval)."""
         self.base_url = settings.base_url
         self.tokens = TokenSource(settings)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._max_bytes = settings.max_response_bytes
+        if deadline is None and settings.request_deadline is not None:
+            deadline = settings.request_deadline.total_seconds()
+        self.deadline = deadline if deadline is not None else DEFAULT_DEADLINE
         retry = _CountingRetry(
             total=settings.retries,
             connect=settings.retries,
@@ -175,7 +201,7 @@ class VideoSDKClient:
             raise_on_status=False,
         )
         self.session = _session(self.base_url)
-        adapter = HTTPAdapter(
+        adapter = DeadlineAdapter(
             pool_connections=1, pool_maxsize=pool_size, max_retries=retry, pool_block=True
         )
         self.session.mount("http://", adapter)
@@ -214,22 +240,32 @@ class VideoSDKClient:
     def get_json_at(
         self, path: str, params: dict[str, Any] | None = None, *, endpoint: str = "other"
     ) -> tuple[Any, datetime | None]:
-        """Like ``get_json``, with the server's ``Date`` header as an aware datetime."""
-        token = self.tokens.get()
-        response = self._send(path, params, token, endpoint)
-        if response.status_code == 401 and self.tokens.renewable:
-            response.close()
-            self.tokens.invalidate(token)
-            log.info("VideoSDK refused the token (401); minting a new one and retrying once")
-            response = self._send(path, params, self.tokens.get(), endpoint)
-        try:
-            if response.status_code != 200:
-                error = _error_for(response.status_code, _describe(response))
-                API_ERRORS.labels(error.kind).inc()
-                raise error
-            return self._decode(response), server_time(response.headers.get("Date"))
-        finally:
-            response.close()
+        """Like ``get_json``, with the server's ``Date`` header as an aware datetime.
+
+        The whole call (a token re-mint's second request, retries and their waits,
+        the body) ends within ``self.deadline`` seconds, or raises DeadlineError.
+        """
+        with deadlines.within(self.deadline) as deadline:
+            token = self.tokens.get()
+            response = self._send(path, params, token, endpoint, deadline)
+            if response.status_code == 401 and self.tokens.renewable:
+                response.close()
+                self.tokens.invalidate(token)
+                log.info("VideoSDK refused the token (401); minting a new one and retrying once")
+                response = self._send(path, params, self.tokens.get(), endpoint, deadline)
+            try:
+                if response.status_code != 200:
+                    body = self._read(response, ERROR_BODY_BYTES, deadline, bounded=False)
+                    error = _error_for(response.status_code, _describe(body, response.reason))
+                    API_ERRORS.labels(error.kind).inc()
+                    raise error
+                body = self._read(response, self._max_bytes, deadline, bounded=True)
+                return (
+                    self._decode(body, response.status_code, endpoint, deadline),
+                    server_time(response.headers.get("Date")),
+                )
+            finally:
+                response.close()
 
     def _request(
         self, path: str, params: dict[str, Any] | None, token: str
@@ -253,36 +289,83 @@ class VideoSDKClient:
         return request
 
     def _send(
-        self, path: str, params: dict[str, Any] | None, token: str, endpoint: str
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        token: str,
+        endpoint: str,
+        deadline: Deadline,
     ) -> requests.Response:
         try:
             response = self.session.send(
                 self._request(path, params, token), timeout=self._timeout, stream=True
             )
+        except DeadlineExceeded as exc:
+            if exc.status is None:
+                raise self._deadline_error(deadline) from None
+            error = _error_for(
+                exc.status,
+                f"HTTP {exc.status}; retrying after {exc.wait:g}s would pass "
+                f"the {deadline.seconds:g}s request deadline",
+            )
+            API_ERRORS.labels(error.kind).inc()
+            raise error from None
         except requests.RequestException as exc:
+            if deadline.expired:
+                raise self._deadline_error(deadline) from None
             API_ERRORS.labels("network").inc()
             raise TransportError(f"{type(exc).__name__} talking to VideoSDK") from None
         API_REQUESTS.labels(endpoint, str(response.status_code)).inc()
         return response
 
-    def _decode(self, response: requests.Response) -> Any:
+    def _read(
+        self, response: requests.Response, limit: int, deadline: Deadline, *, bounded: bool
+    ) -> bytes:
+        """At most ``limit`` bytes of the body (one more if it is longer), while the deadline
+        lasts; ``bounded``: a longer body is an error, else it is cut (error answers)."""
         declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+        if bounded and declared and declared.isdigit() and int(declared) > limit:
             API_ERRORS.labels("too_large").inc()
             raise BadResponseError(f"response of {declared} bytes exceeds max_response_bytes")
         try:
-            body = response.raw.read(self._max_bytes + 1, decode_content=True)
+            body = response.raw.read(limit + 1 if bounded else limit, decode_content=True)
         except (OSError, urllib3.exceptions.HTTPError) as exc:
+            if deadline.expired:
+                raise self._deadline_error(deadline) from None
             API_ERRORS.labels("network").inc()
             raise TransportError(f"{type(exc).__name__} reading VideoSDK response") from None
-        if len(body) > self._max_bytes:
+        if bounded and len(body) > limit:
             API_ERRORS.labels("too_large").inc()
-            raise BadResponseError(f"response exceeds max_response_bytes ({self._max_bytes})")
+            raise BadResponseError(f"response exceeds max_response_bytes ({limit})")
+        return body
+
+    def _decode(self, body: bytes, status: int, endpoint: str, deadline: Deadline) -> Any:
         try:
             return orjson.loads(body)
         except ValueError:  # orjson.JSONDecodeError is one
-            API_ERRORS.labels("malformed_json").inc()
-            raise BadResponseError("response is not valid JSON", response.status_code) from None
+            pass
+        if deadline.expired:  # cut off mid-body without the read noticing (no length given)
+            raise self._deadline_error(deadline)
+        if bad_text(body):
+            try:
+                document, repaired = loads_lenient(body)
+            except ValueError:
+                pass
+            else:
+                if repaired:
+                    API_TEXT_REPLACED.labels(endpoint).inc(repaired)
+                    log.debug(
+                        "%d strings with invalid text repaired in a %s answer", repaired, endpoint
+                    )
+                return document
+        API_ERRORS.labels("malformed_json").inc()
+        raise BadResponseError("response is not valid JSON", status)
+
+    def _deadline_error(self, deadline: Deadline) -> DeadlineError:
+        API_ERRORS.labels("deadline").inc()
+        return DeadlineError(
+            f"no complete answer within the {deadline.seconds:g}s request deadline"
+        )
 
     def __repr__(self) -> str:
         return f"VideoSDKClient({self.base_url!r}, {self.tokens!r})"

@@ -8,9 +8,9 @@ admits everyone; an exclude always wins.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from watchdog.patterns import Regex, compile_regex
 from watchdog.settings import WatchFilters
 
 
@@ -18,8 +18,8 @@ from watchdog.settings import WatchFilters
 class Filters:
     include_rooms: frozenset[str]
     exclude_rooms: frozenset[str]
-    include_names: tuple[re.Pattern[str], ...]
-    exclude_names: tuple[re.Pattern[str], ...]
+    include_names: tuple[Regex, ...]  # searched (unanchored), as documented
+    exclude_names: tuple[Regex, ...]
     include_sdks: frozenset[str]
     exclude_sdks: frozenset[str]
 
@@ -28,8 +28,8 @@ class Filters:
         return cls(
             include_rooms=frozenset(settings.include_rooms),
             exclude_rooms=frozenset(settings.exclude_rooms),
-            include_names=tuple(re.compile(p) for p in settings.include_names),
-            exclude_names=tuple(re.compile(p) for p in settings.exclude_names),
+            include_names=tuple(map(compile_regex, settings.include_names)),
+            exclude_names=tuple(map(compile_regex, settings.exclude_names)),
             include_sdks=frozenset(s.lower() for s in settings.include_sdks),
             exclude_sdks=frozenset(s.lower() for s in settings.exclude_sdks),
         )

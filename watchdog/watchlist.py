@@ -22,7 +22,7 @@ from watchdog.departures import depart
 from watchdog.settings import WatchedParticipant
 from watchdog.stats import ParticipantInfo
 from watchdog.store import Key, Store, WatchRecord
-from watchdog.telemetry import WATCH_CHANGES, WATCHED
+from watchdog.telemetry import SLOW_PARTICIPANTS, WATCH_CHANGES, WATCHED
 from watchdog.watchfilters import Filters
 
 if TYPE_CHECKING:
@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "not_found", "error"]
+Outcome = Literal["ok", "not_found", "error", "deadline"]
 
 LEFT = "participant left the session"
+SLOW_AFTER = 3  # polls in a row hitting the request deadline before a participant is "slow"
 SESSION_ENDED = "the session ended"
 
 
@@ -119,7 +120,7 @@ class WatchList:
             for key, record in stored.items():
                 if key not in self._dirty and key not in self._deleted:
                     self._entries[key] = record
-            WATCHED.set(self._watched())
+            self._set_gauges()
 
     # -- what discovery and webhooks change ----------------------------------------
 
@@ -179,12 +180,19 @@ class WatchList:
     # -- what the poller reports (watchdog.poller.PollObserver) --------------------
 
     def admit(self, target: WatchedParticipant, info: ParticipantInfo) -> bool:
-        """The first stats tell the SDK (and maybe the name): apply those filters now."""
+        """The first stats tell the SDK (and maybe the name): apply those filters now.
+
+        A participant fixed in the config is always watched; its name and meeting
+        are learnt from its stats all the same, for ``status``.
+        """
         key = (target.session, target.participant)
         with self._lock:
             self._info[key] = info
             record = self._entries.get(key)
-            if record is None or record.source == "static":
+            if record is None:
+                return True
+            if record.source == "static":
+                self._learn(record, info)
                 return True
             if record.status == "excluded":
                 return False
@@ -192,9 +200,7 @@ class WatchList:
                 None if record.name else self._filters.name(info.name)
             )
             if why is None:
-                if record.name is None and info.name:
-                    self._put(replace(record, name=info.name))
-                    self._flush()
+                self._learn(record, info)
                 return True
             log.info(
                 "not watching %s: %s",
@@ -215,6 +221,9 @@ class WatchList:
             record = self._entries.get(key)
             if record is None or record.status == "excluded":
                 return
+            misses = record.deadline_misses + 1 if outcome == "deadline" else 0
+            if misses != record.deadline_misses:
+                record = self._deadline_misses(record, misses)
             if outcome == "ok":
                 if record.missing:
                     self._put(replace(record, missing=0))
@@ -222,7 +231,7 @@ class WatchList:
                     self._departing[key] = record.reason or LEFT
             elif record.status == "leaving" and outcome == "not_found":
                 self._departing[key] = record.reason or LEFT  # nothing left to drain
-            elif outcome == "error" and record.status == "watching":
+            elif outcome in ("error", "deadline") and record.status == "watching":
                 pass  # a failing API says nothing about the participant; 404s count alone
             else:
                 missing = record.missing + 1
@@ -262,10 +271,42 @@ class WatchList:
                 self._left_at.pop(key, None)
                 self._dirty.discard(key)
                 WATCH_CHANGES.labels("left").inc()
-            WATCHED.set(self._watched())
+            self._set_gauges()
             return len(departing)
 
     # -- internals (lock held) ------------------------------------------------------
+
+    def _learn(self, record: WatchRecord, info: ParticipantInfo) -> None:
+        """Keep the name and meeting the stats told, where the record has none yet."""
+        learnt = replace(
+            record,
+            name=record.name or info.name or None,
+            room_id=record.room_id or info.meeting_id or None,
+        )
+        if learnt != record:
+            self._put(learnt)
+            self._flush()
+
+    def _deadline_misses(self, record: WatchRecord, misses: int) -> WatchRecord:
+        """Count polls in a row that hit the request deadline (``status`` shows them); log
+        once when a participant becomes slow and once when it answers in time again."""
+        ids = {"session_id": record.session_id, "participant_id": record.participant_id}
+        if misses == SLOW_AFTER:
+            log.warning(
+                "stats requests hit the request deadline %d polls in a row: this participant "
+                "is polled late, the others are not held up",
+                misses,
+                extra=ids,
+            )
+        elif misses == 0 and record.deadline_misses >= SLOW_AFTER:
+            log.info(
+                "stats requests answer within the request deadline again (after %d misses)",
+                record.deadline_misses,
+                extra=ids,
+            )
+        updated = replace(record, deadline_misses=misses)
+        self._put(updated)
+        return updated
 
     def _join(self, key: Key, seen: Seen, source: Literal["discovery", "webhook"]) -> bool:
         ids = {"session_id": key[0], "participant_id": key[1]}
@@ -323,8 +364,14 @@ class WatchList:
         self._dirty.discard(key)
         self._deleted.add(key)
 
-    def _watched(self) -> int:
-        return sum(1 for r in self._entries.values() if r.status != "excluded")
+    def _set_gauges(self) -> None:
+        watched = slow = 0
+        for record in self._entries.values():
+            if record.status != "excluded":
+                watched += 1
+                slow += record.deadline_misses >= SLOW_AFTER
+        WATCHED.set(watched)
+        SLOW_PARTICIPANTS.set(slow)
 
     def _flush(self) -> None:
         """Write what changed; a poll that changed nothing costs nothing here (every
@@ -335,7 +382,7 @@ class WatchList:
         deleted = list(self._deleted)
         self._dirty.clear()
         self._deleted.clear()
-        WATCHED.set(self._watched())
+        self._set_gauges()
         if self._store is None:
             return
         if dirty:

@@ -4,29 +4,27 @@ VideoSDK signs each delivery: ``videosdk-signature`` is a base64 RSA-SHA256
 (PKCS#1 v1.5) signature over the raw body, checked against VideoSDK's public
 key (configured, or fetched from ``GET /v2/public/rsa-public-key`` and cached;
 refetched at most once per ``key_refresh_interval`` when a signature fails, in
-case the key rotated). Unsigned or badly signed requests get 401, bodies over
-``max_body_bytes`` 413, anything else malformed 400. Polling discovery keeps
-reconciling in the background, so a missed or refused webhook heals.
+case the key rotated, and never more often than :class:`PublicKeys` allows
+while fetches fail, so forged requests cannot make us call the API). Unsigned
+or badly signed requests get 401, bodies over ``max_body_bytes`` 413 (unread,
+by :mod:`watchdog.listener`), anything else malformed 400. Polling discovery
+keeps reconciling in the background, so a missed or refused webhook heals.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
+import math
 import re
-import socket
-import socketserver
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,7 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from watchdog.discovery import Discovery
+from watchdog.listener import Limits, Listener, Request, Response
 from watchdog.settings import WebhookSettings
+from watchdog.storagefaults import StorageFault
 from watchdog.telemetry import WEBHOOKS
 from watchdog.videosdk import VideoSDKClient, VideoSDKError
 from watchdog.watchlist import LEFT, WatchList
@@ -91,19 +91,32 @@ def verify(key: RSAPublicKey, body: bytes, signature: str) -> bool:
 
 
 class PublicKeys:
-    """VideoSDK's webhook signing key: configured, or fetched once and cached."""
+    """VideoSDK's webhook signing key: configured, or fetched and cached.
+
+    Fetches are rate-limited whatever the requests say, so forged webhooks
+    cannot make us call VideoSDK's API: after a fetch that worked, the next one
+    (a signature failed: did the key rotate?) waits ``refresh_interval``; after
+    one that failed, it waits ``RETRY_AFTER_FAILURE`` seconds, doubling while
+    it keeps failing, up to ``refresh_interval``. Meanwhile requests get the
+    cached key, or KeyUnavailableError at once.
+    """
+
+    RETRY_AFTER_FAILURE = 5.0
 
     def __init__(
         self,
         client: VideoSDKClient,
         configured: RSAPublicKey | None = None,
         refresh_interval: timedelta = timedelta(minutes=5),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._key = configured
         self._configured = configured is not None
         self._interval = refresh_interval.total_seconds()
-        self._fetched_at: float | None = None
+        self._clock = clock
+        self._next_fetch = clock()  # no fetch before this time
+        self._failures = 0
         self._lock = threading.Lock()
 
     def current(self) -> RSAPublicKey:
@@ -113,22 +126,38 @@ class PublicKeys:
             return self._key
 
     def rotated(self) -> RSAPublicKey | None:
-        """A refetched key after a failed check, at most once per interval; None if not now."""
+        """A refetched key after a failed check, if a fetch is due and the key changed."""
         with self._lock:
-            if self._configured:
-                return None
-            if (
-                self._fetched_at is not None
-                and time.monotonic() - self._fetched_at < self._interval
-            ):
+            if self._configured or self._clock() < self._next_fetch:
                 return None
             fresh = self._fetch()
             changed = self._key is None or fresh.public_numbers() != self._key.public_numbers()
             self._key = fresh
             return fresh if changed else None
 
+    def retry_after(self) -> float:
+        """Seconds until a fetch may be tried again (0: now)."""
+        with self._lock:
+            return max(0.0, self._next_fetch - self._clock())
+
     def _fetch(self) -> RSAPublicKey:
-        self._fetched_at = time.monotonic()
+        now = self._clock()
+        if now < self._next_fetch:
+            raise KeyUnavailableError(
+                f"VideoSDK's public key is not available; next try in {self._next_fetch - now:.0f}s"
+            )
+        try:
+            key = self._download()
+        except KeyUnavailableError:
+            wait = self.RETRY_AFTER_FAILURE * 2 ** min(self._failures, 16)
+            self._failures += 1
+            self._next_fetch = now + min(wait, max(self._interval, self.RETRY_AFTER_FAILURE))
+            raise
+        self._failures = 0
+        self._next_fetch = now + self._interval
+        return key
+
+    def _download(self) -> RSAPublicKey:
         try:
             body = self._client.get_json(PUBLIC_KEY_PATH, endpoint="public_key")
         except VideoSDKError as exc:
@@ -182,45 +211,52 @@ class WebhookReceiver:
         self.settings = settings
         self.keys = keys
         self.handle = handle
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
 
     def start(self) -> None:
-        self._server = _Server(self.settings.address, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+        host, port = self.settings.address
+        self._listener = Listener(
+            host,
+            port,
+            {self.settings.path: self._serve},
             name="webhooks",
-            daemon=True,
+            limits=Limits(max_body=self.settings.max_body_bytes),
+            logger=log,
         )
-        self._thread.start()
+        self._listener.start()
         log.info("receiving VideoSDK webhooks on %s", self.url)
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
+        assert self._listener is not None
+        return self._listener.port
 
     @property
     def url(self) -> str:
-        host = self.settings.address[0]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}{self.settings.path}"
+        assert self._listener is not None
+        return self._listener.url + self.settings.path
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def _serve(self, request: Request) -> Response:
+        status, message = self.receive(request.body, request.headers.get(SIGNATURE_HEADER))
+        headers: tuple[tuple[str, str], ...] = ()
+        if status == 503:
+            headers = (("Retry-After", str(max(1, math.ceil(self.keys.retry_after())))),)
+        return Response.json(status, {"ok": status == 200, "message": message}, headers)
 
     def receive(self, body: bytes, signature: str | None) -> tuple[int, str]:
         """Status and message for one delivery whose body is already size-checked."""
         if not signature:
             WEBHOOKS.labels("unsigned").inc()
             return 401, "missing videosdk-signature"
+        if not _signature_shaped(signature):  # refused before any key is needed
+            WEBHOOKS.labels("bad_signature").inc()
+            log.warning("refused a webhook with a malformed signature")
+            return 401, "bad signature"
         try:
             key = self.keys.current()
             if not verify(key, body, signature):
@@ -236,76 +272,20 @@ class WebhookReceiver:
         try:
             event = json.loads(body)
             outcome = self.handle(event)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             WEBHOOKS.labels("bad_request").inc()
-            log.warning("refused a malformed webhook: %s", exc)
+            log.warning("refused a malformed webhook: %s", str(exc)[:200])
             return 400, str(exc)[:200]
+        except StorageFault:  # counted and logged once by the store; VideoSDK sends it again
+            WEBHOOKS.labels("state_error").inc()
+            return 503, "the state database is failing"
         WEBHOOKS.labels(outcome).inc()
         return 200, outcome
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.receiver = receiver
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # skip the reverse DNS lookup
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "videosdk-watchdog"
-    sys_version = ""
-    timeout = 30.0
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_POST(self) -> None:
-        receiver = cast(_Server, self.server).receiver
-        if urlsplit(self.path).path != receiver.settings.path:
-            self._answer(404, "not found", close=True)
-            return
-        if "Transfer-Encoding" in self.headers:
-            self._answer(411, "send Content-Length", close=True)
-            return
-        length_header = self.headers.get("Content-Length", "")
-        if not length_header.isdigit():
-            WEBHOOKS.labels("bad_request").inc()
-            self._answer(411 if not length_header else 400, "Content-Length required", close=True)
-            return
-        length = int(length_header)
-        if length > receiver.settings.max_body_bytes:
-            WEBHOOKS.labels("too_large").inc()
-            self._answer(413, "body too large", close=True)
-            return
-        body = self.rfile.read(length)
-        status, message = receiver.receive(body, self.headers.get(SIGNATURE_HEADER))
-        self._answer(status, message)
-
-    def do_GET(self) -> None:
-        self._answer(405, "POST only", close=True)
-
-    do_PUT = do_DELETE = do_GET
-
-    def _answer(self, status: int, message: str, close: bool = False) -> None:
-        body = json.dumps({"ok": status == 200, "message": message}).encode()
-        if close:
-            self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if status == 503:
-                self.send_header("Retry-After", "30")
-            if close:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
+def _signature_shaped(signature: str) -> bool:
+    """Base64 of at least 2048 bits, as any RSA signature VideoSDK makes."""
+    try:
+        return len(base64.b64decode(signature.strip(), validate=True)) >= 256
+    except (binascii.Error, ValueError):
+        return False

@@ -50,6 +50,8 @@ def format_alert(alert: Alert, colour: bool = False) -> str:
     body = f"{alert.who} in {alert.where}"
     if alert.status == "firing":
         detail = f"{alert.condition} at {_time(alert)}"
+        if alert.reason:  # told again though it kept firing: its silence ended
+            detail = f"{alert.reason}; {detail}"
         if alert.sparkline:
             detail += f"  recent: {alert.sparkline}"
     elif alert.reason:

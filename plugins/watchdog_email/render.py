@@ -84,8 +84,8 @@ def _detail(alert: Alert) -> list[tuple[str, str]]:
     ]
     if alert.status == "resolved":
         rows.append(("Resolved", f"{when(alert.ends_at)} (lasted {lasted(alert)})"))
-        if alert.reason:
-            rows.append(("Reason", alert.reason))
+    if alert.reason:  # resolved without recovering, or told again as its silence ended
+        rows.append(("Reason", alert.reason))
     sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present
     if sparkline:
         rows.append(("Trend", str(sparkline)))

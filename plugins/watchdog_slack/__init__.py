@@ -31,6 +31,7 @@ from watchdog.notifiers import (
     NotifierContext,
     NotifierState,
     NotifierType,
+    Redactor,
     Register,
     retry_after_seconds,
 )
@@ -38,7 +39,6 @@ from watchdog_slack.blocks import message, reply
 from watchdog_slack.buttons import interactive_blocks
 from watchdog_slack.endpoint import InteractionEndpoint
 from watchdog_slack.interactions import Interactions, Permissions
-from watchdog_slack.redact import redacting_logger
 from watchdog_slack.socketmode import SocketListener
 
 __version__ = "0.1.0"
@@ -227,7 +227,8 @@ class SlackBot:
         config: SlackConfig,
         state: NotifierState,
         logger: logging.Logger,
-        actions: AlertActions | None = None,
+        actions: AlertActions | None,
+        redactor: Redactor,
     ) -> None:
         assert config.token is not None
         assert config.channel is not None
@@ -239,25 +240,27 @@ class SlackBot:
         self.broadcast = config.broadcast_resolved
         self.state = state
         self.log = logger
+        # slack-sdk logs request URLs and bodies at debug level on its own logger
+        quiet = redactor.install(logger.getChild("slack_sdk"))
         self.client = WebClient(
             token=config.token.get_secret_value(),
             base_url=config.base_url,
             timeout=config.timeout,
             ssl=_ssl_context(config),
-            logger=redacting_logger(logger, "slack_sdk", [config.token.get_secret_value()]),
+            logger=quiet,
             retry_handlers=[],  # the core retries with backoff; never block a lane here
         )
         if self.actions is not None:
-            self.listeners = self._listeners(config, self.actions, logger)
+            self.listeners = self._listeners(config, self.actions, logger, quiet)
 
     def _listeners(
-        self, config: SlackConfig, actions: AlertActions, logger: logging.Logger
+        self,
+        config: SlackConfig,
+        actions: AlertActions,
+        logger: logging.Logger,
+        quiet: logging.Logger,
     ) -> list[SocketListener | InteractionEndpoint]:
         assert config.token is not None
-        secrets = [config.token.get_secret_value()]
-        if config.app_token is not None:
-            secrets.append(config.app_token.get_secret_value())
-        quiet = redacting_logger(logger, "slack_sdk", secrets)
         client = WebClient(
             token=config.token.get_secret_value(),
             base_url=config.base_url,
@@ -429,15 +432,15 @@ class SlackBot:
 class SlackWebhook:
     """Incoming-webhook mode: no edits and no threads, so every notification is a message."""
 
-    def __init__(self, config: SlackConfig, logger: logging.Logger) -> None:
+    def __init__(self, config: SlackConfig, logger: logging.Logger, redactor: Redactor) -> None:
         assert config.webhook_url is not None
-        url = config.webhook_url.get_secret_value()
         self.mentions = config.mentions
+        self.redact = redactor
         self.client = WebhookClient(
-            url=url,
+            url=config.webhook_url.get_secret_value(),
             timeout=config.timeout,
             ssl=_ssl_context(config),
-            logger=redacting_logger(logger, "slack_sdk", [url]),
+            logger=self.redact.install(logger.getChild("slack_sdk")),
             retry_handlers=[],  # the core retries with backoff; never block a lane here
         )
 
@@ -465,7 +468,7 @@ class SlackWebhook:
             raise DeliveryError(
                 f"Slack rate-limited the webhook; retry in {wait:g}s", retry_after=wait
             )
-        detail = answer[:200] or f"HTTP {status}"
+        detail = self.redact(answer)[:200] or f"HTTP {status}"
         raise DeliveryError(
             f"Slack incoming webhook failed: HTTP {status} {detail}",
             permanent=400 <= status < 500 and status != 408,
@@ -476,8 +479,8 @@ def _factory(context: NotifierContext) -> SlackBot | SlackWebhook:
     config = context.config
     assert isinstance(config, SlackConfig)
     if config.token is not None:
-        return SlackBot(config, context.state, context.logger, context.actions)
-    return SlackWebhook(config, context.logger)
+        return SlackBot(config, context.state, context.logger, context.actions, context.redactor)
+    return SlackWebhook(config, context.logger, context.redactor)
 
 
 @hookimpl

@@ -59,6 +59,8 @@ def value_line(alert: Alert) -> str:
         return f"{escape(alert.reason)}; last `{escape(alert.condition)}`"
     if alert.status == "resolved":
         return f"`{escape(alert.metric)}` back to {escape(alert.condition.split(' = ', 1)[1])}"
+    if alert.reason:  # told again though it kept firing: its silence ended
+        return f"{escape(alert.reason)}; `{escape(alert.condition)}`"
     return f"`{escape(alert.condition)}`"
 
 
@@ -114,7 +116,7 @@ def headline(notification: Notification) -> str:
         name = alert.participant_name or alert.participant_id
         where = f"meeting {alert.meeting_id}" if alert.meeting_id else f"session {alert.session_id}"
         if alert.status == "firing":
-            detail = alert.condition
+            detail = f"{alert.reason}; {alert.condition}" if alert.reason else alert.condition
         elif alert.reason:
             detail = f"{alert.reason}; last {alert.condition}"
         else:

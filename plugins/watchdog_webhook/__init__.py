@@ -6,7 +6,9 @@ With ``secret`` set, the header ``X-Watchdog-Signature: sha256=<hex>`` carries
 HMAC-SHA256(secret, raw request body), as GitHub signs its webhooks; the
 header ``X-Watchdog-Notification`` names the notification, the same on every
 retry, so a receiver can drop a duplicate. TLS certificates are always
-verified (``ca_file`` adds a private CA); redirects are not followed.
+verified (``ca_file`` adds a private CA); redirects are not followed. The URL
+is a secret, as in Alertmanager's ``webhook_config``: many receivers carry a
+token in its path or query.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from watchdog.notifiers import (
     NotifierConfig,
     NotifierContext,
     NotifierType,
+    Redactor,
     Register,
     retry_after_seconds,
 )
@@ -48,7 +51,9 @@ def sign(secret: str, raw: bytes) -> str:
 
 
 class WebhookConfig(NotifierConfig):
-    url: str = Field(description="Receiver URL. Put credentials in headers, not in the URL.")
+    url: SecretStr = Field(
+        description="Receiver URL; kept secret (a token in its path or query stays out of logs)."
+    )
     secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 signing key.")
     signature_header: str = SIGNATURE_HEADER
     headers: dict[str, SecretStr] = Field(
@@ -67,8 +72,8 @@ class WebhookConfig(NotifierConfig):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+    def _url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("https://", "http://")):
             raise ValueError("must start with https:// or http://")
         return value
 
@@ -100,16 +105,19 @@ class WebhookConfig(NotifierConfig):
 
 
 class WebhookNotifier:
-    def __init__(self, config: WebhookConfig, name: str, logger: logging.Logger) -> None:
+    def __init__(
+        self, config: WebhookConfig, name: str, logger: logging.Logger, redactor: Redactor
+    ) -> None:
         self.config = config
         self.receiver = config.receiver or name
         self.log = logger
+        self.redact = redactor
         # per request: a session-level verify loses to REQUESTS_CA_BUNDLE from the environment
         self.verify: str | bool = config.ca_file or True
         self.session = requests.Session()
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier(url={self.config.url!r})"
+        return f"WebhookNotifier(host={_host(self.config.url.get_secret_value())!r})"
 
     def request(self, notification: Notification) -> tuple[bytes, dict[str, str]]:
         """The exact bytes and headers sent: what a signature check sees."""
@@ -130,7 +138,7 @@ class WebhookNotifier:
 
     def send(self, notification: Notification) -> None:
         raw, headers = self.request(notification)
-        url = self.config.url
+        url = self.config.url.get_secret_value()
         try:
             response = self.session.post(
                 url,
@@ -151,7 +159,8 @@ class WebhookNotifier:
             status = response.status_code
             if 200 <= status < 300:
                 return
-            detail = response.text[:200].strip()
+            # masked before it is cut: a cut secret would no longer be recognised
+            detail = self.redact(response.text)[:200].strip()
             message = f"webhook {_host(url)} answered HTTP {status}" + (
                 f": {detail}" if detail else ""
             )
@@ -165,7 +174,8 @@ class WebhookNotifier:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or url
+    """``host:port`` of a URL, without any ``user:password@``."""
+    return urlsplit(url).netloc.rpartition("@")[2] or "the receiver"
 
 
 def _reason(exc: Exception) -> str:
@@ -178,7 +188,7 @@ def _reason(exc: Exception) -> str:
 
 def _factory(context: NotifierContext) -> WebhookNotifier:
     assert isinstance(context.config, WebhookConfig)
-    return WebhookNotifier(context.config, context.name, context.logger)
+    return WebhookNotifier(context.config, context.name, context.logger, context.redactor)
 
 
 @hookimpl

@@ -1,10 +1,12 @@
 """The webhook body: Prometheus Alertmanager's webhook format, version 4.
 
 Existing Alertmanager receivers (chat bridges, incident tools, home-grown
-scripts) parse it unchanged: the same top-level keys, alerts with
+scripts) parse it unchanged: the same top-level keys (those of Alertmanager's
+``notify/webhook`` ``Message`` and ``template.Data``), alerts with
 ``labels``/``annotations``/``startsAt``/``endsAt``, Alertmanager's zero time
 as ``endsAt`` while an alert fires, RFC 3339 UTC times, string-only label and
-annotation values.
+annotation values, and the group's identity from the alert manager
+(``groupKey`` stable per group, ``groupLabels`` its ``group_by`` labels).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog.alerts import Alert, Notification
+from watchdog.alerts import Alert, Notification, alert_labels
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what Alertmanager sends while firing
 
@@ -25,22 +27,6 @@ def _number(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:g}"
-
-
-def alert_labels(alert: Alert) -> dict[str, str]:
-    """What identifies the alert: the rule's labels plus who and where."""
-    out = {k: str(v) for k, v in alert.labels.items()}
-    out.update(
-        {
-            "alertname": alert.rule,
-            "severity": alert.severity,
-            "session_id": alert.session_id,
-            "participant_id": alert.participant_id,
-        }
-    )
-    if alert.meeting_id:
-        out["meeting_id"] = alert.meeting_id
-    return dict(sorted(out.items()))
 
 
 def alert_annotations(alert: Alert) -> dict[str, str]:
@@ -56,8 +42,10 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
     }
     if alert.description:
         out["description"] = alert.description
-    if alert.reason:  # resolved without a recovering sample, e.g. the participant left
+    if alert.reason and alert.status == "resolved":  # no recovering sample: e.g. they left
         out["resolved_reason"] = alert.reason
+    elif alert.reason:  # told again though it kept firing, e.g. its silence ended
+        out["reason"] = alert.reason
     if alert.participant_name:
         out["participant_name"] = alert.participant_name
     sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present
@@ -71,7 +59,7 @@ def _alert(alert: Alert, generator_url: str) -> dict[str, Any]:
     resolved = alert.status == "resolved" and alert.ends_at is not None
     return {
         "status": alert.status,
-        "labels": alert_labels(alert),
+        "labels": dict(sorted(alert_labels(alert).items())),
         "annotations": alert_annotations(alert),
         "startsAt": rfc3339(alert.fired_at),
         "endsAt": rfc3339(alert.ends_at) if resolved and alert.ends_at else ZERO_TIME,
@@ -95,20 +83,6 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
     return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
 
 
-def group_labels(alerts: tuple[Alert, ...]) -> dict[str, str]:
-    """The labels the group was formed by: the meeting for a group, else the alert itself."""
-    common = _common([alert_labels(a) for a in alerts])
-    keys = ("meeting_id",) if len(alerts) > 1 else ("alertname", "participant_id", "session_id")
-    chosen = {k: common[k] for k in keys if k in common}
-    return chosen or {k: common[k] for k in ("alertname",) if k in common}
-
-
-def group_key(groups: dict[str, str]) -> str:
-    """Alertmanager's ``{route}:{labels}`` shape; stable from firing to resolved."""
-    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(groups.items()))
-    return "{}:{" + inner + "}"
-
-
 def body(
     notification: Notification,
     receiver: str,
@@ -119,17 +93,18 @@ def body(
     alerts = notification.alerts
     sent = alerts[:max_alerts] if max_alerts else alerts
     rendered = [_alert(a, generator_url) for a in sent]
-    groups = group_labels(alerts)
     status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
     return {
         "receiver": receiver,
         "status": status,
         "alerts": rendered,
-        "groupLabels": groups,
+        "notification_reason": notification.reason,
+        "groupLabels": dict(sorted(notification.group_labels.items())),
         "commonLabels": _common([alert_labels(a) for a in alerts]),
         "commonAnnotations": _common([alert_annotations(a) for a in alerts]),
+        "routeLabels": {},
         "externalURL": external_url,
         "version": "4",
-        "groupKey": group_key(groups),
+        "groupKey": notification.group_key,
         "truncatedAlerts": len(alerts) - len(sent),
     }

@@ -76,6 +76,17 @@ def test_publishes_priority_by_severity(host: PluginTestHost, http_receiver: Htt
     assert group["message"].count("\n") == 2
 
 
+def test_a_firing_alert_told_again_says_why(
+    host: PluginTestHost, http_receiver: HttpReceiver
+) -> None:
+    config = {"type": "ntfy", "server": http_receiver.url, "topic": "oncall", "token": TOKEN}
+    note = "still firing; silence 3f482c67 ended (alice: maintenance)"
+    host.build(config).send(make_notification(make_alert(reason=note)))
+    assert http_receiver.requests[0].json()["message"] == (
+        f"poor-video: Alice (part-1): {note}; qualityScore.video = 2.41 (threshold < 3)"
+    )
+
+
 def test_rate_limit_is_retried_and_a_bad_token_is_not(
     host: PluginTestHost, http_receiver: HttpReceiver
 ) -> None:

@@ -16,6 +16,7 @@ from watchdog.notifiers import (
     NotifierConfig,
     NotifierContext,
     NotifierType,
+    Redactor,
     Register,
     retry_after_seconds,
 )
@@ -50,6 +51,8 @@ def _line(alert: Alert) -> str:
             f"✅ {alert.rule}: {alert.who}: {alert.metric} back to "
             + (alert.condition.split(" = ", 1)[1])
         )
+    if alert.reason:  # told again though it kept firing: its silence ended
+        return f"{alert.rule}: {alert.who}: {alert.reason}; {alert.condition}"
     return f"{alert.rule}: {alert.who}: {alert.condition}"
 
 
@@ -83,8 +86,9 @@ def publication(notification: Notification, config: NtfyConfig) -> dict[str, obj
 
 
 class NtfyNotifier:
-    def __init__(self, config: NtfyConfig) -> None:
+    def __init__(self, config: NtfyConfig, redactor: Redactor) -> None:
         self.config = config
+        self.redact = redactor
         self.session = requests.Session()
 
     def __repr__(self) -> str:
@@ -107,7 +111,9 @@ class NtfyNotifier:
             ) from None
         if response.ok:
             return
-        message = f"ntfy answered HTTP {response.status_code}: {response.text[:200].strip()}"
+        # masked before it is cut: a server may echo the token, and a cut one goes unrecognised
+        answer = self.redact(response.text)[:200].strip()
+        message = f"ntfy answered HTTP {response.status_code}: {answer}"
         if response.status_code == 429 or response.status_code >= 500:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             raise DeliveryError(message, retry_after=wait)
@@ -116,7 +122,7 @@ class NtfyNotifier:
 
 def _factory(context: NotifierContext) -> NtfyNotifier:
     assert isinstance(context.config, NtfyConfig)
-    return NtfyNotifier(context.config)
+    return NtfyNotifier(context.config, context.redactor)
 
 
 @hookimpl

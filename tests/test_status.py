@@ -1,0 +1,87 @@
+"""``status`` through the real CLI: names learnt from stats, and what each alert is going
+through (acknowledged, silenced, pending), so "why was I not paged?" has an answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from watchdog.actions import StoreActions
+from watchdog.alerts import fingerprint
+from watchdog.simulator import Simulator
+from watchdog.store import Store
+
+from .conftest import POOR_VIDEO, write_config
+from .helpers import video_series
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "watchdog", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_status_names_fixed_participants_and_marks_acked_silenced_and_pending(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    bad = video_series([(0, 2), (10, 2), (20, 2), (30, 2)])  # pending at 0, fires at 20s
+    late = video_series([(0, 4), (10, 4), (20, 4), (30, 2)])  # pending since 30s
+    sim.add_participant("s", "alice", samples=bad, name="Alice Martin", meeting_id="abcd-efgh-ijkl")
+    sim.add_participant("s", "bob", samples=bad, name="Bilal Khan", meeting_id="abcd-efgh-ijkl")
+    sim.add_participant("s", "carol", samples=late, name="Chen Wei", meeting_id="abcd-efgh-ijkl")
+    sim.advance(30)
+    config = str(
+        write_config(tmp_path, sim.url, [("s", "alice"), ("s", "bob"), ("s", "carol")], POOR_VIDEO)
+    )
+    cli("once", "--config", config)
+
+    store = Store(str(tmp_path / "state.db"))  # what the Slack button does
+    try:
+        done = StoreActions(store).acknowledge(
+            fingerprint("poor-video", "s", "alice"), "U1", "slack"
+        )
+    finally:
+        store.close()
+    assert done.ok, done.message
+    silenced = cli(
+        "silence", "add", "--config", config, "--match", "participantId=bob",
+        "--match", "rule=poor-video", "--for", "2h", "--comment", "known wifi", "--author", "dana",
+    ).stdout.strip()  # fmt: skip
+
+    text = cli("status", "--config", config).stdout
+    assert text.startswith(
+        "3 participants watched (0 leaving), 0 excluded by filters, "
+        "2 alerts firing (1 silenced), 1 pending; times in UTC"
+    )
+    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("s ")}
+    assert "Alice Martin" in rows["alice"]  # fixed in the config, named by its stats
+    assert "abcd-efgh-ijkl" in rows["alice"]
+    assert "Chen Wei" in rows["carol"]
+    alerts = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+    assert alerts == [
+        "FIRING poor-video since 2026-11-24 10:00:20, acknowledged by U1 (slack) at "
+        + alerts[0].rsplit(" at ", 1)[1],
+        f"FIRING poor-video since 2026-11-24 10:00:20, SILENCED by dana until "
+        f"{alerts[1].split(' until ')[1].split(' (')[0]} (silence {silenced[:8]})",
+        "PENDING poor-video since 2026-11-24 10:00:30 (condition holds, not yet for its for:)",
+    ]
+
+    data = {
+        row["participantId"]: row
+        for row in json.loads(cli("status", "--json", "--config", config).stdout)
+    }
+    assert data["alice"]["name"] == "Alice Martin"
+    assert data["alice"]["firing"][0]["ackedBy"] == "U1"
+    assert "silenceId" not in data["alice"]["firing"][0]
+    assert data["bob"]["firing"][0]["silenceId"] == silenced
+    assert data["bob"]["firing"][0]["silencedBy"] == "dana"
+    assert data["carol"]["firing"] == []
+    assert data["carol"]["pending"] == [{"rule": "poor-video", "since": "2026-11-24T10:00:30.000Z"}]
