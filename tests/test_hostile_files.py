@@ -167,6 +167,7 @@ def test_nesting_and_self_reference_are_refused(
         (rule("!!int abc"), "5: cannot read this value as an integer; quote it to mean text"),
         (rule().replace("name: r", "name: r\x07"), "2: control character U+0007 is not allowed"),
         (rule().replace("name: r", "name: r\x00"), "2: control character U+0000 is not allowed"),
+        (rule(summary="\\e[2J{{ participant }}"), "7: control character U+001B (written as an"),
         (rule().encode() + b"  - name: \xff\n", "8: not UTF-8 (byte 0xff)"),
     ],
 )
@@ -218,6 +219,23 @@ def test_config_durations_are_capped_at_30_days(tmp_path: Path) -> None:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         assert main(["check", "--config", str(config)]) == 2
     assert err.getvalue() == f"{config}:9: poll.interval: is too long (at most 30d)\n"
+
+
+def test_config_numbers_are_finite(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        [("s", "p")],
+        POOR_VIDEO,
+        videosdk={"connect_timeout": float("inf"), "backoff": float("nan")},
+    )
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["check", "--config", str(config)]) == 2
+    assert sorted(err.getvalue().splitlines()) == [
+        f"{config}:6: videosdk.backoff: Input should be a finite number",
+        f"{config}:8: videosdk.connect_timeout: Input should be a finite number",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "rules: []\n", "rules:\n"])

@@ -12,6 +12,7 @@ thousand nested brackets is a ``file:line`` error in milliseconds.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -179,13 +180,17 @@ def _check_bounds(loader: _Loader, root: yaml.Node) -> None:
     raise _Refused(line, message)
 
 
+# what YAML refuses raw (all but tab, line feed, carriage return and NEL), also as "\e" escapes
+_ESCAPED_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+
+
 def _scalar(loader: _Loader, node: yaml.Node) -> Any:
     """A scalar's value; a value YAML's own constructors cannot read becomes ValueError.
 
     The value is never quoted back: a secret typed in the wrong place stays out of errors.
     """
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
     except yaml.MarkedYAMLError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
@@ -196,6 +201,12 @@ def _scalar(loader: _Loader, node: yaml.Node) -> Any:
         kinds = {"int": "an integer", "float": "a number", "bool": "true or false"}
         kind = kinds.get(tag, "a date or time" if tag == "timestamp" else f"!!{tag}")
         raise ValueError(f"cannot read this value as {kind}; quote it to mean text") from exc
+    if isinstance(value, str) and (control := _ESCAPED_CONTROL.search(value)):
+        raise ValueError(
+            f"control character U+{ord(control[0]):04X} (written as an escape) is not allowed: "
+            "it would reach terminals, logs and messages as is"
+        )
+    return value
 
 
 _UNSUPPORTED_KEY = (
