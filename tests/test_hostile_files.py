@@ -221,6 +221,16 @@ def test_config_durations_are_capped_at_30_days(tmp_path: Path) -> None:
     assert err.getvalue() == f"{config}:9: poll.interval: is too long (at most 30d)\n"
 
 
+def test_durations_parse_in_linear_time(tmp_path: Path) -> None:
+    """A failing search from every position of a long blank run would take hours."""
+    path = write(tmp_path, rule(for_='"1' + " " * 400_000 + 'x"'))
+    started = time.perf_counter()
+    problem = only_problem(path)
+    assert time.perf_counter() - started < 10  # generous: it takes milliseconds
+    assert problem.startswith("6: rule 'r': for '1 ")
+    assert problem.endswith("x' is not a duration like 30s, 5m or 1h30m (units: ms s m h d)")
+
+
 def test_config_numbers_are_finite(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
