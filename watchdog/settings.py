@@ -9,6 +9,7 @@ Secrets are SecretStr so they never show in a repr, a log or an error.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchdog.durations import Duration, PositiveDuration
 from watchdog.matchers import parse_matcher
 from watchdog.patterns import PatternError, compile_regex
-from watchdog.problems import ConfigError, Problem
+from watchdog.problems import ConfigError, Problem, did_you_mean
 from watchdog.strictnumbers import refuse_non_number
 from watchdog.yamlfile import Document, load, validation_problems
 
@@ -39,7 +40,7 @@ CONFIG_ENV = "WATCHDOG_CONFIG"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -481,7 +482,7 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
         if document is None:
             raise ConfigError(
                 Problem("environment", None, p.message)
-                for p in validation_problems(Document("environment", {}), exc)
+                for p in validation_problems(Document("environment", {}), exc, model=Settings)
             ) from None
         raise ConfigError(_attribute(document, exc)) from None
     return Config(settings=settings, path=path if document else None, document=document)
@@ -491,7 +492,7 @@ def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
     """Problems from the file keep its lines; those from a variable name it."""
     problems = []
     for problem, item in zip(
-        validation_problems(document, exc),
+        validation_problems(document, exc, model=Settings),
         exc.errors(include_url=False, include_input=False),
         strict=True,
     ):
@@ -500,6 +501,41 @@ def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
             problems.append(problem)
         else:
             problems.append(Problem(f"environment variable {variable}", None, problem.message))
+    return problems
+
+
+# WATCHDOG_* variables that are not settings: ours, and systemd's watchdog protocol
+_NOT_SETTINGS = frozenset({CONFIG_ENV, "WATCHDOG_LOAD_PLUGINS", "WATCHDOG_USEC", "WATCHDOG_PID"})
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> list[Problem]:
+    """A warning for each ``WATCHDOG_*`` variable naming no settings section.
+
+    pydantic-settings reads only the variables of known sections, so a typo such as
+    ``WATCHDOG_POL__INTERVAL`` would otherwise be ignored without a word.
+    """
+    sections = set(Settings.model_fields)
+    problems = []
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith("WATCHDOG_") or upper in _NOT_SETTINGS:
+            continue
+        section = upper.removeprefix("WATCHDOG_").split("__", 1)[0].lower()
+        if section in sections:
+            continue
+        prefix = next((known for known in sections if section.startswith(f"{known}_")), None)
+        if prefix is not None:
+            hint = f"; nested keys take two underscores: WATCHDOG_{prefix.upper()}__..."
+        else:
+            hint = did_you_mean(section, sections) or f" (sections: {', '.join(sorted(sections))})"
+        problems.append(
+            Problem(
+                f"environment variable {name}",
+                None,
+                f"unknown settings section {section!r}{hint}; the variable is ignored",
+                "warning",
+            )
+        )
     return problems
 
 
