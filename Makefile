@@ -44,9 +44,10 @@ typecheck: $(STAMP) $(NTFY_STAMP)
 	cd $(NTFY) && MYPYPATH=../.. ../../$(BIN)/mypy  # editable installs hide the core from mypy
 
 # the docs site: warnings are errors, references inside the project must resolve; the
-# configuration reference documents every installed notifier type, the ntfy plugin included
+# configuration reference documents every installed notifier type, the ntfy plugin included;
+# -E: always read afresh, since the generated tables follow the code, not the pages
 docs: $(STAMP) $(NTFY_STAMP)
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 pytest: $(STAMP) $(NTFY_STAMP)
 	$(BIN)/pytest
