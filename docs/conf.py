@@ -19,7 +19,7 @@ extensions = [
 ]
 
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "README.md"]
+exclude_patterns = ["_build"]
 myst_heading_anchors = 3  # `page.md#a-heading` links, as a forge renders them
 myst_enable_extensions = ["deflist"]
 

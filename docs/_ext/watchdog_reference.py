@@ -243,10 +243,12 @@ def metrics() -> list[Metric]:
     metrics a cluster member registers (absent on SQLite rather than 0).
     """
     importlib.import_module(DAEMON)
+    postgresql = [family for metric in POSTGRESQL_METRICS for family in metric.describe()]
     live = LiveCollector(dict, lambda: (0, None))
-    found = [_metric(family, False) for family in REGISTRY.collect()]
-    found += [_metric(family, False) for family in live.collect()]
-    found += [_metric(family, True) for m in POSTGRESQL_METRICS for family in m.describe()]
+    # a test process may have registered the later collectors too: one entry per name
+    families = {f.name: f for f in (*REGISTRY.collect(), *live.collect(), *postgresql)}
+    only = {family.name for family in postgresql}
+    found = [_metric(family, name in only) for name, family in sorted(families.items())]
     return sorted((m for m in found if m.name.startswith("watchdog_")), key=lambda m: m.name)
 
 
