@@ -10,7 +10,7 @@ from watchdog.testing import NotifierContract
 
 from .sitedirs import PYTHON, env_with_path, fake_distribution
 
-GUIDE = Path(__file__).parent.parent / "plugins" / "README.md"
+GUIDE = Path(__file__).parent.parent / "docs" / "plugins.md"
 
 
 def test_the_guides_plugin_passes_the_guides_tests(tmp_path: Path) -> None:

@@ -58,13 +58,19 @@ class EmailConfig(NotifierConfig):
         description="starttls (port 587), tls: implicit TLS (465), none: a local relay only.",
     )
     username: str | None = None
+    """SMTP AUTH user; with ``password``, only ever over TLS."""
     password: SecretStr | None = None
+    """SMTP AUTH password (refused with ``security: none``)."""
     sender: str = Field(alias="from", description="From address, e.g. 'Watchdog <wd@example.com>'.")
     to: list[str] = Field(min_length=1)
+    """Recipients."""
     cc: list[str] = Field(default_factory=list)
+    """Copy recipients."""
     subject_prefix: str = "[videosdk-watchdog]"
+    """Put before every subject, for filters."""
     ca_file: str | None = Field(default=None, description="PEM bundle of a private CA.")
     timeout: float = Field(default=30.0, gt=0, le=300)
+    """Seconds for the SMTP conversation of one mail."""
     local_hostname: str | None = Field(default=None, description="Name to send in EHLO.")
     charts: bool = Field(
         default=True, description="Embed a PNG chart of each firing alert (needs [charts])."
