@@ -29,8 +29,8 @@ import requests
 from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
 from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.dispatcher import Dispatcher
+from watchdog.durations import format_time
 from watchdog.notifiers import DeliveryError
-from watchdog.stats import format_time
 from watchdog.store import Store
 
 

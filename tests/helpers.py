@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watchdog.stats import format_time
+from watchdog.durations import format_time
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 

@@ -15,9 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from watchdog.durations import format_time
 from watchdog.engine import AlertState, Memory, Transition, evaluate
 from watchdog.rules import parse_rules
-from watchdog.stats import ParticipantInfo, Sample, format_time, parse_stats
+from watchdog.stats import ParticipantInfo, Sample, parse_stats
 
 from .helpers import T0
 

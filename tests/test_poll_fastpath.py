@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.daemon import build
+from watchdog.durations import format_time
 from watchdog.settings import load_config
 from watchdog.simulator import Simulator
-from watchdog.stats import ParticipantStats, format_time, parse_stats
+from watchdog.stats import ParticipantStats, parse_stats
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import at, response, sample, video_series

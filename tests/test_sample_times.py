@@ -21,13 +21,14 @@ import orjson
 import pytest
 
 from watchdog.daemon import build
+from watchdog.durations import format_time
 from watchdog.engine import AlertState, Memory
 from watchdog.poller import Poller
 from watchdog.rules import load_rules
 from watchdog.series import Series, micros
 from watchdog.settings import Config, VideoSDKSettings, WatchedParticipant
 from watchdog.simulator import Simulator
-from watchdog.stats import format_time, parse_stats
+from watchdog.stats import parse_stats
 from watchdog.store import Store
 from watchdog.telemetry import SAMPLE_ERRORS
 from watchdog.videosdk import VideoSDKClient

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from watchdog.alerts import Alert, Notification, fingerprint
+from watchdog.durations import format_time, parse_time
 from watchdog.engine import AlertState, Memory
 from watchdog.matchers import parse_matchers
 from watchdog.series import Series, micros
-from watchdog.stats import format_time, parse_time
 from watchdog.storagefaults import StorageFault
 from watchdog.store import (
     MIGRATIONS,

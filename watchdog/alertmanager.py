@@ -35,6 +35,7 @@ from watchdog.alerts import (
     group_labels,
 )
 from watchdog.alerts import alert_labels as receiver_labels
+from watchdog.durations import format_time
 from watchdog.matchers import (
     KNOWN_LABELS,
     RENAMED_LABELS,
@@ -54,7 +55,6 @@ from watchdog.settings import (
     NotifierOptions,
     Settings,
 )
-from watchdog.stats import format_time
 from watchdog.storagefaults import StorageFault
 from watchdog.store import (
     ActiveAlert,

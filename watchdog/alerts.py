@@ -13,12 +13,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from watchdog.stats import format_time, parse_time
+from watchdog.durations import format_time, parse_time
 
 Status = Literal["firing", "resolved"]
 
 # The labels the core gives every alert, named as Alertmanager receivers expect them; the
 # rule's own ``labels`` come beside them. ``group_by``, routes and silences use these names.
+Severity = Literal["info", "warning", "critical"]
+"""What a rule says an alert means; also a label matchers check values against."""
+
 BUILTIN_LABELS = ("alertname", "severity", "meeting_id", "session_id", "participant_id")
 GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per alert
 DEFAULT_GROUP_BY = ("meeting_id", "alertname")

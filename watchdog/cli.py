@@ -22,7 +22,7 @@ from watchdog.clash import ImportClashError, ensure_no_clash
 from watchdog.daemon import build, token, validate
 from watchdog.database import DatabaseError
 from watchdog.demo import run_demo
-from watchdog.durations import parse_duration
+from watchdog.durations import format_time, parse_duration, parse_time
 from watchdog.logs import hide, setup_logging
 from watchdog.migrate import pending_note, run_migrate
 from watchdog.notifytest import send_test
@@ -38,7 +38,6 @@ from watchdog.schemas import schema
 from watchdog.service import ServiceFailure, run
 from watchdog.settings import Config, load_config
 from watchdog.simulator import serve
-from watchdog.stats import format_time, parse_time
 from watchdog.status import print_status
 from watchdog.store import Store
 

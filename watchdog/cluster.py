@@ -45,8 +45,8 @@ import psycopg
 from prometheus_client import REGISTRY, Counter, Gauge
 
 from watchdog.database import ROUND_TRIPS, Cursor
+from watchdog.durations import format_time
 from watchdog.settings import WatchedParticipant
-from watchdog.stats import format_time
 from watchdog.store import LEADER_LOCK, Key, Store
 
 log = logging.getLogger(__name__)

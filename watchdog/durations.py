@@ -1,10 +1,11 @@
-"""Durations as people write them in rule and config files: ``90s``, ``2m``, ``1h30m``."""
+"""Durations as people write them in rule and config files (``90s``, ``2m``, ``1h30m``),
+and instants in the API's own ISO-8601 form."""
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
@@ -108,3 +109,22 @@ PositiveDuration = Annotated[
         }
     ),
 ]
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 to an aware UTC datetime; None if unusable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """The API's own format: UTC, milliseconds, ``Z``."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from watchdog.durations import format_time, parse_time
 from watchdog.rules import Rule
 from watchdog.series import Series, duration_micros, micros
 from watchdog.sparklines import sparkline
-from watchdog.stats import ParticipantInfo, Sample, format_time, parse_time
+from watchdog.stats import ParticipantInfo, Sample
 from watchdog.templates import render
 
 Phase = Literal["pending", "firing"]

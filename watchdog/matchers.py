@@ -14,10 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from watchdog.alerts import BUILTIN_LABELS, Alert
+from watchdog.alerts import BUILTIN_LABELS, Alert, Severity
 from watchdog.alerts import alert_labels as receiver_labels
 from watchdog.patterns import PatternError, Regex, compile_regex
-from watchdog.rules import Severity
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watchdog.durations import format_duration
-from watchdog.stats import format_time
+from watchdog.durations import format_duration, format_time
 from watchdog.store import OutboxEntry, Store
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-from watchdog.durations import format_duration
+from watchdog.durations import format_duration, format_time
 from watchdog.engine import (
     AlertState,
     MeetingKey,
@@ -33,7 +33,7 @@ from watchdog.pollfailures import PollFailures, credentials_refused, failure_rea
 from watchdog.routing import alert_from
 from watchdog.rules import RuleSet
 from watchdog.settings import WatchedParticipant
-from watchdog.stats import ParticipantInfo, StatsShapeError, format_time, parse_stats
+from watchdog.stats import ParticipantInfo, StatsShapeError, parse_stats
 from watchdog.storagefaults import StorageFault
 from watchdog.store import Key, StaleLease, Store
 from watchdog.telemetry import CYCLE_SECONDS, POLL_SECONDS, POLLS, SAMPLES_EVALUATED, TRANSITIONS

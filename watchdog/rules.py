@@ -24,7 +24,7 @@ from pydantic import (
     with_config,
 )
 
-from watchdog.alerts import BUILTIN_LABELS
+from watchdog.alerts import BUILTIN_LABELS, Severity
 from watchdog.durations import Duration, PositiveDuration, format_duration, parse_duration
 from watchdog.metrics import METRICS
 from watchdog.patterns import PatternError, Regex, compile_regex
@@ -45,7 +45,6 @@ from watchdog.yamlfile import (
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus's label names
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
-Severity = Literal["info", "warning", "critical"]
 Aggregate = Literal["avg", "min", "max", "p95", "count", "rate"]
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

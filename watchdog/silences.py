@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watchdog.durations import format_duration, parse_duration
+from watchdog.durations import format_duration, format_time, parse_duration
 from watchdog.matchers import (
     KNOWN_LABELS,
     Matcher,
@@ -28,7 +28,6 @@ from watchdog.matchers import (
     parse_matchers,
 )
 from watchdog.problems import ConfigError, Problem
-from watchdog.stats import format_time
 from watchdog.store import AuditEntry, Silence, Store
 
 MAX_DURATION = timedelta(days=366)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
+from watchdog.durations import format_time, parse_time
 from watchdog.fields import SAMPLE_FIELDS
 from watchdog.metrics import derive, dominant_resolution, nearest
 from watchdog.telemetry import SAMPLE_ERRORS
@@ -56,25 +57,6 @@ class ParticipantStats:
     samples: tuple[Sample, ...]
     dropped: int = 0
     future: int = 0  # samples stamped after ``until``, dropped
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 to an aware UTC datetime; None if unusable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """The API's own format: UTC, milliseconds, ``Z``."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 # participants choose their own names: a 1 MB name would be matched by every filter,

@@ -17,11 +17,11 @@ from typing import Any, TextIO
 
 from watchdog import cluster
 from watchdog.alerts import fingerprint
+from watchdog.durations import format_time
 from watchdog.matchers import alert_labels, matches_all
 from watchdog.problems import ConfigError
 from watchdog.redaction import Redactor
 from watchdog.settings import Config
-from watchdog.stats import format_time
 from watchdog.store import Ack, AuditEntry, Silence, Store, WatchRecord, WatchStatus
 from watchdog.watchlist import SLOW_AFTER
 

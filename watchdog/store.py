@@ -24,9 +24,10 @@ import orjson
 
 from watchdog.alerts import Alert, Notification
 from watchdog.database import Cursor, Database, DatabaseError, open_database
+from watchdog.durations import format_time, parse_time
 from watchdog.engine import AlertState, MeetingKey, Memory
 from watchdog.matchers import Matcher, parse_matchers
-from watchdog.stats import ParticipantInfo, format_time, parse_time
+from watchdog.stats import ParticipantInfo
 from watchdog.storagefaults import StorageFault, StorageFaults
 
 log = logging.getLogger(__name__)
