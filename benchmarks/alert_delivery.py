@@ -26,12 +26,12 @@ from typing import Any
 
 import requests
 
-from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
+from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
 from watchdog.alerts import Alert, Notification, fingerprint
-from watchdog.dispatcher import Dispatcher
+from watchdog.delivery.dispatcher import Dispatcher
 from watchdog.durations import format_time
 from watchdog.notifiers import DeliveryError
-from watchdog.store import Store
+from watchdog.state.store import Store
 
 
 class _Sink(BaseHTTPRequestHandler):

@@ -1,6 +1,6 @@
 """Discovery under churn: rooms and participants coming and going, watch list kept exact.
 
-Lays out a seeded schedule on the simulator (``watchdog.churn``: rooms whose
+Lays out a seeded schedule on the simulator (``watchdog.sim.churn``: rooms whose
 sessions start and end, participants who join, leave and come back), then
 steps the simulator's clock one discovery interval at a time; at each step
 it runs a discovery pass and a poll cycle with the daemon's own code and
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import yaml
 
-from watchdog.churn import churn
-from watchdog.daemon import build
-from watchdog.settings import load_config
-from watchdog.simulator import Simulator
+from watchdog.config.settings import load_config
+from watchdog.runtime.build import build
+from watchdog.sim.churn import churn
+from watchdog.sim.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789"

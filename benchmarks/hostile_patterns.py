@@ -1,4 +1,4 @@
-"""Catastrophic patterns against hostile participant names: RE2 (watchdog.patterns) vs re.
+"""Catastrophic patterns against hostile participant names: RE2 (watchdog.config.patterns) vs re.
 
     .venv/bin/python -m benchmarks.hostile_patterns [--python-limit 10]
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from watchdog.patterns import compile_regex
+from watchdog.config.patterns import compile_regex
 
 PATTERNS = ["(a+)+$", "(a|aa)+$", "(a+)+z$", r"(\w+\s?)*$", r".*[ab].{500}x"]
 LENGTHS = [34, 5_000, 100_000, 1_000_000]

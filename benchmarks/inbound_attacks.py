@@ -24,14 +24,14 @@ import watchdog_slack
 from pydantic import SecretStr
 
 from tests.rawhttp import concurrently, flood, peak_rss, trickle
-from watchdog.actions import StoreActions
-from watchdog.httpserver import HttpEndpoint
-from watchdog.plugins import PluginHost
-from watchdog.settings import VideoSDKSettings, WebhookSettings
-from watchdog.store import Store
+from watchdog.alerting.actions import StoreActions
+from watchdog.config.settings import VideoSDKSettings, WebhookSettings
+from watchdog.delivery.host import PluginHost
+from watchdog.runtime.endpoints import HttpEndpoint
+from watchdog.state.store import Store
 from watchdog.testing import HttpReceiver, Received, Reply, free_port
-from watchdog.videosdk import VideoSDKClient
-from watchdog.webhooks import PublicKeys, WebhookReceiver
+from watchdog.videosdk.client import VideoSDKClient
+from watchdog.watch.webhooks import PublicKeys, WebhookReceiver
 
 Target = tuple[int, str, str]  # port, method, path
 

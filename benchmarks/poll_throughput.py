@@ -1,6 +1,6 @@
 """Poll-path throughput: N watched participants against the simulator in another process.
 
-Runs the daemon's real poll path (``watchdog.daemon.build``: pooled client, parsing,
+Runs the daemon's real poll path (``watchdog.runtime.build.build``: pooled client, parsing,
 rule engine over ``rules.example.yaml``, SQLite) on the poll interval's schedule and
 prints per cycle and in steady state: cycle time, polls/s, whether a cycle overran the
 interval, CPU per poll in this process, and peak RSS. Then, in the same run and the same
@@ -33,9 +33,9 @@ import yaml
 from requests.adapters import HTTPAdapter
 
 from benchmarks.simserver import participant_ids
-from watchdog.daemon import build
-from watchdog.rules import load_rules
-from watchdog.settings import load_config
+from watchdog.config.settings import load_config
+from watchdog.engine.rules import load_rules
+from watchdog.runtime.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789"

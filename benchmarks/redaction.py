@@ -28,7 +28,7 @@ SECRETS = [
     "Bearer receiver-token-77aa-0b1c2d3e4f",
 ]
 LINE = (
-    "2026-11-24 10:00:00,123 WARNING watchdog.dispatcher: notifier incidents failed "
+    "2026-11-24 10:00:00,123 WARNING watchdog.delivery.dispatcher: notifier incidents failed "
     "(attempt 3): webhook incidents.example.com answered HTTP 503: upstream unavailable; "
     "retrying in 4.0s [session_id=62d1c0a0 participant_id=fj9jx8sy]"
 )

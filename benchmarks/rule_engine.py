@@ -24,10 +24,10 @@ from typing import Any
 import orjson
 
 from watchdog.durations import format_time
-from watchdog.engine import AlertState, MeetingKey, Memory, evaluate, evaluate_meetings
-from watchdog.rules import load_rules
-from watchdog.scenarios import SCENARIOS
-from watchdog.stats import ParticipantInfo, Sample, parse_stats
+from watchdog.engine.evaluate import AlertState, MeetingKey, Memory, evaluate, evaluate_meetings
+from watchdog.engine.rules import load_rules
+from watchdog.sim.scenarios import SCENARIOS
+from watchdog.videosdk.stats import ParticipantInfo, Sample, parse_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 24, 10, tzinfo=UTC)

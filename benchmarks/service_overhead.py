@@ -18,11 +18,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from watchdog.engine import AlertState
-from watchdog.gauges import LiveCollector
-from watchdog.reload import carry_over, closed_alerts
-from watchdog.rules import RuleSet, load_rules
-from watchdog.store import Key, Store
+from watchdog.alerting.carryover import carry_over, closed_alerts
+from watchdog.engine.evaluate import AlertState
+from watchdog.engine.rules import RuleSet, load_rules
+from watchdog.runtime.gauges import LiveCollector
+from watchdog.state.store import Key, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

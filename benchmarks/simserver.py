@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 
 SCENARIOS = ("healthy", "healthy", "video-degradation", "packet-loss-spike", "high-rtt", "recovery")
 

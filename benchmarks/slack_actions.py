@@ -21,10 +21,10 @@ from pathlib import Path
 import watchdog_slack
 from slack_sdk.signature import SignatureVerifier
 
-from watchdog.actions import StoreActions
+from watchdog.alerting.actions import StoreActions
 from watchdog.charts import chart_png
-from watchdog.plugins import PluginHost
-from watchdog.store import Store
+from watchdog.delivery.host import PluginHost
+from watchdog.state.store import Store
 from watchdog.testing import HttpReceiver, Received, Reply, free_port, make_alert
 
 SECRET = "benchmark-signing-secret"

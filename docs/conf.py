@@ -34,7 +34,7 @@ nitpick_ignore_regex = [
 ]
 # internal types that appear in the public API's signatures (plugins only read their fields)
 nitpick_ignore = [
-    ("py:class", "watchdog.plugins.PluginInfo"),
+    ("py:class", "watchdog.delivery.host.PluginInfo"),
 ]
 
 autodoc_member_order = "bysource"

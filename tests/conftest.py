@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from watchdog.settings import Config, load_config
-from watchdog.simulator import Simulator
+from watchdog.config.settings import Config, load_config
+from watchdog.sim.simulator import Simulator
 
 from .helpers import T0
 from .pgserver import PostgresServer

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.daemon import build, validate
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import load_config
+from watchdog.delivery.host import PluginHost, load_plugins
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import NotifierConfig, NotifierType, Register
-from watchdog.plugins import PluginHost, load_plugins
-from watchdog.problems import ConfigError
-from watchdog.settings import load_config
-from watchdog.store import Store
+from watchdog.runtime.build import build, validate
+from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .sinks import Sink, install_plugin

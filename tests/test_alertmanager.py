@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-from watchdog import silences
-from watchdog.alertmanager import AlertingConfig, AlertManager, Policy, Route
+from watchdog.alerting import silences
+from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy, Route
 from watchdog.alerts import Alert, Notification, Status, fingerprint, group_key
-from watchdog.daemon import build
-from watchdog.matchers import parse_matchers
-from watchdog.problems import ConfigError
-from watchdog.rules import load_rules
-from watchdog.settings import Settings, load_config
-from watchdog.simulator import Simulator
-from watchdog.store import Store
+from watchdog.config.matchers import parse_matchers
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import Settings, load_config
+from watchdog.engine.rules import load_rules
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
 from watchdog.testing import HttpReceiver, make_notification
 
 from .amwebhook import Message

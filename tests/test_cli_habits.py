@@ -41,6 +41,6 @@ def test_a_short_secret_is_one_clear_log_warning_not_pyjwts_raw_one(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(".") == 2  # the JWT, minted all the same
     (line,) = result.stderr.splitlines()
-    assert " WARNING watchdog.tokens: videosdk.secret_key is 16 bytes, shorter" in line
+    assert " WARNING watchdog.videosdk.tokens: videosdk.secret_key is 16 bytes, shorter" in line
     assert "copied whole" in line
     assert "only-16-bytes-xx" not in result.stderr

@@ -11,12 +11,10 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
-from watchdog.settings import VideoSDKSettings
-from watchdog.simulator import Fault, Simulator
-from watchdog.stats import StatsShapeError, parse_stats
-from watchdog.telemetry import API_RETRIES, SAMPLE_ERRORS
-from watchdog.tokens import TokenSource, mint_token
-from watchdog.videosdk import (
+from watchdog.config.settings import VideoSDKSettings
+from watchdog.obs.telemetry import API_RETRIES, SAMPLE_ERRORS
+from watchdog.sim.simulator import Fault, Simulator
+from watchdog.videosdk.client import (
     AuthenticationError,
     BadResponseError,
     NotFoundError,
@@ -26,6 +24,8 @@ from watchdog.videosdk import (
     TransportError,
     VideoSDKClient,
 )
+from watchdog.videosdk.stats import StatsShapeError, parse_stats
+from watchdog.videosdk.tokens import TokenSource, mint_token
 
 from .conftest import API_KEY, SECRET
 

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 import yaml
 
-from watchdog.cluster import Cluster, instances
-from watchdog.engine import AlertState
-from watchdog.simulator import Simulator
-from watchdog.store import StaleLease, Store, WatchRecord
+from watchdog.cluster.coordinator import Cluster, instances
+from watchdog.engine.evaluate import AlertState
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import StaleLease, Store, WatchRecord
 from watchdog.testing import HttpReceiver, Received, Reply, free_port
 
 from .conftest import API_KEY, SECRET, write_config

@@ -13,16 +13,16 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from watchdog import cluster
-from watchdog.cluster import Cluster
-from watchdog.daemon import Runtime, build
-from watchdog.departures import depart
-from watchdog.settings import Config
-from watchdog.simulator import Simulator
-from watchdog.stats import ParticipantInfo
-from watchdog.status import print_status
-from watchdog.store import StaleLease
-from watchdog.watchlist import Seen
+from watchdog.cli.status import print_status
+from watchdog.cluster import coordinator as cluster
+from watchdog.cluster.coordinator import Cluster
+from watchdog.config.settings import Config
+from watchdog.runtime.build import Runtime, build
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import StaleLease
+from watchdog.videosdk.stats import ParticipantInfo
+from watchdog.watch.departures import depart
+from watchdog.watch.watchlist import Seen
 
 from .helpers import at, video_series
 

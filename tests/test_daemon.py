@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 
 from .conftest import POOR_VIDEO, SECRET, write_config
 from .helpers import video_series

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series

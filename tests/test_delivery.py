@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog import outbox
-from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
-from watchdog.daemon import Runtime, build, poll_and_notify
-from watchdog.dispatcher import Dispatcher
-from watchdog.plugins import PluginHost, load_plugins
+from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
+from watchdog.cli import outbox
+from watchdog.config.settings import load_config
+from watchdog.delivery.dispatcher import Dispatcher
+from watchdog.delivery.host import PluginHost, load_plugins
 from watchdog.redaction import Redactor
-from watchdog.settings import load_config
-from watchdog.simulator import Simulator
-from watchdog.store import Store
+from watchdog.runtime.build import Runtime, build, poll_and_notify
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series
@@ -118,7 +118,7 @@ def _runtime(
     notifiers: dict[str, object],
     **overrides: object,
 ) -> Runtime:
-    monkeypatch.setattr("watchdog.daemon.load_plugins", lambda: host)
+    monkeypatch.setattr("watchdog.runtime.build.load_plugins", lambda: host)
     path = write_config(tmp_path, sim.url, [("s-1", "p1"), ("s-1", "p2")], POOR_VIDEO, **overrides)
     data = yaml.safe_load(path.read_text())
     data["notifiers"] = notifiers

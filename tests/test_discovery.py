@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from watchdog.churn import churn
-from watchdog.cli import main
-from watchdog.daemon import Runtime, build
-from watchdog.settings import Config, WatchFilters
-from watchdog.simulator import Fault, Simulator
-from watchdog.store import Store
-from watchdog.watchfilters import Filters
-from watchdog.watchlist import Seen, WatchList
+from watchdog.cli.main import main
+from watchdog.config.settings import Config, WatchFilters
+from watchdog.runtime.build import Runtime, build
+from watchdog.sim.churn import churn
+from watchdog.sim.simulator import Fault, Simulator
+from watchdog.state.store import Store
+from watchdog.watch.filters import Filters
+from watchdog.watch.watchlist import Seen, WatchList
 
 from .conftest import POOR_VIDEO
 from .helpers import video_series

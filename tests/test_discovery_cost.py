@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from watchdog.daemon import Runtime, build
-from watchdog.discovery import PER_PAGE
-from watchdog.settings import Config
-from watchdog.simulator import Simulator
+from watchdog.config.settings import Config
+from watchdog.runtime.build import Runtime, build
+from watchdog.sim.simulator import Simulator
+from watchdog.watch.discovery import PER_PAGE
 
 MakeConfig = Callable[..., Config]
 ROOMS = ("room-a", "room-b")
@@ -120,7 +120,7 @@ def test_a_listing_out_of_order_is_read_whole_and_said_once(
     sim.start_session("room-a", "live-1", at=0)
     sim.join("live-1", "alice", name="Alice", at=0)
     pages = (1_000 + 1 + PER_PAGE - 1) // PER_PAGE
-    with caplog.at_level(logging.WARNING, logger="watchdog.discovery"):
+    with caplog.at_level(logging.WARNING, logger="watchdog.watch.discovery"):
         for _ in range(3):
             listings, _ = _pass(sim, runtime)
             assert listings == pages

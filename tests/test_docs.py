@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import watchdog_reference as ref
 
-from watchdog.cli import main
+from watchdog.cli.main import main
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"

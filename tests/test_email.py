@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from watchdog_email import EmailNotifier
 from watchdog_email.render import MAX_SUBJECT
 
-from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
+from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
 from watchdog.alerts import Notification
+from watchdog.config.problems import ConfigError
 from watchdog.notifiers import DeliveryError
-from watchdog.problems import ConfigError
-from watchdog.store import Store
+from watchdog.state.store import Store
 from watchdog.testing import (
     NotifierContract,
     PluginTestHost,

@@ -2,9 +2,9 @@
 
 from datetime import timedelta
 
-from watchdog.engine import AlertState, evaluate
-from watchdog.rules import parse_rules
-from watchdog.stats import ParticipantInfo, Sample
+from watchdog.engine.evaluate import AlertState, evaluate
+from watchdog.engine.rules import parse_rules
+from watchdog.videosdk.stats import ParticipantInfo, Sample
 
 from .helpers import at
 

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchdog.durations import format_time
-from watchdog.engine import AlertState, Memory, Transition, evaluate
-from watchdog.rules import parse_rules
-from watchdog.stats import ParticipantInfo, Sample, parse_stats
+from watchdog.engine.evaluate import AlertState, Memory, Transition, evaluate
+from watchdog.engine.rules import parse_rules
+from watchdog.videosdk.stats import ParticipantInfo, Sample, parse_stats
 
 from .helpers import T0
 

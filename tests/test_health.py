@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from watchdog.health import CycleSummary, Liveness, stale_after, stall_after, status_line
-from watchdog.settings import Settings
+from watchdog.config.settings import Settings
+from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

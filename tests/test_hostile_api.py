@@ -26,21 +26,21 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from watchdog import deadlines
-from watchdog.daemon import build
-from watchdog.jsontext import loads_lenient
-from watchdog.settings import Config, Settings, VideoSDKSettings, request_deadline
-from watchdog.simulator import Fault, Simulator
-from watchdog.stats import parse_stats
-from watchdog.status import print_status
-from watchdog.telemetry import API_TEXT_REPLACED, POLLS, SLOW_PARTICIPANTS
-from watchdog.videosdk import (
+from watchdog.cli.status import print_status
+from watchdog.config.settings import Config, Settings, VideoSDKSettings, request_deadline
+from watchdog.obs.telemetry import API_TEXT_REPLACED, POLLS, SLOW_PARTICIPANTS
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Fault, Simulator
+from watchdog.videosdk import deadlines
+from watchdog.videosdk.client import (
     BadResponseError,
     DeadlineError,
     RateLimitedError,
     VideoSDKClient,
 )
-from watchdog.watchlist import SLOW_AFTER
+from watchdog.videosdk.jsontext import loads_lenient
+from watchdog.videosdk.stats import parse_stats
+from watchdog.watch.watchlist import SLOW_AFTER
 
 from .conftest import API_KEY, SECRET
 from .helpers import video_series

@@ -24,9 +24,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watchdog.cli import main
-from watchdog.simulator import Simulator
-from watchdog.templates import MAX_TEXT, render
+from watchdog.cli.main import main
+from watchdog.engine.templates import MAX_TEXT, render
+from watchdog.sim.simulator import Simulator
 
 from .conftest import POOR_VIDEO, write_config
 from .processes import Daemon

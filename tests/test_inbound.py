@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 import watchdog_slack
 
-from watchdog.actions import StoreActions
-from watchdog.daemon import build, start_webhooks
-from watchdog.httpserver import HttpEndpoint
+from watchdog.alerting.actions import StoreActions
+from watchdog.delivery.host import PluginHost
 from watchdog.listener import Limits
-from watchdog.logs import setup_logging
-from watchdog.plugins import PluginHost
-from watchdog.simulator import Simulator
-from watchdog.store import Store
+from watchdog.obs.logs import setup_logging
+from watchdog.runtime.build import build, start_webhooks
+from watchdog.runtime.endpoints import HttpEndpoint
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
 
 from .rawhttp import (
     MALFORMED,

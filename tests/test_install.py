@@ -97,7 +97,7 @@ def test_the_installed_daemon_checks_the_shipped_example_config(installed: Path)
 
 def test_no_document_tells_people_to_install_from_an_index() -> None:
     texts = [README, *sorted(DOCS.glob("*.md")), ROOT / "plugins" / "README.md", UNIT]
-    texts.append(ROOT / "watchdog" / "clash.py")
+    texts.append(ROOT / "watchdog" / "runtime" / "clash.py")
     texts.append(ROOT / "plugins" / "videosdk-watchdog-ntfy" / "README.md")
     for path in texts:
         for line in path.read_text().splitlines():

@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.logs import JsonFormatter, ParticipantFilter, PlainFormatter, about, under_journald
+from watchdog.obs.logs import (
+    JsonFormatter,
+    ParticipantFilter,
+    PlainFormatter,
+    about,
+    under_journald,
+)
 
 
 def record(message: str, level: int = logging.WARNING, **extra: str) -> logging.LogRecord:
-    item = logging.LogRecord("watchdog.poller", level, __file__, 1, message, None, None)
+    item = logging.LogRecord("watchdog.poll.poller", level, __file__, 1, message, None, None)
     for key, value in extra.items():
         setattr(item, key, value)
     ParticipantFilter().filter(item)
@@ -35,10 +41,10 @@ def test_journald_is_detected_by_the_stream_it_names(
 
 def test_journal_lines_carry_priority_and_no_timestamp() -> None:
     line = PlainFormatter(timestamps=False, priorities=True).format(record("slow\nAPI"))
-    assert line == "<4>WARNING watchdog.poller: slow\n    API"
+    assert line == "<4>WARNING watchdog.poll.poller: slow\n    API"
     stamped = PlainFormatter(timestamps=True).format(record("x", logging.ERROR))
     assert stamped[:4].isdigit()
-    assert stamped.endswith("ERROR watchdog.poller: x")
+    assert stamped.endswith("ERROR watchdog.poll.poller: x")
 
 
 def test_lines_inside_about_name_the_participant() -> None:

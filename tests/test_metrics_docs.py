@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import watchdog_reference as ref
 
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 
 from .conftest import API_KEY, POOR_VIDEO, SECRET, write_config
 from .helpers import T0, video_series

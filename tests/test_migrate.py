@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.cli import main
-from watchdog.database import DatabaseError
-from watchdog.engine import AlertState
-from watchdog.store import MIGRATIONS, Store
+from watchdog.cli.main import main
+from watchdog.engine.evaluate import AlertState
+from watchdog.state.database import DatabaseError
+from watchdog.state.store import MIGRATIONS, Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import at

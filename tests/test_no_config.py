@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.settings import DEFAULT_CONFIG
+from watchdog.config.settings import DEFAULT_CONFIG
 
 COMMANDS = [
     ["silence", "add", "--match", "alertname=poor-video", "--comment", "maintenance"],

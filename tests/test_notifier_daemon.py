@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 from watchdog.testing import HttpReceiver
 
 from .conftest import POOR_VIDEO, SECRET, write_config

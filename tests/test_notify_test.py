@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.cli import main
-from watchdog.plugins import PluginHost
+from watchdog.cli.main import main
+from watchdog.delivery.host import PluginHost
 from watchdog.testing import HttpReceiver, Reply, TLSCertificates
 
 from .slackapi import TOKEN, FakeSlack

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.cli import main
-from watchdog.simulator import Simulator
+from watchdog.cli.main import main
+from watchdog.sim.simulator import Simulator
 
 from .conftest import POOR_VIDEO, write_config
 from .processes import Daemon

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watchdog.cli import main
-from watchdog.matchers import matches_anything, parse_matcher
-from watchdog.patterns import MAX_LENGTH, PatternError, compile_regex
-from watchdog.problems import ConfigError
-from watchdog.rules import load_rules
-from watchdog.settings import WatchFilters
-from watchdog.silences import add
-from watchdog.simulator import Simulator
-from watchdog.store import Store
-from watchdog.watchfilters import Filters
+from watchdog.alerting.silences import add
+from watchdog.cli.main import main
+from watchdog.config.matchers import matches_anything, parse_matcher
+from watchdog.config.patterns import MAX_LENGTH, PatternError, compile_regex
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import WatchFilters
+from watchdog.engine.rules import load_rules
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
+from watchdog.watch.filters import Filters
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series
@@ -269,7 +269,7 @@ def test_a_stored_silence_re2_refuses_is_ignored_not_fatal(
             "UPDATE silences SET matchers = ? WHERE id = ?",
             ('["participantName=~(?!bot).*"]', old.id),
         )
-    with caplog.at_level(logging.WARNING, logger="watchdog.store"):
+    with caplog.at_level(logging.WARNING, logger="watchdog.state.store"):
         assert [s.id for s in store.silences()] == [kept.id]
         assert [s.id for s in store.silences()] == [kept.id]
     store.close()

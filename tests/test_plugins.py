@@ -15,11 +15,11 @@ from watchdog_console import ConsoleConfig, ConsoleNotifier
 
 from watchdog import hookspecs
 from watchdog.alerts import Notification
+from watchdog.cli.notifytest import sample_alert
+from watchdog.config.problems import ConfigError
+from watchdog.delivery.host import PluginHost, load_plugins
 from watchdog.notifiers import Register, retry_after_seconds
-from watchdog.notifytest import sample_alert
-from watchdog.plugins import PluginHost, load_plugins
-from watchdog.problems import ConfigError
-from watchdog.store import Store
+from watchdog.state.store import Store
 
 from .sitedirs import PYTHON, env_with_path, fake_distribution
 

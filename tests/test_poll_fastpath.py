@@ -7,11 +7,11 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from watchdog.daemon import build
+from watchdog.config.settings import load_config
 from watchdog.durations import format_time
-from watchdog.settings import load_config
-from watchdog.simulator import Simulator
-from watchdog.stats import ParticipantStats, parse_stats
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Simulator
+from watchdog.videosdk.stats import ParticipantStats, parse_stats
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import at, response, sample, video_series

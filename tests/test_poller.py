@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
-from watchdog.daemon import build
-from watchdog.poller import Outcome, Poller
-from watchdog.settings import Config, WatchedParticipant
-from watchdog.simulator import Fault, Simulator
-from watchdog.stats import ParticipantInfo
-from watchdog.store import Store
-from watchdog.telemetry import POLLS
+from watchdog.config.settings import Config, WatchedParticipant
+from watchdog.obs.telemetry import POLLS
+from watchdog.poll.poller import Outcome, Poller
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Fault, Simulator
+from watchdog.state.store import Store
+from watchdog.videosdk.stats import ParticipantInfo
 
 from .helpers import at, video_series
 
@@ -119,7 +119,7 @@ def test_dry_run_saves_nothing(sim: Simulator, config_for: MakeConfig) -> None:
 
 class _TakeOverMidCycle:
     """An observer that, at the first poll of a cycle, hands the poller a participant just
-    taken over (as watchdog.service does when a dead instance's leases fall due)."""
+    taken over (as watchdog.runtime.service does when a dead instance's leases fall due)."""
 
     def __init__(self, poller: Poller, taken: WatchedParticipant) -> None:
         self.poller, self.taken, self.done = poller, taken, False

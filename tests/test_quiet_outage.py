@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 
 from .conftest import POOR_VIDEO, write_config
 from .processes import Daemon
@@ -55,7 +55,7 @@ def test_an_unreachable_api_is_one_warning_per_cycle(tmp_path: Path, sim: Simula
         daemon.kill()
     # of the poller and the HTTP client, nothing else at WARNING: no per-participant, no urllib3
     warnings = [
-        line for line in _warnings(daemon) if "watchdog.poller" in line or "urllib3" in line
+        line for line in _warnings(daemon) if "watchdog.poll.poller" in line or "urllib3" in line
     ]
     summaries = [line for line in warnings if "polls failed" in line]
     assert len(summaries) >= 3
@@ -63,7 +63,7 @@ def test_an_unreachable_api_is_one_warning_per_cycle(tmp_path: Path, sim: Simula
     assert not any("urllib3" in line or "Retrying (" in line for line in daemon.err)
     # each participant's failure is still there at INFO, with who it was
     assert any(
-        re.search(r"INFO watchdog.poller: stats request failed: .*participant_id=p3", line)
+        re.search(r"INFO watchdog.poll.poller: stats request failed: .*participant_id=p3", line)
         for line in daemon.err
     )
 

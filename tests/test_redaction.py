@@ -24,11 +24,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchdog.logs import hide, setup_logging
-from watchdog.plugins import config_redactor, load_plugins
+from watchdog.config.settings import load_config
+from watchdog.delivery.host import config_redactor, load_plugins
+from watchdog.obs.logs import hide, setup_logging
 from watchdog.redaction import MASK, Redactor
-from watchdog.settings import load_config
-from watchdog.simulator import Simulator
+from watchdog.sim.simulator import Simulator
 from watchdog.testing import HttpReceiver, NotifierContract, Reply, free_port
 
 from .conftest import SECRET, write_config

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from watchdog.engine import AlertState
-from watchdog.reload import (
+from watchdog.alerting.carryover import (
     REMOVED,
     carry_over,
     carry_over_meetings,
     closed_alerts,
 )
-from watchdog.rules import parse_rules
-from watchdog.stats import ParticipantInfo
+from watchdog.engine.evaluate import AlertState
+from watchdog.engine.rules import parse_rules
+from watchdog.videosdk.stats import ParticipantInfo
 
 from .conftest import POOR_VIDEO
 from .helpers import at

@@ -9,11 +9,11 @@ import jsonschema
 import pytest
 import yaml
 
-from watchdog.cli import main
-from watchdog.metrics import DERIVED_FIELDS
-from watchdog.problems import ConfigError
-from watchdog.rules import load_rules
-from watchdog.simulator import Simulator
+from watchdog.cli.main import main
+from watchdog.config.problems import ConfigError
+from watchdog.engine.rules import load_rules
+from watchdog.sim.simulator import Simulator
+from watchdog.videosdk.derived import DERIVED_FIELDS
 
 from .conftest import write_config
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
-from watchdog.engine import AlertState, Memory, Transition, evaluate, evaluate_meetings
-from watchdog.routing import alert_from
-from watchdog.rules import RuleSet, parse_rules
-from watchdog.series import duration_micros
-from watchdog.stats import ParticipantInfo, Sample, parse_stats
-from watchdog.store import Store
+from watchdog.alerting.from_transitions import alert_from
+from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
+from watchdog.engine.evaluate import AlertState, Memory, Transition, evaluate, evaluate_meetings
+from watchdog.engine.rules import RuleSet, parse_rules
+from watchdog.engine.series import duration_micros
+from watchdog.state.store import Store
+from watchdog.videosdk.stats import ParticipantInfo, Sample, parse_stats
 
 from .helpers import T0, at, response, sample
 

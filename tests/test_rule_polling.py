@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from watchdog.daemon import build
-from watchdog.departures import depart
-from watchdog.settings import Config
-from watchdog.simulator import Simulator
-from watchdog.stats import parse_stats
-from watchdog.store import Store
-from watchdog.videosdk import VideoSDKClient
+from watchdog.config.settings import Config
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
+from watchdog.videosdk.client import VideoSDKClient
+from watchdog.videosdk.stats import parse_stats
+from watchdog.watch.departures import depart
 
 from .helpers import at, video_series
 

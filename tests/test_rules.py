@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.cli import main
-from watchdog.problems import ConfigError
-from watchdog.rules import load_rules
+from watchdog.cli.main import main
+from watchdog.config.problems import ConfigError
+from watchdog.engine.rules import load_rules
 
 BROKEN = """\
 rules:

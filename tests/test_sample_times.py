@@ -20,18 +20,18 @@ from typing import Any
 import orjson
 import pytest
 
-from watchdog.daemon import build
+from watchdog.config.settings import Config, VideoSDKSettings, WatchedParticipant
 from watchdog.durations import format_time
-from watchdog.engine import AlertState, Memory
-from watchdog.poller import Poller
-from watchdog.rules import load_rules
-from watchdog.series import Series, micros
-from watchdog.settings import Config, VideoSDKSettings, WatchedParticipant
-from watchdog.simulator import Simulator
-from watchdog.stats import parse_stats
-from watchdog.store import Store
-from watchdog.telemetry import SAMPLE_ERRORS
-from watchdog.videosdk import VideoSDKClient
+from watchdog.engine.evaluate import AlertState, Memory
+from watchdog.engine.rules import load_rules
+from watchdog.engine.series import Series, micros
+from watchdog.obs.telemetry import SAMPLE_ERRORS
+from watchdog.poll.poller import Poller
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
+from watchdog.videosdk.client import VideoSDKClient
+from watchdog.videosdk.stats import parse_stats
 
 from .conftest import API_KEY, POOR_VIDEO, SECRET
 from .helpers import response, sample

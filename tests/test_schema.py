@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from watchdog.cli import main
+from watchdog.cli.main import main
 
 ROOT = Path(__file__).parent.parent
 Schema = dict[str, Any]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.systemd import SystemdNotifier, watchdog_interval
+from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
 
 from .processes import NotifySocket
 

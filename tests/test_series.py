@@ -6,10 +6,10 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from watchdog.engine import SPARK_POINTS, Memory, evaluate
-from watchdog.rules import parse_rules
-from watchdog.series import Series, duration_micros, micros
-from watchdog.stats import ParticipantInfo, Sample
+from watchdog.engine.evaluate import SPARK_POINTS, Memory, evaluate
+from watchdog.engine.rules import parse_rules
+from watchdog.engine.series import Series, duration_micros, micros
+from watchdog.videosdk.stats import ParticipantInfo, Sample
 
 from .helpers import T0, at
 

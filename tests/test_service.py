@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from watchdog.settings import VideoSDKSettings
-from watchdog.simulator import Fault, Simulator
-from watchdog.store import Store
-from watchdog.tokens import mint_token
+from watchdog.config.settings import VideoSDKSettings
+from watchdog.sim.simulator import Fault, Simulator
+from watchdog.state.store import Store
+from watchdog.videosdk.tokens import mint_token
 
 from .conftest import API_KEY, POOR_VIDEO, SECRET, write_config
 from .helpers import video_series

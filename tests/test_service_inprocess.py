@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from watchdog.problems import ConfigError
-from watchdog.service import Service
-from watchdog.settings import Config
-from watchdog.simulator import Simulator
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import Config
+from watchdog.runtime.service import Service
+from watchdog.sim.simulator import Simulator
 
 from .helpers import video_series
 
@@ -53,7 +53,7 @@ def test_state_database_turning_read_only_exits_1(
     thread.join(timeout=20)
     assert codes == [1]
     assert "failed in 3 poll cycles in a row (state.max_failed_cycles): read-only" in caplog.text
-    faults = [r for r in caplog.records if r.name == "watchdog.storagefaults"]
+    faults = [r for r in caplog.records if r.name == "watchdog.state.faults"]
     assert len(faults) == 1, faults  # one line for the episode, however many writes failed
 
 

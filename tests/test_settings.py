@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.problems import ConfigError
-from watchdog.settings import load_config
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import load_config
 
 SECRET = "s3cr3t-value-never-logged"
 

@@ -10,11 +10,11 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from watchdog.discovery import active_participants, iter_rooms, pages, session_pages
-from watchdog.settings import VideoSDKSettings
-from watchdog.simulator import Simulator
-from watchdog.videosdk import VideoSDKClient
-from watchdog.webhooks import load_public_key, verify
+from watchdog.config.settings import VideoSDKSettings
+from watchdog.sim.simulator import Simulator
+from watchdog.videosdk.client import VideoSDKClient
+from watchdog.watch.discovery import active_participants, iter_rooms, pages, session_pages
+from watchdog.watch.webhooks import load_public_key, verify
 
 from .conftest import API_KEY, SECRET
 

@@ -18,8 +18,8 @@ import jwt
 import pytest
 import requests
 
-from watchdog.scenarios import SCENARIOS, demo_population, scenario_population
-from watchdog.simulator import CRAWLER_REQUIRED, Fault, Simulator, serve
+from watchdog.sim.scenarios import SCENARIOS, demo_population, scenario_population
+from watchdog.sim.simulator import CRAWLER_REQUIRED, Fault, Simulator, serve
 
 API_KEY = "test-api-key"
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -401,7 +401,7 @@ def test_populations_name_real_scenarios() -> None:
 def test_serve_runs_until_interrupted() -> None:
     code = (
         "import logging, sys; logging.basicConfig(level=logging.INFO);"
-        "from watchdog.simulator import serve;"
+        "from watchdog.sim.simulator import serve;"
         f"sys.exit(serve(0, api_key={API_KEY!r}, secret={SECRET!r}, scenario='high-rtt',"
         " speed=1.0, sample_period=10.0))"
     )

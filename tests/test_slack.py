@@ -14,10 +14,10 @@ import pytest
 import watchdog_slack
 
 from watchdog.alerts import Alert
-from watchdog.dispatcher import Dispatcher
+from watchdog.config.problems import ConfigError
+from watchdog.delivery.dispatcher import Dispatcher
 from watchdog.notifiers import DeliveryError
-from watchdog.problems import ConfigError
-from watchdog.store import Store
+from watchdog.state.store import Store
 from watchdog.testing import (
     NotifierContract,
     PluginTestHost,

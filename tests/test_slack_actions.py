@@ -28,13 +28,13 @@ import watchdog_slack
 from slack_sdk.signature import SignatureVerifier
 
 from watchdog import charts
-from watchdog.actions import StoreActions
-from watchdog.alertmanager import AlertingConfig, AlertManager, Policy, plan
+from watchdog.alerting.actions import StoreActions
+from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy, plan
+from watchdog.alerting.silences import describe, render
 from watchdog.alerts import Alert, Notification
+from watchdog.delivery.host import PluginHost
 from watchdog.notifiers import Notifier
-from watchdog.plugins import PluginHost
-from watchdog.silences import describe, render
-from watchdog.store import Store, WatchRecord
+from watchdog.state.store import Store, WatchRecord
 from watchdog.testing import free_port, make_alert, resolved
 
 from .slackapi import APP_TOKEN, CHANNEL_ID, TOKEN, FakeSlack, Message
@@ -500,7 +500,7 @@ assert charts.available() is False
 assert charts.chart_png(alert) is None
 import watchdog_slack
 from watchdog.notifiers import MemoryState
-from watchdog.plugins import PluginHost
+from watchdog.delivery.host import PluginHost
 host = PluginHost()
 host.add(watchdog_slack, "slack")
 n = host.build({{"slack": {{"type": "slack", "token": {TOKEN!r}, "channel": "#alerts",

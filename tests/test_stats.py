@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from watchdog.stats import MAX_TEXT_CHARS, StatsShapeError, clip_text, parse_stats
-from watchdog.telemetry import SAMPLE_ERRORS
+from watchdog.obs.telemetry import SAMPLE_ERRORS
+from watchdog.videosdk.stats import MAX_TEXT_CHARS, StatsShapeError, clip_text, parse_stats
 
 from .helpers import at, response, sample
 

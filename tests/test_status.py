@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from watchdog.actions import StoreActions
+from watchdog.alerting.actions import StoreActions
 from watchdog.alerts import fingerprint
-from watchdog.simulator import Simulator
-from watchdog.store import Store
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from watchdog.simulator import Simulator
-from watchdog.store import Store
+from watchdog.sim.simulator import Simulator
+from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series
@@ -109,7 +109,7 @@ class Run:
         """One ERROR line an episode, no traceback, and a short log all told."""
         err = self.daemon.err
         assert not any("Traceback" in line for line in err), err
-        opened = [line for line in err if "ERROR watchdog.storagefaults" in line]
+        opened = [line for line in err if "ERROR watchdog.state.faults" in line]
         assert len(opened) == episodes, opened
         assert len(err) < 40, err
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from watchdog.alerts import Alert, Notification, fingerprint
+from watchdog.config.matchers import parse_matchers
 from watchdog.durations import format_time, parse_time
-from watchdog.engine import AlertState, Memory
-from watchdog.matchers import parse_matchers
-from watchdog.series import Series, micros
-from watchdog.storagefaults import StorageFault
-from watchdog.store import (
+from watchdog.engine.evaluate import AlertState, Memory
+from watchdog.engine.series import Series, micros
+from watchdog.state.faults import StorageFault
+from watchdog.state.store import (
     MIGRATIONS,
     AlertingWrite,
     GroupState,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.cli import main
+from watchdog.cli.main import main
 
 from .conftest import POOR_VIDEO, write_config
 

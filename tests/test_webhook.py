@@ -17,8 +17,8 @@ import pytest
 import watchdog_webhook
 from pydantic import ValidationError
 
+from watchdog.config.problems import ConfigError
 from watchdog.notifiers import DeliveryError
-from watchdog.problems import ConfigError
 from watchdog.testing import (
     HttpReceiver,
     NotifierContract,

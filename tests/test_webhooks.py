@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from watchdog.daemon import Runtime, build, start_webhooks
-from watchdog.problems import ConfigError
-from watchdog.settings import Config
-from watchdog.simulator import Fault, Simulator
-from watchdog.webhooks import PublicKeys, WebhookReceiver, apply_event
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import Config
+from watchdog.runtime.build import Runtime, build, start_webhooks
+from watchdog.sim.simulator import Fault, Simulator
+from watchdog.watch.webhooks import PublicKeys, WebhookReceiver, apply_event
 
 from .conftest import POOR_VIDEO, SECRET, write_config
 from .processes import Daemon

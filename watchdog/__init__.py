@@ -5,7 +5,7 @@ both cannot live in one environment, so we refuse to start in one that has it
 rather than fail later with a confusing AttributeError.
 """
 
-from watchdog.clash import ensure_no_clash
+from watchdog.runtime.clash import ensure_no_clash
 
 ensure_no_clash()
 

@@ -1,5 +1,5 @@
 """``python -m watchdog`` is the same CLI as ``videosdk-watchdog``."""
 
-from watchdog.cli import main
+from watchdog.cli.main import main
 
 raise SystemExit(main())

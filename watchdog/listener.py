@@ -30,7 +30,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from watchdog.telemetry import HTTP_REFUSED
+from watchdog.obs.telemetry import HTTP_REFUSED
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer

@@ -9,7 +9,7 @@ with one compiled alternation of literals, longest first: one pass over the text
 time linear in its length (``benchmarks/redaction.py``).
 
 Everything the daemon and its commands write goes through it: the log handler
-(``watchdog.logs``), the outbox's ``last_error``, ``notify-test``, ``outbox list``,
+(``watchdog.obs.logs``), the outbox's ``last_error``, ``notify-test``, ``outbox list``,
 ``status`` and the errors plugins raise. Plugins get theirs as
 ``NotifierContext.redactor`` (public, via ``watchdog.notifiers``).
 """

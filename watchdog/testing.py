@@ -53,6 +53,8 @@ from watchdog.alerts import (
     fingerprint,
     group_identity,
 )
+from watchdog.config.problems import ConfigError
+from watchdog.delivery.host import PluginHost, PluginInfo
 from watchdog.notifiers import (
     DeliveryError,
     MemoryState,
@@ -61,8 +63,6 @@ from watchdog.notifiers import (
     Redactor,
     secret_values,
 )
-from watchdog.plugins import PluginHost, PluginInfo
-from watchdog.problems import ConfigError
 
 __all__ = [
     "HttpReceiver",
@@ -563,7 +563,7 @@ class NotifierContract:
         have: an error that quotes the ``requests`` exception for it names the path.
         """
         caplog.set_level(logging.DEBUG)
-        # as the daemon runs (watchdog.logs): urllib3's request lines are never written
+        # as the daemon runs (watchdog.obs.logs): urllib3's request lines are never written
         caplog.set_level(logging.WARNING, logger="urllib3")
         seen: list[str] = []
         notifier = contract_host.build({"type": self.notifier_type, **notifier_config}, "good")

@@ -23,14 +23,16 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from watchdog import hookspecs
-from watchdog.cli import _parser as cli_parser  # the parser `videosdk-watchdog` runs
-from watchdog.cluster import METRICS as POSTGRESQL_METRICS  # exported on PostgreSQL only
+from watchdog.cli.main import _parser as cli_parser  # the parser `videosdk-watchdog` runs
+from watchdog.cluster.coordinator import (
+    METRICS as POSTGRESQL_METRICS,  # exported on PostgreSQL only
+)
+from watchdog.config.settings import NotifierOptions, Settings
+from watchdog.delivery.host import load_plugins
 from watchdog.durations import format_duration
-from watchdog.gauges import LiveCollector  # registered by the running service
+from watchdog.engine.templates import VARIABLES
 from watchdog.notifiers import NotifierType
-from watchdog.plugins import load_plugins
-from watchdog.settings import NotifierOptions, Settings
-from watchdog.templates import VARIABLES
+from watchdog.runtime.gauges import LiveCollector  # registered by the running service
 
 # The public plugin API: the modules plugins may import, each documented by autodoc on the
 # plugin author's page. ``Redactor`` lives in watchdog.redaction but is public through
@@ -46,7 +48,7 @@ PUBLIC_MODULES = (
 )
 
 # the daemon: importing it imports every module that registers a metric at import
-DAEMON = "watchdog.service"
+DAEMON = "watchdog.runtime.service"
 
 ROOT_SECTION = ""  # the config file's top-level keys that are not sections themselves
 ENTRY = "NAME"  # stands for a ``notifiers:`` entry's name in a dotted path

@@ -1,0 +1,589 @@
+"""The alert manager: from alert changes to notifications (routing, grouping, repeats, silences).
+
+The poller records each alert's latest status in the state database (in
+the poll's own transaction). A flush, after every poll cycle and every
+second, compares those statuses with what each notifier was already told
+and writes the notifications that close the gap into the outbox, together
+with the new "told" state, in one transaction. Everything it needs is in
+the database, so a crash or restart neither forgets a waiting group or a
+reminder nor sends anything twice; the decision itself (:func:`plan`) is a
+pure function of that state and the clock, which makes it easy to test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from watchdog.alerting.actions import end_meeting_silences
+from watchdog.alerts import (
+    BUILTIN_LABELS,
+    DEFAULT_GROUP_BY,
+    GROUP_BY_ALL,
+    Notification,
+    Status,
+    group_key,
+    group_labels,
+)
+from watchdog.alerts import alert_labels as receiver_labels
+from watchdog.config.matchers import (
+    KNOWN_LABELS,
+    RENAMED_LABELS,
+    RETIRED_LABELS,
+    Matcher,
+    alert_labels,
+    matcher_label,
+    matches_all,
+    old_label_warning,
+    parse_matchers,
+)
+from watchdog.config.problems import Problem
+from watchdog.config.settings import (
+    NOTIFIER_CORE_KEYS,
+    AlertingSettings,
+    Config,
+    NotifierOptions,
+    Settings,
+)
+from watchdog.config.yamlfile import format_loc
+from watchdog.durations import format_time
+from watchdog.obs.telemetry import QUEUED, SILENCED
+from watchdog.state.faults import StorageFault
+from watchdog.state.store import (
+    ActiveAlert,
+    AlertingSnapshot,
+    AlertingWrite,
+    GroupState,
+    Notified,
+    Silence,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+# what a notifier was told last about an alert (am_notified.status): "firing",
+# "resolved", "none" (a resolution dropped by a silence), or this: told it fired,
+# then it was silenced; when the silence ends while it still fires, it is told again
+SILENCED_WHILE_FIRING = "silenced"
+TOLD_FIRING = ("firing", SILENCED_WHILE_FIRING)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How one notifier hears about alerts."""
+
+    send_resolved: bool = True
+    repeat_interval: timedelta = timedelta(hours=4)  # 0: never remind
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    group_wait: timedelta = timedelta(0)
+
+
+# group_by's old names: the label meant, or every label for ``fingerprint`` (one alert a group)
+GROUP_BY_RENAMED = {**RENAMED_LABELS, **RETIRED_LABELS, "fingerprint": GROUP_BY_ALL}
+
+
+def grouping(names: Iterable[str]) -> tuple[str, ...]:
+    """``group_by`` as written, in the current label names."""
+    return tuple(dict.fromkeys(GROUP_BY_RENAMED.get(n, n) for n in names))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    matchers: tuple[Matcher, ...]
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingConfig:
+    policies: Mapping[str, Policy]  # one per configured notifier
+    routes: tuple[Route, ...] = ()
+    default_notify: tuple[str, ...] | None = None  # None: every notifier
+
+    def targets(self, labels: Mapping[str, str], rule_notify: Sequence[str]) -> list[str]:
+        """A rule's ``notify`` always applies, plus every matching route; else the default."""
+        names = list(dict.fromkeys(rule_notify))
+        for route in self.routes:
+            if matches_all(route.matchers, labels):
+                names.extend(n for n in route.notify if n not in names)
+        if not names:
+            names = list(self.default_notify if self.default_notify is not None else self.policies)
+        return [n for n in names if n in self.policies]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertingConfig:
+        base = settings.alerting
+        return cls(
+            policies={
+                name: policy_for(base, notifier_options(entry))
+                for name, entry in settings.notifiers.items()
+            },
+            routes=tuple(Route(parse_matchers(r.match), tuple(r.notify)) for r in base.routes),
+            default_notify=tuple(base.default_notify) if base.default_notify is not None else None,
+        )
+
+
+def notifier_options(entry: Mapping[str, object]) -> NotifierOptions:
+    """The core's keys of a ``notifiers:`` entry (the plugin never sees them)."""
+    return NotifierOptions.model_validate(
+        {k: v for k, v in entry.items() if k in NOTIFIER_CORE_KEYS and k != "type"}
+    )
+
+
+def policy_for(base: AlertingSettings, options: NotifierOptions) -> Policy:
+    return Policy(
+        send_resolved=(
+            base.send_resolved if options.send_resolved is None else options.send_resolved
+        ),
+        repeat_interval=(
+            base.repeat_interval if options.repeat_interval is None else options.repeat_interval
+        ),
+        group_by=grouping(base.group_by if options.group_by is None else options.group_by),
+        group_wait=base.group_wait if options.group_wait is None else options.group_wait,
+    )
+
+
+def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
+    """``check``'s view of the alert manager's settings: names exist, options are valid.
+
+    A label name that neither the core nor any rule sets is a warning: a matcher or
+    ``group_by`` on it is most likely a typo (``meetingid``), and would silently
+    match nothing or group everything together. An old label name (``meetingId``)
+    still works and is a warning naming the new one.
+    """
+    settings = config.settings
+    found: list[Problem] = []
+    known_labels = {*KNOWN_LABELS, *rule_labels}
+
+    def check_label(name: str, *loc: str | int, group_by: bool = False) -> None:
+        file, line = config.line_for(*loc)
+        where = format_loc(loc)
+        if group_by and name in (GROUP_BY_ALL, "fingerprint"):
+            if name == GROUP_BY_ALL:
+                return
+            message = (
+                "'fingerprint' is not a label: write '...' (every label: one notification "
+                "per alert; the old name still works)"
+            )
+        elif (warning := old_label_warning(name)) is not None:
+            message = warning
+        elif name not in known_labels:
+            message = (
+                f"no alert has a label {name!r} (built-in: {', '.join(BUILTIN_LABELS)}; "
+                "or a rule's labels)"
+            )
+        else:
+            return
+        found.append(Problem(file, line, f"{where}: {message}", "warning"))
+
+    names = set(settings.notifiers)
+    for name, entry in settings.notifiers.items():
+        try:
+            notifier_options(entry)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                key = str(error["loc"][0])
+                file, line = config.line_for("notifiers", name, key)
+                message = error["msg"].removeprefix("Value error, ")
+                found.append(Problem(file, line, f"notifiers.{name}.{key}: {message}"))
+    alerting = settings.alerting
+    for at, label in enumerate(alerting.group_by):
+        check_label(label, "alerting", "group_by", at, group_by=True)
+    for name, entry in settings.notifiers.items():
+        labels = entry.get("group_by")
+        for at, label in enumerate(labels if isinstance(labels, list) else []):
+            check_label(str(label), "notifiers", name, "group_by", at, group_by=True)
+    for index, route in enumerate(alerting.routes):
+        for at, text in enumerate(route.match):
+            check_label(matcher_label(text) or "", "alerting", "routes", index, "match", at)
+        for name in route.notify:
+            if name not in names:
+                file, line = config.line_for("alerting", "routes", index, "notify")
+                found.append(
+                    Problem(
+                        file,
+                        line,
+                        f"alerting.routes[{index}].notify: unknown notifier {name!r} "
+                        f"(configured: {', '.join(sorted(names)) or 'none'})",
+                    )
+                )
+    for name in alerting.default_notify or []:
+        if name not in names:
+            file, line = config.line_for("alerting", "default_notify")
+            found.append(Problem(file, line, f"alerting.default_notify: unknown notifier {name!r}"))
+    return found
+
+
+def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence]) -> Silence | None:
+    return next((s for s in silences if matches_all(s.matchers, labels)), None)
+
+
+def plan(
+    snapshot: AlertingSnapshot, config: AlertingConfig, now: datetime, final: bool = False
+) -> AlertingWrite:
+    """Decide what to send: pure, so every rule below is tested without a clock or a disk.
+
+    - A group is what a notifier's ``group_by`` labels make of the alerts it hears
+      about; every notification carries the group's identity (Alertmanager's group
+      key and group labels), the same from its first firing to its resolve.
+    - An alert change waits ``group_wait`` (counted from the change itself) so that
+      alerts of one group changing together travel in one notification; ``final``
+      (the one-shot ``once`` command) sends without waiting.
+    - A notification carries the group's firing alerts plus the resolutions to tell.
+    - A resolution is told only to notifiers that were told the alert fired and have
+      ``send_resolved``; an alert that fired and resolved before anyone was told is
+      told once, as resolved, so it is never lost.
+    - A silenced alert's changes wait while it is silenced: a firing one is told when
+      the silence ends (if it still fires, even if it was told before the silence,
+      at once and with the reason "still firing; silence … ended"), a resolution is
+      dropped.
+    - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``,
+      unless every firing alert in it is acknowledged (issue 10).
+    """
+    write = AlertingWrite()
+    labels = {a.alert.fingerprint: alert_labels(a.alert) for a in snapshot.alerts}
+    carried = {a.alert.fingerprint: receiver_labels(a.alert) for a in snapshot.alerts}
+    muted = {
+        fp: silence
+        for fp, lab in labels.items()
+        if (silence := silenced_by(lab, snapshot.silences)) is not None
+    }
+    routed: dict[str, list[ActiveAlert]] = defaultdict(list)
+    for active in snapshot.alerts:
+        for name in config.targets(labels[active.alert.fingerprint], active.notify):
+            routed[name].append(active)
+    unhandled: set[str] = set()
+    visited: set[tuple[str, str]] = set()
+    for name, alerts in routed.items():
+        policy = config.policies[name]
+        groups: dict[tuple[tuple[str, str], ...], list[ActiveAlert]] = defaultdict(list)
+        for active in alerts:
+            grouped = group_labels(carried[active.alert.fingerprint], policy.group_by)
+            groups[tuple(grouped.items())].append(active)
+        for formed_by, members in groups.items():
+            group = _Group(
+                name,
+                group_key(name, dict(formed_by)),
+                dict(formed_by),
+                policy,
+                members,
+                snapshot,
+                muted.keys(),
+                labels,
+                now,
+                final,
+            )
+            visited.add((name, group.state_key))
+            _plan_group(group, write, unhandled)
+    for name_key in snapshot.groups.keys() - visited:
+        write.ended_groups.add(name_key)
+    write.done_alerts = {
+        a.alert.fingerprint
+        for a in snapshot.alerts
+        if a.alert.status == "resolved" and a.alert.fingerprint not in unhandled
+    }
+    return write
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    notifier: str
+    key: str  # Alertmanager's group key: {}/{receiver="slack"}:{alertname="x", ...}
+    labels: dict[str, str]  # the group_by labels its alerts share
+    policy: Policy
+    members: list[ActiveAlert]
+    snapshot: AlertingSnapshot
+    muted: Iterable[str]
+    alert_labels: Mapping[str, Mapping[str, str]]  # by fingerprint, as matchers see them
+    now: datetime
+    final: bool
+    # the group's key in the database (am_groups, the outbox's order): short, fixed size
+    state_key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_key", hashlib.sha256(self.key.encode()).hexdigest()[:16])
+
+
+def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> None:
+    name, policy, now = group.notifier, group.policy, group.now
+    muted = set(group.muted)
+
+    def seen(fp: str) -> Notified | None:
+        return write.notified.get((name, fp)) or group.snapshot.notified.get((name, fp))
+
+    changed = []
+    for active in group.members:
+        fp = active.alert.fingerprint
+        told = seen(fp)
+        if told is None or told.version < active.version:
+            changed.append(active)
+        elif told.status == SILENCED_WHILE_FIRING and fp not in muted:
+            changed.append(active)  # its silence ended and it still fires: tell again
+        elif told.status == "firing" and fp in muted and active.alert.status == "firing":
+            write.notified[(name, fp)] = Notified(told.version, SILENCED_WHILE_FIRING)
+    actionable = []
+    for active in changed:
+        fp = active.alert.fingerprint
+        if fp not in muted:
+            actionable.append(active)
+        elif active.alert.status == "resolved":
+            write.notified[(name, fp)] = Notified(active.version, "none")
+            SILENCED.inc()
+        else:
+            unhandled.add(fp)
+    firing_now = [
+        a for a in group.members if a.alert.status == "firing" and a.alert.fingerprint not in muted
+    ]
+    state = group.snapshot.groups.get((name, group.state_key))
+    if actionable:
+        first_change = min(a.changed_at for a in actionable)
+        if not group.final and first_change + policy.group_wait > now:
+            unhandled.update(a.alert.fingerprint for a in actionable)
+            return
+        resolved: list[ActiveAlert] = []
+        for active in actionable:
+            if active.alert.status != "resolved":
+                continue
+            told = seen(active.alert.fingerprint)
+            if told is None or told.status not in TOLD_FIRING or policy.send_resolved:
+                resolved.append(active)
+        news = [a for a in actionable if a.alert.status == "firing"]
+        if news or resolved:
+            reason = (
+                "first notification"
+                if state is None
+                else "new alerts added"
+                if news
+                else "some alerts resolved"
+                if firing_now
+                else "all alerts resolved"
+            )
+            notes = {
+                a.alert.fingerprint: note
+                for a in news
+                if (note := _silence_note(group, a, seen(a.alert.fingerprint))) is not None
+            }
+            state = _send(
+                group, state, firing_now + resolved, reason=reason, write=write, notes=notes
+            )
+        for active in actionable:
+            status = "firing" if active.alert.status == "firing" else "resolved"
+            write.notified[(name, active.alert.fingerprint)] = Notified(active.version, status)
+    elif (
+        state is not None
+        and firing_now
+        and not all(a.alert.fingerprint in group.snapshot.acked for a in firing_now)
+        and policy.repeat_interval > timedelta(0)
+        and state.notified_at + policy.repeat_interval <= now
+    ):
+        state = _send(group, state, firing_now, reason="repeat interval elapsed", write=write)
+    open_episode = any(
+        (told := seen(a.alert.fingerprint)) is not None and told.status in TOLD_FIRING
+        for a in group.members
+    )
+    if state is not None and not open_episode:
+        write.groups.pop((name, group.state_key), None)
+        write.ended_groups.add((name, group.state_key))
+    elif state is None and open_episode:
+        # told it fires, yet its group is new: group_by changed (a reload, an upgrade that
+        # renamed labels); the group starts here, so its reminders go on
+        write.groups[(name, group.state_key)] = GroupState(
+            f"{group.state_key}@{format_time(now)}", now, 0
+        )
+
+
+def _silence_note(group: _Group, active: ActiveAlert, told: Notified | None) -> str | None:
+    """ "still firing; silence … ended" for an alert told now because its silence ended.
+
+    The silence is the last to end of those matching the alert that ended after the
+    alert's latest change, i.e. while it was firing; None when no silence held it back.
+    """
+    labels = group.alert_labels[active.alert.fingerprint]
+    silence = next(
+        (
+            s
+            for s in group.snapshot.ended_silences
+            if s.ends_at > active.changed_at and matches_all(s.matchers, labels)
+        ),
+        None,
+    )
+    if silence is None:
+        held = told is not None and told.status == SILENCED_WHILE_FIRING
+        return "still firing; its silence ended" if held else None
+    comment = silence.comment if len(silence.comment) <= 80 else silence.comment[:79] + "…"
+    return f"still firing; silence {silence.id[:8]} ended ({silence.created_by}: {comment})"
+
+
+def _send(
+    group: _Group,
+    state: GroupState | None,
+    members: list[ActiveAlert],
+    *,
+    reason: str,
+    write: AlertingWrite,
+    notes: Mapping[str, str] | None = None,
+) -> GroupState:
+    notes = notes or {}
+    firing = sorted(
+        (
+            replace(a.alert, reason=notes[a.alert.fingerprint])
+            if a.alert.fingerprint in notes
+            else a.alert
+            for a in members
+            if a.alert.status == "firing"
+        ),
+        key=lambda a: a.starts_at,
+    )
+    resolved = sorted(
+        (a.alert for a in members if a.alert.status == "resolved"),
+        key=lambda a: a.ends_at or a.sample_time,
+    )
+    status: Status = "firing" if firing else "resolved"
+    if state is None:
+        state = GroupState(f"{group.state_key}@{format_time(group.now)}", group.now, 0)
+    state = GroupState(state.thread, group.now, state.sent + 1)
+    notification = Notification(
+        id=uuid.uuid4().hex,
+        notifier=group.notifier,
+        status=status,
+        alerts=(*firing, *resolved),
+        created_at=group.now,
+        thread=state.thread,
+        repeat=reason == "repeat interval elapsed",
+        group_key=group.key,
+        group_labels=dict(group.labels),
+        reason=reason,
+    )
+    dedup = f"{group.notifier}|{state.thread}|{state.sent}"
+    write.outbox.append((dedup, f"group:{group.state_key}", notification))
+    write.groups[(group.notifier, group.state_key)] = state
+    return state
+
+
+GATHER = 0.25  # seconds: alerts of polls finishing this close together travel together
+
+
+class AlertManager:
+    """Runs :func:`plan` against the store: shortly after a poll records alerts, at the end
+    of every poll cycle, and on the periodic tick (group_wait, repeats, silences)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: AlertingConfig,
+        on_queued: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.on_queued = on_queued
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._known: dict[str, ActiveAlert] = {}
+        # several instances (watchdog.cluster.coordinator): only the leader flushes
+        self.active: Callable[[], bool] = lambda: True
+        self._intake = threading.Event()  # a poll recorded alerts not flushed yet
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def intake(self) -> None:
+        """A poll just recorded alerts (the poller's ``on_enqueue``): flush within ``GATHER``.
+
+        The periodic tick alone would add up to a second to every alert's way out,
+        and holding alerts until the cycle ends, a whole cycle at thousands of
+        participants. The short wait lets alerts that polls find at nearly the same
+        moment (a meeting's participants are polled one after another) share one
+        notification even with ``group_wait: 0s``.
+        """
+        self._intake.set()
+
+    def start(self) -> None:
+        """The thread that turns ``intake()`` into flushes (the service starts it)."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="alert-manager", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._intake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            self._intake.wait()
+            if self._stopping.wait(GATHER):
+                return
+            self._intake.clear()  # what arrives while this flush runs starts the next one
+            with self._lock:
+                try:
+                    self.flush()
+                except StorageFault:  # counted and logged once by the store
+                    pass
+                except Exception:
+                    log.exception("alert manager flush failed; retrying on the next tick")
+
+    @contextmanager
+    def poll_cycle(self) -> Iterator[None]:
+        """A poll cycle: what it found and did not go out yet goes once it ends."""
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.tick()
+
+    def flush(self, final: bool = False) -> int:
+        """Queue what is due; returns how many notifications were written to the outbox."""
+        if not self.active():
+            return 0
+        with self._lock:
+            now = self.clock()
+            end_meeting_silences(self.store, now)
+            snapshot = self.store.alerting_snapshot(now, self._known)
+            self._known = {a.alert.fingerprint: a for a in snapshot.alerts}
+            write = plan(snapshot, self.config, now, final)
+            if not write:
+                return 0
+            queued = self.store.apply_alerting(write)
+        for _, _, notification in write.outbox:
+            kind = "reminder" if notification.repeat else notification.status
+            QUEUED.labels(notification.notifier).inc()
+            log.info(
+                "queued %s notification for %s to %s (%d alerts)",
+                kind,
+                ", ".join(sorted({a.rule for a in notification.alerts})),
+                notification.notifier,
+                len(notification.alerts),
+            )
+        if queued and self.on_queued is not None:
+            self.on_queued()
+        return queued
+
+    def tick(self) -> None:
+        """The periodic job: never raises, so the scheduler keeps calling it.
+
+        Returns at once while a flush runs elsewhere: a tick waiting behind it would
+        only pile up in the scheduler; and while the intake thread is about to flush.
+        """
+        if self._thread is not None and self._intake.is_set():
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self.flush()
+        except StorageFault:  # counted and logged once by the store; retried next tick
+            pass
+        except Exception:
+            log.exception("alert manager flush failed; retrying on the next tick")
+        finally:
+            self._lock.release()

@@ -1,0 +1,241 @@
+"""``videosdk-watchdog status``: who is watched, since when, their newest sample, what fires.
+
+Read from the state database, so it answers while the daemon runs (SQLite
+in WAL mode lets a reader in beside the writer) and after it stopped. Each alert
+says whether someone acknowledged it and whether a silence mutes it (the answer
+to "why was I not paged?"); alerts waiting out their rule's ``for`` are listed as
+pending. Everything printed passes the redaction rule.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from watchdog.alerts import fingerprint
+from watchdog.cluster import coordinator as cluster
+from watchdog.config.matchers import alert_labels, matches_all
+from watchdog.config.problems import ConfigError
+from watchdog.config.settings import Config
+from watchdog.durations import format_time
+from watchdog.redaction import Redactor
+from watchdog.state.store import Ack, AuditEntry, Silence, Store, WatchRecord, WatchStatus
+from watchdog.watch.watchlist import SLOW_AFTER
+
+RECENT_ACTIONS = 10
+COLUMNS = ("SESSION", "PARTICIPANT", "NAME", "ROOM", "SOURCE", "STATE", "SINCE", "LAST SAMPLE")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _ack(acks: dict[str, Ack], rule: str, record: WatchRecord) -> Ack | None:
+    return acks.get(fingerprint(rule, record.session_id, record.participant_id))
+
+
+def _ack_json(ack: Ack | None) -> dict[str, Any]:
+    if ack is None:
+        return {}
+    return {"ackedBy": ack.acked_by, "ackedAt": format_time(ack.acked_at), "ackSource": ack.source}
+
+
+def _silenced(store: Store, now: datetime) -> dict[str, Silence]:
+    """Fingerprint -> the silence in force that mutes it, for each alert the manager tracks."""
+    silences = store.silences(active_at=now)
+    if not silences:
+        return {}
+    out = {}
+    for active in store.active_alerts():
+        labels = alert_labels(active.alert)
+        muting = next((s for s in silences if matches_all(s.matchers, labels)), None)
+        if muting is not None:
+            out[active.alert.fingerprint] = muting
+    return out
+
+
+def _silence_json(silence: Silence | None) -> dict[str, Any]:
+    if silence is None:
+        return {}
+    return {
+        "silenceId": silence.id,
+        "silencedBy": silence.created_by,
+        "silencedUntil": format_time(silence.ends_at),
+    }
+
+
+def _marks(ack: Ack | None, silence: Silence | None) -> str:
+    """``, acknowledged by ... , silenced by ... until ...`` for one firing alert."""
+    text = (
+        f", acknowledged by {ack.acked_by} ({ack.source}) at {_when(ack.acked_at)}" if ack else ""
+    )
+    if silence is not None:
+        text += (
+            f", SILENCED by {silence.created_by} until {_when(silence.ends_at)}"
+            f" (silence {silence.id[:8]})"
+        )
+    return text
+
+
+def _row(status: WatchStatus, acks: dict[str, Ack], muted: dict[str, Silence]) -> dict[str, Any]:
+    r = status.record
+    return {
+        "sessionId": r.session_id,
+        "participantId": r.participant_id,
+        "name": r.name,
+        "roomId": r.room_id,
+        "source": r.source,
+        "state": r.status,
+        "reason": r.reason,
+        "deadlineMisses": r.deadline_misses,
+        "since": format_time(r.since),
+        "lastSample": format_time(status.last_sample) if status.last_sample else None,
+        "firing": [
+            {
+                "rule": rule,
+                "firedAt": format_time(at) if at else None,
+                **_ack_json(_ack(acks, rule, r)),
+                **_silence_json(muted.get(fingerprint(rule, r.session_id, r.participant_id))),
+            }
+            for rule, at in status.firing
+        ],
+        "pending": [
+            {"rule": rule, "since": format_time(at) if at else None} for rule, at in status.pending
+        ],
+    }
+
+
+def _member(m: cluster.InstanceRow) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "host": m.host,
+        "pid": m.pid,
+        "startedAt": m.started_at,
+        "lastHeartbeat": format_time(datetime.fromtimestamp(m.heartbeat_at, UTC)),
+        "heartbeatAgeSeconds": round(m.heartbeat_age, 3),
+        "participantsHeld": m.held,
+        "leader": "leader" in m.roles.split(","),
+    }
+
+
+def _instances(members: list[cluster.InstanceRow], out: TextIO) -> None:
+    """Several instances on one PostgreSQL: who is alive and how much each one polls."""
+    out.write(f"{len(members)} instances share this database:\n")
+    table = [("INSTANCE", "HOST", "PID", "LAST HEARTBEAT", "PARTICIPANTS", "ROLE")]
+    for m in members:
+        age = f"{m.heartbeat_age:.1f}s ago"
+        table.append((m.id, m.host, str(m.pid), age, str(m.held), m.roles or "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        out.write("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+    out.write("\n")
+
+
+def print_status(
+    config: Config, out: TextIO, as_json: bool = False, redact: Redactor | None = None
+) -> int:
+    """Print the status with every secret of ``redact`` masked, in one write."""
+    out.write(_status(config, as_json, redact or Redactor()))
+    return 0
+
+
+def _status(config: Config, as_json: bool, redact: Redactor) -> str:
+    url = config.state_url
+    if "://" not in url and url != ":memory:" and not Path(url).exists():
+        raise ConfigError.single(url, None, "no state database yet: has the daemon run?")
+    store = Store(url)
+    try:
+        rows = store.watch_status()
+        members = cluster.instances(store) if store.kind == "postgresql" else []
+        acks = {a.fingerprint: a for a in store.acks()}
+        muted = _silenced(store, datetime.now(UTC))
+        actions = store.audit(limit=RECENT_ACTIONS)
+    finally:
+        store.close()
+    if as_json:
+        participants = [_row(s, acks, muted) for s in rows]
+        if store.kind == "postgresql":  # several instances: who they are, as the text shows
+            document: Any = {
+                "instances": [_member(m) for m in members],
+                "participants": participants,
+            }
+        else:
+            document = participants  # one instance on SQLite: the list, as it always was
+        return json.dumps(redact.data(document), indent=2) + "\n"
+    out = io.StringIO()
+    if members:
+        _instances(members, out)
+    watched = sum(1 for s in rows if s.record.status != "excluded")
+    leaving = sum(1 for s in rows if s.record.status == "leaving")
+    excluded = len(rows) - watched
+    firing = sum(len(s.firing) for s in rows)
+    pending = sum(len(s.pending) for s in rows)
+    silenced = sum(
+        fingerprint(rule, s.record.session_id, s.record.participant_id) in muted
+        for s in rows
+        for rule, _ in s.firing
+    )
+    slow = sum(1 for s in rows if s.record.deadline_misses >= SLOW_AFTER)
+    slow_note = f", {slow} slow (stats requests hitting the deadline)" if slow else ""
+    out.write(
+        f"{watched} participants watched ({leaving} leaving), {excluded} excluded by filters, "
+        f"{firing} alerts firing ({silenced} silenced), {pending} pending{slow_note}; "
+        "times in UTC\n"
+    )
+    if not rows:
+        _actions(actions, out)
+        return redact(out.getvalue())
+    table = [COLUMNS]
+    for s in rows:
+        r = s.record
+        state = r.status if r.status == "watching" else f"{r.status}: {r.reason or '?'}"
+        if r.deadline_misses:
+            polls = "poll" if r.deadline_misses == 1 else f"{r.deadline_misses} polls"
+            state += f" (request deadline hit on the last {polls})"
+        table.append(
+            (
+                r.session_id,
+                r.participant_id,
+                r.name or "-",
+                r.room_id or "-",
+                r.source,
+                state,
+                _when(r.since),
+                _when(s.last_sample),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    for index, row in enumerate(table):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+        if not index:
+            continue
+        status = rows[index - 1]
+        r = status.record
+        for rule, at in status.firing:
+            muting = muted.get(fingerprint(rule, r.session_id, r.participant_id))
+            marks = _marks(_ack(acks, rule, r), muting)
+            out.write(f"    FIRING {rule} since {_when(at)}{marks}\n")
+        for rule, at in status.pending:
+            out.write(
+                f"    PENDING {rule} since {_when(at)} (condition holds, not yet for its for:)\n"
+            )
+    _actions(actions, out)
+    return redact(out.getvalue())
+
+
+def _actions(actions: list[AuditEntry], out: TextIO) -> None:
+    """The audit log's newest entries: who acknowledged, silenced or unsilenced what."""
+    if not actions:
+        return
+    out.write("recent actions (acknowledge, silence, unsilence):\n")
+    for entry in actions:
+        out.write(
+            f"  {_when(entry.at)}  {entry.action:<11}  {entry.target[:16]}  "
+            f"by {entry.actor} from {entry.source}  {entry.detail}".rstrip()
+            + "\n"
+        )

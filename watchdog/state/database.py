@@ -1,0 +1,445 @@
+"""The two database backends behind watchdog.state.store: SQLite (one file) and PostgreSQL.
+
+The store writes plain SQL with ``?`` placeholders; this module runs it on either
+engine, so the store, and everything above it, never knows which one is behind.
+SQLite is one connection guarded by a lock (the embedded default, one instance).
+PostgreSQL is a psycopg 3 connection pool shared by the poll threads, and the
+engine that coordinates several instances.
+
+Each backend also knows its engine's errors: one that means the storage failed
+(disk full, read-only, I/O, corruption, a lost server) is reported to the database's
+:class:`~watchdog.state.faults.StorageFaults` and raised as a StorageFault; anything
+else (a constraint, a bug in a statement) passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+import psycopg_pool
+from prometheus_client import Counter
+
+from watchdog.state.faults import StorageFault, StorageFaults
+
+log = logging.getLogger(__name__)
+
+# one advisory lock key for schema migrations (the project's other locks use other keys)
+MIGRATION_LOCK = 0x5644_5701
+
+# exported by watchdog.cluster.coordinator.join (PostgreSQL only: absent on SQLite rather than 0)
+ROUND_TRIPS = Counter(
+    "watchdog_db_round_trips",
+    "Statements sent to PostgreSQL, BEGIN and COMMIT included",
+    registry=None,
+)
+
+# the errors a caller may see from either backend when the database is unusable
+DatabaseError: tuple[type[Exception], ...] = (
+    StorageFault,
+    sqlite3.Error,
+    psycopg.Error,
+    psycopg_pool.PoolTimeout,
+    OSError,
+)
+
+
+class Cursor(Protocol):
+    """What the store needs of a cursor inside a transaction."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> object: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Database(Protocol):
+    kind: str  # "sqlite" | "postgresql"
+    lock: AbstractContextManager[Any]  # serialises access where the engine needs it
+    for_update: str  # " FOR UPDATE" where the engine has row locks
+    faults: StorageFaults  # where every failure of the storage is reported
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def transaction(self) -> AbstractContextManager[Cursor]: ...
+
+    def lock_schema(self, cur: Cursor) -> None: ...
+
+    def tables(self) -> list[str]: ...
+
+    def check_file(self) -> None: ...
+
+    def quick_check(self, seconds: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def redacted_url(url: str) -> str:
+    """A database URL without any password in it, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def open_database(url: str, pool_size: int = 10) -> Database:
+    """``postgresql://...`` opens a pool; anything else is a SQLite path (or ``:memory:``)."""
+    if is_postgres(url):
+        return PostgresDatabase(url, pool_size)
+    return SqliteDatabase(url)
+
+
+class _Rows:
+    """A finished statement's rows, read before the connection (or lock) was let go."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        raise TypeError("a finished result cannot run statements")
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise TypeError("a finished result cannot run statements")
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+
+# -- SQLite --------------------------------------------------------------------
+
+# SQLite's primary result codes that mean the file or its disk failed, not the statement
+_SQLITE_FAULTS = {
+    3: "read_only",  # SQLITE_PERM
+    5: "locked",  # SQLITE_BUSY: another process kept the write lock past the busy timeout
+    6: "locked",  # SQLITE_LOCKED
+    8: "read_only",  # SQLITE_READONLY
+    10: "io_error",  # SQLITE_IOERR
+    11: "corrupt",  # SQLITE_CORRUPT
+    13: "disk_full",  # SQLITE_FULL
+    14: "cannot_open",  # SQLITE_CANTOPEN
+    15: "io_error",  # SQLITE_PROTOCOL
+    22: "io_error",  # SQLITE_NOLFS
+    26: "corrupt",  # SQLITE_NOTADB
+}
+_ERRNO_FAULTS = {errno.EROFS: "read_only", errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full"}
+QUICK_CHECK_ERRORS = 5  # problems a quick_check lists before it stops looking
+
+
+class SqliteDatabase:
+    kind = "sqlite"
+    for_update = ""  # BEGIN IMMEDIATE already locks the whole file
+
+    def __init__(self, url: str) -> None:
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+        self.path = None if path == ":memory:" else Path(path)
+        self.faults = StorageFaults(path)
+        self.lock: AbstractContextManager[Any] = threading.RLock()
+        self._identity: tuple[int, int] | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _announce_new(self.path)
+        # the busy timeout first: switching to WAL waits for other openers too
+        self._db = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+        with self._faults():
+            self._db.execute("PRAGMA busy_timeout=10000")
+            _wal(self._db, 10.0)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        if self.path is not None:  # the file this connection writes: see check_file
+            found = os.stat(self.path)
+            self._identity = (found.st_dev, found.st_ino)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        with self.lock, self._faults():
+            cursor = self._db.execute(sql, tuple(params))
+            return _Rows(cursor.fetchall(), cursor.rowcount)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self.lock, self._faults():
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back already (a full disk, an I/O error), and a
+                # failed COMMIT may leave the transaction open: end it either way
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """SQLite's storage errors as StorageFaults, reported; any other error unchanged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            reason = _SQLITE_FAULTS.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+            if reason is None:
+                raise
+            if reason == "io_error" and self.path is not None:
+                reason = _io_cause(self.path.parent)
+            raise self.faults.report(StorageFault(reason, str(exc))) from exc
+
+    def lock_schema(self, cur: Cursor) -> None:
+        """BEGIN IMMEDIATE already holds the only writer lock."""
+
+    def tables(self) -> list[str]:
+        rows = self.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def check_file(self) -> None:
+        """Is the path still the file this connection writes? SQLite (in WAL mode) goes on
+        writing into a file deleted or replaced under it, and nobody would read that back:
+        compare the path's device and inode with those of the file opened."""
+        if self.path is None or self._identity is None:
+            return
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            fault = StorageFault("deleted", f"{self.path} no longer exists")
+            raise self.faults.report(fault) from None
+        except OSError as exc:
+            raise self.faults.report(StorageFault("io_error", str(exc))) from exc
+        if (found.st_dev, found.st_ino) != self._identity:
+            fault = StorageFault(
+                "replaced",
+                f"{self.path} is another file now (inode {found.st_ino}, "
+                f"this daemon opened inode {self._identity[1]})",
+            )
+            raise self.faults.report(fault)
+
+    def quick_check(self, seconds: float) -> None:
+        """Read every page back (``PRAGMA quick_check``) on a connection of its own, so what
+        is on disk is read, not this connection's cache. Gives up (with a warning) after
+        ``seconds``: a huge file is checked when a damaged page is next used instead."""
+        if self.path is None:
+            return
+        deadline = time.monotonic() + seconds
+        with self._faults():
+            checker = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                checker.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+                rows = checker.execute(f"PRAGMA quick_check({QUICK_CHECK_ERRORS})").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupted" not in str(exc):
+                    raise
+                log.warning(
+                    "state database %s: quick_check did not finish within %gs; skipped",
+                    self.path,
+                    seconds,
+                )
+                return
+            finally:
+                checker.close()
+        problems = [str(row[0]) for row in rows]
+        if problems != ["ok"]:
+            raise self.faults.report(StorageFault("corrupt", "; ".join(problems)))
+
+    def close(self) -> None:
+        with self.lock:
+            self._db.close()
+
+
+def _announce_new(path: Path) -> None:
+    """A missing state file is created: say so, since it may be a loss, not a first start."""
+    try:
+        if path.stat().st_size > 0:
+            return
+    except FileNotFoundError:
+        pass
+    log.warning(
+        "state database %s does not exist: creating a new, empty one. Expected on a first "
+        "start; otherwise cursors, alert states, silences and undelivered notifications "
+        "are lost, and alerts still firing will be notified again",
+        path,
+    )
+
+
+def _io_cause(directory: Path) -> str:
+    """SQLite says "disk I/O error" for a file system that went read-only or full too: ask
+    the file system, and failing that try to create a file there (unnamed, gone at once;
+    ext4's read-only after an error shows only then)."""
+    try:
+        found = os.statvfs(directory)
+        if found.f_flag & os.ST_RDONLY:
+            return "read_only"
+        if found.f_bavail == 0:
+            return "disk_full"
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(b"\0")
+            probe.flush()
+    except OSError as exc:
+        return _ERRNO_FAULTS.get(exc.errno or 0, "io_error")
+    return "io_error"
+
+
+def _wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL. The switch needs the file to itself for a moment, and SQLite can
+    answer "database is locked" at once, busy timeout or not, when another process is
+    opening the same new file: retry for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+# -- PostgreSQL ----------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def _pg_sql(sql: str) -> str:
+    """``?`` to ``%s``: the store's SQL holds no literal ``?`` or ``%``."""
+    return _PLACEHOLDER.sub("%s", sql)
+
+
+class _PgCursor:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        ROUND_TRIPS.inc()
+        self._cursor.execute(_pg_sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        ROUND_TRIPS.inc()  # psycopg pipelines the rows
+        self._cursor.executemany(_pg_sql(sql), [tuple(r) for r in rows])
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+def _conninfo(url: str) -> str:
+    """The URL, with a connect timeout unless the operator chose one."""
+    if "connect_timeout" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "connect_timeout=5"
+
+
+def _pg_reason(exc: psycopg.Error) -> str | None:
+    """The storage fault a PostgreSQL error means, None for an error of the statement."""
+    state = exc.sqlstate
+    if state is None:  # no answer from the server: connection lost, pool timed out
+        return "unreachable" if isinstance(exc, psycopg.OperationalError) else None
+    if state == "53100":
+        return "disk_full"
+    if state == "25006":
+        return "read_only"
+    if state in ("XX001", "XX002"):
+        return "corrupt"
+    if state.startswith("08") or state in ("53300", "57P01", "57P02", "57P03"):
+        return "unreachable"  # connection failures, too many clients, server shut down
+    if state.startswith(("53", "58")):
+        return "io_error"  # out of resources, system error
+    return None
+
+
+class PostgresDatabase:
+    kind = "postgresql"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.lock: AbstractContextManager[Any] = nullcontext()  # the pool is thread-safe
+        self.faults = StorageFaults(redacted_url(url))
+        self._pool = psycopg_pool.ConnectionPool(
+            _conninfo(url),
+            min_size=1,
+            max_size=max(pool_size, 1),
+            kwargs={"autocommit": True},
+            timeout=10,
+            name="videosdk-watchdog",
+            open=False,
+        )
+        self._pool.open(wait=True, timeout=15)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        ROUND_TRIPS.inc()
+        with self._faults(), self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(_pg_sql(sql), tuple(params))
+            rows = cur.fetchall() if cur.description is not None else []
+            return _Rows(rows, cur.rowcount)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        ROUND_TRIPS.inc(2)  # BEGIN and COMMIT (or ROLLBACK)
+        with (
+            self._faults(),
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            yield _PgCursor(cur)
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """PostgreSQL's storage and connection errors as StorageFaults, reported."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            reason = _pg_reason(exc)
+            if reason is None:
+                raise
+            raise self.faults.report(StorageFault(reason, str(exc).strip())) from exc
+
+    def check_file(self) -> None:
+        """The server owns its files."""
+
+    def quick_check(self, seconds: float) -> None:
+        """The server checks its own pages (data checksums, amcheck)."""
+
+    def lock_schema(self, cur: Cursor) -> None:
+        """Instances starting together migrate one after the other."""
+        cur.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+
+    def tables(self) -> list[str]:
+        rows = self.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() ORDER BY table_name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        self._pool.close()
