@@ -38,6 +38,7 @@ test: lint typecheck docs pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the architecture contracts in pyproject.toml
 
 typecheck: $(STAMP) $(NTFY_STAMP)
 	$(BIN)/mypy

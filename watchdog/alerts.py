@@ -15,6 +15,24 @@ from typing import Any, Literal
 
 from watchdog.durations import format_time, parse_time
 
+__all__ = [
+    "BUILTIN_LABELS",
+    "DEFAULT_GROUP_BY",
+    "GROUP_BY_ALL",
+    "Alert",
+    "Notification",
+    "Severity",
+    "Status",
+    "alert_labels",
+    "fingerprint",
+    "format_number",
+    "group_identity",
+    "group_key",
+    "group_labels",
+    "label_set",
+    "meeting_fingerprint",
+]
+
 Status = Literal["firing", "resolved"]
 
 # The labels the core gives every alert, named as Alertmanager receivers expect them; the

@@ -18,6 +18,8 @@ import threading
 
 from watchdog.alerts import Alert, format_number
 
+__all__ = ["MIN_VALUES", "SWITCH", "available", "chart_png"]
+
 log = logging.getLogger(__name__)
 
 SWITCH = "VIDEOSDK_WATCHDOG_CHARTS"

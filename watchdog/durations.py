@@ -10,6 +10,17 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
+__all__ = [
+    "MAX_DURATION",
+    "PATTERN",
+    "Duration",
+    "PositiveDuration",
+    "format_duration",
+    "format_time",
+    "parse_duration",
+    "parse_time",
+]
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # one part: a number, its unit, blanks around both (`30s`, `30 s`, `1h 30m`); the JSON
 # Schema's pattern is built from the same text, so an editor and `check` agree

@@ -16,6 +16,8 @@ import pluggy
 
 from watchdog.notifiers import Register
 
+__all__ = ["PROJECT", "hookimpl", "hookspec", "register_notifier_types"]
+
 PROJECT = "videosdk_watchdog"
 
 hookspec = pluggy.HookspecMarker(PROJECT)

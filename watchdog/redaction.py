@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+__all__ = ["MASK", "MIN_LENGTH", "Redactor", "forms", "secret_values"]
+
 MASK = "**********"
 MIN_LENGTH = 4  # masking "" or "ab" would mangle every message; a secret is never that short
 
