@@ -70,7 +70,7 @@ class PluginHost:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
-        self.notifier_types: dict[str, NotifierType] = {}
+        self.notifier_types: dict[str, NotifierType[Any]] = {}
         self.build_errors: dict[str, str] = {}
 
     def load_entry_points(self) -> None:
@@ -104,7 +104,7 @@ class PluginHost:
             self.manager.register(plugin, name=info.name)
             others = [p for p in self.manager.get_plugins() if p is not plugin]
             caller = self.manager.subset_hook_caller("register_notifier_types", others)
-            registered: list[NotifierType] = []
+            registered: list[NotifierType[Any]] = []
             caller(register=registered.append)
         except Exception as exc:
             if self.manager.is_registered(plugin):

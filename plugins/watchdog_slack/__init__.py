@@ -33,6 +33,7 @@ from watchdog.notifiers import (
     NotifierType,
     Redactor,
     Register,
+    delivery_error_for,
     retry_after_seconds,
 )
 from watchdog_slack.blocks import message, reply
@@ -79,7 +80,6 @@ PERMANENT_ERRORS = frozenset(
 UPDATE_GONE = frozenset(
     {"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"}
 )
-DEFAULT_RETRY_AFTER = 30.0
 
 
 class SlackConfig(NotifierConfig):
@@ -186,32 +186,35 @@ def _ssl_context(config: SlackConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=config.ca_file)
 
 
-def _retry_after(headers: Any) -> float:
-    """Seconds from Retry-After; slack-sdk gives headers as strings or lists of strings."""
+def _retry_after(headers: Any) -> str | None:
+    """The Retry-After header; slack-sdk gives headers as strings or lists of strings."""
     raw = (headers.get("retry-after") or headers.get("Retry-After")) if headers else None
     if isinstance(raw, list):
         raw = raw[0] if raw else None
-    wait = retry_after_seconds(None if raw is None else str(raw))
-    return DEFAULT_RETRY_AFTER if wait is None else max(wait, 1.0)
+    return None if raw is None else str(raw)
 
 
 def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
+    """Slack's error code decides where it names a cause retrying cannot fix; otherwise
+    the HTTP status does, by the policy every notifier shares (``delivery_error_for``)."""
     response = exc.response
     error = str(response.get("error", "")) if response.data else ""
     status = response.status_code
-    if status == 429 or error == "ratelimited":
-        wait = _retry_after(response.headers)
-        return DeliveryError(f"Slack rate-limited {method}; retry in {wait:g}s", retry_after=wait)
-    detail = error or f"HTTP {status}"
     hint = ""
     if error in {"not_in_channel", "channel_not_found"}:
         hint = " (invite the app to the channel, and use the channel ID)"
     elif error == "missing_scope":
         hint = " (the app needs the chat:write scope)"
-    return DeliveryError(
-        f"Slack {method} failed: {detail}{hint}",
-        permanent=error in PERMANENT_ERRORS or (400 <= status < 500 and status != 408),
-    )
+    limited = status == 429 or error == "ratelimited"
+    what = f"rate-limited {method}" if limited else f"{method} failed"
+    reasons = [r for r in (error, "" if 200 <= status < 300 else f"HTTP {status}") if r]
+    message = f"Slack {what}: {', '.join(reasons)}{hint}"
+    if error in PERMANENT_ERRORS:
+        return DeliveryError(message, permanent=True)
+    wait = _retry_after(response.headers)
+    if 200 <= status < 300:  # the call went through and Slack answered ok: false
+        return DeliveryError(message, retry_after=retry_after_seconds(wait))
+    return delivery_error_for(status, wait, message)
 
 
 def _transport_error(method: str, exc: Exception) -> DeliveryError:
@@ -461,23 +464,16 @@ class SlackWebhook:
         except (URLError, OSError, SlackClientError) as exc:
             raise _transport_error("incoming webhook", exc) from None
         status, answer = response.status_code, (response.body or "").strip()
-        if status == 200:
+        if 200 <= status < 300:
             return
-        if status == 429:
-            wait = _retry_after(response.headers)
-            raise DeliveryError(
-                f"Slack rate-limited the webhook; retry in {wait:g}s", retry_after=wait
-            )
-        detail = self.redact(answer)[:200] or f"HTTP {status}"
-        raise DeliveryError(
-            f"Slack incoming webhook failed: HTTP {status} {detail}",
-            permanent=400 <= status < 500 and status != 408,
-        )
+        detail = self.redact(answer)[:200]
+        failed = f"Slack incoming webhook failed: HTTP {status} {detail}".rstrip()
+        raise delivery_error_for(status, _retry_after(response.headers), failed)
 
 
-def _factory(context: NotifierContext) -> SlackBot | SlackWebhook:
+def _notifier(context: NotifierContext[SlackConfig]) -> SlackBot | SlackWebhook:
+    """Bot mode with a token, else incoming-webhook mode (the config allows one of them)."""
     config = context.config
-    assert isinstance(config, SlackConfig)
     if config.token is not None:
         return SlackBot(config, context.state, context.logger, context.actions, context.redactor)
     return SlackWebhook(config, context.logger, context.redactor)
@@ -489,7 +485,7 @@ def register_notifier_types(register: Register) -> None:
         NotifierType(
             name="slack",
             config=SlackConfig,
-            factory=_factory,
+            factory=_notifier,
             description=(
                 "Posts to Slack with a bot token (threads, resolves update the message) "
                 "or an incoming webhook."
