@@ -10,7 +10,7 @@ import importlib.metadata
 import logging
 import os
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,9 +219,6 @@ class PluginHost:
                 self.build_errors[name],
             )
         return notifiers
-
-    def errors(self) -> Iterable[PluginInfo]:
-        return (info for info in self.plugins.values() if info.error)
 
 
 def config_redactor(config: Config, host: PluginHost) -> Redactor:

@@ -31,7 +31,7 @@ from watchdog.problems import ConfigError, Problem
 from watchdog.stats import ParticipantInfo
 from watchdog.strictnumbers import refuse_non_number
 from watchdog.templates import template_problem
-from watchdog.yamlfile import Document, format_loc, load, parse
+from watchdog.yamlfile import Document, format_loc, load
 
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus's label names
 
@@ -518,14 +518,3 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
     if problems:
         raise ConfigError(problems)
     return RuleSet(rules=tuple(rules), sources=tuple(sources), lines=lines)
-
-
-def parse_rules(text: str, path: str = "<rules>") -> RuleSet:
-    """Rules from a string (tests, the demo)."""
-    doc = parse(text, path)
-    rules, problems, lines = _validate_rules(doc)
-    if problems:
-        raise ConfigError(problems)
-    return RuleSet(
-        rules=tuple(rules), sources=(path,), lines={k: (path, v) for k, v in lines.items()}
-    )

@@ -785,9 +785,6 @@ class Simulator:
         """Where webhooks go; events from before it was set are not sent."""
         self.rooms.webhook_url = url
 
-    def deliver_webhooks(self) -> int:
-        return self.rooms.deliver_due(self._elapsed())
-
     def _deliver_loop(self) -> None:
         while not self._webhooks_stop.wait(0.05):
             try:
