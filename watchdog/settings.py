@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from watchdog.durations import Duration, PositiveDuration
+from watchdog.durations import Duration, PositiveDuration, at_least
 from watchdog.matchers import parse_matcher
 from watchdog.patterns import PatternError, compile_regex
 from watchdog.problems import ConfigError, Problem
@@ -54,14 +54,14 @@ class VideoSDKSettings(_Section):
     token: SecretStr | None = Field(
         default=None, description="A ready-made JWT; used instead of minting one."
     )
-    token_ttl: Duration = timedelta(hours=1)
+    token_ttl: Annotated[Duration, at_least(timedelta(minutes=1))] = timedelta(hours=1)
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds.")
     max_retry_after: int = Field(default=60, ge=0)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
-    request_deadline: Duration | None = Field(
+    request_deadline: Annotated[Duration, at_least(timedelta(milliseconds=100))] | None = Field(
         default=None,
         description="Total time one API call may take: connect, retries and their waits, "
         "the whole body (default: the poll interval, within 5s..60s).",
@@ -73,20 +73,6 @@ class VideoSDKSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-    @field_validator("token_ttl")
-    @classmethod
-    def _ttl(cls, value: timedelta) -> timedelta:
-        if value < timedelta(minutes=1):
-            raise ValueError("must be at least 1m")
-        return value
-
-    @field_validator("request_deadline")
-    @classmethod
-    def _deadline(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(milliseconds=100):
-            raise ValueError("must be at least 100ms")
-        return value
 
     def has_credentials(self) -> bool:
         return self.token is not None or (self.api_key is not None and self.secret_key is not None)
@@ -152,14 +138,9 @@ class WebhookSettings(_Section):
         default=None, description="PEM text or a file path; default: fetched from VideoSDK"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    key_refresh_interval: Duration = timedelta(minutes=5)
-
-    @field_validator("key_refresh_interval")
-    @classmethod
-    def _not_too_often(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=10):
-            raise ValueError("must be at least 10s: each refetch is a call to VideoSDK's API")
-        return value
+    key_refresh_interval: Annotated[
+        Duration, at_least(timedelta(seconds=10), "each refetch is a call to VideoSDK's API")
+    ] = timedelta(minutes=5)
 
     @field_validator("listen")
     @classmethod
@@ -187,16 +168,9 @@ class WatchSettings(_Section):
     rooms: list[str] = Field(default_factory=list, description="roomIds or customRoomIds")
     all_rooms: bool = False
     filters: WatchFilters = Field(default_factory=WatchFilters)
-    discovery_interval: Duration = timedelta(seconds=30)
+    discovery_interval: Annotated[Duration, at_least(timedelta(seconds=1))] = timedelta(seconds=30)
     missing_polls: int = Field(default=3, ge=1, le=1000)
     webhook: WebhookSettings | None = None
-
-    @field_validator("discovery_interval")
-    @classmethod
-    def _interval(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("must be at least 1s")
-        return value
 
     @model_validator(mode="after")
     def _one_scope(self) -> WatchSettings:
