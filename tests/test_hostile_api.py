@@ -26,6 +26,7 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+from watchdog import deadlines
 from watchdog.daemon import build
 from watchdog.jsontext import loads_lenient
 from watchdog.settings import Config, Settings, VideoSDKSettings, request_deadline
@@ -387,3 +388,13 @@ def test_a_slow_participant_delays_nobody_and_shows_in_status_and_metrics(
         assert any("within the request deadline again" in r.getMessage() for r in caplog.records)
     finally:
         runtime.close()
+
+
+def test_the_deadline_thread_ends_once_no_call_is_in_flight() -> None:
+    """A stopping daemon must not find it still running (it would be reported as stuck)."""
+    with deadlines.within(30):
+        assert any(t.name == "deadlines" for t in threading.enumerate())
+    limit = time.monotonic() + 5
+    while any(t.name == "deadlines" for t in threading.enumerate()):
+        assert time.monotonic() < limit, "the deadline thread outlived every call"
+        time.sleep(0.05)

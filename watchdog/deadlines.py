@@ -72,6 +72,7 @@ def current() -> Deadline | None:
 
 
 _LOCAL = threading.local()
+IDLE_EXIT = 0.25  # seconds with no live deadline before the reaper thread ends
 
 
 def _cut(connection: HTTPConnection) -> None:
@@ -116,6 +117,8 @@ class _Reaper:
             for connection in deadline.connections:
                 if self._owner.get(connection) is deadline:
                     del self._owner[connection]
+            if not self._live:
+                self._cond.notify()  # the last call ended: start the idle countdown now
 
     def attach(self, connection: HTTPConnection) -> None:
         """The calling thread's deadline now covers ``connection`` (a pooled one may have
@@ -141,7 +144,13 @@ class _Reaper:
                         if self._owner.get(connection) is deadline:
                             _cut(connection)
                 self._wake = min((d.at for d in self._live), default=float("inf"))
-                self._cond.wait(self._wake - now if self._live else None)
+                if self._live:
+                    self._cond.wait(self._wake - now)
+                elif not self._cond.wait(IDLE_EXIT) and not self._live:
+                    # nothing to watch: end, so a stopping daemon has no thread left behind;
+                    # the next call starts a new one (at most one start per idle gap)
+                    self._thread = None
+                    return
 
 
 _REAPER = _Reaper()
