@@ -315,7 +315,6 @@ class WatchStatus:
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     id: str
-    seq: int
     notifier: str
     fingerprint: str
     payload: str | None  # the notification as stored, decoded when needed; None: not read
@@ -336,7 +335,7 @@ class OutboxEntry:
 
 
 _OUTBOX_COLUMNS = (
-    "id, seq, notifier, fingerprint, {payload}, created_at, attempts, next_attempt_at,"
+    "id, notifier, fingerprint, {payload}, created_at, attempts, next_attempt_at,"
     " last_error, permanent, warned_at"
 )
 
@@ -1060,16 +1059,15 @@ class Store:
         return [
             OutboxEntry(
                 id=row[0],
-                seq=row[1],
-                notifier=row[2],
-                fingerprint=row[3],
-                payload=row[4],
-                created_at=_utc(row[5]) or datetime.now(UTC),
-                attempts=row[6],
-                next_attempt_at=_utc(row[7]) or datetime.now(UTC),
-                last_error=row[8],
-                permanent=bool(row[9]),
-                warned_at=_utc(row[10]),
+                notifier=row[1],
+                fingerprint=row[2],
+                payload=row[3],
+                created_at=_utc(row[4]) or datetime.now(UTC),
+                attempts=row[5],
+                next_attempt_at=_utc(row[6]) or datetime.now(UTC),
+                last_error=row[7],
+                permanent=bool(row[8]),
+                warned_at=_utc(row[9]),
             )
             for row in rows
         ]
