@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 import watchdog_email
+from hypothesis import HealthCheck, given, settings
+from watchdog_email import EmailNotifier
+from watchdog_email.render import MAX_SUBJECT
 
+from watchdog.alertmanager import AlertingConfig, AlertManager, Policy
+from watchdog.alerts import Notification
 from watchdog.notifiers import DeliveryError
 from watchdog.problems import ConfigError
+from watchdog.store import Store
 from watchdog.testing import (
     NotifierContract,
     PluginTestHost,
@@ -21,7 +31,9 @@ from watchdog.testing import (
     resolved,
 )
 
-from .smtpserver import PASSWORD, USER, SMTPServer
+from .helpers import record_alerts
+from .hostile import hostile_notifications
+from .smtpserver import PASSWORD, USER, SMTPServer, mail_problems
 
 
 @pytest.fixture
@@ -236,6 +248,8 @@ def test_firing_mail_embeds_the_chart_inline(
     related = mail.get_payload()[1]  # type: ignore[index]
     assert isinstance(related, EmailMessage)
     assert related.get_content_type() == "multipart/related"
+    assert related.get_param("type") == "text/html"  # RFC 2387: the root part's type
+    assert 'type="text/html"' in str(related["Content-Type"])
     html_part, image = related.iter_parts()
     assert isinstance(html_part, EmailMessage)
     assert isinstance(image, EmailMessage)
@@ -243,3 +257,112 @@ def test_firing_mail_embeds_the_chart_inline(
     cid = str(image["Content-ID"]).strip("<>")
     assert f'src="cid:{cid}"' in str(html_part.get_content())
     assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_part_is_a_titled_document(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    host.build(config(smtp.port, tls_certificates.ca_file)).send(grouped_notification(3))
+    (mail,) = smtp.messages  # the server parsed it strictly, HTML included
+    _, html = _parts(mail)
+    assert html.startswith('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>')
+    assert "<title>[videosdk-watchdog] [FIRING:critical] 3 of 3 alerts in meeting" in html
+
+
+def test_a_resolve_whose_firing_mail_was_never_sent_stands_alone(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    """Fired and resolved within group_wait: the core sends only the resolve."""
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file))
+    alert = make_alert()
+    firing = make_notification(alert)  # held back by group_wait, never sent
+    notifier.send(make_notification(resolved(alert), thread=firing.thread))
+    (mail,) = smtp.messages
+    assert mail["Subject"].startswith("[videosdk-watchdog] [RESOLVED:warning] poor-video")
+    assert mail["In-Reply-To"] is None
+    assert mail["References"] is None
+    assert host.states["test"].get(firing.thread) is None
+
+
+def test_fired_and_resolved_within_group_wait_through_the_alert_manager(
+    tmp_path: Path, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    """The core's own resolve-only notification: one mail, answering nothing."""
+    store = Store(str(tmp_path / "state.db"))
+    now = datetime.now(UTC)
+
+    def clock() -> datetime:
+        return now
+
+    policy = Policy(group_wait=timedelta(seconds=30))
+    manager = AlertManager(store, AlertingConfig(policies={"mail": policy}), clock=clock)
+    host = PluginTestHost()
+    host.add(watchdog_email, "email")
+    mail = host.host.build(
+        {"mail": config(smtp.port, tls_certificates.ca_file)}, store.notifier_state
+    )["mail"]
+    alert = make_alert()
+    record_alerts(store, [(alert, ("mail",))])
+    record_alerts(store, [(resolved(alert), ("mail",))])
+    now += timedelta(seconds=31)
+    assert manager.flush() == 1
+    for entry in store.outbox():
+        mail.send(entry.notification)
+        store.delivered(entry.id)
+    (message,) = smtp.messages  # and the server found it standards-clean
+    assert message["Subject"].startswith("[videosdk-watchdog] [RESOLVED:warning] poor-video")
+    assert message["In-Reply-To"] is None
+    assert message["References"] is None
+    store.close()
+
+
+def test_a_firing_mail_that_failed_is_not_answered(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates, unused_port: int
+) -> None:
+    alert = make_alert()
+    firing = make_notification(alert)
+    down = host.build(config(unused_port, tls_certificates.ca_file), "oncall")
+    with pytest.raises(DeliveryError):
+        down.send(firing)
+    up = host.build(config(smtp.port, tls_certificates.ca_file), "oncall")  # same state
+    up.send(make_notification(resolved(alert), thread=firing.thread))
+    (mail,) = smtp.messages
+    assert mail["In-Reply-To"] is None
+
+
+def test_a_retried_mail_keeps_its_message_id(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    """Sent twice (a crash before the outbox noted it), a mail is recognisably one."""
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file))
+    alert = make_alert()
+    firing = make_notification(alert)
+    done = make_notification(resolved(alert), thread=firing.thread)
+    for notification in (firing, firing, done, done):
+        notifier.send(notification)
+    first, again, resolve, resolve_again = smtp.messages
+    assert first["Message-ID"] == again["Message-ID"]
+    assert again["In-Reply-To"] is None
+    assert resolve["Message-ID"] == resolve_again["Message-ID"] != first["Message-ID"]
+    assert resolve["In-Reply-To"] == first["Message-ID"]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(hostile_notifications(max_alerts=5))  # html5lib reads ~0.5 MB/s: keep mails small
+def test_any_alert_composes_a_standards_clean_mail(drawn: tuple[Notification, list[str]]) -> None:
+    """Whatever the alerts say (newlines in a name, control characters, lone surrogates,
+    markup), the mail parses strictly and its HTML without error."""
+    notification, _ = drawn
+    host = PluginTestHost()
+    host.add(watchdog_email, "email")
+    notifier = host.build(config(25, None, charts=False))
+    assert isinstance(notifier, EmailNotifier)
+    mail = notifier.compose(notification)
+    assert len(str(mail["Subject"])) <= MAX_SUBJECT
+    parsed = BytesParser(policy=email.policy.strict).parsebytes(mail.as_bytes())
+    assert isinstance(parsed, EmailMessage)
+    assert mail_problems(parsed, sent=set()) == []

@@ -1,6 +1,7 @@
-"""The README's install path, as a new operator follows it: build a wheel, install it into a
-fresh virtual environment, then a plugin after the core. No package index has either, so
-this is the only way in; a missing package, entry point or shipped file breaks it here.
+"""The install path of docs/getting-started.md, as a new operator follows it: build a wheel,
+install it into a fresh virtual environment, then a plugin after the core. No package index
+has either, so this is the only way in; a missing package, entry point or shipped file
+breaks it here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 UNIT = ROOT / "systemd" / "videosdk-watchdog.service"
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 SHIPPED_PREFIX = "/opt/videosdk-watchdog"
 
 
@@ -34,7 +36,7 @@ def _run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with the core wheel and then the ntfy plugin, as the README says."""
+    """A fresh venv with the core wheel and then the ntfy plugin, as the docs say."""
     work = tmp_path_factory.mktemp("install")
     # build from a copy: setuptools leaves build/ and an .egg-info beside the sources, and an
     # .egg-info in the checkout would register the entry points twice in this test run
@@ -64,15 +66,22 @@ def test_a_built_wheel_installs_the_daemon_and_its_builtin_plugins(installed: Pa
 
 
 def test_the_wheel_ships_the_documents_the_unit_points_to(installed: Path) -> None:
-    """``Documentation=`` names a file under the venv; the examples the guide installs are there."""
-    match = re.search(r"^Documentation=file:(\S+)$", UNIT.read_text(), re.M)
-    assert match, "the unit has no file: Documentation= line"
-    shipped = Path(match.group(1))
-    assert shipped.is_relative_to(SHIPPED_PREFIX)
-    docs = installed / shipped.relative_to(SHIPPED_PREFIX)
-    assert docs.read_text() == (installed.parent / "source" / "README.md").read_text()
+    """``Documentation=`` names files under the venv: the operations page and the README,
+    whose links into the docs pages work there too; the examples the guide installs are
+    beside them."""
+    pointed = re.findall(r"^Documentation=file:(\S+)$", UNIT.read_text(), re.M)
+    assert len(pointed) == 2, "the unit names the operations page and the README"
+    source = installed.parent / "source"
+    shared = installed / "share" / "doc" / "videosdk-watchdog"
+    for uri in pointed:
+        shipped = Path(uri)
+        assert shipped.is_relative_to(SHIPPED_PREFIX)
+        relative = shipped.relative_to(Path(SHIPPED_PREFIX) / "share" / "doc" / "videosdk-watchdog")
+        assert (shared / relative).read_text() == (source / relative).read_text(), uri
+    for page in sorted((source / "docs").glob("*.md")):
+        assert (shared / "docs" / page.name).read_text() == page.read_text(), page.name
     for name in ("config.example.yaml", "rules.example.yaml", "videosdk-watchdog.service"):
-        assert (docs.parent / name).is_file(), name
+        assert (shared / name).is_file(), name
 
 
 def test_the_installed_daemon_checks_the_shipped_example_config(installed: Path) -> None:
@@ -87,7 +96,8 @@ def test_the_installed_daemon_checks_the_shipped_example_config(installed: Path)
 
 
 def test_no_document_tells_people_to_install_from_an_index() -> None:
-    texts = [README, ROOT / "plugins" / "README.md", UNIT, ROOT / "watchdog" / "clash.py"]
+    texts = [README, *sorted(DOCS.glob("*.md")), ROOT / "plugins" / "README.md", UNIT]
+    texts.append(ROOT / "watchdog" / "clash.py")
     texts.append(ROOT / "plugins" / "videosdk-watchdog-ntfy" / "README.md")
     for path in texts:
         for line in path.read_text().splitlines():

@@ -128,5 +128,5 @@ def test_check_reports_notifier_config_errors_with_lines(
     err = capsys.readouterr().err
     assert f"{config}:6: notifiers.oncall: channel is required with a token" in err
     assert f"{config}:14: notifiers.mail.port: Input should be less than or equal to 65535" in err
-    assert f"{config}:18: notifiers.hook.verify: unknown field" in err
+    assert f"{config}:18: notifiers.hook: unknown key 'verify'" in err
     assert TOKEN not in err

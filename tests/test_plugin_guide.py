@@ -15,7 +15,7 @@ from watchdog.testing import NotifierContract
 from .sitedirs import PYTHON, env_with_path, fake_distribution
 
 ROOT = Path(__file__).parent.parent
-GUIDE = ROOT / "plugins" / "README.md"
+GUIDE = ROOT / "docs" / "plugins.md"
 
 # Factories as plugins write them, against the guide's PagerConfig and Pager: typed, and the
 # isinstance-checking kind written before NotifierContext was generic (still valid). The

@@ -76,7 +76,7 @@ def test_every_semantic_problem_at_once_at_its_line(tmp_path: Path) -> None:
     )
     assert lines[4].startswith(f"{path}:19: rule 'bad-regex': match.device invalid regex 'Chrome('")
     assert lines[5].startswith(f"{path}:24: rule 'typo-in-template': summary bad template: ")
-    assert "'partcipant' is undefined" in lines[5]
+    assert "unknown variable 'partcipant': did you mean 'participant'?" in lines[5]
     assert lines[6].startswith(f"{path}:29: rule 'escape-attempt': description bad template: ")
     assert "SecurityError" in lines[6]
     assert lines[7] == (

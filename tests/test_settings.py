@@ -103,7 +103,7 @@ def test_errors_name_file_and_line(tmp_path: Path) -> None:
         "(units: ms s m h d)",
         f"{path}:7: poll.concurrency: Input should be a valid integer, unable to parse string "
         "as an integer",
-        f"{path}:14: stat: unknown field",
+        f"{path}:14: unknown key 'stat': did you mean 'state'?",
     ]
 
 

@@ -75,7 +75,7 @@ watch:
             "public_key",
             "watch.webhook.public_key: not a usable public key",
         ),
-        ("watch:\n  room: [a]\n", "room:", "watch.room: unknown field"),
+        ("watch:\n  room: [a]\n", "room:", "watch: unknown key 'room': did you mean 'rooms'?"),
     ],
 )
 def test_mistakes_fail_check_with_file_and_line(

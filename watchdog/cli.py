@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("run", help="run the daemon"))
     check = with_config(sub.add_parser("check", help="validate the config and its rules"))
     check.add_argument("--rules", metavar="PATH", help="validate this rules file")
+    check.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a rules file without rules (otherwise a warning and exit 2)",
+    )
     once = with_config(sub.add_parser("once", help="one poll cycle; print what fires"))
     once.add_argument("--dry-run", action="store_true", help="do not save state or notify")
     replay = sub.add_parser("replay", help="backtest rules over saved stats responses")
@@ -226,8 +231,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.rules and not args.config:
         ruleset = load_rules([args.rules])
         tests = load_tests(args.rules, ruleset)
-        for warning in semantic_problems(ruleset):
+        for warning in [*ruleset.empty_problems(), *semantic_problems(ruleset)]:
             print(warning, file=sys.stderr)
+        if ruleset.empty and not args.allow_empty:
+            return EXIT_CONFIG
         suffix = f" ({len(tests)} tests: run them with test-rules)" if tests else ""
         print(f"{args.rules}: {len(ruleset)} rules OK{suffix}")
         return EXIT_OK
@@ -241,7 +248,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     rules, problems = validate(config)
     for problem in problems:
         print(problem, file=sys.stderr)
-    if any(p.severity == "error" for p in problems):
+    if any(p.severity == "error" for p in problems) or (rules.empty and not args.allow_empty):
         return EXIT_CONFIG
     watch = config.settings.watch
     found = (

@@ -16,7 +16,7 @@ from watchdog.poller import CycleReport, Poller
 from watchdog.problems import ConfigError, Problem
 from watchdog.rulecheck import semantic_problems
 from watchdog.rules import RuleSet, check_notifiers, load_rules
-from watchdog.settings import Config, request_deadline
+from watchdog.settings import Config, environment_problems, request_deadline
 from watchdog.store import Store
 from watchdog.tokens import TokenSource
 from watchdog.videosdk import VideoSDKClient
@@ -39,6 +39,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
         rules = load_rules(config.rule_paths)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    problems.extend(rules.empty_problems())
     problems.extend(check_notifiers(rules, settings.notifiers))
     problems.extend(alertmanager.problems(config, {k for r in rules for k in r.labels}))
     host = host or load_plugins()
@@ -62,6 +63,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
             )
         )
     problems.extend(_watch_problems(config))
+    problems.extend(environment_problems())
     problems.extend(semantic_problems(rules, settings.poll.interval))
     return rules, problems
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -15,18 +16,20 @@ _NUMBER_UNIT = r"\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)"
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 PATTERN = rf"^\s*(?:{_NUMBER_UNIT}\s*)+$|^\s*0\s*$"
 _ZERO = r"^\s*(?:0+(?:\.0+)?\s*(?:ms|s|m|h|d)\s*)+$|^\s*0\s*$"
+MAX_DURATION = timedelta(days=30)
+"""No setting or rule means more than this; larger numbers are typos (or attacks)."""
 
 
-def parse_duration(value: Any) -> timedelta:
-    """Accept ``30s``/``1h30m`` strings, plain numbers of seconds, or timedeltas."""
+def parse_duration(value: Any, limit: timedelta = MAX_DURATION) -> timedelta:
+    """Accept ``30s``/``1h30m`` strings, plain numbers of seconds, or timedeltas, up to limit."""
     if isinstance(value, timedelta):
-        return value
+        return _bounded(value.total_seconds(), limit)
     if isinstance(value, bool):
         raise ValueError("a duration like 30s, 5m or 1h30m is expected")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value, limit)
     if not isinstance(value, str):
         raise ValueError("a duration like 30s, 5m or 1h30m is expected")
     text = value.strip()
@@ -35,14 +38,23 @@ def parse_duration(value: Any) -> timedelta:
             raise ValueError("a duration like 30s, 5m or 1h30m is expected")
         return timedelta(0)
     pos, total = 0, 0.0
-    for match in _PART.finditer(text):
-        if match.start() != pos:
-            break
+    # each part matched where the last ended: a failed search from every later position
+    # (finditer) would cost the square of a long run of blanks
+    while match := _PART.match(text, pos):
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or pos == 0:
         raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h30m (units: ms s m h d)")
-    return timedelta(seconds=total)
+    return _bounded(total, limit)
+
+
+def _bounded(seconds: float, limit: timedelta) -> timedelta:
+    """Seconds as a timedelta, refusing NaN and anything above ``limit``."""
+    if math.isnan(seconds):
+        raise ValueError("a duration is a number of seconds, not NaN")
+    if seconds > limit.total_seconds():
+        raise ValueError(f"is too long (at most {format_duration(limit)})")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

@@ -586,7 +586,7 @@ def transition(
 
 
 def template_context(t: Transition) -> dict[str, Any]:
-    """What ``summary``/``description`` templates see (README documents every name)."""
+    """What ``summary``/``description`` templates see (docs/rules.md documents every name)."""
     info, rule = t.info, t.rule
     unknown = "unknown"
     return {

@@ -19,6 +19,7 @@ from watchdog.notifiers import Register
 PROJECT = "videosdk_watchdog"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's implementation of a hook below: ``@hookimpl def register_notifier_types``.
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 

@@ -50,9 +50,13 @@ __all__ = [
 
 
 class NotifierConfig(BaseModel):
-    """Base for notifier config models: unknown keys are mistakes, so they are refused."""
+    """Base for notifier config models: unknown keys are mistakes, so they are refused.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A docstring under a field (or ``Field(description=...)``) is its description in the
+    configuration reference and in ``schema config``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DeliveryError(Exception):

@@ -26,10 +26,11 @@ from watchdog.notifiers import (
     NotifierState,
     NotifierType,
 )
-from watchdog.problems import ConfigError, Problem
+from watchdog.problems import ConfigError, Problem, did_you_mean
 from watchdog.redaction import Redactor, secret_values
 from watchdog.settings import NOTIFIER_CORE_KEYS, Config
 from watchdog.strictnumbers import number_problem
+from watchdog.yamlfile import model_fields_at, unknown_key
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,18 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self.notifier_types: dict[str, NotifierType[Any]] = {}
         self.build_errors: dict[str, str] = {}
+        # entry points installed when this host loaded them (None: it never did)
+        self.entry_points: set[str] | None = None
 
-    def load_entry_points(self) -> None:
+    def load_entry_points(self, only: set[str] | None = None) -> None:
+        """Load every allowed entry point (or ``only`` these) and remember which existed."""
         allowed = _allowed()
-        for entry in importlib.metadata.entry_points(group=hookspecs.PROJECT):
-            if allowed is not None and entry.name not in allowed:
+        found = importlib.metadata.entry_points(group=hookspecs.PROJECT)
+        self.entry_points = {entry.name for entry in found}
+        for entry in found:
+            if (allowed is not None and entry.name not in allowed) or (
+                only is not None and entry.name not in only
+            ):
                 continue
             dist = entry.dist
             info = PluginInfo(
@@ -137,15 +145,8 @@ class PluginHost:
             file, line = where("notifiers", name) if where else ("config", None)
             kind = self.notifier_types.get(str(entry.get("type")))
             if kind is None:
-                known = ", ".join(sorted(self.notifier_types)) or "none loaded"
-                problems.append(
-                    Problem(
-                        file,
-                        line,
-                        f"notifiers.{name}: unknown type {entry.get('type')!r} "
-                        f"(available: {known})",
-                    )
-                )
+                message = self._unknown_type(str(entry.get("type")))
+                problems.append(Problem(file, line, f"notifiers.{name}: {message}"))
                 continue
             # the alert manager's keys (send_resolved, repeat_interval, ...) are the core's
             body = {k: v for k, v in entry.items() if k not in NOTIFIER_CORE_KEYS}
@@ -164,16 +165,40 @@ class PluginHost:
                 for error in exc.errors(include_url=False, include_input=False):
                     loc = tuple(error["loc"])
                     efile, eline = where("notifiers", name, *loc) if where else (file, line)
-                    field_name = "".join(f".{p}" for p in loc)  # empty: the entry as a whole
                     message = error["msg"].removeprefix("Value error, ")
                     if error["type"] == "extra_forbidden":
-                        message = "unknown field"
+                        loc, message = loc[:-1], _unknown_key(kind.config, loc, body)
+                    field_name = "".join(f".{p}" for p in loc)  # empty: the entry as a whole
                     problems.append(
                         Problem(efile, eline, f"notifiers.{name}{field_name}: {message}")
                     )
         if problems:
             raise ConfigError(problems)
         return configs
+
+    def _unknown_type(self, kind: str) -> str:
+        """Why a type is unknown: a typo, or a plugin installed after this host loaded."""
+        new = self.new_types()
+        if kind in new:
+            return (
+                f"notifier type {kind!r} comes from plugin {new[kind]!r}, installed after the "
+                "daemon started: restart to load new plugins"
+            )
+        known = ", ".join(sorted(self.notifier_types)) or "none loaded"
+        hint = did_you_mean(kind, self.notifier_types)
+        return f"unknown type {kind!r}{hint} (available: {known})"
+
+    def new_types(self) -> dict[str, str]:
+        """Notifier types of plugins installed since this host loaded its entry points
+        (type -> plugin), read by loading only those into a separate host."""
+        if self.entry_points is None:
+            return {}
+        installed = {e.name for e in importlib.metadata.entry_points(group=hookspecs.PROJECT)}
+        if not installed - self.entry_points:
+            return {}
+        scratch = PluginHost()
+        scratch.load_entry_points(only=installed - self.entry_points)
+        return {name: kind.plugin for name, kind in scratch.notifier_types.items()}
 
     def build(
         self,
@@ -219,6 +244,19 @@ class PluginHost:
                 self.build_errors[name],
             )
         return notifiers
+
+
+def _unknown_key(model: type[BaseModel], loc: tuple[Any, ...], body: Mapping[str, Any]) -> str:
+    """An unknown key in a notifier entry, with the closest key its plugin (or the core)
+    accepts there."""
+    fields = model_fields_at(model, loc[:-1])
+    if fields is not None and not loc[:-1]:
+        fields = (fields[0] | NOTIFIER_CORE_KEYS, fields[1])
+    present: Any = body
+    for part in loc[:-1]:
+        present = present.get(part) if isinstance(present, dict) else None
+    message, _ = unknown_key(str(loc[-1]), fields, present)
+    return message
 
 
 def config_redactor(config: Config, host: PluginHost) -> Redactor:

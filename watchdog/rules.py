@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -24,14 +25,21 @@ from pydantic import (
 )
 
 from watchdog.alerts import BUILTIN_LABELS
-from watchdog.durations import Duration, PositiveDuration, format_duration
+from watchdog.durations import Duration, PositiveDuration, format_duration, parse_duration
 from watchdog.metrics import METRICS
 from watchdog.patterns import PatternError, Regex, compile_regex
-from watchdog.problems import ConfigError, Problem
+from watchdog.problems import ConfigError, Problem, closest, did_you_mean
 from watchdog.stats import ParticipantInfo
 from watchdog.strictnumbers import refuse_non_number
 from watchdog.templates import template_problem
-from watchdog.yamlfile import Document, format_loc, load
+from watchdog.yamlfile import (
+    Document,
+    Loc,
+    format_loc,
+    load,
+    model_fields_at,
+    unknown_key,
+)
 
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # Prometheus's label names
 
@@ -49,6 +57,14 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+RULE_HORIZON = timedelta(days=1)
+"""A rule looks at most this far back: a window keeps every sample it covers, for every
+participant, and a call-quality rule has no use for more."""
+
+_within_horizon = BeforeValidator(functools.partial(parse_duration, limit=RULE_HORIZON))
+RuleDuration = Annotated[Duration, _within_horizon]
+PositiveRuleDuration = Annotated[PositiveDuration, _within_horizon]
 
 
 @with_config(ConfigDict(arbitrary_types_allowed=True))  # the compiled Regex is kept as is
@@ -121,7 +137,9 @@ FILTER_FIELDS: dict[str, str] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -165,15 +183,17 @@ class Filter(_Model):
 class Spike(_Model):
     """The current value (or a short window's average) against a rolling baseline's average."""
 
-    baseline: PositiveDuration = Field(description="rolling baseline window before the current one")
-    over: Duration = Field(
+    baseline: PositiveRuleDuration = Field(
+        description="rolling baseline window before the current one"
+    )
+    over: RuleDuration = Field(
         default=timedelta(0), description="current window (0: the current sample alone)"
     )
     factor: float | None = Field(default=None, gt=1, description="current >= factor x baseline")
     min_change: float | None = Field(
         default=None, ge=0, description="and current differs from baseline by at least this"
     )
-    min_baseline: Duration | None = Field(
+    min_baseline: RuleDuration | None = Field(
         default=None, description="history needed before the rule can fire (default: baseline)"
     )
     direction: Literal["up", "down"] = "up"
@@ -191,7 +211,7 @@ class MeetingScope(_Model):
     min_participants: int = Field(
         default=1, ge=1, description="watched participants with data needed to decide"
     )
-    within: Duration = Field(
+    within: RuleDuration = Field(
         default=timedelta(minutes=1),
         description="a participant's condition counts if its newest sample is this recent",
     )
@@ -207,15 +227,15 @@ class Rule(_Model):
     )
     op: Op | None = None
     threshold: float | None = None
-    for_: Duration = Field(default=timedelta(0), alias="for")
-    keep_firing_for: Duration = timedelta(0)
+    for_: RuleDuration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: RuleDuration = timedelta(0)
     recovery_threshold: float | None = Field(
         default=None, description="a firing alert resolves only once past this value"
     )
     aggregate: Aggregate | None = None
-    over: PositiveDuration | None = None
+    over: PositiveRuleDuration | None = None
     spike: Spike | None = None
-    absent: PositiveDuration | None = Field(
+    absent: PositiveRuleDuration | None = Field(
         default=None, description="fire when no stats arrive for this long"
     )
     match: Filter | None = None
@@ -251,8 +271,7 @@ class Rule(_Model):
     @classmethod
     def _metric(cls, value: str | None) -> str | None:
         if value is not None and value not in METRICS:
-            known = ", ".join(METRICS)
-            raise ValueError(f"unknown metric {value!r}; valid metrics: {known}")
+            raise ValueError(unknown_metric(value))
         return value
 
     @field_validator("notify", mode="before")
@@ -321,6 +340,14 @@ class Rule(_Model):
         return OPERATORS[self.op](value, limit)
 
 
+def unknown_metric(name: str) -> str:
+    """What to say about a metric name that is not one: the closest, else all of them."""
+    match = closest(name, METRICS)
+    if match is not None:
+        return f"unknown metric {name!r}: did you mean {match!r}?"
+    return f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}"
+
+
 _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "absent": (
         *("metric", "op", "threshold", "for", "keep_firing_for", "recovery_threshold"),
@@ -384,6 +411,20 @@ class RuleSet:
     rules: tuple[Rule, ...] = ()
     sources: tuple[str, ...] = ()
     lines: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    empty: tuple[str, ...] = ()  # files that hold no rule at all
+
+    def empty_problems(self) -> list[Problem]:
+        """A warning per empty file: it watches nothing, which is rarely what was meant."""
+        return [
+            Problem(
+                path,
+                1,
+                "no rules in this file, so it watches nothing: add rules under 'rules:' "
+                "(check --allow-empty accepts an empty file on purpose)",
+                "warning",
+            )
+            for path in self.empty
+        ]
 
     def __iter__(self) -> Any:
         return iter(self.rules)
@@ -412,7 +453,8 @@ def _validate_rules(doc: Document) -> tuple[list[Rule], list[Problem], dict[str,
         extra = sorted(set(data) - {"rules", "tests"}) if isinstance(data, dict) else []
         where = doc.line_for((extra[0],)) if extra else 1
         message = (
-            f"unknown top-level key {extra[0]!r}; a rules file has 'rules:'"
+            f"unknown top-level key {extra[0]!r}{did_you_mean(extra[0], ('rules', 'tests'))}"
+            "; a rules file has 'rules:' (and 'tests:')"
             if extra
             else "a rules file is a mapping with a 'rules:' list"
         )
@@ -431,18 +473,7 @@ def _validate_rules(doc: Document) -> tuple[list[Rule], list[Problem], dict[str,
         try:
             rule = Rule.model_validate(item)
         except ValidationError as exc:
-            for error in exc.errors(include_url=False, include_input=False):
-                at = (*loc, *error["loc"])
-                message = error["msg"].removeprefix("Value error, ")
-                if error["type"] == "extra_forbidden":
-                    message = "unknown field"
-                elif error["type"] == "missing":
-                    message = "is required"
-                elif error["type"] == "literal_error" and error["loc"] == ("op",):
-                    message = f"unknown operator; use one of {' '.join(OPERATORS)}"
-                problems.append(
-                    doc.problem(at, f"{label}: {format_loc(tuple(error['loc']))} {message}")
-                )
+            problems.extend(_rule_errors(doc, loc, label, item, exc))
             continue
         combination = rule_problems(item, rule)
         for key, message in combination:
@@ -462,6 +493,53 @@ def _validate_rules(doc: Document) -> tuple[list[Rule], list[Problem], dict[str,
         lines[rule.name] = doc.line_for(loc)
         rules.append(rule)
     return rules, problems, lines
+
+
+def required_keys(item: dict[str, Any]) -> set[str]:
+    """The keys a rule of this shape cannot do without (what ``rule_problems`` demands)."""
+    if "absent" in item:
+        return {"name", "absent"}
+    if "spike" in item:
+        return {"name", "metric", "spike"}
+    required = {"name", "metric", "op", "threshold"}
+    if "aggregate" in item or "over" in item:
+        required |= {"aggregate", "over"}
+    return required
+
+
+def _rule_errors(
+    doc: Document, loc: Loc, label: str, item: dict[str, Any], exc: ValidationError
+) -> list[Problem]:
+    """A rule's validation errors in the operator's words; a key a typo left missing is
+    named once, by the typo ("did you mean 'threshold'? (and 'threshold' is then missing)")."""
+    errors = exc.errors(include_url=False, include_input=False)
+    problems: list[Problem] = []
+    explained: set[Loc] = set()
+    for error in errors:
+        if error["type"] != "extra_forbidden":
+            continue
+        parent = tuple(error["loc"][:-1])
+        fields = model_fields_at(Rule, parent)
+        if fields is not None and not parent:
+            fields = (fields[0], required_keys(item))
+        message, missing = unknown_key(str(error["loc"][-1]), fields, doc.value_at((*loc, *parent)))
+        if missing is not None:
+            explained.add((*parent, missing))
+        where = f"{format_loc(parent)}: " if parent else ""
+        problems.append(doc.problem((*loc, *error["loc"]), f"{label}: {where}{message}"))
+    for error in errors:
+        at = tuple(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" or at in explained:
+            continue
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "literal_error" and at == ("op",):
+            message = f"unknown operator; use one of {' '.join(OPERATORS)}"
+        elif error["type"] == "string_type" and at in (("summary",), ("description",)):
+            message += '; quote a template that starts with "{{" (summary: "{{ participant }} ...")'
+        problems.append(doc.problem((*loc, *at), f"{label}: {format_loc(at)} {message}"))
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 def check_notifiers(
@@ -491,7 +569,7 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
     problems: list[Problem] = []
     rules: list[Rule] = []
     lines: dict[str, tuple[str, int | None]] = {}
-    sources = []
+    sources, empty = [], []
     for path in paths:
         sources.append(str(path))
         try:
@@ -501,6 +579,8 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
             continue
         file_rules, file_problems, file_lines = _validate_rules(doc)
         problems.extend(file_problems)
+        if not file_rules and not file_problems:
+            empty.append(str(path))
         for rule in file_rules:
             if rule.name in lines:
                 first = lines[rule.name]
@@ -517,4 +597,4 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
             rules.append(rule)
     if problems:
         raise ConfigError(problems)
-    return RuleSet(rules=tuple(rules), sources=tuple(sources), lines=lines)
+    return RuleSet(rules=tuple(rules), sources=tuple(sources), lines=lines, empty=tuple(empty))

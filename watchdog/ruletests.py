@@ -15,14 +15,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from watchdog import backtest
 from watchdog.durations import Duration, PositiveDuration, format_duration
 from watchdog.engine import Transition
 from watchdog.metrics import METRICS, derive
 from watchdog.problems import ConfigError, Problem
-from watchdog.rules import RuleSet, _Model, load_rules
+from watchdog.rules import RuleSet, _Model, load_rules, unknown_metric
 from watchdog.stats import ParticipantInfo, Sample
 from watchdog.yamlfile import load, validation_problems
 
@@ -31,45 +38,97 @@ _TOKEN = re.compile(r"^(?P<a>-?\d+(?:\.\d+)?)(?:(?P<sign>[+-])(?P<b>\d+(?:\.\d+)
 _BLANKS = re.compile(r"^_x(?P<n>\d+)$")
 
 
+MAX_SERIES = 10_000
+"""Values in one series: a day of samples 10 s apart, and the bound on what ``1x100000000``
+may cost."""
+MAX_FILE_VALUES = 100_000
+"""Values in all the series of one file's tests together."""
+
+
 def expand(value: Any) -> list[float | None]:
     """promtool's expanding notation: ``1 2 _ 3x2 1+1x3 _x2`` (None is no sample).
 
     ``a+bxn`` is the n+1 values a, a+b, ... a+n*b; ``axn`` is a repeated n+1 times;
     ``_`` is a missing sample and ``_xn`` n of them. A YAML list of numbers works too.
+    A series longer than MAX_SERIES is refused before it is built.
     """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return [float(value)]
-    if isinstance(value, list):
-        out: list[float | None] = []
-        for item in value:
-            out.extend(expand(item) if item is not None else [None])
-        return out
-    if not isinstance(value, str):
-        raise ValueError("a series is a string like '4 4 2x5 _ 3' or a list of numbers")
+    out: list[float | None] = []
+    for item in value if isinstance(value, list) else [value]:
+        if item is None:
+            out.append(None)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            out.append(_finite(float(item), repr(item)))
+        elif isinstance(item, str):
+            out.extend(_words(item, len(out)))
+        else:
+            raise ValueError("a series is a string like '4 4 2x5 _ 3' or a list of numbers")
+        if len(out) > MAX_SERIES:
+            raise ValueError(f"a series holds at most {MAX_SERIES:,} values")
+    return out
+
+
+def _words(text: str, before: int) -> list[float | None]:
+    """One string of promtool notation; ``before`` values precede it in the series."""
     result: list[float | None] = []
-    for word in value.split():
+    for word in text.split():
         if word == "_":
             result.append(None)
         elif blanks := _BLANKS.match(word):
-            result.extend([None] * int(blanks["n"]))
+            result.extend([None] * _repeat(blanks["n"], 0, before + len(result)))
         elif match := _TOKEN.match(word):
-            start, step = float(match["a"]), float(match["b"] or 0)
+            start = _finite(float(match["a"]), word)
+            step = _finite(float(match["b"] or 0), word)
             step = -step if match["sign"] == "-" else step
-            result.extend(start + step * k for k in range(int(match["n"]) + 1))
+            count = _repeat(match["n"], 1, before + len(result))
+            result.extend(_finite(start + step * k, word) for k in range(count))
         else:
             try:
                 number = float(word)
             except ValueError:
                 raise ValueError(f"{word!r} is not a number, _, axn, a+bxn or _xn") from None
-            if not math.isfinite(number):
-                raise ValueError(f"{word!r} is not a finite number")
-            result.append(number)
+            result.append(_finite(number, word))
     return result
+
+
+def _repeat(digits: str, extra: int, before: int) -> int:
+    """How many values ``xn`` adds (n + extra), refused past MAX_SERIES before building them."""
+    count = int(digits) + extra if len(digits) <= len(str(MAX_SERIES)) else MAX_SERIES + 1
+    if before + count > MAX_SERIES:
+        raise ValueError(f"a series holds at most {MAX_SERIES:,} values")
+    return count
+
+
+def _finite(number: float, word: str) -> float:
+    if not math.isfinite(number):
+        raise ValueError(f"{word!r} is not a finite number")
+    return number
+
+
+@dataclass
+class _Budget:
+    """What the series of one file may still hold, passed as validation context."""
+
+    left: int = MAX_FILE_VALUES
+
+    def take(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise ValueError(
+                f"the tests of one file hold at most {MAX_FILE_VALUES:,} values: split them"
+            )
+
+
+def _series(value: Any, info: ValidationInfo) -> list[float | None]:
+    """A series, charged to the file's budget when validation was given one."""
+    values = expand(value)
+    if isinstance(info.context, _Budget):
+        info.context.take(len(values))
+    return values
 
 
 Series = Annotated[
     list[float | None],
-    BeforeValidator(expand),
+    BeforeValidator(_series),
     WithJsonSchema(
         {
             "anyOf": [
@@ -104,7 +163,7 @@ class TestParticipant(_Model):
     def _metrics(cls, value: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
         for metric in value:
             if metric not in METRICS:
-                raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
+                raise ValueError(unknown_metric(metric))
         return value
 
     def info(self) -> ParticipantInfo:
@@ -196,12 +255,13 @@ def load_tests(path: str | Path, rules: RuleSet) -> list[tuple[RuleTest, int | N
     problems: list[Problem] = []
     tests = []
     names = set(rules.by_name())
+    budget = _Budget()
     for index, item in enumerate(items):
         loc = ("tests", index)
         try:
-            test = RuleTest.model_validate(item)
+            test = RuleTest.model_validate(item, context=budget)
         except ValidationError as exc:
-            problems.extend(validation_problems(doc, exc, base=loc))
+            problems.extend(validation_problems(doc, exc, base=loc, model=RuleTest))
             continue
         for number, expected in enumerate(test.expect):
             if expected.rule not in names:

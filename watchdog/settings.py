@@ -9,6 +9,7 @@ Secrets are SecretStr so they never show in a repr, a log or an error.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchdog.durations import Duration, PositiveDuration, at_least
 from watchdog.matchers import parse_matcher
 from watchdog.patterns import PatternError, compile_regex
-from watchdog.problems import ConfigError, Problem
+from watchdog.problems import ConfigError, Problem, did_you_mean
 from watchdog.strictnumbers import refuse_non_number
 from watchdog.yamlfile import Document, load, validation_problems
 
@@ -39,7 +40,10 @@ CONFIG_ENV = "WATCHDOG_CONFIG"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a docstring under a field is its description: the docs and the JSON Schema show it
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -49,18 +53,27 @@ class _Section(BaseModel):
 
 class VideoSDKSettings(_Section):
     base_url: str = "https://api.videosdk.live"
+    """The VideoSDK API (the simulator's URL for a local run); also ``VIDEOSDK_API_ENDPOINT``."""
     api_key: str | None = None
+    """The account's API key; usually from ``VIDEOSDK_API_KEY``."""
     secret_key: SecretStr | None = None
+    """The key that signs the daemon's JWTs; keep it in ``VIDEOSDK_SECRET_KEY``."""
     token: SecretStr | None = Field(
         default=None, description="A ready-made JWT; used instead of minting one."
     )
     token_ttl: Annotated[Duration, at_least(timedelta(minutes=1))] = timedelta(hours=1)
+    """Lifetime of each minted token (at least 1m); a new one is minted before expiry."""
     connect_timeout: float = Field(default=5.0, gt=0)
+    """Seconds to open a connection to the API."""
     read_timeout: float = Field(default=30.0, gt=0)
+    """Seconds to wait for the next bytes of an answer."""
     retries: int = Field(default=2, ge=0, le=10)
+    """Retries of one call on network errors, 406, 429 and 5xx (exponential backoff, jitter)."""
     backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds.")
     max_retry_after: int = Field(default=60, ge=0)
+    """The longest ``Retry-After`` (seconds) honoured; a longer one fails the call."""
     max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Larger answers are refused, counted as they stream."""
     request_deadline: Annotated[Duration, at_least(timedelta(milliseconds=100))] | None = Field(
         default=None,
         description="Total time one API call may take: connect, retries and their waits, "
@@ -80,7 +93,9 @@ class VideoSDKSettings(_Section):
 
 class PollSettings(_Section):
     interval: PositiveDuration = timedelta(seconds=30)
+    """How often every watched participant's stats are fetched (one poll cycle)."""
     concurrency: int = Field(default=16, ge=1, le=512)
+    """Stats requests in flight at once (e.g. 32 for thousands of participants, a slow link)."""
     max_clock_skew: Duration = Field(
         default=timedelta(seconds=30),
         description="A sample stamped further than this ahead of the API's clock is dropped.",
@@ -102,7 +117,9 @@ def request_deadline(settings: Settings) -> timedelta:
 
 class WatchedParticipant(_Section):
     session: str = Field(min_length=1)
+    """The session ID."""
     participant: str = Field(min_length=1)
+    """The participant ID."""
 
 
 # -- watch-list discovery (issue 5) ------------------------------------------
@@ -113,12 +130,15 @@ class WatchFilters(_Section):
 
     include_rooms: list[str] = Field(default_factory=list, description="roomId or customRoomId")
     exclude_rooms: list[str] = Field(default_factory=list)
+    """roomId or customRoomId; an exclude always wins."""
     include_names: list[str] = Field(
         default_factory=list, description="regular expressions (RE2), searched in the name"
     )
     exclude_names: list[str] = Field(default_factory=list)
+    """Regular expressions (RE2), searched in the name."""
     include_sdks: list[str] = Field(default_factory=list, description="sdkInfo.sdkName")
     exclude_sdks: list[str] = Field(default_factory=list)
+    """sdkInfo.sdkName, case-insensitive."""
 
     @field_validator("include_names", "exclude_names")
     @classmethod
@@ -134,13 +154,16 @@ class WatchFilters(_Section):
 class WebhookSettings(_Section):
     listen: str = Field(description="host:port the receiver binds, e.g. 127.0.0.1:8788")
     path: str = "/videosdk/webhook"
+    """The path VideoSDK posts to."""
     public_key: str | None = Field(
         default=None, description="PEM text or a file path; default: fetched from VideoSDK"
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Larger bodies get 413, unread."""
     key_refresh_interval: Annotated[
         Duration, at_least(timedelta(seconds=10), "each refetch is a call to VideoSDK's API")
     ] = timedelta(minutes=5)
+    """A failing signature refetches VideoSDK's public key at most this often (at least 10s)."""
 
     @field_validator("listen")
     @classmethod
@@ -165,12 +188,18 @@ class WebhookSettings(_Section):
 
 class WatchSettings(_Section):
     participants: list[WatchedParticipant] = Field(default_factory=list)
+    """Fixed participants, always polled beside anything discovered."""
     rooms: list[str] = Field(default_factory=list, description="roomIds or customRoomIds")
     all_rooms: bool = False
+    """Discover participants in every room of the account (not together with ``rooms``)."""
     filters: WatchFilters = Field(default_factory=WatchFilters)
+    """Who discovery may watch; never applied to fixed participants."""
     discovery_interval: Annotated[Duration, at_least(timedelta(seconds=1))] = timedelta(seconds=30)
+    """How often ongoing sessions and their active participants are listed (at least 1s)."""
     missing_polls: int = Field(default=3, ge=1, le=1000)
+    """A participant whose stats answer 404 this many polls in a row is dropped."""
     webhook: WebhookSettings | None = None
+    """Receive VideoSDK's webhooks, which update the watch list at once."""
 
     @model_validator(mode="after")
     def _one_scope(self) -> WatchSettings:
@@ -188,7 +217,9 @@ class WatchSettings(_Section):
 
 class DeliverySettings(_Section):
     timeout: PositiveDuration = timedelta(seconds=30)
+    """One delivery attempt; past it the attempt counts as failed and is retried."""
     max_backoff: PositiveDuration = timedelta(minutes=5)
+    """Retries back off exponentially (1s, 2s, 4s ...) with jitter, up to this."""
     stop_grace: Duration = Field(
         default=timedelta(seconds=10),
         description="On SIGTERM, deliver what can go within this; the rest stays in the outbox.",
@@ -208,7 +239,9 @@ class RouteSettings(_Section):
     """Alerts whose labels match every matcher also go to these notifiers."""
 
     match: list[str] = Field(default_factory=list)
+    """Label matchers (``name=value``, ``!=``, ``=~``, ``!~``); all must hold."""
     notify: list[str] = Field(min_length=1)
+    """Notifier entries the matching alerts also go to."""
 
     @field_validator("match", "notify", mode="before")
     @classmethod
@@ -230,9 +263,13 @@ class NotifierOptions(_Section):
     """
 
     send_resolved: bool | None = None
+    """Override of ``alerting.send_resolved`` for this entry."""
     repeat_interval: Duration | None = None
+    """Override of ``alerting.repeat_interval`` for this entry."""
     group_by: list[str] | None = None
+    """Override of ``alerting.group_by`` for this entry."""
     group_wait: Duration | None = None
+    """Override of ``alerting.group_wait`` for this entry."""
 
 
 NOTIFIER_CORE_KEYS = frozenset({"type", *NotifierOptions.model_fields})
@@ -245,10 +282,15 @@ class AlertingSettings(_Section):
         "'...' for every label (one notification per alert).",
     )
     group_wait: Duration = timedelta(0)
+    """Hold a group's first notification (and each change) this long to collect more alerts."""
     repeat_interval: Duration = timedelta(hours=4)
+    """Remind about a group still firing this often (0s: never)."""
     send_resolved: bool = True
+    """Tell notifiers when an alert they were told about resolves."""
     routes: list[RouteSettings] = Field(default_factory=list)
+    """Routes by label, on top of each rule's ``notify``; every matching route applies."""
     default_notify: list[str] | None = None
+    """Where alerts that nothing routes go; unset: every notifier."""
 
 
 class StateSettings(_Section):
@@ -257,10 +299,17 @@ class StateSettings(_Section):
             Path(os.environ.get("STATE_DIRECTORY", "/var/lib/videosdk-watchdog")) / "state.db"
         )
     )
+    """A SQLite file (relative to the config file), or a ``postgresql://`` URL (default:
+    ``$STATE_DIRECTORY/state.db``)."""
     # several instances on one PostgreSQL (issue 9); ignored with SQLite
-    lease: Duration | None = None  # default: three poll intervals
-    instance_id: str | None = None  # default: host-pid-random, new on every start
+    lease: Duration | None = None
+    """PostgreSQL: a participant's lease is valid while its owner's heartbeat is younger
+    than this (default: three poll intervals)."""
+    instance_id: str | None = None
+    """PostgreSQL: this instance's name in ``status`` (default: host-pid-random, new on
+    every start)."""
     pool_size: int = Field(default=10, ge=1, le=200)
+    """PostgreSQL: connections this instance opens (plus one for the leader lock)."""
     max_failed_cycles: int = Field(
         default=3,
         ge=1,
@@ -277,7 +326,9 @@ class StateSettings(_Section):
 
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe level logged."""
     format: Literal["plain", "json"] = "plain"
+    """``plain``: one line an event (no timestamp under systemd); ``json``: one object a line."""
 
 
 # -- the service: HTTP endpoint and health (issue 6) ---------------------------
@@ -287,6 +338,7 @@ class HttpSettings(_Section):
     """``listen: 127.0.0.1:9464`` serves /metrics and /healthz; unset, no listener."""
 
     listen: str | None = None
+    """host:port serving ``/metrics`` and ``/healthz`` (e.g. 127.0.0.1:9464); unset: no listener."""
 
     @field_validator("listen")
     @classmethod
@@ -323,19 +375,30 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
     videosdk: VideoSDKSettings = Field(default_factory=VideoSDKSettings)
+    """The VideoSDK API: credentials, timeouts, retries."""
     poll: PollSettings = Field(default_factory=PollSettings)
+    """The poll cycle."""
     watch: WatchSettings = Field(default_factory=WatchSettings)
+    """Who is watched: fixed participants, discovery, webhooks, filters."""
     rules: list[str] = Field(default_factory=list, description="Rule files, relative to this file.")
     notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Named destinations; ``type`` picks the plugin whose config model validates the rest."""
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    """The durable outbox and its delivery lanes."""
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    """The alert manager: grouping, reminders, resolutions, routes."""
     state: StateSettings = Field(default_factory=StateSettings)
+    """The state database: SQLite, or PostgreSQL for several instances."""
     log: LogSettings = Field(default_factory=LogSettings)
+    """Log level and format."""
     http: HttpSettings = Field(default_factory=HttpSettings)
+    """The metrics and health endpoint."""
     health: HealthSettings = Field(default_factory=HealthSettings)
+    """When ``/healthz`` and systemd's watchdog call the daemon unhealthy."""
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -455,7 +518,7 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
         if document is None:
             raise ConfigError(
                 Problem("environment", None, p.message)
-                for p in validation_problems(Document("environment", {}), exc)
+                for p in validation_problems(Document("environment", {}), exc, model=Settings)
             ) from None
         raise ConfigError(_attribute(document, exc)) from None
     return Config(settings=settings, path=path if document else None, document=document)
@@ -465,7 +528,7 @@ def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
     """Problems from the file keep its lines; those from a variable name it."""
     problems = []
     for problem, item in zip(
-        validation_problems(document, exc),
+        validation_problems(document, exc, model=Settings),
         exc.errors(include_url=False, include_input=False),
         strict=True,
     ):
@@ -474,6 +537,41 @@ def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
             problems.append(problem)
         else:
             problems.append(Problem(f"environment variable {variable}", None, problem.message))
+    return problems
+
+
+# WATCHDOG_* variables that are not settings: ours, and systemd's watchdog protocol
+_NOT_SETTINGS = frozenset({CONFIG_ENV, "WATCHDOG_LOAD_PLUGINS", "WATCHDOG_USEC", "WATCHDOG_PID"})
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> list[Problem]:
+    """A warning for each ``WATCHDOG_*`` variable naming no settings section.
+
+    pydantic-settings reads only the variables of known sections, so a typo such as
+    ``WATCHDOG_POL__INTERVAL`` would otherwise be ignored without a word.
+    """
+    sections = set(Settings.model_fields)
+    problems = []
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith("WATCHDOG_") or upper in _NOT_SETTINGS:
+            continue
+        section = upper.removeprefix("WATCHDOG_").split("__", 1)[0].lower()
+        if section in sections:
+            continue
+        prefix = next((known for known in sections if section.startswith(f"{known}_")), None)
+        if prefix is not None:
+            hint = f"; nested keys take two underscores: WATCHDOG_{prefix.upper()}__..."
+        else:
+            hint = did_you_mean(section, sections) or f" (sections: {', '.join(sorted(sections))})"
+        problems.append(
+            Problem(
+                f"environment variable {name}",
+                None,
+                f"unknown settings section {section!r}{hint}; the variable is ignored",
+                "warning",
+            )
+        )
     return problems
 
 

@@ -500,7 +500,7 @@ class NotifierContract:
         typo = {"type": self.notifier_type, **notifier_config, "no_such_option": True}
         with pytest.raises(ConfigError) as caught:
             contract_host.build(typo, "typo")
-        assert any("no_such_option: unknown field" in p.message for p in caught.value.problems)
+        assert any("unknown key 'no_such_option'" in p.message for p in caught.value.problems)
 
     def test_firing(self, notifier: Notifier, delivered: Callable[[], int] | None) -> None:
         self._accepts(notifier, [make_notification()], delivered)

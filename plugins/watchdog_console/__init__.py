@@ -29,7 +29,9 @@ _GREEN, _RESET = "\033[1;32m", "\033[0m"
 
 class ConsoleConfig(NotifierConfig):
     stream: Literal["stdout", "stderr"] = "stdout"
+    """Where alerts are printed (stderr: the journal under systemd)."""
     colour: Literal["auto", "always", "never"] = "auto"
+    """Colour by severity: ``auto`` when the stream is a terminal."""
 
 
 def _time(alert: Alert) -> str:

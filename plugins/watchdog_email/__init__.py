@@ -4,7 +4,10 @@ Written against the public plugin API only, as an outside plugin would be.
 Every mail about one alert (or group) belongs to one thread: the first firing
 gets a Message-ID derived from the notification's thread, and reminders and
 the resolve mail carry ``In-Reply-To``/``References`` pointing at it, so mail
-clients show them together. Certificates are always verified (``ca_file``
+clients show them together. Only a mail that was sent is pointed at: the
+Message-ID is kept in the notifier's state once the server accepted it, so a
+resolve whose firing mail never went out (fired and resolved within the
+group wait) stands alone. Certificates are always verified (``ca_file``
 adds a private CA); a password is only ever sent over TLS.
 """
 
@@ -30,7 +33,7 @@ from watchdog.notifiers import (
     NotifierType,
     Register,
 )
-from watchdog_email.render import html_body, over, subject, text_body, worst
+from watchdog_email.render import header_value, html_body, over, subject, text_body, worst
 
 __version__ = "0.1.0"
 
@@ -54,13 +57,19 @@ class EmailConfig(NotifierConfig):
         description="starttls (port 587), tls: implicit TLS (465), none: a local relay only.",
     )
     username: str | None = None
+    """SMTP AUTH user; with ``password``, only ever over TLS."""
     password: SecretStr | None = None
+    """SMTP AUTH password (refused with ``security: none``)."""
     sender: str = Field(alias="from", description="From address, e.g. 'Watchdog <wd@example.com>'.")
     to: list[str] = Field(min_length=1)
+    """Recipients."""
     cc: list[str] = Field(default_factory=list)
+    """Copy recipients."""
     subject_prefix: str = "[videosdk-watchdog]"
+    """Put before every subject, for filters."""
     ca_file: str | None = Field(default=None, description="PEM bundle of a private CA.")
     timeout: float = Field(default=30.0, gt=0, le=300)
+    """Seconds for the SMTP conversation of one mail."""
     local_hostname: str | None = Field(default=None, description="Name to send in EHLO.")
     charts: bool = Field(
         default=True, description="Embed a PNG chart of each firing alert (needs [charts])."
@@ -93,9 +102,10 @@ def _domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "videosdk-watchdog.invalid"
 
 
-def thread_message_id(thread: str, domain: str) -> str:
-    """The Message-ID of a thread's first mail: the same on every retry and restart."""
-    digest = hashlib.sha256(thread.encode()).hexdigest()[:32]
+def stable_message_id(seed: str, domain: str) -> str:
+    """A Message-ID from ``seed`` (a thread, a notification): the same on every retry and
+    restart, so a mail sent twice is recognised as one."""
+    digest = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"<watchdog.{digest}@{domain}>"
 
 
@@ -114,8 +124,9 @@ class EmailNotifier:
     def compose(self, notification: Notification) -> EmailMessage:
         """The mail for a notification, threaded under its first firing."""
         key = notification.thread or notification.id
-        root = thread_message_id(key, self.domain)
-        first = notification.status == "firing" and self.state.get(key) is None
+        sent = None if notification.test else self.state.get(key)
+        if sent is not None and sent.get("notification") == notification.id:
+            sent = None  # this is that first mail again: the core retries it
         msg = EmailMessage()
         msg["Subject"] = subject(notification, self.config.subject_prefix)
         msg["From"] = self.config.sender
@@ -123,23 +134,25 @@ class EmailNotifier:
         if self.config.cc:
             msg["Cc"] = ", ".join(self.config.cc)
         msg["Date"] = formatdate(usegmt=True)
-        if notification.test:
-            msg["Message-ID"] = make_msgid(domain=self.domain)
-        elif first:
-            msg["Message-ID"] = root
-        else:
-            msg["Message-ID"] = make_msgid(domain=self.domain)
-            msg["In-Reply-To"] = root
-            msg["References"] = root
+        if sent is not None:  # the thread's first mail went out: answer it
+            msg["Message-ID"] = stable_message_id(notification.id, self.domain)
+            msg["In-Reply-To"] = str(sent["message_id"])
+            msg["References"] = str(sent["message_id"])
+        elif notification.test or over(notification):  # nothing to answer, nothing follows
+            msg["Message-ID"] = stable_message_id(notification.id, self.domain)
+        else:  # the first mail of its thread
+            msg["Message-ID"] = stable_message_id(key, self.domain)
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         msg["X-Watchdog-Status"] = "resolved" if over(notification) else "firing"
-        msg["X-Watchdog-Severity"] = worst(notification.alerts).severity
-        msg["X-Watchdog-Rule"] = ", ".join(sorted({a.rule for a in notification.alerts}))
-        msg["X-Watchdog-Thread"] = key
+        msg["X-Watchdog-Severity"] = header_value(worst(notification.alerts).severity)
+        msg["X-Watchdog-Rule"] = header_value(
+            ", ".join(sorted({a.rule for a in notification.alerts}))
+        )
+        msg["X-Watchdog-Thread"] = header_value(key)
         msg.set_content(text_body(notification))
         images = self._charts(notification)
         cids = {fp: make_msgid(domain=self.domain)[1:-1] for fp in images}
-        msg.add_alternative(html_body(notification, cids), subtype="html")
+        msg.add_alternative(html_body(notification, cids, str(msg["Subject"])), subtype="html")
         if images:
             html = msg.get_payload()[1]  # type: ignore[index]
             assert isinstance(html, EmailMessage)
@@ -152,6 +165,7 @@ class EmailNotifier:
                     filename=f"{fp}.png",
                     disposition="inline",
                 )
+            html.set_param("type", "text/html")  # RFC 2387: the root part's type is required
         return msg
 
     def _charts(self, notification: Notification) -> dict[str, bytes]:
@@ -173,8 +187,10 @@ class EmailNotifier:
             return
         if over(notification):
             self.state.delete(key)
-        elif self.state.get(key) is None:
-            self.state.put(key, {"message_id": str(msg["Message-ID"])})
+        elif self.state.get(key) is None:  # what later mails of the thread may answer
+            self.state.put(
+                key, {"message_id": str(msg["Message-ID"]), "notification": notification.id}
+            )
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config

@@ -17,6 +17,21 @@ from watchdog.durations import format_duration
 COLOURS = {"critical": "#d0312d", "warning": "#e8a317", "info": "#2f80ed"}
 RESOLVED_COLOUR = "#2e9e5b"
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+MAX_SUBJECT = 250  # the inbox shows far less; a header of a thousand names helps nobody
+# controls but tab and newline, lone surrogates, and Unicode's noncharacters (U+FDD0..U+FDEF
+# and the last two code points of every plane): not text, and HTML parsers call them errors.
+# A str.translate table: a few ns a character, over a whole document.
+_UNSHOWABLE = dict.fromkeys(
+    [
+        *range(0x09),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0xD800, 0xE000),
+        *range(0xFDD0, 0xFDF0),
+        *(plane * 0x10000 + last for plane in range(17) for last in (0xFFFE, 0xFFFF)),
+    ],
+    "\ufffd",
+)
 
 
 def when(moment: datetime | None) -> str:
@@ -56,13 +71,31 @@ def subject(notification: Notification, prefix: str) -> str:
         tag = "[TEST] " + tag
     if len(alerts) == 1:
         name = head.participant_name or "unknown participant"
-        text = f"{tag} {head.rule}: {name} ({head.participant_id}) in {_where(head)}"
+        if head.participant_id:
+            name = f"{name} ({head.participant_id})"
+        text = f"{tag} {head.rule}: {name} in {_where(head)}"
     else:
         firing = sum(a.status == "firing" for a in alerts)
         count = f"{firing} of {len(alerts)} alerts" if firing else f"{len(alerts)} alerts"
         rules = ", ".join(sorted({a.rule for a in alerts}))
         text = f"{tag} {count} in {_where(alerts[0])}: {rules}"
-    return f"{prefix} {text}".strip()
+    return header_value(f"{prefix} {text}")
+
+
+def header_value(text: str) -> str:
+    """``text`` for a mail header: one line (a header cannot hold a line break), at most
+    :data:`MAX_SUBJECT` long."""
+    line = " ".join(_shown(text).split())
+    return line if len(line) <= MAX_SUBJECT else line[: MAX_SUBJECT - 1].rstrip() + "…"
+
+
+def _shown(text: str) -> str:
+    """``text`` with what a mail must not carry made visible: control characters (but
+    newline and tab), lone surrogates and Unicode noncharacters become U+FFFD."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.replace("\n", "").replace("\t", "").isprintable():  # all in the table is not
+        return text
+    return text.translate(_UNSHOWABLE)
 
 
 def _detail(alert: Alert) -> list[tuple[str, str]]:
@@ -132,7 +165,7 @@ def text_body(notification: Notification) -> str:
         lines.append("")
     lines.append("-- ")
     lines.append("videosdk-watchdog")
-    return "\n".join(lines)
+    return _shown("\n".join(lines))
 
 
 def _colour(alert: Alert) -> str:
@@ -141,10 +174,19 @@ def _colour(alert: Alert) -> str:
     return COLOURS.get(alert.severity, COLOURS["warning"])
 
 
-def html_body(notification: Notification, charts: Mapping[str, str] | None = None) -> str:
-    """The HTML part; ``charts`` maps an alert's fingerprint to the Content-ID of its chart."""
+def html_body(
+    notification: Notification, charts: Mapping[str, str] | None = None, title: str | None = None
+) -> str:
+    """The HTML part; ``charts`` maps an alert's fingerprint to the Content-ID of its chart.
+
+    A complete document (charset, language, a ``<title>``: the subject unless ``title``
+    is given), so clients and validators read it the same way.
+    """
+    heading = subject(notification, "") if title is None else title
     parts = [
-        '<!DOCTYPE html><html><body style="font-family:-apple-system,Segoe UI,Helvetica,'
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(heading)}</title></head>"
+        '<body style="font-family:-apple-system,Segoe UI,Helvetica,'
         'Arial,sans-serif;font-size:15px;color:#1d1d1f;margin:0;padding:12px">'
     ]
     if notification.test:
@@ -183,4 +225,4 @@ def html_body(notification: Notification, charts: Mapping[str, str] | None = Non
             )
         parts.append("</table>")
     parts.append('<p style="color:#6e6e73;font-size:12px">videosdk-watchdog</p></body></html>')
-    return "".join(parts)
+    return _shown("".join(parts))

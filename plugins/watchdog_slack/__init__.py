@@ -6,20 +6,23 @@ channel; reminders go in its thread; the resolve updates the original message
 to show it resolved and replies in the thread. Where the message lives
 (channel and ts) is kept in the notifier's durable state under the
 notification's thread, so this works across restarts. An incoming webhook
-cannot edit or thread, so each notification is a new message.
+cannot edit or thread, so each notification is a new message. Messages are cut
+to Slack's limits; one Slack still refuses for its blocks is sent again as
+plain text, so the alert arrives either way.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.error import URLError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from watchdog.alerts import Notification
 from watchdog.charts import chart_png
@@ -36,7 +39,7 @@ from watchdog.notifiers import (
     delivery_error_for,
     retry_after_seconds,
 )
-from watchdog_slack.blocks import message, reply
+from watchdog_slack.blocks import message, plain, reply
 from watchdog_slack.buttons import interactive_blocks
 from watchdog_slack.endpoint import InteractionEndpoint
 from watchdog_slack.interactions import Interactions, Permissions
@@ -80,6 +83,21 @@ PERMANENT_ERRORS = frozenset(
 UPDATE_GONE = frozenset(
     {"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"}
 )
+# Slack refused the message's content, not the call: the same alert as plain text will do.
+REFUSED_CONTENT = frozenset(
+    {"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "msg_too_long"}
+)
+Severity = Literal["critical", "warning", "info"]
+
+
+class SlackError(DeliveryError):
+    """A Web API call Slack answered with ``ok: false``; ``code`` is its ``error``."""
+
+    def __init__(
+        self, message: str, code: str, *, retry_after: float | None = None, permanent: bool
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, permanent=permanent)
+        self.code = code
 
 
 class SlackConfig(NotifierConfig):
@@ -95,7 +113,7 @@ class SlackConfig(NotifierConfig):
     base_url: str = Field(
         default="https://slack.com/api/", description="Web API base (GovSlack: slack-gov.com)."
     )
-    mentions: dict[Literal["critical", "warning", "info"], str] = Field(
+    mentions: dict[Severity, str] = Field(
         default_factory=dict,
         description="Text put before firing messages by severity, e.g. critical: '<!here>'.",
     )
@@ -209,12 +227,22 @@ def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
     what = f"rate-limited {method}" if limited else f"{method} failed"
     reasons = [r for r in (error, "" if 200 <= status < 300 else f"HTTP {status}") if r]
     message = f"Slack {what}: {', '.join(reasons)}{hint}"
-    if error in PERMANENT_ERRORS:
-        return DeliveryError(message, permanent=True)
     wait = _retry_after(response.headers)
+    if error in PERMANENT_ERRORS:
+        return SlackError(message, error, permanent=True)
     if 200 <= status < 300:  # the call went through and Slack answered ok: false
-        return DeliveryError(message, retry_after=retry_after_seconds(wait))
-    return delivery_error_for(status, wait, message)
+        return SlackError(message, error, retry_after=retry_after_seconds(wait), permanent=False)
+    verdict = delivery_error_for(status, wait, message)
+    return SlackError(message, error, retry_after=verdict.retry_after, permanent=verdict.permanent)
+
+
+def _mention(mentions: Mapping[Severity, str], notification: Notification, text: str) -> str:
+    """``text`` after the configured mentions of the firing severities (e.g. ``<!here>``)."""
+    if notification.status != "firing":
+        return text
+    severities = {a.severity for a in notification.alerts if a.status == "firing"}
+    marks = [m for s, m in mentions.items() if s in severities]
+    return " ".join([*marks, text]) if marks else text
 
 
 def _transport_error(method: str, exc: Exception) -> DeliveryError:
@@ -343,13 +371,6 @@ class SlackBot:
             raise DeliveryError(f"Slack {method} answered something that is not JSON")
         return data
 
-    def _mention(self, notification: Notification, text: str) -> str:
-        if notification.status != "firing":
-            return text
-        severities = {a.severity for a in notification.alerts if a.status == "firing"}
-        marks = [m for s, m in self.mentions.items() if s in severities]
-        return " ".join([*marks, text]) if marks else text
-
     def send(self, notification: Notification) -> None:
         body = self._body(notification)
         key = notification.thread or notification.id
@@ -359,7 +380,7 @@ class SlackBot:
             return
         channel, ts = str(original["channel"]), str(original["ts"])
         over = all(a.status == "resolved" for a in notification.alerts)
-        if not notification.repeat and not self._update(channel, ts, body):
+        if not notification.repeat and not self._update(notification, channel, ts, body):
             self._start_over(notification, body, key)  # the original is gone
             return
         try:
@@ -367,13 +388,13 @@ class SlackBot:
                 "chat.postMessage",
                 channel=channel,
                 thread_ts=ts,
-                text=self._mention(notification, reply(notification)),
+                text=_mention(self.mentions, notification, reply(notification)),
                 reply_broadcast=over and self.broadcast,
                 unfurl_links=False,
                 unfurl_media=False,
             )
-        except DeliveryError as exc:
-            if "thread_not_found" not in str(exc):
+        except SlackError as exc:
+            if exc.code != "thread_not_found":
                 raise
             self._start_over(notification, body, key)
             return
@@ -389,10 +410,11 @@ class SlackBot:
 
     def _post_new(self, notification: Notification, body: dict[str, Any], key: str) -> None:
         """No message to thread under (first firing, or its record is gone): a new one."""
-        data = self._call(
+        data = self._call_or_plain(
             "chat.postMessage",
+            lambda: _mention(self.mentions, notification, plain(notification)),
             channel=self.channel,
-            text=self._mention(notification, body["text"]),
+            text=_mention(self.mentions, notification, body["text"]),
             attachments=body["attachments"],
             unfurl_links=False,
             unfurl_media=False,
@@ -421,15 +443,36 @@ class SlackBot:
         except (SlackApiError, SlackClientError, URLError, OSError) as exc:
             self.log.warning("could not upload the chart to Slack: %s", exc)
 
-    def _update(self, channel: str, ts: str, body: dict[str, Any]) -> bool:
+    def _update(
+        self, notification: Notification, channel: str, ts: str, body: dict[str, Any]
+    ) -> bool:
         """Rewrite the original message; False if it cannot be (deleted, too old)."""
         try:
-            self._call("chat.update", channel=channel, ts=ts, **body)
-        except DeliveryError as exc:
-            if exc.retry_after is not None or not any(e in str(exc) for e in UPDATE_GONE):
+            self._call_or_plain(
+                "chat.update", lambda: plain(notification), channel=channel, ts=ts, **body
+            )
+        except SlackError as exc:
+            if exc.code not in UPDATE_GONE:
                 raise
             return False
         return True
+
+    def _call_or_plain(
+        self, method: str, fallback: Callable[[], str], **kwargs: Any
+    ) -> dict[str, Any]:
+        """Call with blocks; if Slack refuses what they say, call again as ``fallback()`` text.
+
+        The empty ``attachments`` make chat.update drop the original's blocks too.
+        """
+        try:
+            return self._call(method, **kwargs)
+        except SlackError as exc:
+            if exc.code not in REFUSED_CONTENT:
+                raise
+            self.log.warning(
+                "Slack %s refused the message (%s); sending it as plain text", method, exc.code
+            )
+        return self._call(method, **{**kwargs, "text": fallback(), "attachments": []})
 
 
 class SlackWebhook:
@@ -438,6 +481,7 @@ class SlackWebhook:
     def __init__(self, config: SlackConfig, logger: logging.Logger, redactor: Redactor) -> None:
         assert config.webhook_url is not None
         self.mentions = config.mentions
+        self.log = logger
         self.redact = redactor
         self.client = WebhookClient(
             url=config.webhook_url.get_secret_value(),
@@ -452,23 +496,27 @@ class SlackWebhook:
 
     def send(self, notification: Notification) -> None:
         body = message(notification)
-        text = body["text"]
-        if notification.status == "firing":
-            severities = {a.severity for a in notification.alerts if a.status == "firing"}
-            marks = [m for s, m in self.mentions.items() if s in severities]
-            text = " ".join([*marks, text]) if marks else text
-        try:
-            response = self.client.send(
-                text=text, attachments=body["attachments"], unfurl_links=False, unfurl_media=False
-            )
-        except (URLError, OSError, SlackClientError) as exc:
-            raise _transport_error("incoming webhook", exc) from None
+        response = self._post(_mention(self.mentions, notification, body["text"]), body)
+        refused = (response.body or "").strip()
+        if response.status_code == 400 and refused in REFUSED_CONTENT:
+            self.log.warning("Slack refused the message (%s); sending it as plain text", refused)
+            response = self._post(_mention(self.mentions, notification, plain(notification)))
         status, answer = response.status_code, (response.body or "").strip()
         if 200 <= status < 300:
             return
         detail = self.redact(answer)[:200]
         failed = f"Slack incoming webhook failed: HTTP {status} {detail}".rstrip()
         raise delivery_error_for(status, _retry_after(response.headers), failed)
+
+    def _post(self, text: str, body: dict[str, Any] | None = None) -> WebhookResponse:
+        """One webhook post: ``text``, with the attachments of ``body`` if given."""
+        attachments = body["attachments"] if body is not None else None
+        try:
+            return self.client.send(
+                text=text, attachments=attachments, unfurl_links=False, unfurl_media=False
+            )
+        except (URLError, OSError, SlackClientError) as exc:
+            raise _transport_error("incoming webhook", exc) from None
 
 
 def _notifier(context: NotifierContext[SlackConfig]) -> SlackBot | SlackWebhook:

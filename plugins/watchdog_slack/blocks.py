@@ -3,7 +3,9 @@
 The coloured bar says the severity at a glance; the top-level ``text`` is what
 a phone's lock screen and Slack's notification show, so it carries the whole
 story in one line. Times use Slack's ``<!date^...>`` so each reader sees them
-in their own time zone.
+in their own time zone. Every text that carries alert data is cut to Slack's
+limits (:mod:`watchdog_slack.limits`), so no alert, however long its names or
+descriptions, makes Slack refuse the message.
 """
 
 from __future__ import annotations
@@ -13,14 +15,31 @@ from typing import Any
 
 from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_duration
+from watchdog_slack.limits import (
+    FIELD_TEXT,
+    HEADER_TEXT,
+    MESSAGE_BLOCKS,
+    MESSAGE_TEXT,
+    SECTION_TEXT,
+    TEXT_OBJECT,
+    clip,
+    fit,
+)
 
 COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "info": "#36C5F0"}
 RESOLVED_COLOUR = "#2EB67D"
 ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 RESOLVED_ICON = "✅"
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-MAX_ALERT_SECTIONS = 20  # a message holds 50 blocks; past this, say how many more
-HEADER_LIMIT = 150  # Slack's limit for a header block's text
+MAX_ALERT_SECTIONS = 20  # past this a grouped message says how many more
+# C0/C1 controls and lone surrogates (invisible, or not valid UTF-8 at all) as U+FFFD, a tab
+# as a space, newlines kept: a str.translate table, a few ns a character
+_UNSHOWABLE = {
+    **dict.fromkeys(
+        [*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0xD800, 0xE000)], "\ufffd"
+    ),
+    0x09: " ",
+}
 
 
 def icon(alert: Alert) -> str:
@@ -50,27 +69,37 @@ def duration(start: datetime, end: datetime) -> str:
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters; everything else is shown as written."""
+    """Slack's three control characters escaped, and what cannot be shown made visible.
+
+    Everything else is shown as written; the text may keep its lines.
+    """
+    if not text.isprintable():  # most names and IDs are: no table to walk
+        text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_UNSHOWABLE)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def inline(text: str) -> str:
+    """:func:`escape` for a value shown inside a line (a name, an ID): one line."""
+    return escape(text).replace("\n", " ")
 
 
 def value_line(alert: Alert) -> str:
     if alert.status == "resolved" and alert.reason:
-        return f"{escape(alert.reason)}; last `{escape(alert.condition)}`"
+        return f"{inline(alert.reason)}; last `{inline(alert.condition)}`"
     if alert.status == "resolved":
-        return f"`{escape(alert.metric)}` back to {escape(alert.condition.split(' = ', 1)[1])}"
+        return f"`{inline(alert.metric)}` back to {inline(alert.condition.split(' = ', 1)[1])}"
     if alert.reason:  # told again though it kept firing: its silence ended
-        return f"{escape(alert.reason)}; `{escape(alert.condition)}`"
-    return f"`{escape(alert.condition)}`"
+        return f"{inline(alert.reason)}; `{inline(alert.condition)}`"
+    return f"`{inline(alert.condition)}`"
 
 
 def who(alert: Alert) -> str:
-    name = escape(alert.participant_name or "unknown participant")
-    return f"*{name}* (`{escape(alert.participant_id)}`)"
+    name = f"*{inline(alert.participant_name or 'unknown participant')}*"
+    return f"{name} (`{inline(alert.participant_id)}`)" if alert.participant_id else name
 
 
 def meeting(alert: Alert) -> str:
-    return f"`{escape(alert.meeting_id)}`" if alert.meeting_id else "unknown meeting"
+    return f"`{inline(alert.meeting_id)}`" if alert.meeting_id else "unknown meeting"
 
 
 def status_word(notification: Notification) -> str:
@@ -81,7 +110,7 @@ def status_word(notification: Notification) -> str:
 
 def _sparkline(alert: Alert) -> str | None:
     line = getattr(alert, "sparkline", None)  # added by the trend feature; absent before it
-    return str(line) if line else None
+    return inline(str(line)) if line else None
 
 
 def _timing(alert: Alert) -> str:
@@ -95,19 +124,27 @@ def _timing(alert: Alert) -> str:
 
 def _context_line(alert: Alert) -> str:
     ctx = alert.context
-    parts = [f"session `{escape(alert.session_id)}`"]
+    parts = [f"session `{inline(alert.session_id)}`"]
     device = " ".join(p for p in (ctx.get("device"), ctx.get("device_version")) if p)
     sdk = " ".join(p for p in (ctx.get("sdk"), ctx.get("sdk_version")) if p)
     place = ", ".join(p for p in (ctx.get("city"), ctx.get("country")) if p)
-    parts += [escape(p) for p in (device, f"SDK {sdk}" if sdk else "", place) if p]
+    parts += [inline(p) for p in (device, f"SDK {sdk}" if sdk else "", place) if p]
     if ctx.get("network"):
-        parts.append(escape(ctx["network"]))
-    parts.append(f"fingerprint `{alert.fingerprint}`")
+        parts.append(inline(ctx["network"]))
+    parts.append(f"fingerprint `{inline(alert.fingerprint)}`")
     return " · ".join(parts)
 
 
+def _notes(alert: Alert) -> list[str]:
+    """The rule's summary and description, as written (lines kept); blank ones left out."""
+    return [escape(n.strip()) for n in (alert.summary, alert.description) if n and n.strip()]
+
+
 def headline(notification: Notification) -> str:
-    """One line for the notification banner and for clients that cannot show blocks."""
+    """One line for the notification banner and for clients that cannot show blocks.
+
+    Unescaped: :func:`message` escapes and bounds it.
+    """
     alerts = notification.alerts
     word = status_word(notification)
     prefix = "(test) " if notification.test else ""
@@ -136,13 +173,24 @@ def headline(notification: Notification) -> str:
 
 
 def _header(text: str) -> dict[str, Any]:
-    if len(text) > HEADER_LIMIT:
-        text = text[: HEADER_LIMIT - 1] + "…"
-    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+    """A header: plain text (Slack shows it as written), one line, at most 150 long."""
+    text = text.replace("\n", " ").translate(_UNSHOWABLE)
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": clip(text, HEADER_TEXT), "emoji": True},
+    }
 
 
-def _mrkdwn(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text}
+def _mrkdwn(text: str, limit: int = TEXT_OBJECT) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": fit(text, limit)}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _mrkdwn(text, SECTION_TEXT)}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
 def _single(alert: Alert, notification: Notification) -> list[dict[str, Any]]:
@@ -151,33 +199,34 @@ def _single(alert: Alert, notification: Notification) -> list[dict[str, Any]]:
         _header(f"{icon(alert)} {word} · {alert.rule}"),
         {
             "type": "section",
-            "text": _mrkdwn(f"{who(alert)} in meeting {meeting(alert)}"),
+            "text": _mrkdwn(f"{who(alert)} in meeting {meeting(alert)}", SECTION_TEXT),
             "fields": [
-                _mrkdwn(f"*Severity*\n{escape(alert.severity)}"),
-                _mrkdwn(f"*Value*\n{value_line(alert)}"),
-                _mrkdwn(f"*Started*\n{slack_time(alert.starts_at)}"),
+                _mrkdwn(f"*Severity*\n{inline(alert.severity)}", FIELD_TEXT),
+                _mrkdwn(f"*Value*\n{value_line(alert)}", FIELD_TEXT),
+                _mrkdwn(f"*Started*\n{slack_time(alert.starts_at)}", FIELD_TEXT),
                 _mrkdwn(
                     f"*Resolved*\n{slack_time(alert.ends_at)}, "
                     f"lasted {duration(alert.starts_at, alert.ends_at)}"
                     if alert.status == "resolved" and alert.ends_at
-                    else f"*Fired*\n{slack_time(alert.fired_at)}"
+                    else f"*Fired*\n{slack_time(alert.fired_at)}",
+                    FIELD_TEXT,
                 ),
             ],
         },
     ]
-    notes = [escape(n) for n in (alert.summary, alert.description) if n]
+    notes = _notes(alert)
     if notes:
-        blocks.append({"type": "section", "text": _mrkdwn("\n".join(notes))})
+        blocks.append(_section("\n".join(notes)))
     spark = _sparkline(alert)
     if spark:
-        blocks.append(
-            {"type": "section", "text": _mrkdwn(f"*Trend* ({escape(alert.metric)})\n`{spark}`")}
-        )
-    blocks.append({"type": "context", "elements": [_mrkdwn(_context_line(alert))]})
+        blocks.append(_section(f"*Trend* ({inline(alert.metric)})\n`{spark}`"))
+    blocks.append(_context(_context_line(alert)))
     return blocks
 
 
-def _group(notification: Notification) -> list[dict[str, Any]]:
+def _group(notification: Notification, room: int) -> list[dict[str, Any]]:
+    """A grouped message in at most ``room`` blocks: a header, counts, a section per alert
+    (the first few), and how many more there are."""
     alerts = sorted(
         notification.alerts,
         key=lambda a: (a.status != "firing", SEVERITY_ORDER.get(a.severity, 1), a.rule),
@@ -188,26 +237,22 @@ def _group(notification: Notification) -> list[dict[str, Any]]:
     where = f"meeting {first.meeting_id}" if first.meeting_id else f"session {first.session_id}"
     blocks: list[dict[str, Any]] = [
         _header(f"{icon(worst(notification.alerts))} {word} · {len(alerts)} alerts in {where}"),
-        {
-            "type": "context",
-            "elements": [_mrkdwn(f"{firing} firing, {len(alerts) - firing} resolved")],
-        },
+        _context(f"{firing} firing, {len(alerts) - firing} resolved"),
     ]
-    for alert in alerts[:MAX_ALERT_SECTIONS]:
+    shown = max(0, min(MAX_ALERT_SECTIONS, room - len(blocks) - 1))
+    for alert in alerts[:shown]:
         lines = [
-            f"{icon(alert)} *{escape(alert.rule)}* [{escape(alert.severity)}] — {who(alert)}",
+            f"{icon(alert)} *{inline(alert.rule)}* [{inline(alert.severity)}] — {who(alert)}",
             value_line(alert),
             _timing(alert),
         ]
         spark = _sparkline(alert)
         if spark:
             lines.append(f"trend `{spark}`")
-        blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
-    hidden = len(alerts) - MAX_ALERT_SECTIONS
+        blocks.append(_section("\n".join(lines)))
+    hidden = len(alerts) - shown
     if hidden > 0:
-        blocks.append(
-            {"type": "context", "elements": [_mrkdwn(f"…and {hidden} more alerts in {where}")]}
-        )
+        blocks.append(_context(f"…and {hidden} more alerts in {inline(where)}"))
     return blocks
 
 
@@ -216,24 +261,43 @@ def message(
 ) -> dict[str, Any]:
     """``text`` and ``attachments`` for chat.postMessage, chat.update or a webhook.
 
-    ``extra`` blocks (state lines and buttons) go at the end of the attachment.
+    ``extra`` blocks (state lines and buttons) go at the end of the attachment;
+    a grouped message shows fewer alerts to leave them room within Slack's 50 blocks.
     """
-    alerts = notification.alerts
-    blocks = _single(alerts[0], notification) if len(alerts) == 1 else _group(notification)
-    blocks.extend(extra or [])
+    extra = extra or []
+    head = []
     if notification.test:
-        blocks.insert(
-            0,
-            {
-                "type": "context",
-                "elements": [_mrkdwn("🧪 *Test alert* from `videosdk-watchdog notify-test`")],
-            },
-        )
-    line = escape(headline(notification))  # Slack parses <...> even in plain text
+        head.append(_context("🧪 *Test alert* from `videosdk-watchdog notify-test`"))
+    alerts = notification.alerts
+    room = MESSAGE_BLOCKS - len(head) - len(extra)
+    body = _single(alerts[0], notification) if len(alerts) == 1 else _group(notification, room)
+    line = fit(inline(headline(notification)), MESSAGE_TEXT)  # Slack parses <...> in text too
     return {
         "text": line,
-        "attachments": [{"color": colour(notification), "fallback": line, "blocks": blocks}],
+        "attachments": [
+            {"color": colour(notification), "fallback": line, "blocks": head + body + extra}
+        ],
     }
+
+
+def _alert_line(alert: Alert) -> str:
+    line = f"{icon(alert)} {inline(alert.rule)} — {who(alert)}: {value_line(alert)}, "
+    if alert.status == "resolved" and alert.ends_at is not None:
+        line += (
+            f"resolved {slack_time(alert.ends_at)} after {duration(alert.starts_at, alert.ends_at)}"
+        )
+    else:
+        line += f"firing since {slack_time(alert.starts_at)}"
+    spark = _sparkline(alert)
+    return f"{line} `{spark}`" if spark else line
+
+
+def _alert_lines(alerts: tuple[Alert, ...]) -> list[str]:
+    lines = [_alert_line(a) for a in alerts[:MAX_ALERT_SECTIONS]]
+    hidden = len(alerts) - MAX_ALERT_SECTIONS
+    if hidden > 0:
+        lines.append(f"…and {hidden} more")
+    return lines
 
 
 def reply(notification: Notification) -> str:
@@ -244,21 +308,14 @@ def reply(notification: Notification) -> str:
         head = "🔁 *Still firing*"
     else:
         head = f"{icon(worst(notification.alerts))} *Updated*"
-    lines = [head]
-    for alert in notification.alerts[:MAX_ALERT_SECTIONS]:
-        line = f"{icon(alert)} {escape(alert.rule)} — {who(alert)}: {value_line(alert)}, "
-        if alert.status == "resolved" and alert.ends_at is not None:
-            line += (
-                f"resolved {slack_time(alert.ends_at)} "
-                f"after {duration(alert.starts_at, alert.ends_at)}"
-            )
-        else:
-            line += f"firing since {slack_time(alert.starts_at)}"
-        spark = _sparkline(alert)
-        if spark:
-            line += f" `{spark}`"
-        lines.append(line)
-    hidden = len(notification.alerts) - MAX_ALERT_SECTIONS
-    if hidden > 0:
-        lines.append(f"…and {hidden} more")
-    return "\n".join(lines)
+    return fit("\n".join([head, *_alert_lines(notification.alerts)]), MESSAGE_TEXT)
+
+
+def plain(notification: Notification) -> str:
+    """The message as text alone, for when Slack refuses its blocks: the headline, a line
+    per alert and, for one alert, the rule's summary and description."""
+    alerts = notification.alerts
+    lines = [inline(headline(notification)), *_alert_lines(alerts)]
+    if len(alerts) == 1:
+        lines += _notes(alerts[0])
+    return fit("\n".join(lines), MESSAGE_TEXT)

@@ -14,7 +14,8 @@ from typing import Any
 
 from watchdog.alerts import Alert, Notification
 from watchdog.notifiers import AlertView
-from watchdog_slack.blocks import escape, slack_time
+from watchdog_slack.blocks import inline, slack_time
+from watchdog_slack.limits import TEXT_OBJECT, fit
 
 ACK = "watchdog_ack"
 SILENCE_1H = "watchdog_silence_1h"
@@ -37,7 +38,7 @@ def mention(who: str) -> str:
         return f"<@{found.group(1)}>"
     if re.fullmatch(r"[UW][A-Z0-9]{2,}", who):
         return f"<@{who}>"
-    return escape(who)
+    return inline(who)
 
 
 def value(alert: Alert, thread: str) -> str:
@@ -101,14 +102,16 @@ def interactive_blocks(
         return []
     thread = notification.thread or notification.id
     blocks: list[dict[str, Any]] = []
-    for alert in firing[:MAX_BUTTON_ALERTS]:
+    unique = {a.fingerprint: a for a in firing}  # a block_id may appear once in a message
+    for alert in list(unique.values())[:MAX_BUTTON_ALERTS]:
         view = views.get(alert.fingerprint)
         line = state_line(view) if view is not None else None
         if len(firing) > 1:
-            who = escape(alert.participant_name or alert.participant_id or "meeting")
-            line = f"*{escape(alert.rule)}* — {who}" + (f"\n{line}" if line else "")
+            who = inline(alert.participant_name or alert.participant_id or "meeting")
+            line = f"*{inline(alert.rule)}* — {who}" + (f"\n{line}" if line else "")
         if line:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
+            text = fit(line, TEXT_OBJECT)
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
         blocks.append(
             {
                 "type": "actions",

@@ -24,7 +24,7 @@ from slack_sdk.webhook import WebhookClient
 
 from watchdog.alerts import Notification
 from watchdog.notifiers import ActionResult, AlertActions, AlertView, NotifierState
-from watchdog_slack.blocks import escape, message, slack_time
+from watchdog_slack.blocks import inline, message, slack_time
 from watchdog_slack.buttons import (
     ACK,
     ACTION_IDS,
@@ -35,6 +35,7 @@ from watchdog_slack.buttons import (
     mention,
     parse_value,
 )
+from watchdog_slack.limits import MESSAGE_TEXT, fit
 
 NOT_ALLOWED = "🚫 You are not allowed to do that here; ask whoever runs videosdk-watchdog."
 COMMAND_HELP = "Usage: `/watchdog status` (firing alerts) or `/watchdog silences` (who muted what)"
@@ -196,10 +197,10 @@ class Interactions:
             alert = view.alert
             if alert is None:
                 continue
-            who = escape(alert.participant_name or alert.participant_id or "meeting")
+            who = inline(alert.participant_name or alert.participant_id or "meeting")
             line = (
-                f"• *{escape(alert.rule)}* [{escape(alert.severity)}] {who} in "
-                f"`{escape(alert.meeting_id or alert.session_id)}`: `{escape(alert.condition)}`"
+                f"• *{inline(alert.rule)}* [{inline(alert.severity)}] {who} in "
+                f"`{inline(alert.meeting_id or alert.session_id)}`: `{inline(alert.condition)}`"
                 f" since {slack_time(alert.starts_at)}"
             )
             if view.acked_by:
@@ -218,12 +219,16 @@ class Interactions:
         lines = [f"*{len(rows)} active silences*"]
         for row in rows[:30]:
             lines.append(
-                f"• `{row['id'][:8]}` {escape(' '.join(row['matchers']))} by "
+                f"• `{row['id'][:8]}` {inline(' '.join(row['matchers']))} by "
                 f"{mention(row['createdBy'])} from {row.get('source', 'cli')}, ends "
-                f"{escape(row['endsAt'])}: {escape(row['comment'])}"
+                f"{inline(row['endsAt'])}: {inline(row['comment'])}"
             )
         return "\n".join(lines)
 
 
 def _ephemeral(text: str) -> dict[str, Any]:
-    return {"response_type": "ephemeral", "replace_original": False, "text": text}
+    return {
+        "response_type": "ephemeral",
+        "replace_original": False,
+        "text": fit(text, MESSAGE_TEXT),
+    }

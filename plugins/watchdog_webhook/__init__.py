@@ -55,6 +55,7 @@ class WebhookConfig(NotifierConfig):
     )
     secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 signing key.")
     signature_header: str = SIGNATURE_HEADER
+    """The header carrying ``sha256=<hex>`` when ``secret`` is set."""
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Extra headers, e.g. Authorization (kept secret)."
     )
@@ -67,6 +68,7 @@ class WebhookConfig(NotifierConfig):
     )
     max_alerts: int = Field(default=0, ge=0, description="0 = all; else truncatedAlerts.")
     timeout: float = Field(default=10.0, gt=0, le=120)
+    """Seconds per request."""
     ca_file: str | None = Field(default=None, description="PEM bundle of a private CA.")
 
     @field_validator("url")

@@ -29,10 +29,13 @@ RESOLVED_PRIORITY = 2
 
 class NtfyConfig(NotifierConfig):
     server: str = "https://ntfy.sh"
+    """The ntfy server."""
     topic: str = Field(min_length=1, max_length=64, pattern=r"^[-_A-Za-z0-9]+$")
+    """The topic phones subscribe to."""
     token: SecretStr | None = Field(default=None, description="Access token (tk_...).")
     click: str | None = Field(default=None, description="URL opened when tapped.")
     timeout: float = Field(default=10.0, gt=0, le=120)
+    """Seconds per request."""
 
     @field_validator("server")
     @classmethod
