@@ -16,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchdog.engine import AlertState, Memory, Transition, evaluate
-from watchdog.rules import parse_rules
 from watchdog.stats import ParticipantInfo, Sample, format_time, parse_stats
 
-from .helpers import T0
+from .helpers import T0, parse_rules
 
 RULES = parse_rules(
     """

@@ -9,11 +9,10 @@ from watchdog.reload import (
     carry_over_meetings,
     closed_alerts,
 )
-from watchdog.rules import parse_rules
 from watchdog.stats import ParticipantInfo
 
 from .conftest import POOR_VIDEO
-from .helpers import at
+from .helpers import at, parse_rules
 
 TWO_RULES = (
     POOR_VIDEO

@@ -108,3 +108,16 @@ PositiveDuration = Annotated[
         }
     ),
 ]
+
+
+def at_least(minimum: timedelta, why: str = "") -> AfterValidator:
+    """A floor for a ``Duration`` field, ``why`` said in the error:
+    ``Annotated[Duration, at_least(timedelta(seconds=10), "each refetch is an API call")]``."""
+    message = f"must be at least {format_duration(minimum)}" + (f": {why}" if why else "")
+
+    def check(value: timedelta) -> timedelta:
+        if value < minimum:
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
