@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from tests.helpers import enqueue, record_alerts
 from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
 from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.delivery.dispatcher import Dispatcher
@@ -120,17 +121,20 @@ def _pass_cost(tmp: str, backlog: int, meetings: int) -> tuple[float, float]:
 
 
 def _enqueue(store: Store, notifier: str, count: int, meetings: int, now: datetime) -> None:
-    store.enqueue(
-        (
-            f"{notifier}-{i}",
-            Notification(
-                id=f"{notifier}-{i}",
-                notifier=notifier,
-                status="firing",
-                alerts=(_alert(i, meetings, now),),
-            ),
-        )
-        for i in range(count)
+    enqueue(
+        store,
+        [
+            (
+                f"{notifier}-{i}",
+                Notification(
+                    id=f"{notifier}-{i}",
+                    notifier=notifier,
+                    status="firing",
+                    alerts=(_alert(i, meetings, now),),
+                ),
+            )
+            for i in range(count)
+        ],
     )
 
 
@@ -161,7 +165,7 @@ def main() -> None:
         store = Store(str(Path(tmp) / "state.db"))
         now = datetime.now(UTC)
         start = time.perf_counter()
-        store.record_alerts((_alert(i, args.meetings, now), ()) for i in range(args.alerts))
+        record_alerts(store, [(_alert(i, args.meetings, now), ()) for i in range(args.alerts)])
         intake = time.perf_counter() - start
         notifiers = {"sink": _Poster(url)}
         dispatcher = Dispatcher(

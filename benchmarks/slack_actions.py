@@ -21,6 +21,7 @@ from pathlib import Path
 import watchdog_slack
 from slack_sdk.signature import SignatureVerifier
 
+from tests.helpers import record_alerts
 from watchdog.alerting.actions import StoreActions
 from watchdog.charts import chart_png
 from watchdog.delivery.host import PluginHost
@@ -77,7 +78,7 @@ def bench_clicks(runs: int) -> None:
         try:
             for index in range(runs):
                 alert = make_alert(participant_id=f"p{index}")
-                store.record_alerts([(alert, ["slack"])])
+                record_alerts(store, [(alert, ["slack"])])
                 store.state_put(
                     "slack", f"t{index}", {"channel": "C1", "ts": "1.000001", "notification": {
                         "id": f"n{index}", "notifier": "slack", "status": "firing",

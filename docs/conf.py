@@ -35,6 +35,9 @@ nitpick_ignore_regex = [
 # internal types that appear in the public API's signatures (plugins only read their fields)
 nitpick_ignore = [
     ("py:class", "watchdog.delivery.host.PluginInfo"),
+    # the type parameters of NotifierContext[...] and NotifierType[...]: a config model
+    ("py:class", "watchdog.notifiers.ConfigT_co"),
+    ("py:class", "watchdog.notifiers.ModelT"),
 ]
 
 autodoc_member_order = "bysource"

@@ -1,12 +1,19 @@
-"""Shared test helpers: crafted samples and stats responses in the API's own shape."""
+"""Shared test helpers: crafted samples and stats responses in the API's own shape, rules
+from YAML text, and alerts and notifications put in the state database through the
+daemon's own writes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_time
+from watchdog.engine.rules import RuleSet, load_rules
+from watchdog.state.store import AlertingWrite, Store
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
@@ -57,3 +64,24 @@ def response(
 def video_series(scores: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
     """Samples from (seconds, video score) pairs."""
     return [sample(t, video=v) for t, v in scores]
+
+
+def record_alerts(store: Store, alerts: Iterable[tuple[Alert, Sequence[str]]]) -> None:
+    """Hand (alert, rule notify) pairs to the alert manager in one transaction, through
+    the meeting-rule commit with no state changed (polls hand theirs over the same way)."""
+    store.commit_meetings({}, (), alerts=alerts)
+
+
+def enqueue(store: Store, notifications: Iterable[tuple[str, Notification]]) -> int:
+    """(dedup key, notification) rows in the outbox as the alert manager writes them, each
+    ordered behind its first alert's earlier rows; returns how many keys were new."""
+    outbox = [(key, n.alerts[0].fingerprint if n.alerts else "", n) for key, n in notifications]
+    return store.apply_alerting(AlertingWrite(outbox=outbox))
+
+
+def parse_rules(text: str) -> RuleSet:
+    """Rules from YAML text, read by the loader the daemon reads rule files with."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rules.yaml"
+        path.write_text(text)
+        return load_rules([path])

@@ -27,7 +27,7 @@ from watchdog.testing import HttpReceiver, make_notification
 
 from .amwebhook import Message
 from .conftest import write_config
-from .helpers import at, sample
+from .helpers import at, record_alerts, sample
 
 
 def alert(
@@ -99,7 +99,7 @@ def queued(store: Store) -> list[Notification]:
 
 
 def record(store: Store, *alerts: Alert, notify: tuple[str, ...] = ()) -> None:
-    store.record_alerts((a, notify) for a in alerts)
+    record_alerts(store, [(a, notify) for a in alerts])
 
 
 def test_alerts_of_one_meeting_travel_together_in_one_thread(db: Path) -> None:

@@ -84,7 +84,7 @@ def test_token_is_reused_then_refreshed_before_expiry() -> None:
 
 
 def test_fetches_documented_shape(client: VideoSDKClient, sim: Simulator) -> None:
-    raw = client.participant_stats("s1", "p1")
+    raw = client.participant_stats_at("s1", "p1")[0]
     stats = parse_stats(raw, "s1", "p1")
     assert stats.info.name == "Alice"
     assert stats.info.meeting_id == "m-1"
@@ -94,21 +94,21 @@ def test_fetches_documented_shape(client: VideoSDKClient, sim: Simulator) -> Non
 
 def test_401_mints_a_new_token_once(client: VideoSDKClient, sim: Simulator) -> None:
     sim.inject(Fault(status=401, count=1))
-    assert client.participant_stats("s1", "p1")["participantId"] == "p1"
+    assert client.participant_stats_at("s1", "p1")[0]["participantId"] == "p1"
     assert [r[2] for r in sim.requests[-2:]] == [401, 200]
     sim.inject(Fault(status=401, count=2))
     with pytest.raises(AuthenticationError):
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
 
 
 def test_ready_made_token_is_used_as_is(sim: Simulator) -> None:
     token = mint_token(API_KEY, SecretStr(SECRET), timedelta(days=30))
     sim.add_participant("s1", "p1")
     static = VideoSDKClient(settings(sim, api_key=None, secret_key=None, token=token))
-    assert static.participant_stats("s1", "p1")["sessionId"] == "s1"
+    assert static.participant_stats_at("s1", "p1")[0]["sessionId"] == "s1"
     sim.inject(Fault(status=401, count=1))
     with pytest.raises(AuthenticationError):  # a static token cannot be re-minted
-        static.participant_stats("s1", "p1")
+        static.participant_stats_at("s1", "p1")[0]
     assert token not in repr(static)
 
 
@@ -117,7 +117,7 @@ def test_wrong_secret_and_missing_role(sim: Simulator) -> None:
     with pytest.raises(AuthenticationError):
         VideoSDKClient(
             settings(sim, secret_key="wrong-secret-of-a-proper-length-123456")
-        ).participant_stats("s1", "p1")
+        ).participant_stats_at("s1", "p1")[0]
     no_role = jwt.encode(
         {"apikey": API_KEY, "version": 2, "iat": int(time.time()), "exp": int(time.time()) + 60},
         SECRET,
@@ -125,21 +125,21 @@ def test_wrong_secret_and_missing_role(sim: Simulator) -> None:
     )
     client = VideoSDKClient(settings(sim, api_key=None, secret_key=None, token=no_role))
     with pytest.raises(PermissionDeniedError) as caught:
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
     assert caught.value.status == 403
     assert "CRAWLER" in str(caught.value)
 
 
 def test_unknown_participant_is_404(client: VideoSDKClient) -> None:
     with pytest.raises(NotFoundError) as caught:
-        client.participant_stats("s1", "nobody")
+        client.participant_stats_at("s1", "nobody")[0]
     assert caught.value.status == 404
 
 
 def test_5xx_is_retried_with_backoff(client: VideoSDKClient, sim: Simulator) -> None:
     before = API_RETRIES.labels("http_503")._value.get()
     sim.inject(Fault(status=503, count=2))
-    assert client.participant_stats("s1", "p1")["participantId"] == "p1"
+    assert client.participant_stats_at("s1", "p1")[0]["participantId"] == "p1"
     assert [r[2] for r in sim.requests[-3:]] == [503, 503, 200]
     assert API_RETRIES.labels("http_503")._value.get() - before == 2
 
@@ -147,40 +147,40 @@ def test_5xx_is_retried_with_backoff(client: VideoSDKClient, sim: Simulator) -> 
 def test_persistent_5xx_becomes_server_error(client: VideoSDKClient, sim: Simulator) -> None:
     sim.inject(Fault(status=500, count=3))
     with pytest.raises(ServerError) as caught:
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
     assert caught.value.status == 500
 
 
 def test_429_honours_retry_after(client: VideoSDKClient, sim: Simulator) -> None:
     sim.inject(Fault(status=429, retry_after=1, count=1))
     start = time.monotonic()
-    assert client.participant_stats("s1", "p1")["participantId"] == "p1"
+    assert client.participant_stats_at("s1", "p1")[0]["participantId"] == "p1"
     assert time.monotonic() - start >= 0.9
     sim.inject(Fault(status=429, retry_after=0, count=3))
     with pytest.raises(RateLimitedError):
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
 
 
 def test_slow_response_times_out_and_is_retried(sim: Simulator) -> None:
     sim.add_participant("s1", "p1")
     client = VideoSDKClient(settings(sim, read_timeout=0.3, retries=1))
     sim.inject(Fault(delay=1.0, count=1))
-    assert client.participant_stats("s1", "p1")["participantId"] == "p1"
+    assert client.participant_stats_at("s1", "p1")[0]["participantId"] == "p1"
     sim.inject(Fault(delay=1.0, count=2))
     with pytest.raises(TransportError):
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
 
 
 def test_connection_refused_is_a_transport_error(sim: Simulator) -> None:
     client = VideoSDKClient(settings(sim, base_url="http://127.0.0.1:9", retries=1))
     with pytest.raises(TransportError):
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
 
 
 def test_malformed_json(client: VideoSDKClient, sim: Simulator) -> None:
     sim.inject(Fault(malformed=True, count=1))
     with pytest.raises(BadResponseError, match="not valid JSON"):
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
 
 
 def test_huge_body_is_refused(sim: Simulator) -> None:
@@ -188,8 +188,8 @@ def test_huge_body_is_refused(sim: Simulator) -> None:
     client = VideoSDKClient(settings(sim, max_response_bytes=1_000_000))
     sim.inject(Fault(huge_bytes=5_000_000, count=1))
     with pytest.raises(BadResponseError, match="max_response_bytes"):
-        client.participant_stats("s1", "p1")
-    assert client.participant_stats("s1", "p1")["participantId"] == "p1"  # pool still healthy
+        client.participant_stats_at("s1", "p1")[0]
+    assert client.participant_stats_at("s1", "p1")[0]["participantId"] == "p1"  # pool still healthy
 
 
 def _sample_errors() -> float:
@@ -202,13 +202,13 @@ def test_schema_violation_is_logged_and_counted_not_fatal(
     client: VideoSDKClient, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim.inject(Fault(schema=True, count=1))
-    raw = client.participant_stats("s1", "p1")
+    raw = client.participant_stats_at("s1", "p1")[0]
     before = _sample_errors()
     # an unusable response as a whole raises StatsShapeError: also counted
     with caplog.at_level(logging.WARNING), contextlib.suppress(StatsShapeError):
         parse_stats(raw, "s1", "p1")
     assert _sample_errors() > before
-    assert parse_stats(client.participant_stats("s1", "p1"), "s1", "p1").samples
+    assert parse_stats(client.participant_stats_at("s1", "p1")[0], "s1", "p1").samples
 
 
 def test_secrets_absent_from_errors_and_repr(client: VideoSDKClient, sim: Simulator) -> None:
@@ -217,6 +217,6 @@ def test_secrets_absent_from_errors_and_repr(client: VideoSDKClient, sim: Simula
     assert token not in repr(client)
     sim.inject(Fault(status=401, count=2))
     with pytest.raises(AuthenticationError) as caught:
-        client.participant_stats("s1", "p1")
+        client.participant_stats_at("s1", "p1")[0]
     assert SECRET not in str(caught.value)
     assert token not in str(caught.value)

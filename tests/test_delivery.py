@@ -24,7 +24,7 @@ from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
-from .helpers import video_series
+from .helpers import record_alerts, video_series
 from .sinks import Sink, plugin_module
 from .test_alertmanager import alert
 
@@ -78,7 +78,7 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
     manager = AlertManager(
         store, AlertingConfig({name: Policy() for name in entries}), dispatcher.wake
     )
-    store.record_alerts([(alert("alice"), ())])
+    record_alerts(store, [(alert("alice"), ())])
     started = time.monotonic()
     assert manager.flush() == 4
     dispatcher.start()
@@ -194,7 +194,7 @@ def test_permanent_errors_and_overdue_notifications_are_kept_and_reported(
             warn_after=timedelta(seconds=0.3),
         )
         manager = AlertManager(store, AlertingConfig({n: Policy() for n in entries}))
-        store.record_alerts([(alert("alice"), ())])
+        record_alerts(store, [(alert("alice"), ())])
         manager.flush()
         dispatcher.start()
         try:

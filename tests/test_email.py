@@ -31,6 +31,7 @@ from watchdog.testing import (
     resolved,
 )
 
+from .helpers import record_alerts
 from .hostile import hostile_notifications
 from .smtpserver import PASSWORD, USER, SMTPServer, mail_problems
 
@@ -301,8 +302,8 @@ def test_fired_and_resolved_within_group_wait_through_the_alert_manager(
         {"mail": config(smtp.port, tls_certificates.ca_file)}, store.notifier_state
     )["mail"]
     alert = make_alert()
-    store.record_alerts([(alert, ("mail",))])
-    store.record_alerts([(resolved(alert), ("mail",))])
+    record_alerts(store, [(alert, ("mail",))])
+    record_alerts(store, [(resolved(alert), ("mail",))])
     now += timedelta(seconds=31)
     assert manager.flush() == 1
     for entry in store.outbox():

@@ -3,10 +3,9 @@
 from datetime import timedelta
 
 from watchdog.engine.evaluate import AlertState, evaluate
-from watchdog.engine.rules import parse_rules
 from watchdog.videosdk.stats import ParticipantInfo, Sample
 
-from .helpers import at
+from .helpers import at, parse_rules
 
 INFO = ParticipantInfo(session_id="s", participant_id="p", meeting_id="m", name="Alice")
 

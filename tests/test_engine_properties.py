@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 
 from watchdog.durations import format_time
 from watchdog.engine.evaluate import AlertState, Memory, Transition, evaluate
-from watchdog.engine.rules import parse_rules
 from watchdog.videosdk.stats import ParticipantInfo, Sample, parse_stats
 
-from .helpers import T0
+from .helpers import T0, parse_rules
 
 RULES = parse_rules(
     """

@@ -87,7 +87,7 @@ def test_invalid_text_anywhere_in_a_stats_body_costs_only_those_strings(sim: Sim
     sim.add_participant("s", "p", samples=video_series([(0, 4), (10, 2)]))
     sim.advance(10)
     client = client_for(sim.url)
-    good = orjson.dumps(client.participant_stats("s", "p"))
+    good = orjson.dumps(client.participant_stats_at("s", "p")[0])
     bad = (
         good.replace(b'"participantName":"p"', b'"participantName":"Al\xff\xfe"')  # not UTF-8
         .replace(b'"deviceName":', b'"device\xed\xa0\xbdName":"x","deviceName":')  # CESU-8
@@ -96,7 +96,7 @@ def test_invalid_text_anywhere_in_a_stats_body_costs_only_those_strings(sim: Sim
     )
     before = replaced("participant_stats")
     sim.inject(Fault(raw=bad))
-    raw = client.participant_stats("s", "p")
+    raw, _ = client.participant_stats_at("s", "p")
     assert raw["participantName"] == "Al\ufffd\ufffd"
     assert raw["stats"][1]["note\ufffd"] == "\ufffdx"  # keys too
     assert "device\ufffd\ufffd\ufffdName" in raw["deviceInfo"]
@@ -121,7 +121,7 @@ def test_bad_text_does_not_let_other_garbage_through(sim: Simulator, body: bytes
     client = client_for(sim.url)
     sim.inject(Fault(raw=body))
     with pytest.raises(BadResponseError, match="not valid JSON"):
-        client.participant_stats("s", "p")
+        client.participant_stats_at("s", "p")[0]
     client.close()
 
 
@@ -281,7 +281,7 @@ def test_headers_trickling_or_never_coming_end_at_the_deadline(
         client = client_for(url, read_timeout=30, retries=2, deadline=1.0)
         start = time.monotonic()
         with pytest.raises(DeadlineError, match="1s request deadline"):
-            client.participant_stats("s", "p")
+            client.participant_stats_at("s", "p")[0]
         assert time.monotonic() - start < 1.0 + GENEROUS  # not 30 s a read, three times
         client.close()
 
@@ -294,7 +294,7 @@ def test_the_deadline_holds_through_an_http_proxy(monkeypatch: pytest.MonkeyPatc
         client = client_for("http://videosdk.invalid", read_timeout=30, deadline=1.0)
         start = time.monotonic()
         with pytest.raises(DeadlineError):
-            client.participant_stats("s", "p")
+            client.participant_stats_at("s", "p")[0]
         assert time.monotonic() - start < 1.0 + GENEROUS
         client.close()
 
@@ -303,7 +303,7 @@ def test_a_body_without_length_is_bounded_while_it_streams() -> None:
     with raw_server(_endless_chunks) as url:
         client = client_for(url, max_response_bytes=1_000_000)
         with pytest.raises(BadResponseError, match="max_response_bytes"):
-            client.participant_stats("s", "p")
+            client.participant_stats_at("s", "p")[0]
         client.close()
 
 
@@ -314,9 +314,9 @@ def test_a_trickling_body_ends_at_the_deadline_and_the_pool_recovers(sim: Simula
     sim.inject(Fault(trickle=0.05))  # a 1.5 kB body: over a minute
     start = time.monotonic()
     with pytest.raises(DeadlineError):
-        client.participant_stats("s", "p")
+        client.participant_stats_at("s", "p")[0]
     assert time.monotonic() - start < 1.0 + GENEROUS
-    assert client.participant_stats("s", "p")["participantId"] == "p"
+    assert client.participant_stats_at("s", "p")[0]["participantId"] == "p"
     client.close()
 
 
@@ -326,7 +326,7 @@ def test_a_retry_after_past_the_deadline_is_not_waited_for(sim: Simulator) -> No
     sim.inject(Fault(status=429, retry_after=30))
     start = time.monotonic()
     with pytest.raises(RateLimitedError, match="would pass the 1s request deadline"):
-        client.participant_stats("s", "p")
+        client.participant_stats_at("s", "p")[0]
     assert time.monotonic() - start < GENEROUS
     client.close()
 

@@ -9,11 +9,10 @@ from watchdog.alerting.carryover import (
     closed_alerts,
 )
 from watchdog.engine.evaluate import AlertState
-from watchdog.engine.rules import parse_rules
 from watchdog.videosdk.stats import ParticipantInfo
 
 from .conftest import POOR_VIDEO
-from .helpers import at
+from .helpers import at, parse_rules
 
 TWO_RULES = (
     POOR_VIDEO

@@ -11,12 +11,12 @@ import pytest
 from watchdog.alerting.from_transitions import alert_from
 from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
 from watchdog.engine.evaluate import AlertState, Memory, Transition, evaluate, evaluate_meetings
-from watchdog.engine.rules import RuleSet, parse_rules
+from watchdog.engine.rules import RuleSet
 from watchdog.engine.series import duration_micros
 from watchdog.state.store import Store
 from watchdog.videosdk.stats import ParticipantInfo, Sample, parse_stats
 
-from .helpers import T0, at, response, sample
+from .helpers import T0, at, parse_rules, record_alerts, response, sample
 
 ALICE = ParticipantInfo(
     session_id="s",
@@ -305,7 +305,7 @@ def test_meeting_rule_is_one_alert_for_the_meeting() -> None:
     assert alert.participant_id == ""
     assert alert.who == "2 of 4 watched participants"
     store = Store(":memory:")  # the alert manager notifies it like any other alert
-    store.record_alerts([(alert, firing.rule.notify)])
+    record_alerts(store, [(alert, firing.rule.notify)])
     AlertManager(store, AlertingConfig({"console": Policy()})).flush()
     (queued,) = store.outbox()
     assert queued.notification.alerts[0].fingerprint == alert.fingerprint

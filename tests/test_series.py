@@ -7,11 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from watchdog.engine.evaluate import SPARK_POINTS, Memory, evaluate
-from watchdog.engine.rules import parse_rules
 from watchdog.engine.series import Series, duration_micros, micros
 from watchdog.videosdk.stats import ParticipantInfo, Sample
 
-from .helpers import T0, at
+from .helpers import T0, at, parse_rules
 
 RULES = parse_rules(
     """

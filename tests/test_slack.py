@@ -29,6 +29,7 @@ from watchdog.testing import (
     resolved,
 )
 
+from .helpers import enqueue
 from .slackapi import CHANNEL_ID, TOKEN, WEBHOOK_PATH, FakeSlack
 
 
@@ -308,7 +309,7 @@ def test_outbox_delivers_after_the_rate_limit_in_order(tmp_path: Path, slack: Fa
     alert = make_alert()
     firing = make_notification(alert, notifier="oncall")
     done = make_notification(resolved(alert), notifier="oncall", thread=firing.thread)
-    store.enqueue([("firing", firing), ("resolved", done)])
+    enqueue(store, [("firing", firing), ("resolved", done)])
     slack.receiver.reply(Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}))
     started = time.monotonic()
     assert dispatcher.drain(5) == 2  # rate-limited: both wait for the Retry-After

@@ -37,6 +37,7 @@ from watchdog.notifiers import Notifier
 from watchdog.state.store import Store, WatchRecord
 from watchdog.testing import free_port, make_alert, resolved
 
+from .helpers import record_alerts
 from .slackapi import APP_TOKEN, CHANNEL_ID, TOKEN, FakeSlack, Message
 from .socketmode import FakeSocketMode
 
@@ -91,7 +92,7 @@ class Daemon:
         getattr(self.notifier, "start")()  # noqa: B009
 
     def record(self, alert: Alert) -> None:
-        self.store.record_alerts([(alert, ["slack"])])
+        record_alerts(self.store, [(alert, ["slack"])])
 
     def deliver(self) -> list[Notification]:
         self.manager.flush(final=True)
@@ -440,7 +441,7 @@ def test_meeting_silence_ends_when_the_meeting_does(db: str) -> None:
             ]
         )
         alert = values_alert()
-        store.record_alerts([(alert, ["slack"])])
+        record_alerts(store, [(alert, ["slack"])])
         actions = StoreActions(store, clock)
         result = actions.silence(alert.fingerprint, "alice (U1)", "slack", scope="meeting")
         assert result.ok
@@ -449,7 +450,7 @@ def test_meeting_silence_ends_when_the_meeting_does(db: str) -> None:
         manager = AlertManager(store, AlertingConfig(policies={"slack": Policy()}), clock=clock)
         manager.flush()
         assert len(store.silences(active_at=NOW)) == 1  # the meeting goes on
-        store.record_alerts([(resolved(alert, reason="participant left the session"), ["slack"])])
+        record_alerts(store, [(resolved(alert, reason="participant left the session"), ["slack"])])
         store.delete_watch([("sess-1", "part-1")])
         clock.now += timedelta(minutes=1)
         manager.flush()

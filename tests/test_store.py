@@ -26,7 +26,7 @@ from watchdog.state.store import (
     WatchRecord,
 )
 
-from .helpers import at
+from .helpers import at, enqueue, record_alerts
 
 
 @pytest.fixture
@@ -103,18 +103,17 @@ def test_a_poll_commit_is_durable_and_a_dedup_key_inserts_once(state_url: str) -
     store = Store(state_url)
     state = AlertState("firing", at(0), 2.1, fired_at=at(60))
     try:
-        inserted = store.commit_poll(
+        store.commit_poll(
             ("s", "p"),
             at(60),
             {"poor-video": state},
             ["poor-video"],
-            [note("k1")],
             alerts=[(alert(), ["oncall"])],
             memory=Memory(),
         )
-        assert inserted == 1
-        again = store.commit_poll(("s", "p"), at(70), {"poor-video": state}, [], [note("k1")])
-        assert again == 0  # the same transition evaluated twice: still one notification
+        assert enqueue(store, [note("k1")]) == 1
+        store.commit_poll(("s", "p"), at(70), {"poor-video": state}, [])
+        assert enqueue(store, [note("k1")]) == 0  # the same decision twice: one notification
     finally:
         store.close()
     reopened = Store(state_url)
@@ -133,7 +132,7 @@ def test_rule_memory_round_trips_and_a_row_in_the_old_form_still_loads(store: St
     key = ("s", "p")
     memory = Memory(at(10), at(0))
     memory.series["averageVideoRtt"] = Series.load([(micros(at(0)), 1.0), (micros(at(10.5)), 2.5)])
-    store.commit_poll(key, at(10), {}, [], [], memory=memory)
+    store.commit_poll(key, at(10), {}, [], memory=memory)
     assert store.load_memories() == {key: memory}
     assert store.load_participant(key)[2] == memory
     old = {  # how rows were written before version 2
@@ -149,15 +148,19 @@ def test_rule_memory_round_trips_and_a_row_in_the_old_form_still_loads(store: St
 
 
 def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
-    bad = note("k1")[1]
+    intake = [(alert(), ["oncall"]), (None, ["oncall"])]
     with pytest.raises(AttributeError):
-        store.commit_poll(("s", "p"), at(60), {}, [], [("k1", bad), ("k2", None)])  # type: ignore[list-item]
+        store.commit_poll(("s", "p"), at(60), {}, [], alerts=intake)  # type: ignore[arg-type]
     assert store.load_cursors() == {}
+    assert store.active_alerts() == []
+    bad = AlertingWrite(outbox=[("k1", "order", note("k1")[1]), ("k2", "order", None)])  # type: ignore[list-item]
+    with pytest.raises(AttributeError):
+        store.apply_alerting(bad)
     assert store.outbox_depth() == 0
 
 
 def test_outbox_order_retries_and_delivery(store: Store) -> None:
-    assert store.enqueue([note("a", "p1"), note("b", "p2"), note("a", "p1")]) == 2
+    assert enqueue(store, [note("a", "p1"), note("b", "p2"), note("a", "p1")]) == 2
     first, second = store.outbox()
     assert (first.notification.id, second.notification.id) == ("a", "b")
     assert store.outbox(limit=1) == [first]
@@ -179,11 +182,11 @@ def test_outbox_order_retries_and_delivery(store: Store) -> None:
 
 
 def test_alert_manager_state_round_trips(store: Store) -> None:
-    store.record_alerts([(alert(), ["oncall"])])
-    store.record_alerts([(alert(), ["oncall"])])  # the same transition twice changes nothing
+    record_alerts(store, [(alert(), ["oncall"])])
+    record_alerts(store, [(alert(), ["oncall"])])  # the same transition twice changes nothing
     (active,) = store.active_alerts()
     assert active.version == 1
-    store.record_alerts([(alert(status="resolved"), ["oncall"])])
+    record_alerts(store, [(alert(status="resolved"), ["oncall"])])
     (active,) = store.active_alerts()
     assert (active.version, active.alert.status, active.notify) == (2, "resolved", ("oncall",))
     write = AlertingWrite(
@@ -264,9 +267,9 @@ def test_state_copies_from_a_sqlite_file(state_url: str, tmp_path: Path) -> None
             at(60),
             {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(60))},
             ["poor-video"],
-            [note("k1")],
             alerts=[(alert(), ["oncall"])],
         )
+        enqueue(source, [note("k1")])
         counts = target.copy_from(source)
         assert counts["cursors"] == 1
         assert counts["outbox"] == 1
@@ -360,7 +363,7 @@ def test_a_failed_flush_keeps_its_results_for_the_next_one(tmp_path: Path) -> No
 
 def test_a_delivery_pass_reads_only_due_group_heads_of_lanes_with_room(store: Store) -> None:
     paging = Notification(id="k4", notifier="pager", status="firing", alerts=(alert("p"),))
-    store.enqueue([note("k1"), note("k2"), note("k3", participant="q"), ("k4", paging)])
+    enqueue(store, [note("k1"), note("k2"), note("k3", participant="q"), ("k4", paging)])
     now = datetime.now(UTC) + timedelta(seconds=1)
     heads = store.outbox_due(now)
     assert [h.id for h in heads] == ["k1", "k3", "k4"]  # k2 waits behind k1, its group's head

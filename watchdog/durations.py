@@ -15,6 +15,7 @@ __all__ = [
     "PATTERN",
     "Duration",
     "PositiveDuration",
+    "at_least",
     "format_duration",
     "format_time",
     "parse_duration",
@@ -139,3 +140,16 @@ def format_time(value: datetime) -> str:
     """The API's own format: UTC, milliseconds, ``Z``."""
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def at_least(minimum: timedelta, why: str = "") -> AfterValidator:
+    """A floor for a ``Duration`` field, ``why`` said in the error:
+    ``Annotated[Duration, at_least(timedelta(seconds=10), "each refetch is an API call")]``."""
+    message = f"must be at least {format_duration(minimum)}" + (f": {why}" if why else "")
+
+    def check(value: timedelta) -> timedelta:
+        if value < minimum:
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)

@@ -2,23 +2,26 @@
 
 Public plugin API. A plugin registers a :class:`NotifierType`; the core
 validates each ``notifiers:`` entry of that type against its pydantic
-``config`` model and calls ``factory`` once per entry. The core then calls
-``send`` directly for each notification, never as a broadcast hook, with
-its own timeout and retries around each call, so one broken notifier
-cannot silence another.
+``config`` model and calls ``factory`` once per entry with a
+``NotifierContext`` typed by that model. The core then calls ``send``
+directly for each notification, never as a broadcast hook, with its own
+timeout and retries around each call, so one broken notifier cannot
+silence another. :func:`delivery_error_for` is the one retry policy for
+HTTP answers that every built-in notifier follows.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeVar
 
 from watchdog.alerts import Alert, Notification
 from watchdog.redaction import MASK, Redactor, secret_values
@@ -26,6 +29,7 @@ from watchdog.redaction import MASK, Redactor, secret_values
 __all__ = [
     "MASK",
     "MAX_RETRY_AFTER",
+    "RETRIED_STATUSES",
     "ActionResult",
     "AlertActions",
     "AlertView",
@@ -39,6 +43,7 @@ __all__ = [
     "Redactor",
     "Register",
     "SilenceScope",
+    "delivery_error_for",
     "retry_after_seconds",
     "secret_values",
 ]
@@ -95,6 +100,37 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+# Statuses below 500 that are still worth another try: the request timed out (408) or was
+# rate-limited (429). Every 5xx is retried as well.
+RETRIED_STATUSES: frozenset[int] = frozenset({408, 429})
+
+
+def delivery_error_for(
+    status: int,
+    retry_after: str | None,
+    message: str,
+    *,
+    retried: Collection[int] = RETRIED_STATUSES,
+) -> DeliveryError:
+    """The ``DeliveryError`` for an HTTP answer outside 2xx: retried, or permanent.
+
+    One policy for every notifier that talks HTTP, after Alertmanager's shared
+    ``Retrier``: a 5xx, or a status in ``retried`` (by default 408 and 429), is retried,
+    after ``retry_after`` (the answer's ``Retry-After`` header, read by
+    :func:`retry_after_seconds`) when the destination gave one and the core's backoff
+    otherwise. Any other status is permanent: a 4xx says the request itself is wrong
+    (credentials, URL, payload) and a 3xx is a redirect not followed, so sending it
+    again cannot help. A destination with more retryable statuses passes its own
+    ``retried``, e.g. ``RETRIED_STATUSES | {409}``. ``message`` is what the operator
+    reads: who answered, the status and the answer, masked (``NotifierContext.redactor``).
+    """
+    if 200 <= status < 300:
+        raise ValueError(f"HTTP {status} is a success, not a failed delivery")
+    if 500 <= status < 600 or status in retried:
+        return DeliveryError(message, retry_after=retry_after_seconds(retry_after))
+    return DeliveryError(message, permanent=True)
 
 
 @runtime_checkable
@@ -210,11 +246,22 @@ class AlertActions(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class NotifierContext:
+ConfigT_co = TypeVar("ConfigT_co", bound=BaseModel, default=BaseModel, covariant=True)
+ModelT = TypeVar("ModelT", bound=BaseModel, default=BaseModel)
+
+
+# frozen without slots: with slots, calling ``NotifierContext[MyConfig](...)`` fails on
+# Python 3.11 (typing sets ``__orig_class__``; the slotted frozen __setattr__ raises TypeError)
+@dataclass(frozen=True)
+class NotifierContext(Generic[ConfigT_co]):
     """What the core hands a factory: the entry's name, its validated config, a
     logger, durable state scoped to this entry, and ``actions`` for notifiers that
     let people act on alerts (None where there is no running daemon, e.g. notify-test).
+
+    ``config`` is an instance of the model the ``NotifierType`` names, and typed so:
+    a factory declared as ``make(ctx: NotifierContext[MyConfig])`` reads
+    ``ctx.config.url`` with no ``isinstance`` check. (A bare ``NotifierContext`` is
+    ``NotifierContext[BaseModel]``, so a factory that still checks keeps working.)
 
     ``redactor`` masks every form of this entry's secrets (its SecretStr fields):
     the core already applies it to ``logger`` and to the errors ``send`` raises;
@@ -228,20 +275,30 @@ class NotifierContext:
     """
 
     name: str
-    config: BaseModel
+    config: ConfigT_co
     logger: logging.Logger
     state: NotifierState
     actions: AlertActions | None = None
     redactor: Redactor = field(default_factory=Redactor)
 
 
-@dataclass(frozen=True, slots=True)
-class NotifierType:
+@dataclass(frozen=True)
+class NotifierType(Generic[ModelT]):
+    """A kind of notifier: the ``type:`` name operators write, the pydantic model that
+    validates an entry, and the factory that builds one notifier from a validated entry.
+
+    ``factory`` receives a ``NotifierContext`` of that same model, so mypy checks that
+    ``NotifierType("pager", PagerConfig, make)`` pairs a model with a factory for it.
+    """
+
     name: str
-    config: type[BaseModel]
-    factory: Callable[[NotifierContext], Notifier]
+    config: type[ModelT]
+    factory: Callable[[NotifierContext[ModelT]], Notifier]
     description: str = ""
     plugin: str = field(default="", compare=False)
 
 
-Register = Callable[[NotifierType], None]
+class Register(Protocol):
+    """The ``register`` callback the ``register_notifier_types`` hook receives."""
+
+    def __call__(self, kind: NotifierType[ModelT], /) -> None: ...

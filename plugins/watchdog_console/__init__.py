@@ -16,7 +16,6 @@ from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
     NotifierConfig,
-    NotifierContext,
     NotifierType,
     Register,
 )
@@ -97,18 +96,13 @@ class ConsoleNotifier:
             raise DeliveryError(f"cannot write to {self._name}: {exc}") from None
 
 
-def _factory(context: NotifierContext) -> ConsoleNotifier:
-    assert isinstance(context.config, ConsoleConfig)
-    return ConsoleNotifier(context.config)
-
-
 @hookimpl
 def register_notifier_types(register: Register) -> None:
     register(
         NotifierType(
             name="console",
             config=ConsoleConfig,
-            factory=_factory,
+            factory=lambda context: ConsoleNotifier(context.config),
             description="Prints alerts to stdout or stderr (journald under systemd).",
         )
     )

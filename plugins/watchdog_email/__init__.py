@@ -29,7 +29,6 @@ from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
     NotifierConfig,
-    NotifierContext,
     NotifierState,
     NotifierType,
     Register,
@@ -257,18 +256,13 @@ class EmailNotifier:
             )
 
 
-def _factory(context: NotifierContext) -> EmailNotifier:
-    assert isinstance(context.config, EmailConfig)
-    return EmailNotifier(context.config, context.state, context.logger)
-
-
 @hookimpl
 def register_notifier_types(register: Register) -> None:
     register(
         NotifierType(
             name="email",
             config=EmailConfig,
-            factory=_factory,
+            factory=lambda context: EmailNotifier(context.config, context.state, context.logger),
             description="Sends threaded text+HTML mail over SMTP (STARTTLS or TLS, optional AUTH).",
         )
     )

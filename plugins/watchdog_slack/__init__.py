@@ -36,6 +36,7 @@ from watchdog.notifiers import (
     NotifierType,
     Redactor,
     Register,
+    delivery_error_for,
     retry_after_seconds,
 )
 from watchdog_slack.blocks import message, plain, reply
@@ -86,15 +87,16 @@ UPDATE_GONE = frozenset(
 REFUSED_CONTENT = frozenset(
     {"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "msg_too_long"}
 )
-DEFAULT_RETRY_AFTER = 30.0
 Severity = Literal["critical", "warning", "info"]
 
 
 class SlackError(DeliveryError):
     """A Web API call Slack answered with ``ok: false``; ``code`` is its ``error``."""
 
-    def __init__(self, message: str, code: str, *, permanent: bool) -> None:
-        super().__init__(message, permanent=permanent)
+    def __init__(
+        self, message: str, code: str, *, retry_after: float | None = None, permanent: bool
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, permanent=permanent)
         self.code = code
 
 
@@ -202,33 +204,36 @@ def _ssl_context(config: SlackConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=config.ca_file)
 
 
-def _retry_after(headers: Any) -> float:
-    """Seconds from Retry-After; slack-sdk gives headers as strings or lists of strings."""
+def _retry_after(headers: Any) -> str | None:
+    """The Retry-After header; slack-sdk gives headers as strings or lists of strings."""
     raw = (headers.get("retry-after") or headers.get("Retry-After")) if headers else None
     if isinstance(raw, list):
         raw = raw[0] if raw else None
-    wait = retry_after_seconds(None if raw is None else str(raw))
-    return DEFAULT_RETRY_AFTER if wait is None else max(wait, 1.0)
+    return None if raw is None else str(raw)
 
 
 def _api_error(method: str, exc: SlackApiError) -> DeliveryError:
+    """Slack's error code decides where it names a cause retrying cannot fix; otherwise
+    the HTTP status does, by the policy every notifier shares (``delivery_error_for``)."""
     response = exc.response
     error = str(response.get("error", "")) if response.data else ""
     status = response.status_code
-    if status == 429 or error == "ratelimited":
-        wait = _retry_after(response.headers)
-        return DeliveryError(f"Slack rate-limited {method}; retry in {wait:g}s", retry_after=wait)
-    detail = error or f"HTTP {status}"
     hint = ""
     if error in {"not_in_channel", "channel_not_found"}:
         hint = " (invite the app to the channel, and use the channel ID)"
     elif error == "missing_scope":
         hint = " (the app needs the chat:write scope)"
-    return SlackError(
-        f"Slack {method} failed: {detail}{hint}",
-        error,
-        permanent=error in PERMANENT_ERRORS or (400 <= status < 500 and status != 408),
-    )
+    limited = status == 429 or error == "ratelimited"
+    what = f"rate-limited {method}" if limited else f"{method} failed"
+    reasons = [r for r in (error, "" if 200 <= status < 300 else f"HTTP {status}") if r]
+    message = f"Slack {what}: {', '.join(reasons)}{hint}"
+    wait = _retry_after(response.headers)
+    if error in PERMANENT_ERRORS:
+        return SlackError(message, error, permanent=True)
+    if 200 <= status < 300:  # the call went through and Slack answered ok: false
+        return SlackError(message, error, retry_after=retry_after_seconds(wait), permanent=False)
+    verdict = delivery_error_for(status, wait, message)
+    return SlackError(message, error, retry_after=verdict.retry_after, permanent=verdict.permanent)
 
 
 def _mention(mentions: Mapping[Severity, str], notification: Notification, text: str) -> str:
@@ -497,18 +502,11 @@ class SlackWebhook:
             self.log.warning("Slack refused the message (%s); sending it as plain text", refused)
             response = self._post(_mention(self.mentions, notification, plain(notification)))
         status, answer = response.status_code, (response.body or "").strip()
-        if status == 200:
+        if 200 <= status < 300:
             return
-        if status == 429:
-            wait = _retry_after(response.headers)
-            raise DeliveryError(
-                f"Slack rate-limited the webhook; retry in {wait:g}s", retry_after=wait
-            )
-        detail = self.redact(answer)[:200] or f"HTTP {status}"
-        raise DeliveryError(
-            f"Slack incoming webhook failed: HTTP {status} {detail}",
-            permanent=400 <= status < 500 and status != 408,
-        )
+        detail = self.redact(answer)[:200]
+        failed = f"Slack incoming webhook failed: HTTP {status} {detail}".rstrip()
+        raise delivery_error_for(status, _retry_after(response.headers), failed)
 
     def _post(self, text: str, body: dict[str, Any] | None = None) -> WebhookResponse:
         """One webhook post: ``text``, with the attachments of ``body`` if given."""
@@ -521,9 +519,9 @@ class SlackWebhook:
             raise _transport_error("incoming webhook", exc) from None
 
 
-def _factory(context: NotifierContext) -> SlackBot | SlackWebhook:
+def _notifier(context: NotifierContext[SlackConfig]) -> SlackBot | SlackWebhook:
+    """Bot mode with a token, else incoming-webhook mode (the config allows one of them)."""
     config = context.config
-    assert isinstance(config, SlackConfig)
     if config.token is not None:
         return SlackBot(config, context.state, context.logger, context.actions, context.redactor)
     return SlackWebhook(config, context.logger, context.redactor)
@@ -535,7 +533,7 @@ def register_notifier_types(register: Register) -> None:
         NotifierType(
             name="slack",
             config=SlackConfig,
-            factory=_factory,
+            factory=_notifier,
             description=(
                 "Posts to Slack with a bot token (threads, resolves update the message) "
                 "or an incoming webhook."

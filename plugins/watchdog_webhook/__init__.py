@@ -28,11 +28,10 @@ from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
     NotifierConfig,
-    NotifierContext,
     NotifierType,
     Redactor,
     Register,
-    retry_after_seconds,
+    delivery_error_for,
 )
 from watchdog_webhook.payload import body
 
@@ -166,13 +165,10 @@ class WebhookNotifier:
             message = f"webhook {_host(url)} answered HTTP {status}" + (
                 f": {detail}" if detail else ""
             )
-            if status == 429 or status >= 500 or status == 408:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                raise DeliveryError(message, retry_after=wait)
             if 300 <= status < 400:
                 where = response.headers.get("Location", "?")
                 message += f" (redirects are not followed: configure {where} as url)"
-            raise DeliveryError(message, permanent=True)
+            raise delivery_error_for(status, response.headers.get("Retry-After"), message)
 
 
 def _host(url: str) -> str:
@@ -188,18 +184,15 @@ def _reason(exc: Exception) -> str:
     return f"{type(reason).__name__}: {reason}"
 
 
-def _factory(context: NotifierContext) -> WebhookNotifier:
-    assert isinstance(context.config, WebhookConfig)
-    return WebhookNotifier(context.config, context.name, context.logger, context.redactor)
-
-
 @hookimpl
 def register_notifier_types(register: Register) -> None:
     register(
         NotifierType(
             name="webhook",
             config=WebhookConfig,
-            factory=_factory,
+            factory=lambda context: WebhookNotifier(
+                context.config, context.name, context.logger, context.redactor
+            ),
             description="POSTs Alertmanager-compatible JSON (version 4), optionally HMAC-signed.",
         )
     )

@@ -20,8 +20,8 @@ from typing import Any, Generic, TypeVar
 
 from watchdog.alerting.from_transitions import alert_from
 from watchdog.alerts import Alert
-from watchdog.engine.evaluate import AlertState, MeetingKey, Transition
-from watchdog.engine.rules import RuleSet
+from watchdog.engine.evaluate import AlertState, MeetingKey, Scope, Transition
+from watchdog.engine.rules import Rule, RuleSet
 from watchdog.state.store import Key
 from watchdog.videosdk.stats import ParticipantInfo
 
@@ -62,19 +62,10 @@ def carry_over(
             state, rule = rules[name], old_rules.get(name)
             if state.phase != "firing" or rule is None:
                 continue
-            assert state.fired_at is not None
-            carried.closed.append(
-                Transition(
-                    time=now,
-                    rule=rule,
-                    info=(infos or {}).get(key)
-                    or ParticipantInfo(session_id=key[0], participant_id=key[1]),
-                    state="resolved",
-                    value=state.value,
-                    active_since=state.active_since,
-                    fired_at=state.fired_at,
-                )
+            info = (infos or {}).get(key) or ParticipantInfo(
+                session_id=key[0], participant_id=key[1]
             )
+            carried.closed.append(_closing(rule, state, info, now))
         out[key] = carried
     return out
 
@@ -107,16 +98,26 @@ def carry_over_meetings(
             participant_id="",
             meeting_id=None if by_session else meeting,
         )
-        out.closed.append(
-            Transition(
-                time=now,
-                rule=rule,
-                info=info,
-                state="resolved",
-                value=state.value,
-                active_since=state.active_since,
-                fired_at=state.fired_at,
-                scope="meeting",
-            )
-        )
+        out.closed.append(_closing(rule, state, info, now, "meeting"))
     return out
+
+
+def _closing(
+    rule: Rule,
+    state: AlertState,
+    info: ParticipantInfo,
+    now: datetime,
+    scope: Scope = "participant",
+) -> Transition:
+    """The resolution of a removed rule's firing alert: now, with the last value seen."""
+    assert state.fired_at is not None  # only firing states are closed
+    return Transition(
+        time=now,
+        rule=rule,
+        info=info,
+        state="resolved",
+        value=state.value,
+        active_since=state.active_since,
+        fired_at=state.fired_at,
+        scope=scope,
+    )

@@ -12,15 +12,8 @@ from typing import TextIO
 
 from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config
-from watchdog.state.database import DatabaseError, is_postgres
+from watchdog.state.database import DatabaseError, is_postgres, redacted_url
 from watchdog.state.store import Store
-
-
-def _safe(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 def _exists(url: str) -> bool:
@@ -35,7 +28,7 @@ def pending_note(config: Config) -> str | None:
     try:
         store = Store(url, migrate=False)
     except DatabaseError as exc:
-        return f"warning: cannot reach the state database {_safe(url)}: {exc}"
+        return f"warning: cannot reach the state database {redacted_url(url)}: {exc}"
     try:
         pending = store.pending_migrations()
     finally:
@@ -44,7 +37,7 @@ def pending_note(config: Config) -> str | None:
         return None
     listed = ", ".join(str(v) for v in pending)
     return (
-        f"note: the state database {_safe(url)} has {len(pending)} pending migrations "
+        f"note: the state database {redacted_url(url)} has {len(pending)} pending migrations "
         f"({listed}); the daemon applies them at startup, or run `videosdk-watchdog migrate`"
     )
 
@@ -58,15 +51,19 @@ def run_migrate(config: Config, out: TextIO, *, dry_run: bool, from_sqlite: str 
         pending = store.pending_migrations()
         if dry_run:
             if pending:
-                out.write(f"{_safe(url)}: pending migrations {', '.join(map(str, pending))}\n")
+                out.write(
+                    f"{redacted_url(url)}: pending migrations {', '.join(map(str, pending))}\n"
+                )
             else:
-                out.write(f"{_safe(url)}: schema version {store.schema_version()}, up to date\n")
+                out.write(
+                    f"{redacted_url(url)}: schema version {store.schema_version()}, up to date\n"
+                )
             return 0
         applied = store.migrate()
         if applied:
-            out.write(f"{_safe(url)}: applied migrations {', '.join(map(str, applied))}\n")
+            out.write(f"{redacted_url(url)}: applied migrations {', '.join(map(str, applied))}\n")
         else:
-            out.write(f"{_safe(url)}: schema version {store.schema_version()}, up to date\n")
+            out.write(f"{redacted_url(url)}: schema version {store.schema_version()}, up to date\n")
         if from_sqlite is not None:
             source = Store(from_sqlite)  # brings an old file to the same schema first
             try:

@@ -46,7 +46,7 @@ class _ProjectSchema(GenerateJsonSchema):
 
 
 def schema(
-    kind: Literal["config", "rules"], notifier_types: Mapping[str, NotifierType] | None = None
+    kind: Literal["config", "rules"], notifier_types: Mapping[str, NotifierType[Any]] | None = None
 ) -> dict[str, Any]:
     """The file's schema; for the config, ``notifiers`` entries as the given types validate them."""
     model: type[BaseModel] = RulesFile if kind == "rules" else Settings
@@ -58,7 +58,9 @@ def schema(
     return {"$schema": DIALECT, **document}
 
 
-def _type_notifiers(document: dict[str, Any], notifier_types: Mapping[str, NotifierType]) -> None:
+def _type_notifiers(
+    document: dict[str, Any], notifier_types: Mapping[str, NotifierType[Any]]
+) -> None:
     entries = [_entry_model(kind) for _, kind in sorted(notifier_types.items())]
     entry: Any = entries[0] if len(entries) == 1 else Union[tuple(entries)]  # noqa: UP007
     adapter: TypeAdapter[Any] = TypeAdapter(
@@ -74,7 +76,7 @@ def _type_notifiers(document: dict[str, Any], notifier_types: Mapping[str, Notif
     document["properties"]["notifiers"] = notifiers
 
 
-def _entry_model(kind: NotifierType) -> type[BaseModel]:
+def _entry_model(kind: NotifierType[Any]) -> type[BaseModel]:
     """The plugin's config with ``type`` and the alert-manager options beside its own keys."""
     fields: dict[str, Any] = {
         name: (info.annotation, info) for name, info in NotifierOptions.model_fields.items()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -33,7 +33,7 @@ from watchdog.config.numbers import refuse_non_number
 from watchdog.config.patterns import PatternError, compile_regex
 from watchdog.config.problems import ConfigError, Problem, did_you_mean
 from watchdog.config.yamlfile import Document, load, validation_problems
-from watchdog.durations import Duration, PositiveDuration
+from watchdog.durations import Duration, PositiveDuration, at_least
 
 DEFAULT_CONFIG = "/etc/videosdk-watchdog/config.yaml"
 CONFIG_ENV = "WATCHDOG_CONFIG"
@@ -61,7 +61,7 @@ class VideoSDKSettings(_Section):
     token: SecretStr | None = Field(
         default=None, description="A ready-made JWT; used instead of minting one."
     )
-    token_ttl: Duration = timedelta(hours=1)
+    token_ttl: Annotated[Duration, at_least(timedelta(minutes=1))] = timedelta(hours=1)
     """Lifetime of each minted token (at least 1m); a new one is minted before expiry."""
     connect_timeout: float = Field(default=5.0, gt=0)
     """Seconds to open a connection to the API."""
@@ -74,7 +74,7 @@ class VideoSDKSettings(_Section):
     """The longest ``Retry-After`` (seconds) honoured; a longer one fails the call."""
     max_response_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Larger answers are refused, counted as they stream."""
-    request_deadline: Duration | None = Field(
+    request_deadline: Annotated[Duration, at_least(timedelta(milliseconds=100))] | None = Field(
         default=None,
         description="Total time one API call may take: connect, retries and their waits, "
         "the whole body (default: the poll interval, within 5s..60s).",
@@ -86,20 +86,6 @@ class VideoSDKSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-    @field_validator("token_ttl")
-    @classmethod
-    def _ttl(cls, value: timedelta) -> timedelta:
-        if value < timedelta(minutes=1):
-            raise ValueError("must be at least 1m")
-        return value
-
-    @field_validator("request_deadline")
-    @classmethod
-    def _deadline(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(milliseconds=100):
-            raise ValueError("must be at least 100ms")
-        return value
 
     def has_credentials(self) -> bool:
         return self.token is not None or (self.api_key is not None and self.secret_key is not None)
@@ -174,15 +160,10 @@ class WebhookSettings(_Section):
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Larger bodies get 413, unread."""
-    key_refresh_interval: Duration = timedelta(minutes=5)
+    key_refresh_interval: Annotated[
+        Duration, at_least(timedelta(seconds=10), "each refetch is a call to VideoSDK's API")
+    ] = timedelta(minutes=5)
     """A failing signature refetches VideoSDK's public key at most this often (at least 10s)."""
-
-    @field_validator("key_refresh_interval")
-    @classmethod
-    def _not_too_often(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=10):
-            raise ValueError("must be at least 10s: each refetch is a call to VideoSDK's API")
-        return value
 
     @field_validator("listen")
     @classmethod
@@ -213,19 +194,12 @@ class WatchSettings(_Section):
     """Discover participants in every room of the account (not together with ``rooms``)."""
     filters: WatchFilters = Field(default_factory=WatchFilters)
     """Who discovery may watch; never applied to fixed participants."""
-    discovery_interval: Duration = timedelta(seconds=30)
+    discovery_interval: Annotated[Duration, at_least(timedelta(seconds=1))] = timedelta(seconds=30)
     """How often ongoing sessions and their active participants are listed (at least 1s)."""
     missing_polls: int = Field(default=3, ge=1, le=1000)
     """A participant whose stats answer 404 this many polls in a row is dropped."""
     webhook: WebhookSettings | None = None
     """Receive VideoSDK's webhooks, which update the watch list at once."""
-
-    @field_validator("discovery_interval")
-    @classmethod
-    def _interval(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("must be at least 1s")
-        return value
 
     @model_validator(mode="after")
     def _one_scope(self) -> WatchSettings:

@@ -10,7 +10,7 @@ import importlib.metadata
 import logging
 import os
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,7 +71,7 @@ class PluginHost:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
-        self.notifier_types: dict[str, NotifierType] = {}
+        self.notifier_types: dict[str, NotifierType[Any]] = {}
         self.build_errors: dict[str, str] = {}
         # entry points installed when this host loaded them (None: it never did)
         self.entry_points: set[str] | None = None
@@ -112,7 +112,7 @@ class PluginHost:
             self.manager.register(plugin, name=info.name)
             others = [p for p in self.manager.get_plugins() if p is not plugin]
             caller = self.manager.subset_hook_caller("register_notifier_types", others)
-            registered: list[NotifierType] = []
+            registered: list[NotifierType[Any]] = []
             caller(register=registered.append)
         except Exception as exc:
             if self.manager.is_registered(plugin):
@@ -244,9 +244,6 @@ class PluginHost:
                 self.build_errors[name],
             )
         return notifiers
-
-    def errors(self) -> Iterable[PluginInfo]:
-        return (info for info in self.plugins.values() if info.error)
 
 
 def _unknown_key(model: type[BaseModel], loc: tuple[Any, ...], body: Mapping[str, Any]) -> str:

@@ -34,7 +34,6 @@ from watchdog.config.yamlfile import (
     format_loc,
     load,
     model_fields_at,
-    parse,
     unknown_key,
 )
 from watchdog.durations import Duration, PositiveDuration, format_duration, parse_duration
@@ -598,14 +597,3 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
     if problems:
         raise ConfigError(problems)
     return RuleSet(rules=tuple(rules), sources=tuple(sources), lines=lines, empty=tuple(empty))
-
-
-def parse_rules(text: str, path: str = "<rules>") -> RuleSet:
-    """Rules from a string (tests, the demo)."""
-    doc = parse(text, path)
-    rules, problems, lines = _validate_rules(doc)
-    if problems:
-        raise ConfigError(problems)
-    return RuleSet(
-        rules=tuple(rules), sources=(path,), lines={k: (path, v) for k, v in lines.items()}
-    )

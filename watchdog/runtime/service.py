@@ -84,7 +84,11 @@ class Service:
         self._check_store()
         settings = config.settings
         self.liveness = Liveness(stale_after(settings), stall_after(settings))
-        self.scheduler = BackgroundScheduler(timezone=UTC)
+        # every job: one run at a time, a late run still runs, missed runs collapse to one
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
         self.http: HttpEndpoint | None = None
         self.webhooks: WebhookReceiver | None = None
         self._discover_first = self.runtime.discovery is not None
@@ -167,18 +171,12 @@ class Service:
             id="poll",
             name="poll cycle",
             next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
         )
         self.scheduler.add_job(
             runtime.manager.tick,
             IntervalTrigger(seconds=ALERT_MANAGER_TICK, timezone=UTC),
             id="alert-manager",
             name="alert manager: group_wait, repeat_interval, silences",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
         )
         if self.cluster is not None:
             self.scheduler.add_job(
@@ -186,9 +184,6 @@ class Service:
                 IntervalTrigger(seconds=self.cluster.lease / 3, timezone=UTC),
                 id="cluster-heartbeat",
                 name="heartbeat and lease renewal",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
             )
         if runtime.discovery is not None:
             every = settings.watch.discovery_interval.total_seconds()
@@ -198,9 +193,6 @@ class Service:
                 id="discovery",
                 name="discovery pass",
                 next_run_time=datetime.now(UTC) + timedelta(seconds=every),
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
             )
         self.scheduler.start()
 
@@ -323,8 +315,6 @@ class Service:
                 id="cluster-takeover",
                 name="take over leases that fall due",
                 replace_existing=True,
-                max_instances=1,
-                misfire_grace_time=None,
             )
 
     def _take_over(self) -> None:

@@ -24,7 +24,7 @@ from watchdog.config.settings import load_config
 from watchdog.engine.rules import Rule, load_rules
 from watchdog.obs.logs import setup_logging
 from watchdog.runtime.service import run
-from watchdog.sim.scenarios import SCENARIOS, demo_population
+from watchdog.sim.scenarios import SCENARIOS, demo_population, watch_entries
 from watchdog.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,7 @@ def demo_config(sim_url: str, secret: str, workdir: Path, population: list[dict[
     config = {
         "videosdk": {"base_url": sim_url, "api_key": DEMO_API_KEY, "secret_key": secret},
         "poll": {"interval": f"{POLL_INTERVAL:g}s", "concurrency": 4},
-        "watch": {
-            "participants": [
-                {"session": p["session"], "participant": p["participant"]} for p in population
-            ]
-        },
+        "watch": {"participants": watch_entries(population)},
         "rules": [str(rules)],
         "notifiers": {"console": {"type": "console"}},
         "state": {"url": str(workdir / "state.db")},
@@ -80,14 +76,7 @@ def run_demo(speed: float = 10.0) -> int:
             api_key=DEMO_API_KEY, secret=secret, speed=speed, sample_period=SAMPLE_PERIOD
         ) as sim,
     ):
-        for p in population:
-            sim.add_participant(
-                p["session"],
-                p["participant"],
-                scenario=p["scenario"],
-                name=p["name"],
-                meeting_id=p["meeting_id"],
-            )
+        sim.add_population(population)
         path = demo_config(sim.url, secret, Path(tmp), population)
         setup_logging("warning")  # the alerts are the show; problems still appear
         config = load_config(str(path))

@@ -163,18 +163,6 @@ class Rooms:
                 if member.active(now)
             }
 
-    def left_at(self, session_id: str, participant_id: str) -> float | None:
-        """When the participant's latest stay ended (None: still there or never)."""
-        with self._lock:
-            member = self._members.get(session_id, {}).get(participant_id)
-            if member is None or not member.timelog:
-                return None
-            end = member.timelog[-1][1]
-            session = self._sessions[session_id]
-            if end is None and session.end is not None:
-                return session.end
-            return end
-
     def _session(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None:

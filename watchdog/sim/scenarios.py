@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +189,11 @@ def demo_population() -> list[dict[str, Any]]:
         }
         for (session, participant, scenario), name in zip(cast, _NAMES, strict=False)
     ]
+
+
+def watch_entries(population: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """A population as a config's ``watch.participants`` (session and participant each)."""
+    return [{"session": p["session"], "participant": p["participant"]} for p in population]
 
 
 def scenario_population(name: str, n: int = 4) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import socketserver
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -47,6 +47,7 @@ from watchdog.sim.scenarios import (
     demo_population,
     meeting_id_for,
     scenario_population,
+    watch_entries,
 )
 
 log = logging.getLogger(__name__)
@@ -516,6 +517,17 @@ class Simulator:
 
     # -- participants and faults ---------------------------------------------
 
+    def add_population(self, population: Iterable[Mapping[str, Any]]) -> None:
+        """Add each member of a population (``demo_population``, ``scenario_population``)."""
+        for member in population:
+            self.add_participant(
+                member["session"],
+                member["participant"],
+                scenario=member["scenario"],
+                name=member["name"],
+                meeting_id=member["meeting_id"],
+            )
+
     def add_participant(
         self,
         session: str,
@@ -785,9 +797,6 @@ class Simulator:
         """Where webhooks go; events from before it was set are not sent."""
         self.rooms.webhook_url = url
 
-    def deliver_webhooks(self) -> int:
-        return self.rooms.deliver_due(self._elapsed())
-
     def _deliver_loop(self) -> None:
         while not self._webhooks_stop.wait(0.05):
             try:
@@ -1008,14 +1017,7 @@ def serve(
         log.error("cannot listen on %s:%s: %s", host, port, exc)
         return 1
     try:
-        for member in population:
-            simulator.add_participant(
-                member["session"],
-                member["participant"],
-                scenario=member["scenario"],
-                name=member["name"],
-                meeting_id=member["meeting_id"],
-            )
+        simulator.add_population(population)
         simulator.webhook_url = webhook_url
         if churn_rooms:
             plan = churn(simulator, rooms=churn_rooms, participants=20 * churn_rooms)
@@ -1030,11 +1032,7 @@ def serve(
             )
         watch = {
             "videosdk": {"base_url": simulator.url},
-            "watch": {
-                "participants": [
-                    {"session": m["session"], "participant": m["participant"]} for m in population
-                ]
-            },
+            "watch": {"participants": watch_entries(population)},
         }
         log.info(
             "VideoSDK simulator on %s (a sample every %gs of sample time, %gx real time)",

@@ -316,7 +316,6 @@ class WatchStatus:
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     id: str
-    seq: int
     notifier: str
     fingerprint: str
     payload: str | None  # the notification as stored, decoded when needed; None: not read
@@ -337,7 +336,7 @@ class OutboxEntry:
 
 
 _OUTBOX_COLUMNS = (
-    "id, seq, notifier, fingerprint, {payload}, created_at, attempts, next_attempt_at,"
+    "id, notifier, fingerprint, {payload}, created_at, attempts, next_attempt_at,"
     " last_error, permanent, warned_at"
 )
 
@@ -712,20 +711,17 @@ class Store:
         self,
         states: Mapping[MeetingKey, AlertState],
         changed: Iterable[MeetingKey],
-        notifications: Iterable[tuple[str, Notification]] = (),
         *,
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
         leader: int | None = None,
-    ) -> int:
-        """Meeting-rule states, their notifications and the alert manager's intake in one
-        transaction.
+    ) -> None:
+        """Meeting-rule states and the alert manager's intake in one transaction.
 
         Meeting states are per meeting, not per participant, so no lease covers them:
         ``leader`` (the backend pid of the connection holding the cluster's leader
         advisory lock) makes the write conditional on that connection still holding the
         lock; otherwise StaleLease, and nothing is written.
         """
-        inserted = 0
         now = _now()
         with self._transaction() as cur:
             if leader is not None:
@@ -746,11 +742,8 @@ class Store:
                     " keep_firing_since = excluded.keep_firing_since, value = excluded.value",
                     (rule, meeting, *_state_row(state)),
                 )
-            for dedup_key, notification in notifications:
-                inserted += self._insert_notification(cur, dedup_key, notification, now)
             for alert, notify in alerts:
                 self._record_alert(cur, alert, notify, now)
-        return inserted
 
     def commit_poll(
         self,
@@ -758,18 +751,16 @@ class Store:
         cursor: datetime | None,
         states: Mapping[str, AlertState],
         changed: Iterable[str],
-        notifications: Iterable[tuple[str, Notification]] = (),
         *,
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
         memory: Memory | None = None,
         info: ParticipantInfo | None = None,
         fence: tuple[str, int] | None = None,
         defer: bool = False,
-    ) -> int:
-        """Cursor, changed alert states, (dedup_key, notification) rows and the alert
-        manager's (alert, rule notify) intake in one transaction.
+    ) -> None:
+        """Cursor, changed alert states and the alert manager's (alert, rule notify)
+        intake in one transaction.
 
-        Returns how many notifications were new; a dedup key already present is skipped.
         ``fence`` (instance id, lease generation) makes the write conditional on still
         holding the participant's lease: otherwise StaleLease, and nothing is written.
 
@@ -786,12 +777,11 @@ class Store:
         """
         results = _Deferred(cursor, states, set(changed), memory, info, fence)
         fenced = self.kind != "sqlite"  # PostgreSQL: several instances, every write fenced
-        if defer and (fence is not None) == fenced and not notifications and not alerts:
+        if defer and (fence is not None) == fenced and not alerts:
             with self._deferred_lock:
                 earlier = self._deferred.get(key)
                 self._deferred[key] = results if earlier is None else earlier.merge(results)
-            return 0
-        inserted = 0
+            return
         now = _now()
         stale = None
         with self._transaction() as cur:
@@ -804,13 +794,10 @@ class Store:
             elif earlier is not None:  # polled under an earlier lease of ours: stale
                 stale = earlier
             self._write_results(cur, [(key, results)], now)
-            for dedup_key, notification in notifications:
-                inserted += self._insert_notification(cur, dedup_key, notification, now)
             for alert, notify in alerts:
                 self._record_alert(cur, alert, notify, now)
         if stale is not None and stale.fence is not None:
             self._stale([(key, stale.fence)])
-        return inserted
 
     def flush(self) -> int:
         """Write every deferred poll result in one transaction; returns how many.
@@ -1001,22 +988,11 @@ class Store:
 
     # -- outbox -----------------------------------------------------------------
 
-    def enqueue(self, notifications: Iterable[tuple[str, Notification]]) -> int:
-        now = _now()
-        with self._transaction() as cur:
-            return sum(self._insert_notification(cur, k, n, now) for k, n in notifications)
-
     def _insert_notification(
-        self,
-        cur: Cursor,
-        dedup_key: str,
-        notification: Notification,
-        now: str,
-        order_key: str | None = None,
+        self, cur: Cursor, dedup_key: str, notification: Notification, now: str, order_key: str
     ) -> int:
-        """``order_key`` (default: the first alert's fingerprint) serialises delivery."""
-        fingerprint = notification.alerts[0].fingerprint if notification.alerts else ""
-        fingerprint = order_key or fingerprint
+        """``order_key`` (the notification's group) serialises delivery: kept as the row's
+        ``fingerprint``, the column ``outbox_due`` orders each lane by."""
         cur.execute(
             "INSERT INTO outbox (id, dedup_key, seq, notifier, fingerprint, payload, created_at,"
             " attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)"
@@ -1026,7 +1002,7 @@ class Store:
                 dedup_key,
                 self._sequence.next(),
                 notification.notifier,
-                fingerprint,
+                order_key,
                 json.dumps(notification.to_dict(), separators=(",", ":")),
                 now,
                 now,
@@ -1084,16 +1060,15 @@ class Store:
         return [
             OutboxEntry(
                 id=row[0],
-                seq=row[1],
-                notifier=row[2],
-                fingerprint=row[3],
-                payload=row[4],
-                created_at=_utc(row[5]) or datetime.now(UTC),
-                attempts=row[6],
-                next_attempt_at=_utc(row[7]) or datetime.now(UTC),
-                last_error=row[8],
-                permanent=bool(row[9]),
-                warned_at=_utc(row[10]),
+                notifier=row[1],
+                fingerprint=row[2],
+                payload=row[3],
+                created_at=_utc(row[4]) or datetime.now(UTC),
+                attempts=row[5],
+                next_attempt_at=_utc(row[6]) or datetime.now(UTC),
+                last_error=row[7],
+                permanent=bool(row[8]),
+                warned_at=_utc(row[9]),
             )
             for row in rows
         ]
@@ -1251,12 +1226,6 @@ class Store:
             " changed_at = ?, notify = ?, payload = ? WHERE fingerprint = ?",
             (alert.status, starts, now, notify_json, payload, alert.fingerprint),
         )
-
-    def record_alerts(self, alerts: Iterable[tuple[Alert, Sequence[str]]]) -> None:
-        now = _now()
-        with self._transaction() as cur:
-            for alert, notify in alerts:
-                self._record_alert(cur, alert, notify, now)
 
     def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
         """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""

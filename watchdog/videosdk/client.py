@@ -214,9 +214,6 @@ class VideoSDKClient:
     def close(self) -> None:
         self.session.close()
 
-    def participant_stats(self, session_id: str, participant_id: str) -> Any:
-        return self.participant_stats_at(session_id, participant_id)[0]
-
     def participant_stats_at(
         self, session_id: str, participant_id: str
     ) -> tuple[Any, datetime | None]:

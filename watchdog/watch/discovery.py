@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from watchdog.config.settings import WatchSettings
+from watchdog.durations import parse_time
 from watchdog.obs.telemetry import DISCOVERY_RUNS, DISCOVERY_SECONDS
 from watchdog.state.faults import StorageFault
 from watchdog.state.store import Key
@@ -132,17 +133,6 @@ def session_ended(client: VideoSDKClient, session_id: str) -> bool:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _started(session: dict[str, Any]) -> datetime | None:
-    start = session.get("start")
-    if not isinstance(start, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(start)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -307,7 +297,7 @@ class Discovery:
             if listing.served_at is None:
                 listing.served_at = served_at
             for session in page:
-                started = _started(session)
+                started = parse_time(session.get("start"))
                 if started is not None:
                     listing.out_of_order |= previous is not None and started > previous
                     previous = started

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from watchdog.notifiers import DeliveryError
+from watchdog.notifiers import DeliveryError, delivery_error_for
 from watchdog.testing import (
     HttpReceiver,
     NotifierContract,
@@ -100,3 +100,20 @@ def test_rate_limit_is_retried_and_a_bad_token_is_not(
     with pytest.raises(DeliveryError) as refused:
         notifier.send(make_notification())
     assert refused.value.permanent
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 413, 422, 429, 500, 502, 503, 507])
+def test_every_status_follows_the_shared_retry_policy(
+    host: PluginTestHost, http_receiver: HttpReceiver, status: int
+) -> None:
+    config = {"type": "ntfy", "server": http_receiver.url, "topic": "oncall", "token": TOKEN}
+    header = "30" if status in (429, 503) else None
+    http_receiver.reply(Reply(status, {"error": "no"}, {"Retry-After": header} if header else {}))
+    with pytest.raises(DeliveryError) as caught:
+        host.build(config).send(make_notification())
+    expected = delivery_error_for(status, header, "")
+    assert (caught.value.permanent, caught.value.retry_after) == (
+        expected.permanent,
+        expected.retry_after,
+    )
+    assert f"HTTP {status}" in str(caught.value)

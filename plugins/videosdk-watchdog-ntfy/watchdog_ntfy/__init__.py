@@ -14,11 +14,10 @@ from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
     NotifierConfig,
-    NotifierContext,
     NotifierType,
     Redactor,
     Register,
-    retry_after_seconds,
+    delivery_error_for,
 )
 
 __version__ = "0.1.0"
@@ -112,20 +111,13 @@ class NtfyNotifier:
             raise DeliveryError(
                 f"cannot reach {self.config.server}: {type(exc).__name__}"
             ) from None
-        if response.ok:
+        status = response.status_code
+        if 200 <= status < 300:
             return
         # masked before it is cut: a server may echo the token, and a cut one goes unrecognised
         answer = self.redact(response.text)[:200].strip()
-        message = f"ntfy answered HTTP {response.status_code}: {answer}"
-        if response.status_code == 429 or response.status_code >= 500:
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            raise DeliveryError(message, retry_after=wait)
-        raise DeliveryError(message, permanent=True)
-
-
-def _factory(context: NotifierContext) -> NtfyNotifier:
-    assert isinstance(context.config, NtfyConfig)
-    return NtfyNotifier(context.config, context.redactor)
+        message = f"ntfy answered HTTP {status}: {answer}"
+        raise delivery_error_for(status, response.headers.get("Retry-After"), message)
 
 
 @hookimpl
@@ -134,7 +126,7 @@ def register_notifier_types(register: Register) -> None:
         NotifierType(
             name="ntfy",
             config=NtfyConfig,
-            factory=_factory,
+            factory=lambda context: NtfyNotifier(context.config, context.redactor),
             description="Push notifications to a phone through an ntfy topic.",
         )
     )
