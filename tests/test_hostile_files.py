@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watchdog.cli.main import main
+from watchdog.config.problems import ConfigError
+from watchdog.config.yamlfile import MAX_CONFIG_BYTES, load
 from watchdog.engine.templates import MAX_TEXT, render
 from watchdog.sim.simulator import Simulator
 
@@ -546,3 +548,20 @@ def test_reload_refuses_the_alias_bomb_and_keeps_running(tmp_path: Path, sim: Si
     finally:
         daemon.kill()
     assert "Traceback" not in daemon.all_output()
+
+
+def test_a_config_may_list_ten_thousand_participants_but_is_bounded(tmp_path: Path) -> None:
+    """A config holds static participant lists (600 KB for 10,000); 4 MiB is its bound."""
+    people = [
+        {"session": f"sess-{i // 10:05d}", "participant": f"participant-{i:06d}"}
+        for i in range(10_000)
+    ]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump({"watch": {"participants": people}}))
+    assert 512 * 1024 < ok.stat().st_size < MAX_CONFIG_BYTES
+    assert len(load(ok, MAX_CONFIG_BYTES).data["watch"]["participants"]) == 10_000
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError) as refused:
+        load(big, MAX_CONFIG_BYTES)
+    assert str(refused.value) == f"{big}: larger than 4 MiB: split it into several files"

@@ -32,7 +32,7 @@ from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.patterns import PatternError, compile_regex
 from watchdog.config.problems import ConfigError, Problem, did_you_mean
-from watchdog.config.yamlfile import Document, load, validation_problems
+from watchdog.config.yamlfile import MAX_CONFIG_BYTES, Document, load, validation_problems
 from watchdog.durations import Duration, PositiveDuration, at_least
 
 DEFAULT_CONFIG = "/etc/videosdk-watchdog/config.yaml"
@@ -507,7 +507,7 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
             "config with --config PATH (or WATCHDOG_CONFIG=PATH)",
         )
     if named or Path(path).exists():
-        document = load(path)
+        document = load(path, MAX_CONFIG_BYTES)
         if document.data is None:
             document.data = {}
         if not isinstance(document.data, dict):
