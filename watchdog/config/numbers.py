@@ -22,7 +22,8 @@ def refuse_non_number(
     model: type[BaseModel], value: Any, info: ValidationInfo, *, text: bool = True
 ) -> Any:
     """A field validator's body: raise for a bool (unless ``text``, a string too) as a number."""
-    if info.field_name is not None:
+    suspect = isinstance(value, bool) or (not text and isinstance(value, str))
+    if suspect and info.field_name is not None:  # most values are neither: no field lookup
         problem = number_problem(model, info.field_name, value, text=text)
         if problem:
             raise ValueError(problem)

@@ -250,11 +250,13 @@ class WatchList:
                         log.warning("dropping participant: %s", reason, extra=ids)
                         WATCH_CHANGES.labels("dropped").inc()
                         self._departing[key] = reason
-            self._flush()
+            # no flush here: a flush writes and recounts the whole list's gauges, and in an
+            # outage every poll changes its record; cycle_done writes them together
 
     def cycle_done(self, poller: Poller) -> int:
         """Resolve and forget the participants whose final poll just happened."""
         with self._lock:
+            self._flush()  # what this cycle's polls changed (404 and deadline counts, names)
             departing, self._departing = self._departing, {}
             for key, reason in departing.items():
                 record = self._entries.get(key)
@@ -284,8 +286,7 @@ class WatchList:
             room_id=record.room_id or info.meeting_id or None,
         )
         if learnt != record:
-            self._put(learnt)
-            self._flush()
+            self._put(learnt)  # written with the cycle's other changes (cycle_done)
 
     def _deadline_misses(self, record: WatchRecord, misses: int) -> WatchRecord:
         """Count polls in a row that hit the request deadline (``status`` shows them); log
