@@ -16,8 +16,8 @@ from watchdog.durations import format_time, parse_time
 from watchdog.engine.evaluate import AlertState, Memory
 from watchdog.engine.series import Series, micros
 from watchdog.state.faults import StorageFault
+from watchdog.state.migrations import MIGRATIONS
 from watchdog.state.store import (
-    MIGRATIONS,
     AlertingWrite,
     GroupState,
     Notified,

@@ -26,6 +26,7 @@ from watchdog.alerts import Alert, Notification
 from watchdog.config.matchers import Matcher, parse_matchers
 from watchdog.durations import format_time, parse_time
 from watchdog.engine.evaluate import AlertState, MeetingKey, Memory
+from watchdog.state import migrations
 from watchdog.state.database import Cursor, Database, DatabaseError, open_database
 from watchdog.state.faults import StorageFault, StorageFaults
 from watchdog.videosdk.stats import ParticipantInfo
@@ -35,249 +36,6 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (session id, participant id)
 
 QUICK_CHECK_SECONDS = 10.0  # a state file larger than this reads is checked as it is used
-
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-        CREATE TABLE cursors (
-            session_id TEXT NOT NULL,
-            participant_id TEXT NOT NULL,
-            last_sample_time TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (session_id, participant_id)
-        );
-        CREATE TABLE alert_states (
-            rule TEXT NOT NULL,
-            session_id TEXT NOT NULL,
-            participant_id TEXT NOT NULL,
-            phase TEXT NOT NULL,
-            active_since TEXT NOT NULL,
-            fired_at TEXT,
-            value DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (rule, session_id, participant_id)
-        );
-        CREATE TABLE outbox (
-            id TEXT PRIMARY KEY,
-            dedup_key TEXT NOT NULL UNIQUE,
-            seq BIGINT NOT NULL,
-            notifier TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TEXT NOT NULL,
-            last_error TEXT
-        );
-        CREATE INDEX outbox_due ON outbox (next_attempt_at);
-        """,
-    ),
-    (
-        2,
-        """
-        CREATE TABLE notifier_state (
-            notifier TEXT NOT NULL,
-            key TEXT NOT NULL,
-            value TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (notifier, key)
-        );
-        """,
-    ),
-    (
-        3,
-        """
-        ALTER TABLE alert_states ADD COLUMN keep_firing_since TEXT;
-        CREATE TABLE rule_memory (
-            session_id TEXT NOT NULL,
-            participant_id TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (session_id, participant_id)
-        );
-        CREATE TABLE meeting_alert_states (
-            rule TEXT NOT NULL,
-            meeting_id TEXT NOT NULL,
-            phase TEXT NOT NULL,
-            active_since TEXT NOT NULL,
-            fired_at TEXT,
-            keep_firing_since TEXT,
-            value DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (rule, meeting_id)
-        );
-        """,
-    ),
-    (
-        5,
-        """
-        CREATE TABLE am_alerts (
-            fingerprint TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            starts_at TEXT NOT NULL,
-            version BIGINT NOT NULL,
-            changed_at TEXT NOT NULL,
-            notify TEXT NOT NULL,
-            payload TEXT NOT NULL
-        );
-        CREATE TABLE am_notified (
-            notifier TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            version BIGINT NOT NULL,
-            status TEXT NOT NULL,
-            PRIMARY KEY (notifier, fingerprint)
-        );
-        CREATE TABLE am_groups (
-            notifier TEXT NOT NULL,
-            group_key TEXT NOT NULL,
-            thread TEXT NOT NULL,
-            notified_at TEXT NOT NULL,
-            sent INTEGER NOT NULL,
-            PRIMARY KEY (notifier, group_key)
-        );
-        CREATE TABLE silences (
-            id TEXT PRIMARY KEY,
-            matchers TEXT NOT NULL,
-            starts_at TEXT NOT NULL,
-            ends_at TEXT NOT NULL,
-            created_by TEXT NOT NULL,
-            comment TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX silences_ends ON silences (ends_at);
-        ALTER TABLE outbox ADD COLUMN permanent INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE outbox ADD COLUMN warned_at TEXT
-        """,
-    ),
-    (
-        6,
-        """
-        CREATE TABLE watchlist (
-            session_id TEXT NOT NULL,
-            participant_id TEXT NOT NULL,
-            room_id TEXT,
-            name TEXT,
-            source TEXT NOT NULL,
-            status TEXT NOT NULL,
-            since TEXT NOT NULL,
-            missing INTEGER NOT NULL DEFAULT 0,
-            reason TEXT,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (session_id, participant_id)
-        );
-        """,
-    ),
-    (
-        # issue 9: several instances on one PostgreSQL (unused, and harmless, on SQLite)
-        8,
-        """
-        CREATE TABLE instances (
-            id TEXT PRIMARY KEY,
-            host TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            started_at TEXT NOT NULL,
-            heartbeat_at DOUBLE PRECISION NOT NULL,
-            held INTEGER NOT NULL DEFAULT 0,
-            roles TEXT NOT NULL DEFAULT ''
-        );
-        CREATE TABLE leases (
-            session_id TEXT NOT NULL,
-            participant_id TEXT NOT NULL,
-            owner TEXT,
-            generation BIGINT NOT NULL DEFAULT 0,
-            expires_at DOUBLE PRECISION NOT NULL DEFAULT 0,
-            PRIMARY KEY (session_id, participant_id)
-        );
-        CREATE INDEX leases_owner ON leases (owner);
-        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
-        ALTER TABLE outbox ADD COLUMN claimed_until DOUBLE PRECISION NOT NULL DEFAULT 0
-        """,
-    ),
-    (
-        9,
-        """
-        CREATE TABLE acks (
-            fingerprint TEXT NOT NULL,
-            starts_at TEXT NOT NULL,
-            acked_by TEXT NOT NULL,
-            acked_at TEXT NOT NULL,
-            source TEXT NOT NULL,
-            PRIMARY KEY (fingerprint, starts_at)
-        );
-        CREATE TABLE audit (
-            id TEXT PRIMARY KEY,
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            target TEXT NOT NULL,
-            source TEXT NOT NULL,
-            detail TEXT NOT NULL
-        );
-        CREATE INDEX audit_target ON audit (target, at);
-        CREATE TABLE silence_meetings (
-            silence_id TEXT PRIMARY KEY,
-            meeting_id TEXT NOT NULL
-        );
-        """,
-    ),
-    (
-        # several instances: the leader evaluates meeting-level rules over every
-        # participant's stored conditions, so it needs who each one is
-        10,
-        """
-        ALTER TABLE rule_memory ADD COLUMN info TEXT
-        """,
-    ),
-    (
-        # several instances: a lease is valid while its owner's heartbeat is fresh, so
-        # renewing is one heartbeat row per instance, not a write of every held lease.
-        # expires_at goes by a copy, not DROP COLUMN, which SQLite has only since 3.35
-        11,
-        """
-        CREATE TABLE leases_v11 (
-            session_id TEXT NOT NULL,
-            participant_id TEXT NOT NULL,
-            owner TEXT,
-            generation BIGINT NOT NULL DEFAULT 0,
-            PRIMARY KEY (session_id, participant_id)
-        );
-        INSERT INTO leases_v11 (session_id, participant_id, owner, generation)
-            SELECT session_id, participant_id, owner, generation FROM leases;
-        DROP TABLE leases;
-        ALTER TABLE leases_v11 RENAME TO leases;
-        CREATE INDEX leases_owner ON leases (owner)
-        """,
-    ),
-    (
-        # a delivery pass reads only the due heads of each notifier's groups, so a slow
-        # or dead notifier's backlog costs nothing per pass: finding a group's head (no
-        # earlier row of the same notifier and fingerprint) is an index probe, and so are
-        # the next retry time and the rows not yet reported overdue
-        12,
-        """
-        CREATE INDEX outbox_group ON outbox (notifier, fingerprint, seq);
-        CREATE INDEX outbox_unwarned ON outbox (created_at) WHERE warned_at IS NULL
-        """,
-    ),
-    (
-        # polls of a participant that hit the request deadline in a row, for `status`
-        13,
-        """
-        ALTER TABLE watchlist ADD COLUMN deadline_misses INTEGER NOT NULL DEFAULT 0
-        """,
-    ),
-    (
-        # issue 14: one row rewritten every poll cycle, so a full or read-only disk shows
-        # even while nothing else is written (an empty transaction writes nothing)
-        14,
-        """
-        CREATE TABLE storage_probe (
-            id INTEGER PRIMARY KEY,
-            written_at TEXT NOT NULL
-        )
-        """,
-    ),
-)
-
 
 LEADER_LOCK = 0x5644_5702  # advisory lock key of watchdog.cluster.coordinator's leader
 
@@ -559,71 +317,19 @@ class Store:
         return max(done) if done else 0
 
     def applied_migrations(self) -> set[int]:
-        with self._transaction() as cur:
-            self._db.lock_schema(cur)
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            rows = cur.execute("SELECT version FROM schema_version").fetchall()
-        return {int(row[0]) for row in rows}
+        return migrations.applied(self._db)
 
     def pending_migrations(self) -> list[int]:
-        done = self.applied_migrations()
-        return [version for version, _ in sorted(MIGRATIONS) if version not in done]
+        return migrations.pending(self._db)
 
     def migrate(self) -> list[int]:
-        """Apply every migration not yet recorded (by version, not by maximum).
-
-        Each runs in its own transaction; on PostgreSQL an advisory lock makes
-        instances that start together migrate one after the other."""
-        applied = []
-        for version, script in sorted(MIGRATIONS):
-            with self._transaction() as cur:
-                self._db.lock_schema(cur)
-                cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                done = cur.execute(
-                    "SELECT 1 FROM schema_version WHERE version = ?", (version,)
-                ).fetchone()
-                if done is not None:
-                    continue
-                for statement in (s.strip() for s in script.split(";")):
-                    if statement:
-                        cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            applied.append(version)
-        return applied
+        """Apply every migration not yet recorded (see watchdog.state.migrations)."""
+        return migrations.migrate(self._db)
 
     def copy_from(self, source: Store) -> dict[str, int]:
         """Copy every row of ``source`` (e.g. an old SQLite file) into this store, in one
         transaction; rows whose key is already here are kept as they are."""
-        counts: dict[str, int] = {}
-        mine = set(self._db.tables())
-        with self._transaction() as cur:
-            for table in source._db.tables():
-                if table == "schema_version" or table not in mine:
-                    continue
-                result = source._db.execute(f"SELECT * FROM {table}")  # noqa: S608
-                columns = [c[0] for c in source._columns(table)]
-                rows = result.fetchall()
-                sql = (
-                    f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608
-                    f" VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING"
-                )
-                copied = 0
-                for row in rows:
-                    cur.execute(sql, tuple(row))
-                    copied += max(cur.rowcount, 0)
-                counts[table] = copied
-        return counts
-
-    def _columns(self, table: str) -> list[tuple[str]]:
-        if self.kind == "sqlite":
-            rows = self._db.execute(f"PRAGMA table_info({table})").fetchall()
-            return [(str(r[1]),) for r in rows]
-        rows = self._db.execute(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
-            (table,),
-        ).fetchall()
-        return [(str(r[0]),) for r in rows]
+        return migrations.copy_rows(self._db, source._db)
 
     # -- poll results ---------------------------------------------------------
 
