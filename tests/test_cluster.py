@@ -24,7 +24,9 @@ import yaml
 from watchdog.cluster.coordinator import Cluster, instances
 from watchdog.engine.evaluate import AlertState
 from watchdog.sim.simulator import Simulator
-from watchdog.state.store import StaleLease, Store, WatchRecord
+from watchdog.state.leases import StaleLease
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 from watchdog.testing import HttpReceiver, Received, Reply, free_port
 
 from .conftest import API_KEY, SECRET, write_config

@@ -15,16 +15,12 @@ from watchdog.config.matchers import parse_matchers
 from watchdog.durations import format_time, parse_time
 from watchdog.engine.evaluate import AlertState, Memory
 from watchdog.engine.series import Series, micros
+from watchdog.state.alertlog import AlertingWrite, GroupState, Notified
 from watchdog.state.faults import StorageFault
 from watchdog.state.migrations import MIGRATIONS
-from watchdog.state.store import (
-    AlertingWrite,
-    GroupState,
-    Notified,
-    Silence,
-    Store,
-    WatchRecord,
-)
+from watchdog.state.silences import Silence
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 
 from .helpers import at, enqueue, record_alerts
 

@@ -22,7 +22,9 @@ from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config
 from watchdog.durations import format_time
 from watchdog.redaction import Redactor
-from watchdog.state.store import Ack, AuditEntry, Silence, Store, WatchRecord, WatchStatus
+from watchdog.state.silences import Ack, AuditEntry, Silence
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord, WatchStatus
 from watchdog.watch.watchlist import SLOW_AFTER
 
 RECENT_ACTIONS = 10

@@ -47,7 +47,9 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_time
 from watchdog.state.database import ROUND_TRIPS, Cursor
-from watchdog.state.store import LEADER_LOCK, Key, Store
+from watchdog.state.leases import LEADER_LOCK
+from watchdog.state.rows import Key
+from watchdog.state.store import Store
 
 log = logging.getLogger(__name__)
 

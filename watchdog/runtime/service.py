@@ -51,7 +51,7 @@ from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_a
 from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
 from watchdog.state.database import DatabaseError, redacted_url
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import StaleLease
+from watchdog.state.leases import StaleLease
 from watchdog.watch.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
