@@ -66,6 +66,8 @@ def test_a_new_store_is_fully_migrated_and_migrating_again_changes_nothing(state
         assert fresh.pending_migrations() == []
         assert fresh.migrate() == []
         assert fresh.schema_version() == max(v for v, _ in MIGRATIONS)
+        # several instances may share PostgreSQL, never a SQLite file: what cluster goes by
+        assert fresh.shared == state_url.startswith("postgresql://")
     finally:
         fresh.close()
 

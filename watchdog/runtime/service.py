@@ -104,7 +104,7 @@ class Service:
         self._next_ping = 0.0
         self._next_stall_log = 0.0
         self.cluster: Cluster | None = None
-        if self.runtime.store.kind == "postgresql":  # several instances may share it
+        if self.runtime.store.shared:  # several instances may share it
             state = config.settings.state
             lease = state.lease or config.settings.poll.interval * 3
             self.cluster = cluster.join(

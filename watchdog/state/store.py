@@ -39,6 +39,9 @@ class Store:
         self.url = url
         self._db: Database = open_database(url, pool_size)
         self.kind = self._db.kind
+        # several instances may share the database (PostgreSQL; SQLite is one instance's):
+        # what the cluster and ``status`` go by, so nothing above asks which engine it is
+        self.shared = self._db.kind == "postgresql"
         self._lock = self._db.lock
         self.polls = PollState(self._db)
         self.outbox_queue = Outbox(self._db)
