@@ -15,7 +15,7 @@ within one lease and one interval of its last heartbeat.
 
 Every claim bumps the lease's generation, and every per-participant write is
 fenced by it in the same transaction, which locks the lease row
-(watchdog.state.polls): a paused instance whose lease was claimed meanwhile cannot
+(watchdog.state.leases): a paused instance whose lease was claimed meanwhile cannot
 write over its successor; one whose heartbeat went stale but whose lease nobody
 claimed still owns it, and its write and any claim are ordered by that row lock.
 
