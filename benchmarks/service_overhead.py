@@ -22,7 +22,8 @@ from watchdog.alerting.carryover import carry_over, closed_alerts
 from watchdog.engine.evaluate import AlertState
 from watchdog.engine.rules import RuleSet, load_rules
 from watchdog.runtime.gauges import LiveCollector
-from watchdog.state.store import Key, Store
+from watchdog.state.rows import Key
+from watchdog.state.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,8 @@ from typing import Any
 from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_time
 from watchdog.engine.rules import RuleSet, load_rules
-from watchdog.state.store import AlertingWrite, Store
+from watchdog.state.alertlog import AlertingWrite
+from watchdog.state.store import Store
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 

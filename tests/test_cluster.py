@@ -24,7 +24,10 @@ import yaml
 from watchdog.cluster.coordinator import Cluster, instances
 from watchdog.engine.evaluate import AlertState
 from watchdog.sim.simulator import Simulator
-from watchdog.state.store import StaleLease, Store, WatchRecord
+from watchdog.state import leases
+from watchdog.state.leases import StaleLease
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 from watchdog.testing import HttpReceiver, Received, Reply, free_port
 
 from .conftest import API_KEY, SECRET, write_config
@@ -174,10 +177,10 @@ def test_flushes_racing_hand_backs_and_claims_never_deadlock(postgres_url: str) 
             sample = rng.sample(keys, 40)
             try:
                 with store.transaction() as cur:
-                    one._release(cur, sample)
+                    leases.release(cur, sample, one.id)
                 with store.transaction() as cur:
-                    one._lock_rows(cur, sample)  # as a claim's ordered SELECT ... SKIP LOCKED
-                    claimed = one._bump(cur, sample)
+                    leases.lock_in_order(cur, sample)  # as a claim's ordered SELECT ... SKIP LOCKED
+                    claimed = leases.bump(cur, sample, one.id)
                 with one._lock:
                     one.held.update(claimed)
             except Exception as exc:

@@ -19,7 +19,7 @@ from watchdog.cluster.coordinator import Cluster
 from watchdog.config.settings import Config
 from watchdog.runtime.build import Runtime, build
 from watchdog.sim.simulator import Simulator
-from watchdog.state.store import StaleLease
+from watchdog.state.leases import StaleLease
 from watchdog.videosdk.stats import ParticipantInfo
 from watchdog.watch.departures import depart
 from watchdog.watch.watchlist import Seen

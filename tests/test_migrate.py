@@ -9,7 +9,8 @@ import pytest
 from watchdog.cli.main import main
 from watchdog.engine.evaluate import AlertState
 from watchdog.state.database import DatabaseError
-from watchdog.state.store import MIGRATIONS, Store
+from watchdog.state.migrations import MIGRATIONS, columns
+from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import at
@@ -20,7 +21,7 @@ def _old_schema(url: str, upto: int) -> None:
     store = Store(url, migrate=False)
     try:
         store.applied_migrations()  # the version table
-        with store._transaction() as cur:
+        with store.transaction() as cur:
             for version, script in sorted(MIGRATIONS):
                 if version > upto:
                     break
@@ -101,7 +102,7 @@ def test_migration_11_keeps_who_holds_each_lease_and_drops_its_expiry(
             " ORDER BY participant_id"
         ).fetchall()
         assert [tuple(r) for r in rows] == [("s", "p0", "one", 7), ("s", "p1", None, 2)]
-        assert "expires_at" not in {c for (c,) in store._columns("leases")}
+        assert "expires_at" not in set(columns(store.database, "leases"))
         with store.transaction() as cur:  # the primary key is back
             cur.execute("INSERT INTO leases (session_id, participant_id) VALUES ('s', 'p2')")
         again = "INSERT INTO leases (session_id, participant_id) VALUES ('s', 'p2')"

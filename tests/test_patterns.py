@@ -269,7 +269,7 @@ def test_a_stored_silence_re2_refuses_is_ignored_not_fatal(
             "UPDATE silences SET matchers = ? WHERE id = ?",
             ('["participantName=~(?!bot).*"]', old.id),
         )
-    with caplog.at_level(logging.WARNING, logger="watchdog.state.store"):
+    with caplog.at_level(logging.WARNING, logger="watchdog.state.silences"):
         assert [s.id for s in store.silences()] == [kept.id]
         assert [s.id for s in store.silences()] == [kept.id]
     store.close()

@@ -34,7 +34,8 @@ from watchdog.alerting.silences import describe, render
 from watchdog.alerts import Alert, Notification
 from watchdog.delivery.host import PluginHost
 from watchdog.notifiers import Notifier
-from watchdog.state.store import Store, WatchRecord
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 from watchdog.testing import free_port, make_alert, resolved
 
 from .helpers import record_alerts

@@ -15,16 +15,12 @@ from watchdog.config.matchers import parse_matchers
 from watchdog.durations import format_time, parse_time
 from watchdog.engine.evaluate import AlertState, Memory
 from watchdog.engine.series import Series, micros
+from watchdog.state.alertlog import AlertingWrite, GroupState, Notified
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import (
-    MIGRATIONS,
-    AlertingWrite,
-    GroupState,
-    Notified,
-    Silence,
-    Store,
-    WatchRecord,
-)
+from watchdog.state.migrations import MIGRATIONS
+from watchdog.state.silences import Silence
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 
 from .helpers import at, enqueue, record_alerts
 
@@ -70,6 +66,8 @@ def test_a_new_store_is_fully_migrated_and_migrating_again_changes_nothing(state
         assert fresh.pending_migrations() == []
         assert fresh.migrate() == []
         assert fresh.schema_version() == max(v for v, _ in MIGRATIONS)
+        # several instances may share PostgreSQL, never a SQLite file: what cluster goes by
+        assert fresh.shared == state_url.startswith("postgresql://")
     finally:
         fresh.close()
 

@@ -19,7 +19,8 @@ from watchdog.alerts import Alert
 from watchdog.config.matchers import Matcher, alert_labels, matches_all
 from watchdog.durations import format_duration
 from watchdog.notifiers import ActionResult, AlertView, SilenceScope
-from watchdog.state.store import Ack, AuditEntry, Silence, Store
+from watchdog.state.silences import Ack, AuditEntry, Silence
+from watchdog.state.store import Store
 
 # "until the meeting ends" needs an end even if the end is never seen (a crash, a lost webhook)
 MEETING_SILENCE_MAX = timedelta(hours=12)

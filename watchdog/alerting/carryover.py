@@ -22,7 +22,7 @@ from watchdog.alerting.from_transitions import alert_from
 from watchdog.alerts import Alert
 from watchdog.engine.evaluate import AlertState, MeetingKey, Scope, Transition
 from watchdog.engine.rules import Rule, RuleSet
-from watchdog.state.store import Key
+from watchdog.state.rows import Key
 from watchdog.videosdk.stats import ParticipantInfo
 
 K = TypeVar("K")

@@ -57,16 +57,16 @@ from watchdog.config.settings import (
 from watchdog.config.yamlfile import format_loc
 from watchdog.durations import format_time
 from watchdog.obs.telemetry import QUEUED, SILENCED
-from watchdog.state.faults import StorageFault
-from watchdog.state.store import (
+from watchdog.state.alertlog import (
     ActiveAlert,
     AlertingSnapshot,
     AlertingWrite,
     GroupState,
     Notified,
-    Silence,
-    Store,
 )
+from watchdog.state.faults import StorageFault
+from watchdog.state.silences import Silence
+from watchdog.state.store import Store
 
 log = logging.getLogger(__name__)
 

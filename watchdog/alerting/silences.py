@@ -28,7 +28,8 @@ from watchdog.config.matchers import (
 )
 from watchdog.config.problems import ConfigError, Problem
 from watchdog.durations import format_duration, format_time, parse_duration
-from watchdog.state.store import AuditEntry, Silence, Store
+from watchdog.state.silences import AuditEntry, Silence
+from watchdog.state.store import Store
 
 MAX_DURATION = timedelta(days=366)
 

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.durations import format_duration, format_time
-from watchdog.state.store import OutboxEntry, Store
+from watchdog.state.outbox import OutboxEntry
+from watchdog.state.store import Store
 
 
 def state(entry: OutboxEntry, warn_after: timedelta, now: datetime) -> str:

@@ -22,7 +22,10 @@ from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config
 from watchdog.durations import format_time
 from watchdog.redaction import Redactor
-from watchdog.state.store import Ack, AuditEntry, Silence, Store, WatchRecord, WatchStatus
+from watchdog.state.leases import InstanceRow
+from watchdog.state.silences import Ack, AuditEntry, Silence
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord, WatchStatus
 from watchdog.watch.watchlist import SLOW_AFTER
 
 RECENT_ACTIONS = 10
@@ -108,7 +111,7 @@ def _row(status: WatchStatus, acks: dict[str, Ack], muted: dict[str, Silence]) -
     }
 
 
-def _member(m: cluster.InstanceRow) -> dict[str, Any]:
+def _member(m: InstanceRow) -> dict[str, Any]:
     return {
         "id": m.id,
         "host": m.host,
@@ -121,7 +124,7 @@ def _member(m: cluster.InstanceRow) -> dict[str, Any]:
     }
 
 
-def _instances(members: list[cluster.InstanceRow], out: TextIO) -> None:
+def _instances(members: list[InstanceRow], out: TextIO) -> None:
     """Several instances on one PostgreSQL: who is alive and how much each one polls."""
     out.write(f"{len(members)} instances share this database:\n")
     table = [("INSTANCE", "HOST", "PID", "LAST HEARTBEAT", "PARTICIPANTS", "ROLE")]
@@ -150,7 +153,7 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
     store = Store(url)
     try:
         rows = store.watch_status()
-        members = cluster.instances(store) if store.kind == "postgresql" else []
+        members = cluster.instances(store) if store.shared else []
         acks = {a.fingerprint: a for a in store.acks()}
         muted = _silenced(store, datetime.now(UTC))
         actions = store.audit(limit=RECENT_ACTIONS)
@@ -158,7 +161,7 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         store.close()
     if as_json:
         participants = [_row(s, acks, muted) for s in rows]
-        if store.kind == "postgresql":  # several instances: who they are, as the text shows
+        if store.shared:  # several instances: who they are, as the text shows
             document: Any = {
                 "instances": [_member(m) for m in members],
                 "participants": participants,

@@ -15,7 +15,7 @@ within one lease and one interval of its last heartbeat.
 
 Every claim bumps the lease's generation, and every per-participant write is
 fenced by it in the same transaction, which locks the lease row
-(watchdog.state.store): a paused instance whose lease was claimed meanwhile cannot
+(watchdog.state.leases): a paused instance whose lease was claimed meanwhile cannot
 write over its successor; one whose heartbeat went stale but whose lease nobody
 claimed still owns it, and its write and any claim are ordered by that row lock.
 
@@ -37,21 +37,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from prometheus_client import REGISTRY, Counter, Gauge
 
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_time
+from watchdog.state import leases
 from watchdog.state.database import ROUND_TRIPS, Cursor
-from watchdog.state.store import LEADER_LOCK, Key, Store
+from watchdog.state.leases import InstanceRow, Leadership
+from watchdog.state.rows import Key
+from watchdog.state.store import Store
 
 log = logging.getLogger(__name__)
 
-# LEADER_LOCK (watchdog.state.store): discovery, alert manager, meeting rules, lease bookkeeping
+# LEADER_LOCK (watchdog.state.leases): discovery, alert manager, meeting rules, lease bookkeeping
 
 # on PostgreSQL only: exported by join(), so on SQLite they are absent rather than 0
 LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds", registry=None)
@@ -96,64 +97,12 @@ METRICS = (
     ROUND_TRIPS,
 )
 
-NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
-
 
 def instance_id(configured: str | None = None) -> str:
     """Unique per process: a restarted instance is a new one (its old leases just expire)."""
     if configured:
         return configured
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-class Leadership:
-    """A session-level advisory lock on a connection of its own."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def check(self) -> bool:
-        """Still (or now) the leader? A dropped connection is a lost leadership."""
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
-                row = self._conn.execute(f"SELECT pg_try_advisory_lock({LEADER_LOCK})").fetchone()
-                if not (row and row[0]):
-                    self.close()
-                    return False
-                return True
-            self._conn.execute("SELECT 1")
-            return True
-        except psycopg.Error as exc:
-            log.warning("leadership check failed: %s", exc)
-            self.close()
-            return False
-
-    @property
-    def backend_pid(self) -> int | None:
-        """The server process of the lock's connection: what leader-only writes are fenced by."""
-        if self._conn is None or self._conn.closed:
-            return None
-        return int(self._conn.info.backend_pid)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-            self._conn = None
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceRow:
-    id: str
-    host: str
-    pid: int
-    started_at: str
-    heartbeat_age: float  # seconds, by the database's clock
-    held: int
-    roles: str
-    heartbeat_at: float = 0.0  # epoch seconds, by the database's clock
 
 
 class Cluster:
@@ -231,7 +180,7 @@ class Cluster:
         stops heartbeating, for :meth:`take_over`. Never raises."""
         try:
             with self.store.transaction() as cur:
-                now = self._now(cur)
+                now = leases.database_now(cur)
                 self._heartbeat(cur, now, len(self.held))
                 due = self._next_due(cur, now)
             self._last_ok = time.monotonic()
@@ -257,40 +206,13 @@ class Cluster:
     def _bookkeeping(self) -> None:
         """The leader keeps one lease row per watched participant, and forgets the dead."""
         with self.store.transaction() as cur:
-            cur.execute(
-                "INSERT INTO leases (session_id, participant_id)"
-                " SELECT session_id, participant_id FROM watchlist WHERE status <> 'excluded'"
-                " ON CONFLICT DO NOTHING"
-            )
-            gone = (
-                " FROM leases WHERE NOT EXISTS (SELECT 1 FROM watchlist w"
-                " WHERE w.session_id = leases.session_id"
-                " AND w.participant_id = leases.participant_id AND w.status <> 'excluded')"
-            )
-            cur.execute(  # in key order first, as every many-row lock (see _lock_rows)
-                "SELECT 1" + gone + " ORDER BY session_id, participant_id FOR UPDATE"
-            )
-            cur.execute("DELETE" + gone)
-            cur.execute(
-                f"DELETE FROM instances WHERE heartbeat_at < {NOW} - ?",  # noqa: S608
-                (self.lease * 20,),
-            )
-
-    @staticmethod
-    def _now(cur: Cursor) -> float:
-        return float(cur.execute(f"SELECT {NOW}").fetchone()[0])
+            leases.keep_one_per_watched(cur, forget_instances_after=self.lease * 20)
 
     def _next_due(self, cur: Cursor, now: float) -> float | None:
         """Seconds until the first other live instance holding leases would lose them,
         were it to stop heartbeating now (None: nobody else holds any)."""
-        row = cur.execute(
-            "SELECT MIN(i.heartbeat_at) FROM instances i WHERE i.id <> ? AND i.heartbeat_at > ?"
-            " AND EXISTS (SELECT 1 FROM leases l WHERE l.owner = i.id)",
-            (self.id, now - self.lease),
-        ).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return float(row[0]) + self.lease - now
+        first = leases.first_other_heartbeat(cur, self.id, now - self.lease)
+        return None if first is None else first + self.lease - now
 
     def _claim(self) -> tuple[set[Key], float | None]:
         """Rebalance and claim this instance's share; returns what it newly acquired.
@@ -304,19 +226,15 @@ class Cluster:
     def _claim_locked(self) -> tuple[set[Key], float | None]:
         lease = self.lease
         with self.store.transaction() as cur:
-            now = self._now(cur)
+            now = leases.database_now(cur)
             self._heartbeat(cur, now, len(self.held))
-            live = int(
-                cur.execute(
-                    "SELECT COUNT(*) FROM instances WHERE heartbeat_at > ?", (now - lease,)
-                ).fetchone()[0]
-            )
-            total = int(cur.execute("SELECT COUNT(*) FROM leases").fetchone()[0])
+            live = leases.live_instances(cur, now - lease)
+            total = leases.count(cur)
             share = math.ceil(total / max(live, 1))
             kept, strays = self._owned(cur)
             if len(kept) > share and live > 1:  # someone joined: hand back the surplus
                 surplus = sorted(kept)[share:]
-                self._release(cur, surplus)
+                leases.release(cur, surplus, self.id)
                 for key in surplus:
                     del kept[key]
                 LEASES_RELEASED.inc(len(surplus))
@@ -324,19 +242,13 @@ class Cluster:
             need = share - len(kept)
             if strays:  # ours in the database, not in memory (a commit whose answer got
                 # lost): taken again with a new generation, which fences whoever wrote before
-                kept |= self._bump(cur, strays, owner=self.id)
+                kept |= leases.bump(cur, strays, self.id, owner=self.id)
             if need > len(strays):
-                free = cur.execute(
-                    "SELECT session_id, participant_id, owner FROM leases"
-                    " WHERE owner IS NULL OR NOT EXISTS (SELECT 1 FROM instances i"
-                    " WHERE i.id = leases.owner AND i.heartbeat_at > ?)"
-                    " ORDER BY session_id, participant_id LIMIT ? FOR UPDATE SKIP LOCKED",
-                    (now - lease, need - len(strays)),
-                ).fetchall()
+                free = leases.lock_free(cur, now - lease, need - len(strays))
                 if free:
-                    claimed = self._bump(cur, [(r[0], r[1]) for r in free])
+                    claimed = leases.bump(cur, [key for key, _ in free], self.id)
                     kept |= claimed
-                    taken = sum(1 for r in free if r[2] is not None)
+                    taken = sum(1 for _, previous in free if previous is not None)
                     LEASES_CLAIMED.inc(len(claimed))
                     LEASE_TAKEOVERS.inc(taken)
             if len(kept) != len(self.held):
@@ -364,73 +276,23 @@ class Cluster:
             known = dict(self.held)
         kept: dict[Key, int] = {}
         strays = []
-        for s, p, g in cur.execute(
-            "SELECT session_id, participant_id, generation FROM leases WHERE owner = ?",
-            (self.id,),
-        ).fetchall():
-            if known.get((s, p)) == int(g):
-                kept[(s, p)] = int(g)
+        for key, generation in leases.owned_by(cur, self.id):
+            if known.get(key) == generation:
+                kept[key] = generation
             else:
-                strays.append((s, p))
+                strays.append(key)
         return kept, strays
-
-    def _lock_rows(self, cur: Cursor, keys: list[Key]) -> None:
-        """Lock these lease rows in key order before changing several: every transaction
-        that locks many (this, the store's end-of-cycle flush) takes them in the same
-        order, so none can deadlock another."""
-        cur.execute(
-            "SELECT 1 FROM leases l JOIN unnest(?::text[], ?::text[]) AS k(s, p)"
-            " ON l.session_id = k.s AND l.participant_id = k.p"
-            " ORDER BY l.session_id, l.participant_id FOR UPDATE OF l",
-            _arrays(keys),
-        )
-
-    def _release(self, cur: Cursor, keys: list[Key]) -> None:
-        self._lock_rows(cur, keys)
-        cur.execute(
-            "UPDATE leases SET owner = NULL"
-            " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
-            " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
-            " AND leases.owner = ?",
-            (*_arrays(keys), self.id),
-        )
-
-    def _bump(self, cur: Cursor, keys: list[Key], owner: str | None = None) -> dict[Key, int]:
-        """Own these leases under a new generation: earlier holders' writes are fenced.
-        ``owner``: only those still owned by it (rows not locked by this transaction)."""
-        if owner is not None:
-            self._lock_rows(cur, keys)
-        rows = cur.execute(
-            "UPDATE leases SET owner = ?, generation = generation + 1"  # noqa: S608 - literals
-            " FROM unnest(?::text[], ?::text[]) AS k(s, p)"
-            " WHERE leases.session_id = k.s AND leases.participant_id = k.p"
-            + ("" if owner is None else " AND leases.owner = ?")
-            + " RETURNING leases.session_id, leases.participant_id, leases.generation",
-            (self.id, *_arrays(keys)) + (() if owner is None else (owner,)),
-        ).fetchall()
-        return {(s, p): int(g) for s, p, g in rows}
 
     def _heartbeat(self, cur: Cursor, now: float, held: int) -> None:
         roles = "leader" if self.leader else ""
-        cur.execute(
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at, held, roles)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " heartbeat_at = excluded.heartbeat_at, held = excluded.held,"
-            " roles = excluded.roles",
-            (self.id, socket.gethostname(), os.getpid(), self._started, now, held, roles),
-        )
+        host, pid = socket.gethostname(), os.getpid()
+        leases.heartbeat(cur, self.id, host, pid, self._started, now, held, roles)
 
     def leave(self) -> None:
         """A clean stop hands every lease back at once, so nobody waits for expiry."""
         try:
             with self.store.transaction() as cur:
-                cur.execute(
-                    "SELECT 1 FROM leases WHERE owner = ?"
-                    " ORDER BY session_id, participant_id FOR UPDATE",
-                    (self.id,),
-                )
-                cur.execute("UPDATE leases SET owner = NULL WHERE owner = ?", (self.id,))
-                cur.execute("DELETE FROM instances WHERE id = ?", (self.id,))
+                leases.leave(cur, self.id)
         except Exception as exc:
             log.warning("could not hand back leases on stop (they expire by themselves): %s", exc)
         self._leadership.close()
@@ -440,14 +302,7 @@ class Cluster:
 
 def instances(store: Store) -> list[InstanceRow]:
     """Every registered instance, for ``status``."""
-    rows = store.database.execute(
-        f"SELECT id, host, pid, started_at, {NOW} - heartbeat_at, held, roles, heartbeat_at"  # noqa: S608
-        " FROM instances ORDER BY started_at, id"
-    ).fetchall()
-    return [
-        InstanceRow(r[0], r[1], int(r[2]), r[3], float(r[4]), int(r[5]), r[6], float(r[7]))
-        for r in rows
-    ]
+    return leases.instances(store.database)
 
 
 def join(  # noqa: PLR0917
@@ -496,8 +351,3 @@ def join(  # noqa: PLR0917
     dispatcher.claim = lambda entry: store.claim_outbox(entry.id, cluster.id, claim_for)
     manager.active = lambda: cluster.leader
     return cluster
-
-
-def _arrays(keys: list[Key]) -> tuple[list[str], list[str]]:
-    """Keys as the two text arrays ``unnest(?::text[], ?::text[]) AS k(s, p)`` reads."""
-    return [k[0] for k in keys], [k[1] for k in keys]

@@ -32,7 +32,8 @@ from watchdog.obs.logs import about
 from watchdog.obs.telemetry import ACCEPTED_LATE, DELIVERY_ATTEMPTS, OUTBOX_DEPTH, OUTBOX_OVERDUE
 from watchdog.redaction import Redactor
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import OutboxEntry, Store
+from watchdog.state.outbox import OutboxEntry
+from watchdog.state.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,9 @@ from watchdog.obs.telemetry import (
 )
 from watchdog.poll.failures import PollFailures, credentials_refused, failure_reason
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import Key, StaleLease, Store
+from watchdog.state.leases import StaleLease
+from watchdog.state.rows import Key
+from watchdog.state.store import Store
 from watchdog.videosdk.client import DeadlineError, NotFoundError, VideoSDKClient, VideoSDKError
 from watchdog.videosdk.stats import ParticipantInfo, StatsShapeError, parse_stats
 

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from watchdog.engine.evaluate import AlertState
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import Key
+from watchdog.state.rows import Key
 
 log = logging.getLogger(__name__)
 

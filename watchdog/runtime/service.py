@@ -51,7 +51,7 @@ from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_a
 from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
 from watchdog.state.database import DatabaseError, redacted_url
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import StaleLease
+from watchdog.state.leases import StaleLease
 from watchdog.watch.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Service:
         self._next_ping = 0.0
         self._next_stall_log = 0.0
         self.cluster: Cluster | None = None
-        if self.runtime.store.kind == "postgresql":  # several instances may share it
+        if self.runtime.store.shared:  # several instances may share it
             state = config.settings.state
             lease = state.lease or config.settings.poll.interval * 3
             self.cluster = cluster.join(

@@ -1,7 +1,9 @@
-"""Durable state: the database (SQLite or PostgreSQL), the store over it, and the
-accounting of storage faults.
+"""Durable state: the database (SQLite or PostgreSQL) and its migrations, one
+repository per concern over it (polls, outbox, notifier_memory, alertlog, silences,
+watchlist, leases), the Store facade composing them, and the accounting of storage
+faults.
 
 Beside the pipeline: the stages that keep state use it; it depends only on the
-types of the engine and the public API. Only this package (and ``cluster`` for
-its leases, until those move here) speaks SQL.
+types of the engine and the public API. Only this package speaks SQL or knows
+which engine is behind.
 """

@@ -1,7 +1,7 @@
-"""The two database backends behind watchdog.state.store: SQLite (one file) and PostgreSQL.
+"""The two database backends under watchdog.state: SQLite (one file) and PostgreSQL.
 
-The store writes plain SQL with ``?`` placeholders; this module runs it on either
-engine, so the store, and everything above it, never knows which one is behind.
+The repositories write plain SQL with ``?`` placeholders; this module runs it on
+either engine, so they, and everything above them, never know which one is behind.
 SQLite is one connection guarded by a lock (the embedded default, one instance).
 PostgreSQL is a psycopg 3 connection pool shared by the poll threads, and the
 engine that coordinates several instances.

@@ -19,7 +19,8 @@ from watchdog.alerting.from_transitions import alert_from
 from watchdog.alerts import Alert
 from watchdog.engine.evaluate import transition as make_transition
 from watchdog.obs.telemetry import TRANSITIONS
-from watchdog.state.store import Key, StaleLease
+from watchdog.state.leases import StaleLease
+from watchdog.state.rows import Key
 from watchdog.videosdk.stats import ParticipantInfo
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from watchdog.config.settings import WatchSettings
 from watchdog.durations import parse_time
 from watchdog.obs.telemetry import DISCOVERY_RUNS, DISCOVERY_SECONDS
 from watchdog.state.faults import StorageFault
-from watchdog.state.store import Key
+from watchdog.state.rows import Key
 from watchdog.videosdk.client import BadResponseError, NotFoundError, VideoSDKClient, VideoSDKError
 from watchdog.videosdk.stats import clip_text
 from watchdog.watch.watchlist import LEFT, SESSION_ENDED, Seen, WatchList

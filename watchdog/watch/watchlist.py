@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Literal
 
 from watchdog.config.settings import WatchedParticipant
 from watchdog.obs.telemetry import SLOW_PARTICIPANTS, WATCH_CHANGES, WATCHED
-from watchdog.state.store import Key, Store, WatchRecord
+from watchdog.state.rows import Key
+from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 from watchdog.videosdk.stats import ParticipantInfo
 from watchdog.watch.departures import depart
 from watchdog.watch.filters import Filters

@@ -1,0 +1,197 @@
+"""The alert manager's durable log: every alert it tracks with its version, what each
+notifier was told of it, and each notification group's thread and schedule.
+
+The alert manager (watchdog.alerting.manager) owns the behaviour; these are its rows.
+A poll's alerts reach the log in the poll's own transaction (``record_alert``), and
+one flush of the manager's decisions is one transaction (``AlertLog.apply_alerting``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from watchdog.alerts import Alert, Notification
+from watchdog.durations import format_time
+from watchdog.state.database import Cursor, Database
+from watchdog.state.outbox import Outbox
+from watchdog.state.rows import now_text, read_time
+from watchdog.state.silences import Silence, Silences
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAlert:
+    """The alert manager's durable view of one alert: its latest status and version."""
+
+    alert: Alert
+    version: int  # bumps on every change of status or start time
+    changed_at: datetime  # wall-clock time of that change: group_wait counts from it
+    notify: tuple[str, ...]  # the rule's own notifiers
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    version: int  # the alert version this notifier has handled
+    status: str  # what it was told last: firing | resolved | none
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    thread: str
+    notified_at: datetime
+    sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingSnapshot:
+    alerts: list[ActiveAlert]
+    notified: dict[tuple[str, str], Notified]  # (notifier, fingerprint)
+    groups: dict[tuple[str, str], GroupState]  # (notifier, group key)
+    silences: list[Silence]
+    acked: frozenset[str] = frozenset()  # fingerprints whose current episode is acknowledged
+    ended_silences: tuple[Silence, ...] = ()  # the last ones to end, newest end first
+
+
+@dataclass(slots=True)
+class AlertingWrite:
+    """What one alert-manager flush decided, applied in one transaction."""
+
+    outbox: list[tuple[str, str, Notification]] = field(default_factory=list)  # key, order
+    notified: dict[tuple[str, str], Notified] = field(default_factory=dict)
+    groups: dict[tuple[str, str], GroupState] = field(default_factory=dict)
+    ended_groups: set[tuple[str, str]] = field(default_factory=set)
+    done_alerts: set[str] = field(default_factory=set)  # resolved and handled everywhere
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.outbox or self.notified or self.groups or self.ended_groups or self.done_alerts
+        )
+
+
+def record_alert(cur: Cursor, alert: Alert, notify: Sequence[str], now: str) -> None:
+    """Upsert an alert's latest status inside the caller's transaction; the same
+    transition twice changes nothing."""
+    starts = format_time(alert.starts_at)
+    row = cur.execute(
+        "SELECT status, starts_at, version FROM am_alerts WHERE fingerprint = ?",
+        (alert.fingerprint,),
+    ).fetchone()
+    if row is not None and (row[0], row[1]) == (alert.status, starts):
+        return
+    payload = json.dumps(alert.to_dict(), separators=(",", ":"))
+    notify_json = json.dumps(list(notify))
+    if row is None:
+        cur.execute(
+            "INSERT INTO am_alerts (fingerprint, status, starts_at, version, changed_at,"
+            " notify, payload) VALUES (?, ?, ?, 1, ?, ?, ?)",
+            (alert.fingerprint, alert.status, starts, now, notify_json, payload),
+        )
+        return
+    cur.execute(
+        "UPDATE am_alerts SET status = ?, starts_at = ?, version = version + 1,"
+        " changed_at = ?, notify = ?, payload = ? WHERE fingerprint = ?",
+        (alert.status, starts, now, notify_json, payload, alert.fingerprint),
+    )
+
+
+class AlertLog:
+    """The ``am_alerts``, ``am_notified`` and ``am_groups`` tables; a flush queues its
+    notifications in ``outbox`` and reads silences and acks from ``silences``."""
+
+    def __init__(self, db: Database, outbox: Outbox, silences: Silences) -> None:
+        self._db = db
+        self._outbox = outbox
+        self._silences = silences
+
+    def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
+        """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""
+        with self._db.lock:
+            rows = self._db.execute(
+                "SELECT fingerprint, version, changed_at, notify, payload FROM am_alerts"
+                " ORDER BY changed_at, fingerprint"
+            ).fetchall()
+        out = []
+        for fingerprint, version, changed_at, notify, payload in rows:
+            cached = (known or {}).get(fingerprint)
+            if cached is not None and cached.version == version:
+                out.append(cached)
+                continue
+            out.append(
+                ActiveAlert(
+                    alert=Alert.from_dict(json.loads(payload)),
+                    version=int(version),
+                    changed_at=read_time(changed_at) or datetime.now(UTC),
+                    notify=tuple(json.loads(notify)),
+                )
+            )
+        return out
+
+    def alerting_snapshot(
+        self, now: datetime, known: Mapping[str, ActiveAlert] | None = None
+    ) -> AlertingSnapshot:
+        with self._db.lock:
+            notified = self._db.execute(
+                "SELECT notifier, fingerprint, version, status FROM am_notified"
+            ).fetchall()
+            groups = self._db.execute(
+                "SELECT notifier, group_key, thread, notified_at, sent FROM am_groups"
+            ).fetchall()
+            return AlertingSnapshot(
+                alerts=self.active_alerts(known),
+                notified={(n, f): Notified(int(v), s) for n, f, v, s in notified},
+                groups={
+                    (n, k): GroupState(t, read_time(at) or datetime.now(UTC), int(sent))
+                    for n, k, t, at, sent in groups
+                },
+                silences=self._silences.silences(active_at=now),
+                acked=frozenset(a.fingerprint for a in self._silences.acks()),
+                ended_silences=tuple(self._silences.ended_silences(now)),
+            )
+
+    def apply_alerting(self, write: AlertingWrite) -> int:
+        """One flush's decisions, atomically; returns how many notifications were queued."""
+        now = now_text()
+        queued = 0
+        with self._db.transaction() as cur:
+            for dedup_key, order_key, notification in write.outbox:
+                queued += self._outbox.insert(cur, dedup_key, notification, now, order_key)
+            for (notifier, fingerprint), seen in write.notified.items():
+                cur.execute(
+                    "INSERT INTO am_notified (notifier, fingerprint, version, status)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (notifier, fingerprint) DO UPDATE SET"
+                    " version = excluded.version, status = excluded.status",
+                    (notifier, fingerprint, seen.version, seen.status),
+                )
+            for (notifier, key), group in write.groups.items():
+                cur.execute(
+                    "INSERT INTO am_groups (notifier, group_key, thread, notified_at, sent)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (notifier, group_key) DO UPDATE SET"
+                    " thread = excluded.thread, notified_at = excluded.notified_at,"
+                    " sent = excluded.sent",
+                    (notifier, key, group.thread, format_time(group.notified_at), group.sent),
+                )
+            for notifier, key in write.ended_groups:
+                cur.execute(
+                    "DELETE FROM am_groups WHERE notifier = ? AND group_key = ?", (notifier, key)
+                )
+            for fingerprint in write.done_alerts:
+                cur.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,))
+                cur.execute("DELETE FROM am_alerts WHERE fingerprint = ?", (fingerprint,))
+                cur.execute("DELETE FROM am_notified WHERE fingerprint = ?", (fingerprint,))
+        return queued
+
+    def meeting_in_progress(self, meeting_id: str) -> bool:
+        """Someone of the meeting is still watched, or one of its alerts still fires."""
+        with self._db.lock:
+            watched = self._db.execute(
+                "SELECT 1 FROM watchlist WHERE room_id = ? AND status = 'watching' LIMIT 1",
+                (meeting_id,),
+            ).fetchone()
+            if watched is not None:
+                return True
+            rows = self._db.execute(
+                "SELECT payload FROM am_alerts WHERE status = 'firing'"
+            ).fetchall()
+        return any(json.loads(p).get("meeting_id") == meeting_id for (p,) in rows)

@@ -1,0 +1,59 @@
+"""What notifier entries remember between runs (watchdog.notifiers.NotifierState): small
+JSON values by (notifier, key), e.g. the Slack thread a group's messages go to."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from watchdog.state.database import Database
+from watchdog.state.rows import now_text
+
+
+class NotifierMemory:
+    """The ``notifier_state`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def notifier_state(self, notifier: str) -> StoredNotifierState:
+        return StoredNotifierState(self, notifier)
+
+    def state_get(self, notifier: str, key: str) -> dict[str, Any] | None:
+        with self._db.lock:
+            row = self._db.execute(
+                "SELECT value FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def state_put(self, notifier: str, key: str, value: dict[str, Any]) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO notifier_state (notifier, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (notifier, key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (notifier, key, json.dumps(value, separators=(",", ":")), now_text()),
+            )
+
+    def state_delete(self, notifier: str, key: str) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "DELETE FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
+            )
+
+
+class StoredNotifierState:
+    """A notifier entry's durable key-value memory (see watchdog.notifiers.NotifierState)."""
+
+    def __init__(self, memory: NotifierMemory, notifier: str) -> None:
+        self._memory = memory
+        self._notifier = notifier
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._memory.state_get(self._notifier, key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._memory.state_put(self._notifier, key, value)
+
+    def delete(self, key: str) -> None:
+        self._memory.state_delete(self._notifier, key)
