@@ -23,6 +23,8 @@ import yaml
 
 from watchdog.cluster.coordinator import Cluster, instances
 from watchdog.engine.evaluate import AlertState
+from watchdog.poll.meetings import MeetingStates
+from watchdog.poll.participants import Participants
 from watchdog.sim.simulator import Simulator
 from watchdog.state import leases
 from watchdog.state.leases import StaleLease
@@ -49,6 +51,11 @@ N, BAD = 300, 60
 INTERVAL, LEASE = 1.0, 3.0  # the default lease: three intervals
 
 
+def _member(store: Store, lease: float, ident: str) -> Cluster:
+    """An instance's membership over ``store``, with the participant state it loads."""
+    return Cluster(store, lease, ident, Participants(store.polls), MeetingStates(store.polls))
+
+
 def _watch(store: Store, keys: list[tuple[str, str]]) -> None:
     store.save_watch(WatchRecord(s, p, None, None, "static", "watching", at(0)) for s, p in keys)
 
@@ -59,8 +66,8 @@ def test_leases_spread_work_fence_stale_writes_and_move_from_a_dead_instance(
     store = Store(postgres_url)
     keys = [("s", f"p{i}") for i in range(10)]
     _watch(store, keys)
-    one = Cluster(store, postgres_url, lease_seconds=1.0, ident="one")
-    two = Cluster(store, postgres_url, lease_seconds=1.0, ident="two")
+    one = _member(store, 1.0, "one")
+    two = _member(store, 1.0, "two")
     try:
         one.tick()  # the first leader creates one lease row per watched participant
         assert one.leader
@@ -100,9 +107,7 @@ def test_a_cycles_deferred_results_are_written_only_under_the_leases_they_were_p
     mine, other = Store(postgres_url), Store(postgres_url)  # two instances' stores
     kept, lost = ("s", "p0"), ("s", "p1")
     _watch(mine, [kept, lost])
-    one = Cluster(mine, postgres_url, lease_seconds=60.0, ident="one")
-    discarded: list[tuple[tuple[str, str], str]] = []
-    mine.on_stale = lambda key, why: discarded.append((key, why))
+    one = _member(mine, 60.0, "one")
     state = {"poor-video": AlertState("pending", at(0), 2.0)}
     try:
         one.tick()
@@ -122,6 +127,7 @@ def test_a_cycles_deferred_results_are_written_only_under_the_leases_they_were_p
             )
         assert mine.flush() == 1  # the lost one is fenced off, the kept one written
         assert other.load_cursors() == {kept: at(20), lost: at(10)}
+        discarded = mine.polls.take_stale()  # what the poller tells the cluster
         assert [key for key, _ in discarded] == [lost]
         assert "no longer held by one" in discarded[0][1]
 
@@ -146,8 +152,7 @@ def test_flushes_racing_hand_backs_and_claims_never_deadlock(postgres_url: str) 
     store = Store(postgres_url)
     keys = [("s", f"p{i:03d}") for i in range(200)]
     _watch(store, keys)
-    one = Cluster(store, postgres_url, lease_seconds=60.0, ident="one")
-    store.on_stale = lambda key, why: None  # released under the flush: expected here
+    one = _member(store, 60.0, "one")
     errors: list[str] = []
     stop = time.monotonic() + 6.0
     pending = {"poor-video": AlertState("pending", at(0), 2.0)}
@@ -208,8 +213,8 @@ def test_renewal_writes_one_heartbeat_row_and_a_silent_instance_falls_due(
 ) -> None:
     store = Store(postgres_url)
     _watch(store, [("s", f"p{i}") for i in range(6)])
-    one = Cluster(store, postgres_url, lease_seconds=30.0, ident="one")
-    two = Cluster(store, postgres_url, lease_seconds=30.0, ident="two")
+    one = _member(store, 30.0, "one")
+    two = _member(store, 30.0, "two")
 
     def versions() -> dict[tuple[str, str], str]:  # xmin: the transaction that wrote a row
         rows = store.database.execute(

@@ -8,20 +8,19 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
 from watchdog.cli.status import print_status
-from watchdog.cluster import coordinator as cluster
 from watchdog.cluster.coordinator import Cluster
 from watchdog.config.settings import Config
 from watchdog.runtime.build import Runtime, build
 from watchdog.sim.simulator import Simulator
 from watchdog.state.leases import StaleLease
 from watchdog.videosdk.stats import ParticipantInfo
-from watchdog.watch.departures import depart
 from watchdog.watch.watchlist import Seen
 
 from .helpers import at, video_series
@@ -57,22 +56,20 @@ def _stale() -> float:
 
 @contextmanager
 def _member(config: Config, ident: str) -> Iterator[tuple[Runtime, Cluster]]:
-    """One instance as the service wires it: a runtime joined to the cluster."""
-    runtime = build(config)
-    member = cluster.join(
-        runtime.store,
-        config.state_url,
-        60.0,  # long: leases move in these tests only when the test expires them
-        ident,
-        runtime.poller,
-        runtime.dispatcher,
-        runtime.manager,
+    """One instance as the service builds it: a runtime that joined the cluster."""
+    state = config.settings.state.model_copy(
+        # long: leases move in these tests only when the test expires them
+        update={"instance_id": ident, "lease": timedelta(seconds=60)}
     )
+    settings = config.settings.model_copy(update={"state": state})
+    runtime = build(
+        Config(settings=settings, path=config.path, document=config.document), join=True
+    )
+    assert runtime.cluster is not None
     try:
-        yield runtime, member
+        yield runtime, runtime.cluster
     finally:
-        member.leave()
-        runtime.close()
+        runtime.close()  # hands its leases back
 
 
 def _expire(url: str, owner: str) -> None:
@@ -116,7 +113,7 @@ def test_a_departure_is_written_only_by_the_lease_holder(
         assert len(_outbox(one)) == 2
 
         before = _stale()
-        assert depart(two.poller, key, LEFT, info) == 0  # b does not hold p0: refused
+        assert two.poller.depart(key, LEFT, info) == 0  # b does not hold p0: refused
         assert _stale() == before + 1
         assert store.load_alert_states()[key]["poor-video"].phase == "firing"
         assert key in store.load_cursors()
@@ -127,11 +124,11 @@ def test_a_departure_is_written_only_by_the_lease_holder(
         b.tick()  # takes p0 over with a new generation
         assert key in b.held
         generation = b.held[key]
-        assert depart(one.poller, key, LEFT, info) == 0  # a's generation is stale now
+        assert one.poller.depart(key, LEFT, info) == 0  # a's generation is stale now
         assert _stale() == before + 2
         assert key in store.load_alert_states()
 
-        assert depart(two.poller, key, LEFT, info) == 1  # the holder resolves and forgets
+        assert two.poller.depart(key, LEFT, info) == 1  # the holder resolves and forgets
         assert key not in store.load_alert_states()
         assert key not in store.load_cursors()
         assert _outbox(one) == [("firing", "p0"), ("firing", "p1"), ("resolved", "p0")]
@@ -167,14 +164,14 @@ def test_meeting_rule_states_are_written_by_the_leader_only(
         store = one.store
         assert store.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
         pid = first.leader_fence()
-        assert pid is not None
-        assert second.leader_fence() is None
+        assert pid != 0
+        assert second.leader_fence() == 0  # no backend is 0: a write would be refused
 
         with psycopg.connect(postgres_url, autocommit=True) as admin:  # one's lock connection dies
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         second.tick()
         assert _leads(second)  # the lock moved with the connection
-        assert ("meeting-poor-video", "room-1") in two.poller.meeting_states  # carried on
+        assert ("meeting-poor-video", "room-1") in two.poller.meetings.get()  # carried on
 
         sim.advance(10)  # video recovers: "one", still believing it leads, would resolve
         before = _stale()

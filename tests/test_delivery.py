@@ -19,7 +19,7 @@ from watchdog.config.settings import load_config
 from watchdog.delivery.dispatcher import Dispatcher
 from watchdog.delivery.host import PluginHost, load_plugins
 from watchdog.redaction import Redactor
-from watchdog.runtime.build import Runtime, build, poll_and_notify
+from watchdog.runtime.build import Runtime, build
 from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 
@@ -150,7 +150,7 @@ def test_a_sink_down_for_a_minute_gets_everything_in_order_when_it_is_back(
         try:
             for _ in range(10):  # a minute and a half of samples, polled every 10 s
                 sim.advance(10)
-                poll_and_notify(runtime)
+                runtime.cycle()
                 if runtime.store.outbox_depth():
                     sink.wait_for(sink.attempts + 1, what="attempts")  # still failing
             assert sink.received == []

@@ -102,7 +102,8 @@ def test_a_crash_before_the_cycle_wrote_its_results_changes_no_alert(
         assert reference.poller.cycle().transitions == []
         restarted = build(config["crashing"])
         try:
-            assert restarted.poller.cursors == {("s1", "p1"): at(10)}  # progress lost
+            assert restarted.store.load_cursors() == {("s1", "p1"): at(10)}  # progress lost
+            assert restarted.poller.participants.cursor(("s1", "p1")) == at(10)
             sim.advance(20)
             again = restarted.poller.cycle().transitions
             expected = reference.poller.cycle().transitions

@@ -9,7 +9,8 @@ import pytest
 
 from watchdog.config.settings import Config, WatchedParticipant
 from watchdog.obs.telemetry import POLLS
-from watchdog.poll.poller import Outcome, Poller
+from watchdog.poll.membership import Alone
+from watchdog.poll.poller import Departure, Outcome, Poller
 from watchdog.runtime.build import build
 from watchdog.sim.simulator import Fault, Simulator
 from watchdog.state.store import Store
@@ -121,19 +122,23 @@ class _TakeOverMidCycle:
     """An observer that, at the first poll of a cycle, hands the poller a participant just
     taken over (as watchdog.runtime.service does when a dead instance's leases fall due)."""
 
-    def __init__(self, poller: Poller, taken: WatchedParticipant) -> None:
-        self.poller, self.taken, self.done = poller, taken, False
+    def __init__(self, taken: WatchedParticipant) -> None:
+        self.taken, self.done = taken, False
+        self.poller: Poller | None = None
 
     def admit(self, target: WatchedParticipant, info: ParticipantInfo) -> bool:
         return True
 
     def polled(self, target: WatchedParticipant, outcome: Outcome) -> None:
-        if not self.done:
+        if not self.done and self.poller is not None:
             self.done = True
             self.poller.poll_now([self.taken])
 
-    def cycle_done(self, poller: Poller) -> int:
-        return 0
+    def cycle_done(self) -> list[Departure]:
+        return []
+
+    def departed(self, departure: Departure) -> None:
+        raise AssertionError("nobody departs here")
 
 
 def test_a_participant_taken_over_mid_cycle_is_polled_next_and_once(
@@ -142,13 +147,20 @@ def test_a_participant_taken_over_mid_cycle_is_polled_next_and_once(
     names = ["a", "b", "c", "d"]
     for name in names:
         sim.add_participant("s", name, samples=video_series([(0, 4)]))
-    runtime = build(config_for([("s", n) for n in names], poll={"concurrency": 1}))
-    poller = runtime.poller
+    runtime = build(config_for([("s", n) for n in names]))
+    cycle_targets = [WatchedParticipant(session="s", participant=n) for n in "abc"]
+    taken = WatchedParticipant(session="s", participant="d")
+    observer = _TakeOverMidCycle(taken)
+    poller = Poller(
+        runtime.client,
+        runtime.store.polls,
+        runtime.rules,
+        membership=Alone(lambda: cycle_targets),
+        concurrency=1,
+        observer=observer,
+    )
+    observer.poller = poller
     try:
-        cycle_targets = [WatchedParticipant(session="s", participant=n) for n in "abc"]
-        poller.targets = lambda: cycle_targets
-        taken = WatchedParticipant(session="s", participant="d")
-        poller.observer = _TakeOverMidCycle(poller, taken)
         report = poller.cycle()
         polled = [path.split("/")[-2] for _, path, _ in sim.requests if path.endswith("/stats")]
         assert polled == ["a", "d", "b", "c"]  # at the head of the running cycle's queue
@@ -157,8 +169,9 @@ def test_a_participant_taken_over_mid_cycle_is_polled_next_and_once(
         poller.poll_now([taken, taken])  # no cycle running: a short cycle of its own
         polled = [path.split("/")[-2] for _, path, _ in sim.requests if path.endswith("/stats")]
         assert polled[4:] == ["d"]
-        assert ("s", "d") in poller.cursors
+        assert poller.participants.cursor(("s", "d")) is not None
     finally:
+        poller.close()
         runtime.close()
 
 

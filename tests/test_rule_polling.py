@@ -12,7 +12,6 @@ from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 from watchdog.videosdk.client import VideoSDKClient
 from watchdog.videosdk.stats import parse_stats
-from watchdog.watch.departures import depart
 
 from .helpers import at, video_series
 
@@ -153,13 +152,10 @@ def test_a_departed_participant_leaves_no_rule_memory(
     try:
         runtime.poller.cycle()
         assert ("s", "p") in runtime.store.load_memories()
-        depart(
-            runtime.poller,
-            ("s", "p"),
-            "participant left the session",
-            runtime.poller.infos[("s", "p")],
-        )
+        info = runtime.poller.participants.info(("s", "p"))
+        assert info is not None
+        runtime.poller.depart(("s", "p"), "participant left the session", info)
         assert runtime.store.load_memories() == {}
-        assert ("s", "p") not in runtime.poller.memories
+        assert runtime.poller.participants.memory(("s", "p")) is None
     finally:
         runtime.close()

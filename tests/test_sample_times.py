@@ -26,6 +26,7 @@ from watchdog.engine.evaluate import AlertState, Memory
 from watchdog.engine.rules import load_rules
 from watchdog.engine.series import Series, micros
 from watchdog.obs.telemetry import SAMPLE_ERRORS
+from watchdog.poll.membership import Alone
 from watchdog.poll.poller import Poller
 from watchdog.runtime.build import build
 from watchdog.sim.simulator import Simulator
@@ -132,12 +133,14 @@ def test_a_sample_within_the_allowed_skew_is_evaluated_once_and_the_cursor_stops
     try:
         sim.advance(20)
         assert runtime.poller.cycle().samples == 3  # 0, 10 and 35
-        assert runtime.poller.cursors[KEY] == sim.now()  # not 35 s: never past the API's now
+        assert (
+            runtime.poller.participants.cursor(KEY) == sim.now()
+        )  # not 35 s: never past the API's now
         sim.advance(5)
         assert runtime.poller.cycle().samples == 0  # 35 is shown again, not evaluated again
         sim.advance(6)  # the API's clock is at 31 s: 60 s is within the skew now
         assert runtime.poller.cycle().samples == 1
-        assert runtime.poller.cursors[KEY] == sim.now()
+        assert runtime.poller.participants.cursor(KEY) == sim.now()
     finally:
         runtime.close()
 
@@ -170,7 +173,9 @@ def test_a_future_cursor_saved_by_an_older_release_is_repaired_at_startup(
     try:
         (repaired,) = messages(caplog, REPAIR_LOG)
         assert "repaired 1 participants" in repaired.getMessage()
-        assert started <= runtime.poller.cursors[KEY] <= datetime.now(UTC)
+        repaired_to = runtime.poller.participants.cursor(KEY)
+        assert repaired_to is not None
+        assert started <= repaired_to <= datetime.now(UTC)
         saved = cursor(config)
         assert started <= saved <= datetime.now(UTC)
         sim.advance(328)  # the API's clock a little past the real one, as clocks are
@@ -179,7 +184,8 @@ def test_a_future_cursor_saved_by_an_older_release_is_repaired_at_startup(
         assert len(firing) == 1  # pending since 9999 would never have fired
         assert firing[0].active_since == saved  # pending since the repair, which held
         assert firing[0].time - firing[0].active_since >= timedelta(seconds=10)
-        memory = runtime.poller.memories[KEY]
+        memory = runtime.poller.participants.memory(KEY)
+        assert memory is not None
         assert memory.last_time == sim.now()
         assert all(t <= micros(memory.last_time) for t in memory.series["qualityScore.video"].times)
     finally:
@@ -224,18 +230,22 @@ def test_without_a_date_header_the_local_clock_judges(tmp_path: Any) -> None:
     (tmp_path / "rules.yaml").write_text(POOR_VIDEO)
     store = Store(str(tmp_path / "state.db"))
     client = VideoSDKClient(settings)
+    target = WatchedParticipant(session="s", participant="p")
     poller = Poller(
         client,
-        store,
+        store.polls,
         load_rules([tmp_path / "rules.yaml"]),
-        targets=[WatchedParticipant(session="s", participant="p")],
+        membership=Alone(lambda: [target]),
     )
     try:
         before = future_errors()
         report = poller.cycle()
         assert (report.failed, report.samples) == (0, 1)
         assert future_errors() == before + 1
-        assert poller.cursors[KEY] == parse_stats(response(samples[:1]), "s", "p").samples[0].time
+        assert (
+            poller.participants.cursor(KEY)
+            == parse_stats(response(samples[:1]), "s", "p").samples[0].time
+        )
     finally:
         poller.close()
         client.close()

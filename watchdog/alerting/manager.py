@@ -481,6 +481,8 @@ class AlertManager:
         config: AlertingConfig,
         on_queued: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.config = config
@@ -489,10 +491,16 @@ class AlertManager:
         self._lock = threading.RLock()
         self._known: dict[str, ActiveAlert] = {}
         # several instances (watchdog.cluster.coordinator): only the leader flushes
-        self.active: Callable[[], bool] = lambda: True
+        self._leads = leads
         self._intake = threading.Event()  # a poll recorded alerts not flushed yet
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def reconfigure(self, config: AlertingConfig) -> None:
+        """A reload's routes, grouping and repeats: they apply from the next flush on (a
+        removed rule's ``notify`` may name notifiers that are gone: they are skipped)."""
+        with self._lock:
+            self.config = config
 
     def intake(self) -> None:
         """A poll just recorded alerts (the poller's ``on_enqueue``): flush within ``GATHER``.
@@ -544,7 +552,7 @@ class AlertManager:
 
     def flush(self, final: bool = False) -> int:
         """Queue what is due; returns how many notifications were written to the outbox."""
-        if not self.active():
+        if not self._leads():
             return 0
         with self._lock:
             now = self.clock()

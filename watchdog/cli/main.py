@@ -272,9 +272,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     config = _config(args)
     runtime = build(config, dry_run=args.dry_run)
     try:
-        if runtime.discovery is not None:
-            runtime.discovery.run()
-        report = runtime.poller.cycle()
+        report = runtime.cycle(discover=True)  # the daemon's cycle, discovery first
         for transition in report.transitions:
             alert = alert_from(transition)
             print(

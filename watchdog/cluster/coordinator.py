@@ -36,17 +36,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge
 
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_time
+from watchdog.poll.meetings import MeetingStates
+from watchdog.poll.participants import Participants
 from watchdog.state import leases
 from watchdog.state.database import ROUND_TRIPS, Cursor
-from watchdog.state.leases import InstanceRow, Leadership
+from watchdog.state.leases import Fence, InstanceRow, Leadership
+from watchdog.state.outbox import OutboxEntry
 from watchdog.state.rows import Key
 from watchdog.state.store import Store
 
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 # LEADER_LOCK (watchdog.state.leases): discovery, alert manager, meeting rules, lease bookkeeping
 
-# on PostgreSQL only: exported by join(), so on SQLite they are absent rather than 0
+# on PostgreSQL only: exported by a Cluster, so on SQLite they are absent rather than 0
 LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds", registry=None)
 LEASE_TAKEOVERS = Counter(
     "watchdog_lease_takeovers",
@@ -106,49 +107,75 @@ def instance_id(configured: str | None = None) -> str:
 
 
 class Cluster:
-    """This instance's membership: call ``tick()`` before every poll cycle."""
+    """This instance's membership (a :class:`watchdog.poll.membership.Membership`): call
+    ``tick()`` before every poll cycle.
 
-    def __init__(self, store: Store, url: str, lease_seconds: float, ident: str) -> None:
+    A lease won loads its participant's committed state into ``participants``, a lease
+    lost forgets it there; becoming the leader reloads ``meetings``.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        store: Store,
+        lease_seconds: float,
+        ident: str,
+        participants: Participants,
+        meetings: MeetingStates,
+    ) -> None:
+        for metric in METRICS:
+            with contextlib.suppress(ValueError):  # exported by an earlier member of this process
+                REGISTRY.register(metric)
         self.store = store
         self.id = ident
         self.lease = lease_seconds
         self.leader = False
         self.held: dict[Key, int] = {}  # key -> generation
-        self.on_acquire: Callable[[Key], None] = lambda key: None
-        self.on_lose: Callable[[Key], None] = lambda key: None
-        self.on_lead: Callable[[], None] = lambda: None  # just became the leader
-        self._leadership = Leadership(url)
+        self._participants = participants
+        self._meetings = meetings
+        self._leadership = Leadership(store.url)
         self._started = format_time(datetime.now(UTC))
         self._last_ok = 0.0  # monotonic time of the last heartbeat that reached the database
         self._lock = threading.Lock()
         self._claim_lock = threading.Lock()
 
-    # -- what the poller and the service read ------------------------------------------
+    # -- the membership the poller is given (watchdog.poll.membership) -----------------
 
     def targets(self) -> list[WatchedParticipant]:
         with self._lock:
             return [WatchedParticipant(session=s, participant=p) for s, p in sorted(self.held)]
 
-    def fence(self, key: Key) -> tuple[str, int] | None:
+    def fence(self, key: Key) -> Fence:
         with self._lock:
             generation = self.held.get(key)
         return (self.id, generation if generation is not None else -1)
 
-    def leader_fence(self) -> int | None:
-        """What a leader-only write (meeting-rule states) is fenced by; None off the leader."""
-        return self._leadership.backend_pid if self.leader else None
+    def lost(self, key: Key, why: str) -> None:
+        STALE_WRITES.inc()
+        log.warning("%s", why, extra={"session_id": key[0], "participant_id": key[1]})
+        with self._lock:
+            self.held.pop(key, None)
 
-    def stale_leader_write(self, why: str) -> None:
+    def leads(self) -> bool:
+        return self.leader
+
+    def leader_fence(self) -> int:
+        """What a leader-only write (meeting-rule states) is fenced by: the backend of the
+        lock's connection (0, which no backend is, once that connection is gone)."""
+        pid = self._leadership.backend_pid if self.leader else None
+        return 0 if pid is None else pid
+
+    def lost_leadership(self, why: str) -> None:
         STALE_WRITES.inc()
         log.warning("%s", why)
         self.leader = False
         LEADER.set(0)
 
-    def stale_write(self, key: Key, why: str) -> None:
-        STALE_WRITES.inc()
-        log.warning("%s", why, extra={"session_id": key[0], "participant_id": key[1]})
-        with self._lock:
-            self.held.pop(key, None)
+    def claim(self, entry: OutboxEntry, seconds: float) -> bool:
+        """Take an outbox row for ``seconds`` before delivering it (no other instance
+        delivers it meanwhile)."""
+        return self.store.claim_outbox(entry.id, self.id, seconds)
 
     def database_ok(self) -> bool:
         """Did a heartbeat reach the database within one lease length?"""
@@ -161,8 +188,8 @@ class Cluster:
         try:
             was, self.leader = self.leader, self._leadership.check()
             LEADER.set(1 if self.leader else 0)
-            if self.leader and not was:
-                self.on_lead()
+            if self.leader and not was:  # meeting rules go on from the previous leader's
+                self._meetings.reload()
             if self.leader:
                 self._bookkeeping()
             self._claim()
@@ -259,10 +286,10 @@ class Cluster:
             before, self.held = self.held, kept
         for key in before.keys() - kept.keys():
             LEASES_LOST.inc()
-            self.on_lose(key)
+            self._participants.forget(key)
         acquired = {key for key, generation in kept.items() if before.get(key) != generation}
-        for key in acquired:
-            self.on_acquire(key)
+        for key in acquired:  # go on from what its previous holder committed
+            self._participants.adopt(key)
         LEASES_HELD.set(len(kept))
         if taken:
             log.info("took over %d participants of an instance whose heartbeat stopped", taken)
@@ -303,51 +330,3 @@ class Cluster:
 def instances(store: Store) -> list[InstanceRow]:
     """Every registered instance, for ``status``."""
     return leases.instances(store.database)
-
-
-def join(  # noqa: PLR0917
-    store: Store,
-    url: str,
-    lease_seconds: float,
-    ident: str,
-    poller: Any,
-    dispatcher: Any,
-    manager: Any,
-) -> Cluster:
-    """Wire a cluster member into the running parts: the poller polls what this instance
-    leases, writes fenced, and picks up a taken-over participant's committed state; the
-    dispatcher claims rows; the alert manager flushes on the leader only."""
-    for metric in METRICS:
-        with contextlib.suppress(ValueError):  # exported by an earlier member of this process
-            REGISTRY.register(metric)
-    cluster = Cluster(store, url, lease_seconds, ident)
-
-    def acquire(key: Key) -> None:
-        cursor, states, memory = store.load_participant(key)
-        for table, value in ((poller.cursors, cursor), (poller.memories, memory)):
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value
-        poller.states[key] = states
-
-    def lose(key: Key) -> None:
-        for table in (poller.cursors, poller.states, poller.memories, poller.infos):
-            table.pop(key, None)
-
-    def lead() -> None:  # meeting rules continue from the previous leader's committed states
-        poller.meeting_states = store.load_meeting_states()
-
-    cluster.on_acquire = acquire
-    cluster.on_lose = lose
-    cluster.on_lead = lead
-    poller.targets = cluster.targets
-    poller.fence = cluster.fence
-    poller.on_stale = cluster.stale_write
-    store.on_stale = cluster.stale_write  # a cycle's deferred results, fenced at its flush
-    poller.meeting_fence = cluster.leader_fence
-    poller.on_stale_meetings = cluster.stale_leader_write
-    claim_for = dispatcher.timeout + 5.0
-    dispatcher.claim = lambda entry: store.claim_outbox(entry.id, cluster.id, claim_for)
-    manager.active = lambda: cluster.leader
-    return cluster

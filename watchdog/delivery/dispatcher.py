@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from watchdog.alerts import Notification
+from watchdog.config.settings import DeliverySettings
 from watchdog.notifiers import DeliveryError, Notifier
 from watchdog.obs.logs import about
 from watchdog.obs.telemetry import ACCEPTED_LATE, DELIVERY_ATTEMPTS, OUTBOX_DEPTH, OUTBOX_OVERDUE
@@ -68,6 +69,7 @@ class Dispatcher:
         warn_after: timedelta = timedelta(minutes=10),
         concurrency: int = 4,
         redactor: Redactor | None = None,
+        claim: Callable[[OutboxEntry], bool] | None = None,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
@@ -91,10 +93,23 @@ class Dispatcher:
         self._warned_full: set[str] = set()
         self._next_due = IDLE_POLL
         # several instances (watchdog.cluster.coordinator): take a row before delivering it
-        self.claim: Callable[[OutboxEntry], bool] | None = None
+        self.claim = claim
 
     def wake(self) -> None:
         self._wake.set()
+
+    def reconfigure(
+        self,
+        notifiers: Mapping[str, Notifier],
+        redactor: Redactor,
+        delivery: DeliverySettings,
+    ) -> None:
+        """A reload's notifiers and delivery settings (``stop_grace`` is the service's)."""
+        self.timeout = delivery.timeout.total_seconds()
+        self.max_backoff = delivery.max_backoff
+        self.warn_after = delivery.warn_after
+        self.concurrency = delivery.concurrency
+        self.set_notifiers(notifiers, redactor)
 
     def set_notifiers(
         self, notifiers: Mapping[str, Notifier], redactor: Redactor | None = None

@@ -2,7 +2,10 @@
 
 Only samples newer than the participant's cursor are evaluated, and the
 cursor moves in the same transaction as the alert states and outbox rows
-they produced, so a restart neither re-alerts nor forgets.
+they produced, so a restart neither re-alerts nor forgets. Whom to poll and how
+each write is fenced is the :class:`~watchdog.poll.membership.Membership`'s
+decision (one instance or several), chosen once at build time; what is known of
+each participant between polls is :class:`~watchdog.poll.participants.Participants`'.
 """
 
 from __future__ import annotations
@@ -16,20 +19,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal, Protocol
 
+from watchdog.alerting.carryover import (
+    Carried,
+    carry_over,
+    carry_over_meetings,
+    closed_alerts,
+)
 from watchdog.alerting.from_transitions import alert_from
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_duration, format_time
-from watchdog.engine.evaluate import (
-    AlertState,
-    MeetingKey,
-    Memory,
-    Transition,
-    evaluate,
-    evaluate_meetings,
-    lookback,
-)
+from watchdog.engine.evaluate import Transition, evaluate, evaluate_meetings, lookback
 from watchdog.engine.rules import RuleSet
 from watchdog.obs.logs import about
 from watchdog.obs.telemetry import (
@@ -39,11 +41,15 @@ from watchdog.obs.telemetry import (
     SAMPLES_EVALUATED,
     TRANSITIONS,
 )
+from watchdog.poll.departures import resolutions
 from watchdog.poll.failures import PollFailures, credentials_refused, failure_reason
+from watchdog.poll.meetings import MeetingStates
+from watchdog.poll.membership import Membership
+from watchdog.poll.participants import Participants
 from watchdog.state.faults import StorageFault
-from watchdog.state.leases import StaleLease
+from watchdog.state.leases import Fence, StaleLease
+from watchdog.state.polls import PollState
 from watchdog.state.rows import Key
-from watchdog.state.store import Store
 from watchdog.videosdk.client import DeadlineError, NotFoundError, VideoSDKClient, VideoSDKError
 from watchdog.videosdk.stats import ParticipantInfo, StatsShapeError, parse_stats
 
@@ -55,6 +61,15 @@ Outcome = Literal["ok", "not_found", "error", "deadline"]
 SHARED_CAUSES = frozenset({"network", "server_error", "rate_limited"})
 
 
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A participant no longer watched: its firing alerts resolve with ``reason``."""
+
+    key: Key
+    reason: str
+    info: ParticipantInfo
+
+
 class PollObserver(Protocol):
     """Told about every poll (the watch list, watchdog.watch.watchlist, implements it)."""
 
@@ -63,10 +78,19 @@ class PollObserver(Protocol):
 
     def polled(self, target: WatchedParticipant, outcome: Outcome) -> None: ...
 
-    def cycle_done(self, poller: Poller) -> int: ...
+    def cycle_done(self) -> list[Departure]:
+        """The cycle's polls are over: who is no longer watched (the poller resolves them
+        and tells :meth:`departed`)."""
+
+    def departed(self, departure: Departure) -> None: ...
 
 
-Targets = Sequence[WatchedParticipant] | Callable[[], Sequence[WatchedParticipant]]
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    kept: int  # alert states carried over
+    closed: int  # firing alerts of removed rules, resolved
+
+
 Polled = tuple[list[Transition], int, bool]  # one poll: transitions, new samples, ok
 
 
@@ -84,10 +108,12 @@ class Poller:
     def __init__(
         self,
         client: VideoSDKClient,
-        store: Store,
+        polls: PollState,
         rules: RuleSet,
         *,
-        targets: Targets,
+        membership: Membership,
+        participants: Participants | None = None,
+        meetings: MeetingStates | None = None,
         concurrency: int = 16,
         dry_run: bool = False,
         on_enqueue: Callable[[], None] | None = None,
@@ -95,22 +121,18 @@ class Poller:
         max_clock_skew: timedelta = timedelta(seconds=30),
     ) -> None:
         self.client = client
-        self.store = store
+        self._polls = polls
         self.rules = rules
-        self.targets = targets if callable(targets) else list(targets)
+        self.membership = membership
         self.observer = observer
         self.dry_run = dry_run
         self.on_enqueue = on_enqueue
-        self.cursors: dict[Key, datetime] = store.load_cursors()
-        self.states: dict[Key, dict[str, AlertState]] = store.load_alert_states()
-        # rule windows, absent data and meeting-level rules (see watchdog.engine.evaluate)
-        self.memories: dict[Key, Memory] = store.load_memories()
-        self.meeting_states: dict[MeetingKey, AlertState] = store.load_meeting_states()
-        self.infos: dict[Key, ParticipantInfo] = {}
+        # cursors, alert states, rule windows, identities (see watchdog.engine.evaluate)
+        self.participants = participants or Participants(polls)
+        self.meetings = meetings or MeetingStates(polls)
         self.server_now: datetime | None = None
         # samples stamped further ahead of the API's clock than this are dropped
         self.max_clock_skew = max_clock_skew
-        self.future_warned: set[Key] = set()  # participants whose future samples were logged
         self._repair_future()
         self._watches_absence = any(rule.absent is not None for rule in rules)
         self._lookback = lookback(rules)
@@ -128,13 +150,6 @@ class Poller:
         self.last_progress = time.monotonic()  # a poll finished: what systemd's watchdog feeds on
         self.failures = PollFailures()
         self._stopping = threading.Event()
-        # several instances (watchdog.cluster.coordinator): the lease each write is fenced with
-        self.fence: Callable[[Key], tuple[str, int] | None] | None = None
-        self.on_stale: Callable[[Key, str], None] | None = None
-        # meeting-level rules run on the leader only, fenced by its advisory lock's
-        # connection (None: not the leader, skip them)
-        self.meeting_fence: Callable[[], int | None] | None = None
-        self.on_stale_meetings: Callable[[str], None] | None = None
 
     @contextmanager
     def paused(self, while_waiting: Callable[[], None] | None = None) -> Iterator[None]:
@@ -158,19 +173,7 @@ class Poller:
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the store keeps it
         limit = now + self.max_clock_skew
-        repaired: set[Key] = set()
-        for key, cursor in self.cursors.items():
-            if cursor > limit:
-                self.cursors[key] = now
-                repaired.add(key)
-        repaired.update(key for key, memory in self.memories.items() if memory.clamp(limit, now))
-        changed: dict[Key, set[str]] = {}
-        for key, states in self.states.items():
-            for name, state in list(states.items()):
-                if (clamped := state.clamped(limit, now)) is not state:
-                    states[name] = clamped
-                    changed.setdefault(key, set()).add(name)
-        repaired.update(changed)
+        repaired = self.participants.repair_future(limit, now)
         if not repaired:
             return
         log.warning(
@@ -181,14 +184,15 @@ class Poller:
         )
         if self.dry_run:
             return
+        participants = self.participants
         try:
-            for key in sorted(repaired):
-                self.store.commit_poll(
+            for key, changed in sorted(repaired.items()):
+                self._polls.commit_poll(
                     key,
-                    self.cursors.get(key),
-                    self.states.get(key, {}),
-                    changed.get(key, set()),
-                    memory=self.memories.get(key),
+                    participants.cursor(key),
+                    participants.states(key),
+                    changed,
+                    memory=participants.committed(key).memory,
                 )
         except Exception:  # what was repaired in memory holds; polls write it later
             log.exception("writing the repaired cursors failed")
@@ -201,12 +205,80 @@ class Poller:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def firing(self) -> int:
-        return sum(  # a copy: polls and lease claims add participants from other threads
-            1
-            for states in list(self.states.values())
-            for s in list(states.values())
-            if s.phase == "firing"
+        return self.participants.firing()
+
+    def reconfigure(
+        self,
+        rules: RuleSet,
+        max_clock_skew: timedelta,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Reloaded:
+        """A reload's rules, between two cycles: states of the rules that stay are kept,
+        firing alerts of removed ones resolved (watchdog.alerting.carryover), each
+        participant's write fenced like a poll's."""
+        with self.paused(while_waiting):  # no poll sees half a reload
+            now = datetime.now(UTC)
+            closed = 0
+            participants = self.participants
+            carried = carry_over(
+                self.rules, rules, participants.all_states(), now, participants.all_infos()
+            )
+            for key, result in carried.items():
+                write = partial(self._commit_carried, key, result)
+                if self._fenced(key, write):  # a lease lost meanwhile is the new holder's
+                    participants.replace_states(key, result.states)
+                    closed += len(result.closed)
+            closed += self._close_removed_meeting_rules(rules, now)
+            kept = sum(len(states) for states in participants.all_states().values())
+            self.rules = rules
+            self.max_clock_skew = max_clock_skew
+        return Reloaded(kept, closed)
+
+    def _commit_carried(self, key: Key, carried: Carried[str], fence: Fence | None) -> None:
+        self._polls.commit_poll(
+            key,
+            None,
+            carried.states,
+            carried.dropped,
+            alerts=closed_alerts(carried),
+            fence=fence,
         )
+
+    def _close_removed_meeting_rules(self, rules: RuleSet, now: datetime) -> int:
+        """Meeting states are the leader's: only it closes those a reload removed."""
+        if not self.membership.leads():
+            return 0
+        meetings = carry_over_meetings(self.rules, rules, self.meetings.get(), now)
+        if not meetings.dropped:
+            return 0
+
+        def write(leader: int | None) -> None:
+            self._polls.commit_meetings(
+                meetings.states, meetings.dropped, alerts=closed_alerts(meetings), leader=leader
+            )
+
+        if not self._as_leader(write):
+            return 0
+        self.meetings.set(meetings.states)
+        return len(meetings.closed)
+
+    def _fenced(self, key: Key, write: Callable[[Fence | None], None]) -> bool:
+        """Write for ``key`` under its lease; False (and the membership told) if it moved."""
+        try:
+            write(self.membership.fence(key))
+        except StaleLease as exc:
+            self.membership.lost(key, str(exc))
+            return False
+        return True
+
+    def _as_leader(self, write: Callable[[int | None], None]) -> bool:
+        """A leader-only write; False (and the membership told) if another instance leads."""
+        try:
+            write(self.membership.leader_fence())
+        except StaleLease as exc:
+            self.membership.lost_leadership(str(exc))
+            return False
+        return True
 
     def cycle(self) -> CycleReport:
         """Poll every target once; never raises, so the scheduler keeps going."""
@@ -216,8 +288,7 @@ class Poller:
             self._lookback = lookback(self.rules)  # a reload may have swapped the rules
             with self._queue_lock:
                 self._queue = deque()  # open before the targets are read: see poll_now
-            targets = self.targets() if callable(self.targets) else self.targets
-            polled = self._poll_all(targets, report)
+            polled = self._poll_all(self.membership.targets(), report)
             self.failures.end_cycle(report.polled)
             self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
@@ -238,21 +309,56 @@ class Poller:
     def _after_polls(self) -> None:
         """Write the polls' deferred results in one transaction (if that fails they stay
         unwritten, and a restart re-evaluates their samples from the older cursors), then
-        let the watch list resolve who left."""
+        resolve whoever the watch list says left."""
         if not self.dry_run:
             try:
-                self.store.flush()
+                self._polls.flush()
             except StorageFault:  # counted and logged once by the store; kept for the next
                 pass
             except Exception:
                 log.exception("writing this cycle's poll results failed; retrying after the next")
-        if self.observer is not None:
+            for key, why in self._polls.take_stale():
+                self.membership.lost(key, why)
+        if self.observer is None:
+            return
+        try:
+            departures = self.observer.cycle_done()
+        except StorageFault:  # counted and logged once by the store
+            return
+        except Exception:
+            log.exception("updating the watch list after a poll cycle failed")
+            return
+        for departure in departures:  # one failing departure costs nobody else theirs
+            ids = {"session_id": departure.key[0], "participant_id": departure.key[1]}
             try:
-                self.observer.cycle_done(self)
-            except StorageFault:  # counted and logged once by the store
-                pass
+                self.depart(departure.key, departure.reason, departure.info)
+            except StorageFault:  # counted and logged once by the store; tried again later
+                continue
             except Exception:
-                log.exception("updating the watch list after a poll cycle failed")
+                log.exception("resolving the alerts of a departed participant failed", extra=ids)
+                continue
+            self.observer.departed(departure)
+
+    def depart(self, key: Key, reason: str, info: ParticipantInfo) -> int:
+        """Resolve ``key``'s firing alerts with ``reason`` and forget it (its watch entry,
+        cursor and alert states go in the same transaction); returns how many resolved."""
+        tracked = self.participants.committed(key)
+        alerts = resolutions(self.rules, tracked, info, reason)
+        ids = {"session_id": key[0], "participant_id": key[1]}
+        if not self.dry_run:
+
+            def write(fence: Fence | None) -> None:
+                self._polls.commit_departure(key, alerts, fence=fence)
+
+            if not self._fenced(key, write):  # another instance holds the lease: not ours
+                alerts = []
+            if alerts and self.on_enqueue is not None:
+                self.on_enqueue()
+        for alert, _ in alerts:
+            TRANSITIONS.labels(alert.rule, "resolved").inc()
+            log.info("alert %s resolved: %s", alert.rule, reason, extra=ids)
+        self.participants.forget(key)
+        return len(alerts)
 
     def poll_now(self, targets: Sequence[WatchedParticipant]) -> None:
         """Poll these participants first (just taken over from a dead instance): at the
@@ -388,8 +494,7 @@ class Poller:
         except StaleLease as exc:
             POLLS.labels("stale_lease").inc()
             self.failures.failed("lease taken over by another instance")
-            if self.on_stale is not None:
-                self.on_stale((target.session, target.participant), str(exc))
+            self.membership.lost((target.session, target.participant), str(exc))
             return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
@@ -414,18 +519,18 @@ class Poller:
 
     def poll(self, target: WatchedParticipant) -> tuple[list[Transition], int]:
         key = (target.session, target.participant)
+        participants = self.participants
         raw, now = self.client.participant_stats_at(target.session, target.participant)
         clock = now if now is not None else datetime.now(UTC)  # the API's, else ours
         stats = parse_stats(
             raw,
             target.session,
             target.participant,
-            after=self.cursors.get(key),
+            after=participants.cursor(key),
             lookback=self._lookback,
             until=clock + self.max_clock_skew,
         )
-        if stats.future and key not in self.future_warned:
-            self.future_warned.add(key)
+        if stats.future and participants.warn_future_once(key):
             log.warning(
                 "dropped %d stats samples stamped more than %s ahead of the API's clock (%s); "
                 "the others are evaluated (logged once per participant)",
@@ -436,10 +541,10 @@ class Poller:
             )
         if self.observer is not None and not self.observer.admit(target, stats.info):
             return [], 0
-        self.infos[key] = stats.info
+        participants.seen(key, stats.info)
         if now is not None and (self.server_now is None or now > self.server_now):
             self.server_now = now
-        memory = self._memory(key)
+        memory = participants.memory(key)
         samples = stats.samples
         if samples and memory is not None and memory.last_time is not None:
             # the cursor stops at the API's now, so a sample stamped a little ahead of it
@@ -453,7 +558,7 @@ class Poller:
             self.rules,
             stats.info,
             samples,
-            self.states.get(key, {}),
+            participants.states(key),
             memory=memory,
             now=now,
         )
@@ -461,7 +566,7 @@ class Poller:
         # a poll that moved nothing (no new sample, no state change) writes nothing
         if not self.dry_run and (samples or result.changed or result.transitions):
             alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
-            self.store.commit_poll(
+            self._polls.commit_poll(  # StaleLease: the lease moved (see _poll_outcome)
                 key,
                 cursor,
                 result.states,
@@ -469,15 +574,12 @@ class Poller:
                 alerts=alerts,
                 memory=result.memory if samples else None,
                 info=stats.info if samples and self._meeting_inputs else None,
-                fence=self.fence(key) if self.fence is not None else None,
-                defer=not alerts,  # written with the rest after the cycle (Store.flush)
+                fence=self.membership.fence(key),
+                defer=not alerts,  # written with the rest after the cycle (PollState.flush)
             )
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()
-        if cursor is not None:
-            self.cursors[key] = cursor
-        self.states[key] = result.states
-        self.memories[key] = result.memory
+        participants.record(key, cursor, result.states, result.memory)
         SAMPLES_EVALUATED.inc(len(samples))
         ids = {"session_id": target.session, "participant_id": target.participant}
         for transition in result.transitions:
@@ -492,23 +594,10 @@ class Poller:
             )
         return result.transitions, len(samples)
 
-    def _memory(self, key: Key) -> Memory | None:
-        """The engine's memory; state from before windows existed starts at the cursor."""
-        memory = self.memories.get(key)
-        if memory is None and key in self.cursors:
-            memory = Memory(last_time=self.cursors[key])
-        return memory
-
     def _meetings_safely(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
         """Meeting-level rules over the watched participants' latest conditions."""
         try:
-            return self.meetings(targets)
-        except StaleLease as exc:
-            if self.on_stale_meetings is not None:
-                self.on_stale_meetings(str(exc))
-            else:
-                log.warning("%s", exc)
-            return []
+            return self.evaluate_meetings(targets)
         except StorageFault:  # counted and logged once by the store
             return []
         except Exception:
@@ -518,32 +607,30 @@ class Poller:
     @property
     def _meeting_inputs(self) -> bool:
         """Several instances and meeting rules: the leader reads others' participants."""
-        return self.meeting_fence is not None and any(r.meeting is not None for r in self.rules)
+        return self.membership.shared and any(r.meeting is not None for r in self.rules)
 
-    def meetings(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
-        leader = None
-        if self.meeting_fence is not None:
-            leader = self.meeting_fence()
-            if leader is None:  # several instances: meeting rules are the leader's
-                return []
-        keys = [(t.session, t.participant) for t in targets]
-        inputs = {
-            key: (self.infos[key], self.memories[key])
-            for key in keys
-            if key in self.infos and key in self.memories
-        }
+    def evaluate_meetings(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
+        if not self.membership.leads():  # several instances: meeting rules are the leader's
+            return []
+        inputs = self.participants.meeting_inputs((t.session, t.participant) for t in targets)
         if self._meeting_inputs:  # the leader: every instance's participants, as committed
-            inputs = self.store.load_meeting_inputs() | inputs
-        participants = list(inputs.values())
+            inputs = self._polls.load_meeting_inputs() | inputs
         result = evaluate_meetings(
-            self.rules, participants, self.meeting_states, now=self.server_now
+            self.rules, list(inputs.values()), self.meetings.get(), now=self.server_now
         )
         if not self.dry_run and result.changed:
             alerts = [(alert_from(t), t.rule.notify) for t in result.transitions]
-            self.store.commit_meetings(result.states, result.changed, alerts=alerts, leader=leader)
+
+            def write(leader: int | None) -> None:
+                self._polls.commit_meetings(
+                    result.states, result.changed, alerts=alerts, leader=leader
+                )
+
+            if not self._as_leader(write):
+                return []
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()
-        self.meeting_states = result.states
+        self.meetings.set(result.states)
         for transition in result.transitions:
             TRANSITIONS.labels(transition.rule.name, transition.state).inc()
             log.info(

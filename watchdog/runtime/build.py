@@ -1,21 +1,39 @@
-"""Wires config, rules, plugins, store, client, poller and dispatcher; service.py runs them."""
+"""Wires config, rules, plugins, store, client, poller and dispatcher; service.py runs them.
+
+Startup (:func:`build`) and a reload (:meth:`Runtime.reconfigure`) go through the same
+steps for what a reload may change: :func:`prepare` validates the config and rules and
+hides their secrets, :func:`make_notifiers` builds the notifiers. One instance or
+several is decided here once: a :class:`~watchdog.cluster.coordinator.Cluster` or
+:class:`~watchdog.poll.membership.Alone` is passed to the parts that differ.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 from watchdog.alerting import manager as alertmanager
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.manager import AlertingConfig, AlertManager
+from watchdog.cluster.coordinator import Cluster, instance_id
 from watchdog.config.problems import ConfigError, Problem
 from watchdog.config.settings import Config, environment_problems, request_deadline
 from watchdog.delivery.dispatcher import Dispatcher
 from watchdog.delivery.host import PluginHost, config_redactor, load_plugins
 from watchdog.engine.rulecheck import semantic_problems
 from watchdog.engine.rules import RuleSet, check_notifiers, load_rules
+from watchdog.notifiers import Notifier
 from watchdog.obs.logs import hide
-from watchdog.poll.poller import CycleReport, Poller
+from watchdog.poll.meetings import MeetingStates
+from watchdog.poll.membership import Alone, Membership
+from watchdog.poll.participants import Participants
+from watchdog.poll.poller import CycleReport, Poller, Reloaded
+from watchdog.redaction import Redactor
+from watchdog.state.database import redacted_url
+from watchdog.state.outbox import OutboxEntry
 from watchdog.state.store import Store
 from watchdog.videosdk.client import VideoSDKClient
 from watchdog.videosdk.tokens import TokenSource
@@ -25,6 +43,8 @@ from watchdog.watch.watchlist import WatchList
 from watchdog.watch.webhooks import PublicKeys, WebhookReceiver, apply_event, read_public_key
 
 log = logging.getLogger(__name__)
+
+CLAIM_MARGIN = timedelta(seconds=5)  # an outbox row is claimed for a delivery timeout and this
 
 
 def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, list[Problem]]:
@@ -81,6 +101,42 @@ def _watch_problems(config: Config) -> list[Problem]:
     return []
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the config and rule files make, at startup and on every reload."""
+
+    config: Config
+    rules: RuleSet
+    redactor: Redactor
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def prepare(config: Config, host: PluginHost) -> Prepared:
+    """Validate; hide the config's secrets from every log line from now on; warnings are
+    logged, errors raise ConfigError (exit 2 at startup, a rejected reload)."""
+    redactor = config_redactor(config, host)
+    hide(redactor)  # before anything can quote the new secrets
+    rules, problems = validate(config, host)
+    warnings = [p for p in problems if p.severity == "warning"]
+    for warning in warnings:
+        log.warning("%s", warning)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return Prepared(config, rules, redactor, warnings)
+
+
+def make_notifiers(prepared: Prepared, host: PluginHost, store: Store) -> dict[str, Notifier]:
+    """Each configured notifier from its plugin's factory (a refusal raises)."""
+    config = prepared.config
+    return host.build(
+        config.settings.notifiers,
+        store.notifier_state,
+        where=config.line_for,
+        actions=StoreActions(store),
+    )
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -93,8 +149,51 @@ class Runtime:
     manager: AlertManager
     watchlist: WatchList
     discovery: Discovery | None = None
+    cluster: Cluster | None = None  # several instances share the state database
+    dry_run: bool = False
+
+    def cycle(self, *, discover: bool = False) -> CycleReport:
+        """One poll cycle, as the daemon runs it every interval and ``once`` runs it once:
+        cluster heartbeat and leases, a discovery pass if asked, the polls, and the alerts
+        they found flushed together at its end."""
+        if self.cluster is not None:
+            self.cluster.tick()  # heartbeat, leadership, leases: what this cycle polls
+            self.watchlist.refresh()  # who joined or left through other instances
+        if discover:
+            self.discover()
+        if self.dry_run:  # nothing was written: nothing for the alert manager either
+            return self.poller.cycle()
+        with self.manager.poll_cycle():
+            return self.poller.cycle()
+
+    def discover(self) -> None:
+        """A discovery pass; with several instances, the leader's alone."""
+        if self.discovery is not None and (self.cluster is None or self.cluster.leader):
+            self.discovery.run()
+
+    def reconfigure(
+        self,
+        prepared: Prepared,
+        notifiers: dict[str, Notifier],
+        while_waiting: Callable[[], None] | None = None,
+    ) -> Reloaded:
+        """A reload: the prepared config, rules and notifiers replace the running ones
+        (between two poll cycles for the rules; ``while_waiting`` runs meanwhile)."""
+        settings = prepared.config.settings
+        self.manager.reconfigure(AlertingConfig.from_settings(settings))
+        reloaded = self.poller.reconfigure(
+            prepared.rules, settings.poll.max_clock_skew, while_waiting
+        )
+        self.dispatcher.reconfigure(notifiers, prepared.redactor, settings.delivery)
+        if reloaded.closed:  # the removed rules' resolutions go out now
+            self.manager.tick()
+        self.rules = prepared.rules
+        self.config = prepared.config
+        return reloaded
 
     def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.leave()  # its leases go back at once, nobody waits for expiry
         if self.discovery is not None:
             self.discovery.close()
         self.poller.close()
@@ -102,38 +201,19 @@ class Runtime:
         self.store.close()
 
 
-def build(config: Config, dry_run: bool = False) -> Runtime:
-    """Validate and construct everything; ConfigError (exit 2) on any error."""
+def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runtime:
+    """Validate and construct everything; ConfigError (exit 2) on any error. ``join``: a
+    daemon on a state database several instances may share joins the cluster."""
     host = load_plugins()
-    redactor = config_redactor(config, host)
-    hide(redactor)
-    rules, problems = validate(config, host)
-    errors = [p for p in problems if p.severity == "error"]
-    for warning in (p for p in problems if p.severity == "warning"):
-        log.warning("%s", warning)
-    if errors:
-        raise ConfigError(errors)
+    prepared = prepare(config, host)
     settings = config.settings
     store = Store(config.state_url)
-    notifiers = host.build(
-        settings.notifiers, store.notifier_state, where=config.line_for, actions=StoreActions(store)
-    )
+    notifiers = make_notifiers(prepared, host, store)
     client = VideoSDKClient(
         settings.videosdk,
         pool_size=settings.poll.concurrency,
         deadline=request_deadline(settings).total_seconds(),
     )
-    delivery = settings.delivery
-    dispatcher = Dispatcher(
-        store,
-        notifiers,
-        delivery.timeout,
-        delivery.max_backoff,
-        warn_after=delivery.warn_after,
-        concurrency=delivery.concurrency,
-        redactor=redactor,
-    )
-    manager = AlertManager(store, AlertingConfig.from_settings(settings), dispatcher.wake)
     watch = settings.watch
     watchlist = WatchList(
         store,
@@ -142,14 +222,33 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         watch.missing_polls,
         persist=not dry_run,
     )
+    participants, meetings = Participants(store.polls), MeetingStates(store.polls)
+    cluster = _cluster(config, store, participants, meetings) if join and store.shared else None
+    membership: Membership = cluster if cluster is not None else Alone(watchlist.targets)
+    delivery = settings.delivery
+    dispatcher = Dispatcher(
+        store,
+        notifiers,
+        delivery.timeout,
+        delivery.max_backoff,
+        warn_after=delivery.warn_after,
+        concurrency=delivery.concurrency,
+        redactor=prepared.redactor,
+        claim=None if cluster is None else partial(_claim, cluster, delivery.timeout),
+    )
+    manager = AlertManager(
+        store, AlertingConfig.from_settings(settings), dispatcher.wake, leads=membership.leads
+    )
     discovery = (
         Discovery(client, watch, watchlist, settings.poll.concurrency) if watch.discovers else None
     )
     poller = Poller(
         client,
-        store,
-        rules,
-        targets=watchlist.targets,
+        store.polls,
+        prepared.rules,
+        membership=membership,
+        participants=participants,
+        meetings=meetings,
         concurrency=settings.poll.concurrency,
         dry_run=dry_run,
         on_enqueue=manager.intake,
@@ -157,14 +256,42 @@ def build(config: Config, dry_run: bool = False) -> Runtime:
         max_clock_skew=settings.poll.max_clock_skew,
     )
     return Runtime(
-        config, rules, host, store, client, poller, dispatcher, manager, watchlist, discovery
+        config,
+        prepared.rules,
+        host,
+        store,
+        client,
+        poller,
+        dispatcher,
+        manager,
+        watchlist,
+        discovery,
+        cluster,
+        dry_run,
     )
 
 
-def poll_and_notify(runtime: Runtime) -> CycleReport:
-    """One scheduled poll: alerts found in one cycle are flushed together after it."""
-    with runtime.manager.poll_cycle():
-        return runtime.poller.cycle()
+def _cluster(
+    config: Config, store: Store, participants: Participants, meetings: MeetingStates
+) -> Cluster:
+    state = config.settings.state
+    lease = state.lease or config.settings.poll.interval * 3
+    cluster = Cluster(
+        store, lease.total_seconds(), instance_id(state.instance_id), participants, meetings
+    )
+    log.info(
+        "instance %s: sharing %s with other instances, lease %gs",
+        cluster.id,
+        redacted_url(config.state_url),
+        lease.total_seconds(),
+    )
+    return cluster
+
+
+def _claim(cluster: Cluster, timeout: timedelta, entry: OutboxEntry) -> bool:
+    """Several instances: a row is another instance's to deliver only once this claim (a
+    delivery's timeout and a margin) has lapsed."""
+    return cluster.claim(entry, (timeout + CLAIM_MARGIN).total_seconds())
 
 
 def start_webhooks(runtime: Runtime) -> WebhookReceiver | None:

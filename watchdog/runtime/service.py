@@ -17,6 +17,7 @@ import queue
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Literal
@@ -27,31 +28,18 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import REGISTRY
 
-from watchdog.alerting.actions import StoreActions
-from watchdog.alerting.carryover import (
-    carry_over,
-    carry_over_meetings,
-    closed_alerts,
-)
-from watchdog.alerting.manager import AlertingConfig
-from watchdog.cluster import coordinator as cluster
-from watchdog.cluster.coordinator import Cluster
 from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config, Settings, load_config, split_listen
-from watchdog.delivery.host import config_redactor
-from watchdog.engine.rules import RuleSet
 from watchdog.notifiers import Notifier
-from watchdog.obs.logs import hide, setup_logging
+from watchdog.obs.logs import setup_logging
 from watchdog.obs.telemetry import CONFIG_RELOAD_OK, LAST_SUCCESSFUL_CYCLE, RELOADS
-from watchdog.redaction import Redactor
-from watchdog.runtime.build import Runtime, build, poll_and_notify, start_webhooks, validate
+from watchdog.runtime.build import Prepared, Runtime, build, make_notifiers, prepare, start_webhooks
 from watchdog.runtime.endpoints import HttpEndpoint
 from watchdog.runtime.gauges import LiveCollector
 from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
 from watchdog.state.database import DatabaseError, redacted_url
 from watchdog.state.faults import StorageFault
-from watchdog.state.leases import StaleLease
 from watchdog.watch.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -76,7 +64,7 @@ class Service:
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.failure: str | None = None
         try:
-            self.runtime: Runtime = build(config)
+            self.runtime: Runtime = build(config, join=True)
         except DatabaseError as exc:  # the only database build() touches is state
             raise ServiceFailure(
                 f"cannot open the state database {redacted_url(config.state_url)}: {_cause(exc)}"
@@ -93,7 +81,7 @@ class Service:
         self.webhooks: WebhookReceiver | None = None
         self._discover_first = self.runtime.discovery is not None
         self._collector = LiveCollector(
-            lambda: self.runtime.poller.states, self.runtime.store.outbox_stats
+            self.runtime.poller.participants.all_states, self.runtime.store.outbox_stats
         )
         # the check at start just read every page back (see _check_store_after_cycle)
         every = settings.state.quick_check_interval.total_seconds()
@@ -103,25 +91,6 @@ class Service:
         self._ping_every = watchdog_interval()
         self._next_ping = 0.0
         self._next_stall_log = 0.0
-        self.cluster: Cluster | None = None
-        if self.runtime.store.shared:  # several instances may share it
-            state = config.settings.state
-            lease = state.lease or config.settings.poll.interval * 3
-            self.cluster = cluster.join(
-                self.runtime.store,
-                config.state_url,
-                lease.total_seconds(),
-                cluster.instance_id(state.instance_id),
-                self.runtime.poller,
-                self.runtime.dispatcher,
-                self.runtime.manager,
-            )
-            log.info(
-                "instance %s: sharing %s with other instances, lease %gs",
-                self.cluster.id,
-                redacted_url(config.state_url),
-                lease.total_seconds(),
-            )
 
     # -- start and stop ---------------------------------------------------------
 
@@ -178,17 +147,17 @@ class Service:
             id="alert-manager",
             name="alert manager: group_wait, repeat_interval, silences",
         )
-        if self.cluster is not None:
+        if runtime.cluster is not None:
             self.scheduler.add_job(
                 self._renew,
-                IntervalTrigger(seconds=self.cluster.lease / 3, timezone=UTC),
+                IntervalTrigger(seconds=runtime.cluster.lease / 3, timezone=UTC),
                 id="cluster-heartbeat",
                 name="heartbeat and lease renewal",
             )
         if runtime.discovery is not None:
             every = settings.watch.discovery_interval.total_seconds()
             self.scheduler.add_job(
-                self._discover,
+                runtime.discover,
                 IntervalTrigger(seconds=every, timezone=UTC),
                 id="discovery",
                 name="discovery pass",
@@ -226,8 +195,6 @@ class Service:
             log.warning("%d notifications left in the outbox for the next start", left)
         else:
             log.info("outbox empty: every notification was delivered")
-        if self.cluster is not None:
-            self.cluster.leave()
         if self.http is not None:
             self.http.close()
         with contextlib.suppress(KeyError):  # never registered: startup failed before
@@ -279,13 +246,9 @@ class Service:
 
     def _cycle(self) -> None:
         """The scheduled job: one poll cycle, then what liveness and health learn from it."""
-        if self.cluster is not None:
-            self.cluster.tick()  # heartbeat, leadership, leases: what this cycle polls
-            self.runtime.watchlist.refresh()  # who joined or left through other instances
-        if self._discover_first and self.runtime.discovery is not None:
-            self._discover_first = False  # the first poll should already see who is in calls
-            self._discover()
-        report = poll_and_notify(self.runtime)  # alerts of one cycle travel together
+        # the first poll should already see who is in calls
+        discover, self._discover_first = self._discover_first, False
+        report = self.runtime.cycle(discover=discover)
         summary = CycleSummary(
             ended=datetime.now(UTC),
             seconds=report.seconds,
@@ -299,8 +262,8 @@ class Service:
 
     def _renew(self) -> None:
         """Heartbeat; then be ready to take over the first instance that stops doing so."""
-        assert self.cluster is not None
-        self._take_over_in(self.cluster.renew())
+        assert self.runtime.cluster is not None
+        self._take_over_in(self.runtime.cluster.renew())
 
     def _take_over_in(self, seconds: float | None) -> None:
         """A one-off job at the moment another instance's leases would fall due; every
@@ -320,8 +283,8 @@ class Service:
     def _take_over(self) -> None:
         """Claim a dead instance's participants and poll them at once, not at the next
         cycle: every one is polled again within one lease and one interval of its death."""
-        assert self.cluster is not None
-        acquired, due = self.cluster.take_over()
+        assert self.runtime.cluster is not None
+        acquired, due = self.runtime.cluster.take_over()
         if acquired:
             self.runtime.poller.poll_now(acquired)
         self._take_over_in(due)
@@ -360,11 +323,6 @@ class Service:
 
     def _tick(self) -> float:
         return min(MAX_TICK, self._ping_every or MAX_TICK)
-
-    def _discover(self) -> None:
-        """Discovery runs on one instance at a time: the cluster's leader."""
-        if self.runtime.discovery is not None and (self.cluster is None or self.cluster.leader):
-            self.runtime.discovery.run()
 
     def _heartbeat(self) -> None:
         """Feed systemd's watchdog while polls finish; keep STATUS= current."""
@@ -405,31 +363,25 @@ class Service:
                 f"state database {faults.name}: {fault}; {faults.failed_cycles} of "
                 f"{allowed} poll cycles failed in a row before the daemon exits"
             )
-        if self.cluster is not None and not self.cluster.database_ok():
+        cluster = self.runtime.cluster
+        if cluster is not None and not cluster.database_ok():
             return False, "cannot reach the state database (PostgreSQL)"
         return self.liveness.health(self.runtime.poller.last_progress)
 
     # -- reload --------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Re-read config and rules; a bad file is rejected and the old ones keep running."""
+        """Re-read config and rules; a bad file is rejected and the old ones keep running.
+
+        The same steps as startup (watchdog.runtime.build): prepare, make the notifiers,
+        then each part takes what it may change at run time."""
         self.systemd.reloading()
         path = self.config.path
         log.info("reloading configuration from %s", path or "the environment")
+        runtime = self.runtime
         try:
-            config = load_config(path)
-            redactor = config_redactor(config, self.runtime.host)
-            hide(redactor)  # before anything can quote the new secrets
-            rules, problems = validate(config, self.runtime.host)
-            errors = [p for p in problems if p.severity == "error"]
-            if errors:
-                raise ConfigError(errors)
-            notifiers = self.runtime.host.build(
-                config.settings.notifiers,
-                self.runtime.store.notifier_state,
-                where=config.line_for,
-                actions=StoreActions(self.runtime.store),
-            )
+            prepared = prepare(load_config(path), runtime.host)
+            notifiers = make_notifiers(prepared, runtime.host, runtime.store)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload rejected: %s", problem)
@@ -437,9 +389,7 @@ class Service:
         except Exception as exc:  # a plugin's factory refused its new config
             log.error("reload rejected: building notifiers failed: %s: %s", type(exc).__name__, exc)
             return self._reload_failed(type(exc).__name__)
-        for warning in (p for p in problems if p.severity == "warning"):
-            log.warning("%s", warning)
-        self._apply(config, rules, notifiers, redactor)
+        self._apply(prepared, notifiers)
         RELOADS.labels("applied").inc()
         CONFIG_RELOAD_OK.set(1)
         self._note = ""
@@ -456,54 +406,15 @@ class Service:
         self.systemd.ready(self._status)
         return False
 
-    def _apply(
-        self,
-        config: Config,
-        rules: RuleSet,
-        notifiers: dict[str, Notifier],
-        redactor: Redactor,
-    ) -> None:
-        runtime, old = self.runtime, self.config.settings
-        config = _running(config, old)
+    def _apply(self, prepared: Prepared, notifiers: dict[str, Notifier]) -> None:
+        old = self.config.settings
+        config = _running(prepared.config, old)
         new = config.settings
-        poller = runtime.poller
-        names = list(new.notifiers)
-        closed = 0
-        with poller.paused(self._heartbeat):  # between cycles: no poll sees half a reload
-            # routes, grouping, repeats and the notifier set apply from the next flush on;
-            # a removed rule's notify may name notifiers that are gone: they are skipped
-            runtime.manager.config = AlertingConfig.from_settings(new)
-            now = datetime.now(UTC)
-            # a copy: a lease claimed meanwhile (cluster tick or take-over, not paused by
-            # this) adds its participant's states from another thread
-            carried = carry_over(runtime.rules, rules, dict(poller.states), now, poller.infos)
-            for key, result in carried.items():
-                try:  # fenced like a poll: a lease lost meanwhile is the new holder's
-                    runtime.store.commit_poll(
-                        key,
-                        None,
-                        result.states,
-                        result.dropped,
-                        alerts=closed_alerts(result),
-                        fence=poller.fence(key) if poller.fence is not None else None,
-                    )
-                except StaleLease as exc:
-                    if poller.on_stale is not None:
-                        poller.on_stale(key, str(exc))
-                    continue
-                poller.states[key] = result.states
-                closed += len(result.closed)
-            closed += _carry_over_meetings(runtime, rules, now)
-            kept = sum(len(states) for states in poller.states.values())
-            poller.rules = rules
-            poller.max_clock_skew = new.poll.max_clock_skew
-        runtime.dispatcher.set_notifiers(notifiers, redactor)
-        runtime.dispatcher.timeout = new.delivery.timeout.total_seconds()
-        runtime.dispatcher.max_backoff = new.delivery.max_backoff
-        runtime.dispatcher.warn_after = new.delivery.warn_after
-        runtime.dispatcher.concurrency = new.delivery.concurrency
-        if closed:
-            runtime.manager.tick()
+        reloaded = self.runtime.reconfigure(
+            replace(prepared, config=config),
+            notifiers,
+            while_waiting=self._heartbeat,  # systemd's watchdog is fed while a cycle ends
+        )
         if new.poll.interval != old.poll.interval:
             self.scheduler.reschedule_job(
                 "poll",
@@ -515,17 +426,15 @@ class Service:
             self._rebind(new)
         self.liveness.stale_after = stale_after(new)
         self.liveness.stall_after = stall_after(new)
-        runtime.rules = rules
-        runtime.config = config
         self.config = config
         log.info(
             "reloaded: %d rules, %d notifiers, %d participants; %d alert states carried over, "
             "%d firing alerts of removed rules closed",
-            len(rules),
-            len(names),
+            len(prepared.rules),
+            len(new.notifiers),
             len(self.runtime.watchlist.targets()),
-            kept,
-            closed,
+            reloaded.kept,
+            reloaded.closed,
         )
 
 
@@ -535,33 +444,6 @@ def _cause(exc: Exception) -> str:
     if isinstance(exc, StorageFault):
         return f"{exc}; {exc.hint}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _carry_over_meetings(runtime: Runtime, rules: RuleSet, now: datetime) -> int:
-    """Close the meeting-rule states a reload removed; with several instances only the
-    leader does (meeting states are its own), fenced by its advisory lock."""
-    poller = runtime.poller
-    leader = None
-    if poller.meeting_fence is not None:
-        leader = poller.meeting_fence()
-        if leader is None:
-            return 0
-    meetings = carry_over_meetings(runtime.rules, rules, poller.meeting_states, now)
-    if not meetings.dropped:
-        return 0
-    try:
-        runtime.store.commit_meetings(
-            meetings.states,
-            meetings.dropped,
-            alerts=closed_alerts(meetings),
-            leader=leader,
-        )
-    except StaleLease as exc:
-        if poller.on_stale_meetings is not None:
-            poller.on_stale_meetings(str(exc))
-        return 0
-    poller.meeting_states = meetings.states
-    return len(meetings.closed)
 
 
 def _running(config: Config, old: Settings) -> Config:

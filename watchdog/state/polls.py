@@ -8,9 +8,8 @@ write is fenced by the participant's lease (watchdog.state.leases).
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -26,8 +25,6 @@ from watchdog.state.database import Cursor, Database
 from watchdog.state.leases import Fence
 from watchdog.state.rows import Key, now_text, read_time
 from watchdog.videosdk.stats import ParticipantInfo
-
-log = logging.getLogger(__name__)
 
 
 def _state_row(state: AlertState) -> tuple[str, str, str | None, str | None, float]:
@@ -115,9 +112,9 @@ class PollState:
         # polls that alerted nobody, written together later (see commit_poll)
         self._deferred: dict[Key, _Deferred] = {}
         self._deferred_lock = threading.Lock()
-        # several instances: told of each deferred result a lost lease kept from being
-        # written (watchdog.cluster.coordinator counts and logs it, and lets the participant go)
-        self.on_stale: Callable[[Key, str], None] | None = None
+        # several instances: deferred results a lost lease kept from being written, and
+        # why, until the poller takes them (take_stale) to tell its membership
+        self._stale_results: list[tuple[Key, str]] = []
 
     def load_cursors(self) -> dict[Key, datetime]:
         self.flush()  # what this process has not written yet counts too
@@ -320,7 +317,7 @@ class PollState:
 
         On PostgreSQL the transaction first locks the leases this instance holds (as a
         fenced poll locks its one), then writes only the results whose lease is still the
-        one they were polled under; the others are discarded and reported (``on_stale``).
+        one they were polled under; the others are discarded and kept for ``take_stale``.
         """
         if not self._deferred:
             return 0
@@ -391,16 +388,25 @@ class PollState:
                 record_alert(cur, alert, notify, now)
 
     def _stale(self, stale: Sequence[tuple[Key, Fence]]) -> None:
-        """Report deferred results discarded because their lease was lost (fencing)."""
-        for key, fence in stale:
-            why = (
+        """Keep the deferred results discarded because their lease was lost (fencing)."""
+        reports = [
+            (
+                key,
                 f"lease of {key[0]}/{key[1]} is no longer held by {fence[0]} "
-                f"(generation {fence[1]}): its deferred poll result was discarded"
+                f"(generation {fence[1]}): its deferred poll result was discarded",
             )
-            if self.on_stale is not None:
-                self.on_stale(key, why)
-            else:
-                log.warning("%s", why)
+            for key, fence in stale
+        ]
+        if reports:
+            with self._deferred_lock:
+                self._stale_results.extend(reports)
+
+    def take_stale(self) -> list[tuple[Key, str]]:
+        """The deferred results discarded since the last call, and why (at most one lease
+        change's worth each: a participant whose lease moved is not polled again here)."""
+        with self._deferred_lock:
+            taken, self._stale_results = self._stale_results, []
+        return taken
 
     def _restore_deferred(self, entries: dict[Key, _Deferred]) -> None:
         """A failed flush: its entries wait for the next one, under anything newer."""

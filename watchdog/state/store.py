@@ -9,7 +9,6 @@ callers not yet moved to the repositories themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from watchdog.state import migrations
@@ -19,7 +18,7 @@ from watchdog.state.faults import StorageFault, StorageFaults
 from watchdog.state.notifier_memory import NotifierMemory
 from watchdog.state.outbox import Outbox
 from watchdog.state.polls import PollState
-from watchdog.state.rows import Key, now_text
+from watchdog.state.rows import now_text
 from watchdog.state.silences import Silences
 from watchdog.state.watchlist import WatchList
 
@@ -101,16 +100,6 @@ class Store:
         self.watch_status = self.watchlist.watch_status
         if migrate:
             self.migrate()
-
-    @property
-    def on_stale(self) -> Callable[[Key, str], None] | None:
-        """Several instances: told of each deferred poll result a lost lease kept from
-        being written (see PollState.on_stale)."""
-        return self.polls.on_stale
-
-    @on_stale.setter
-    def on_stale(self, report: Callable[[Key, str], None] | None) -> None:
-        self.polls.on_stale = report
 
     def close(self) -> None:
         try:

@@ -16,23 +16,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from watchdog.config.settings import WatchedParticipant
 from watchdog.obs.telemetry import SLOW_PARTICIPANTS, WATCH_CHANGES, WATCHED
+from watchdog.poll.poller import Departure, Outcome
 from watchdog.state.rows import Key
 from watchdog.state.store import Store
 from watchdog.state.watchlist import WatchRecord
 from watchdog.videosdk.stats import ParticipantInfo
-from watchdog.watch.departures import depart
 from watchdog.watch.filters import Filters
 
-if TYPE_CHECKING:
-    from watchdog.poll.poller import Poller
-
 log = logging.getLogger(__name__)
-
-Outcome = Literal["ok", "not_found", "error", "deadline"]
 
 LEFT = "participant left the session"
 SLOW_AFTER = 3  # polls in a row hitting the request deadline before a participant is "slow"
@@ -66,6 +61,7 @@ class WatchList:
         self._entries: dict[Key, WatchRecord] = {}
         self._info: dict[Key, ParticipantInfo] = {}  # from the latest stats, for departures
         self._departing: dict[Key, str] = {}
+        self._resolving: dict[Key, WatchRecord] = {}  # handed to the poller by cycle_done
         self._left_at: dict[Key, datetime] = {}  # when a leave was learned, against stale passes
         self._dirty: set[Key] = set()
         self._deleted: set[Key] = set()
@@ -255,28 +251,42 @@ class WatchList:
             # no flush here: a flush writes and recounts the whole list's gauges, and in an
             # outage every poll changes its record; cycle_done writes them together
 
-    def cycle_done(self, poller: Poller) -> int:
-        """Resolve and forget the participants whose final poll just happened."""
+    def cycle_done(self) -> list[Departure]:
+        """Write what this cycle's polls changed; say who had their final poll (the poller
+        resolves their alerts, then tells :meth:`departed`)."""
         with self._lock:
-            self._flush()  # what this cycle's polls changed (404 and deadline counts, names)
+            self._flush()  # 404 and deadline counts, names
             departing, self._departing = self._departing, {}
+            self._resolving = {}
+            departures = []
             for key, reason in departing.items():
                 record = self._entries.get(key)
                 if record is None:
                     continue
-                info = self._info.pop(key, None) or ParticipantInfo(
+                info = self._info.get(key) or ParticipantInfo(
                     session_id=key[0],
                     participant_id=key[1],
                     meeting_id=record.room_id,
                     name=record.name,
                 )
-                depart(poller, key, reason, info)
-                del self._entries[key]
-                self._left_at.pop(key, None)
-                self._dirty.discard(key)
-                WATCH_CHANGES.labels("left").inc()
+                departures.append(Departure(key, reason, info))
+                self._resolving[key] = record
+            return departures
+
+    def departed(self, departure: Departure) -> None:
+        """Its alerts are resolved and its rows gone (in the poller's transaction): forget
+        it here too, unless it joined again meanwhile."""
+        key = departure.key
+        with self._lock:
+            record = self._resolving.pop(key, None)
+            if record is None or self._entries.get(key) is not record:
+                return
+            del self._entries[key]
+            self._info.pop(key, None)
+            self._left_at.pop(key, None)
+            self._dirty.discard(key)
+            WATCH_CHANGES.labels("left").inc()
             self._set_gauges()
-            return len(departing)
 
     # -- internals (lock held) ------------------------------------------------------
 
