@@ -70,6 +70,12 @@ class Liveness:
         self._last_success_at: float | None = None
         self._lock = threading.Lock()
 
+    def reconfigure(self, stale_after: float, stall_after: float) -> None:
+        """A reload's poll interval moves both limits."""
+        with self._lock:
+            self.stale_after = stale_after
+            self.stall_after = stall_after
+
     def cycle_done(self, summary: CycleSummary) -> None:
         with self._lock:
             now = time.monotonic()

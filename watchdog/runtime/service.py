@@ -424,8 +424,7 @@ class Service:
             setup_logging(new.log.level, new.log.format)
         if new.http != old.http:
             self._rebind(new)
-        self.liveness.stale_after = stale_after(new)
-        self.liveness.stall_after = stall_after(new)
+        self.liveness.reconfigure(stale_after(new), stall_after(new))
         self.config = config
         log.info(
             "reloaded: %d rules, %d notifiers, %d participants; %d alert states carried over, "
