@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # one advisory lock key for schema migrations (the project's other locks use other keys)
 MIGRATION_LOCK = 0x5644_5701
 
-# exported by a watchdog.cluster.coordinator.Cluster (PostgreSQL only: absent on SQLite rather than 0)
+# exported by a watchdog.cluster.coordinator.Cluster (PostgreSQL only: absent on SQLite)
 ROUND_TRIPS = Counter(
     "watchdog_db_round_trips",
     "Statements sent to PostgreSQL, BEGIN and COMMIT included",
