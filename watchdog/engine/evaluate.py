@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from watchdog.durations import format_time, parse_time
 from watchdog.engine.rules import Rule
@@ -34,6 +34,7 @@ Scope = Literal["participant", "meeting"]
 
 SPARK_POINTS = 16  # recent values kept per metric for sparklines, beyond any window
 ZERO = timedelta(0)
+K = TypeVar("K")  # what an alert state is keyed by: a rule name, or a rule and meeting
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +464,36 @@ def advance(
     return None, "resolved" if current.phase == "firing" else None
 
 
+def _advance(
+    states: dict[K, AlertState],
+    changed: set[K],
+    key: K,
+    rule: Rule,
+    time: datetime,
+    *,
+    holds: bool,
+    value: float,
+) -> tuple[Literal["firing", "resolved"], AlertState] | None:
+    """One sample through :func:`advance` for ``key`` (a rule name, or a rule and meeting):
+    its new state kept, a change recorded; returns the transition it made, if any, with
+    the state it made it in."""
+    current = states.get(key)
+    new, event = advance(rule, current, time, holds=holds, value=value)
+    if new is None:
+        if current is None:
+            return None
+        del states[key]
+        changed.add(key)
+    elif new != current:
+        states[key] = new
+        changed.add(key)
+    if event is None:
+        return None
+    state = new if new is not None else current
+    assert state is not None
+    return event, state
+
+
 def _step(
     rule: Rule,
     info: ParticipantInfo,
@@ -474,19 +505,9 @@ def _step(
     memory: Memory,
     out: Evaluation,
 ) -> None:
-    name = rule.name
-    current = out.states.get(name)
-    new, event = advance(rule, current, time, holds=holds, value=value)
-    if new is not None:
-        out.states[name] = new
-    elif current is None:
-        return
-    else:
-        del out.states[name]
-    out.changed.add(name)
-    if event is not None:
-        state = new if new is not None else current
-        assert state is not None
+    happened = _advance(out.states, out.changed, rule.name, rule, time, holds=holds, value=value)
+    if happened is not None:
+        event, state = happened
         out.transitions.append(
             transition(
                 rule,
@@ -728,18 +749,9 @@ def _meeting_step(
     current = out.states.get(key)
     if current is not None and time < current.active_since:
         return
-    new, event = advance(rule, current, time, holds=holds, value=value)
-    if new is None:
-        if current is None:
-            return
-        del out.states[key]
-        out.changed.add(key)
-    elif new != current:
-        out.states[key] = new
-        out.changed.add(key)
-    if event is not None:
-        state = new if new is not None else current
-        assert state is not None
+    happened = _advance(out.states, out.changed, key, rule, time, holds=holds, value=value)
+    if happened is not None:
+        event, state = happened
         out.transitions.append(
             transition(
                 rule,
