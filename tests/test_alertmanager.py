@@ -385,13 +385,15 @@ def test_old_label_names_keep_working(db: Path) -> None:
         (
             "pager",
             '{}/{receiver="pager"}:{alertname="high-rtt", meeting_id="m-1", '
-            'participant_id="carol", session_id="s-1", severity="warning"}',
+            'metric="qualityScore.video", participant_id="carol", scope="participant", '
+            'session_id="s-1", severity="warning"}',
             1,
         ),
         (
             "pager",
             '{}/{receiver="pager"}:{alertname="high-rtt", meeting_id="m-1", '
-            'participant_id="dan", session_id="s-1", severity="warning"}',
+            'metric="qualityScore.video", participant_id="dan", scope="participant", '
+            'session_id="s-1", severity="warning"}',
             1,
         ),
         ("slack", '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}', 1),

@@ -59,7 +59,7 @@ def test_status_names_fixed_participants_and_marks_acked_silenced_and_pending(
     text = cli("status", "--config", config).stdout
     assert text.startswith(
         "3 participants watched (0 leaving), 0 excluded by filters, "
-        "2 alerts firing (1 silenced), 1 pending; times in UTC"
+        "2 alerts firing (1 silenced, 0 inhibited), 1 pending; times in UTC"
     )
     rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("s ")}
     assert "Alice Martin" in rows["alice"]  # fixed in the config, named by its stats

@@ -137,7 +137,9 @@ def test_body_is_alertmanager_webhook_v4(host: PluginTestHost, receiver: HttpRec
     assert item["labels"] == {
         "alertname": "poor-video",
         "meeting_id": "abcd-efgh-ijkl",
+        "metric": "qualityScore.video",
         "participant_id": "part-1",
+        "scope": "participant",
         "session_id": "sess-1",
         "severity": "critical",
         "team": "media",
@@ -183,6 +185,8 @@ def test_a_meeting_alert_has_no_empty_label(host: PluginTestHost, receiver: Http
     assert item.labels == {
         "alertname": "meeting-poor",
         "meeting_id": "abcd-efgh-ijkl",
+        "metric": "qualityScore.video",
+        "scope": "meeting",
         "session_id": "sess-1",
         "severity": "warning",
     }
@@ -204,7 +208,11 @@ def test_grouped_truncated_and_generator_url(host: PluginTestHost, receiver: Htt
     assert body["groupKey"] == '{}/{receiver="test"}:{meeting_id="abcd-efgh-ijkl"}'
     assert len(body["alerts"]) == 2
     assert body["truncatedAlerts"] == 1
-    assert body["commonLabels"] == {"meeting_id": "abcd-efgh-ijkl", "session_id": "sess-1"}
+    assert body["commonLabels"] == {  # poor-video and high-rtt: no common alertname or metric
+        "meeting_id": "abcd-efgh-ijkl",
+        "scope": "participant",
+        "session_id": "sess-1",
+    }
     assert body["alerts"][0]["generatorURL"] == "https://app.example.com/sessions/sess-1/part-1"
 
 

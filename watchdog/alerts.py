@@ -40,7 +40,15 @@ Status = Literal["firing", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 """What a rule says an alert means; also a label matchers check values against."""
 
-BUILTIN_LABELS = ("alertname", "severity", "meeting_id", "session_id", "participant_id")
+BUILTIN_LABELS = (
+    "alertname",
+    "severity",
+    "meeting_id",
+    "session_id",
+    "participant_id",
+    "scope",
+    "metric",
+)
 GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per alert
 DEFAULT_GROUP_BY = ("meeting_id", "alertname")
 
@@ -136,9 +144,12 @@ class Alert:
 def alert_labels(alert: Alert) -> dict[str, str]:
     """The labels that identify an alert, as Alertmanager's receivers see them.
 
-    The rule's ``labels`` plus ``alertname``, ``severity``, ``meeting_id``, ``session_id``
-    and ``participant_id``. A label without a value is absent, never ``""`` (Alertmanager
-    treats both alike): a meeting-level alert has no ``participant_id``.
+    The rule's ``labels`` plus ``alertname``, ``severity``, ``meeting_id``, ``session_id``,
+    ``participant_id``, ``scope`` (``participant`` or ``meeting``) and ``metric`` (what the
+    alert measures, as it shows it: ``qualityScore.video``), so an inhibition rule can say
+    "a meeting's alert mutes its participants' alerts on the same metric". A label without
+    a value is absent, never ``""`` (Alertmanager treats both alike): a meeting-level alert
+    has no ``participant_id``.
     """
     found = {name: str(value) for name, value in alert.labels.items() if value}
     found["alertname"] = alert.rule
@@ -147,6 +158,8 @@ def alert_labels(alert: Alert) -> dict[str, str]:
         ("meeting_id", alert.meeting_id),
         ("session_id", alert.session_id),
         ("participant_id", alert.participant_id if alert.scope == "participant" else None),
+        ("scope", alert.scope),
+        ("metric", alert.metric),
     ):
         if value:
             found[name] = value

@@ -1,4 +1,5 @@
-"""The alert manager: from alert changes to notifications (routing, grouping, repeats, silences).
+"""The alert manager: from alert changes to notifications (routing, grouping, repeats, silences,
+inhibition).
 
 The poller records each alert's latest status in the state database (in
 the poll's own transaction). A flush, after every poll cycle and every
@@ -24,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from watchdog.alerting import inhibition
 from watchdog.alerting.actions import end_meeting_silences
+from watchdog.alerting.inhibition import Inhibition, InhibitRule
 from watchdog.alerts import (
     BUILTIN_LABELS,
     DEFAULT_GROUP_BY,
@@ -71,8 +74,9 @@ from watchdog.state.silences import Silence, Silences
 log = logging.getLogger(__name__)
 
 # what a notifier was told last about an alert (am_notified.status): "firing",
-# "resolved", "none" (a resolution dropped by a silence), or this: told it fired,
-# then it was silenced; when the silence ends while it still fires, it is told again
+# "resolved", "none" (a resolution dropped by a silence or an inhibition), or this: told
+# it fired, then it was silenced or inhibited; when that ends while it still fires, it is
+# told again
 SILENCED_WHILE_FIRING = "silenced"
 TOLD_FIRING = ("firing", SILENCED_WHILE_FIRING)
 
@@ -107,6 +111,7 @@ class AlertingConfig:
     policies: Mapping[str, Policy]  # one per configured notifier
     routes: tuple[Route, ...] = ()
     default_notify: tuple[str, ...] | None = None  # None: every notifier
+    inhibit_rules: tuple[InhibitRule, ...] = ()
 
     def targets(self, labels: Mapping[str, str], rule_notify: Sequence[str]) -> list[str]:
         """A rule's ``notify`` always applies, plus every matching route; else the default."""
@@ -128,6 +133,7 @@ class AlertingConfig:
             },
             routes=tuple(Route(parse_matchers(r.match), tuple(r.notify)) for r in base.routes),
             default_notify=tuple(base.default_notify) if base.default_notify is not None else None,
+            inhibit_rules=inhibition.rules_from(base.inhibit_rules),
         )
 
 
@@ -219,6 +225,7 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
         if name not in names:
             file, line = config.line_for("alerting", "default_notify")
             found.append(Problem(file, line, f"alerting.default_notify: unknown notifier {name!r}"))
+    found.extend(inhibition.problems(config, rule_labels))
     return found
 
 
@@ -247,6 +254,9 @@ def plan(
       dropped.
     - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``,
       unless every firing alert in it is acknowledged (issue 10).
+    - An alert an inhibition rule holds back is treated like a silenced one, except
+      that its resolution is told to a notifier that was told it fired
+      (watchdog.alerting.inhibition).
     """
     write = AlertingWrite()
     labels = {a.alert.fingerprint: alert_labels(a.alert) for a in snapshot.alerts}
@@ -256,6 +266,8 @@ def plan(
         for fp, lab in labels.items()
         if (silence := silenced_by(lab, snapshot.silences)) is not None
     }
+    held = inhibition.inhibitions(snapshot.alerts, labels, config.inhibit_rules)
+    inhibition.record(write, held, snapshot, now)
     routed: dict[str, list[ActiveAlert]] = defaultdict(list)
     for active in snapshot.alerts:
         for name in config.targets(labels[active.alert.fingerprint], active.notify):
@@ -280,6 +292,7 @@ def plan(
                 labels,
                 now,
                 final,
+                inhibited=held,
             )
             visited.add((name, group.state_key))
             _plan_group(group, write, unhandled)
@@ -305,6 +318,7 @@ class _Group:
     alert_labels: Mapping[str, Mapping[str, str]]  # by fingerprint, as matchers see them
     now: datetime
     final: bool
+    inhibited: Mapping[str, Inhibition] = field(default_factory=dict)  # by fingerprint
     # the group's key in the database (am_groups, the outbox's order): short, fixed size
     state_key: str = field(init=False)
 
@@ -314,7 +328,7 @@ class _Group:
 
 def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> None:
     name, policy, now = group.notifier, group.policy, group.now
-    muted = set(group.muted)
+    muted, inhibited = set(group.muted), group.inhibited
 
     def seen(fp: str) -> Notified | None:
         return write.notified.get((name, fp)) or group.snapshot.notified.get((name, fp))
@@ -325,22 +339,33 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         told = seen(fp)
         if told is None or told.version < active.version:
             changed.append(active)
-        elif told.status == SILENCED_WHILE_FIRING and fp not in muted:
-            changed.append(active)  # its silence ended and it still fires: tell again
-        elif told.status == "firing" and fp in muted and active.alert.status == "firing":
+        elif told.status == SILENCED_WHILE_FIRING and fp not in muted and fp not in inhibited:
+            changed.append(active)  # its silence or inhibition ended, it still fires: tell again
+        elif (
+            told.status == "firing"
+            and active.alert.status == "firing"
+            and (fp in muted or fp in inhibited)
+        ):
             write.notified[(name, fp)] = Notified(told.version, SILENCED_WHILE_FIRING)
     actionable = []
     for active in changed:
         fp = active.alert.fingerprint
-        if fp not in muted:
+        told = seen(fp)
+        told_firing = told is not None and told.status in TOLD_FIRING
+        if fp not in muted and not inhibition.held_back(inhibited, active, told_firing):
             actionable.append(active)
         elif active.alert.status == "resolved":
             write.notified[(name, fp)] = Notified(active.version, "none")
-            SILENCED.inc()
+            if fp in muted:
+                SILENCED.inc()
         else:
             unhandled.add(fp)
     firing_now = [
-        a for a in group.members if a.alert.status == "firing" and a.alert.fingerprint not in muted
+        a
+        for a in group.members
+        if a.alert.status == "firing"
+        and a.alert.fingerprint not in muted
+        and a.alert.fingerprint not in inhibited
     ]
     state = group.snapshot.groups.get((name, group.state_key))
     if actionable:
@@ -369,7 +394,11 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
             notes = {
                 a.alert.fingerprint: note
                 for a in news
-                if (note := _silence_note(group, a, seen(a.alert.fingerprint))) is not None
+                if (
+                    note := inhibition.ended_note(group.snapshot, a)
+                    or _silence_note(group, a, seen(a.alert.fingerprint))
+                )
+                is not None
             }
             state = _send(
                 group, state, firing_now + resolved, reason=reason, write=write, notes=notes
@@ -473,7 +502,13 @@ GATHER = 0.25  # seconds: alerts of polls finishing this close together travel t
 
 class AlertManager:
     """Runs :func:`plan` against the alert log: shortly after a poll records alerts, at the end
-    of every poll cycle, and on the periodic tick (group_wait, repeats, silences)."""
+    of every poll cycle, and on the periodic tick (group_wait, repeats, silences).
+
+    With inhibition rules it sends nothing after a start, a reload or a change of leader
+    until a poll cycle that began after it, on the leader, has ended: until then the
+    alert log may lack sources that fire, and a target would go out that should be
+    muted. Everything waits in the alert log meanwhile; nothing is lost.
+    """
 
     def __init__(
         self,
@@ -495,6 +530,11 @@ class AlertManager:
         # several instances (watchdog.cluster.coordinator): only the leader flushes
         self._leads = leads
         self._intake = threading.Event()  # a poll recorded alerts not flushed yet
+        # inhibition: whether a whole poll cycle established which sources fire; a reload
+        # bumps the generation, so a cycle that began before it establishes nothing
+        self._established = not config.inhibit_rules
+        self._generation = 0
+        self._exported: set[tuple[str, str]] = set()  # watchdog_alerts_inhibited series
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -503,6 +543,8 @@ class AlertManager:
         removed rule's ``notify`` may name notifiers that are gone: they are skipped)."""
         with self._lock:
             self.config = config
+            self._generation += 1
+            self._established = not config.inhibit_rules
 
     def intake(self) -> None:
         """A poll just recorded alerts (the poller's ``on_enqueue``): flush within ``GATHER``.
@@ -545,26 +587,39 @@ class AlertManager:
 
     @contextmanager
     def poll_cycle(self) -> Iterator[None]:
-        """A poll cycle: what it found and did not go out yet goes once it ends."""
+        """A poll cycle: what it found and did not go out yet goes once it ends (and, with
+        inhibition rules, the first one run as leader since a start or reload lets the
+        alert manager send at all)."""
+        with self._lock:
+            began = (self._generation, self._leads())
         try:
             yield
         finally:
             with self._lock:
+                if began == (self._generation, True) and self._leads():
+                    self._established = True
                 self.tick()
 
     def flush(self, final: bool = False) -> int:
         """Queue what is due; returns how many notifications were written to the outbox."""
         if not self._leads():
+            with self._lock:  # a leader again later waits for a cycle of its own first
+                self._established = not self.config.inhibit_rules
+                self._exported = inhibition.export({}, self._exported)
             return 0
         with self._lock:
+            if not self._established:
+                return 0
             now = self.clock()
             end_meeting_silences(self.silences, self.alert_log, now)
             snapshot = self.alert_log.alerting_snapshot(now, self._known)
             self._known = {a.alert.fingerprint: a for a in snapshot.alerts}
             write = plan(snapshot, self.config, now, final)
             if not write:
+                self._exported = inhibition.export(snapshot.inhibited, self._exported)
                 return 0
             queued = self.alert_log.apply_alerting(write)
+            self._exported = inhibition.export(inhibition.after(snapshot, write), self._exported)
         for _, _, notification in write.outbox:
             kind = "reminder" if notification.repeat else notification.status
             QUEUED.labels(notification.notifier).inc()

@@ -2,9 +2,10 @@
 
 Read from the state database, so it answers while the daemon runs (SQLite
 in WAL mode lets a reader in beside the writer) and after it stopped. Each alert
-says whether someone acknowledged it and whether a silence mutes it (the answer
-to "why was I not paged?"); alerts waiting out their rule's ``for`` are listed as
-pending. Everything printed passes the redaction rule.
+says whether someone acknowledged it, whether a silence mutes it and which alert
+suppresses it through an inhibition rule (the answer to "why was I not paged?");
+alerts waiting out their rule's ``for`` are listed as pending. Everything printed
+passes the redaction rule.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config
 from watchdog.durations import format_time
 from watchdog.redaction import Redactor
-from watchdog.state.alertlog import AlertLog
+from watchdog.state.alertlog import AlertLog, Inhibited
 from watchdog.state.leases import InstanceRow
 from watchdog.state.silences import Ack, AuditEntry, Silence, Silences
 from watchdog.state.store import Store
@@ -71,8 +72,22 @@ def _silence_json(silence: Silence | None) -> dict[str, Any]:
     }
 
 
-def _marks(ack: Ack | None, silence: Silence | None) -> str:
-    """``, acknowledged by ... , silenced by ... until ...`` for one firing alert."""
+def _inhibited_json(held: Inhibited | None) -> dict[str, Any]:
+    if held is None:
+        return {}
+    return {
+        "inhibitedBy": {
+            "alertname": held.source_alertname,
+            "fingerprint": held.source,
+            "inhibitRule": held.inhibit_rule,
+            "since": format_time(held.since),
+        }
+    }
+
+
+def _marks(ack: Ack | None, silence: Silence | None, held: Inhibited | None = None) -> str:
+    """``, acknowledged by ... , silenced by ... until ..., suppressed by ...`` for one
+    firing alert."""
     text = (
         f", acknowledged by {ack.acked_by} ({ack.source}) at {_when(ack.acked_at)}" if ack else ""
     )
@@ -81,10 +96,20 @@ def _marks(ack: Ack | None, silence: Silence | None) -> str:
             f", SILENCED by {silence.created_by} until {_when(silence.ends_at)}"
             f" (silence {silence.id[:8]})"
         )
+    if held is not None:
+        text += (
+            f", SUPPRESSED by {held.source_alertname} (alert {held.source[:8]}, inhibit rule "
+            f"{held.inhibit_rule}) since {_when(held.since)}"
+        )
     return text
 
 
-def _row(status: WatchStatus, acks: dict[str, Ack], muted: dict[str, Silence]) -> dict[str, Any]:
+def _row(
+    status: WatchStatus,
+    acks: dict[str, Ack],
+    muted: dict[str, Silence],
+    inhibited: dict[str, Inhibited],
+) -> dict[str, Any]:
     r = status.record
     return {
         "sessionId": r.session_id,
@@ -103,6 +128,7 @@ def _row(status: WatchStatus, acks: dict[str, Ack], muted: dict[str, Silence]) -
                 "firedAt": format_time(at) if at else None,
                 **_ack_json(_ack(acks, rule, r)),
                 **_silence_json(muted.get(fingerprint(rule, r.session_id, r.participant_id))),
+                **_inhibited_json(inhibited.get(fingerprint(rule, r.session_id, r.participant_id))),
             }
             for rule, at in status.firing
         ],
@@ -157,11 +183,12 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         members = cluster.instances(store) if store.shared else []
         acks = {a.fingerprint: a for a in store.silences.acks()}
         muted = _silenced(store.silences, store.alert_log, datetime.now(UTC))
+        inhibited = store.alert_log.inhibited()
         actions = store.silences.audit(limit=RECENT_ACTIONS)
     finally:
         store.close()
     if as_json:
-        participants = [_row(s, acks, muted) for s in rows]
+        participants = [_row(s, acks, muted, inhibited) for s in rows]
         if store.shared:  # several instances: who they are, as the text shows
             document: Any = {
                 "instances": [_member(m) for m in members],
@@ -183,11 +210,17 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         for s in rows
         for rule, _ in s.firing
     )
+    suppressed = sum(
+        fingerprint(rule, s.record.session_id, s.record.participant_id) in inhibited
+        for s in rows
+        for rule, _ in s.firing
+    )
     slow = sum(1 for s in rows if s.record.deadline_misses >= SLOW_AFTER)
     slow_note = f", {slow} slow (stats requests hitting the deadline)" if slow else ""
     out.write(
         f"{watched} participants watched ({leaving} leaving), {excluded} excluded by filters, "
-        f"{firing} alerts firing ({silenced} silenced), {pending} pending{slow_note}; "
+        f"{firing} alerts firing ({silenced} silenced, {suppressed} inhibited), "
+        f"{pending} pending{slow_note}; "
         "times in UTC\n"
     )
     if not rows:
@@ -221,8 +254,8 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         status = rows[index - 1]
         r = status.record
         for rule, at in status.firing:
-            muting = muted.get(fingerprint(rule, r.session_id, r.participant_id))
-            marks = _marks(_ack(acks, rule, r), muting)
+            key = fingerprint(rule, r.session_id, r.participant_id)
+            marks = _marks(_ack(acks, rule, r), muted.get(key), inhibited.get(key))
             out.write(f"    FIRING {rule} since {_when(at)}{marks}\n")
         for rule, at in status.pending:
             out.write(
@@ -233,10 +266,11 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
 
 
 def _actions(actions: list[AuditEntry], out: TextIO) -> None:
-    """The audit log's newest entries: who acknowledged, silenced or unsilenced what."""
+    """The audit log's newest entries: who acknowledged, silenced or unsilenced what, and
+    which alerts an inhibition rule held back or released."""
     if not actions:
         return
-    out.write("recent actions (acknowledge, silence, unsilence):\n")
+    out.write("recent actions (acknowledge, silence, unsilence, inhibit, uninhibit):\n")
     for entry in actions:
         out.write(
             f"  {_when(entry.at)}  {entry.action:<11}  {entry.target[:16]}  "

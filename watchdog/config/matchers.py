@@ -1,6 +1,6 @@
 """Label matchers (``alertname=poor-video``, ``team!=audio``, ``meeting_id=~abc-.*``).
 
-Silences and routes select alerts the same way, by matchers over one label
+Silences, routes and inhibition rules select alerts the same way, by matchers over one label
 set per alert (the labels receivers see, :func:`watchdog.alerts.alert_labels`),
 so an operator learns the syntax once. Regexes are anchored
 (the whole value must match), as in Prometheus and Alertmanager, and run by
@@ -94,7 +94,7 @@ PROBES = (*_PARTS, "".join(_PARTS) * 8)
 
 
 # labels whose every value is known: matching all of them is matching everything
-_DOMAINS = {"severity": get_args(Severity)}
+_DOMAINS = {"severity": get_args(Severity), "scope": ("participant", "meeting")}
 
 
 def matches_anything(matcher: Matcher) -> bool:

@@ -256,6 +256,42 @@ class RouteSettings(_Section):
         return value
 
 
+class InhibitRuleSettings(_Section):
+    """While an alert matching ``source_matchers`` fires, the alerts matching
+    ``target_matchers`` that carry the same value of every ``equal`` label are not notified
+    (Alertmanager's ``inhibit_rules``; docs/alerting.md says where ours differ)."""
+
+    name: str | None = None
+    """Shown in ``status``, the audit log and ``watchdog_alerts_inhibited``; default
+    ``inhibit_rules[N]``."""
+    source_matchers: list[str] = Field(default_factory=list, validate_default=True)
+    """Label matchers the muting (source) alert must all pass; at least one."""
+    target_matchers: list[str] = Field(default_factory=list, validate_default=True)
+    """Label matchers the muted (target) alerts must all pass; at least one."""
+    equal: list[str] = Field(default_factory=list)
+    """Labels that must carry one value on source and target; a label missing on both
+    sides is not equal."""
+
+    @field_validator("source_matchers", "target_matchers", "equal", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _valid_matchers(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        side = "source" if info.field_name == "source_matchers" else "target"
+        if not value:
+            example = "scope=meeting" if side == "source" else "scope=participant"
+            raise ValueError(
+                f"an inhibit rule needs at least one {side} matcher (e.g. "
+                f"{info.field_name}: [{example}]): none would make every alert a {side}"
+            )
+        for text in value:
+            parse_matcher(text)
+        return value
+
+
 class NotifierOptions(_Section):
     """Alert-manager options a ``notifiers:`` entry may set beside its plugin's own keys.
 
@@ -291,6 +327,9 @@ class AlertingSettings(_Section):
     """Routes by label, on top of each rule's ``notify``; every matching route applies."""
     default_notify: list[str] | None = None
     """Where alerts that nothing routes go; unset: every notifier."""
+    inhibit_rules: list[InhibitRuleSettings] = Field(default_factory=list)
+    """Alerts that mute others while they fire (beside ``routes``, as Alertmanager's
+    ``inhibit_rules`` sit beside its ``route``)."""
 
 
 class StateSettings(_Section):
@@ -390,7 +429,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     """The durable outbox and its delivery lanes."""
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
-    """The alert manager: grouping, reminders, resolutions, routes."""
+    """The alert manager: grouping, reminders, resolutions, routes, inhibition."""
     state: StateSettings = Field(default_factory=StateSettings)
     """The state database: SQLite, or PostgreSQL for several instances."""
     log: LogSettings = Field(default_factory=LogSettings)
@@ -524,6 +563,15 @@ def load_config(explicit: str | None = None, *, required: bool = False) -> Confi
     return Config(settings=settings, path=path if document else None, document=document)
 
 
+# top-level keys an Alertmanager user may write where Alertmanager has them: where ours live
+MISPLACED = {
+    "inhibit_rules": (
+        "inhibit_rules: belongs under alerting: (indent it there, beside routes): "
+        "our alerting: section is Alertmanager's config, where inhibit_rules sit beside route"
+    ),
+}
+
+
 def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
     """Problems from the file keep its lines; those from a variable name it."""
     problems = []
@@ -533,7 +581,10 @@ def _attribute(document: Document, exc: ValidationError) -> list[Problem]:
         strict=True,
     ):
         variable = _env_variable(tuple(item["loc"]))
-        if variable is None:
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden" and len(loc) == 1 and str(loc[0]) in MISPLACED:
+            problems.append(document.problem(loc, MISPLACED[str(loc[0])]))
+        elif variable is None:
             problems.append(problem)
         else:
             problems.append(Problem(f"environment variable {variable}", None, problem.message))

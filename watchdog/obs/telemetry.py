@@ -54,6 +54,12 @@ ACCEPTED_LATE = Counter(
 WATCHED = Gauge("watchdog_watched_participants", "Participants being polled")
 OUTBOX_DEPTH = Gauge("watchdog_outbox_depth", "Notifications waiting for delivery")
 SILENCED = Counter("watchdog_alerts_silenced", "Alert changes not notified because of a silence")
+INHIBITED = Gauge(
+    "watchdog_alerts_inhibited",
+    "Firing alerts an inhibition rule holds back, by inhibition rule and held-back rule "
+    "(exported by the instance that runs the alert manager)",
+    ["inhibit_rule", "rule"],
+)
 OUTBOX_OVERDUE = Counter(
     "watchdog_outbox_overdue",
     "Notifications still undelivered after delivery.warn_after",

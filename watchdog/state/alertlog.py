@@ -1,5 +1,6 @@
 """The alert manager's durable log: every alert it tracks with its version, what each
-notifier was told of it, and each notification group's thread and schedule.
+notifier was told of it, each notification group's thread and schedule, and which
+firing alerts an inhibition rule holds back.
 
 The alert manager (watchdog.alerting.manager) owns the behaviour; these are its rows.
 A poll's alerts reach the log in the poll's own transaction (``record_alert``), and
@@ -18,7 +19,7 @@ from watchdog.durations import format_time
 from watchdog.state.database import Cursor, Database
 from watchdog.state.outbox import Outbox
 from watchdog.state.rows import now_text, read_time
-from watchdog.state.silences import Silence, Silences
+from watchdog.state.silences import AuditEntry, Silence, Silences
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,17 @@ class GroupState:
 
 
 @dataclass(frozen=True, slots=True)
+class Inhibited:
+    """A firing alert an inhibition rule holds back, and the firing alert that mutes it."""
+
+    alertname: str  # the held-back alert's rule
+    inhibit_rule: str  # the inhibition rule's name
+    source: str  # the muting alert's fingerprint
+    source_alertname: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AlertingSnapshot:
     alerts: list[ActiveAlert]
     notified: dict[tuple[str, str], Notified]  # (notifier, fingerprint)
@@ -52,6 +64,7 @@ class AlertingSnapshot:
     silences: list[Silence]
     acked: frozenset[str] = frozenset()  # fingerprints whose current episode is acknowledged
     ended_silences: tuple[Silence, ...] = ()  # the last ones to end, newest end first
+    inhibited: dict[str, Inhibited] = field(default_factory=dict)  # by fingerprint
 
 
 @dataclass(slots=True)
@@ -63,10 +76,19 @@ class AlertingWrite:
     groups: dict[tuple[str, str], GroupState] = field(default_factory=dict)
     ended_groups: set[tuple[str, str]] = field(default_factory=set)
     done_alerts: set[str] = field(default_factory=set)  # resolved and handled everywhere
+    inhibited: dict[str, Inhibited] = field(default_factory=dict)  # newly held back, or by another
+    uninhibited: set[str] = field(default_factory=set)  # no longer held back
+    audit: list[AuditEntry] = field(default_factory=list)  # when and why those changed
 
     def __bool__(self) -> bool:
         return bool(
-            self.outbox or self.notified or self.groups or self.ended_groups or self.done_alerts
+            self.outbox
+            or self.notified
+            or self.groups
+            or self.ended_groups
+            or self.done_alerts
+            or self.inhibited
+            or self.uninhibited
         )
 
 
@@ -138,6 +160,10 @@ class AlertLog:
             groups = self._db.execute(
                 "SELECT notifier, group_key, thread, notified_at, sent FROM am_groups"
             ).fetchall()
+            inhibited = self._db.execute(
+                "SELECT fingerprint, alertname, inhibit_rule, source, source_alertname, since"
+                " FROM am_inhibited"
+            ).fetchall()
             return AlertingSnapshot(
                 alerts=self.active_alerts(known),
                 notified={(n, f): Notified(int(v), s) for n, f, v, s in notified},
@@ -148,6 +174,7 @@ class AlertLog:
                 silences=self._silences.active(now),
                 acked=frozenset(a.fingerprint for a in self._silences.acks()),
                 ended_silences=tuple(self._silences.ended(now)),
+                inhibited={row[0]: _inhibited(row) for row in inhibited},
             )
 
     def apply_alerting(self, write: AlertingWrite) -> int:
@@ -176,11 +203,40 @@ class AlertLog:
                 cur.execute(
                     "DELETE FROM am_groups WHERE notifier = ? AND group_key = ?", (notifier, key)
                 )
+            for fingerprint in write.uninhibited | write.done_alerts:
+                cur.execute("DELETE FROM am_inhibited WHERE fingerprint = ?", (fingerprint,))
+            for fingerprint, held in write.inhibited.items():
+                cur.execute(
+                    "INSERT INTO am_inhibited (fingerprint, alertname, inhibit_rule, source,"
+                    " source_alertname, since) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET alertname = excluded.alertname,"
+                    " inhibit_rule = excluded.inhibit_rule, source = excluded.source,"
+                    " source_alertname = excluded.source_alertname, since = excluded.since",
+                    (
+                        fingerprint,
+                        held.alertname,
+                        held.inhibit_rule,
+                        held.source,
+                        held.source_alertname,
+                        format_time(held.since),
+                    ),
+                )
+            for entry in write.audit:
+                self._silences.insert_audit(cur, entry)
             for fingerprint in write.done_alerts:
                 cur.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,))
                 cur.execute("DELETE FROM am_alerts WHERE fingerprint = ?", (fingerprint,))
                 cur.execute("DELETE FROM am_notified WHERE fingerprint = ?", (fingerprint,))
         return queued
+
+    def inhibited(self) -> dict[str, Inhibited]:
+        """The firing alerts held back by an inhibition rule, by fingerprint (for ``status``)."""
+        with self._db.lock:
+            rows = self._db.execute(
+                "SELECT fingerprint, alertname, inhibit_rule, source, source_alertname, since"
+                " FROM am_inhibited"
+            ).fetchall()
+        return {row[0]: _inhibited(row) for row in rows}
 
     def meeting_in_progress(self, meeting_id: str) -> bool:
         """Someone of the meeting is still watched, or one of its alerts still fires."""
@@ -195,3 +251,9 @@ class AlertLog:
                 "SELECT payload FROM am_alerts WHERE status = 'firing'"
             ).fetchall()
         return any(json.loads(p).get("meeting_id") == meeting_id for (p,) in rows)
+
+
+def _inhibited(row: Sequence[str]) -> Inhibited:
+    _, alertname, rule, source, source_alertname, since = row
+    moment = read_time(since) or datetime.now(UTC)
+    return Inhibited(alertname, rule, source, source_alertname, moment)

@@ -249,6 +249,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        # issue 17: the firing alerts an inhibition rule holds back, and by which alert,
+        # for `status`, the audit log and the notes told when the inhibition ends
+        15,
+        """
+        CREATE TABLE am_inhibited (
+            fingerprint TEXT PRIMARY KEY,
+            alertname TEXT NOT NULL,
+            inhibit_rule TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_alertname TEXT NOT NULL,
+            since TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 

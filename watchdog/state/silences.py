@@ -50,9 +50,9 @@ class AuditEntry:
     id: str
     at: datetime
     actor: str
-    action: str  # acknowledge | silence | unsilence
+    action: str  # acknowledge | silence | unsilence | inhibit | uninhibit
     target: str  # an alert fingerprint or a silence ID
-    source: str  # slack | cli
+    source: str  # slack | cli | the inhibition rule
     detail: str
 
 
@@ -207,6 +207,10 @@ class Silences:
     def add_audit(self, entry: AuditEntry) -> None:
         with self._db.transaction() as cur:
             _insert_audit(cur, entry)
+
+    def insert_audit(self, cur: Cursor, entry: AuditEntry) -> None:
+        """An audit entry inside the caller's transaction (the alert manager's flush)."""
+        _insert_audit(cur, entry)
 
     def audit(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest audit entries first, all or for one alert or silence."""
