@@ -150,7 +150,11 @@ def inhibitions(
             key = _key(mine, rule.equal)
             if key is None or key not in sources.any or not matches_all(rule.target, mine):
                 continue
-            index = sources.one_sided if matches_all(rule.source, mine) else sources.any
+            if active.alert.status == "firing":  # the sources pass matched those already
+                both_sides = fp in sources.matched
+            else:
+                both_sides = matches_all(rule.source, mine)
+            index = sources.one_sided if both_sides else sources.any
             source = index.get(key)
             if source is not None:
                 found[fp] = Inhibition(rule.name, source)
@@ -176,10 +180,12 @@ class _Sources:
     ) -> None:
         self.any: dict[tuple[str, ...], ActiveAlert] = {}
         self.one_sided: dict[tuple[str, ...], ActiveAlert] = {}
+        self.matched: set[str] = set()  # the firing alerts the source side matches
         for active in firing:
             mine = labels[active.alert.fingerprint]
             if not matches_all(rule.source, mine):
                 continue
+            self.matched.add(active.alert.fingerprint)
             key = _key(mine, rule.equal)
             if key is None:
                 continue
@@ -200,13 +206,21 @@ def _started(active: ActiveAlert) -> tuple[datetime, str]:
     return (active.alert.starts_at, active.alert.fingerprint)
 
 
-def held_back(inhibited: Mapping[str, Inhibition], active: ActiveAlert, told_firing: bool) -> bool:
-    """Is this alert change held back by an inhibition? A firing alert's waits until the
-    inhibition ends; a resolution is told to a notifier that was told it fired (before
-    its source began), and dropped for one that never heard of it."""
-    if active.alert.fingerprint not in inhibited:
-        return False
-    return active.alert.status == "firing" or not told_firing
+def held_back(
+    inhibited: Mapping[str, Inhibition],
+    before: Mapping[str, Inhibited],
+    active: ActiveAlert,
+    told_firing: bool,
+) -> bool:
+    """Is this alert change held back by an inhibition? A firing alert's waits while it
+    is inhibited. A resolution is told to a notifier that was told it fired (before its
+    source began); for one never told, it is dropped if the alert is inhibited now or
+    was at the last flush (``before``): an episode muted from start to end stays unheard,
+    also when it ends together with its source."""
+    fp = active.alert.fingerprint
+    if active.alert.status == "firing":
+        return fp in inhibited
+    return not told_firing and (fp in inhibited or fp in before)
 
 
 def ended_note(snapshot: AlertingSnapshot, active: ActiveAlert) -> str | None:

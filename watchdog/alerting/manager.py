@@ -352,7 +352,8 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         fp = active.alert.fingerprint
         told = seen(fp)
         told_firing = told is not None and told.status in TOLD_FIRING
-        if fp not in muted and not inhibition.held_back(inhibited, active, told_firing):
+        held = inhibition.held_back(inhibited, group.snapshot.inhibited, active, told_firing)
+        if fp not in muted and not held:
             actionable.append(active)
         elif active.alert.status == "resolved":
             write.notified[(name, fp)] = Notified(active.version, "none")

@@ -126,6 +126,9 @@ class AlertLog:
         self._db = db
         self._outbox = outbox
         self._silences = silences
+        # am_inhibited rows as last read, parsed: a flush every second re-reads thousands of
+        # them, nearly all unchanged (guarded by the database lock)
+        self._held: dict[str, tuple[tuple[str, ...], Inhibited]] = {}
 
     def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
         """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""
@@ -160,10 +163,6 @@ class AlertLog:
             groups = self._db.execute(
                 "SELECT notifier, group_key, thread, notified_at, sent FROM am_groups"
             ).fetchall()
-            inhibited = self._db.execute(
-                "SELECT fingerprint, alertname, inhibit_rule, source, source_alertname, since"
-                " FROM am_inhibited"
-            ).fetchall()
             return AlertingSnapshot(
                 alerts=self.active_alerts(known),
                 notified={(n, f): Notified(int(v), s) for n, f, v, s in notified},
@@ -174,7 +173,7 @@ class AlertLog:
                 silences=self._silences.active(now),
                 acked=frozenset(a.fingerprint for a in self._silences.acks()),
                 ended_silences=tuple(self._silences.ended(now)),
-                inhibited={row[0]: _inhibited(row) for row in inhibited},
+                inhibited=self._read_inhibited(),
             )
 
     def apply_alerting(self, write: AlertingWrite) -> int:
@@ -232,11 +231,21 @@ class AlertLog:
     def inhibited(self) -> dict[str, Inhibited]:
         """The firing alerts held back by an inhibition rule, by fingerprint (for ``status``)."""
         with self._db.lock:
-            rows = self._db.execute(
-                "SELECT fingerprint, alertname, inhibit_rule, source, source_alertname, since"
-                " FROM am_inhibited"
-            ).fetchall()
-        return {row[0]: _inhibited(row) for row in rows}
+            return self._read_inhibited()
+
+    def _read_inhibited(self) -> dict[str, Inhibited]:
+        """``am_inhibited`` by fingerprint, reusing the rows parsed last time; under the lock."""
+        rows = self._db.execute(
+            "SELECT fingerprint, alertname, inhibit_rule, source, source_alertname, since"
+            " FROM am_inhibited"
+        ).fetchall()
+        held = {}
+        for row in rows:
+            key = tuple(row)
+            cached = self._held.get(key[0])
+            held[key[0]] = (key, cached[1] if cached and cached[0] == key else _inhibited(key))
+        self._held = held
+        return {fp: parsed for fp, (_, parsed) in held.items()}
 
     def meeting_in_progress(self, meeting_id: str) -> bool:
         """Someone of the meeting is still watched, or one of its alerts still fires."""
