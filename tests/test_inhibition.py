@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 import yaml
@@ -23,6 +24,7 @@ from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy, plan
 from watchdog.alerts import Alert, meeting_fingerprint
 from watchdog.alerts import alert_labels as receiver_labels
 from watchdog.cli.main import main
+from watchdog.cli.schemas import schema
 from watchdog.config.matchers import alert_labels, parse_matchers
 from watchdog.config.settings import InhibitRuleSettings
 from watchdog.state.alertlog import ActiveAlert, AlertingSnapshot, AlertingWrite, Notified
@@ -415,6 +417,13 @@ def test_check_accepts_inhibit_rules_under_alerting_only(
         "there, beside routes): our alerting: section is Alertmanager's config, where "
         "inhibit_rules sit beside route"
     )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES + f"inhibit_rules: {rule}\n")  # nor in a rules file
+    assert main(["check", "--rules", str(rules)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"{rules}:3: unknown top-level key 'inhibit_rules'; a rules file has 'rules:' (and "
+        "'tests:'); inhibit_rules go in the config file, under alerting: (beside routes)"
+    )
 
 
 def test_check_reports_each_inhibit_rule_mistake_at_its_line(
@@ -472,6 +481,25 @@ alerting:
     ]
 
 
+def test_the_config_schema_takes_inhibit_rules_where_check_does() -> None:
+    """What an editor checks with ``videosdk-watchdog schema config`` (jsonschema here)."""
+    document = schema("config")
+    jsonschema.Draft202012Validator.check_schema(document)
+    validator = jsonschema.Draft202012Validator(document)
+    good = {"alerting": {"inhibit_rules": [MEETING_MUTES_PARTICIPANTS]}}
+    assert list(validator.iter_errors(good)) == []
+    example = yaml.safe_load((Path(__file__).parent.parent / "config.example.yaml").read_text())
+    assert list(validator.iter_errors(example)) == []
+    rule = {k: v for k, v in MEETING_MUTES_PARTICIPANTS.items() if k != "target_matchers"}
+    for bad in (
+        {"inhibit_rules": [MEETING_MUTES_PARTICIPANTS]},  # Alertmanager's place, not ours
+        {"alerting": {"inhibit_rules": [rule]}},  # no target side
+        {"alerting": {"inhibit_rules": [{**MEETING_MUTES_PARTICIPANTS, "source_matchers": []}]}},
+        {"alerting": {"inhibit_rules": [{**rule, "target_match": {"scope": "participant"}}]}},
+    ):
+        assert list(validator.iter_errors(bad)), bad
+
+
 def test_the_example_inhibit_rules_are_alertmanagers_own_syntax(tmp_path: Path) -> None:
     """``amtool check-config`` (Debian's prometheus-alertmanager) accepts the example
     config's inhibit_rules in an Alertmanager config: its users read ours as theirs."""
@@ -480,7 +508,7 @@ def test_the_example_inhibit_rules_are_alertmanagers_own_syntax(tmp_path: Path) 
     example = yaml.safe_load((Path(__file__).parent.parent / "config.example.yaml").read_text())
     rules = example["alerting"]["inhibit_rules"]
     assert len(rules) >= 2
-    for rule in rules:  # `name` came with Alertmanager 0.29; Debian's amtool is older
+    for rule in rules:  # Debian's amtool (0.25) predates `name`
         rule.pop("name", None)
     document = {
         "route": {"receiver": "hook"},
@@ -586,7 +614,7 @@ def _case_alerts(case: str, alerts: list[tuple[str, dict[str, str], bool]]) -> l
 def _alertmanager(tmp_path: Path, rules: list[dict[str, Any]]) -> tuple[subprocess.Popen[str], str]:
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     assert binary, "Alertmanager is missing: apt-get install prometheus-alertmanager"
-    unnamed = [{k: v for k, v in r.items() if k != "name"} for r in rules]  # 0.29 has names
+    unnamed = [{k: v for k, v in r.items() if k != "name"} for r in rules]  # 0.25 has no names yet
     document = {"route": {"receiver": "none"}, "receivers": [{"name": "none"}]}
     (tmp_path / "am.yml").write_text(json.dumps({**document, "inhibit_rules": unnamed}))
     log = tmp_path / "am.log"

@@ -261,12 +261,21 @@ class InhibitRuleSettings(_Section):
     ``target_matchers`` that carry the same value of every ``equal`` label are not notified
     (Alertmanager's ``inhibit_rules``; docs/alerting.md says where ours differ)."""
 
+    # what `check` requires, told to editors too (the validators below word it for people)
+    model_config = ConfigDict(
+        json_schema_extra={"required": ["source_matchers", "target_matchers"]}
+    )
+
     name: str | None = None
     """Shown in ``status``, the audit log and ``watchdog_alerts_inhibited``; default
     ``inhibit_rules[N]``."""
-    source_matchers: list[str] = Field(default_factory=list, validate_default=True)
+    source_matchers: list[str] = Field(
+        default_factory=list, validate_default=True, json_schema_extra={"minItems": 1}
+    )
     """Label matchers the muting (source) alert must all pass; at least one."""
-    target_matchers: list[str] = Field(default_factory=list, validate_default=True)
+    target_matchers: list[str] = Field(
+        default_factory=list, validate_default=True, json_schema_extra={"minItems": 1}
+    )
     """Label matchers the muted (target) alerts must all pass; at least one."""
     equal: list[str] = Field(default_factory=list)
     """Labels that must carry one value on source and target; a label missing on both

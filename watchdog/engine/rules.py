@@ -457,6 +457,8 @@ def _validate_rules(doc: Document) -> tuple[list[Rule], list[Problem], dict[str,
             if extra
             else "a rules file is a mapping with a 'rules:' list"
         )
+        if extra[:1] == ["inhibit_rules"]:  # where an Alertmanager user would look next
+            message += "; inhibit_rules go in the config file, under alerting: (beside routes)"
         problems.append(Problem(doc.path, where, message))
         return rules, problems, lines
     items = data.get("rules") or []
