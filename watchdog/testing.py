@@ -47,6 +47,7 @@ from pydantic import BaseModel
 
 from watchdog.alerts import (
     DEFAULT_GROUP_BY,
+    MEETING_VIEW,
     Alert,
     Notification,
     Status,
@@ -168,9 +169,14 @@ def make_notification(
 
 
 def grouped_notification(
-    count: int = 3, meeting_id: str = "abcd-efgh-ijkl", notifier: str = "test"
+    count: int = 3,
+    meeting_id: str = "abcd-efgh-ijkl",
+    notifier: str = "test",
+    group_by: Sequence[str] = MEETING_VIEW,
 ) -> Notification:
-    """Several alerts of one meeting in one notification, as ``group_by: [meeting_id]`` makes."""
+    """Several alerts of one meeting in one notification, as ``group_by: [meeting_id]`` (the
+    meeting view) makes; another ``group_by`` (e.g. ``["meeting_id", "session_id"]``) gives
+    the same alerts grouped otherwise."""
     names = ["Alice", "Bob", "Chandra", "Dmitri", "Eve", "Femi"]
     severities = ["critical", "warning", "info"]
     rtt: dict[str, Any] = {
@@ -191,7 +197,7 @@ def grouped_notification(
         for i in range(count)
     ]
     return make_notification(
-        *alerts, notifier=notifier, thread=f"group:{meeting_id}", group_by=("meeting_id",)
+        *alerts, notifier=notifier, thread=f"group:{meeting_id}", group_by=group_by
     )
 
 
