@@ -239,10 +239,11 @@ def test_a_flapping_meeting_is_edited_once_a_poll_cycle(slack: FakeSlack, db: st
 
 
 def test_another_instance_and_a_restart_keep_one_message_and_its_thread(
-    slack: FakeSlack, db: str
+    slack: FakeSlack, state_url: str
 ) -> None:
-    """The message's reference lives in the state database: the instance that takes over
-    edits the same message, and a restarted one neither posts again nor loses the thread."""
+    """The message's reference lives in the state database (SQLite, or PostgreSQL shared by
+    several instances): the instance that takes over edits the same message, and a
+    restarted one neither posts again nor loses the thread."""
     alice, bob = person(1), person(2)
     steps = [
         view(alice, watched=4),
@@ -251,7 +252,7 @@ def test_another_instance_and_a_restart_keep_one_message_and_its_thread(
         view(resolved(bob), watched=4),
     ]
     for notification in steps:  # the first instance, two taking over, a restarted one
-        instance = Instance(db, slack_config(slack), Clock())  # a new process each time
+        instance = Instance(state_url, slack_config(slack), Clock())  # another process each
         state = instance.store.notifier_memory.state_get("oncall", "meeting-thread")
         assert (state is None) == (notification is steps[0])
         instance.notifier.send(notification)

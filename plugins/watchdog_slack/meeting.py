@@ -56,6 +56,7 @@ MAX_MEETING_ALERTS = 5  # meeting-level alerts listed
 MAX_TRANSITIONS = 20  # lines of one thread reply
 LINE = 600  # one participant's line at most (names are 256 at most; a line stays readable)
 OVER_ICON = "🏁"
+PEOPLE = "Affected participants (worst metric each)"
 ALT_TEXT = 2000  # an image block's alt_text
 
 
@@ -165,6 +166,8 @@ def blocks(
         )
     if changes.meeting_alerts:
         lines = [_meeting_alert_line(a) for a in changes.meeting_alerts[:MAX_MEETING_ALERTS]]
+        if len(changes.meeting_alerts) > MAX_MEETING_ALERTS:
+            lines.append(f"…and {len(changes.meeting_alerts) - MAX_MEETING_ALERTS} more")
         out += _packed("Meeting-wide", lines)
     tail = [
         *([_image(chart)] if chart else []),
@@ -176,12 +179,10 @@ def blocks(
     ]
     room = MESSAGE_BLOCKS - len(out) - len(tail) - 1  # one for "and N more"
     shown = list(changes.affected[:MAX_PARTICIPANTS])
-    people = _packed(
-        "Affected participants (worst metric each)", [participant_line(x) for x in shown]
-    )
+    people = _packed(PEOPLE, [participant_line(x) for x in shown])
     while len(people) > room and shown:  # only with most of the 50 blocks taken by extra
         shown = shown[: len(shown) // 2]
-        people = _packed("Affected participants", [participant_line(x) for x in shown])
+        people = _packed(PEOPLE, [participant_line(x) for x in shown])
     if shown:
         out += people
     hidden = len(changes.affected) - len(shown)
