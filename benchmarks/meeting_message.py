@@ -175,7 +175,11 @@ def run(args: argparse.Namespace) -> Run:
         )
         clock = SimulatedTime()
         manager = AlertManager(
-            runtime.store, AlertingConfig.from_settings(runtime.config.settings), clock=clock
+            runtime.store.alert_log,
+            runtime.store.silences,
+            AlertingConfig.from_settings(runtime.config.settings),
+            clock=clock,
+            watching_in=runtime.store.watchlist.watching_in,
         )
         try:
             for _ in range(cycles):

@@ -154,13 +154,15 @@ def store(tmp_path: Path) -> Store:
 def test_a_groups_changes_wait_for_group_interval_then_travel_together(store: Store) -> None:
     clock = Clock()
     policy = Policy(group_by=MEETING_VIEW, group_interval=timedelta(seconds=30))
-    am = AlertManager(store, AlertingConfig(policies={"slack": policy}), clock=clock)
+    am = AlertManager(
+        store.alert_log, store.silences, AlertingConfig(policies={"slack": policy}), clock=clock
+    )
 
     def flush() -> list[Notification]:
         am.flush()
-        entries = store.outbox()
+        entries = store.outbox.entries()
         for entry in entries:
-            store.delivered(entry.id)
+            store.outbox.delivered(entry.id)
         return [e.notification for e in entries]
 
     record_alerts(store, [(person(1), ())])
@@ -185,7 +187,7 @@ def test_a_groups_changes_wait_for_group_interval_then_travel_together(store: St
 
 def test_notifications_say_how_many_of_the_meeting_are_watched(store: Store) -> None:
     now = datetime.now(UTC)
-    store.save_watch(
+    store.watchlist.save(
         [
             *(
                 WatchRecord("s-1", f"p{n}", MEETING, None, "discovery", "watching", now)
@@ -203,8 +205,10 @@ def test_notifications_say_how_many_of_the_meeting_are_watched(store: Store) -> 
         }
     )
     record_alerts(store, [(person(1), ()), (person(2), ())])
-    AlertManager(store, config).flush()
-    told = {e.notification.notifier: e.notification for e in store.outbox()}
+    AlertManager(
+        store.alert_log, store.silences, config, watching_in=store.watchlist.watching_in
+    ).flush()
+    told = {e.notification.notifier: e.notification for e in store.outbox.entries()}
     assert told["room"].watched == 5  # the one leaving is watched no more
     assert told["all"].watched == 5  # any group of one meeting carries it
     assert told["rules"].watched is None  # a group across meetings has no such count

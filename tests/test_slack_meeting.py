@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 import watchdog_slack
+import yaml
 
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.manager import AlertingConfig, AlertManager, policy_for
 from watchdog.alerts import MEETING_VIEW, Alert, Notification
-from watchdog.config.settings import AlertingSettings, NotifierOptions
+from watchdog.config.settings import AlertingSettings, NotifierOptions, load_config
 from watchdog.delivery.host import PluginHost
 from watchdog.notifiers import Notifier
+from watchdog.runtime.build import build
+from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 from watchdog.state.watchlist import WatchRecord
 from watchdog.testing import (
@@ -30,7 +33,8 @@ from watchdog.testing import (
     resolved,
 )
 
-from .helpers import record_alerts
+from .conftest import write_config
+from .helpers import record_alerts, video_series
 from .slackapi import TOKEN, FakeSlack, Message
 
 MEETING = "abcd-efgh-ijkl"
@@ -105,22 +109,26 @@ class Instance:
         base = AlertingSettings(group_by=["meeting_id"])
         policy = policy_for(base, NotifierOptions(), POLL)
         self.manager = AlertManager(
-            self.store, AlertingConfig(policies={"oncall": policy}), clock=clock
+            self.store.alert_log,
+            self.store.silences,
+            AlertingConfig(policies={"oncall": policy}),
+            clock=clock,
+            watching_in=self.store.watchlist.watching_in,
         )
         host = PluginHost()
         host.add(watchdog_slack, "slack")
-        built = host.build({"oncall": config}, self.store.notifier_memory.notifier_state)
+        built = host.build({"oncall": config}, self.store.notifier_memory.for_notifier)
         self.notifier: Notifier = built["oncall"]
 
     def watch(self, *participants: int, meeting: str = MEETING) -> None:
         now = datetime.now(UTC)
-        self.store.watchlist.save_watch(
+        self.store.watchlist.save(
             WatchRecord("sess-1", f"p{n}", meeting, None, "discovery", "watching", now)
             for n in participants
         )
 
     def left(self, *participants: int) -> None:
-        self.store.watchlist.delete_watch(("sess-1", f"p{n}") for n in participants)
+        self.store.watchlist.delete(("sess-1", f"p{n}") for n in participants)
 
     def record(self, *alerts: Alert) -> None:
         record_alerts(self.store, [(a, ("oncall",)) for a in alerts])
@@ -128,9 +136,9 @@ class Instance:
     def deliver(self) -> list[Notification]:
         self.manager.flush()
         sent = []
-        for entry in self.store.outbox_queue.outbox():
+        for entry in self.store.outbox.entries():
             self.notifier.send(entry.notification)
-            self.store.outbox_queue.delivered(entry.id)
+            self.store.outbox.delivered(entry.id)
             sent.append(entry.notification)
         return sent
 
@@ -200,7 +208,7 @@ def test_a_meeting_is_one_message_edited_as_people_go_bad_and_recover(
     over = slack.replies(message.ts)[-1]
     assert over.text.startswith("🏁 *Over* after 6m: the session ended")
     assert not any(m.broadcast for m in slack.messages.values())
-    assert room.store.notifier_memory.state_get("oncall", first.thread) is None
+    assert room.store.notifier_memory.get("oncall", first.thread) is None
     room.close()
 
 
@@ -253,7 +261,7 @@ def test_another_instance_and_a_restart_keep_one_message_and_its_thread(
     ]
     for notification in steps:  # the first instance, two taking over, a restarted one
         instance = Instance(state_url, slack_config(slack), Clock())  # another process each
-        state = instance.store.notifier_memory.state_get("oncall", "meeting-thread")
+        state = instance.store.notifier_memory.get("oncall", "meeting-thread")
         assert (state is None) == (notification is steps[0])
         instance.notifier.send(notification)
         instance.close()
@@ -365,7 +373,9 @@ def test_two_hundred_participants_with_buttons_stay_within_slacks_limits(
         interactivity_listen=f"127.0.0.1:{free_port()}",
     )
     notifier = host.build(
-        {"oncall": config}, store.notifier_memory.notifier_state, actions=StoreActions(store)
+        {"oncall": config},
+        store.notifier_memory.for_notifier,
+        actions=StoreActions(store.silences, store.alert_log, store.watchlist),
     )["oncall"]
     rtt: dict[str, Any] = {
         "rule": "high-rtt",
@@ -393,3 +403,40 @@ def test_two_hundred_participants_with_buttons_stay_within_slacks_limits(
     assert reply.text.endswith("…and 380 more")
     assert len(message.edits) == 1
     store.close()
+
+
+def test_the_daemon_tells_how_many_of_the_meeting_it_watches(
+    tmp_path: Path, sim: Simulator, slack: FakeSlack
+) -> None:
+    """End to end through the daemon's poll cycle: the simulator's meeting of four, two of
+    them with poor video, is one Slack message saying 2 of 4 watched are affected."""
+    people = [("s-1", f"p{n}") for n in range(4)]
+    for n, (session, participant) in enumerate(people):
+        score = 2.0 if n < 2 else 4.4
+        samples = video_series([(t, score) for t in range(0, 60, 10)])
+        sim.add_participant(session, participant, samples=samples, meeting_id=MEETING)
+    path = write_config(tmp_path, sim.url, people, RULE_NOW)
+    data = yaml.safe_load(path.read_text())
+    data["notifiers"] = {"oncall": {**slack_config(slack), "group_by": ["meeting_id"]}}
+    path.write_text(yaml.safe_dump(data))
+    sim.advance(60)
+    runtime = build(load_config(str(path)))
+    try:
+        runtime.cycle()
+        assert runtime.dispatcher.drain(10) == 0
+    finally:
+        runtime.close()
+    (message,) = slack.top_level()
+    assert message.text.startswith(
+        "🟠 DEGRADED meeting abcd-efgh-ijkl: 2 of 4 watched participants affected"
+    )
+
+
+RULE_NOW = """\
+rules:
+  - name: poor-video
+    metric: qualityScore.video
+    op: "<"
+    threshold: 3
+    severity: warning
+"""

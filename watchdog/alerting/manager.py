@@ -62,12 +62,12 @@ from watchdog.state.alertlog import (
     ActiveAlert,
     AlertingSnapshot,
     AlertingWrite,
+    AlertLog,
     GroupState,
     Notified,
 )
 from watchdog.state.faults import StorageFault
-from watchdog.state.silences import Silence
-from watchdog.state.store import Store
+from watchdog.state.silences import Silence, Silences
 
 log = logging.getLogger(__name__)
 
@@ -506,19 +506,24 @@ GATHER = 0.25  # seconds: alerts of polls finishing this close together travel t
 
 
 class AlertManager:
-    """Runs :func:`plan` against the store: shortly after a poll records alerts, at the end
+    """Runs :func:`plan` against the alert log: shortly after a poll records alerts, at the end
     of every poll cycle, and on the periodic tick (group_wait, repeats, silences)."""
 
     def __init__(
         self,
-        store: Store,
+        alert_log: AlertLog,
+        silences: Silences,
         config: AlertingConfig,
         on_queued: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         leads: Callable[[], bool] = lambda: True,
+        watching_in: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
     ) -> None:
-        self.store = store
+        self.alert_log = alert_log
+        self.silences = silences
+        # how many each meeting has watched (WatchList.watching_in), for Notification.watched
+        self.watching_in = watching_in
         self.config = config
         self.on_queued = on_queued
         self.clock = clock
@@ -590,14 +595,15 @@ class AlertManager:
             return 0
         with self._lock:
             now = self.clock()
-            end_meeting_silences(self.store, now)
-            snapshot = self.store.alerting_snapshot(now, self._known)
+            end_meeting_silences(self.silences, self.alert_log, now)
+            snapshot = self.alert_log.alerting_snapshot(now, self._known)
             self._known = {a.alert.fingerprint: a for a in snapshot.alerts}
             write = plan(snapshot, self.config, now, final)
             if not write:
                 return 0
-            write.outbox = with_watched(write.outbox, self.store.watchlist.watching_in)
-            queued = self.store.apply_alerting(write)
+            if self.watching_in is not None:
+                write.outbox = with_watched(write.outbox, self.watching_in)
+            queued = self.alert_log.apply_alerting(write)
         for _, _, notification in write.outbox:
             kind = "reminder" if notification.repeat else notification.status
             QUEUED.labels(notification.notifier).inc()

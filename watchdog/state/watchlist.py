@@ -45,13 +45,13 @@ _IN_CHUNK = 500  # values per ``IN (...)``: far inside SQLite's and PostgreSQL's
 
 
 class WatchList:
-    """The ``watchlist`` table; ``watch_status`` joins in the poll state."""
+    """The ``watchlist`` table; ``status`` joins in the poll state."""
 
     def __init__(self, db: Database, polls: PollState) -> None:
         self._db = db
         self._polls = polls
 
-    def load_watchlist(self) -> list[WatchRecord]:
+    def load(self) -> list[WatchRecord]:
         with self._db.lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, room_id, name, source, status, since,"
@@ -75,7 +75,7 @@ class WatchList:
                 counts.update((str(room), int(count)) for room, count in rows)
         return counts
 
-    def save_watch(self, records: Iterable[WatchRecord]) -> None:
+    def save(self, records: Iterable[WatchRecord]) -> None:
         now = now_text()
         # in key order: instances saving the same rows together lock them in one order
         ordered = sorted(records, key=lambda r: (r.session_id, r.participant_id))
@@ -106,7 +106,7 @@ class WatchList:
                     ),
                 )
 
-    def delete_watch(self, keys: Iterable[Key]) -> None:
+    def delete(self, keys: Iterable[Key]) -> None:
         with self._db.transaction() as cur:
             for session, participant in sorted(keys):
                 cur.execute(
@@ -114,7 +114,7 @@ class WatchList:
                     (session, participant),
                 )
 
-    def watch_status(self) -> list[WatchStatus]:
+    def status(self) -> list[WatchStatus]:
         """Every watched participant with its newest sample time and firing alerts."""
         self._polls.flush()  # what this process has not written yet counts too
         with self._db.lock:
@@ -135,7 +135,7 @@ class WatchList:
                 at = fired if phase == "firing" else since
                 phases[phase].setdefault((s, p), []).append((rule, read_time(at)))
         out = []
-        for record in sorted(self.load_watchlist(), key=lambda r: (r.since, r.session_id)):
+        for record in sorted(self.load(), key=lambda r: (r.since, r.session_id)):
             key = (record.session_id, record.participant_id)
             out.append(
                 WatchStatus(
