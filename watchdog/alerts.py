@@ -19,6 +19,8 @@ __all__ = [
     "BUILTIN_LABELS",
     "DEFAULT_GROUP_BY",
     "GROUP_BY_ALL",
+    "LEFT_WHILE_DEGRADED",
+    "SESSION_ENDED",
     "Alert",
     "Notification",
     "Severity",
@@ -43,6 +45,12 @@ Severity = Literal["info", "warning", "critical"]
 BUILTIN_LABELS = ("alertname", "severity", "meeting_id", "session_id", "participant_id")
 GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per alert
 DEFAULT_GROUP_BY = ("meeting_id", "alertname")
+
+LEFT_WHILE_DEGRADED = "left while degraded"
+"""``Alert.reason`` of an alert resolved because its participant left the call while it
+fired: no sample showed a recovery (an ordinary recovery has no reason)."""
+SESSION_ENDED = "the session ended"
+"""``Alert.reason`` of an alert resolved because the participant's whole session ended."""
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -85,7 +93,7 @@ class Alert:
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
     # what the samples alone do not say: why a resolved alert resolved without a sample
-    # showing recovery ("participant left the session"; ``value`` is then the last value
+    # showing recovery (LEFT_WHILE_DEGRADED; ``value`` is then the last value
     # seen), or why a firing one is told again ("still firing; silence 3f482c67 ended");
     # None otherwise
     reason: str | None = None
