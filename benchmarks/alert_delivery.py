@@ -106,7 +106,7 @@ def _pass_cost(tmp: str, backlog: int, meetings: int) -> tuple[float, float]:
     later = now + timedelta(minutes=5)
     with store.transaction() as cur:  # the dead one's rows all back off, as after a failure
         cur.execute("UPDATE outbox SET attempts = 3, next_attempt_at = ?", (format_time(later),))
-    dispatcher = Dispatcher(store, {"dead": _Dead()}, timedelta(seconds=60))
+    dispatcher = Dispatcher(store.outbox, {"dead": _Dead()}, timedelta(seconds=60))
     dead = _median_pass(dispatcher)
     _enqueue(store, "slow", backlog, meetings, now)
     slow = _Slow()
@@ -169,9 +169,11 @@ def main() -> None:
         intake = time.perf_counter() - start
         notifiers = {"sink": _Poster(url)}
         dispatcher = Dispatcher(
-            store, notifiers, timedelta(seconds=10), concurrency=args.concurrency
+            store.outbox, notifiers, timedelta(seconds=10), concurrency=args.concurrency
         )
-        manager = AlertManager(store, AlertingConfig({"sink": Policy()}), dispatcher.wake)
+        manager = AlertManager(
+            store.alert_log, store.silences, AlertingConfig({"sink": Policy()}), dispatcher.wake
+        )
 
         start = time.perf_counter()
         queued = manager.flush()
@@ -185,7 +187,7 @@ def main() -> None:
         start = time.perf_counter()
         cpu = time.process_time()
         dispatcher.start()
-        while store.outbox_depth():
+        while store.outbox.depth():
             time.sleep(0.01)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu

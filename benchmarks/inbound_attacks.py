@@ -82,7 +82,9 @@ def slack() -> Iterator[Target]:
             "interactivity_listen": f"127.0.0.1:{port}",
         }
         notifier: Any = host.build(
-            {"slack": config}, store.notifier_state, actions=StoreActions(store)
+            {"slack": config},
+            store.notifier_memory.for_notifier,
+            actions=StoreActions(store.silences, store.alert_log, store.watchlist),
         )["slack"]
         notifier.start()
         try:

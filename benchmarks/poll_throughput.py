@@ -172,7 +172,7 @@ def run(
                 points = max(
                     (
                         len(series)
-                        for memory in runtime.store.load_memories().values()
+                        for memory in runtime.store.polls.load_memories().values()
                         for series in memory.series.values()
                     ),
                     default=0,

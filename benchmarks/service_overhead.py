@@ -54,7 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(str(Path(tmp) / "state.db"))
         registry = CollectorRegistry()
-        registry.register(LiveCollector(lambda: states, store.outbox_stats))
+        registry.register(LiveCollector(lambda: states, store.outbox.stats))
         scrapes = []
         for _ in range(args.repeat):
             began = time.perf_counter()
@@ -65,11 +65,11 @@ def main() -> None:
         began = time.perf_counter()
         carried = carry_over(rules, kept, states, datetime.now(UTC))
         for key, result in carried.items():
-            store.commit_poll(
+            store.polls.commit_poll(
                 key, None, result.states, result.dropped, alerts=closed_alerts(result)
             )
         reload_seconds = time.perf_counter() - began
-        closed = sum(a.alert.status == "resolved" for a in store.active_alerts())
+        closed = sum(a.alert.status == "resolved" for a in store.alert_log.active_alerts())
         store.close()
     active = sum(len(s) for s in states.values())
     print(

@@ -70,7 +70,11 @@ def bench_clicks(runs: int) -> None:
             "interactivity_listen": f"127.0.0.1:{port}",
             "charts": False,
         }
-        built = host.build({"slack": config}, store.notifier_state, actions=StoreActions(store))
+        built = host.build(
+            {"slack": config},
+            store.notifier_memory.for_notifier,
+            actions=StoreActions(store.silences, store.alert_log, store.watchlist),
+        )
         notifier = built["slack"]
         notifier.start()  # type: ignore[attr-defined]
         verifier = SignatureVerifier(SECRET)
@@ -79,7 +83,7 @@ def bench_clicks(runs: int) -> None:
             for index in range(runs):
                 alert = make_alert(participant_id=f"p{index}")
                 record_alerts(store, [(alert, ["slack"])])
-                store.state_put(
+                store.notifier_memory.put(
                     "slack", f"t{index}", {"channel": "C1", "ts": "1.000001", "notification": {
                         "id": f"n{index}", "notifier": "slack", "status": "firing",
                         "alerts": [alert.to_dict()], "thread": f"t{index}",

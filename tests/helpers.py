@@ -70,14 +70,14 @@ def video_series(scores: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
 def record_alerts(store: Store, alerts: Iterable[tuple[Alert, Sequence[str]]]) -> None:
     """Hand (alert, rule notify) pairs to the alert manager in one transaction, through
     the meeting-rule commit with no state changed (polls hand theirs over the same way)."""
-    store.commit_meetings({}, (), alerts=alerts)
+    store.polls.commit_meetings({}, (), alerts=alerts)
 
 
 def enqueue(store: Store, notifications: Iterable[tuple[str, Notification]]) -> int:
     """(dedup key, notification) rows in the outbox as the alert manager writes them, each
     ordered behind its first alert's earlier rows; returns how many keys were new."""
     outbox = [(key, n.alerts[0].fingerprint if n.alerts else "", n) for key, n in notifications]
-    return store.apply_alerting(AlertingWrite(outbox=outbox))
+    return store.alert_log.apply_alerting(AlertingWrite(outbox=outbox))
 
 
 def parse_rules(text: str) -> RuleSet:

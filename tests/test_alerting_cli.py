@@ -58,10 +58,10 @@ def test_silence_add_list_expire(tmp_path: Path) -> None:
     assert expired.returncode == 0
     assert f"silence {silence_id} expired" in expired.stdout
     store = Store(str(tmp_path / "state.db"))
-    (silence,) = store.silences()
+    (silence,) = store.silences.all()
     assert not silence.active(silence.ends_at)
     assert silence.created_by == "alice"
-    audit = [(e.action, e.source, e.target) for e in store.audit()]
+    audit = [(e.action, e.source, e.target) for e in store.silences.audit()]
     assert ("silence", "cli", silence_id) in audit  # the CLI is recorded as the source
     assert ("unsilence", "cli", silence_id) in audit
     store.close()
@@ -171,7 +171,7 @@ def test_a_notifier_that_fails_to_start_does_not_stop_the_others(
     host.add(_Broken(), "broken-plugin")
     built = host.build(
         {"b": {"type": "broken"}, "c": {"type": "console"}},
-        lambda _: Store(":memory:").notifier_state("x"),
+        lambda _: Store(":memory:").notifier_memory.for_notifier("x"),
     )
     assert list(built) == ["c"]
     assert host.build_errors == {"b": "RuntimeError: cannot start"}

@@ -83,7 +83,7 @@ def manager(
     path: Path, clock: Clock, config: AlertingConfig | None = None
 ) -> tuple[Store, AlertManager]:
     store = Store(str(path))
-    return store, AlertManager(store, config or one("slack"), clock=clock)
+    return store, AlertManager(store.alert_log, store.silences, config or one("slack"), clock=clock)
 
 
 def one(name: str, **policy: object) -> AlertingConfig:
@@ -92,9 +92,9 @@ def one(name: str, **policy: object) -> AlertingConfig:
 
 def queued(store: Store) -> list[Notification]:
     """What the outbox holds, in order; taking it out as a notifier accepting it would."""
-    entries = store.outbox()
+    entries = store.outbox.entries()
     for entry in entries:
-        store.delivered(entry.id)
+        store.outbox.delivered(entry.id)
     return [e.notification for e in entries]
 
 
@@ -135,7 +135,7 @@ def test_alerts_of_one_meeting_travel_together_in_one_thread(db: Path) -> None:
     (again,) = queued(store)
     assert again.thread != both.thread
     assert am.flush() == 0
-    assert store.active_alerts()[0].alert.participant_id in {"bob", "carol"}
+    assert store.alert_log.active_alerts()[0].alert.participant_id in {"bob", "carol"}
 
 
 def test_a_notification_queued_before_groups_had_an_identity_gets_the_default_one() -> None:
@@ -217,7 +217,8 @@ def test_reminders_go_on_when_group_by_changes_under_a_firing_group(db: Path) ->
     record(store, alert("alice"))
     am.flush()
     (first,) = queued(store)
-    regrouped = AlertManager(store, one("slack", group_by=("...",)), clock=clock)  # a reload
+    reloaded = one("slack", group_by=("...",))  # a reload
+    regrouped = AlertManager(store.alert_log, store.silences, reloaded, clock=clock)
     assert regrouped.flush() == 0  # nothing changed: nothing to tell
     clock.advance(4 * 3600)
     regrouped.flush()
@@ -234,7 +235,7 @@ def test_send_resolved_false_stays_quiet_when_it_is_over(db: Path) -> None:
     assert len(queued(store)) == 1
     record(store, alert("alice", "resolved"))
     assert am.flush() == 0
-    assert store.active_alerts() == []  # handled: nothing lingers
+    assert store.alert_log.active_alerts() == []  # handled: nothing lingers
 
 
 def test_an_alert_that_resolved_before_anyone_heard_is_still_told(db: Path) -> None:
@@ -251,29 +252,32 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     clock = Clock()
     store, am = manager(db, clock)
     silence = silences.add(
-        store, ["alertname=poor-video", "participant_id=~al.*"], timedelta(hours=1), "known issue"
+        store.silences,
+        ["alertname=poor-video", "participant_id=~al.*"],
+        timedelta(hours=1),
+        "known issue",
     )
     record(store, alert("alice"), alert("bob"))
     am.flush()
     (only_bob,) = queued(store)
     assert [a.participant_id for a in only_bob.alerts] == ["bob"]
-    assert silences.describe(store)[0]["silencedAlerts"] == 1
+    assert silences.describe(store.silences, store.alert_log)[0]["silencedAlerts"] == 1
 
-    silences.expire(store, silence.id[:6])
+    silences.expire(store.silences, silence.id[:6])
     am.flush()  # alice still fires: she is told now, with bob, in bob's thread
     (after,) = queued(store)
     assert after.thread == only_bob.thread
     assert {a.participant_id for a in after.alerts} == {"alice", "bob"}
 
-    bobs = silences.add(store, ["participant_id=bob"], timedelta(hours=1), "bob's wifi")
+    bobs = silences.add(store.silences, ["participant_id=bob"], timedelta(hours=1), "bob's wifi")
     assert am.flush() == 0  # bob was told already; silenced now
-    silences.expire(store, bobs.id)
+    silences.expire(store.silences, bobs.id)
     am.flush()  # the silence is over and bob still fires: he is told again
     (told_again,) = queued(store)
     assert told_again.thread == only_bob.thread
     assert not told_again.repeat
 
-    silences.add(store, ["participant_id=bob"], timedelta(hours=1), "bob's wifi, again")
+    silences.add(store.silences, ["participant_id=bob"], timedelta(hours=1), "bob's wifi, again")
     record(store, alert("bob", "resolved"))
     assert am.flush() == 0  # a silenced resolution is not sent
     clock.advance(7200)  # even once that silence is over
@@ -281,7 +285,7 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
     am.flush()
     (end,) = queued(store)
     assert [(a.participant_id, a.status) for a in end.alerts] == [("alice", "resolved")]
-    assert store.active_alerts() == []
+    assert store.alert_log.active_alerts() == []
 
 
 def test_a_silence_ending_while_the_alert_fires_re_notifies_once_with_a_note(db: Path) -> None:
@@ -293,11 +297,15 @@ def test_a_silence_ending_while_the_alert_fires_re_notifies_once_with_a_note(db:
     assert {a.reason for a in first.alerts} == {None}
 
     silence = silences.add(
-        store, ["participant_id=alice"], timedelta(minutes=30), "customer network", now=clock()
+        store.silences,
+        ["participant_id=alice"],
+        timedelta(minutes=30),
+        "customer network",
+        now=clock(),
     )
     clock.advance(600)
     assert am.flush() == 0  # alice is muted; nothing changed for bob
-    silences.expire(store, silence.id, now=clock(), actor="carol")
+    silences.expire(store.silences, silence.id, now=clock(), actor="carol")
     am.flush()  # at once, not after the repeat interval
     (again,) = queued(store)
     assert (again.thread, again.repeat, again.reason) == (first.thread, False, "new alerts added")
@@ -309,7 +317,7 @@ def test_a_silence_ending_while_the_alert_fires_re_notifies_once_with_a_note(db:
     }
 
     lapsing = silences.add(
-        store, ["participant_id=bob"], timedelta(minutes=5), "x" * 200, now=clock()
+        store.silences, ["participant_id=bob"], timedelta(minutes=5), "x" * 200, now=clock()
     )
     assert am.flush() == 0
     clock.advance(301)  # this one simply runs out
@@ -362,7 +370,7 @@ def test_old_label_names_keep_working(db: Path) -> None:
                 "2000-01-01T00:00:00.000Z",
             ),
         )
-    (old,) = store.silences()
+    (old,) = store.silences.all()
     assert [str(m) for m in old.matchers] == ["alertname=poor-video", "participant_id=alice"]
     record(
         store,
@@ -411,14 +419,14 @@ def test_rule_labels_must_be_label_names_with_values(tmp_path: Path) -> None:
 def test_silence_requests_are_checked() -> None:
     store = Store(":memory:")
     with pytest.raises(ConfigError) as caught:
-        silences.add(store, ["alertname=~(", "team"], timedelta(0), " ")
+        silences.add(store.silences, ["alertname=~(", "team"], timedelta(0), " ")
     text = str(caught.value)
     assert "invalid regular expression" in text
     assert "--comment is required" in text
     assert "--for must be more than 0s" in text
     with pytest.raises(ConfigError, match="match every alert"):
-        silences.add(store, ["alertname=~.*"], timedelta(hours=1), "everything")
-    assert store.silences() == []
+        silences.add(store.silences, ["alertname=~.*"], timedelta(hours=1), "everything")
+    assert store.silences.all() == []
 
 
 def test_routes_add_notifiers_and_a_rule_notify_always_applies(db: Path) -> None:
@@ -442,7 +450,7 @@ def test_routes_add_notifiers_and_a_rule_notify_always_applies(db: Path) -> None
 
 def _wait_for_outbox(store: Store, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
-    while not store.outbox() and time.monotonic() < deadline:
+    while not store.outbox.entries() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -533,7 +541,10 @@ def test_group_identity_over_a_multi_rule_multi_participant_run(
         runtime = build(load_config(str(path)))
         clock = Clock()
         am = AlertManager(
-            runtime.store, AlertingConfig.from_settings(runtime.config.settings), clock=clock
+            runtime.store.alert_log,
+            runtime.store.silences,
+            AlertingConfig.from_settings(runtime.config.settings),
+            clock=clock,
         )
         try:
             for step in range(13):

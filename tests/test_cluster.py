@@ -57,7 +57,9 @@ def _member(store: Store, lease: float, ident: str) -> Cluster:
 
 
 def _watch(store: Store, keys: list[tuple[str, str]]) -> None:
-    store.save_watch(WatchRecord(s, p, None, None, "static", "watching", at(0)) for s, p in keys)
+    store.watchlist.save(
+        WatchRecord(s, p, None, None, "static", "watching", at(0)) for s, p in keys
+    )
 
 
 def test_leases_spread_work_fence_stale_writes_and_move_from_a_dead_instance(
@@ -81,18 +83,18 @@ def test_leases_spread_work_fence_stale_writes_and_move_from_a_dead_instance(
 
         key = next(iter(one.held))
         state = {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(0))}
-        store.commit_poll(key, at(10), state, ["poor-video"], fence=one.fence(key))
+        store.polls.commit_poll(key, at(10), state, ["poor-video"], fence=one.fence(key))
         with pytest.raises(StaleLease):  # two never held it: its write is refused
-            store.commit_poll(key, at(20), {}, ["poor-video"], fence=("two", one.held[key]))
-        assert store.load_cursors()[key] == at(10)
+            store.polls.commit_poll(key, at(20), {}, ["poor-video"], fence=("two", one.held[key]))
+        assert store.polls.load_cursors()[key] == at(10)
 
         time.sleep(1.1)  # "one" stops renewing, as if paused or killed
         two.tick()
         assert len(two.held) == 10  # took everything over once the lease expired
         assert two.leader is False  # leadership is a lock on one's live connection
         with pytest.raises(StaleLease):  # one wakes up and tries to write: fenced
-            store.commit_poll(key, at(30), {}, ["poor-video"], fence=one.fence(key))
-        assert store.load_cursors()[key] == at(10)
+            store.polls.commit_poll(key, at(30), {}, ["poor-video"], fence=one.fence(key))
+        assert store.polls.load_cursors()[key] == at(10)
         rows = {r.id: r for r in instances(store)}
         assert rows["two"].held == 10
     finally:
@@ -113,32 +115,36 @@ def test_a_cycles_deferred_results_are_written_only_under_the_leases_they_were_p
         one.tick()
         assert set(one.held) == {kept, lost}
         for key in (kept, lost):
-            mine.commit_poll(key, at(10), state, ["poor-video"], fence=one.fence(key), defer=True)
-        assert other.load_cursors() == {}  # kept in memory until the cycle ends
-        assert mine.flush() == 2
-        assert other.load_cursors() == {kept: at(10), lost: at(10)}
+            mine.polls.commit_poll(
+                key, at(10), state, ["poor-video"], fence=one.fence(key), defer=True
+            )
+        assert other.polls.load_cursors() == {}  # kept in memory until the cycle ends
+        assert mine.polls.flush() == 2
+        assert other.polls.load_cursors() == {kept: at(10), lost: at(10)}
 
         for key in (kept, lost):
-            mine.commit_poll(key, at(20), state, [], fence=one.fence(key), defer=True)
+            mine.polls.commit_poll(key, at(20), state, [], fence=one.fence(key), defer=True)
         with psycopg.connect(postgres_url, autocommit=True) as conn:  # taken over meanwhile
             conn.execute(
                 "UPDATE leases SET owner = 'two', generation = generation + 1"
                 " WHERE participant_id = 'p1'"
             )
-        assert mine.flush() == 1  # the lost one is fenced off, the kept one written
-        assert other.load_cursors() == {kept: at(20), lost: at(10)}
+        assert mine.polls.flush() == 1  # the lost one is fenced off, the kept one written
+        assert other.polls.load_cursors() == {kept: at(20), lost: at(10)}
         discarded = mine.polls.take_stale()  # what the poller tells the cluster
         assert [key for key, _ in discarded] == [lost]
         assert "no longer held by one" in discarded[0][1]
 
         # a poll that alerts is written at once and carries what was deferred under the
         # same lease with it
-        mine.commit_poll(kept, at(30), state, ["poor-video"], fence=one.fence(kept), defer=True)
+        mine.polls.commit_poll(
+            kept, at(30), state, ["poor-video"], fence=one.fence(kept), defer=True
+        )
         firing = {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(30))}
-        mine.commit_poll(kept, at(40), firing, [], fence=one.fence(kept))
-        assert other.load_cursors()[kept] == at(40)
-        assert other.load_alert_states()[kept]["poor-video"].phase == "firing"
-        assert mine.flush() == 0
+        mine.polls.commit_poll(kept, at(40), firing, [], fence=one.fence(kept))
+        assert other.polls.load_cursors()[kept] == at(40)
+        assert other.polls.load_alert_states()[kept]["poor-video"].phase == "firing"
+        assert mine.polls.flush() == 0
     finally:
         one.leave()
         mine.close()
@@ -162,7 +168,7 @@ def test_flushes_racing_hand_backs_and_claims_never_deadlock(postgres_url: str) 
             with one._lock:
                 generation = one.held.get(key)
             if generation is not None:
-                store.commit_poll(
+                store.polls.commit_poll(
                     key, at(second), pending, [], fence=("one", generation), defer=True
                 )
 
@@ -172,7 +178,7 @@ def test_flushes_racing_hand_backs_and_claims_never_deadlock(postgres_url: str) 
             second += 1
             poll_all(second)
             try:
-                store.flush()
+                store.polls.flush()
             except Exception as exc:
                 errors.append(f"flush: {exc}")
 
@@ -201,8 +207,8 @@ def test_flushes_racing_hand_backs_and_claims_never_deadlock(postgres_url: str) 
             thread.join()
         assert errors == []
         poll_all(10_000)
-        assert store.flush() == len(keys)
-        assert set(store.load_cursors().values()) == {at(10_000)}
+        assert store.polls.flush() == len(keys)
+        assert set(store.polls.load_cursors().values()) == {at(10_000)}
     finally:
         one.leave()
         store.close()
@@ -241,7 +247,7 @@ def test_renewal_writes_one_heartbeat_row_and_a_silent_instance_falls_due(
         assert len(one.held) == 6
         for key in two.held:  # two wakes up and writes: fenced by the new generation
             with pytest.raises(StaleLease):
-                store.commit_poll(key, at(10), {}, [], fence=two.fence(key))
+                store.polls.commit_poll(key, at(10), {}, [], fence=two.fence(key))
         two.tick()  # and learns it lost them: nothing is handed back to it
         assert not two.held
     finally:
@@ -325,7 +331,7 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
                 )
                 leader = next(r for r in instances(store) if r.roles == "leader")
                 victim = next(d for d in daemons if str(d.proc.pid) == str(leader.pid))
-                assert store.outbox_depth() > 0  # undelivered: the receiver is down
+                assert store.outbox.depth() > 0  # undelivered: the receiver is down
                 victim.kill()  # kill -9 of the leader, mid-run, with alerts undelivered
                 killed_at, mark = time.monotonic(), len(sim.requests)
                 _wait(
@@ -340,7 +346,7 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
                     lambda: len(_transitions(accepted)) == 2 * BAD,
                     lambda: (
                         f"all transitions: {Counter(s for _, s, _ in _transitions(accepted))}, "
-                        f"outbox {store.outbox_depth()}, "
+                        f"outbox {store.outbox.depth()}, "
                         + " | ".join(d.all_output()[-3000:] for d in daemons)
                     ),
                     30,
@@ -352,7 +358,7 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
                     "firing": BAD,
                     "resolved": BAD,
                 }
-                assert store.outbox_depth() == 0
+                assert store.outbox.depth() == 0
                 live = instances(store)
                 assert len(live) == 3  # the dead one stays listed until it ages out
                 assert sum(r.held for r in live if r.pid != victim.proc.pid) == N
@@ -431,7 +437,7 @@ def test_healthz_fails_when_the_database_is_unreachable(
 
 
 def _outbox_firing(store: Store) -> int:
-    return sum(1 for e in store.outbox() if e.notification.status == "firing")
+    return sum(1 for e in store.outbox.entries() if e.notification.status == "firing")
 
 
 def _wait(check: Any, what: Any, timeout: float = 20.0) -> None:

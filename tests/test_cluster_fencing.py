@@ -84,7 +84,7 @@ def _outbox(runtime: Runtime) -> list[tuple[str, str]]:
     store = runtime.store
     return sorted(
         (e.notification.status, alert.participant_id or "-")
-        for e in store.outbox()
+        for e in store.outbox.entries()
         for alert in e.notification.alerts
     )
 
@@ -115,9 +115,9 @@ def test_a_departure_is_written_only_by_the_lease_holder(
         before = _stale()
         assert two.poller.depart(key, LEFT, info) == 0  # b does not hold p0: refused
         assert _stale() == before + 1
-        assert store.load_alert_states()[key]["poor-video"].phase == "firing"
-        assert key in store.load_cursors()
-        assert key in {(r.session_id, r.participant_id) for r in store.load_watchlist()}
+        assert store.polls.load_alert_states()[key]["poor-video"].phase == "firing"
+        assert key in store.polls.load_cursors()
+        assert key in {(r.session_id, r.participant_id) for r in store.watchlist.load()}
         assert len(_outbox(one)) == 2  # no resolution went out
 
         _expire(postgres_url, "a")
@@ -126,19 +126,19 @@ def test_a_departure_is_written_only_by_the_lease_holder(
         generation = b.held[key]
         assert one.poller.depart(key, LEFT, info) == 0  # a's generation is stale now
         assert _stale() == before + 2
-        assert key in store.load_alert_states()
+        assert key in store.polls.load_alert_states()
 
         assert two.poller.depart(key, LEFT, info) == 1  # the holder resolves and forgets
-        assert key not in store.load_alert_states()
-        assert key not in store.load_cursors()
+        assert key not in store.polls.load_alert_states()
+        assert key not in store.polls.load_cursors()
         assert _outbox(one) == [("firing", "p0"), ("firing", "p1"), ("resolved", "p0")]
         with psycopg.connect(postgres_url) as conn:  # the lease went with the participant
             assert conn.execute(
                 "SELECT COUNT(*) FROM leases WHERE participant_id = 'p0'"
             ).fetchone() == (0,)
         with pytest.raises(StaleLease):  # so a late write is fenced off: no lease, no write
-            store.commit_poll(key, at(30), {}, [], fence=("b", generation))
-        assert key not in store.load_cursors()
+            store.polls.commit_poll(key, at(30), {}, [], fence=("b", generation))
+        assert key not in store.polls.load_cursors()
 
 
 def test_meeting_rule_states_are_written_by_the_leader_only(
@@ -162,7 +162,7 @@ def test_meeting_rule_states_are_written_by_the_leader_only(
         (fired,) = one.poller.cycle().transitions
         assert (fired.scope, fired.state, fired.info.meeting_id) == ("meeting", "firing", "room-1")
         store = one.store
-        assert store.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
+        assert store.polls.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
         pid = first.leader_fence()
         assert pid != 0
         assert second.leader_fence() == 0  # no backend is 0: a write would be refused
@@ -179,15 +179,15 @@ def test_meeting_rule_states_are_written_by_the_leader_only(
         assert [t.scope for t in one.poller.cycle().transitions] == []
         assert _stale() == before + 1
         assert not _leads(first)  # it learned it lost the leadership
-        assert store.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
+        assert store.polls.load_meeting_states()[("meeting-poor-video", "room-1")].phase == "firing"
         two.manager.flush()  # the new leader's alert manager: the firing, no resolution
-        assert [e.notification.status for e in store.outbox()] == ["firing"]
+        assert [e.notification.status for e in store.outbox.entries()] == ["firing"]
 
-        state = store.load_meeting_states()
+        state = store.polls.load_meeting_states()
         changed = [("meeting-poor-video", "room-1")]
         with pytest.raises(StaleLease):  # a meeting write from a lost leader
-            store.commit_meetings({}, changed, leader=pid)
-        store.commit_meetings(state, changed, leader=second.leader_fence())  # the leader's
+            store.polls.commit_meetings({}, changed, leader=pid)
+        store.polls.commit_meetings(state, changed, leader=second.leader_fence())  # the leader's
 
 
 def test_status_json_lists_the_instances(
@@ -270,8 +270,8 @@ def test_a_leave_seen_by_the_leader_is_resolved_by_the_instance_polling_it(
         assert two.watchlist.get(theirs).status == "leaving"  # type: ignore[union-attr]
         two.poller.cycle()  # the final poll, then two (the holder) resolves and forgets it
         store = one.store
-        assert theirs not in store.load_alert_states()
-        assert theirs not in {(r.session_id, r.participant_id) for r in store.load_watchlist()}
+        assert theirs not in store.polls.load_alert_states()
+        assert theirs not in {(r.session_id, r.participant_id) for r in store.watchlist.load()}
         one.watchlist.refresh()
         assert one.watchlist.get(theirs) is None  # and the leader forgets it too
         assert _outbox(one) == [("firing", theirs[1]), ("resolved", theirs[1])]

@@ -66,9 +66,9 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
     entries = {name: {"type": "sink", "url": sink.url} for name, sink in sinks.items()}
     entries["broken"] = {"type": "raiser", "token": "xoxb-never-logged-4711"}
     store = Store(str(tmp_path / "state.db"))
-    notifiers = host.build(entries, store.notifier_state)
+    notifiers = host.build(entries, store.notifier_memory.for_notifier)
     dispatcher = Dispatcher(
-        store,
+        store.outbox,
         notifiers,
         timedelta(seconds=TIMEOUT),
         timedelta(seconds=0.1),
@@ -76,7 +76,10 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         redactor=Redactor.of(*host.validate(entries).values()),
     )
     manager = AlertManager(
-        store, AlertingConfig({name: Policy() for name in entries}), dispatcher.wake
+        store.alert_log,
+        store.silences,
+        AlertingConfig({name: Policy() for name in entries}),
+        dispatcher.wake,
     )
     record_alerts(store, [(alert("alice"), ())])
     started = time.monotonic()
@@ -93,14 +96,14 @@ def test_a_raising_hanging_or_rate_limited_notifier_never_delays_another(
         eventually(lambda: "all 2 delivery threads are stuck" in caplog.text, what="saturation")
         time.sleep(0.5)
         assert sinks["hung"].hanging == 2
-        by_notifier = {e.notifier: e for e in store.outbox()}
+        by_notifier = {e.notifier: e for e in store.outbox.entries()}
         assert set(by_notifier) == {"hung", "broken"}
         assert by_notifier["hung"].last_error == f"timed out after {TIMEOUT:g}s"
         assert by_notifier["broken"].last_error == "RuntimeError: plugin bug with token **********"
         assert by_notifier["broken"].attempts >= 2
 
         sinks["hung"].release()  # the stuck sends finally return: accepted, late
-        eventually(lambda: [e.notifier for e in store.outbox()] == ["broken"], what="hung")
+        eventually(lambda: [e.notifier for e in store.outbox.entries()] == ["broken"], what="hung")
         assert "accepted a notification after its attempt had timed out" in caplog.text
         assert len(sinks["ok"].received) == 1
         assert len(sinks["hung"].received) <= 2  # at most the one duplicate per hang
@@ -151,13 +154,13 @@ def test_a_sink_down_for_a_minute_gets_everything_in_order_when_it_is_back(
             for _ in range(10):  # a minute and a half of samples, polled every 10 s
                 sim.advance(10)
                 runtime.cycle()
-                if runtime.store.outbox_depth():
+                if runtime.store.outbox.depth():
                     sink.wait_for(sink.attempts + 1, what="attempts")  # still failing
             assert sink.received == []
-            assert runtime.store.outbox_depth() == 5
+            assert runtime.store.outbox.depth() == 5
             sink.down = False
             sink.wait_for(5)
-            eventually(lambda: runtime.store.outbox_depth() == 0)
+            eventually(lambda: runtime.store.outbox.depth() == 0)
         finally:
             runtime.dispatcher.stop(grace=1)
             runtime.close()
@@ -187,20 +190,22 @@ def test_permanent_errors_and_overdue_notifications_are_kept_and_reported(
         }
         store = Store(str(tmp_path / "state.db"))
         dispatcher = Dispatcher(
-            store,
-            host.build(entries, store.notifier_state),
+            store.outbox,
+            host.build(entries, store.notifier_memory.for_notifier),
             timedelta(seconds=2),
             timedelta(seconds=1.5),  # a permanent error waits this long: time to look at it
             warn_after=timedelta(seconds=0.3),
         )
-        manager = AlertManager(store, AlertingConfig({n: Policy() for n in entries}))
+        manager = AlertManager(
+            store.alert_log, store.silences, AlertingConfig({n: Policy() for n in entries})
+        )
         record_alerts(store, [(alert("alice"), ())])
         manager.flush()
         dispatcher.start()
         try:
             rejecting.wait_for(1, what="attempts")
             eventually(lambda: "still undelivered" in caplog.text, what="overdue error")
-            rows = {r["notifier"]: r for r in outbox.describe(store, timedelta(seconds=0.3))}
+            rows = {r["notifier"]: r for r in outbox.describe(store.outbox, timedelta(seconds=0.3))}
             assert rows["strict"]["state"] == "rejected"
             assert rows["strict"]["lastError"] == "sink says this can never work"
             assert rows["flaky"]["state"] == "overdue"
@@ -213,7 +218,7 @@ def test_permanent_errors_and_overdue_notifications_are_kept_and_reported(
             assert rejecting.attempts == 2
             down.down = False
             down.wait_for(1)
-            eventually(lambda: store.outbox_depth() == 0)
+            eventually(lambda: store.outbox.depth() == 0)
         finally:
             dispatcher.stop(grace=0.5)
             store.close()

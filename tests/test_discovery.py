@@ -100,8 +100,8 @@ def test_a_participant_who_leaves_is_drained_then_resolved_with_the_reason(
         assert "left while degraded; last qualityScore.video = " in out
         assert runtime.watchlist.keys() == {("sess-1", "bob")}
         assert runtime.watchlist.get(("sess-1", "alice")) is None
-        assert ("sess-1", "alice") not in runtime.store.load_cursors()
-        assert ("sess-1", "alice") not in runtime.store.load_alert_states()
+        assert ("sess-1", "alice") not in runtime.store.polls.load_cursors()
+        assert ("sess-1", "alice") not in runtime.store.polls.load_alert_states()
 
         polls = len(sim.requests)
         runtime.poller.cycle()
@@ -285,7 +285,7 @@ def test_static_participants_stay_beside_discovered_ones(
         runtime.close()
     store = Store(runtime.config.state_url)
     try:
-        assert [r.source for r in store.load_watchlist()] == ["static"]
+        assert [r.source for r in store.watchlist.load()] == ["static"]
     finally:
         store.close()
 
@@ -295,7 +295,7 @@ def test_a_pass_that_started_before_a_leave_does_not_bring_the_participant_back(
 ) -> None:
     store = Store(str(tmp_path / "state.db"))
     try:
-        watchlist = WatchList(store, [], Filters.from_settings(WatchFilters()))
+        watchlist = WatchList(store.watchlist, [], Filters.from_settings(WatchFilters()))
         key = ("s1", "alice")
         assert watchlist.join(key, Seen(ROOM, "Alice"), "webhook")
         started = datetime.now(UTC)  # a discovery pass starts and sees alice ...
@@ -305,6 +305,6 @@ def test_a_pass_that_started_before_a_leave_does_not_bring_the_participant_back(
         later = datetime.now(UTC) + timedelta(seconds=1)  # a later pass still sees her: back
         watchlist.reconcile({key: Seen(ROOM, "Alice")}, lambda _: None, later)
         assert watchlist.keys() == {key}
-        assert [r.status for r in store.load_watchlist()] == ["watching"]
+        assert [r.status for r in store.watchlist.load()] == ["watching"]
     finally:
         store.close()

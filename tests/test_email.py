@@ -295,20 +295,22 @@ def test_fired_and_resolved_within_group_wait_through_the_alert_manager(
         return now
 
     policy = Policy(group_wait=timedelta(seconds=30))
-    manager = AlertManager(store, AlertingConfig(policies={"mail": policy}), clock=clock)
+    manager = AlertManager(
+        store.alert_log, store.silences, AlertingConfig(policies={"mail": policy}), clock=clock
+    )
     host = PluginTestHost()
     host.add(watchdog_email, "email")
     mail = host.host.build(
-        {"mail": config(smtp.port, tls_certificates.ca_file)}, store.notifier_state
+        {"mail": config(smtp.port, tls_certificates.ca_file)}, store.notifier_memory.for_notifier
     )["mail"]
     alert = make_alert()
     record_alerts(store, [(alert, ("mail",))])
     record_alerts(store, [(resolved(alert), ("mail",))])
     now += timedelta(seconds=31)
     assert manager.flush() == 1
-    for entry in store.outbox():
+    for entry in store.outbox.entries():
         mail.send(entry.notification)
-        store.delivered(entry.id)
+        store.outbox.delivered(entry.id)
     (message,) = smtp.messages  # and the server found it standards-clean
     assert message["Subject"].startswith("[videosdk-watchdog] [RESOLVED:warning] poor-video")
     assert message["In-Reply-To"] is None

@@ -83,7 +83,9 @@ def target(
                 "interactivity_listen": "127.0.0.1:0",
             }
             notifier: Any = host.build(
-                {"oncall": entry}, store.notifier_state, actions=StoreActions(store)
+                {"oncall": entry},
+                store.notifier_memory.for_notifier,
+                actions=StoreActions(store.silences, store.alert_log, store.watchlist),
             )["oncall"]
             notifier.start()
             [endpoint] = notifier.listeners

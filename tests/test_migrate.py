@@ -53,7 +53,7 @@ def test_check_reports_and_migrate_applies_pending_migrations_then_copies_sqlite
     check.close()
 
     old = Store(str(tmp_path / "old.db"))
-    old.commit_poll(
+    old.polls.commit_poll(
         ("s", "p"),
         at(60),
         {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(60))},
@@ -71,7 +71,7 @@ def test_check_reports_and_migrate_applies_pending_migrations_then_copies_sqlite
     assert "pending" not in capsys.readouterr().err
     store = Store(postgres_url)
     try:
-        assert store.load_cursors() == {("s", "p"): at(60)}
+        assert store.polls.load_cursors() == {("s", "p"): at(60)}
     finally:
         store.close()
 

@@ -214,8 +214,13 @@ def test_a_matcher_that_accepts_any_value_names_nothing(text: str, tmp_path: Pat
     store = Store(str(tmp_path / "state.db"))
     try:
         with pytest.raises(ConfigError, match="these matchers match every alert"):
-            add(store, [text, "severity=~info|warning|critical", "team!=x"], "1h", "mute all")
-        assert store.silences() == []
+            add(
+                store.silences,
+                [text, "severity=~info|warning|critical", "team!=x"],
+                "1h",
+                "mute all",
+            )
+        assert store.silences.all() == []
     finally:
         store.close()
 
@@ -225,8 +230,9 @@ def test_a_matcher_that_names_something_is_accepted(text: str, tmp_path: Path) -
     assert not matches_anything(parse_matcher(text))
     store = Store(str(tmp_path / "state.db"))
     try:
-        silence = add(store, ["alertname=~.+", text], "1h", "one thing")  # one selective is enough
-        assert [s.id for s in store.silences()] == [silence.id]
+        # one selective is enough
+        silence = add(store.silences, ["alertname=~.+", text], "1h", "one thing")
+        assert [s.id for s in store.silences.all()] == [silence.id]
     finally:
         store.close()
 
@@ -262,16 +268,16 @@ def test_a_stored_silence_re2_refuses_is_ignored_not_fatal(
     """A silence saved by an older version with a lookahead: its alerts are delivered."""
     url = str(tmp_path / "state.db")
     store = Store(url)
-    kept = add(store, ["alertname=poor-video"], "1h", "kept")
-    old = add(store, ["participantName=~bot.*"], "1h", "from an older version")
+    kept = add(store.silences, ["alertname=poor-video"], "1h", "kept")
+    old = add(store.silences, ["participantName=~bot.*"], "1h", "from an older version")
     with sqlite3.connect(url) as db:
         db.execute(
             "UPDATE silences SET matchers = ? WHERE id = ?",
             ('["participantName=~(?!bot).*"]', old.id),
         )
     with caplog.at_level(logging.WARNING, logger="watchdog.state.silences"):
-        assert [s.id for s in store.silences()] == [kept.id]
-        assert [s.id for s in store.silences()] == [kept.id]
+        assert [s.id for s in store.silences.all()] == [kept.id]
+        assert [s.id for s in store.silences.all()] == [kept.id]
     store.close()
     warnings = [r.getMessage() for r in caplog.records if old.id in r.getMessage()]
     assert len(warnings) == 1  # said once, not on every tick

@@ -134,11 +134,14 @@ class _Clone:
 
 def test_notifier_state_is_durable_per_entry(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "state.db"))
-    slack, email = store.notifier_state("slack"), store.notifier_state("email")
+    slack, email = (
+        store.notifier_memory.for_notifier("slack"),
+        store.notifier_memory.for_notifier("email"),
+    )
     slack.put("thread-1", {"ts": "1700000000.000100", "channel": "C1"})
     assert email.get("thread-1") is None
     store.close()
-    reopened = Store(str(tmp_path / "state.db")).notifier_state("slack")
+    reopened = Store(str(tmp_path / "state.db")).notifier_memory.for_notifier("slack")
     assert reopened.get("thread-1") == {"ts": "1700000000.000100", "channel": "C1"}
     reopened.delete("thread-1")
     assert reopened.get("thread-1") is None

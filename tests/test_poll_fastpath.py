@@ -102,7 +102,7 @@ def test_a_crash_before_the_cycle_wrote_its_results_changes_no_alert(
         assert reference.poller.cycle().transitions == []
         restarted = build(config["crashing"])
         try:
-            assert restarted.store.load_cursors() == {("s1", "p1"): at(10)}  # progress lost
+            assert restarted.store.polls.load_cursors() == {("s1", "p1"): at(10)}  # progress lost
             assert restarted.poller.participants.cursor(("s1", "p1")) == at(10)
             sim.advance(20)
             again = restarted.poller.cycle().transitions
@@ -112,7 +112,7 @@ def test_a_crash_before_the_cycle_wrote_its_results_changes_no_alert(
                 == [(t.rule.name, t.state, t.time, t.active_since) for t in expected]
                 == [("poor-video", "firing", at(40), at(20))]
             )
-            assert [a.alert.status for a in restarted.store.active_alerts()] == ["firing"]
+            assert [a.alert.status for a in restarted.store.alert_log.active_alerts()] == ["firing"]
         finally:
             restarted.close()
     finally:

@@ -72,11 +72,11 @@ def test_cursor_and_alert_state_persist_in_sqlite(sim: Simulator, config_for: Ma
     runtime.close()
     store = Store(config.state_url)
     try:
-        assert store.load_cursors() == {("s", "p"): at(40)}
-        states = store.load_alert_states()[("s", "p")]
+        assert store.polls.load_cursors() == {("s", "p"): at(40)}
+        states = store.polls.load_alert_states()[("s", "p")]
         assert states["poor-video"].phase == "firing"
         assert states["poor-video"].active_since == at(10)
-        assert store.outbox_depth() == 1  # written before any notifier saw it
+        assert store.outbox.depth() == 1  # written before any notifier saw it
     finally:
         store.close()
 
@@ -112,8 +112,8 @@ def test_dry_run_saves_nothing(sim: Simulator, config_for: MakeConfig) -> None:
     try:
         report = runtime.poller.cycle()
         assert [t.state for t in report.transitions] == ["firing"]
-        assert runtime.store.outbox_depth() == 0
-        assert runtime.store.load_cursors() == {}
+        assert runtime.store.outbox.depth() == 0
+        assert runtime.store.polls.load_cursors() == {}
     finally:
         runtime.close()
 

@@ -306,8 +306,8 @@ def test_meeting_rule_is_one_alert_for_the_meeting() -> None:
     assert alert.who == "2 of 4 watched participants"
     store = Store(":memory:")  # the alert manager notifies it like any other alert
     record_alerts(store, [(alert, firing.rule.notify)])
-    AlertManager(store, AlertingConfig({"console": Policy()})).flush()
-    (queued,) = store.outbox()
+    AlertManager(store.alert_log, store.silences, AlertingConfig({"console": Policy()})).flush()
+    (queued,) = store.outbox.entries()
     assert queued.notification.alerts[0].fingerprint == alert.fingerprint
     # two participants stop reporting: after `within` they no longer count
     fired, states = _meeting_round(ruleset, people, memories, [2, None, 4, 4], 50, states)

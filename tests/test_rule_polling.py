@@ -132,7 +132,7 @@ def test_meeting_rule_sends_one_alert_per_meeting(
         runtime.close()
     store = Store(config.state_url)
     try:
-        assert list(store.load_meeting_states()) == [("meeting-poor-video", "room-1")]
+        assert list(store.polls.load_meeting_states()) == [("meeting-poor-video", "room-1")]
     finally:
         store.close()
     runtime = build(config)
@@ -151,11 +151,11 @@ def test_a_departed_participant_leaves_no_rule_memory(
     runtime = build(config)
     try:
         runtime.poller.cycle()
-        assert ("s", "p") in runtime.store.load_memories()
+        assert ("s", "p") in runtime.store.polls.load_memories()
         info = runtime.poller.participants.info(("s", "p"))
         assert info is not None
         runtime.poller.depart(("s", "p"), "participant left the session", info)
-        assert runtime.store.load_memories() == {}
+        assert runtime.store.polls.load_memories() == {}
         assert runtime.poller.participants.memory(("s", "p")) is None
     finally:
         runtime.close()

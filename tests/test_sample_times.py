@@ -71,7 +71,7 @@ def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRec
 def cursor(config: Config) -> datetime:
     store = Store(config.state_url)
     try:
-        return store.load_cursors()[KEY]
+        return store.polls.load_cursors()[KEY]
     finally:
         store.close()
 
@@ -150,7 +150,7 @@ def test_a_future_cursor_saved_by_an_older_release_is_repaired_at_startup(
 ) -> None:
     config = config_for([KEY])
     old = Store(config.state_url)  # what evaluating a 9999 sample left before this fix
-    old.commit_poll(
+    old.polls.commit_poll(
         KEY,
         FAR,
         {"poor-video": AlertState("pending", active_since=FAR, value=2.0)},

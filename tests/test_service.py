@@ -230,7 +230,7 @@ def test_full_run_under_systemd(tmp_path: Path, sim: Simulator) -> None:
     # the sink refused the resolved notifications: they wait in the outbox for the next start
     left = Store(str(tmp_path / "state.db"))
     try:
-        waiting = [(e.notifier, e.notification.status) for e in left.outbox()]
+        waiting = [(e.notifier, e.notification.status) for e in left.outbox.entries()]
     finally:
         left.close()
     assert ("sink", "resolved") in waiting

@@ -8,7 +8,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -47,9 +46,9 @@ def test_state_database_turning_read_only_exits_1(
     sim.add_participant("s", "p", samples=video_series([(0, 4.0)]))
     service = Service(config_for([("s", "p")], poll={"interval": "100ms"}))
     thread, codes, _ = started(service)
-    store: Any = service.runtime.store
-    with store._lock:  # the disk went read-only under the daemon
-        store._db.execute("PRAGMA query_only=ON")
+    database = service.runtime.store.database
+    with database.lock:  # the disk went read-only under the daemon
+        database.execute("PRAGMA query_only=ON")
     thread.join(timeout=20)
     assert codes == [1]
     assert "failed in 3 poll cycles in a row (state.max_failed_cycles): read-only" in caplog.text

@@ -144,7 +144,9 @@ def test_thread_survives_a_restart_through_the_state_database(
         store = Store(str(tmp_path / "state.db"))  # a fresh process each time
         host = PluginTestHost()
         host.add(watchdog_slack, "slack")
-        notifier = host.host.build({"oncall": bot_config(slack)}, store.notifier_state)["oncall"]
+        notifier = host.host.build(
+            {"oncall": bot_config(slack)}, store.notifier_memory.for_notifier
+        )["oncall"]
         notifier.send(notification)
         store.close()
     (original,) = slack.top_level()
@@ -304,8 +306,8 @@ def test_outbox_delivers_after_the_rate_limit_in_order(tmp_path: Path, slack: Fa
     store = Store(str(tmp_path / "state.db"))
     host = PluginTestHost()
     host.add(watchdog_slack, "slack")
-    notifiers = host.host.build({"oncall": bot_config(slack)}, store.notifier_state)
-    dispatcher = Dispatcher(store, notifiers)
+    notifiers = host.host.build({"oncall": bot_config(slack)}, store.notifier_memory.for_notifier)
+    dispatcher = Dispatcher(store.outbox, notifiers)
     alert = make_alert()
     firing = make_notification(alert, notifier="oncall")
     done = make_notification(resolved(alert), notifier="oncall", thread=firing.thread)
@@ -315,10 +317,10 @@ def test_outbox_delivers_after_the_rate_limit_in_order(tmp_path: Path, slack: Fa
     assert dispatcher.drain(5) == 2  # rate-limited: both wait for the Retry-After
     assert not slack.messages  # nothing got through, and the resolve did not overtake
     deadline = started + 10
-    while store.outbox_depth() and time.monotonic() < deadline:
+    while store.outbox.depth() and time.monotonic() < deadline:
         dispatcher.drain(1)
         time.sleep(0.05)
-    assert store.outbox_depth() == 0
+    assert store.outbox.depth() == 0
     assert time.monotonic() - started >= 1.0  # Retry-After was honoured
     (message,) = slack.top_level()
     assert message.text.startswith("✅ RESOLVED")

@@ -80,14 +80,19 @@ class Daemon:
         self.store.migrate()
         self.clock = clock
         self.manager = AlertManager(
-            self.store,
+            self.store.alert_log,
+            self.store.silences,
             AlertingConfig(policies={"slack": Policy(repeat_interval=timedelta(minutes=30))}),
             clock=clock,
         )
         host = PluginHost()
         host.add(watchdog_slack, "slack")
         built = host.build(
-            {"slack": config}, self.store.notifier_state, actions=StoreActions(self.store, clock)
+            {"slack": config},
+            self.store.notifier_memory.for_notifier,
+            actions=StoreActions(
+                self.store.silences, self.store.alert_log, self.store.watchlist, clock
+            ),
         )
         self.notifier: Notifier = built["slack"]
         getattr(self.notifier, "start")()  # noqa: B009
@@ -98,9 +103,9 @@ class Daemon:
     def deliver(self) -> list[Notification]:
         self.manager.flush(final=True)
         sent = []
-        for entry in self.store.outbox():
+        for entry in self.store.outbox.entries():
             self.notifier.send(entry.notification)
-            self.store.delivered(entry.id)
+            self.store.outbox.delivered(entry.id)
             sent.append(entry.notification)
         return sent
 
@@ -229,7 +234,7 @@ def test_every_button_edits_the_message_and_is_audited(
     text = json.dumps(original.attachments)
     assert "Silenced by <@U0ONCALL1> until" in text
     assert has_button(original, "watchdog_unsilence")
-    [silence] = daemon.store.silences(active_at=NOW)
+    [silence] = daemon.store.silences.active(NOW)
     assert silence.ends_at - NOW == timedelta(hours=1)
     assert {str(m) for m in silence.matchers} >= {
         "alertname=poor-video",
@@ -238,20 +243,23 @@ def test_every_button_edits_the_message_and_is_audited(
     }
 
     assert click(port, slack, original, "watchdog_unsilence") == 200
-    assert daemon.store.silences(active_at=NOW) == []
+    assert daemon.store.silences.active(NOW) == []
     assert has_button(original, "watchdog_silence_meeting")
 
     assert click(port, slack, original, "watchdog_silence_meeting") == 200
-    [meeting] = daemon.store.silences(active_at=NOW)
+    [meeting] = daemon.store.silences.active(NOW)
     assert "meeting_id=abcd-efgh-ijkl" in {str(m) for m in meeting.matchers}
     assert "until the meeting ends" in json.dumps(original.attachments)
     assert len(original.edits) == 4  # every click redrew the message
     assert slack.responses == []  # nothing refused, nothing to explain
 
-    actions = [(e.action, e.source, e.actor) for e in daemon.store.audit(limit=50)]
+    actions = [(e.action, e.source, e.actor) for e in daemon.store.silences.audit(limit=50)]
     assert ("acknowledge", "slack", f"alice ({ONCALL})") in actions
     assert {a for a, _, _ in actions} == {"acknowledge", "silence", "unsilence"}
-    listing = render(describe(daemon.store, include_expired=True, now=NOW), now=NOW)
+    listing = render(
+        describe(daemon.store.silences, daemon.store.alert_log, include_expired=True, now=NOW),
+        now=NOW,
+    )
     assert f"by alice ({ONCALL}) from slack" in listing
 
 
@@ -267,7 +275,7 @@ def test_acknowledged_alert_gets_no_reminders(
     assert click(port, slack, original, "watchdog_ack") == 200
     daemon.clock.now += timedelta(hours=3)
     assert daemon.deliver() == []
-    snapshot = daemon.store.alerting_snapshot(daemon.clock.now)
+    snapshot = daemon.store.alert_log.alerting_snapshot(daemon.clock.now)
     assert plan(snapshot, daemon.manager.config, daemon.clock.now).outbox == []
 
 
@@ -282,13 +290,13 @@ def test_refused_user_gets_an_ephemeral_no_and_nothing_changes(
     assert click(port, slack, original, "watchdog_silence_1h", user=STRANGER) == 200
     assert click(port, slack, original, "watchdog_silence_meeting", user=STRANGER) == 200
     assert original.edits == []
-    assert daemon.store.silences() == []
+    assert daemon.store.silences.all() == []
     assert [r["response_type"] for r in slack.responses] == ["ephemeral", "ephemeral"]
     assert "not allowed" in slack.responses[0]["text"]
     assert slack.usergroup_calls == 1  # the group's members were cached
     # a member of an allowed user group may
     assert click(port, slack, original, "watchdog_silence_1h", user="U0OTHER") == 200
-    assert len(daemon.store.silences()) == 1
+    assert len(daemon.store.silences.all()) == 1
     assert len(original.edits) == 1
 
 
@@ -303,12 +311,12 @@ def test_unsigned_bad_stale_and_replayed_requests_get_401(
     assert post(port, body, {})[0] == 401
     assert signed_post(port, body, secret="not-the-secret")[0][0] == 401
     assert signed_post(port, body, timestamp=int(time.time()) - 301)[0][0] == 401
-    assert daemon.store.audit() == []
+    assert daemon.store.silences.audit() == []
     (status, _), headers = signed_post(port, body)
     assert status == 200
     assert post(port, body, headers)[0] == 401  # the same signed request again
     assert len(original.edits) == 1
-    assert len(daemon.store.audit()) == 1
+    assert len(daemon.store.silences.audit()) == 1
 
 
 def test_click_on_an_alert_that_has_since_resolved(
@@ -327,7 +335,7 @@ def test_click_on_an_alert_that_has_since_resolved(
     (status, _), _ = signed_post(port, form(stale))
     assert status == 200
     assert len(original.edits) == edits
-    assert daemon.store.silences() == []
+    assert daemon.store.silences.all() == []
     assert "resolved" in slack.responses[-1]["text"]
 
 
@@ -346,7 +354,7 @@ def test_restart_between_the_alert_and_the_click(slack: FakeSlack, db: str) -> N
         second.close()
     third = Store(db)  # the ack survives another restart
     try:
-        assert [a.acked_by for a in third.acks()] == [f"alice ({ONCALL})"]
+        assert [a.acked_by for a in third.silences.acks()] == [f"alice ({ONCALL})"]
     finally:
         third.close()
 
@@ -393,7 +401,7 @@ def test_http_slash_command_answers_ephemerally(
     slack: FakeSlack, http_daemon: tuple[Daemon, int]
 ) -> None:
     daemon, port = http_daemon
-    daemon.store.save_watch([WATCHED])
+    daemon.store.watchlist.save([WATCHED])
     body = urllib.parse.urlencode(
         {"command": "/watchdog", "text": "status", "user_id": ONCALL, "response_url": "x"}
     ).encode()
@@ -424,7 +432,7 @@ def test_unreadable_requests_cost_one_line_each_and_no_traceback(
         400,
         {"error": "not an interaction or a command"},
     )
-    assert daemon.store.audit() == []
+    assert daemon.store.silences.audit() == []
     assert all(record.exc_info is None for record in caplog.records)
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 3 + 3
 
@@ -434,7 +442,7 @@ def test_meeting_silence_ends_when_the_meeting_does(db: str) -> None:
     store.migrate()
     clock = Clock()
     try:
-        store.save_watch(
+        store.watchlist.save(
             [
                 WatchRecord(
                     "sess-1", "part-1", "abcd-efgh-ijkl", "Alice", "discovery", "watching", NOW
@@ -443,20 +451,25 @@ def test_meeting_silence_ends_when_the_meeting_does(db: str) -> None:
         )
         alert = values_alert()
         record_alerts(store, [(alert, ["slack"])])
-        actions = StoreActions(store, clock)
+        actions = StoreActions(store.silences, store.alert_log, store.watchlist, clock)
         result = actions.silence(alert.fingerprint, "alice (U1)", "slack", scope="meeting")
         assert result.ok
         assert result.view.until_meeting_end
         assert result.view.silenced_until == NOW + timedelta(hours=12)  # the sane maximum
-        manager = AlertManager(store, AlertingConfig(policies={"slack": Policy()}), clock=clock)
+        manager = AlertManager(
+            store.alert_log,
+            store.silences,
+            AlertingConfig(policies={"slack": Policy()}),
+            clock=clock,
+        )
         manager.flush()
-        assert len(store.silences(active_at=NOW)) == 1  # the meeting goes on
+        assert len(store.silences.active(NOW)) == 1  # the meeting goes on
         record_alerts(store, [(resolved(alert, reason="participant left the session"), ["slack"])])
-        store.delete_watch([("sess-1", "part-1")])
+        store.watchlist.delete([("sess-1", "part-1")])
         clock.now += timedelta(minutes=1)
         manager.flush()
-        assert store.silences(active_at=clock.now) == []
-        assert store.audit(limit=1)[0].source == "meeting-end"
+        assert store.silences.active(clock.now) == []
+        assert store.silences.audit(limit=1)[0].source == "meeting-end"
     finally:
         store.close()
 

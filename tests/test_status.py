@@ -45,7 +45,7 @@ def test_status_names_fixed_participants_and_marks_acked_silenced_and_pending(
 
     store = Store(str(tmp_path / "state.db"))  # what the Slack button does
     try:
-        done = StoreActions(store).acknowledge(
+        done = StoreActions(store.silences, store.alert_log, store.watchlist).acknowledge(
             fingerprint("poor-video", "s", "alice"), "U1", "slack"
         )
     finally:

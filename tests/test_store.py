@@ -101,7 +101,7 @@ def test_a_poll_commit_is_durable_and_a_dedup_key_inserts_once(state_url: str) -
     store = Store(state_url)
     state = AlertState("firing", at(0), 2.1, fired_at=at(60))
     try:
-        store.commit_poll(
+        store.polls.commit_poll(
             ("s", "p"),
             at(60),
             {"poor-video": state},
@@ -110,18 +110,20 @@ def test_a_poll_commit_is_durable_and_a_dedup_key_inserts_once(state_url: str) -
             memory=Memory(),
         )
         assert enqueue(store, [note("k1")]) == 1
-        store.commit_poll(("s", "p"), at(70), {"poor-video": state}, [])
+        store.polls.commit_poll(("s", "p"), at(70), {"poor-video": state}, [])
         assert enqueue(store, [note("k1")]) == 0  # the same decision twice: one notification
     finally:
         store.close()
     reopened = Store(state_url)
     try:
-        assert reopened.load_cursors() == {("s", "p"): at(70)}
-        assert reopened.load_alert_states() == {("s", "p"): {"poor-video": state}}
-        assert ("s", "p") in reopened.load_memories()
-        (entry,) = reopened.outbox()
+        assert reopened.polls.load_cursors() == {("s", "p"): at(70)}
+        assert reopened.polls.load_alert_states() == {("s", "p"): {"poor-video": state}}
+        assert ("s", "p") in reopened.polls.load_memories()
+        (entry,) = reopened.outbox.entries()
         assert entry.notification.alerts[0].participant_id == "p"
-        assert [a.alert.fingerprint for a in reopened.active_alerts()] == [alert().fingerprint]
+        assert [a.alert.fingerprint for a in reopened.alert_log.active_alerts()] == [
+            alert().fingerprint
+        ]
     finally:
         reopened.close()
 
@@ -130,9 +132,9 @@ def test_rule_memory_round_trips_and_a_row_in_the_old_form_still_loads(store: St
     key = ("s", "p")
     memory = Memory(at(10), at(0))
     memory.series["averageVideoRtt"] = Series.load([(micros(at(0)), 1.0), (micros(at(10.5)), 2.5)])
-    store.commit_poll(key, at(10), {}, [], memory=memory)
-    assert store.load_memories() == {key: memory}
-    assert store.load_participant(key)[2] == memory
+    store.polls.commit_poll(key, at(10), {}, [], memory=memory)
+    assert store.polls.load_memories() == {key: memory}
+    assert store.polls.load_participant(key)[2] == memory
     old = {  # how rows were written before version 2
         "last": at(10).isoformat(),
         "first": at(0).isoformat(),
@@ -141,66 +143,66 @@ def test_rule_memory_round_trips_and_a_row_in_the_old_form_still_loads(store: St
     }
     with store.transaction() as cur:
         cur.execute("UPDATE rule_memory SET payload = ?", (json.dumps(old),))
-    assert store.load_memories() == {key: memory}
-    assert store.load_participant(key)[2] == memory
+    assert store.polls.load_memories() == {key: memory}
+    assert store.polls.load_participant(key)[2] == memory
 
 
 def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     intake = [(alert(), ["oncall"]), (None, ["oncall"])]
     with pytest.raises(AttributeError):
-        store.commit_poll(("s", "p"), at(60), {}, [], alerts=intake)  # type: ignore[arg-type]
-    assert store.load_cursors() == {}
-    assert store.active_alerts() == []
+        store.polls.commit_poll(("s", "p"), at(60), {}, [], alerts=intake)  # type: ignore[arg-type]
+    assert store.polls.load_cursors() == {}
+    assert store.alert_log.active_alerts() == []
     bad = AlertingWrite(outbox=[("k1", "order", note("k1")[1]), ("k2", "order", None)])  # type: ignore[list-item]
     with pytest.raises(AttributeError):
-        store.apply_alerting(bad)
-    assert store.outbox_depth() == 0
+        store.alert_log.apply_alerting(bad)
+    assert store.outbox.depth() == 0
 
 
 def test_outbox_order_retries_and_delivery(store: Store) -> None:
     assert enqueue(store, [note("a", "p1"), note("b", "p2"), note("a", "p1")]) == 2
-    first, second = store.outbox()
+    first, second = store.outbox.entries()
     assert (first.notification.id, second.notification.id) == ("a", "b")
-    assert store.outbox(limit=1) == [first]
-    store.failed(first.id, 1, at(300), "HTTP 503", permanent=True)
-    store.warned(first.id, at(301))
-    failed = store.outbox()[0]
+    assert store.outbox.entries(limit=1) == [first]
+    store.outbox.failed(first.id, 1, at(300), "HTTP 503", permanent=True)
+    store.outbox.warned(first.id, at(301))
+    failed = store.outbox.entries()[0]
     assert (failed.attempts, failed.last_error, failed.permanent) == (1, "HTTP 503", True)
     assert failed.next_attempt_at == at(300)
     assert failed.warned_at == at(301)
-    assert store.retry_now([first.id]) == 1
-    assert store.retry_now() == 2
-    depth, oldest = store.outbox_stats()
+    assert store.outbox.retry_now([first.id]) == 1
+    assert store.outbox.retry_now() == 2
+    depth, oldest = store.outbox.stats()
     assert depth == 2
     assert oldest is not None
-    store.delivered(first.id)
-    store.delivered(second.id)
-    assert store.outbox_depth() == 0
+    store.outbox.delivered(first.id)
+    store.outbox.delivered(second.id)
+    assert store.outbox.depth() == 0
     store.check_storage(pages=True)
 
 
 def test_alert_manager_state_round_trips(store: Store) -> None:
     record_alerts(store, [(alert(), ["oncall"])])
     record_alerts(store, [(alert(), ["oncall"])])  # the same transition twice changes nothing
-    (active,) = store.active_alerts()
+    (active,) = store.alert_log.active_alerts()
     assert active.version == 1
     record_alerts(store, [(alert(status="resolved"), ["oncall"])])
-    (active,) = store.active_alerts()
+    (active,) = store.alert_log.active_alerts()
     assert (active.version, active.alert.status, active.notify) == (2, "resolved", ("oncall",))
     write = AlertingWrite(
         outbox=[("n1", "order", note("n1")[1])],
         notified={("oncall", active.alert.fingerprint): Notified(2, "resolved")},
         groups={("oncall", "g"): GroupState("thread-1", at(5), 1)},
     )
-    assert store.apply_alerting(write) == 1
-    snapshot = store.alerting_snapshot(at(10))
+    assert store.alert_log.apply_alerting(write) == 1
+    snapshot = store.alert_log.alerting_snapshot(at(10))
     assert snapshot.notified == {("oncall", active.alert.fingerprint): Notified(2, "resolved")}
     assert snapshot.groups == {("oncall", "g"): GroupState("thread-1", at(5), 1)}
-    assert store.outbox()[0].fingerprint == "order"
+    assert store.outbox.entries()[0].fingerprint == "order"
     done = AlertingWrite(ended_groups={("oncall", "g")}, done_alerts={active.alert.fingerprint})
-    store.apply_alerting(done)
-    assert store.active_alerts() == []
-    assert store.alerting_snapshot(at(10)).groups == {}
+    store.alert_log.apply_alerting(done)
+    assert store.alert_log.active_alerts() == []
+    assert store.alert_log.alerting_snapshot(at(10)).groups == {}
 
 
 def test_silences_are_shared_through_the_store(state_url: str) -> None:
@@ -215,12 +217,12 @@ def test_silences_are_shared_through_the_store(state_url: str) -> None:
             comment="maintenance",
             created_at=at(0),
         )
-        one.add_silence(silence)
-        assert two.silences(active_at=at(10)) == [silence]
-        assert two.silences(active_at=at(4000)) == []
-        assert two.expire_silence("abc123", at(20))
-        assert not one.expire_silence("abc123", at(30))
-        assert one.silences(active_at=at(25)) == []
+        one.silences.add(silence)
+        assert two.silences.active(at(10)) == [silence]
+        assert two.silences.active(at(4000)) == []
+        assert two.silences.expire("abc123", at(20))
+        assert not one.silences.expire("abc123", at(30))
+        assert one.silences.active(at(25)) == []
     finally:
         one.close()
         two.close()
@@ -228,39 +230,39 @@ def test_silences_are_shared_through_the_store(state_url: str) -> None:
 
 def test_watch_list_meetings_notifier_memory_and_departure(store: Store) -> None:
     record = WatchRecord("s", "p", "room", "Alice", "discovery", "watching", at(0))
-    store.save_watch([record, WatchRecord("s", "q", None, None, "static", "watching", at(1))])
-    store.delete_watch([("s", "q")])
-    assert store.load_watchlist() == [record]
+    store.watchlist.save([record, WatchRecord("s", "q", None, None, "static", "watching", at(1))])
+    store.watchlist.delete([("s", "q")])
+    assert store.watchlist.load() == [record]
     state = AlertState("firing", at(0), 2.0, fired_at=at(60))
-    store.commit_poll(("s", "p"), at(60), {"poor-video": state}, ["poor-video"])
-    (status,) = store.watch_status()
+    store.polls.commit_poll(("s", "p"), at(60), {"poor-video": state}, ["poor-video"])
+    (status,) = store.watchlist.status()
     assert status.last_sample == at(60)
     assert status.firing == (("poor-video", at(60)),)
 
     meeting = AlertState("pending", at(0), 2.0)
-    store.commit_meetings({("m-rule", "room"): meeting}, [("m-rule", "room")])
-    assert store.load_meeting_states() == {("m-rule", "room"): meeting}
-    store.commit_meetings({}, [("m-rule", "room")])
-    assert store.load_meeting_states() == {}
+    store.polls.commit_meetings({("m-rule", "room"): meeting}, [("m-rule", "room")])
+    assert store.polls.load_meeting_states() == {("m-rule", "room"): meeting}
+    store.polls.commit_meetings({}, [("m-rule", "room")])
+    assert store.polls.load_meeting_states() == {}
 
-    memory = store.notifier_state("oncall")
+    memory = store.notifier_memory.for_notifier("oncall")
     memory.put("thread", {"ts": "1.2"})
     assert memory.get("thread") == {"ts": "1.2"}
     memory.delete("thread")
     assert memory.get("thread") is None
 
-    store.commit_departure(("s", "p"), [(alert(status="resolved"), ["oncall"])])
-    assert store.load_watchlist() == []
-    assert store.load_cursors() == {}
-    assert store.load_alert_states() == {}
-    assert store.active_alerts()[0].alert.status == "resolved"
+    store.polls.commit_departure(("s", "p"), [(alert(status="resolved"), ["oncall"])])
+    assert store.watchlist.load() == []
+    assert store.polls.load_cursors() == {}
+    assert store.polls.load_alert_states() == {}
+    assert store.alert_log.active_alerts()[0].alert.status == "resolved"
 
 
 def test_state_copies_from_a_sqlite_file(state_url: str, tmp_path: Path) -> None:
     source = Store(str(tmp_path / "old.db"))
     target = Store(state_url)
     try:
-        source.commit_poll(
+        source.polls.commit_poll(
             ("s", "p"),
             at(60),
             {"poor-video": AlertState("firing", at(0), 2.0, fired_at=at(60))},
@@ -271,11 +273,11 @@ def test_state_copies_from_a_sqlite_file(state_url: str, tmp_path: Path) -> None
         counts = target.copy_from(source)
         assert counts["cursors"] == 1
         assert counts["outbox"] == 1
-        assert target.load_cursors() == source.load_cursors()
-        assert target.load_alert_states() == source.load_alert_states()
-        assert [e.id for e in target.outbox()] == [e.id for e in source.outbox()]
+        assert target.polls.load_cursors() == source.polls.load_cursors()
+        assert target.polls.load_alert_states() == source.polls.load_alert_states()
+        assert [e.id for e in target.outbox.entries()] == [e.id for e in source.outbox.entries()]
         assert target.copy_from(source)["outbox"] == 0  # a second copy duplicates nothing
-        assert target.load_cursors() == {("s", "p"): at(60)}
+        assert target.polls.load_cursors() == {("s", "p"): at(60)}
     finally:
         source.close()
         target.close()
@@ -285,7 +287,7 @@ def _committed(url: str) -> tuple[dict[tuple[str, str], object], dict[tuple[str,
     """Cursors and alert states as another process would read them."""
     other = Store(url)
     try:
-        return dict(other.load_cursors()), dict(other.load_alert_states())
+        return dict(other.polls.load_cursors()), dict(other.polls.load_alert_states())
     finally:
         other._db.close()  # not close(): that would flush this reader's (empty) buffer
 
@@ -294,14 +296,14 @@ def test_deferred_poll_results_are_written_together_by_flush(state_url: str) -> 
     store = Store(state_url)
     pending = AlertState("pending", at(0), 2.5)
     try:
-        store.commit_poll(("s", "a"), at(10), {"rtt": pending}, ["rtt"], defer=True)
-        store.commit_poll(("s", "b"), at(10), {}, [], memory=Memory(), defer=True)
-        store.commit_poll(("s", "a"), at(20), {}, ["rtt"], defer=True)  # pending, then gone
-        if store.kind == "sqlite":  # PostgreSQL defers only polls fenced by a lease
+        store.polls.commit_poll(("s", "a"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        store.polls.commit_poll(("s", "b"), at(10), {}, [], memory=Memory(), defer=True)
+        store.polls.commit_poll(("s", "a"), at(20), {}, ["rtt"], defer=True)  # pending, then gone
+        if not store.shared:  # PostgreSQL defers only polls fenced by a lease
             assert _committed(state_url) == ({}, {})
-        assert store.flush() in (0, 2)
+        assert store.polls.flush() in (0, 2)
         assert _committed(state_url) == ({("s", "a"): at(20), ("s", "b"): at(10)}, {})
-        assert store.flush() == 0
+        assert store.polls.flush() == 0
     finally:
         store.close()
 
@@ -311,8 +313,8 @@ def test_an_alerting_poll_carries_what_was_deferred_for_its_participant(state_ur
     pending = AlertState("pending", at(0), 2.5)
     firing = AlertState("firing", at(0), 2.1, fired_at=at(60))
     try:
-        store.commit_poll(("s", "p"), at(10), {"rtt": pending}, ["rtt"], defer=True)
-        store.commit_poll(
+        store.polls.commit_poll(("s", "p"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        store.polls.commit_poll(
             ("s", "p"),
             at(60),
             {"rtt": pending, "poor-video": firing},
@@ -323,7 +325,7 @@ def test_an_alerting_poll_carries_what_was_deferred_for_its_participant(state_ur
         cursors, states = _committed(state_url)
         assert cursors == {("s", "p"): at(60)}
         assert states == {("s", "p"): {"rtt": pending, "poor-video": firing}}
-        assert store.flush() == 0
+        assert store.polls.flush() == 0
     finally:
         store.close()
 
@@ -331,9 +333,9 @@ def test_an_alerting_poll_carries_what_was_deferred_for_its_participant(state_ur
 def test_a_departure_drops_what_was_deferred_and_close_writes_the_rest(state_url: str) -> None:
     store = Store(state_url)
     pending = AlertState("pending", at(0), 2.5)
-    store.commit_poll(("s", "gone"), at(10), {"rtt": pending}, ["rtt"], defer=True)
-    store.commit_poll(("s", "here"), at(10), {"rtt": pending}, ["rtt"], defer=True)
-    store.commit_departure(("s", "gone"))
+    store.polls.commit_poll(("s", "gone"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+    store.polls.commit_poll(("s", "here"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+    store.polls.commit_departure(("s", "gone"))
     store.close()  # flushes: nothing of the departed participant comes back
     assert _committed(state_url) == ({("s", "here"): at(10)}, {("s", "here"): {"rtt": pending}})
 
@@ -343,17 +345,17 @@ def test_a_failed_flush_keeps_its_results_for_the_next_one(tmp_path: Path) -> No
     store = Store(url)
     pending = AlertState("pending", at(0), 2.5)
     try:
-        store.commit_poll(("s", "p"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        store.polls.commit_poll(("s", "p"), at(10), {"rtt": pending}, ["rtt"], defer=True)
         blocker = Store(url)  # another writer holds the database: the flush fails
         blocker._db.execute("PRAGMA busy_timeout=0")
         store._db.execute("PRAGMA busy_timeout=0")
         blocker._db.execute("BEGIN IMMEDIATE")
         with pytest.raises(StorageFault, match="locked"):
-            store.flush()
-        store.commit_poll(("s", "p"), at(20), {"rtt": pending}, [], defer=True)  # newer
+            store.polls.flush()
+        store.polls.commit_poll(("s", "p"), at(20), {"rtt": pending}, [], defer=True)  # newer
         blocker._db.execute("ROLLBACK")
         blocker._db.close()
-        assert store.flush() == 1
+        assert store.polls.flush() == 1
         assert _committed(url) == ({("s", "p"): at(20)}, {("s", "p"): {"rtt": pending}})
     finally:
         store.close()
@@ -363,29 +365,29 @@ def test_a_delivery_pass_reads_only_due_group_heads_of_lanes_with_room(store: St
     paging = Notification(id="k4", notifier="pager", status="firing", alerts=(alert("p"),))
     enqueue(store, [note("k1"), note("k2"), note("k3", participant="q"), ("k4", paging)])
     now = datetime.now(UTC) + timedelta(seconds=1)
-    heads = store.outbox_due(now)
+    heads = store.outbox.due(now)
     assert [h.id for h in heads] == ["k1", "k3", "k4"]  # k2 waits behind k1, its group's head
     assert [h.payload for h in heads] == [None, None, None]
     with pytest.raises(LookupError):
         _ = heads[0].notification
-    first = store.with_payload(heads[0])
+    first = store.outbox.with_payload(heads[0])
     assert first is not None
     assert first.notification.alerts[0].participant_id == "p"
 
     retry = now + timedelta(seconds=60)
-    store.failed("k1", 1, retry, "HTTP 503")  # backing off: its whole group waits
-    assert [h.id for h in store.outbox_due(now)] == ["k3", "k4"]
-    assert [h.id for h in store.outbox_due(now, skip=["pager"])] == ["k3"]  # a full lane
-    assert [h.id for h in store.outbox_due(retry)] == ["k1", "k3", "k4"]
-    assert store.outbox_depth() == 4
-    assert store.next_retry(now) == parse_time(format_time(retry))
+    store.outbox.failed("k1", 1, retry, "HTTP 503")  # backing off: its whole group waits
+    assert [h.id for h in store.outbox.due(now)] == ["k3", "k4"]
+    assert [h.id for h in store.outbox.due(now, skip=["pager"])] == ["k3"]  # a full lane
+    assert [h.id for h in store.outbox.due(retry)] == ["k1", "k3", "k4"]
+    assert store.outbox.depth() == 4
+    assert store.outbox.next_retry(now) == parse_time(format_time(retry))
 
-    assert [h.id for h in store.outbox_overdue(now)] == ["k1", "k2", "k3", "k4"]
-    store.warned("k3", now)
-    assert [h.id for h in store.outbox_overdue(now)] == ["k1", "k2", "k4"]
-    assert store.outbox_overdue(now - timedelta(hours=1)) == []
+    assert [h.id for h in store.outbox.overdue(now)] == ["k1", "k2", "k3", "k4"]
+    store.outbox.warned("k3", now)
+    assert [h.id for h in store.outbox.overdue(now)] == ["k1", "k2", "k4"]
+    assert store.outbox.overdue(now - timedelta(hours=1)) == []
 
-    store.delivered("k3")
-    assert store.with_payload(heads[1]) is None  # gone: nothing to start
-    assert store.outbox_depth() == 3
-    assert store.next_retry(retry) is None
+    store.outbox.delivered("k3")
+    assert store.outbox.with_payload(heads[1]) is None  # gone: nothing to start
+    assert store.outbox.depth() == 3
+    assert store.outbox.next_retry(retry) is None

@@ -2,9 +2,10 @@
 
 The core side of :class:`watchdog.notifiers.AlertActions`, handed to notifiers
 in their context (the Slack plugin calls it when someone clicks a button).
-Everything goes through the store, so the running alert manager sees it at its
-next tick, it survives a restart, and every change is in the audit log with
-who did it and from where.
+Everything goes through the state database (silences, acks and audit written, the
+alert log and the watch list read), so the running alert manager sees it at its next
+tick, it survives a restart, and every change is in the audit log with who did it and
+from where.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from watchdog.alerts import Alert
 from watchdog.config.matchers import Matcher, alert_labels, matches_all
 from watchdog.durations import format_duration
 from watchdog.notifiers import ActionResult, AlertView, SilenceScope
-from watchdog.state.silences import Ack, AuditEntry, Silence
-from watchdog.state.store import Store
+from watchdog.state.alertlog import AlertLog
+from watchdog.state.silences import Ack, AuditEntry, Silence, Silences
+from watchdog.state.watchlist import WatchList
 
 # "until the meeting ends" needs an end even if the end is never seen (a crash, a lost webhook)
 MEETING_SILENCE_MAX = timedelta(hours=12)
@@ -33,20 +35,25 @@ def audit_entry(
 
 
 class StoreActions:
-    """AlertActions over the state database; the clock is injectable for tests."""
+    """AlertActions over the state database's repositories; the clock is injectable for
+    tests."""
 
     def __init__(
         self,
-        store: Store,
+        silences: Silences,
+        alert_log: AlertLog,
+        watchlist: WatchList,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         meeting_max: timedelta = MEETING_SILENCE_MAX,
     ) -> None:
-        self.store = store
+        self._silences = silences
+        self._alert_log = alert_log
+        self._watchlist = watchlist
         self.clock = clock
         self.meeting_max = meeting_max
 
     def _alert(self, fingerprint: str) -> Alert | None:
-        for active in self.store.active_alerts():
+        for active in self._alert_log.active_alerts():
             if active.alert.fingerprint == fingerprint:
                 return active.alert
         return None
@@ -61,17 +68,17 @@ class StoreActions:
         ack = next(
             (
                 a
-                for a in self.store.acks()
+                for a in self._silences.acks()
                 if a.fingerprint == alert.fingerprint and a.starts_at == alert.starts_at
             ),
             None,
         )
         labels = alert_labels(alert)
         silence = next(
-            (s for s in self.store.silences(active_at=now) if matches_all(s.matchers, labels)),
+            (s for s in self._silences.active(now) if matches_all(s.matchers, labels)),
             None,
         )
-        tied = {sid for sid, _ in self.store.meeting_silences(now)}
+        tied = {sid for sid, _ in self._silences.tied_to_meetings(now)}
         return AlertView(
             fingerprint=alert.fingerprint,
             alert=alert,
@@ -93,7 +100,7 @@ class StoreActions:
         if alert is None or alert.status != "firing":
             return self._gone(fingerprint)
         now = self.clock()
-        done = self.store.add_ack(
+        done = self._silences.add_ack(
             Ack(fingerprint, alert.starts_at, actor, now, source),
             audit_entry(actor, "acknowledge", fingerprint, source, alert.rule, at=now),
         )
@@ -136,10 +143,10 @@ class StoreActions:
             comment=f"{alert.rule} silenced {until} from {source}",
             created_at=now,
         )
-        self.store.add_silence(silence)
+        self._silences.add(silence)
         if duration is None and alert.meeting_id:
-            self.store.tie_silence_to_meeting(silence.id, alert.meeting_id)
-        self.store.add_audit(
+            self._silences.tie_to_meeting(silence.id, alert.meeting_id)
+        self._silences.add_audit(
             audit_entry(
                 actor,
                 "silence",
@@ -149,7 +156,7 @@ class StoreActions:
                 at=now,
             )
         )
-        self.store.add_audit(audit_entry(actor, "silence", fingerprint, source, until, at=now))
+        self._silences.add_audit(audit_entry(actor, "silence", fingerprint, source, until, at=now))
         return ActionResult(True, f"Silenced {until}.", self._view(alert, now))
 
     def unsilence(self, fingerprint: str, actor: str, source: str) -> ActionResult:
@@ -158,13 +165,15 @@ class StoreActions:
             return self._gone(fingerprint)
         now = self.clock()
         labels = alert_labels(alert)
-        ended = [s for s in self.store.silences(active_at=now) if matches_all(s.matchers, labels)]
+        ended = [s for s in self._silences.active(now) if matches_all(s.matchers, labels)]
         if not ended:
             return ActionResult(False, "No silence mutes this alert.", self._view(alert, now))
         for silence in ended:
-            self.store.expire_silence(silence.id, now)
-            self.store.add_audit(audit_entry(actor, "unsilence", silence.id, source, "", at=now))
-        self.store.add_audit(
+            self._silences.expire(silence.id, now)
+            self._silences.add_audit(
+                audit_entry(actor, "unsilence", silence.id, source, "", at=now)
+            )
+        self._silences.add_audit(
             audit_entry(actor, "unsilence", fingerprint, source, f"{len(ended)} silences", at=now)
         )
         return ActionResult(True, "Unsilenced.", self._view(alert, now))
@@ -173,26 +182,26 @@ class StoreActions:
         now = self.clock()
         firing = [
             self._view(a.alert, now)
-            for a in self.store.active_alerts()
+            for a in self._alert_log.active_alerts()
             if a.alert.status == "firing"
         ]
-        watched = sum(1 for r in self.store.load_watchlist() if r.status == "watching")
+        watched = sum(1 for r in self._watchlist.load() if r.status == "watching")
         return {"firing": firing, "watched": watched}
 
     def silences(self) -> list[dict[str, Any]]:
-        return describe(self.store, now=self.clock())
+        return describe(self._silences, self._alert_log, now=self.clock())
 
 
-def end_meeting_silences(store: Store, now: datetime) -> int:
+def end_meeting_silences(silences: Silences, alert_log: AlertLog, now: datetime) -> int:
     """Expire "until the meeting ends" silences whose meeting has ended; how many ended.
 
     A meeting has ended when discovery (or a webhook) no longer watches anyone in it
     and none of its alerts fires: the participants left or the session closed.
     """
     ended = 0
-    for silence_id, meeting_id in store.meeting_silences(now):
-        if not store.meeting_in_progress(meeting_id) and store.expire_silence(silence_id, now):
-            store.add_audit(
+    for silence_id, meeting_id in silences.tied_to_meetings(now):
+        if not alert_log.meeting_in_progress(meeting_id) and silences.expire(silence_id, now):
+            silences.add_audit(
                 audit_entry("watchdog", "unsilence", silence_id, "meeting-end", meeting_id, at=now)
             )
             ended += 1

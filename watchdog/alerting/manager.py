@@ -61,12 +61,12 @@ from watchdog.state.alertlog import (
     ActiveAlert,
     AlertingSnapshot,
     AlertingWrite,
+    AlertLog,
     GroupState,
     Notified,
 )
 from watchdog.state.faults import StorageFault
-from watchdog.state.silences import Silence
-from watchdog.state.store import Store
+from watchdog.state.silences import Silence, Silences
 
 log = logging.getLogger(__name__)
 
@@ -472,19 +472,21 @@ GATHER = 0.25  # seconds: alerts of polls finishing this close together travel t
 
 
 class AlertManager:
-    """Runs :func:`plan` against the store: shortly after a poll records alerts, at the end
+    """Runs :func:`plan` against the alert log: shortly after a poll records alerts, at the end
     of every poll cycle, and on the periodic tick (group_wait, repeats, silences)."""
 
     def __init__(
         self,
-        store: Store,
+        alert_log: AlertLog,
+        silences: Silences,
         config: AlertingConfig,
         on_queued: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         leads: Callable[[], bool] = lambda: True,
     ) -> None:
-        self.store = store
+        self.alert_log = alert_log
+        self.silences = silences
         self.config = config
         self.on_queued = on_queued
         self.clock = clock
@@ -556,13 +558,13 @@ class AlertManager:
             return 0
         with self._lock:
             now = self.clock()
-            end_meeting_silences(self.store, now)
-            snapshot = self.store.alerting_snapshot(now, self._known)
+            end_meeting_silences(self.silences, self.alert_log, now)
+            snapshot = self.alert_log.alerting_snapshot(now, self._known)
             self._known = {a.alert.fingerprint: a for a in snapshot.alerts}
             write = plan(snapshot, self.config, now, final)
             if not write:
                 return 0
-            queued = self.store.apply_alerting(write)
+            queued = self.alert_log.apply_alerting(write)
         for _, _, notification in write.outbox:
             kind = "reminder" if notification.repeat else notification.status
             QUEUED.labels(notification.notifier).inc()

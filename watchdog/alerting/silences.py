@@ -28,8 +28,8 @@ from watchdog.config.matchers import (
 )
 from watchdog.config.problems import ConfigError, Problem
 from watchdog.durations import format_duration, format_time, parse_duration
-from watchdog.state.silences import AuditEntry, Silence
-from watchdog.state.store import Store
+from watchdog.state.alertlog import AlertLog
+from watchdog.state.silences import AuditEntry, Silence, Silences
 
 MAX_DURATION = timedelta(days=366)
 
@@ -42,7 +42,7 @@ def author() -> str:
 
 
 def add(
-    store: Store,
+    silences: Silences,
     matchers: Sequence[str],
     duration: timedelta | str,
     comment: str,
@@ -87,8 +87,8 @@ def add(
         comment=comment.strip(),
         created_at=now,
     )
-    store.add_silence(silence)
-    store.add_audit(
+    silences.add(silence)
+    silences.add_audit(
         AuditEntry(
             uuid.uuid4().hex,
             now,
@@ -102,9 +102,9 @@ def add(
     return silence
 
 
-def find(store: Store, prefix: str) -> Silence:
+def find(silences: Silences, prefix: str) -> Silence:
     """A silence by its ID or a unique prefix of it (at least 4 characters)."""
-    candidates = [s for s in store.silences() if s.id.startswith(prefix.lower())]
+    candidates = [s for s in silences.all() if s.id.startswith(prefix.lower())]
     if len(prefix) < 4 or len(candidates) != 1:
         reason = "no silence has" if not candidates else "give more of"
         if len(prefix) < 4:
@@ -114,7 +114,7 @@ def find(store: Store, prefix: str) -> Silence:
 
 
 def expire(
-    store: Store,
+    silences: Silences,
     prefix: str,
     now: datetime | None = None,
     *,
@@ -122,11 +122,11 @@ def expire(
     source: str = "cli",
 ) -> tuple[Silence, bool]:
     """End a silence now; returns it and whether it was still in force (then audited)."""
-    silence = find(store, prefix)
+    silence = find(silences, prefix)
     now = now or datetime.now(UTC)
-    ended = store.expire_silence(silence.id, now)
+    ended = silences.expire(silence.id, now)
     if ended:
-        store.add_audit(
+        silences.add_audit(
             AuditEntry(
                 uuid.uuid4().hex, now, actor or author(), "unsilence", silence.id, source, ""
             )
@@ -135,21 +135,26 @@ def expire(
 
 
 def describe(
-    store: Store, include_expired: bool = False, now: datetime | None = None
+    silences: Silences,
+    alert_log: AlertLog,
+    include_expired: bool = False,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Silences as JSON-ready dicts, with how many tracked firing alerts each one mutes."""
     now = now or datetime.now(UTC)
-    firing = [alert_labels(a.alert) for a in store.active_alerts() if a.alert.status == "firing"]
+    firing = [
+        alert_labels(a.alert) for a in alert_log.active_alerts() if a.alert.status == "firing"
+    ]
     out = []
     origin = {
-        e.target: e.source for e in reversed(store.audit(limit=10_000)) if e.action == "silence"
+        e.target: e.source for e in reversed(silences.audit(limit=10_000)) if e.action == "silence"
     }
     ends = {
         e.target: f"{e.actor} ({e.source})"
-        for e in reversed(store.audit(limit=10_000))
+        for e in reversed(silences.audit(limit=10_000))
         if e.action == "unsilence"
     }
-    for silence in store.silences():
+    for silence in silences.all():
         state = (
             "active"
             if silence.active(now)

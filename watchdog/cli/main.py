@@ -426,7 +426,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     try:
         if args.action == "add":
             silence = silences.add(
-                store, args.match, args.duration, args.comment, created_by=args.author
+                store.silences, args.match, args.duration, args.comment, created_by=args.author
             )
             for warning in silences.old_names(args.match):
                 print(f"warning: {warning}", file=sys.stderr)
@@ -438,10 +438,10 @@ def cmd_silence(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         elif args.action == "list":
-            rows = silences.describe(store, include_expired=args.expired)
+            rows = silences.describe(store.silences, store.alert_log, include_expired=args.expired)
             print(silences.to_json(rows) if args.json else silences.render(rows))
         else:
-            silence, was_active = silences.expire(store, args.id)
+            silence, was_active = silences.expire(store.silences, args.id)
             state = "expired" if was_active else "had already ended"
             print(f"silence {silence.id} {state}")
     finally:
@@ -463,15 +463,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     config, redactor, store = _state(args)
     try:
         if args.action == "list":  # rows written before this redaction rule are masked too
-            rows = outbox.describe(store, config.settings.delivery.warn_after)
+            rows = outbox.describe(store.outbox, config.settings.delivery.warn_after)
             rows = redactor.data(rows)
             print(outbox.to_json(rows) if args.json else outbox.render(rows))
         else:
             ids = None
             if args.ids:
-                pending = [e.id for e in store.outbox()]
+                pending = [e.id for e in store.outbox.entries()]
                 ids = [i for i in pending if any(i.startswith(p) for p in args.ids)]
-            count = store.retry_now(ids)
+            count = store.outbox.retry_now(ids)
             print(f"{count} notifications due now; the running daemon tries them within a second")
     finally:
         store.close()

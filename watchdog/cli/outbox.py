@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.durations import format_duration, format_time
-from watchdog.state.outbox import OutboxEntry
-from watchdog.state.store import Store
+from watchdog.state.outbox import Outbox, OutboxEntry
 
 
 def state(entry: OutboxEntry, warn_after: timedelta, now: datetime) -> str:
@@ -28,11 +27,11 @@ def state(entry: OutboxEntry, warn_after: timedelta, now: datetime) -> str:
 
 
 def describe(
-    store: Store, warn_after: timedelta, now: datetime | None = None
+    outbox: Outbox, warn_after: timedelta, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     rows = []
-    for entry in store.outbox():
+    for entry in outbox.entries():
         n = entry.notification
         rows.append(
             {

@@ -22,8 +22,9 @@ from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config
 from watchdog.durations import format_time
 from watchdog.redaction import Redactor
+from watchdog.state.alertlog import AlertLog
 from watchdog.state.leases import InstanceRow
-from watchdog.state.silences import Ack, AuditEntry, Silence
+from watchdog.state.silences import Ack, AuditEntry, Silence, Silences
 from watchdog.state.store import Store
 from watchdog.state.watchlist import WatchRecord, WatchStatus
 from watchdog.watch.watchlist import SLOW_AFTER
@@ -46,15 +47,15 @@ def _ack_json(ack: Ack | None) -> dict[str, Any]:
     return {"ackedBy": ack.acked_by, "ackedAt": format_time(ack.acked_at), "ackSource": ack.source}
 
 
-def _silenced(store: Store, now: datetime) -> dict[str, Silence]:
+def _silenced(silences: Silences, alert_log: AlertLog, now: datetime) -> dict[str, Silence]:
     """Fingerprint -> the silence in force that mutes it, for each alert the manager tracks."""
-    silences = store.silences(active_at=now)
-    if not silences:
+    in_force = silences.active(now)
+    if not in_force:
         return {}
     out = {}
-    for active in store.active_alerts():
+    for active in alert_log.active_alerts():
         labels = alert_labels(active.alert)
-        muting = next((s for s in silences if matches_all(s.matchers, labels)), None)
+        muting = next((s for s in in_force if matches_all(s.matchers, labels)), None)
         if muting is not None:
             out[active.alert.fingerprint] = muting
     return out
@@ -152,11 +153,11 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         raise ConfigError.single(url, None, "no state database yet: has the daemon run?")
     store = Store(url)
     try:
-        rows = store.watch_status()
+        rows = store.watchlist.status()
         members = cluster.instances(store) if store.shared else []
-        acks = {a.fingerprint: a for a in store.acks()}
-        muted = _silenced(store, datetime.now(UTC))
-        actions = store.audit(limit=RECENT_ACTIONS)
+        acks = {a.fingerprint: a for a in store.silences.acks()}
+        muted = _silenced(store.silences, store.alert_log, datetime.now(UTC))
+        actions = store.silences.audit(limit=RECENT_ACTIONS)
     finally:
         store.close()
     if as_json:

@@ -175,7 +175,7 @@ class Cluster:
     def claim(self, entry: OutboxEntry, seconds: float) -> bool:
         """Take an outbox row for ``seconds`` before delivering it (no other instance
         delivers it meanwhile)."""
-        return self.store.claim_outbox(entry.id, self.id, seconds)
+        return self.store.outbox.claim(entry.id, self.id, seconds)
 
     def database_ok(self) -> bool:
         """Did a heartbeat reach the database within one lease length?"""

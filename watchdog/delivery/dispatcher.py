@@ -33,8 +33,7 @@ from watchdog.obs.logs import about
 from watchdog.obs.telemetry import ACCEPTED_LATE, DELIVERY_ATTEMPTS, OUTBOX_DEPTH, OUTBOX_OVERDUE
 from watchdog.redaction import Redactor
 from watchdog.state.faults import StorageFault
-from watchdog.state.outbox import OutboxEntry
-from watchdog.state.store import Store
+from watchdog.state.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class _Attempt:
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
         notifiers: Mapping[str, Notifier],
         timeout: timedelta = timedelta(seconds=30),
         max_backoff: timedelta = timedelta(minutes=5),
@@ -71,7 +70,7 @@ class Dispatcher:
         redactor: Redactor | None = None,
         claim: Callable[[OutboxEntry], bool] | None = None,
     ) -> None:
-        self.store = store
+        self.outbox = outbox
         self.notifiers = dict(notifiers)
         self.timeout = timeout.total_seconds()
         self.max_backoff = max_backoff
@@ -167,7 +166,7 @@ class Dispatcher:
                 break
             self._wake.wait(timeout=min(left, 0.05))
             self._wake.clear()
-        return self.store.outbox_depth()
+        return self.outbox.depth()
 
     def deliver_due(self) -> int:
         """One pass: settle timeouts, start what is due; returns how many started.
@@ -181,12 +180,12 @@ class Dispatcher:
         with self._lock:  # lanes that cannot start anything: full, or not configured
             skip = {lane for lane, busy in self._busy.items() if busy >= self.concurrency}
         skip |= self._warned_unknown
-        entries = self.store.outbox_due(now, skip=sorted(skip))  # payloads read when started
+        entries = self.outbox.due(now, skip=sorted(skip))  # payloads read when started
         with self._lock:
             stale = {e.id for e in entries if e.attempts < self._recorded.get(e.id, -1)}
             self._recorded = {i: n for i, n in self._recorded.items() if i in stale}
             del stale  # re-checked below: an outcome may be recorded while we loop
-        for header in self.store.outbox_overdue(now - self.warn_after):
+        for header in self.outbox.overdue(now - self.warn_after):
             self._overdue(header, now)
         started = 0
         for entry in entries:
@@ -196,8 +195,8 @@ class Dispatcher:
                 )
             if not running and self._start(entry):
                 started += 1
-        OUTBOX_DEPTH.set(self.store.outbox_depth())
-        next_retry = self.store.next_retry(now)
+        OUTBOX_DEPTH.set(self.outbox.depth())
+        next_retry = self.outbox.next_retry(now)
         next_due = IDLE_POLL
         if next_retry is not None:
             next_due = min(next_due, (next_retry - datetime.now(UTC)).total_seconds())
@@ -223,7 +222,7 @@ class Dispatcher:
                 return False  # a burst: the next free thread takes it
         if self.claim is not None and not self.claim(entry):
             return False  # another live instance is delivering it
-        loaded = self.store.with_payload(entry)
+        loaded = self.outbox.with_payload(entry)
         if loaded is None:
             return False  # delivered meanwhile (by another instance)
         entry = loaded
@@ -256,7 +255,7 @@ class Dispatcher:
         try:
             if late:
                 if attempt.error is None:
-                    self.store.delivered(entry.id)
+                    self.outbox.delivered(entry.id)
                     recorded = DELIVERED
                     ACCEPTED_LATE.labels(entry.notifier).inc()
                     log.warning(
@@ -325,7 +324,7 @@ class Dispatcher:
         if error is not None:
             text = self.redactor(f"{type(error).__name__}: {error}")
             return self._retry(entry, text, None)
-        self.store.delivered(entry.id)
+        self.outbox.delivered(entry.id)
         DELIVERY_ATTEMPTS.labels(entry.notifier, "sent").inc()
         log.info(
             "delivered %s notification for %s to %s",
@@ -358,7 +357,7 @@ class Dispatcher:
             delay.total_seconds(),
             extra=_ids(entry),
         )
-        self.store.failed(entry.id, attempts, datetime.now(UTC) + delay, error)
+        self.outbox.failed(entry.id, attempts, datetime.now(UTC) + delay, error)
         return attempts
 
     def _permanent(self, entry: OutboxEntry, error: str) -> int:
@@ -376,13 +375,13 @@ class Dispatcher:
             self.max_backoff.total_seconds(),
             extra=_ids(entry),
         )
-        self.store.failed(
+        self.outbox.failed(
             entry.id, attempts, datetime.now(UTC) + self.max_backoff, error, permanent=True
         )
         return attempts
 
     def _overdue(self, header: OutboxEntry, now: datetime) -> None:
-        entry = self.store.with_payload(header)
+        entry = self.outbox.with_payload(header)
         if entry is None:
             return  # delivered meanwhile
         OUTBOX_OVERDUE.labels(entry.notifier).inc()
@@ -398,7 +397,7 @@ class Dispatcher:
             entry.last_error or "none yet",
             extra=_ids(entry),
         )
-        self.store.warned(entry.id, now)
+        self.outbox.warned(entry.id, now)
 
 
 def lifecycle(notifiers: Iterable[Notifier], method: str) -> None:

@@ -131,9 +131,9 @@ def make_notifiers(prepared: Prepared, host: PluginHost, store: Store) -> dict[s
     config = prepared.config
     return host.build(
         config.settings.notifiers,
-        store.notifier_state,
+        store.notifier_memory.for_notifier,
         where=config.line_for,
-        actions=StoreActions(store),
+        actions=StoreActions(store.silences, store.alert_log, store.watchlist),
     )
 
 
@@ -216,7 +216,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
     )
     watch = settings.watch
     watchlist = WatchList(
-        store,
+        store.watchlist,
         watch.participants,
         Filters.from_settings(watch.filters),
         watch.missing_polls,
@@ -227,7 +227,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
     membership: Membership = cluster if cluster is not None else Alone(watchlist.targets)
     delivery = settings.delivery
     dispatcher = Dispatcher(
-        store,
+        store.outbox,
         notifiers,
         delivery.timeout,
         delivery.max_backoff,
@@ -237,7 +237,11 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         claim=None if cluster is None else partial(_claim, cluster, delivery.timeout),
     )
     manager = AlertManager(
-        store, AlertingConfig.from_settings(settings), dispatcher.wake, leads=membership.leads
+        store.alert_log,
+        store.silences,
+        AlertingConfig.from_settings(settings),
+        dispatcher.wake,
+        leads=membership.leads,
     )
     discovery = (
         Discovery(client, watch, watchlist, settings.poll.concurrency) if watch.discovers else None

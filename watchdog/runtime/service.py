@@ -81,7 +81,7 @@ class Service:
         self.webhooks: WebhookReceiver | None = None
         self._discover_first = self.runtime.discovery is not None
         self._collector = LiveCollector(
-            self.runtime.poller.participants.all_states, self.runtime.store.outbox_stats
+            self.runtime.poller.participants.all_states, self.runtime.store.outbox.stats
         )
         # the check at start just read every page back (see _check_store_after_cycle)
         every = settings.state.quick_check_interval.total_seconds()
@@ -346,7 +346,7 @@ class Service:
     def _status_text(self) -> str:
         poller, store = self.runtime.poller, self.runtime.store
         try:
-            pending, _ = store.outbox_stats()
+            pending, _ = store.outbox.stats()
         except StorageFault:  # counted and logged once by the store; said below
             pending = 0
         watched = len(self.runtime.watchlist.targets())

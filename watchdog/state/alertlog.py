@@ -145,9 +145,9 @@ class AlertLog:
                     (n, k): GroupState(t, read_time(at) or datetime.now(UTC), int(sent))
                     for n, k, t, at, sent in groups
                 },
-                silences=self._silences.silences(active_at=now),
+                silences=self._silences.active(now),
                 acked=frozenset(a.fingerprint for a in self._silences.acks()),
-                ended_silences=tuple(self._silences.ended_silences(now)),
+                ended_silences=tuple(self._silences.ended(now)),
             )
 
     def apply_alerting(self, write: AlertingWrite) -> int:

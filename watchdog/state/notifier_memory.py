@@ -16,17 +16,17 @@ class NotifierMemory:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def notifier_state(self, notifier: str) -> StoredNotifierState:
+    def for_notifier(self, notifier: str) -> StoredNotifierState:
         return StoredNotifierState(self, notifier)
 
-    def state_get(self, notifier: str, key: str) -> dict[str, Any] | None:
+    def get(self, notifier: str, key: str) -> dict[str, Any] | None:
         with self._db.lock:
             row = self._db.execute(
                 "SELECT value FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def state_put(self, notifier: str, key: str, value: dict[str, Any]) -> None:
+    def put(self, notifier: str, key: str, value: dict[str, Any]) -> None:
         with self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO notifier_state (notifier, key, value, updated_at) VALUES (?, ?, ?, ?)"
@@ -35,7 +35,7 @@ class NotifierMemory:
                 (notifier, key, json.dumps(value, separators=(",", ":")), now_text()),
             )
 
-    def state_delete(self, notifier: str, key: str) -> None:
+    def delete(self, notifier: str, key: str) -> None:
         with self._db.transaction() as cur:
             cur.execute(
                 "DELETE FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
@@ -50,10 +50,10 @@ class StoredNotifierState:
         self._notifier = notifier
 
     def get(self, key: str) -> dict[str, Any] | None:
-        return self._memory.state_get(self._notifier, key)
+        return self._memory.get(self._notifier, key)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self._memory.state_put(self._notifier, key, value)
+        self._memory.put(self._notifier, key, value)
 
     def delete(self, key: str) -> None:
-        self._memory.state_delete(self._notifier, key)
+        self._memory.delete(self._notifier, key)

@@ -100,7 +100,7 @@ class Outbox:
         )
         return cur.rowcount if cur.rowcount > 0 else 0
 
-    def outbox(self, limit: int | None = None) -> list[OutboxEntry]:
+    def entries(self, limit: int | None = None) -> list[OutboxEntry]:
         """Pending notifications in the order they were written."""
         sql = f"SELECT {_COLUMNS.format(payload='payload')} FROM outbox ORDER BY seq"  # noqa: S608
         params: tuple[int, ...] = ()
@@ -109,7 +109,7 @@ class Outbox:
             params = (limit,)
         return self._rows(sql, params)
 
-    def outbox_due(self, now: datetime, skip: Collection[str] = ()) -> list[OutboxEntry]:
+    def due(self, now: datetime, skip: Collection[str] = ()) -> list[OutboxEntry]:
         """What a delivery pass may start: of each (notifier, fingerprint) group, its first
         notification, when due, for notifiers other than ``skip`` (lanes already full).
 
@@ -127,7 +127,7 @@ class Outbox:
         )
         return self._rows(sql, (format_time(now), *skip))
 
-    def outbox_overdue(self, written_before: datetime) -> list[OutboxEntry]:
+    def overdue(self, written_before: datetime) -> list[OutboxEntry]:
         """Notifications written before that time and not yet reported overdue (headers)."""
         sql = (
             f"SELECT {_COLUMNS.format(payload='NULL')} FROM outbox"  # noqa: S608
@@ -173,18 +173,18 @@ class Outbox:
             ).fetchone()
         return None if row is None else replace(entry, payload=row[0])
 
-    def outbox_stats(self) -> tuple[int, datetime | None]:
+    def stats(self) -> tuple[int, datetime | None]:
         """How many notifications wait, and when the oldest was written."""
         with self._db.lock:
             row = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
         return int(row[0]), read_time(row[1])
 
-    def outbox_depth(self) -> int:
+    def depth(self) -> int:
         with self._db.lock:
             row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         return int(row[0])
 
-    def claim_outbox(self, entry_id: str, owner: str, seconds: float) -> bool:
+    def claim(self, entry_id: str, owner: str, seconds: float) -> bool:
         """Several instances: take one notification for delivery unless another live
         instance has it (``SKIP LOCKED``: nobody waits on a row being delivered)."""
         with self._db.transaction() as cur:

@@ -66,7 +66,7 @@ class Silences:
         self._db = db
         self._unreadable: set[str] = set()  # logged once each (see _read)
 
-    def add_silence(self, silence: Silence) -> None:
+    def add(self, silence: Silence) -> None:
         with self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment,"
@@ -82,18 +82,22 @@ class Silences:
                 ),
             )
 
-    def silences(self, active_at: datetime | None = None) -> list[Silence]:
-        """All silences, or those in force at ``active_at``; newest first."""
-        sql = f"SELECT {_SILENCE_COLUMNS} FROM silences"  # noqa: S608
-        params: tuple[str, ...] = ()
-        if active_at is not None:
-            sql += " WHERE starts_at <= ? AND ends_at > ?"
-            params = (format_time(active_at), format_time(active_at))
+    def all(self) -> list[Silence]:
+        """Every silence, pending, in force or ended; newest first."""
+        return self._select("", ())
+
+    def active(self, at: datetime) -> list[Silence]:
+        """The silences in force at ``at`` (see :meth:`Silence.active`); newest first."""
+        return self._select(" WHERE starts_at <= ? AND ends_at > ?", (format_time(at),) * 2)
+
+    def _select(self, where: str, params: tuple[str, ...]) -> list[Silence]:
+        sql = f"SELECT {_SILENCE_COLUMNS} FROM silences{where}"  # noqa: S608
+        sql += " ORDER BY created_at DESC, id"
         with self._db.lock:
-            rows = self._db.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
+            rows = self._db.execute(sql, params).fetchall()
         return self._read(rows)
 
-    def ended_silences(self, now: datetime, limit: int = 100) -> list[Silence]:
+    def ended(self, now: datetime, limit: int = 100) -> list[Silence]:
         """The ``limit`` silences that ended last by ``now`` (run out or expired), newest first.
 
         The alert manager names the one that muted an alert it tells again.
@@ -137,7 +141,7 @@ class Silences:
             self._unreadable.add(silence_id)
             log.warning("silence %s is ignored (add it again in RE2 syntax): %s", silence_id, why)
 
-    def expire_silence(self, silence_id: str, at: datetime) -> bool:
+    def expire(self, silence_id: str, at: datetime) -> bool:
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?",
@@ -145,14 +149,14 @@ class Silences:
             )
             return cur.rowcount > 0
 
-    def tie_silence_to_meeting(self, silence_id: str, meeting_id: str) -> None:
+    def tie_to_meeting(self, silence_id: str, meeting_id: str) -> None:
         with self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO silence_meetings (silence_id, meeting_id) VALUES (?, ?)",
                 (silence_id, meeting_id),
             )
 
-    def meeting_silences(self, now: datetime) -> list[tuple[str, str]]:
+    def tied_to_meetings(self, now: datetime) -> list[tuple[str, str]]:
         """(silence ID, meeting ID) of silences in force that end with their meeting."""
         with self._db.lock:
             rows = self._db.execute(

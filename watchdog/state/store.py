@@ -1,9 +1,12 @@
-"""All durable state in one database: the repositories of watchdog.state under one name.
+"""The state database as a whole, and one repository per concern over it.
 
-Each concern has its own module and owns its tables (poll state, outbox, notifier
-memory, alert log, silences/acks/audit, watch list; the schema in migrations).
-``Store`` opens the database, builds them over it and hands out their methods, for
-callers not yet moved to the repositories themselves.
+Each concern has its own module and owns its tables: ``polls`` (cursors, alert states,
+engine memory, with the write-behind buffer), ``outbox``, ``notifier_memory``,
+``alert_log`` (the alert manager's), ``silences`` (with acks and the audit log) and
+``watchlist``; the schema is in watchdog.state.migrations. ``Store`` opens the database,
+builds the repositories over it, and keeps what concerns the whole: closing, migrations,
+the storage check and its faults. Callers take the repositories they use; only what
+needs the whole database (the build, the cluster, ``migrate``) takes the ``Store``.
 """
 
 from __future__ import annotations
@@ -37,73 +40,21 @@ class Store:
     def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 10) -> None:
         self.url = url
         self._db: Database = open_database(url, pool_size)
-        self.kind = self._db.kind
         # several instances may share the database (PostgreSQL; SQLite is one instance's):
         # what the cluster and ``status`` go by, so nothing above asks which engine it is
         self.shared = self._db.kind == "postgresql"
-        self._lock = self._db.lock
         self.polls = PollState(self._db)
-        self.outbox_queue = Outbox(self._db)
+        self.outbox = Outbox(self._db)
         self.notifier_memory = NotifierMemory(self._db)
-        self.silencing = Silences(self._db)
-        self.alert_log = AlertLog(self._db, self.outbox_queue, self.silencing)
+        self.silences = Silences(self._db)
+        self.alert_log = AlertLog(self._db, self.outbox, self.silences)
         self.watchlist = WatchList(self._db, self.polls)
-        # poll state
-        self.load_cursors = self.polls.load_cursors
-        self.load_alert_states = self.polls.load_alert_states
-        self.load_memories = self.polls.load_memories
-        self.load_meeting_inputs = self.polls.load_meeting_inputs
-        self.load_meeting_states = self.polls.load_meeting_states
-        self.load_participant = self.polls.load_participant
-        self.commit_meetings = self.polls.commit_meetings
-        self.commit_poll = self.polls.commit_poll
-        self.commit_departure = self.polls.commit_departure
-        self.flush = self.polls.flush
-        # outbox
-        self.outbox = self.outbox_queue.outbox
-        self.outbox_due = self.outbox_queue.outbox_due
-        self.outbox_overdue = self.outbox_queue.outbox_overdue
-        self.next_retry = self.outbox_queue.next_retry
-        self.with_payload = self.outbox_queue.with_payload
-        self.outbox_stats = self.outbox_queue.outbox_stats
-        self.outbox_depth = self.outbox_queue.outbox_depth
-        self.claim_outbox = self.outbox_queue.claim_outbox
-        self.delivered = self.outbox_queue.delivered
-        self.failed = self.outbox_queue.failed
-        self.warned = self.outbox_queue.warned
-        self.retry_now = self.outbox_queue.retry_now
-        # notifier memory
-        self.notifier_state = self.notifier_memory.notifier_state
-        self.state_get = self.notifier_memory.state_get
-        self.state_put = self.notifier_memory.state_put
-        self.state_delete = self.notifier_memory.state_delete
-        # the alert manager's log
-        self.active_alerts = self.alert_log.active_alerts
-        self.alerting_snapshot = self.alert_log.alerting_snapshot
-        self.apply_alerting = self.alert_log.apply_alerting
-        self.meeting_in_progress = self.alert_log.meeting_in_progress
-        # silences, acknowledgements, audit
-        self.add_silence = self.silencing.add_silence
-        self.silences = self.silencing.silences
-        self.ended_silences = self.silencing.ended_silences
-        self.expire_silence = self.silencing.expire_silence
-        self.tie_silence_to_meeting = self.silencing.tie_silence_to_meeting
-        self.meeting_silences = self.silencing.meeting_silences
-        self.add_ack = self.silencing.add_ack
-        self.acks = self.silencing.acks
-        self.add_audit = self.silencing.add_audit
-        self.audit = self.silencing.audit
-        # the watch list
-        self.load_watchlist = self.watchlist.load_watchlist
-        self.save_watch = self.watchlist.save_watch
-        self.delete_watch = self.watchlist.delete_watch
-        self.watch_status = self.watchlist.watch_status
         if migrate:
             self.migrate()
 
     def close(self) -> None:
         try:
-            self.flush()
+            self.polls.flush()
         except DatabaseError as exc:  # replayed from the older cursor on the next start
             log.error("writing the last poll results failed: %s", exc)
         self._db.close()
@@ -114,6 +65,7 @@ class Store:
 
     @property
     def database(self) -> Database:
+        """For watchdog.cluster: the lease tables (watchdog.state.leases) read it whole."""
         return self._db
 
     @property

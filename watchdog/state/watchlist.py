@@ -42,13 +42,13 @@ class WatchStatus:
 
 
 class WatchList:
-    """The ``watchlist`` table; ``watch_status`` joins in the poll state."""
+    """The ``watchlist`` table; ``status`` joins in the poll state."""
 
     def __init__(self, db: Database, polls: PollState) -> None:
         self._db = db
         self._polls = polls
 
-    def load_watchlist(self) -> list[WatchRecord]:
+    def load(self) -> list[WatchRecord]:
         with self._db.lock:
             rows = self._db.execute(
                 "SELECT session_id, participant_id, room_id, name, source, status, since,"
@@ -56,7 +56,7 @@ class WatchList:
             ).fetchall()
         return [_watch_record(row) for row in rows]
 
-    def save_watch(self, records: Iterable[WatchRecord]) -> None:
+    def save(self, records: Iterable[WatchRecord]) -> None:
         now = now_text()
         # in key order: instances saving the same rows together lock them in one order
         ordered = sorted(records, key=lambda r: (r.session_id, r.participant_id))
@@ -87,7 +87,7 @@ class WatchList:
                     ),
                 )
 
-    def delete_watch(self, keys: Iterable[Key]) -> None:
+    def delete(self, keys: Iterable[Key]) -> None:
         with self._db.transaction() as cur:
             for session, participant in sorted(keys):
                 cur.execute(
@@ -95,7 +95,7 @@ class WatchList:
                     (session, participant),
                 )
 
-    def watch_status(self) -> list[WatchStatus]:
+    def status(self) -> list[WatchStatus]:
         """Every watched participant with its newest sample time and firing alerts."""
         self._polls.flush()  # what this process has not written yet counts too
         with self._db.lock:
@@ -116,7 +116,7 @@ class WatchList:
                 at = fired if phase == "firing" else since
                 phases[phase].setdefault((s, p), []).append((rule, read_time(at)))
         out = []
-        for record in sorted(self.load_watchlist(), key=lambda r: (r.since, r.session_id)):
+        for record in sorted(self.load(), key=lambda r: (r.since, r.session_id)):
             key = (record.session_id, record.participant_id)
             out.append(
                 WatchStatus(

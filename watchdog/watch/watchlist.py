@@ -5,8 +5,8 @@ here; the poller reads its targets from here every cycle and reports each
 poll's outcome back. A participant who left is not dropped at once: it is
 polled one final time to drain its last samples, then its firing alerts are
 resolved with the reason ("left while degraded", or "the session ended") and it
-is forgotten. Every change is written to the store, so a restart resumes with
-the same list.
+is forgotten. Every change is written to the state database's watch list
+(watchdog.state.watchlist), so a restart resumes with the same list.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from watchdog.config.settings import WatchedParticipant
 from watchdog.obs.telemetry import SLOW_PARTICIPANTS, WATCH_CHANGES, WATCHED
 from watchdog.poll.poller import Departure, Outcome
 from watchdog.state.rows import Key
-from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchList as SavedWatchList
 from watchdog.state.watchlist import WatchRecord
 from watchdog.videosdk.stats import ParticipantInfo
 from watchdog.watch.filters import Filters
@@ -51,13 +51,13 @@ class WatchList:
 
     def __init__(
         self,
-        store: Store,
+        saved: SavedWatchList,
         static: Sequence[WatchedParticipant],
         filters: Filters,
         missing_polls: int = 3,
         persist: bool = True,
     ) -> None:
-        self._store = store if persist else None  # a dry run writes nothing
+        self._saved = saved if persist else None  # a dry run writes nothing
         self._filters = filters
         self._missing_polls = missing_polls
         self._lock = threading.RLock()
@@ -68,8 +68,7 @@ class WatchList:
         self._left_at: dict[Key, datetime] = {}  # when a leave was learned, against stale passes
         self._dirty: set[Key] = set()
         self._deleted: set[Key] = set()
-        if store is not None:
-            self._entries = {(r.session_id, r.participant_id): r for r in store.load_watchlist()}
+        self._entries = {(r.session_id, r.participant_id): r for r in saved.load()}
         configured = {(p.session, p.participant) for p in static}
         with self._lock:
             for key, record in list(self._entries.items()):
@@ -109,9 +108,9 @@ class WatchList:
         """Several instances share the list: adopt what the others wrote since (joins from
         their webhooks, leaves from the leader's discovery, departures by lease holders).
         Changes of this instance not yet written win; one read a cycle."""
-        if self._store is None:
+        if self._saved is None:
             return
-        stored = {(r.session_id, r.participant_id): r for r in self._store.load_watchlist()}
+        stored = {(r.session_id, r.participant_id): r for r in self._saved.load()}
         with self._lock:
             for key in [k for k in self._entries if k not in stored and k not in self._dirty]:
                 self._entries.pop(key)
@@ -399,9 +398,9 @@ class WatchList:
         self._dirty.clear()
         self._deleted.clear()
         self._set_gauges()
-        if self._store is None:
+        if self._saved is None:
             return
         if dirty:
-            self._store.save_watch(dirty)
+            self._saved.save(dirty)
         if deleted:
-            self._store.delete_watch(deleted)
+            self._saved.delete(deleted)
