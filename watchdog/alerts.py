@@ -21,7 +21,9 @@ __all__ = [
     "BUILTIN_LABELS",
     "DEFAULT_GROUP_BY",
     "GROUP_BY_ALL",
+    "LEFT_WHILE_DEGRADED",
     "MEETING_VIEW",
+    "SESSION_ENDED",
     "Affected",
     "Alert",
     "MeetingChanges",
@@ -53,6 +55,12 @@ GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per ale
 DEFAULT_GROUP_BY = ("meeting_id", "alertname")
 # group_by: [meeting_id] asks for the meeting view: one living message per meeting
 MEETING_VIEW = ("meeting_id",)
+
+LEFT_WHILE_DEGRADED = "left while degraded"
+"""``Alert.reason`` of an alert resolved because its participant left the call while it
+fired: no sample showed a recovery (an ordinary recovery has no reason)."""
+SESSION_ENDED = "the session ended"
+"""``Alert.reason`` of an alert resolved because the participant's whole session ended."""
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -95,7 +103,7 @@ class Alert:
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
     # what the samples alone do not say: why a resolved alert resolved without a sample
-    # showing recovery ("participant left the session"; ``value`` is then the last value
+    # showing recovery (LEFT_WHILE_DEGRADED; ``value`` is then the last value
     # seen), or why a firing one is told again ("still firing; silence 3f482c67 ended");
     # None otherwise
     reason: str | None = None

@@ -47,6 +47,7 @@ from pydantic import BaseModel
 
 from watchdog.alerts import (
     DEFAULT_GROUP_BY,
+    LEFT_WHILE_DEGRADED,
     MEETING_VIEW,
     Alert,
     Notification,
@@ -126,7 +127,7 @@ def resolved(
 ) -> Alert:
     """The same alert, resolved ``after`` its firing with a healthy value.
 
-    With a ``reason`` (e.g. "participant left the session") it resolved without a
+    With a ``reason`` (e.g. ``LEFT_WHILE_DEGRADED``) it resolved without a
     recovering sample, and keeps the last value seen, as the core sends it.
     """
     end = alert.fired_at + after
@@ -531,7 +532,7 @@ class NotifierContract:
     ) -> None:
         alert = make_alert()
         firing = make_notification(alert)
-        left = resolved(alert, reason="participant left the session")
+        left = resolved(alert, reason=LEFT_WHILE_DEGRADED)
         self._accepts(notifier, [firing, make_notification(left, thread=firing.thread)], delivered)
 
     def test_grouped(self, notifier: Notifier, delivered: Callable[[], int] | None) -> None:
