@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.service_overhead
 	$(BIN)/python -m benchmarks.alert_delivery
 	$(BIN)/python -m benchmarks.slack_actions
+	$(BIN)/python -m benchmarks.meeting_message
 	$(BIN)/python -m benchmarks.redaction
 	$(BIN)/python -m benchmarks.inbound_attacks
 

@@ -211,11 +211,37 @@ class FakeSlack:
 
     def _refused(self, where: str, body: dict[str, Any]) -> str | None:
         """The error Slack answers to a message breaking its limits (recorded), or None."""
-        problems = message_problems(body)
+        problems = message_problems(body) + self._file_problems(body)
         if not problems:
             return None
         self.violations += [f"{where}: {p}" for p in problems]
         return "msg_too_long" if problems[0].startswith("text:") else "invalid_blocks"
+
+    def _file_problems(self, body: dict[str, Any]) -> list[str]:
+        """An image block's ``slack_file`` must be a file uploaded and shared here."""
+        attachments = body.get("attachments", [])
+        if isinstance(attachments, str):
+            attachments = json.loads(attachments)
+        every = [*body.get("blocks", [])]
+        for attachment in attachments if isinstance(attachments, list) else []:
+            every += attachment.get("blocks", []) if isinstance(attachment, dict) else []
+        problems = []
+        for block in every:
+            reference = block.get("slack_file") if isinstance(block, dict) else None
+            if isinstance(reference, dict):
+                upload = self.uploads.get(str(reference.get("id")))
+                if upload is None or upload.channel is None:
+                    problems.append(f"image: {reference} is no file shared in a channel")
+        return problems
+
+    def image_files(self, message: Message) -> list[str]:
+        """The file IDs a message's image blocks show."""
+        return [
+            str(block["slack_file"]["id"])
+            for attachment in message.attachments
+            for block in attachment.get("blocks", [])
+            if block.get("type") == "image" and "slack_file" in block
+        ]
 
     def _handle(self, request: Received) -> Reply:
         if request.path == RESPONSE_PATH:

@@ -557,6 +557,7 @@ def test_group_identity_over_a_multi_rule_multi_participant_run(
                     am.flush()
                 assert runtime.dispatcher.drain(10) == 0
                 sim.advance(10)
+                clock.advance(10)  # a cycle later for the alert manager too (group_interval)
         finally:
             runtime.close()
         bodies = [Message.model_validate_json(r.body) for r in receiver.requests]

@@ -97,7 +97,7 @@ def test_a_participant_who_leaves_is_drained_then_resolved_with_the_reason(
         assert runtime.dispatcher.drain(5) == 0
         out = capsys.readouterr().out
         assert "RESOLVED [warning] poor-video: Alice (alice) in meeting abcd-efgh-ijkl" in out
-        assert "participant left the session; last qualityScore.video = " in out
+        assert "left while degraded; last qualityScore.video = " in out
         assert runtime.watchlist.keys() == {("sess-1", "bob")}
         assert runtime.watchlist.get(("sess-1", "alice")) is None
         assert ("sess-1", "alice") not in runtime.store.polls.load_cursors()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -17,7 +18,7 @@ from watchdog_email import EmailNotifier
 from watchdog_email.render import MAX_SUBJECT
 
 from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
-from watchdog.alerts import Notification
+from watchdog.alerts import MEETING_VIEW, Alert, Notification
 from watchdog.config.problems import ConfigError
 from watchdog.notifiers import DeliveryError
 from watchdog.state.store import Store
@@ -34,6 +35,8 @@ from watchdog.testing import (
 from .helpers import record_alerts
 from .hostile import hostile_notifications
 from .smtpserver import PASSWORD, USER, SMTPServer, mail_problems
+
+BY_SESSION = ("meeting_id", "session_id")  # grouped, but not the meeting view
 
 
 @pytest.fixture
@@ -145,7 +148,8 @@ def test_resolve_and_repeat_are_threaded_under_the_first_mail(
 def test_grouped_mail_lists_every_alert(
     host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
 ) -> None:
-    host.build(config(smtp.port, tls_certificates.ca_file)).send(grouped_notification(3))
+    group = grouped_notification(3, group_by=BY_SESSION)
+    host.build(config(smtp.port, tls_certificates.ca_file)).send(group)
     (mail,) = smtp.messages
     assert mail["Subject"] == (
         "[videosdk-watchdog] [FIRING:critical] 3 of 3 alerts in meeting abcd-efgh-ijkl: "
@@ -262,7 +266,8 @@ def test_firing_mail_embeds_the_chart_inline(
 def test_html_part_is_a_titled_document(
     host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
 ) -> None:
-    host.build(config(smtp.port, tls_certificates.ca_file)).send(grouped_notification(3))
+    group = grouped_notification(3, group_by=BY_SESSION)
+    host.build(config(smtp.port, tls_certificates.ca_file)).send(group)
     (mail,) = smtp.messages  # the server parsed it strictly, HTML included
     _, html = _parts(mail)
     assert html.startswith('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>')
@@ -358,13 +363,87 @@ def test_a_retried_mail_keeps_its_message_id(
 def test_any_alert_composes_a_standards_clean_mail(drawn: tuple[Notification, list[str]]) -> None:
     """Whatever the alerts say (newlines in a name, control characters, lone surrogates,
     markup), the mail parses strictly and its HTML without error."""
-    notification, _ = drawn
+    notification, pool = drawn
     host = PluginTestHost()
     host.add(watchdog_email, "email")
     notifier = host.build(config(25, None, charts=False))
     assert isinstance(notifier, EmailNotifier)
-    mail = notifier.compose(notification)
-    assert len(str(mail["Subject"])) <= MAX_SUBJECT
-    parsed = BytesParser(policy=email.policy.strict).parsebytes(mail.as_bytes())
-    assert isinstance(parsed, EmailMessage)
-    assert mail_problems(parsed, sent=set()) == []
+    as_meeting = replace(notification, group_labels={"meeting_id": pool[0]}, watched=3)
+    for told in (notification, as_meeting):  # and as the meeting view would tell it
+        mail = notifier.compose(told)
+        assert len(str(mail["Subject"])) <= MAX_SUBJECT
+        parsed = BytesParser(policy=email.policy.strict).parsebytes(mail.as_bytes())
+        assert isinstance(parsed, EmailMessage)
+        assert mail_problems(parsed, sent=set()) == []
+
+
+def _meeting(*alerts: Alert, watched: int) -> Notification:
+    notification = make_notification(*alerts, thread="meeting-thread", group_by=MEETING_VIEW)
+    return replace(notification, watched=watched)
+
+
+def test_a_meeting_is_one_mail_thread_each_mail_showing_the_meeting(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    """With group_by: [meeting_id] every mail about the meeting answers its first one and
+    shows the meeting as it is then: who is affected (worst metric each), what changed."""
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file))
+    alice = make_alert(participant_id="p1", values=[4.0, 3.4, 2.9, 2.41])
+    bob = make_alert(participant_id="p2", participant_name="Bob", severity="critical", value=1.2)
+    for notification in (
+        _meeting(alice, watched=12),
+        _meeting(alice, bob, watched=12),
+        _meeting(resolved(alice), bob, watched=11),
+        _meeting(resolved(bob, reason="the session ended"), watched=0),
+    ):
+        notifier.send(notification)
+    first, *answers = smtp.messages  # each parsed strictly by the server, HTML included
+    root = first["Message-ID"]
+    assert [(m["In-Reply-To"], m["References"]) for m in answers] == [(root, root)] * 3
+    assert [m["Subject"].removeprefix("[videosdk-watchdog] ") for m in smtp.messages] == [
+        "[DEGRADED:warning] meeting abcd-efgh-ijkl: 1 of 12 watched participants affected",
+        "[DEGRADED:critical] meeting abcd-efgh-ijkl: 2 of 12 watched participants affected",
+        "[DEGRADED:critical] meeting abcd-efgh-ijkl: 1 of 11 watched participants affected",
+        "[OVER] meeting abcd-efgh-ijkl: the session ended, after 6m",
+    ]
+    assert first["X-Watchdog-Meeting"] == "abcd-efgh-ijkl"
+    assert first.get_body(("related",)) is not None  # the worst metric's chart, inline
+
+    text, html = _parts(answers[0])
+    text = text.replace("\r\n", "\n")
+    assert "  2 of 12 watched participants affected, since 2026-11-24 10:00:00 UTC" in text
+    changed = text.split("What changed\n")[1].split("\n\n")[0]
+    assert changed == "  [critical] poor-video: Bob (p2): qualityScore.video = 1.2 (threshold < 3)"
+    people = text.split("Affected participants (worst metric each)\n")[1].split("\n\n")[0]
+    assert people.splitlines() == [
+        "  [critical] poor-video: Bob (p2): qualityScore.video = 1.2 (threshold < 3)",
+        "  [warning] poor-video: Alice (p1): qualityScore.video = 2.41 (threshold < 3)",
+    ]
+    assert (
+        "<li>[critical] poor-video: Bob (p2): qualityScore.video = 1.2 (threshold &lt; 3)" in html
+    )
+    text, _ = _parts(answers[1])
+    assert (
+        "  RESOLVED [warning] poor-video: Alice (p1): qualityScore.video back to 4.2 "
+        "(threshold < 3), after 6m"
+    ) in text
+    text, _ = _parts(answers[2])
+    assert "  Over: the session ended, after 6m (from 2026-11-24 10:00:00 UTC until" in text
+    assert host.states["test"].get("meeting-thread") is None  # the thread is over
+
+
+def test_a_two_hundred_participant_meeting_mail_lists_the_worst_fifty(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file, charts=False))
+    people = [
+        make_alert(participant_id=f"p{n}", participant_name=f"<b>Person {n}</b>\r\nBcc: x@y")
+        for n in range(200)
+    ]
+    notifier.send(_meeting(*people, watched=230))
+    (mail,) = smtp.messages  # the server's strict parser found no defect
+    assert mail["Subject"].endswith("200 of 230 watched participants affected")
+    text, html = _parts(mail)
+    assert "  ...and 150 more" in text
+    assert "&lt;b&gt;Person " in html
+    assert mail["Bcc"] is None

@@ -2,7 +2,8 @@
 
 It never raises on finite, missing, non-finite or non-numeric values, and one
 batch or sample-by-sample (with the memory serialised between steps, as a
-restart does) gives the same transitions.
+restart does) gives the same transitions, flap control (``samples``, ``warmup``)
+included; a counted rule does what a direct count of the samples says.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from watchdog.durations import format_time
 from watchdog.engine.evaluate import AlertState, Memory, Transition, evaluate
+from watchdog.engine.rules import MAX_SAMPLES
 from watchdog.videosdk.stats import ParticipantInfo, Sample, parse_stats
 
 from .helpers import T0, parse_rules
@@ -42,6 +44,19 @@ rules:
     for: 10s
   - {name: absent, absent: 45s}
   - {name: meeting, metric: qualityScore.video, op: "<", threshold: 3, meeting: {count: 1}}
+  - {name: counted, metric: qualityScore.video, op: "<", threshold: 3, samples: {need: 2, of: 4},
+     keep_firing_for: 15s, recovery_threshold: 3.5, summary: "{{ value }} {{ sparkline }}"}
+  - {name: warm, metric: averageVideoRtt, aggregate: avg, over: 30s, op: ">", threshold: 300,
+     warmup: 25s, for: 10s}
+  - name: warm-spike
+    metric: recvVideoPacketLost
+    spike: {baseline: 30s, over: 10s, min_change: 5}
+    warmup: 20s
+    samples: {need: 1, of: 2}
+  - {name: warm-count, metric: averageVideoRtt, aggregate: count, over: 30s, op: "<",
+     threshold: 2, warmup: 40s, samples: {need: 3, of: 3}}
+  - {name: warm-meeting, metric: totalPacketLost, op: ">", threshold: 50, warmup: 15s,
+     meeting: {count: 1}}
 """
 )
 INFO = ParticipantInfo(session_id="s", participant_id="p", meeting_id="m", name="Ann")
@@ -141,3 +156,39 @@ def test_non_numeric_and_non_finite_values_are_no_evidence(values: list[dict[str
     ]
     expected = evaluate(RULES, INFO, cleaned, {}, now=T0 + timedelta(hours=1))
     assert _key(result.transitions) == _key(expected.transitions)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    samples=series(),
+    of=st.integers(min_value=1, max_value=MAX_SAMPLES),
+    need=st.integers(min_value=1, max_value=MAX_SAMPLES),
+    warmup=st.integers(min_value=0, max_value=120),
+)
+def test_a_counted_rule_fires_exactly_when_need_of_the_last_of_are_bad(
+    samples: list[Sample], of: int, need: int, warmup: int
+) -> None:
+    """An oracle written from the docs: samples within ``warmup`` of the first are
+    skipped, so are those without the metric; the alert fires while at least ``need``
+    of the last ``of`` outcomes are bad and resolves when fewer are."""
+    need = min(need, of)
+    ruleset = parse_rules(
+        f"""
+rules:
+  - {{name: c, metric: averageVideoRtt, op: ">", threshold: 300,
+     samples: {{need: {need}, of: {of}}}, warmup: {warmup}s}}
+"""
+    )
+    expected, outcomes, firing = [], [], False
+    first = samples[0].time
+    for sample in samples:
+        value = sample.values.get("averageVideoRtt")
+        if sample.time - first < timedelta(seconds=warmup) or value is None:
+            continue
+        outcomes.append(value > 300)
+        holds = sum(outcomes[-of:]) >= need
+        if holds != firing:
+            firing = holds
+            expected.append((sample.time, "firing" if holds else "resolved", value))
+    got = evaluate(ruleset, INFO, samples, {}).transitions
+    assert [(t.time, t.state, t.value) for t in got] == expected

@@ -23,7 +23,6 @@ from watchdog.testing import (
     PluginTestHost,
     Reply,
     TLSCertificates,
-    grouped_notification,
     make_alert,
     make_notification,
     resolved,
@@ -158,7 +157,13 @@ def test_grouped_alerts_are_one_message_updated_in_place(
     host: PluginTestHost, slack: FakeSlack
 ) -> None:
     notifier = host.build(bot_config(slack))
-    group = grouped_notification(3)
+    people = [("Alice", "critical"), ("Bob", "warning"), ("Chandra", "info")]
+    group = make_notification(  # one rule in one meeting: the default group_by
+        *(
+            make_alert(participant_id=f"part-{i}", participant_name=name, severity=severity)
+            for i, (name, severity) in enumerate(people)
+        )
+    )
     notifier.send(group)
     (message,) = slack.top_level()
     assert message.attachments[0]["color"] == "#E01E5A"  # the worst severity firing

@@ -31,7 +31,7 @@ from watchdog import charts
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy, plan
 from watchdog.alerting.silences import describe, render
-from watchdog.alerts import Alert, Notification
+from watchdog.alerts import MEETING_VIEW, Alert, Notification, fingerprint
 from watchdog.delivery.host import PluginHost
 from watchdog.notifiers import Notifier
 from watchdog.state.store import Store
@@ -75,14 +75,22 @@ def values_alert(**kw: Any) -> Alert:
 class Daemon:
     """The parts of the running daemon a click touches: store, alert manager, notifier."""
 
-    def __init__(self, db: str, config: dict[str, Any], clock: Clock) -> None:
+    def __init__(
+        self,
+        db: str,
+        config: dict[str, Any],
+        clock: Clock,
+        policy: Policy | None = None,
+    ) -> None:
         self.store = Store(db)
         self.store.migrate()
         self.clock = clock
         self.manager = AlertManager(
             self.store.alert_log,
             self.store.silences,
-            AlertingConfig(policies={"slack": Policy(repeat_interval=timedelta(minutes=30))}),
+            AlertingConfig(
+                policies={"slack": policy or Policy(repeat_interval=timedelta(minutes=30))}
+            ),
             clock=clock,
         )
         host = PluginHost()
@@ -261,6 +269,28 @@ def test_every_button_edits_the_message_and_is_audited(
         now=NOW,
     )
     assert f"by alice ({ONCALL}) from slack" in listing
+
+
+def test_a_click_on_a_meeting_message_redraws_the_meeting(slack: FakeSlack, db: str) -> None:
+    """The meeting view's buttons act on its worst alerts; a click redraws the meeting."""
+    port = free_port()
+    daemon = Daemon(db, http_config(slack, port), Clock(), Policy(group_by=MEETING_VIEW))
+    try:
+        daemon.record(values_alert(participant_id="p1", participant_name="Alice"))
+        daemon.record(make_alert(participant_id="p2", participant_name="Bob", severity="critical"))
+        daemon.deliver()
+        [message] = slack.top_level()
+        assert click(port, slack, message, "watchdog_ack") == 200  # the worst one's: Bob's
+        text = json.dumps(message.attachments, ensure_ascii=False)
+        assert "🔴 DEGRADED · meeting abcd-efgh-ijkl" in text  # still the meeting's view
+        assert "*Affected*\\n2 participants" in text
+        assert "*poor-video* — Bob\\n👀 Acknowledged by <@U0ONCALL1>" in text
+        assert has_button(message, "watchdog_ack")  # Alice's is still there
+        assert len(message.edits) == 1
+        [ack] = daemon.store.silences.acks()
+        assert ack.fingerprint == fingerprint("poor-video", "sess-1", "p2")
+    finally:
+        daemon.close()
 
 
 def test_acknowledged_alert_gets_no_reminders(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,11 +16,12 @@ from hypothesis import strategies as st
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 from slack_sdk.models.blocks import Block
+from watchdog_slack import meeting
 from watchdog_slack.blocks import escape, message, plain, reply
 from watchdog_slack.buttons import interactive_blocks
 from watchdog_slack.limits import MESSAGE_TEXT, fit, size
 
-from watchdog.alerts import Alert, Notification
+from watchdog.alerts import Alert, Notification, meeting_changes
 from watchdog.notifiers import AlertView, DeliveryError
 from watchdog.testing import (
     PluginTestHost,
@@ -318,6 +320,47 @@ def test_any_alert_renders_a_message_slack_accepts(
     for text in (reply(notification), plain(notification)):
         assert 0 < size(text) <= MESSAGE_TEXT
         _assert_safe(text)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.large_base_example,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(hostile_notifications(), st.data())
+def test_any_meeting_renders_a_message_slack_accepts(
+    drawn: tuple[Notification, list[str]], data: st.DataObject
+) -> None:
+    """The meeting view of the same hostile alerts: its message and its thread reply."""
+    notification, pool = drawn
+    notification = replace(
+        notification,
+        group_labels={"meeting_id": pool[0]},
+        watched=data.draw(st.none() | st.integers(0, 10_000)),
+        test=False,
+    )
+    earlier = data.draw(st.none() | st.just(meeting_changes(notification).memory))
+    changes = meeting_changes(notification, earlier)
+    views = data.draw(_views(notification, pool))
+    alerts = meeting.button_alerts(changes, 5)
+    extra = interactive_blocks(replace(notification, alerts=alerts), views)
+    chart = {"file": "F0001", "title": pool[-1]}
+    for body in (
+        meeting.body(notification, changes),
+        meeting.body(notification, changes, chart, extra),
+    ):
+        assert message_problems(body) == []
+        assert size(body["text"]) <= MESSAGE_TEXT
+        for text in (body["text"], *_mrkdwn(body)):
+            _assert_safe(text)
+    for text in (meeting.reply(notification, changes), meeting.plain(notification, changes)):
+        if text is not None:
+            assert 0 < size(text) <= MESSAGE_TEXT
+            _assert_safe(text)
 
 
 @settings(max_examples=300, deadline=None)

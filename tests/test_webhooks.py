@@ -276,7 +276,7 @@ def test_the_daemon_follows_webhooks_and_status_reports_while_it_runs(
         sim.advance(10)
         resolved = daemon.wait_for("RESOLVED")
         assert "Alice (alice)" in resolved
-        assert "participant left the session" in daemon.wait_for("participant left the session")
+        assert "left while degraded" in daemon.wait_for("left while degraded")
         assert daemon.stop(signal.SIGTERM) == 0
     finally:
         daemon.kill()

@@ -8,9 +8,11 @@ notifier sees them.
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from watchdog.durations import format_time, parse_time
@@ -19,7 +21,12 @@ __all__ = [
     "BUILTIN_LABELS",
     "DEFAULT_GROUP_BY",
     "GROUP_BY_ALL",
+    "LEFT_WHILE_DEGRADED",
+    "MEETING_VIEW",
+    "SESSION_ENDED",
+    "Affected",
     "Alert",
+    "MeetingChanges",
     "Notification",
     "Severity",
     "Status",
@@ -30,7 +37,10 @@ __all__ = [
     "group_key",
     "group_labels",
     "label_set",
+    "meeting_changes",
     "meeting_fingerprint",
+    "why_over",
+    "worst_first",
 ]
 
 Status = Literal["firing", "resolved"]
@@ -51,6 +61,14 @@ BUILTIN_LABELS = (
 )
 GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per alert
 DEFAULT_GROUP_BY = ("meeting_id", "alertname")
+# group_by: [meeting_id] asks for the meeting view: one living message per meeting
+MEETING_VIEW = ("meeting_id",)
+
+LEFT_WHILE_DEGRADED = "left while degraded"
+"""``Alert.reason`` of an alert resolved because its participant left the call while it
+fired: no sample showed a recovery (an ordinary recovery has no reason)."""
+SESSION_ENDED = "the session ended"
+"""``Alert.reason`` of an alert resolved because the participant's whole session ended."""
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -93,7 +111,7 @@ class Alert:
     labels: dict[str, str] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # device, sdk, location, network
     # what the samples alone do not say: why a resolved alert resolved without a sample
-    # showing recovery ("participant left the session"; ``value`` is then the last value
+    # showing recovery (LEFT_WHILE_DEGRADED; ``value`` is then the last value
     # seen), or why a firing one is told again ("still firing; silence 3f482c67 ended");
     # None otherwise
     reason: str | None = None
@@ -240,6 +258,12 @@ class Notification:
     episode. ``reason`` says why this notification was sent, in Alertmanager's
     words (``first notification``, ``new alerts added``, ``some alerts
     resolved``, ``all alerts resolved``, ``repeat interval elapsed``).
+
+    ``watched`` is how many participants of the group's meeting the watch list held
+    when the notification was written (None when the group is not one meeting's), so
+    a meeting view can say "affected 7 of 12 watched". ``mention`` asks the notifier
+    to draw people's attention again beyond the first notification (Slack's
+    ``mentions``), e.g. an escalation step.
     """
 
     id: str
@@ -254,6 +278,15 @@ class Notification:
     group_key: str = ""
     group_labels: dict[str, str] = field(default_factory=dict)
     reason: str = ""
+    watched: int | None = None
+    mention: bool = False
+
+    @property
+    def meeting(self) -> str | None:
+        """The meeting whose view this is (``group_by: [meeting_id]``); None otherwise."""
+        if self.group_labels.keys() == {"meeting_id"}:
+            return self.group_labels["meeting_id"]
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -269,6 +302,8 @@ class Notification:
             "group_key": self.group_key,
             "group_labels": self.group_labels,
             "reason": self.reason,
+            "watched": self.watched,
+            "mention": self.mention,
         }
 
     @classmethod
@@ -292,6 +327,8 @@ class Notification:
             group_key=key,
             group_labels=labels,
             reason=str(data.get("reason", "")),
+            watched=None if data.get("watched") is None else int(data["watched"]),
+            mention=bool(data.get("mention", False)),
         )
 
 
@@ -301,3 +338,151 @@ def group_identity(
     """``(group_key, group_labels)`` of the group the first of ``alerts`` belongs to."""
     labels = group_labels(alert_labels(alerts[0]), group_by) if alerts else {}
     return group_key(notifier, labels), labels
+
+
+# -- the meeting view (group_by: [meeting_id]) ----------------------------------------
+
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _overshoot(alert: Alert) -> float:
+    """How far past its threshold the value is, relative to the threshold; 0 if unknown."""
+    value, threshold = alert.value, alert.threshold
+    if value is None or not math.isfinite(value) or not math.isfinite(threshold):
+        return 0.0
+    if alert.op in ("<", "<="):
+        gap = threshold - value
+    elif alert.op in (">", ">="):
+        gap = value - threshold
+    else:
+        return 0.0
+    return gap / abs(threshold) if threshold else gap
+
+
+def worst_first(alerts: Iterable[Alert]) -> list[Alert]:
+    """Firing before resolved, then by severity, then furthest past the threshold (relative
+    to it: an RTT 2x its limit is worse than a score 10% under it), then the longest going."""
+    return sorted(
+        alerts,
+        key=lambda a: (
+            a.status != "firing",
+            _SEVERITY_RANK.get(a.severity, 1),
+            -_overshoot(a),
+            a.starts_at,
+            a.fingerprint,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """A participant in a meeting view whose alerts fire: the worst of them, and how many."""
+
+    worst: Alert
+    firing: int
+
+
+def _affected(firing: Iterable[Alert]) -> tuple[Affected, ...]:
+    mine: dict[tuple[str, str], list[Alert]] = {}
+    for alert in firing:
+        mine.setdefault((alert.session_id, alert.participant_id), []).append(alert)
+    worst = {key: worst_first(alerts)[0] for key, alerts in mine.items()}
+    order = worst_first(worst.values())
+    return tuple(Affected(a, len(mine[(a.session_id, a.participant_id)])) for a in order)
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingChanges:
+    """A meeting view's notification read against the previous one a notifier sent.
+
+    ``affected`` is everyone whose alerts fire now, worst first; ``meeting_alerts`` the
+    firing meeting-level alerts; ``degraded`` the firing alerts that did not fire (or
+    fired with another start) at the previous notification, and ``recovered`` the
+    resolutions this one tells: each participant's transitions. ``since`` is when the
+    meeting's trouble began; ``over`` says nothing fires any more (at ``ended_at``), so
+    the meeting's message has said its last. ``memory`` (plain JSON) is what the notifier
+    keeps for the next notification, e.g. in its ``NotifierState`` beside its message.
+    """
+
+    affected: tuple[Affected, ...]
+    meeting_alerts: tuple[Alert, ...]
+    degraded: tuple[Alert, ...]
+    recovered: tuple[Alert, ...]
+    since: datetime
+    now: datetime  # when the notification was written (or its newest sample, if later)
+    over: bool
+    ended_at: datetime | None
+    peak: int  # the most participants affected at once so far
+    memory: dict[str, Any]
+
+    @property
+    def lasted(self) -> timedelta:
+        """How long the trouble has gone on: until now, or until ``ended_at`` once over."""
+        end = self.ended_at if self.ended_at is not None else self.now
+        return max(end - self.since, timedelta(0))
+
+
+def _firing_memory(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def meeting_changes(
+    notification: Notification, memory: Mapping[str, Any] | None = None
+) -> MeetingChanges:
+    """What a meeting view's notification changes, against the ``memory`` the previous
+    one left (None for the first). The same notification again (the core retrying it)
+    is read against the same previous memory, so it tells the same changes."""
+    previous = dict(memory or {})
+    if previous.get("last") == notification.id and isinstance(previous.get("before"), dict):
+        before = _firing_memory(previous["before"])
+    else:
+        before = _firing_memory(previous.get("firing"))
+    firing = [a for a in notification.alerts if a.status == "firing"]
+    recovered = worst_first(a for a in notification.alerts if a.status == "resolved")
+    degraded = worst_first(
+        a for a in firing if before.get(a.fingerprint) != format_time(a.starts_at)
+    )
+    affected = _affected(a for a in firing if a.scope == "participant")
+    known = previous.get("since")
+    known_since = parse_time(known) if isinstance(known, str) else None
+    starts = [a.starts_at for a in notification.alerts]
+    since = min([*starts, *([known_since] if known_since else [])], default=notification.created_at)
+    now = max([notification.created_at, *(a.sample_time for a in notification.alerts)])
+    ended = (
+        max((a.ends_at or a.sample_time for a in recovered), default=now) if not firing else None
+    )
+    peak = max(len(affected), _count(previous.get("peak")))
+    return MeetingChanges(
+        affected=affected,
+        meeting_alerts=tuple(worst_first(a for a in firing if a.scope == "meeting")),
+        degraded=tuple(degraded),
+        recovered=tuple(recovered),
+        since=since,
+        now=now,
+        over=not firing,
+        ended_at=ended,
+        peak=peak,
+        memory={
+            "since": format_time(since),
+            "firing": {a.fingerprint: format_time(a.starts_at) for a in firing},
+            "before": before,
+            "last": notification.id,
+            "peak": peak,
+        },
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def why_over(notification: Notification) -> str:
+    """What ended a meeting view's trouble, from its last notification: the reason its
+    resolutions share ("the session ended"), "everyone recovered", or a count of each
+    ("2 recovered, 1 participant left the session")."""
+    reasons = Counter(a.reason or "" for a in notification.alerts if a.status == "resolved")
+    if len(reasons) <= 1:
+        return next(iter(reasons), "") or "everyone recovered"
+    return ", ".join(f"{n} {reason or 'recovered'}" for reason, n in reasons.most_common())

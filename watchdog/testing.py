@@ -47,6 +47,8 @@ from pydantic import BaseModel
 
 from watchdog.alerts import (
     DEFAULT_GROUP_BY,
+    LEFT_WHILE_DEGRADED,
+    MEETING_VIEW,
     Alert,
     Notification,
     Status,
@@ -125,7 +127,7 @@ def resolved(
 ) -> Alert:
     """The same alert, resolved ``after`` its firing with a healthy value.
 
-    With a ``reason`` (e.g. "participant left the session") it resolved without a
+    With a ``reason`` (e.g. ``LEFT_WHILE_DEGRADED``) it resolved without a
     recovering sample, and keeps the last value seen, as the core sends it.
     """
     end = alert.fired_at + after
@@ -168,9 +170,14 @@ def make_notification(
 
 
 def grouped_notification(
-    count: int = 3, meeting_id: str = "abcd-efgh-ijkl", notifier: str = "test"
+    count: int = 3,
+    meeting_id: str = "abcd-efgh-ijkl",
+    notifier: str = "test",
+    group_by: Sequence[str] = MEETING_VIEW,
 ) -> Notification:
-    """Several alerts of one meeting in one notification, as ``group_by: [meeting_id]`` makes."""
+    """Several alerts of one meeting in one notification, as ``group_by: [meeting_id]`` (the
+    meeting view) makes; another ``group_by`` (e.g. ``["meeting_id", "session_id"]``) gives
+    the same alerts grouped otherwise."""
     names = ["Alice", "Bob", "Chandra", "Dmitri", "Eve", "Femi"]
     severities = ["critical", "warning", "info"]
     rtt: dict[str, Any] = {
@@ -191,7 +198,7 @@ def grouped_notification(
         for i in range(count)
     ]
     return make_notification(
-        *alerts, notifier=notifier, thread=f"group:{meeting_id}", group_by=("meeting_id",)
+        *alerts, notifier=notifier, thread=f"group:{meeting_id}", group_by=group_by
     )
 
 
@@ -525,7 +532,7 @@ class NotifierContract:
     ) -> None:
         alert = make_alert()
         firing = make_notification(alert)
-        left = resolved(alert, reason="participant left the session")
+        left = resolved(alert, reason=LEFT_WHILE_DEGRADED)
         self._accepts(notifier, [firing, make_notification(left, thread=firing.thread)], delivered)
 
     def test_grouped(self, notifier: Notifier, delivered: Callable[[], int] | None) -> None:

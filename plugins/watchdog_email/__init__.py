@@ -7,7 +7,10 @@ the resolve mail carry ``In-Reply-To``/``References`` pointing at it, so mail
 clients show them together. Only a mail that was sent is pointed at: the
 Message-ID is kept in the notifier's state once the server accepted it, so a
 resolve whose firing mail never went out (fired and resolved within the
-group wait) stands alone. Certificates are always verified (``ca_file``
+group wait) stands alone. With ``group_by: [meeting_id]`` a meeting is one
+thread whose every mail shows the meeting as it is then (who is affected,
+the worst metric of each, what changed since the last mail, how long it has
+gone on) until it is over. Certificates are always verified (``ca_file``
 adds a private CA); a password is only ever sent over TLS.
 """
 
@@ -23,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from watchdog.alerts import Notification
+from watchdog.alerts import MeetingChanges, Notification, meeting_changes
 from watchdog.charts import chart_png
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
@@ -33,7 +36,17 @@ from watchdog.notifiers import (
     NotifierType,
     Register,
 )
-from watchdog_email.render import header_value, html_body, over, subject, text_body, worst
+from watchdog_email.render import (
+    header_value,
+    html_body,
+    meeting_html,
+    meeting_subject,
+    meeting_text,
+    over,
+    subject,
+    text_body,
+    worst,
+)
 
 __version__ = "0.1.0"
 
@@ -123,12 +136,24 @@ class EmailNotifier:
 
     def compose(self, notification: Notification) -> EmailMessage:
         """The mail for a notification, threaded under its first firing."""
+        return self._compose(notification)[0]
+
+    def _compose(self, notification: Notification) -> tuple[EmailMessage, MeetingChanges | None]:
+        """The mail, and for a meeting view what it tells (for the thread's memory)."""
         key = notification.thread or notification.id
-        sent = None if notification.test else self.state.get(key)
+        record = None if notification.test else self.state.get(key)
+        sent = record
         if sent is not None and sent.get("notification") == notification.id:
             sent = None  # this is that first mail again: the core retries it
+        changes = None
+        if notification.meeting is not None and not notification.test:
+            changes = meeting_changes(notification, record.get("meeting") if record else None)
         msg = EmailMessage()
-        msg["Subject"] = subject(notification, self.config.subject_prefix)
+        msg["Subject"] = (
+            meeting_subject(notification, changes, self.config.subject_prefix)
+            if changes is not None
+            else subject(notification, self.config.subject_prefix)
+        )
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(self.config.to)
         if self.config.cc:
@@ -149,15 +174,23 @@ class EmailNotifier:
             ", ".join(sorted({a.rule for a in notification.alerts}))
         )
         msg["X-Watchdog-Thread"] = header_value(key)
-        msg.set_content(text_body(notification))
-        images = self._charts(notification)
+        if changes is not None:
+            msg["X-Watchdog-Meeting"] = header_value(notification.meeting or "")
+        images = self._charts(notification, changes)
         cids = {fp: make_msgid(domain=self.domain)[1:-1] for fp in images}
-        msg.add_alternative(html_body(notification, cids, str(msg["Subject"])), subtype="html")
+        if changes is not None:
+            msg.set_content(meeting_text(notification, changes))
+            chart = next(iter(cids.values()), None)
+            html = meeting_html(notification, changes, str(msg["Subject"]), chart)
+        else:
+            msg.set_content(text_body(notification))
+            html = html_body(notification, cids, str(msg["Subject"]))
+        msg.add_alternative(html, subtype="html")
         if images:
-            html = msg.get_payload()[1]  # type: ignore[index]
-            assert isinstance(html, EmailMessage)
+            related = msg.get_payload()[1]  # type: ignore[index]
+            assert isinstance(related, EmailMessage)
             for fp, png in images.items():
-                html.add_related(
+                related.add_related(
                     png,
                     maintype="image",
                     subtype="png",
@@ -165,32 +198,44 @@ class EmailNotifier:
                     filename=f"{fp}.png",
                     disposition="inline",
                 )
-            html.set_param("type", "text/html")  # RFC 2387: the root part's type is required
-        return msg
+            related.set_param("type", "text/html")  # RFC 2387: the root part's type is required
+        return msg, changes
 
-    def _charts(self, notification: Notification) -> dict[str, bytes]:
-        """PNG charts of the firing alerts (first few), shown inline by their Content-ID."""
+    def _charts(
+        self, notification: Notification, changes: MeetingChanges | None
+    ) -> dict[str, bytes]:
+        """PNG charts of the firing alerts (first few; a meeting's worst alone), shown inline
+        by their Content-ID."""
         if not self.config.charts or notification.test:
             return {}
+        firing = [a for a in notification.alerts if a.status == "firing"][:MAX_CHARTS]
+        if changes is not None:
+            firing = [*changes.meeting_alerts, *(x.worst for x in changes.affected)][:1]
         out = {}
-        for alert in [a for a in notification.alerts if a.status == "firing"][:MAX_CHARTS]:
+        for alert in firing:
             png = chart_png(alert)
             if png is not None:
                 out[alert.fingerprint] = png
         return out
 
     def send(self, notification: Notification) -> None:
-        msg = self.compose(notification)
+        msg, changes = self._compose(notification)
         self._deliver(msg)
         key = notification.thread or notification.id
         if notification.test:
             return
         if over(notification):
             self.state.delete(key)
-        elif self.state.get(key) is None:  # what later mails of the thread may answer
-            self.state.put(
-                key, {"message_id": str(msg["Message-ID"]), "notification": notification.id}
-            )
+            return
+        saved = self.state.get(key)
+        record = saved or {  # what later mails of the thread may answer
+            "message_id": str(msg["Message-ID"]),
+            "notification": notification.id,
+        }
+        if changes is not None:  # and, for a meeting, what this mail told
+            self.state.put(key, {**record, "meeting": changes.memory})
+        elif saved is None:
+            self.state.put(key, record)
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config

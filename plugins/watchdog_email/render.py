@@ -7,11 +7,11 @@ facts; the HTML part adds the severity colour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
 
-from watchdog.alerts import Alert, Notification
+from watchdog.alerts import Alert, MeetingChanges, Notification, why_over
 from watchdog.durations import format_duration
 
 COLOURS = {"critical": "#d0312d", "warning": "#e8a317", "info": "#2f80ed"}
@@ -54,7 +54,7 @@ def status_word(notification: Notification) -> str:
     return "STILL FIRING" if notification.repeat else "FIRING"
 
 
-def worst(alerts: tuple[Alert, ...]) -> Alert:
+def worst(alerts: Sequence[Alert]) -> Alert:
     firing = [a for a in alerts if a.status == "firing"] or list(alerts)
     return min(firing, key=lambda a: SEVERITY_ORDER.get(a.severity, 1))
 
@@ -224,5 +224,120 @@ def html_body(
                 f'alt="{escape(alert.metric)} chart" width="600" style="max-width:100%"></td></tr>'
             )
         parts.append("</table>")
+    parts.append('<p style="color:#6e6e73;font-size:12px">videosdk-watchdog</p></body></html>')
+    return _shown("".join(parts))
+
+
+# -- the meeting view (group_by: [meeting_id]): one thread per meeting --------------------
+
+MAX_LISTED = 50  # participants (and changes) a meeting mail lists; then "...and N more"
+
+
+def _affected_count(changes: MeetingChanges, watched: int | None) -> str:
+    count = len(changes.affected)
+    if watched is None or watched < count or watched == 0:
+        return f"{count} participant{'' if count == 1 else 's'}"
+    return f"{count} of {watched} watched participants"
+
+
+def meeting_subject(notification: Notification, changes: MeetingChanges, prefix: str) -> str:
+    """``[DEGRADED:critical] meeting abcd-efgh-ijkl: 7 of 12 watched participants affected``,
+    ``[OVER] meeting ...: the session ended, after 34m``: the state in the inbox list."""
+    meeting = notification.meeting or "unknown"
+    if changes.over:
+        text = (
+            f"[OVER] meeting {meeting}: {why_over(notification)}, "
+            f"after {format_duration(changes.lasted)}"
+        )
+    else:
+        head = worst([*changes.meeting_alerts, *(x.worst for x in changes.affected)])
+        counts = _affected_count(changes, notification.watched)
+        text = f"[DEGRADED:{head.severity}] meeting {meeting}: {counts} affected"
+    return header_value(f"{prefix} {text}")
+
+
+def _state_line(alert: Alert) -> str:
+    """``[critical] poor-video: Alice (p1): qualityScore.video = 2.41 (threshold < 3)``."""
+    value = dict(_detail(alert))["Value"]
+    line = f"[{alert.severity}] {alert.rule}: {alert.who}: {value}"
+    if alert.reason:
+        line += f" ({alert.reason})"
+    if alert.status == "resolved":
+        line = f"RESOLVED {line}, after {lasted(alert)}"
+    return line
+
+
+def _meeting_sections(
+    notification: Notification, changes: MeetingChanges
+) -> list[tuple[str, list[str]]]:
+    """(title, lines) of a meeting mail, shared by its text and HTML parts."""
+    meeting = notification.meeting or "unknown"
+    state = (
+        f"Over: {why_over(notification)}, after {format_duration(changes.lasted)} "
+        f"(from {when(changes.since)} until {when(changes.ended_at)}); "
+        f"at most {changes.peak} participants were affected at once."
+        if changes.over
+        else f"{_affected_count(changes, notification.watched)} affected"
+        + (f" (at most {changes.peak})" if changes.peak > len(changes.affected) else "")
+        + f", since {when(changes.since)} ({format_duration(changes.lasted)} so far)."
+    )
+    sections = [(f"Meeting {meeting}", [state])]
+    if notification.repeat and not changes.over:
+        sections[0][1].append("Reminder: still degraded.")
+    moves = [*changes.degraded, *changes.recovered]
+    if moves:
+        sections.append(("What changed", _capped([_state_line(a) for a in moves])))
+    if changes.meeting_alerts:
+        sections.append(("Meeting-wide", [_state_line(a) for a in changes.meeting_alerts]))
+    if changes.affected:
+        people = [
+            _state_line(x.worst) + (f" (+{x.firing - 1} more)" if x.firing > 1 else "")
+            for x in changes.affected
+        ]
+        sections.append(("Affected participants (worst metric each)", _capped(people)))
+    return sections
+
+
+def _capped(lines: list[str]) -> list[str]:
+    hidden = len(lines) - MAX_LISTED
+    return lines[:MAX_LISTED] + ([f"...and {hidden} more"] if hidden > 0 else [])
+
+
+def meeting_text(notification: Notification, changes: MeetingChanges) -> str:
+    lines: list[str] = []
+    for title, rows in _meeting_sections(notification, changes):
+        lines += [title, *(f"  {row}" for row in rows), ""]
+    lines += ["-- ", "videosdk-watchdog"]
+    return _shown("\n".join(lines))
+
+
+def meeting_html(
+    notification: Notification, changes: MeetingChanges, title: str, chart: str | None = None
+) -> str:
+    """The meeting mail's HTML part; ``chart`` is the Content-ID of the worst alert's chart."""
+    colour = (
+        RESOLVED_COLOUR
+        if changes.over
+        else COLOURS.get(
+            worst([*changes.meeting_alerts, *(x.worst for x in changes.affected)]).severity,
+            COLOURS["warning"],
+        )
+    )
+    parts = [
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head>"
+        '<body style="font-family:-apple-system,Segoe UI,Helvetica,'
+        'Arial,sans-serif;font-size:15px;color:#1d1d1f;margin:0;padding:12px">'
+    ]
+    for index, (heading, rows) in enumerate(_meeting_sections(notification, changes)):
+        style = f"border-left:6px solid {colour};padding-left:10px" if index == 0 else ""
+        parts.append(f'<h2 style="font-size:17px;{style}">{escape(heading)}</h2><ul>')
+        parts += [f"<li>{escape(row)}</li>" for row in rows]
+        parts.append("</ul>")
+    if chart:
+        parts.append(
+            f'<p><img src="cid:{escape(chart)}" alt="chart of the worst metric" width="600" '
+            'style="max-width:100%"></p>'
+        )
     parts.append('<p style="color:#6e6e73;font-size:12px">videosdk-watchdog</p></body></html>')
     return _shown("".join(parts))

@@ -5,10 +5,12 @@ With a bot token (scope ``chat:write``) the first firing is posted to the
 channel; reminders go in its thread; the resolve updates the original message
 to show it resolved and replies in the thread. Where the message lives
 (channel and ts) is kept in the notifier's durable state under the
-notification's thread, so this works across restarts. An incoming webhook
-cannot edit or thread, so each notification is a new message. Messages are cut
-to Slack's limits; one Slack still refuses for its blocks is sent again as
-plain text, so the alert arrives either way.
+notification's thread, so this works across restarts. With ``group_by:
+[meeting_id]`` a meeting has one message, edited as its participants go bad and
+recover, with their transitions in its thread (:mod:`watchdog_slack.meeting`).
+An incoming webhook cannot edit or thread, so each notification is a new
+message. Messages are cut to Slack's limits; one Slack still refuses for its
+blocks is sent again as plain text, so the alert arrives either way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.error import URLError
 
@@ -24,8 +28,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from watchdog.alerts import Notification
+from watchdog.alerts import Alert, MeetingChanges, Notification, meeting_changes
 from watchdog.charts import chart_png
+from watchdog.durations import format_time, parse_time
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     AlertActions,
@@ -39,8 +44,9 @@ from watchdog.notifiers import (
     delivery_error_for,
     retry_after_seconds,
 )
+from watchdog_slack import meeting
 from watchdog_slack.blocks import message, plain, reply
-from watchdog_slack.buttons import interactive_blocks
+from watchdog_slack.buttons import MAX_BUTTON_ALERTS, interactive_blocks
 from watchdog_slack.endpoint import InteractionEndpoint
 from watchdog_slack.interactions import Interactions, Permissions
 from watchdog_slack.socketmode import SocketListener
@@ -88,6 +94,7 @@ REFUSED_CONTENT = frozenset(
     {"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "msg_too_long"}
 )
 Severity = Literal["critical", "warning", "info"]
+CHART_EVERY = timedelta(minutes=5)  # a meeting's chart is redrawn at most this often
 
 
 class SlackError(DeliveryError):
@@ -372,6 +379,9 @@ class SlackBot:
         return data
 
     def send(self, notification: Notification) -> None:
+        if notification.meeting is not None and not notification.test:
+            self._send_meeting(notification)
+            return
         body = self._body(notification)
         key = notification.thread or notification.id
         original = self.state.get(key)
@@ -464,15 +474,216 @@ class SlackBot:
 
         The empty ``attachments`` make chat.update drop the original's blocks too.
         """
-        try:
-            return self._call(method, **kwargs)
-        except SlackError as exc:
-            if exc.code not in REFUSED_CONTENT:
-                raise
-            self.log.warning(
-                "Slack %s refused the message (%s); sending it as plain text", method, exc.code
-            )
+        return self._call_refused(method, fallback, None, **kwargs)
+
+    def _call_refused(
+        self,
+        method: str,
+        fallback: Callable[[], str],
+        lighter: dict[str, Any] | None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """``_call_or_plain``, trying a ``lighter`` body (the message without its chart)
+        before the plain text, when one is given."""
+        attempts = [kwargs, *([{**kwargs, **lighter}] if lighter is not None else [])]
+        for number, attempt in enumerate(attempts, start=1):
+            try:
+                return self._call(method, **attempt)
+            except SlackError as exc:
+                if exc.code not in REFUSED_CONTENT:
+                    raise
+                self.log.warning(
+                    "Slack %s refused the message (%s); sending it %s",
+                    method,
+                    exc.code,
+                    "as plain text" if number == len(attempts) else "without its chart",
+                )
         return self._call(method, **{**kwargs, "text": fallback(), "attachments": []})
+
+    # -- the meeting view (group_by: [meeting_id]) ------------------------------------
+
+    def _send_meeting(self, notification: Notification) -> None:
+        """Edit the meeting's message to show it now and reply with what changed; the
+        first notification posts it. Its record (where it lives, what it last showed,
+        its chart) is kept under the notification's thread until the trouble is over."""
+        key = notification.thread or notification.id
+        saved = self.state.get(key)
+        changes = meeting_changes(notification, saved.get("meeting") if saved else None)
+        if saved is None:
+            self._post_meeting(notification, changes, key)
+            return
+        channel, ts = str(saved["channel"]), str(saved["ts"])
+        chart = self._meeting_chart(notification, changes, channel, ts, saved.get("chart"))
+        if not self._draw_meeting(notification, changes, channel, ts, chart):
+            self._meeting_gone(notification, changes, key)
+            return
+        text = meeting.reply(notification, changes)
+        if text is not None:
+            try:
+                self._call(
+                    "chat.postMessage",
+                    channel=channel,
+                    thread_ts=ts,
+                    text=_mention(self.mentions, notification, text)
+                    if notification.mention
+                    else text,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackError as exc:
+                if exc.code != "thread_not_found":
+                    raise
+                self._meeting_gone(notification, changes, key)
+                return
+        self._keep_meeting(
+            key, channel=channel, ts=ts, notification=notification, changes=changes, chart=chart
+        )
+
+    def _meeting_gone(self, notification: Notification, changes: MeetingChanges, key: str) -> None:
+        self.log.warning("the meeting's Slack message is gone; posting a new one")
+        self.state.delete(key)
+        self._post_meeting(notification, changes, key)
+
+    def _post_meeting(self, notification: Notification, changes: MeetingChanges, key: str) -> None:
+        """The meeting's message, mentioning people as a first firing does; then its chart,
+        drawn into the message at once (its one edit in this cycle)."""
+        body = meeting.body(
+            notification, changes, None, self._meeting_buttons(changes, notification)
+        )
+        data = self._call_or_plain(
+            "chat.postMessage",
+            lambda: _mention(self.mentions, notification, meeting.plain(notification, changes)),
+            channel=self.channel,
+            text=_mention(self.mentions, notification, body["text"]),
+            attachments=body["attachments"],
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        if changes.over or not data.get("ts"):
+            return  # it fired and resolved before anyone was told: nothing follows
+        channel, ts = str(data.get("channel", self.channel)), str(data["ts"])
+        self._keep_meeting(
+            key, channel=channel, ts=ts, notification=notification, changes=changes, chart=None
+        )
+        chart = self._meeting_chart(notification, changes, channel, ts, None)
+        if chart is not None:
+            self._draw_meeting(notification, changes, channel, ts, chart)
+            self._keep_meeting(
+                key, channel=channel, ts=ts, notification=notification, changes=changes, chart=chart
+            )
+
+    def _draw_meeting(
+        self,
+        notification: Notification,
+        changes: MeetingChanges,
+        channel: str,
+        ts: str,
+        chart: dict[str, Any] | None,
+    ) -> bool:
+        """Rewrite the meeting's message; False if it cannot be (deleted, too old)."""
+        extra = self._meeting_buttons(changes, notification)
+        body = meeting.body(notification, changes, chart, extra)
+        lighter = meeting.body(notification, changes, None, extra) if chart else None
+        try:
+            self._call_refused(
+                "chat.update",
+                lambda: meeting.plain(notification, changes),
+                lighter,
+                channel=channel,
+                ts=ts,
+                **body,
+            )
+        except SlackError as exc:
+            if exc.code not in UPDATE_GONE:
+                raise
+            return False
+        return True
+
+    def _meeting_buttons(
+        self, changes: MeetingChanges, notification: Notification
+    ) -> list[dict[str, Any]]:
+        """Buttons for the worst few firing alerts (views read for those alone)."""
+        if self.actions is None or changes.over:
+            return []
+        alerts = meeting.button_alerts(changes, MAX_BUTTON_ALERTS)
+        views = {a.fingerprint: self.actions.view(a.fingerprint) for a in alerts}
+        return interactive_blocks(replace(notification, alerts=alerts), views)
+
+    def _meeting_chart(
+        self,
+        notification: Notification,
+        changes: MeetingChanges,
+        channel: str,
+        ts: str,
+        previous: object,
+    ) -> dict[str, Any] | None:
+        """The chart the message shows: the worst firing alert's, uploaded into the thread
+        when it is another alert's than the one shown, at most every ``CHART_EVERY``."""
+        shown = previous if isinstance(previous, dict) and "file" in previous else None
+        if not self.config.charts or changes.over:
+            return shown
+        worst = next(iter(meeting.button_alerts(changes, 1)), None)
+        if worst is None or (shown is not None and shown.get("alert") == worst.fingerprint):
+            return shown
+        drawn_at = parse_time(shown.get("at")) if shown is not None else None
+        if drawn_at is not None and changes.now - drawn_at < CHART_EVERY:
+            return shown
+        file_id = self._upload_chart(worst, channel, ts)
+        if file_id is None:
+            return shown
+        return {
+            "alert": worst.fingerprint,
+            "file": file_id,
+            "title": meeting.chart_title(worst),
+            "at": format_time(changes.now),
+        }
+
+    def _upload_chart(self, alert: Alert, channel: str, ts: str) -> str | None:
+        """A chart into the thread; its file ID, or None (no chart, or the upload failed:
+        a failure costs the chart, not the message)."""
+        png = chart_png(alert)
+        if png is None:
+            return None
+        try:
+            response = self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                content=png,
+                filename=f"{alert.rule}-{alert.fingerprint}.png",
+                title=meeting.chart_title(alert),
+            )
+        except (SlackApiError, SlackClientError, URLError, OSError) as exc:
+            self.log.warning("could not upload the chart to Slack: %s", exc)
+            return None
+        files = response.get("files") or []
+        first = files[0] if isinstance(files, list) and files else {}
+        return str(first["id"]) if isinstance(first, dict) and first.get("id") else None
+
+    def _keep_meeting(
+        self,
+        key: str,
+        *,
+        channel: str,
+        ts: str,
+        notification: Notification,
+        changes: MeetingChanges,
+        chart: dict[str, Any] | None,
+    ) -> None:
+        """Remember the message for the next notification and for clicks; forget it once
+        the trouble is over (a new episode posts a new message)."""
+        if changes.over:
+            self.state.delete(key)
+            return
+        self.state.put(
+            key,
+            {
+                "channel": channel,
+                "ts": ts,
+                "meeting": changes.memory,
+                "chart": chart,
+                "notification": meeting.kept(notification).to_dict(),
+            },
+        )
 
 
 class SlackWebhook:

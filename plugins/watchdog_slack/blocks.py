@@ -172,7 +172,7 @@ def headline(notification: Notification) -> str:
     return f"{prefix}{mark} {word} {counts} in {where} ({rules})"
 
 
-def _header(text: str) -> dict[str, Any]:
+def header_block(text: str) -> dict[str, Any]:
     """A header: plain text (Slack shows it as written), one line, at most 150 long."""
     text = text.replace("\n", " ").translate(_UNSHOWABLE)
     return {
@@ -181,30 +181,30 @@ def _header(text: str) -> dict[str, Any]:
     }
 
 
-def _mrkdwn(text: str, limit: int = TEXT_OBJECT) -> dict[str, str]:
+def mrkdwn(text: str, limit: int = TEXT_OBJECT) -> dict[str, str]:
     return {"type": "mrkdwn", "text": fit(text, limit)}
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(text, SECTION_TEXT)}
+def section_block(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn(text, SECTION_TEXT)}
 
 
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
+def context_block(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [mrkdwn(text)]}
 
 
 def _single(alert: Alert, notification: Notification) -> list[dict[str, Any]]:
     word = status_word(notification)
     blocks: list[dict[str, Any]] = [
-        _header(f"{icon(alert)} {word} · {alert.rule}"),
+        header_block(f"{icon(alert)} {word} · {alert.rule}"),
         {
             "type": "section",
-            "text": _mrkdwn(f"{who(alert)} in meeting {meeting(alert)}", SECTION_TEXT),
+            "text": mrkdwn(f"{who(alert)} in meeting {meeting(alert)}", SECTION_TEXT),
             "fields": [
-                _mrkdwn(f"*Severity*\n{inline(alert.severity)}", FIELD_TEXT),
-                _mrkdwn(f"*Value*\n{value_line(alert)}", FIELD_TEXT),
-                _mrkdwn(f"*Started*\n{slack_time(alert.starts_at)}", FIELD_TEXT),
-                _mrkdwn(
+                mrkdwn(f"*Severity*\n{inline(alert.severity)}", FIELD_TEXT),
+                mrkdwn(f"*Value*\n{value_line(alert)}", FIELD_TEXT),
+                mrkdwn(f"*Started*\n{slack_time(alert.starts_at)}", FIELD_TEXT),
+                mrkdwn(
                     f"*Resolved*\n{slack_time(alert.ends_at)}, "
                     f"lasted {duration(alert.starts_at, alert.ends_at)}"
                     if alert.status == "resolved" and alert.ends_at
@@ -216,11 +216,11 @@ def _single(alert: Alert, notification: Notification) -> list[dict[str, Any]]:
     ]
     notes = _notes(alert)
     if notes:
-        blocks.append(_section("\n".join(notes)))
+        blocks.append(section_block("\n".join(notes)))
     spark = _sparkline(alert)
     if spark:
-        blocks.append(_section(f"*Trend* ({inline(alert.metric)})\n`{spark}`"))
-    blocks.append(_context(_context_line(alert)))
+        blocks.append(section_block(f"*Trend* ({inline(alert.metric)})\n`{spark}`"))
+    blocks.append(context_block(_context_line(alert)))
     return blocks
 
 
@@ -236,8 +236,10 @@ def _group(notification: Notification, room: int) -> list[dict[str, Any]]:
     word = status_word(notification)
     where = f"meeting {first.meeting_id}" if first.meeting_id else f"session {first.session_id}"
     blocks: list[dict[str, Any]] = [
-        _header(f"{icon(worst(notification.alerts))} {word} · {len(alerts)} alerts in {where}"),
-        _context(f"{firing} firing, {len(alerts) - firing} resolved"),
+        header_block(
+            f"{icon(worst(notification.alerts))} {word} · {len(alerts)} alerts in {where}"
+        ),
+        context_block(f"{firing} firing, {len(alerts) - firing} resolved"),
     ]
     shown = max(0, min(MAX_ALERT_SECTIONS, room - len(blocks) - 1))
     for alert in alerts[:shown]:
@@ -249,10 +251,10 @@ def _group(notification: Notification, room: int) -> list[dict[str, Any]]:
         spark = _sparkline(alert)
         if spark:
             lines.append(f"trend `{spark}`")
-        blocks.append(_section("\n".join(lines)))
+        blocks.append(section_block("\n".join(lines)))
     hidden = len(alerts) - shown
     if hidden > 0:
-        blocks.append(_context(f"…and {hidden} more alerts in {inline(where)}"))
+        blocks.append(context_block(f"…and {hidden} more alerts in {inline(where)}"))
     return blocks
 
 
@@ -267,7 +269,7 @@ def message(
     extra = extra or []
     head = []
     if notification.test:
-        head.append(_context("🧪 *Test alert* from `videosdk-watchdog notify-test`"))
+        head.append(context_block("🧪 *Test alert* from `videosdk-watchdog notify-test`"))
     alerts = notification.alerts
     room = MESSAGE_BLOCKS - len(head) - len(extra)
     body = _single(alerts[0], notification) if len(alerts) == 1 else _group(notification, room)

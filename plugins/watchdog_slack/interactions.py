@@ -24,10 +24,12 @@ from slack_sdk.webhook import WebhookClient
 
 from watchdog.alerts import Notification
 from watchdog.notifiers import ActionResult, AlertActions, AlertView, NotifierState
+from watchdog_slack import meeting
 from watchdog_slack.blocks import inline, message, slack_time
 from watchdog_slack.buttons import (
     ACK,
     ACTION_IDS,
+    MAX_BUTTON_ALERTS,
     SILENCE_1H,
     SILENCE_MEETING,
     actor,
@@ -157,9 +159,12 @@ class Interactions:
             view.alert if a.fingerprint == view.fingerprint else a for a in notification.alerts
         )
         notification = replace(notification, alerts=alerts)
-        views = {a.fingerprint: self.actions.view(a.fingerprint) for a in alerts}
-        views[view.fingerprint] = view
-        body = message(notification, interactive_blocks(notification, views))
+        if notification.meeting is not None and "meeting" in saved:
+            body = self._meeting_body(saved, notification, view)
+        else:
+            views = {a.fingerprint: self.actions.view(a.fingerprint) for a in alerts}
+            views[view.fingerprint] = view
+            body = message(notification, interactive_blocks(notification, views))
         channel = str(saved.get("channel") or container.get("channel_id") or "")
         ts = str(saved.get("ts") or container.get("message_ts") or "")
         try:
@@ -168,6 +173,20 @@ class Interactions:
             self.log.warning("could not update the Slack message after a click: %s", exc)
             return False
         return True
+
+    def _meeting_body(
+        self, saved: dict[str, Any], notification: Notification, view: AlertView
+    ) -> dict[str, Any]:
+        """A meeting's message as last drawn, with the clicked alert's new state."""
+        changes = meeting.redrawn(saved, notification)
+        shown = meeting.button_alerts(changes, MAX_BUTTON_ALERTS)
+        views = {a.fingerprint: self.actions.view(a.fingerprint) for a in shown}
+        views[view.fingerprint] = view
+        extra = interactive_blocks(replace(notification, alerts=shown), views)
+        chart = saved.get("chart")
+        return meeting.body(
+            notification, changes, chart if isinstance(chart, dict) else None, extra
+        )
 
     def _respond(self, response_url: str, body: dict[str, Any]) -> None:
         if not response_url:

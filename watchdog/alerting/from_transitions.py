@@ -58,4 +58,5 @@ def alert_from(transition: Transition) -> Alert:
         sparkline=transition.sparkline,
         values=list(transition.values),
         scope=transition.scope,
+        reason=transition.reason,
     )

@@ -32,6 +32,7 @@ from watchdog.alerts import (
     BUILTIN_LABELS,
     DEFAULT_GROUP_BY,
     GROUP_BY_ALL,
+    MEETING_VIEW,
     Notification,
     Status,
     group_key,
@@ -89,6 +90,7 @@ class Policy:
     repeat_interval: timedelta = timedelta(hours=4)  # 0: never remind
     group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     group_wait: timedelta = timedelta(0)
+    group_interval: timedelta = timedelta(0)  # least time between a group's notifications
 
 
 # group_by's old names: the label meant, or every label for ``fingerprint`` (one alert a group)
@@ -128,7 +130,7 @@ class AlertingConfig:
         base = settings.alerting
         return cls(
             policies={
-                name: policy_for(base, notifier_options(entry))
+                name: policy_for(base, notifier_options(entry), settings.poll.interval)
                 for name, entry in settings.notifiers.items()
             },
             routes=tuple(Route(parse_matchers(r.match), tuple(r.notify)) for r in base.routes),
@@ -144,7 +146,10 @@ def notifier_options(entry: Mapping[str, object]) -> NotifierOptions:
     )
 
 
-def policy_for(base: AlertingSettings, options: NotifierOptions) -> Policy:
+def policy_for(
+    base: AlertingSettings, options: NotifierOptions, poll_interval: timedelta = timedelta(0)
+) -> Policy:
+    group_by = grouping(base.group_by if options.group_by is None else options.group_by)
     return Policy(
         send_resolved=(
             base.send_resolved if options.send_resolved is None else options.send_resolved
@@ -152,8 +157,13 @@ def policy_for(base: AlertingSettings, options: NotifierOptions) -> Policy:
         repeat_interval=(
             base.repeat_interval if options.repeat_interval is None else options.repeat_interval
         ),
-        group_by=grouping(base.group_by if options.group_by is None else options.group_by),
+        group_by=group_by,
         group_wait=base.group_wait if options.group_wait is None else options.group_wait,
+        group_interval=next(
+            (i for i in (options.group_interval, base.group_interval) if i is not None),
+            # the meeting view edits one message: at most once a poll cycle by default
+            poll_interval if group_by == MEETING_VIEW else timedelta(0),
+        ),
     )
 
 
@@ -244,6 +254,9 @@ def plan(
     - An alert change waits ``group_wait`` (counted from the change itself) so that
       alerts of one group changing together travel in one notification; ``final``
       (the one-shot ``once`` command) sends without waiting.
+    - A group already notified is not notified again sooner than ``group_interval``
+      after: the changes in between travel together (a flapping meeting's message is
+      edited once a cycle, not once a participant).
     - A notification carries the group's firing alerts plus the resolutions to tell.
     - A resolution is told only to notifiers that were told the alert fired and have
       ``send_resolved``; an alert that fired and resolved before anyone was told is
@@ -371,7 +384,8 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
     state = group.snapshot.groups.get((name, group.state_key))
     if actionable:
         first_change = min(a.changed_at for a in actionable)
-        if not group.final and first_change + policy.group_wait > now:
+        spaced = state is not None and state.notified_at + policy.group_interval > now
+        if not group.final and (first_change + policy.group_wait > now or spaced):
             unhandled.update(a.alert.fingerprint for a in actionable)
             return
         resolved: list[ActiveAlert] = []
@@ -498,6 +512,26 @@ def _send(
     return state
 
 
+def with_watched(
+    outbox: list[tuple[str, str, Notification]],
+    watching_in: Callable[[Iterable[str]], Mapping[str, int]],
+) -> list[tuple[str, str, Notification]]:
+    """Each notification of one meeting's group, with how many of its participants are
+    watched now (a meeting view's "affected 7 of 12 watched"); one query for them all."""
+    meetings = {
+        n.group_labels["meeting_id"] for _, _, n in outbox if "meeting_id" in n.group_labels
+    }
+    if not meetings:
+        return outbox
+    watched = watching_in(meetings)
+    return [
+        (key, order, replace(n, watched=watched.get(n.group_labels["meeting_id"], 0)))
+        if "meeting_id" in n.group_labels
+        else (key, order, n)
+        for key, order, n in outbox
+    ]
+
+
 GATHER = 0.25  # seconds: alerts of polls finishing this close together travel together
 
 
@@ -520,9 +554,12 @@ class AlertManager:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         leads: Callable[[], bool] = lambda: True,
+        watching_in: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
     ) -> None:
         self.alert_log = alert_log
         self.silences = silences
+        # how many each meeting has watched (WatchList.watching_in), for Notification.watched
+        self.watching_in = watching_in
         self.config = config
         self.on_queued = on_queued
         self.clock = clock
@@ -619,6 +656,8 @@ class AlertManager:
             if not write:
                 self._exported = inhibition.export(snapshot.inhibited, self._exported)
                 return 0
+            if self.watching_in is not None:
+                write.outbox = with_watched(write.outbox, self.watching_in)
             queued = self.alert_log.apply_alerting(write)
             self._exported = inhibition.export(inhibition.after(snapshot, write), self._exported)
         for _, _, notification in write.outbox:

@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         help="end of the recording, for absent-data rules: an ISO-8601 time, or an offset "
         "after the newest sample such as 10m (default: gaps only)",
     )
+    replay.add_argument(
+        "--left",
+        action="store_true",
+        help="every participant left the call after its last recorded sample: alerts still "
+        "firing then resolve with reason 'left while degraded'",
+    )
     test_rules = sub.add_parser("test-rules", help="run the test cases in rules files")
     test_rules.add_argument("files", metavar="FILE", nargs="+")
     schema = sub.add_parser("schema", help="print the JSON Schema of the config or rules file")
@@ -313,7 +319,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     f"{args.now!r} is neither an ISO-8601 time nor an offset after the "
                     "newest sample like 10m",
                 ) from None
-    for transition in replay(rules, args.stats, now=now):
+    for transition in replay(rules, args.stats, now=now, left=args.left):
         print(json.dumps(transition.to_json()))
     return EXIT_OK
 

@@ -315,6 +315,8 @@ class NotifierOptions(_Section):
     """Override of ``alerting.group_by`` for this entry."""
     group_wait: Duration | None = None
     """Override of ``alerting.group_wait`` for this entry."""
+    group_interval: Duration | None = None
+    """Override of ``alerting.group_interval`` for this entry."""
 
 
 NOTIFIER_CORE_KEYS = frozenset({"type", *NotifierOptions.model_fields})
@@ -328,6 +330,9 @@ class AlertingSettings(_Section):
     )
     group_wait: Duration = timedelta(0)
     """Hold a group's first notification (and each change) this long to collect more alerts."""
+    group_interval: Duration | None = None
+    """Least time between two notifications of one group: changes in between travel together.
+    Unset: 0s, but the poll interval for the meeting view (``group_by: [meeting_id]``)."""
     repeat_interval: Duration = timedelta(hours=4)
     """Remind about a group still firing this often (0s: never)."""
     send_resolved: bool = True

@@ -8,7 +8,8 @@ from the API server (its ``Date`` header), never the local clock.
 
 Per participant the engine keeps a ``Memory``: the recent points of the
 metrics rules look at, trimmed to the longest window (plus a short tail for
-sparklines), so state stays bounded however long a call runs.
+sparklines), and for rules that count samples their last outcomes (one integer
+each), so state stays bounded however long a call runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from watchdog.durations import format_time, parse_time
-from watchdog.engine.rules import Rule
+from watchdog.engine.rules import MAX_SAMPLES, Rule, SampleCount
 from watchdog.engine.series import Series, duration_micros, micros
 from watchdog.engine.sparklines import sparkline
 from watchdog.engine.templates import render
@@ -33,6 +34,7 @@ Phase = Literal["pending", "firing"]
 Scope = Literal["participant", "meeting"]
 
 SPARK_POINTS = 16  # recent values kept per metric for sparklines, beyond any window
+OUTCOME_BITS = (1 << MAX_SAMPLES) - 1  # what a rule's stored outcomes may hold
 ZERO = timedelta(0)
 K = TypeVar("K")  # what an alert state is keyed by: a rule name, or a rule and meeting
 
@@ -81,9 +83,12 @@ class Memory:
     """What the engine remembers about one participant between evaluations."""
 
     last_time: datetime | None = None  # newest sample evaluated
-    first_time: datetime | None = None  # oldest sample ever seen (spike baselines need history)
+    first_time: datetime | None = None  # oldest sample ever seen: spike history, warm-ups
     series: dict[str, Series] = field(default_factory=dict)
     conditions: dict[str, Condition] = field(default_factory=dict)
+    # rules with ``samples``: their latest outcomes as bits, newest lowest (1: condition met);
+    # None until one counts, so participants without such rules carry no empty dict
+    outcomes: dict[str, int] | None = None
 
     def copy(self) -> Memory:
         return Memory(
@@ -91,6 +96,7 @@ class Memory:
             self.first_time,
             {metric: points.copy() for metric, points in self.series.items()},
             dict(self.conditions),
+            None if self.outcomes is None else dict(self.outcomes),
         )
 
     def clamp(self, limit: datetime, now: datetime) -> bool:
@@ -114,8 +120,10 @@ class Memory:
 
     def to_json(self) -> dict[str, Any]:
         """Version 2: each series as ``[[microseconds, ...], [value, ...]]``, written every
-        poll with new samples, so no per-point timestamp formatting."""
-        return {
+        poll with new samples, so no per-point timestamp formatting. ``outcomes`` (a rule's
+        latest outcomes as one integer) is only written when a rule counts samples; an
+        older reader ignores it."""
+        data: dict[str, Any] = {
             "v": 2,
             "last": self.last_time.isoformat() if self.last_time else None,
             "first": self.first_time.isoformat() if self.first_time else None,
@@ -124,6 +132,9 @@ class Memory:
                 rule: [c.time.isoformat(), c.holds, c.value] for rule, c in self.conditions.items()
             },
         }
+        if self.outcomes:
+            data["outcomes"] = dict(self.outcomes)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Memory:
@@ -149,6 +160,13 @@ class Memory:
                     memory.conditions[sys.intern(str(rule))] = Condition(
                         moment, bool(item[1]), float(item[2])
                     )
+        outcomes = data.get("outcomes")
+        if isinstance(outcomes, dict):
+            memory.outcomes = {
+                sys.intern(str(rule)): bits & OUTCOME_BITS
+                for rule, bits in outcomes.items()
+                if isinstance(bits, int) and not isinstance(bits, bool) and bits >= 0
+            } or None
         return memory
 
 
@@ -186,6 +204,7 @@ class Transition:
     scope: Scope = "participant"
     affected: tuple[str, ...] = ()  # meeting rules: who meets the condition
     watched: int = 0  # meeting rules: participants with data
+    reason: str | None = None  # a resolution no sample showed: e.g. the participant left
 
     @property
     def sparkline(self) -> str | None:
@@ -203,6 +222,8 @@ class Transition:
         }
         if self.scope == "meeting":
             line["meetingId"] = self.info.meeting_id
+        if self.reason is not None:
+            line["reason"] = self.reason
         return line
 
 
@@ -230,12 +251,13 @@ def lookback(rules: Iterable[Rule]) -> timedelta:
     """How much of a new participant's history the poller evaluates on first sight.
 
     At least what can still change its alerts now (the longest ``over`` window
-    plus ``for`` plus ``keep_firing_for`` of any rule), and at least two minutes
+    plus ``for`` plus ``keep_firing_for`` of any rule, after its ``warmup``: the first
+    sample seen starts a warm-up), and at least two minutes
     so an alert already firing reports a useful ``since``. Older samples would alert
     on episodes that ended long ago, and cost: a daemon starting with 10,000
     participants in long calls evaluates this stretch of each in its first cycle.
     """
-    return max([FIRST_SIGHT, *(r.window + r.for_ + r.keep_firing_for for r in rules)])
+    return max([FIRST_SIGHT, *(r.warmup + r.window + r.for_ + r.keep_firing_for for r in rules)])
 
 
 def evaluate(
@@ -262,8 +284,16 @@ def evaluate(
     keep = {metric: duration_micros(span) for metric, span in horizons(applicable).items()}
     for metric in [m for m in memory.series if m not in keep]:
         del memory.series[metric]  # no rule looks at it any more (rules changed)
-    absent = [rule for rule in applicable if rule.absent is not None]
-    valued = [rule for rule in applicable if rule.absent is None]
+    absent: list[Rule] = []
+    valued: list[Rule] = []
+    tuned: list[Rule] = []  # count samples or warm up: their own path, so others cost nothing
+    for rule in applicable:
+        if rule.absent is not None:
+            absent.append(rule)
+        elif rule.samples is None and not rule.warmup:
+            valued.append(rule)
+        else:
+            tuned.append(rule)
     for sample in samples:
         time = sample.time
         if memory.last_time is not None and time <= memory.last_time:
@@ -304,6 +334,8 @@ def evaluate(
                 memory=memory,
                 out=result,
             )
+        for rule in tuned:
+            _tuned_step(rule, info, time, stamp=stamp, numbers=numbers, memory=memory, out=result)
     for metric, horizon in keep.items():
         points = memory.series.get(metric)
         if points:
@@ -317,7 +349,62 @@ def evaluate(
     for rule_name in list(memory.conditions):
         if all(r.name != rule_name or r.meeting is None for r in applicable):
             del memory.conditions[rule_name]
+    if memory.outcomes is not None:  # forget the counts of rules that no longer count
+        counting = {rule.name for rule in tuned if rule.samples is not None}
+        kept = {name: bits for name, bits in memory.outcomes.items() if name in counting}
+        memory.outcomes = kept or None
     return result
+
+
+def _tuned_step(
+    rule: Rule,
+    info: ParticipantInfo,
+    time: datetime,
+    *,
+    stamp: int,
+    numbers: Mapping[str, float],
+    memory: Memory,
+    out: Evaluation,
+) -> None:
+    """One sample through a rule with ``warmup`` or ``samples``: samples in the warm-up
+    are not judged (nor are they in its windows); a counted rule holds while enough of
+    its latest outcomes met the condition."""
+    since: int | None = None
+    if rule.warmup:
+        assert memory.first_time is not None  # set at this participant's first sample
+        if time - memory.first_time < rule.warmup:
+            return
+        since = micros(memory.first_time) + duration_micros(rule.warmup)
+    firing = _firing(out.states.get(rule.name))
+    verdict = _judge(rule, numbers, memory, stamp, firing, since=since)
+    if verdict is None:
+        return
+    holds, value, threshold = verdict
+    if rule.meeting is not None:
+        memory.conditions[rule.name] = Condition(time, holds, value)
+        return
+    if rule.samples is not None:
+        holds = _count(memory, rule.name, rule.samples, holds)
+    _step(
+        rule,
+        info,
+        time,
+        holds=holds,
+        value=value,
+        threshold=threshold,
+        memory=memory,
+        out=out,
+    )
+
+
+def _count(memory: Memory, name: str, counted: SampleCount, holds: bool) -> bool:
+    """Record this outcome; True while at least ``need`` of the last ``of`` met the condition."""
+    outcomes = memory.outcomes
+    if outcomes is None:
+        outcomes = memory.outcomes = {}
+    bits = ((outcomes.get(name, 0) << 1) | holds) & ((1 << counted.of) - 1)
+    outcomes[name] = bits
+    return bits.bit_count() >= counted.need
 
 
 def _number(value: object) -> float | None:
@@ -378,10 +465,17 @@ def aggregate(name: str, times: Sequence[int], values: Sequence[float]) -> float
 
 
 def _judge(
-    rule: Rule, numbers: Mapping[str, float], memory: Memory, time: int, firing: bool
+    rule: Rule,
+    numbers: Mapping[str, float],
+    memory: Memory,
+    time: int,
+    firing: bool,
+    *,
+    since: int | None = None,
 ) -> tuple[bool, float, float | None] | None:
     """(condition holds, value shown, effective threshold) at this sample (microseconds),
-    from the sample's already judged ``numbers``; None: no evidence."""
+    from the sample's already judged ``numbers``; None: no evidence. ``since``: windows
+    leave out points before it (a warm-up's)."""
     metric = str(rule.metric)
     current = numbers.get(metric)
     if rule.aggregate is not None and rule.over is not None:
@@ -389,6 +483,8 @@ def _judge(
             return None
         points = memory.series.get(metric)
         start = time - duration_micros(rule.over)
+        if since is not None and start < since - 1:
+            start = since - 1  # windows hold start < time <= end
         times, window = points.span(start, time) if points else ((), ())
         value = aggregate(rule.aggregate, times, window)
         if value is None:
@@ -397,31 +493,37 @@ def _judge(
     if rule.spike is not None:
         if current is None:
             return None
-        return _spike(rule, memory, time, current)
+        return _spike(rule, memory, time, current, since)
     if current is None:
         return None
     return rule.holds(current, firing), current, rule.threshold
 
 
 def _spike(
-    rule: Rule, memory: Memory, time: int, current: float
+    rule: Rule, memory: Memory, time: int, current: float, since: int | None = None
 ) -> tuple[bool, float, float | None] | None:
+    """``since``: history starts there, not at the first sample (a warm-up's end)."""
     spike = rule.spike
     assert spike is not None
     points = memory.series.get(str(rule.metric))
     over = duration_micros(spike.over)
     split = time - over
     if over:
-        recent = _window(points, split, time)
+        recent = _window(points, split if since is None else max(split, since - 1), time)
         current = math.fsum(recent) / len(recent) if recent else current
     else:
         split = time - 1  # the baseline is everything before this sample
-    base_values = _window(points, split - duration_micros(spike.baseline), split)
+    start = split - duration_micros(spike.baseline)
+    if since is not None and start < since - 1:
+        start = since - 1
+    base_values = _window(points, start, split)
     if not base_values:
         return None
     baseline = math.fsum(base_values) / len(base_values)
-    first = memory.first_time
-    enough = first is not None and split - micros(first) >= duration_micros(spike.needed)
+    history = since  # where the participant's usable history starts
+    if history is None and memory.first_time is not None:
+        history = micros(memory.first_time)
+    enough = history is not None and split - history >= duration_micros(spike.needed)
     if spike.direction == "up":
         limit = baseline * spike.factor if spike.factor is not None else baseline
         if spike.min_change is not None:
@@ -565,6 +667,30 @@ def _resolve_absent(
     out.transitions.append(
         transition(rule, info, time, "resolved", value=gap, state=state, threshold=threshold)
     )
+
+
+def departure(
+    rules: Iterable[Rule],
+    info: ParticipantInfo,
+    states: Mapping[str, AlertState],
+    time: datetime,
+    reason: str,
+) -> list[Transition]:
+    """A participant no longer watched: no sample will show its firing alerts recover, so
+    each resolves now, at ``time`` (its last sample), with ``reason`` and the last value seen.
+    Pending ones simply end."""
+    by_name = {rule.name: rule for rule in rules}
+    out = []
+    for name, state in sorted(states.items()):
+        rule = by_name.get(name)
+        if state.phase != "firing" or rule is None or state.fired_at is None:
+            continue
+        threshold = rule.absent.total_seconds() if rule.absent is not None else rule.threshold
+        made = transition(  # renders the rule's summary/description templates
+            rule, info, time, "resolved", value=state.value, state=state, threshold=threshold
+        )
+        out.append(replace(made, reason=reason))
+    return out
 
 
 def transition(

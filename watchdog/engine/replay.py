@@ -63,13 +63,18 @@ def load_series(paths: Iterable[str | Path]) -> list[_Series]:
 
 
 def replay(
-    rules: RuleSet, paths: Iterable[str | Path], now: datetime | timedelta | None = None
+    rules: RuleSet,
+    paths: Iterable[str | Path],
+    now: datetime | timedelta | None = None,
+    *,
+    left: bool = False,
 ) -> list[Transition]:
     """Transitions the daemon would have produced over the saved responses.
 
     ``now`` is the reference time at the end of the recording for absent-data
     rules: a time, or an offset after the newest sample in the files (the same
     answer whenever it runs); without it only gaps inside the recorded series count.
+    ``left``: every participant left the call after its last recorded sample.
     """
     series = [
         (entry.info, [entry.samples[t] for t in sorted(entry.samples)])
@@ -78,7 +83,7 @@ def replay(
     if isinstance(now, timedelta):
         newest = max((samples[-1].time for _, samples in series if samples), default=None)
         now = newest + now if newest is not None else None
-    return backtest.run(rules, series, now=now)
+    return backtest.run(rules, series, now=now, left=range(len(series)) if left else ())
 
 
 def problems_for_missing(paths: Iterable[str]) -> list[Problem]:

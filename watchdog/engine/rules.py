@@ -216,9 +216,36 @@ class MeetingScope(_Model):
     )
 
 
+MAX_SAMPLES = 50
+"""The longest ``samples.of``: the outcomes are one integer's bits per rule and participant
+(50 keep it an exact JSON number); a longer stretch is an aggregate's window."""
+
+
+class SampleCount(_Model):
+    """Fire while at least ``need`` of the last ``of`` samples meet the condition."""
+
+    need: int = Field(ge=1, description="samples of the last `of` that must meet the condition")
+    of: int = Field(
+        ge=1,
+        description=f"how many recent samples are counted (at most {MAX_SAMPLES})",
+        json_schema_extra={"maximum": MAX_SAMPLES},
+    )
+
+    @field_validator("of")
+    @classmethod
+    def _of(cls, value: int) -> int:
+        if value > MAX_SAMPLES:
+            raise ValueError(
+                f"counts at most {MAX_SAMPLES} samples; for a longer stretch use an "
+                "aggregate over a window (aggregate: avg, over: 5m)"
+            )
+        return value
+
+
 class Rule(_Model):
     """One rule: a threshold, a window aggregate, a spike or absent data, per participant
-    or per meeting. ``for`` follows Prometheus's pending/firing semantics on sample times."""
+    or per meeting. ``for`` follows Prometheus's pending/firing semantics on sample times;
+    ``samples`` instead counts bad samples among the latest (Twilio's call-quality warnings)."""
 
     name: str
     metric: str | None = Field(
@@ -227,6 +254,14 @@ class Rule(_Model):
     op: Op | None = None
     threshold: float | None = None
     for_: RuleDuration = Field(default=timedelta(0), alias="for")
+    samples: SampleCount | None = Field(
+        default=None,
+        description="fire while need of the last of samples meet the condition (instead of for)",
+    )
+    warmup: RuleDuration = Field(
+        default=timedelta(0),
+        description="ignore a participant's samples this soon after its first one",
+    )
     keep_firing_for: RuleDuration = timedelta(0)
     recovery_threshold: float | None = Field(
         default=None, description="a firing alert resolves only once past this value"
@@ -350,7 +385,7 @@ def unknown_metric(name: str) -> str:
 _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "absent": (
         *("metric", "op", "threshold", "for", "keep_firing_for", "recovery_threshold"),
-        *("aggregate", "over", "spike", "meeting"),
+        *("aggregate", "over", "spike", "meeting", "samples", "warmup"),
     ),
     "spike": ("op", "threshold", "recovery_threshold", "aggregate", "over"),
 }
@@ -402,6 +437,41 @@ def rule_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str
             )
     if rule.meeting is not None and (rule.meeting.fraction is None) == (rule.meeting.count is None):
         problems.append(("meeting", "set exactly one of fraction or count"))
+    problems.extend(_sample_count_problems(raw, rule))
+    return problems
+
+
+def _sample_count_problems(raw: dict[str, Any], rule: Rule) -> list[tuple[str | None, str]]:
+    """``samples`` is an alternative to ``for``, on a participant's own samples."""
+    counted = rule.samples
+    if counted is None:
+        return []
+    problems: list[tuple[str | None, str]] = []
+    if "for" in raw:
+        problems.append(
+            (
+                "samples",
+                "and for are alternatives: keep samples to fire on "
+                f"{counted.need} bad of the last {counted.of} samples (a good one among them "
+                "does not reset it), or for to need the condition unbroken for that long",
+            )
+        )
+    if rule.meeting is not None:
+        problems.append(
+            (
+                "samples",
+                "has no meaning in a meeting rule: the meeting is judged once a poll cycle "
+                "over its participants' latest samples; use for to hold the verdict",
+            )
+        )
+    if counted.need > counted.of:
+        problems.append(
+            (
+                "samples",
+                f"need ({counted.need}) is more than of ({counted.of}): it could never fire; "
+                "lower need or count more samples",
+            )
+        )
     return problems
 
 

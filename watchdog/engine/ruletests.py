@@ -157,6 +157,11 @@ class TestParticipant(_Model):
     org: str | None = None
     asn: str | None = None
     series: dict[str, Series] = Field(description="metric name -> values")
+    left: bool = Field(
+        default=False,
+        description="the participant leaves the call after its last sample: alerts still "
+        "firing then resolve with reason 'left while degraded'",
+    )
 
     @field_validator("series")
     @classmethod
@@ -208,6 +213,9 @@ class Expected(_Model):
     participant: str | None = Field(default=None, description="participant id (participant rules)")
     meeting: str | None = Field(default=None, description="meeting id (meeting-level rules)")
     value: float | None = None
+    reason: str | None = Field(
+        default=None, description="a resolution's reason, e.g. 'left while degraded'"
+    )
 
 
 class RuleTest(_Model):
@@ -236,12 +244,14 @@ class Outcome:
 
 
 Row = tuple[timedelta, str, str, str]
+Produced = tuple[Row, float, str | None]  # a transition: its row, value and reason
 
 
-def _row_text(row: Row, value: float | None) -> str:
+def _row_text(row: Row, value: float | None, reason: str | None = None) -> str:
     at, rule, who, state = row
     shown = f"  value={value:g}" if value is not None else ""
-    return f"{format_duration(at):>8}  {rule}  {who}  {state}{shown}"
+    why = f"  ({reason})" if reason is not None else ""
+    return f"{format_duration(at):>8}  {rule}  {who}  {state}{shown}{why}"
 
 
 def load_tests(path: str | Path, rules: RuleSet) -> list[tuple[RuleTest, int | None]]:
@@ -283,32 +293,37 @@ def _who(transition: Transition) -> str:
     return transition.info.participant_id
 
 
-def _matches(item: tuple[Row, float], row: Row, value: float | None) -> bool:
-    """Same time, rule, state and participant (any one if the test names none)."""
-    (at, rule, who, state), got = item
+def _matches(item: Produced, row: Row, expected: Expected) -> bool:
+    """Same time, rule, state and participant (any one if the test names none); the value
+    and reason where the test gives them."""
+    (at, rule, who, state), got, reason = item
     if (at, rule, state) != (row[0], row[1], row[3]) or (row[2] and who != row[2]):
         return False
+    if expected.reason is not None and reason != expected.reason:
+        return False
+    value = expected.value
     return value is None or math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-6)
 
 
 def run_test(rules: RuleSet, test: RuleTest, line: int | None = None) -> Outcome:
     series = [(p.info(), p.samples(test.start, test.interval)) for p in test.input]
     now = test.start + test.now if test.now is not None else None
-    produced = backtest.run(rules, series, now=now)
-    got: list[tuple[Row, float]] = [
-        ((t.time - test.start, t.rule.name, _who(t), t.state), t.value) for t in produced
+    left = [index for index, p in enumerate(test.input) if p.left]
+    produced = backtest.run(rules, series, now=now, left=left)
+    got: list[Produced] = [
+        ((t.time - test.start, t.rule.name, _who(t), t.state), t.value, t.reason) for t in produced
     ]
     missing: list[str] = []
     unmatched = list(got)
     for expected in test.expect:
         who = f"meeting {expected.meeting}" if expected.meeting else (expected.participant or "")
         row: Row = (expected.at, expected.rule, who, expected.state)
-        found = next((item for item in unmatched if _matches(item, row, expected.value)), None)
+        found = next((item for item in unmatched if _matches(item, row, expected)), None)
         if found is None:
-            missing.append(_row_text(row, expected.value))
+            missing.append(_row_text(row, expected.value, expected.reason))
         else:
             unmatched.remove(found)
-    unexpected = [_row_text(row, value) for row, value in unmatched]
+    unexpected = [_row_text(row, value, reason) for row, value, reason in unmatched]
     return Outcome(test, line, missing, unexpected)
 
 

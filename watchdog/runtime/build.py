@@ -242,6 +242,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         AlertingConfig.from_settings(settings),
         dispatcher.wake,
         leads=membership.leads,
+        watching_in=store.watchlist.watching_in,
     )
     discovery = (
         Discovery(client, watch, watchlist, settings.poll.concurrency) if watch.discovers else None

@@ -41,6 +41,9 @@ class WatchStatus:
     pending: tuple[tuple[str, datetime | None], ...] = ()
 
 
+_IN_CHUNK = 500  # values per ``IN (...)``: far inside SQLite's and PostgreSQL's limits
+
+
 class WatchList:
     """The ``watchlist`` table; ``status`` joins in the poll state."""
 
@@ -55,6 +58,22 @@ class WatchList:
                 " missing, reason, deadline_misses FROM watchlist"
             ).fetchall()
         return [_watch_record(row) for row in rows]
+
+    def watching_in(self, meetings: Iterable[str]) -> dict[str, int]:
+        """How many participants each of ``meetings`` has being watched (absent: none)."""
+        wanted = sorted(set(meetings))
+        counts: dict[str, int] = {}
+        with self._db.lock:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                rows = self._db.execute(
+                    "SELECT room_id, COUNT(*) FROM watchlist"  # noqa: S608
+                    f" WHERE status = 'watching' AND room_id IN ({marks}) GROUP BY room_id",
+                    chunk,
+                ).fetchall()
+                counts.update((str(room), int(count)) for room, count in rows)
+        return counts
 
     def save(self, records: Iterable[WatchRecord]) -> None:
         now = now_text()

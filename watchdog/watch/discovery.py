@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from watchdog.alerts import SESSION_ENDED
 from watchdog.config.settings import WatchSettings
 from watchdog.durations import parse_time
 from watchdog.obs.telemetry import DISCOVERY_RUNS, DISCOVERY_SECONDS
@@ -38,7 +39,7 @@ from watchdog.state.faults import StorageFault
 from watchdog.state.rows import Key
 from watchdog.videosdk.client import BadResponseError, NotFoundError, VideoSDKClient, VideoSDKError
 from watchdog.videosdk.stats import clip_text
-from watchdog.watch.watchlist import LEFT, SESSION_ENDED, Seen, WatchList
+from watchdog.watch.watchlist import LEFT, Seen, WatchList
 
 log = logging.getLogger(__name__)
 

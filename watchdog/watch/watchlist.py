@@ -4,8 +4,8 @@ Discovery (polling) and the webhook receiver add and remove participants
 here; the poller reads its targets from here every cycle and reports each
 poll's outcome back. A participant who left is not dropped at once: it is
 polled one final time to drain its last samples, then its firing alerts are
-resolved with the reason ("participant left the session") and it is
-forgotten. Every change is written to the state database's watch list
+resolved with the reason ("left while degraded", or "the session ended") and it
+is forgotten. Every change is written to the state database's watch list
 (watchdog.state.watchlist), so a restart resumes with the same list.
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from watchdog.alerts import LEFT_WHILE_DEGRADED, SESSION_ENDED
 from watchdog.config.settings import WatchedParticipant
 from watchdog.obs.telemetry import SLOW_PARTICIPANTS, WATCH_CHANGES, WATCHED
 from watchdog.poll.poller import Departure, Outcome
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 
 LEFT = "participant left the session"
 SLOW_AFTER = 3  # polls in a row hitting the request deadline before a participant is "slow"
-SESSION_ENDED = "the session ended"
+# why a participant leaves the list -> what its firing alerts' resolutions say (a firing
+# alert is the degradation it left with); other reasons are said as they are
+RESOLVED_BECAUSE = {LEFT: LEFT_WHILE_DEGRADED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +271,7 @@ class WatchList:
                     meeting_id=record.room_id,
                     name=record.name,
                 )
-                departures.append(Departure(key, reason, info))
+                departures.append(Departure(key, RESOLVED_BECAUSE.get(reason, reason), info))
                 self._resolving[key] = record
             return departures
 
