@@ -243,6 +243,8 @@ def record(
 ) -> None:
     """The firing alerts held back now against those at the last flush: the rows that
     changed, and an audit entry for each alert that became (or stopped being) held back."""
+    if not found and not snapshot.inhibited:
+        return  # no rules, or nothing held back before or now
     seen: set[str] = set()
     for active in snapshot.alerts:
         fp = active.alert.fingerprint
