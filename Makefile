@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.alert_delivery
 	$(BIN)/python -m benchmarks.slack_actions
 	$(BIN)/python -m benchmarks.meeting_message
+	$(BIN)/python -m benchmarks.inhibition
 	$(BIN)/python -m benchmarks.redaction
 	$(BIN)/python -m benchmarks.inbound_attacks
 
