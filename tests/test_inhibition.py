@@ -28,7 +28,7 @@ from watchdog.cli.schemas import schema
 from watchdog.config.matchers import alert_labels, parse_matchers
 from watchdog.config.settings import InhibitRuleSettings
 from watchdog.state.alertlog import ActiveAlert, AlertingSnapshot, AlertingWrite, Notified
-from watchdog.state.silences import Silence
+from watchdog.state.silences import AuditEntry, Silence
 from watchdog.state.store import Store
 from watchdog.testing import make_alert, resolved
 
@@ -685,3 +685,26 @@ def test_the_same_answers_as_alertmanager_but_for_a_label_missing_on_both_sides(
     assert {(c, w) for c, w in theirs} - mine == DIFFERENT_ON_PURPOSE
     assert mine - theirs == set()
     assert mine == {("meeting", "same"), ("both-sides", "warning"), ("one-side-missing", "team")}
+
+
+def test_the_audit_log_keeps_the_newest_machine_entries_and_every_persons(state_url: str) -> None:
+    store = Store(state_url)
+    try:
+        for minute in range(5):
+            for action, actor in (("inhibit", "watchdog"), ("silence", "dana")):
+                store.silences.add_audit(
+                    AuditEntry(f"{action}-{minute}", NOW + timedelta(minutes=minute), actor,
+                               action, "fp", "cli", "")
+                )  # fmt: skip
+        with store.transaction() as cur:
+            store.silences.trim_audit(cur, "inhibit", 3)
+        kept = sorted(e.id for e in store.silences.audit())
+        assert kept == [
+            "inhibit-2", "inhibit-3", "inhibit-4",
+            "silence-0", "silence-1", "silence-2", "silence-3", "silence-4",
+        ]  # fmt: skip
+        with store.transaction() as cur:  # fewer than kept: nothing goes
+            store.silences.trim_audit(cur, "silence", 10)
+        assert len(store.silences.audit()) == 8
+    finally:
+        store.close()

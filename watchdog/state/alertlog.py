@@ -21,6 +21,9 @@ from watchdog.state.outbox import Outbox
 from watchdog.state.rows import now_text, read_time
 from watchdog.state.silences import AuditEntry, Silence, Silences
 
+# the newest audit entries kept of each action a flush writes (inhibit, uninhibit)
+AUDIT_KEPT = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class ActiveAlert:
@@ -222,6 +225,8 @@ class AlertLog:
                 )
             for entry in write.audit:
                 self._silences.insert_audit(cur, entry)
+            for action in sorted({entry.action for entry in write.audit}):
+                self._silences.trim_audit(cur, action, AUDIT_KEPT)
             for fingerprint in write.done_alerts:
                 cur.execute("DELETE FROM acks WHERE fingerprint = ?", (fingerprint,))
                 cur.execute("DELETE FROM am_alerts WHERE fingerprint = ?", (fingerprint,))

@@ -251,7 +251,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     (
         # issue 17: the firing alerts an inhibition rule holds back, and by which alert,
-        # for `status`, the audit log and the notes told when the inhibition ends
+        # for `status`, the audit log and the notes told when the inhibition ends; the
+        # audit log's machine-made entries are trimmed to the newest by action and time
         15,
         """
         CREATE TABLE am_inhibited (
@@ -261,7 +262,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             source TEXT NOT NULL,
             source_alertname TEXT NOT NULL,
             since TEXT NOT NULL
-        )
+        );
+        CREATE INDEX audit_action ON audit (action, at)
         """,
     ),
 )

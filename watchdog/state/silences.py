@@ -212,6 +212,16 @@ class Silences:
         """An audit entry inside the caller's transaction (the alert manager's flush)."""
         _insert_audit(cur, entry)
 
+    def trim_audit(self, cur: Cursor, action: str, keep: int) -> None:
+        """Keep the newest ``keep`` entries of a machine-made ``action`` (inside the caller's
+        transaction): an inhibition storm must not grow the database without bound. People's
+        acknowledgements and silences are all kept."""
+        cur.execute(
+            "DELETE FROM audit WHERE action = ? AND at < (SELECT at FROM audit WHERE action = ?"
+            " ORDER BY at DESC LIMIT 1 OFFSET ?)",  # older than the oldest one kept
+            (action, action, keep - 1),
+        )
+
     def audit(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest audit entries first, all or for one alert or silence."""
         sql = "SELECT id, at, actor, action, target, source, detail FROM audit"
