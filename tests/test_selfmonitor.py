@@ -26,7 +26,7 @@ from watchdog.config.matchers import parse_matchers
 from watchdog.config.settings import load_config
 from watchdog.poll.failures import PollFailures, PollTally, cause_of, pooled
 from watchdog.redaction import MASK
-from watchdog.runtime.build import Runtime, build
+from watchdog.runtime.build import Runtime, build, make_notifiers, prepare
 from watchdog.runtime.selfmonitor import SelfMonitor
 from watchdog.sim.simulator import Fault, Simulator
 from watchdog.testing import HttpReceiver, Reply
@@ -527,3 +527,34 @@ def test_whose_failure_a_poll_is() -> None:
     both = pooled([tally, PollTally(1, 3, {"HTTP 503": 3})])
     assert (both.answered, both.failed, both.reasons["HTTP 503"]) == (4, 6, 4)
     assert both.common(shown=1) == "HTTP 503 (4), 2 other reasons"
+
+
+def test_a_reload_that_removes_the_failing_notifier_resolves_its_alert(
+    tmp_path: Path, sim: Simulator, receivers: tuple[HttpReceiver, HttpReceiver]
+) -> None:
+    _, backup = receivers
+    _people(sim, PEOPLE[:1], video=2.0)
+    with HttpReceiver(lambda request: Reply(500)) as oncall:
+        sections = {"self_monitoring": {"notifier_failing": {"after": "0s"}}}
+        path = _config(tmp_path, sim, PEOPLE[:1], {"oncall": oncall, "backup": backup}, **sections)
+        runtime = build(load_config(str(path)))
+        try:
+            runtime.cycle()
+            _deliver(runtime)  # oncall fails
+            runtime.cycle()
+            _deliver(runtime)
+            assert [s for s, _ in _alerts(backup, NOTIFIER_FAILING)] == ["firing"]
+
+            data = yaml.safe_load(path.read_text())
+            del data["notifiers"]["oncall"]
+            path.write_text(yaml.safe_dump(data))
+            prepared = prepare(load_config(str(path)), runtime.host)
+            runtime.reconfigure(prepared, make_notifiers(prepared, runtime.host, runtime.store))
+            runtime.cycle()
+            _deliver(runtime)
+            statuses = [s for s, _ in _alerts(backup, NOTIFIER_FAILING)]
+            assert statuses == ["firing", "resolved"]
+            resolved = _alerts(backup, NOTIFIER_FAILING)[-1][1]["annotations"]
+            assert resolved["resolved_reason"] == "notifier oncall is no longer configured"
+        finally:
+            runtime.close()
