@@ -132,7 +132,7 @@ class SelfMonitor:
         """After a poll cycle: judge, record what changed; never raises."""
         try:
             self._judge(tally)
-        except StaleLease as exc:  # another instance leads now: its to judge
+        except StaleLease as exc:  # another instance leads now and judges
             self._forget()
             self._membership.lost_leadership(str(exc))
         except StorageFault:  # counted and logged once by the store; judged next cycle
