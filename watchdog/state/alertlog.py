@@ -2,8 +2,9 @@
 notifier was told of it, and each notification group's thread and schedule.
 
 The alert manager (watchdog.alerting.manager) owns the behaviour; these are its rows.
-A poll's alerts reach the log in the poll's own transaction (``record_alert``), and
-one flush of the manager's decisions is one transaction (``AlertLog.apply_alerting``).
+A poll's alerts reach the log in the poll's own transaction (``record_alert``), the
+daemon's own alerts in one of their own (``AlertLog.record``), and one flush of the
+manager's decisions is one transaction (``AlertLog.apply_alerting``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_time
+from watchdog.state import leases
 from watchdog.state.database import Cursor, Database
 from watchdog.state.outbox import Outbox
 from watchdog.state.rows import now_text, read_time
@@ -104,6 +106,18 @@ class AlertLog:
         self._db = db
         self._outbox = outbox
         self._silences = silences
+
+    def record(
+        self, alerts: Sequence[tuple[Alert, Sequence[str]]], *, leader: int | None = None
+    ) -> None:
+        """Alerts no poll raised (the daemon's own), in one transaction; ``leader``: with
+        several instances, fenced by the leader lock's connection like meeting rules'."""
+        now = now_text()
+        with self._db.transaction() as cur:
+            if leader is not None:
+                leases.check_leader(cur, leader)
+            for alert, notify in alerts:
+                record_alert(cur, alert, notify, now)
 
     def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
         """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""
