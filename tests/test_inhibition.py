@@ -21,12 +21,13 @@ from prometheus_client import REGISTRY
 
 from watchdog.alerting.inhibition import inhibitions, rules_from
 from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy, plan
-from watchdog.alerts import Alert, meeting_fingerprint
+from watchdog.alerts import API_DEGRADED, Alert, meeting_fingerprint
 from watchdog.alerts import alert_labels as receiver_labels
 from watchdog.cli.main import main
 from watchdog.cli.schemas import schema
 from watchdog.config.matchers import alert_labels, parse_matchers
 from watchdog.config.settings import InhibitRuleSettings
+from watchdog.engine.rules import load_rules
 from watchdog.state.alertlog import ActiveAlert, AlertingSnapshot, AlertingWrite, Notified
 from watchdog.state.silences import AuditEntry, Silence
 from watchdog.state.store import Store
@@ -103,9 +104,13 @@ class Log:
 
 
 def told(write: AlertingWrite) -> list[tuple[str, str, str]]:
-    """(rule, participant or meeting, status) of every alert a notification carries."""
+    """(rule, participant, meeting or scope, status) of every alert a notification carries."""
     return sorted(
-        (a.rule, a.participant_id or f"meeting {a.meeting_id}", a.status)
+        (
+            a.rule,
+            a.participant_id or (f"meeting {a.meeting_id}" if a.meeting_id else a.scope),
+            a.status,
+        )
         for _, _, notification in write.outbox
         for a in notification.alerts
     )
@@ -274,6 +279,46 @@ def test_a_target_told_before_its_source_is_told_again_when_the_source_ends() ->
     assert (alice.reason or "").startswith("still firing; no longer inhibited by meeting-poor")
     assert log.snapshot.notified[("hook", participant("alice").fingerprint)] == Notified(
         1, "firing"
+    )
+
+
+def test_the_example_config_mutes_what_it_says_with_the_example_rules() -> None:
+    """config.example.yaml's inhibit rules over alerts made from rules.example.yaml's rules:
+    the meeting alert mutes its participants' poor video (not their audio), and the
+    daemon's own API alert mutes the absent-stats alerts everywhere."""
+    root = Path(__file__).parent.parent
+    example = yaml.safe_load((root / "config.example.yaml").read_text())
+    rules = load_rules([root / "rules.example.yaml"]).by_name()
+    log = Log(config(*example["alerting"]["inhibit_rules"]))
+
+    def of(rule: str, who: str, meeting_id: str = "m-1") -> Alert:
+        return participant(who, meeting_id, rule=rule, metric=rules[rule].label)
+
+    log.record(
+        meeting(metric=rules["meeting-poor-video"].label),
+        of("poor-video", "alice"),  # muted by its meeting
+        of("audio-unusable", "alice"),  # another metric: told
+        of("poor-video", "bob", meeting_id="m-2"),  # another meeting: told
+        of("stats-stopped", "carol", meeting_id="m-3"),  # told: the API is fine
+    )
+    assert told(log.flush()) == [
+        ("audio-unusable", "alice", "firing"),
+        ("meeting-poor-video", "meeting m-1", "firing"),
+        ("poor-video", "bob", "firing"),
+        ("stats-stopped", "carol", "firing"),
+    ]
+    api = make_alert(
+        rule=API_DEGRADED, participant_id="", session_id="", meeting_id=None, scope="daemon",
+        metric="poll_failure_ratio", fingerprint="api",
+    )  # fmt: skip
+    log.record(api, of("stats-stopped", "dan", meeting_id="m-4"))
+    assert told(log.flush()) == [("videosdk-api-degraded", "daemon", "firing")]
+    held = log.snapshot.inhibited
+    assert held[of("stats-stopped", "dan").fingerprint].inhibit_rule == (
+        "api-degraded-mutes-absent-stats"
+    )
+    assert held[of("poor-video", "alice").fingerprint].inhibit_rule == (
+        "meeting-mutes-its-participants"
     )
 
 

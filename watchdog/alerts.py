@@ -18,11 +18,15 @@ from typing import Any, Literal
 from watchdog.durations import format_time, parse_time
 
 __all__ = [
+    "API_DEGRADED",
     "BUILTIN_LABELS",
+    "DAEMON_ALERTS",
+    "DAEMON_LABELS",
     "DEFAULT_GROUP_BY",
     "GROUP_BY_ALL",
     "LEFT_WHILE_DEGRADED",
     "MEETING_VIEW",
+    "NOTIFIER_FAILING",
     "SESSION_ENDED",
     "Affected",
     "Alert",
@@ -69,6 +73,14 @@ LEFT_WHILE_DEGRADED = "left while degraded"
 fired: no sample showed a recovery (an ordinary recovery has no reason)."""
 SESSION_ENDED = "the session ended"
 """``Alert.reason`` of an alert resolved because the participant's whole session ended."""
+
+# The daemon's own alerts (scope "daemon"): about the watchdog itself, not a call. They
+# carry ``alertname`` and ``severity``, and ``notifier-failing`` the ``notifier`` it is
+# about; no meeting, session or participant. No rule may take their names.
+API_DEGRADED = "videosdk-api-degraded"
+NOTIFIER_FAILING = "notifier-failing"
+DAEMON_ALERTS = (API_DEGRADED, NOTIFIER_FAILING)
+DAEMON_LABELS = ("notifier",)
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -117,10 +129,15 @@ class Alert:
     reason: str | None = None
     sparkline: str | None = None  # the metric's recent values as unicode blocks: ▇▆▃▁▁
     values: list[float] = field(default_factory=list)  # those values, oldest first
-    scope: str = "participant"  # or "meeting": about a whole meeting, participant_id is ""
+    # "participant"; "meeting": about a whole meeting, participant_id is ""; "daemon": one of
+    # the watchdog's own alerts (DAEMON_ALERTS), no meeting, session_id and participant_id
+    # are "", participant_name names what it is about ("VideoSDK API", "notifier pager")
+    scope: str = "participant"
 
     @property
     def who(self) -> str:
+        if self.scope == "daemon":
+            return self.participant_name or "videosdk-watchdog"
         if self.scope == "meeting":
             return self.participant_name or "several participants"
         name = self.participant_name or "unknown participant"
@@ -128,8 +145,18 @@ class Alert:
 
     @property
     def where(self) -> str:
+        if self.scope == "daemon":
+            return self.place
         meeting = f"meeting {self.meeting_id}" if self.meeting_id else "unknown meeting"
         return f"{meeting}, session {self.session_id}"
+
+    @property
+    def place(self) -> str:
+        """Where, in two words: ``meeting abcd-efgh-ijkl``, else ``session s-1``, or
+        ``videosdk-watchdog`` for the daemon's own alerts."""
+        if self.scope == "daemon":
+            return "videosdk-watchdog"
+        return f"meeting {self.meeting_id}" if self.meeting_id else f"session {self.session_id}"
 
     @property
     def condition(self) -> str:
@@ -163,8 +190,8 @@ def alert_labels(alert: Alert) -> dict[str, str]:
     """The labels that identify an alert, as Alertmanager's receivers see them.
 
     The rule's ``labels`` plus ``alertname``, ``severity``, ``meeting_id``, ``session_id``,
-    ``participant_id``, ``scope`` (``participant`` or ``meeting``) and ``metric`` (what the
-    alert measures, as it shows it: ``qualityScore.video``), so an inhibition rule can say
+    ``participant_id``, ``scope`` (``participant``, ``meeting`` or ``daemon``) and ``metric``
+    (what the alert measures, as it shows it: ``qualityScore.video``), so an inhibition rule can say
     "a meeting's alert mutes its participants' alerts on the same metric". A label without
     a value is absent, never ``""`` (Alertmanager treats both alike): a meeting-level alert
     has no ``participant_id``.

@@ -59,10 +59,6 @@ def worst(alerts: Sequence[Alert]) -> Alert:
     return min(firing, key=lambda a: SEVERITY_ORDER.get(a.severity, 1))
 
 
-def _where(alert: Alert) -> str:
-    return f"meeting {alert.meeting_id}" if alert.meeting_id else f"session {alert.session_id}"
-
-
 def subject(notification: Notification, prefix: str) -> str:
     alerts = notification.alerts
     head = worst(alerts)
@@ -73,12 +69,12 @@ def subject(notification: Notification, prefix: str) -> str:
         name = head.participant_name or "unknown participant"
         if head.participant_id:
             name = f"{name} ({head.participant_id})"
-        text = f"{tag} {head.rule}: {name} in {_where(head)}"
+        text = f"{tag} {head.rule}: {name} in {head.place}"
     else:
         firing = sum(a.status == "firing" for a in alerts)
         count = f"{firing} of {len(alerts)} alerts" if firing else f"{len(alerts)} alerts"
         rules = ", ".join(sorted({a.rule for a in alerts}))
-        text = f"{tag} {count} in {_where(alerts[0])}: {rules}"
+        text = f"{tag} {count} in {alerts[0].place}: {rules}"
     return header_value(f"{prefix} {text}")
 
 
@@ -106,10 +102,15 @@ def _detail(alert: Alert) -> list[tuple[str, str]]:
         value = f"last {alert.condition}"
     else:
         value = f"{alert.metric} back to {alert.condition.split(' = ', 1)[1]}"
-    rows = [
-        ("Participant", alert.who),
-        ("Meeting", alert.meeting_id or "unknown"),
-        ("Session", alert.session_id),
+    if alert.scope == "daemon":  # the watchdog's own: no meeting, session or participant
+        rows = [("About", alert.who)]
+    else:
+        rows = [
+            ("Participant", alert.who),
+            ("Meeting", alert.meeting_id or "unknown"),
+            ("Session", alert.session_id),
+        ]
+    rows += [
         ("Value", value),
         ("Severity", alert.severity),
         ("Started", when(alert.starts_at)),
@@ -155,7 +156,7 @@ def text_body(notification: Notification) -> str:
     if len(notification.alerts) > 1:
         firing = sum(a.status == "firing" for a in notification.alerts)
         lines += [
-            f"{len(notification.alerts)} alerts in {_where(notification.alerts[0])} "
+            f"{len(notification.alerts)} alerts in {notification.alerts[0].place} "
             f"({firing} firing)",
             "",
         ]
@@ -199,7 +200,7 @@ def html_body(
     if len(notification.alerts) > 1:
         firing = sum(a.status == "firing" for a in notification.alerts)
         parts.append(
-            f"<p>{len(notification.alerts)} alerts in {escape(_where(notification.alerts[0]))} "
+            f"<p>{len(notification.alerts)} alerts in {escape(notification.alerts[0].place)} "
             f"({firing} firing)</p>"
         )
     for alert in notification.alerts:

@@ -99,7 +99,10 @@ def who(alert: Alert) -> str:
 
 
 def meeting(alert: Alert) -> str:
-    return f"`{inline(alert.meeting_id)}`" if alert.meeting_id else "unknown meeting"
+    """``meeting `abcd-efgh-ijkl` ``; the daemon's own alerts are about the watchdog."""
+    if alert.scope == "daemon":
+        return f"`{inline(alert.place)}`"
+    return f"meeting `{inline(alert.meeting_id)}`" if alert.meeting_id else "unknown meeting"
 
 
 def status_word(notification: Notification) -> str:
@@ -124,7 +127,7 @@ def _timing(alert: Alert) -> str:
 
 def _context_line(alert: Alert) -> str:
     ctx = alert.context
-    parts = [f"session `{inline(alert.session_id)}`"]
+    parts = [f"session `{inline(alert.session_id)}`"] if alert.session_id else []
     device = " ".join(p for p in (ctx.get("device"), ctx.get("device_version")) if p)
     sdk = " ".join(p for p in (ctx.get("sdk"), ctx.get("sdk_version")) if p)
     place = ", ".join(p for p in (ctx.get("city"), ctx.get("country")) if p)
@@ -151,7 +154,7 @@ def headline(notification: Notification) -> str:
     if len(alerts) == 1:
         alert = alerts[0]
         name = alert.participant_name or alert.participant_id
-        where = f"meeting {alert.meeting_id}" if alert.meeting_id else f"session {alert.session_id}"
+        where = alert.place
         if alert.status == "firing":
             detail = f"{alert.reason}; {alert.condition}" if alert.reason else alert.condition
         elif alert.reason:
@@ -164,7 +167,7 @@ def headline(notification: Notification) -> str:
         )
     firing = sum(a.status == "firing" for a in alerts)
     first = alerts[0]
-    where = f"meeting {first.meeting_id}" if first.meeting_id else f"session {first.session_id}"
+    where = first.place
     head = worst(alerts)
     mark = RESOLVED_ICON if firing == 0 else ICONS.get(head.severity, "🟠")
     counts = f"{firing} of {len(alerts)} alerts firing" if firing else f"{len(alerts)} alerts"
@@ -199,7 +202,7 @@ def _single(alert: Alert, notification: Notification) -> list[dict[str, Any]]:
         header_block(f"{icon(alert)} {word} · {alert.rule}"),
         {
             "type": "section",
-            "text": mrkdwn(f"{who(alert)} in meeting {meeting(alert)}", SECTION_TEXT),
+            "text": mrkdwn(f"{who(alert)} in {meeting(alert)}", SECTION_TEXT),
             "fields": [
                 mrkdwn(f"*Severity*\n{inline(alert.severity)}", FIELD_TEXT),
                 mrkdwn(f"*Value*\n{value_line(alert)}", FIELD_TEXT),
@@ -234,7 +237,7 @@ def _group(notification: Notification, room: int) -> list[dict[str, Any]]:
     first = alerts[0]
     firing = sum(a.status == "firing" for a in alerts)
     word = status_word(notification)
-    where = f"meeting {first.meeting_id}" if first.meeting_id else f"session {first.session_id}"
+    where = first.place
     blocks: list[dict[str, Any]] = [
         header_block(
             f"{icon(worst(notification.alerts))} {word} · {len(alerts)} alerts in {where}"

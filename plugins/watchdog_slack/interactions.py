@@ -219,7 +219,8 @@ class Interactions:
             who = inline(alert.participant_name or alert.participant_id or "meeting")
             line = (
                 f"• *{inline(alert.rule)}* [{inline(alert.severity)}] {who} in "
-                f"`{inline(alert.meeting_id or alert.session_id)}`: `{inline(alert.condition)}`"
+                f"`{inline(alert.meeting_id or alert.session_id or alert.place)}`: "
+                f"`{inline(alert.condition)}`"
                 f" since {slack_time(alert.starts_at)}"
             )
             if view.acked_by:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.alerting.silences import describe
-from watchdog.alerts import Alert
+from watchdog.alerts import DAEMON_LABELS, Alert
 from watchdog.config.matchers import Matcher, alert_labels, matches_all
 from watchdog.durations import format_duration
 from watchdog.notifiers import ActionResult, AlertView, SilenceScope
@@ -129,6 +129,9 @@ class StoreActions:
                     False, "This alert has no meeting ID to silence.", self._view(alert, now)
                 )
             matchers.append(Matcher("meeting_id", "=", alert.meeting_id))
+        elif alert.scope == "daemon":  # the watchdog's own: what it is about, if anything
+            labels = alert_labels(alert)
+            matchers.extend(Matcher(n, "=", labels[n]) for n in DAEMON_LABELS if n in labels)
         else:
             matchers.append(Matcher("session_id", "=", alert.session_id))
             matchers.append(Matcher("participant_id", "=", alert.participant_id))

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from watchdog.alerts import BUILTIN_LABELS
+from watchdog.alerts import BUILTIN_LABELS, DAEMON_LABELS
 from watchdog.config.matchers import (
     KNOWN_LABELS,
     RENAMED_LABELS,
@@ -83,7 +83,7 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
     a label is a warning, as for routes.
     """
     found: list[Problem] = []
-    known = {*BUILTIN_LABELS, *rule_labels}
+    known = {*BUILTIN_LABELS, *DAEMON_LABELS, *rule_labels}
     for index, entry in enumerate(config.settings.alerting.inhibit_rules):
         base = ("alerting", "inhibit_rules", index)
         for side in ("source_matchers", "target_matchers"):

@@ -115,15 +115,24 @@ class AlertingConfig:
     default_notify: tuple[str, ...] | None = None  # None: every notifier
     inhibit_rules: tuple[InhibitRule, ...] = ()
 
-    def targets(self, labels: Mapping[str, str], rule_notify: Sequence[str]) -> list[str]:
-        """A rule's ``notify`` always applies, plus every matching route; else the default."""
+    def targets(
+        self, labels: Mapping[str, str], rule_notify: Sequence[str], never: str | None = None
+    ) -> list[str]:
+        """A rule's ``notify`` always applies, plus every matching route; else the default.
+
+        ``never``: the notifier a ``notifier-failing`` alert is about, which never hears
+        it; when that leaves nobody, every other notifier does.
+        """
         names = list(dict.fromkeys(rule_notify))
         for route in self.routes:
             if matches_all(route.matchers, labels):
                 names.extend(n for n in route.notify if n not in names)
         if not names:
             names = list(self.default_notify if self.default_notify is not None else self.policies)
-        return [n for n in names if n in self.policies]
+        found = [n for n in names if n in self.policies and n != never]
+        if never is not None and not found:
+            found = [n for n in self.policies if n != never]
+        return found
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertingConfig:
@@ -283,7 +292,9 @@ def plan(
     inhibition.record(write, held, snapshot, now)
     routed: dict[str, list[ActiveAlert]] = defaultdict(list)
     for active in snapshot.alerts:
-        for name in config.targets(labels[active.alert.fingerprint], active.notify):
+        fp = active.alert.fingerprint
+        about = carried[fp].get("notifier") if active.alert.scope == "daemon" else None
+        for name in config.targets(labels[fp], active.notify, never=about):
             routed[name].append(active)
     unhandled: set[str] = set()
     visited: set[tuple[str, str]] = set()

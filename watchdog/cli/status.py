@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from watchdog.alerts import fingerprint
+from watchdog.alerts import Alert, fingerprint
 from watchdog.cluster import coordinator as cluster
 from watchdog.config.matchers import alert_labels, matches_all
 from watchdog.config.problems import ConfigError
@@ -179,6 +179,11 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         raise ConfigError.single(url, None, "no state database yet: has the daemon run?")
     store = Store(url)
     try:
+        own = [
+            a.alert
+            for a in store.alert_log.active_alerts()
+            if a.alert.scope == "daemon" and a.alert.status == "firing"
+        ]
         rows = store.watchlist.status()
         members = cluster.instances(store) if store.shared else []
         acks = {a.fingerprint: a for a in store.silences.acks()}
@@ -223,6 +228,7 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         f"{pending} pending{slow_note}; "
         "times in UTC\n"
     )
+    _own_alerts(own, set(config.settings.notifiers), acks, muted, out)
     if not rows:
         _actions(actions, out)
         return redact(out.getvalue())
@@ -263,6 +269,29 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
             )
     _actions(actions, out)
     return redact(out.getvalue())
+
+
+def _own_alerts(
+    alerts: list[Alert],
+    notifiers: set[str],
+    acks: dict[str, Ack],
+    muted: dict[str, Silence],
+    out: TextIO,
+) -> None:
+    """The daemon's own firing alerts (the API degraded, a notifier failing): one line each;
+    a failing notifier with no other to tell is only here and in the log."""
+    if not alerts:
+        return
+    out.write("the watchdog's own alerts:\n")
+    for alert in sorted(alerts, key=lambda a: (a.rule, a.fingerprint)):
+        about = alert.labels.get("notifier")
+        alone = about is not None and not notifiers - {about}
+        note = " (no other notifier to tell)" if alone else ""
+        marks = _marks(acks.get(alert.fingerprint), muted.get(alert.fingerprint))
+        out.write(
+            f"  FIRING {alert.rule} since {_when(alert.starts_at)}: {alert.summary}{note}{marks}\n"
+        )
+    out.write("\n")
 
 
 def _actions(actions: list[AuditEntry], out: TextIO) -> None:

@@ -29,6 +29,7 @@ never the instances' own.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -42,6 +43,7 @@ from prometheus_client import REGISTRY, Counter, Gauge
 
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_time
+from watchdog.poll.failures import PollTally, pooled
 from watchdog.poll.meetings import MeetingStates
 from watchdog.poll.participants import Participants
 from watchdog.state import leases
@@ -54,6 +56,8 @@ from watchdog.state.store import Store
 log = logging.getLogger(__name__)
 
 # LEADER_LOCK (watchdog.state.leases): discovery, alert manager, meeting rules, lease bookkeeping
+
+REPORTED_REASONS = 10  # the commonest failure reasons an instance reports of its cycle
 
 # on PostgreSQL only: exported by a Cluster, so on SQLite they are absent rather than 0
 LEASES_HELD = Gauge("watchdog_leases_held", "Participant leases this instance holds", registry=None)
@@ -176,6 +180,21 @@ class Cluster:
         """Take an outbox row for ``seconds`` before delivering it (no other instance
         delivers it meanwhile)."""
         return self.store.outbox.claim(entry.id, self.id, seconds)
+
+    def pool_polls(self, tally: PollTally) -> PollTally | None:
+        """Self-monitoring: this instance's latest cycle, as the API answered it, goes into
+        its ``instances`` row; the leader gets every live instance's latest cycle pooled
+        (the others None), so one API outage is judged once, for the whole cluster."""
+        reasons = tally.top(REPORTED_REASONS)
+        with self.store.transaction() as cur:
+            now = leases.database_now(cur)
+            leases.report_polls(
+                cur, self.id, now, tally.answered, tally.failed, json.dumps(reasons)
+            )
+            if not self.leader:
+                return None
+            reports = leases.poll_reports(cur, now - self.lease)
+        return pooled(PollTally(a, f, _reasons(text)) for a, f, text in reports)
 
     def database_ok(self) -> bool:
         """Did a heartbeat reach the database within one lease length?"""
@@ -325,6 +344,17 @@ class Cluster:
         self._leadership.close()
         with self._lock:
             self.held = {}
+
+
+def _reasons(text: str) -> dict[str, int]:
+    """An instance's reported reasons (JSON it wrote itself; anything else counts nothing)."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): v for k, v in found.items() if isinstance(v, int) and v > 0}
 
 
 def instances(store: Store) -> list[InstanceRow]:

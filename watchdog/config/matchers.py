@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from watchdog.alerts import BUILTIN_LABELS, Alert, Severity
+from watchdog.alerts import BUILTIN_LABELS, DAEMON_LABELS, Alert, Severity
 from watchdog.alerts import alert_labels as receiver_labels
 from watchdog.config.patterns import PatternError, Regex, compile_regex
 
@@ -35,7 +35,7 @@ RETIRED_LABELS = {
     "participantName": "participant_id",
     "fingerprint": "alertname, session_id and participant_id",
 }
-KNOWN_LABELS = (*BUILTIN_LABELS, *RENAMED_LABELS, *RETIRED_LABELS)
+KNOWN_LABELS = (*BUILTIN_LABELS, *DAEMON_LABELS, *RENAMED_LABELS, *RETIRED_LABELS)
 
 
 def old_label_warning(name: str) -> str | None:
@@ -94,7 +94,7 @@ PROBES = (*_PARTS, "".join(_PARTS) * 8)
 
 
 # labels whose every value is known: matching all of them is matching everything
-_DOMAINS = {"severity": get_args(Severity), "scope": ("participant", "meeting")}
+_DOMAINS = {"severity": get_args(Severity), "scope": ("participant", "meeting", "daemon")}
 
 
 def matches_anything(matcher: Matcher) -> bool:

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from watchdog.alerts import Severity
 from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.patterns import PatternError, compile_regex
@@ -346,6 +347,47 @@ class AlertingSettings(_Section):
     ``inhibit_rules`` sit beside its ``route``)."""
 
 
+class ApiDegradedSettings(_Section):
+    """``videosdk-api-degraded``: the API fails more than a share of the polls, cycle after
+    cycle (see the alerting page for what counts as the API's failure)."""
+
+    enabled: bool = True
+    """Raise it; ``false`` turns it off."""
+    failure_ratio: float = Field(default=0.5, ge=0, lt=1)
+    """A cycle counts as degraded when more than this share of its polls fail because of
+    the API (5xx, 429, network, request deadline, unusable answer, refused credentials)."""
+    cycles: int = Field(default=3, ge=1, le=1000)
+    """It fires after this many degraded poll cycles in a row."""
+    clear_cycles: int = Field(default=1, ge=1, le=1000)
+    """It resolves after this many poll cycles in a row at or below ``failure_ratio``."""
+    severity: Severity = "critical"
+    """Its ``severity`` label."""
+    notify: list[str] = Field(default_factory=list)
+    """Notifiers it always goes to, beside routes (like a rule's ``notify``)."""
+
+
+class NotifierFailingSettings(_Section):
+    """``notifier-failing``: a notifier's deliveries have failed for a while; it goes to the
+    other notifiers, never to the failing one."""
+
+    enabled: bool = True
+    """Raise it; ``false`` turns it off."""
+    after: Duration = timedelta(minutes=5)
+    """It fires once a notifier's deliveries have failed this long without one success
+    (``0s``: at its first failure)."""
+    severity: Severity = "warning"
+    """Its ``severity`` label."""
+    notify: list[str] = Field(default_factory=list)
+    """Notifiers it always goes to, beside routes (the failing one is always left out)."""
+
+
+class SelfMonitoringSettings(_Section):
+    api_degraded: ApiDegradedSettings = Field(default_factory=ApiDegradedSettings)
+    """The ``videosdk-api-degraded`` alert."""
+    notifier_failing: NotifierFailingSettings = Field(default_factory=NotifierFailingSettings)
+    """The ``notifier-failing`` alert."""
+
+
 class StateSettings(_Section):
     url: str = Field(
         default_factory=lambda: str(
@@ -444,6 +486,8 @@ class Settings(BaseSettings):
     """The durable outbox and its delivery lanes."""
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     """The alert manager: grouping, reminders, resolutions, routes, inhibition."""
+    self_monitoring: SelfMonitoringSettings = Field(default_factory=SelfMonitoringSettings)
+    """The daemon's own alerts: the VideoSDK API degraded, a notifier failing."""
     state: StateSettings = Field(default_factory=StateSettings)
     """The state database: SQLite, or PostgreSQL for several instances."""
     log: LogSettings = Field(default_factory=LogSettings)

@@ -24,7 +24,7 @@ from pydantic import (
     with_config,
 )
 
-from watchdog.alerts import BUILTIN_LABELS, Severity
+from watchdog.alerts import BUILTIN_LABELS, DAEMON_ALERTS, Severity
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.patterns import PatternError, Regex, compile_regex
 from watchdog.config.problems import ConfigError, Problem, closest, did_you_mean
@@ -286,6 +286,8 @@ class Rule(_Model):
     def _name(cls, value: str) -> str:
         if not NAME.match(value):
             raise ValueError("use letters, digits and - _ . : (starting with a letter or digit)")
+        if value in DAEMON_ALERTS:
+            raise ValueError(f"{value!r} is the name of the watchdog's own alert; choose another")
         return value
 
     @field_validator("labels")

@@ -42,7 +42,13 @@ from watchdog.obs.telemetry import (
     TRANSITIONS,
 )
 from watchdog.poll.departures import resolutions
-from watchdog.poll.failures import PollFailures, credentials_refused, failure_reason
+from watchdog.poll.failures import (
+    PollFailures,
+    PollTally,
+    cause_of,
+    credentials_refused,
+    failure_reason,
+)
 from watchdog.poll.meetings import MeetingStates
 from watchdog.poll.membership import Membership
 from watchdog.poll.participants import Participants
@@ -102,6 +108,7 @@ class CycleReport:
     failed: int = 0
     samples: int = 0
     transitions: list[Transition] = field(default_factory=list)
+    tally: PollTally = field(default_factory=PollTally)  # how the API answered (self-monitoring)
 
 
 class Poller:
@@ -289,7 +296,7 @@ class Poller:
             with self._queue_lock:
                 self._queue = deque()  # open before the targets are read: see poll_now
             polled = self._poll_all(self.membership.targets(), report)
-            self.failures.end_cycle(report.polled)
+            report.tally = self.failures.end_cycle(report.polled)
             self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(polled))
@@ -469,19 +476,19 @@ class Poller:
                 transitions, samples = self.poll(target)
         except NotFoundError:
             POLLS.labels("not_found").inc()
-            self.failures.failed("stats not found (404)")
+            self.failures.failed("stats not found (404)", "answer")
             log.warning("stats not found (404)", extra=ids)
             return [], 0, "not_found"
         except DeadlineError as exc:
             POLLS.labels("deadline").inc()
-            self.failures.failed(failure_reason(exc), exc)
+            self.failures.failed(failure_reason(exc), "api", exc)
             # in the cycle's summary; a participant that keeps hitting it is named once, as
             # a WARNING, by the watch list
             log.info("stats request failed: %s", exc, extra=ids)
             return [], 0, "deadline"
         except VideoSDKError as exc:
             POLLS.labels("api_error").inc()
-            self.failures.failed(failure_reason(exc), exc)
+            self.failures.failed(failure_reason(exc), cause_of(exc), exc)
             # what every poll meets (an outage, refused credentials) is said once per cycle
             # by the summary, and once per episode for credentials; this participant's own
             # trouble (a 400, 422) is a WARNING here
@@ -493,21 +500,21 @@ class Poller:
             return [], 0, "error"
         except StaleLease as exc:
             POLLS.labels("stale_lease").inc()
-            self.failures.failed("lease taken over by another instance")
+            self.failures.failed("lease taken over by another instance", "local")
             self.membership.lost((target.session, target.participant), str(exc))
             return [], 0, "error"
         except StatsShapeError as exc:
             POLLS.labels("bad_response").inc()
-            self.failures.failed("unusable stats response")
+            self.failures.failed("unusable stats response", "api")
             log.warning("unusable stats response: %s", exc, extra=ids)
             return [], 0, "error"
         except StorageFault:  # counted and logged once by the store; polled again next cycle
             POLLS.labels("state_error").inc()
-            self.failures.failed("state database fault")
+            self.failures.failed("state database fault", "local")
             return [], 0, "error"
         except Exception as exc:
             POLLS.labels("internal_error").inc()
-            self.failures.failed(f"internal error ({type(exc).__name__})")
+            self.failures.failed(f"internal error ({type(exc).__name__})", "local")
             log.exception("poll failed unexpectedly", extra=ids)
             return [], 0, "error"
         finally:

@@ -32,6 +32,8 @@ from watchdog.poll.membership import Alone, Membership
 from watchdog.poll.participants import Participants
 from watchdog.poll.poller import CycleReport, Poller, Reloaded
 from watchdog.redaction import Redactor
+from watchdog.runtime import selfmonitor
+from watchdog.runtime.selfmonitor import SelfMonitor, own_polls
 from watchdog.state.database import redacted_url
 from watchdog.state.outbox import OutboxEntry
 from watchdog.state.store import Store
@@ -62,6 +64,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     problems.extend(rules.empty_problems())
     problems.extend(check_notifiers(rules, settings.notifiers))
     problems.extend(alertmanager.problems(config, {k for r in rules for k in r.labels}))
+    problems.extend(selfmonitor.problems(config))
     host = host or load_plugins()
     try:
         host.validate(settings.notifiers, where=config.line_for)
@@ -148,6 +151,7 @@ class Runtime:
     dispatcher: Dispatcher
     manager: AlertManager
     watchlist: WatchList
+    monitor: SelfMonitor
     discovery: Discovery | None = None
     cluster: Cluster | None = None  # several instances share the state database
     dry_run: bool = False
@@ -164,7 +168,9 @@ class Runtime:
         if self.dry_run:  # nothing was written: nothing for the alert manager either
             return self.poller.cycle()
         with self.manager.poll_cycle():
-            return self.poller.cycle()
+            report = self.poller.cycle()
+            self.monitor.cycle_done(report.tally)  # its own alerts go out with the cycle's
+            return report
 
     def discover(self) -> None:
         """A discovery pass; with several instances, the leader's alone."""
@@ -181,6 +187,7 @@ class Runtime:
         (between two poll cycles for the rules; ``while_waiting`` runs meanwhile)."""
         settings = prepared.config.settings
         self.manager.reconfigure(AlertingConfig.from_settings(settings))
+        self.monitor.reconfigure(settings.self_monitoring, settings.notifiers, prepared.redactor)
         reloaded = self.poller.reconfigure(
             prepared.rules, settings.poll.max_clock_skew, while_waiting
         )
@@ -244,6 +251,15 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         leads=membership.leads,
         watching_in=store.watchlist.watching_in,
     )
+    monitor = SelfMonitor(
+        settings.self_monitoring,
+        settings.notifiers,
+        store.alert_log,
+        store.outbox,
+        membership,
+        pool=own_polls if cluster is None else cluster.pool_polls,
+        redactor=prepared.redactor,
+    )
     discovery = (
         Discovery(client, watch, watchlist, settings.poll.concurrency) if watch.discovers else None
     )
@@ -270,6 +286,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         dispatcher,
         manager,
         watchlist,
+        monitor,
         discovery,
         cluster,
         dry_run,

@@ -3,8 +3,9 @@ notifier was told of it, each notification group's thread and schedule, and whic
 firing alerts an inhibition rule holds back.
 
 The alert manager (watchdog.alerting.manager) owns the behaviour; these are its rows.
-A poll's alerts reach the log in the poll's own transaction (``record_alert``), and
-one flush of the manager's decisions is one transaction (``AlertLog.apply_alerting``).
+A poll's alerts reach the log in the poll's own transaction (``record_alert``), the
+daemon's own alerts in one of their own (``AlertLog.record``), and one flush of the
+manager's decisions is one transaction (``AlertLog.apply_alerting``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 
 from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_time
+from watchdog.state import leases
 from watchdog.state.database import Cursor, Database
 from watchdog.state.outbox import Outbox
 from watchdog.state.rows import now_text, read_time
@@ -132,6 +134,18 @@ class AlertLog:
         # am_inhibited rows as last read, parsed: a flush every second re-reads thousands of
         # them, nearly all unchanged (guarded by the database lock)
         self._held: dict[str, tuple[tuple[str, ...], Inhibited]] = {}
+
+    def record(
+        self, alerts: Sequence[tuple[Alert, Sequence[str]]], *, leader: int | None = None
+    ) -> None:
+        """Alerts no poll raised (the daemon's own), in one transaction; ``leader``: with
+        several instances, fenced by the leader lock's connection like meeting rules'."""
+        now = now_text()
+        with self._db.transaction() as cur:
+            if leader is not None:
+                leases.check_leader(cur, leader)
+            for alert, notify in alerts:
+                record_alert(cur, alert, notify, now)
 
     def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
         """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""

@@ -85,8 +85,8 @@ def check_leader(cur: Cursor, backend_pid: int) -> None:
     ).fetchone()
     if not row or int(row[0]) == 0:
         raise StaleLease(
-            f"meeting-rule states written by a connection (backend {backend_pid}) that no"
-            " longer holds the leader lock: result discarded"
+            f"a leader's write (meeting-rule states, the daemon's own alerts) by a connection"
+            f" (backend {backend_pid}) that no longer holds the leader lock: result discarded"
         )
 
 
@@ -191,6 +191,27 @@ def first_other_heartbeat(cur: Cursor, ident: str, since: float) -> float | None
         (ident, since),
     ).fetchone()
     return None if row is None or row[0] is None else float(row[0])
+
+
+def report_polls(  # noqa: PLR0917
+    cur: Cursor, ident: str, now: float, answered: int, failed: int, reasons: str
+) -> None:
+    """This instance's latest poll cycle as the API answered it (``reasons``: JSON)."""
+    cur.execute(
+        "UPDATE instances SET polls_answered = ?, polls_failed = ?, poll_reasons = ?,"
+        " polls_at = ? WHERE id = ?",
+        (answered, failed, reasons, now, ident),
+    )
+
+
+def poll_reports(cur: Cursor, since: float) -> list[tuple[int, int, str]]:
+    """(answered, failed, reasons JSON) of every instance alive and reporting since then."""
+    rows = cur.execute(
+        "SELECT polls_answered, polls_failed, poll_reasons FROM instances"
+        " WHERE heartbeat_at > ? AND polls_at > ?",
+        (since, since),
+    ).fetchall()
+    return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 
 # -- the leases ------------------------------------------------------------------------

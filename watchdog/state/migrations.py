@@ -266,6 +266,24 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX audit_action ON audit (action, at)
         """,
     ),
+    (
+        # issue 17, self-monitoring: each notifier's run of failed deliveries (since its
+        # last success), and, with several instances, each one's latest poll cycle as the
+        # API answered it, which the leader pools to judge the API
+        17,
+        """
+        CREATE TABLE notifier_failures (
+            notifier TEXT PRIMARY KEY,
+            since TEXT NOT NULL,
+            failures INTEGER NOT NULL,
+            last_error TEXT NOT NULL
+        );
+        ALTER TABLE instances ADD COLUMN polls_answered INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE instances ADD COLUMN polls_failed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE instances ADD COLUMN poll_reasons TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE instances ADD COLUMN polls_at DOUBLE PRECISION NOT NULL DEFAULT 0
+        """,
+    ),
 )
 
 

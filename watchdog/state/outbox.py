@@ -2,7 +2,9 @@
 delivered from here (see watchdog.delivery.dispatcher), at least once.
 
 Rows are ordered by ``seq``; each (notifier, fingerprint) group is delivered in that
-order, one at a time, so a pass reads only the due heads of the groups.
+order, one at a time, so a pass reads only the due heads of the groups. The outcome of
+each attempt also keeps each notifier's run of failures (``notifier_failures``: since
+when it has not delivered anything), which the daemon's ``notifier-failing`` alert reads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from watchdog.alerts import Notification
 from watchdog.durations import format_time
 from watchdog.state.database import Cursor, Database
 from watchdog.state.rows import now_text, read_time
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRun:
+    """A notifier's deliveries failing since its last success (``notifier_failures``)."""
+
+    notifier: str
+    since: datetime  # the first failed attempt after its last success
+    failures: int  # failed attempts since then
+    last_error: str  # redacted by the dispatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +216,13 @@ class Outbox:
         return True
 
     def delivered(self, entry_id: str) -> None:
+        """Gone from the outbox; its notifier's run of failures, if any, is over."""
         with self._db.transaction() as cur:
+            cur.execute(
+                "DELETE FROM notifier_failures WHERE notifier ="
+                " (SELECT notifier FROM outbox WHERE id = ?)",
+                (entry_id,),
+            )
             cur.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
 
     def failed(
@@ -215,12 +233,32 @@ class Outbox:
         error: str,
         permanent: bool = False,
     ) -> None:
+        """An attempt failed: the row waits until ``next_attempt_at``, and its notifier's run
+        of failures starts (or goes on)."""
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?,"
                 " permanent = ? WHERE id = ?",
                 (attempts, format_time(next_attempt_at), error[:1000], int(permanent), entry_id),
             )
+            cur.execute(  # the WHERE also settles SQLite's INSERT ... SELECT ... ON CONFLICT
+                "INSERT INTO notifier_failures (notifier, since, failures, last_error)"
+                " SELECT notifier, ?, 1, ? FROM outbox WHERE id = ?"
+                " ON CONFLICT (notifier) DO UPDATE SET"
+                " failures = notifier_failures.failures + 1, last_error = excluded.last_error",
+                (now_text(), error[:1000], entry_id),
+            )
+
+    def failing(self) -> dict[str, FailureRun]:
+        """Every notifier whose latest attempts failed, by name: since when, how often."""
+        with self._db.lock:
+            rows = self._db.execute(
+                "SELECT notifier, since, failures, last_error FROM notifier_failures"
+            ).fetchall()
+        return {
+            name: FailureRun(name, read_time(since) or datetime.now(UTC), int(failures), error)
+            for name, since, failures, error in rows
+        }
 
     def warned(self, entry_id: str, at: datetime) -> None:
         """Mark a notification as reported overdue, so the ERROR is logged once."""

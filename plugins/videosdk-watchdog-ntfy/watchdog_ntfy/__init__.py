@@ -65,7 +65,7 @@ def publication(notification: Notification, config: NtfyConfig) -> dict[str, obj
     firing = [a for a in alerts if a.status == "firing"]
     worst = min(firing or alerts, key=lambda a: -PRIORITIES.get(a.severity, 3))
     first = alerts[0]
-    where = f"meeting {first.meeting_id}" if first.meeting_id else f"session {first.session_id}"
+    where = first.place
     word = "Resolved" if over else ("Still firing" if notification.repeat else "Firing")
     if len(alerts) == 1:
         title = f"{word} [{first.severity}] {first.rule} in {where}"
