@@ -151,6 +151,29 @@ def test_a_meeting_alert_mutes_its_participants_alerts_on_the_same_metric() -> N
     assert log.flush().audit == []
 
 
+def test_a_meeting_view_lists_what_its_own_meeting_alert_mutes_elsewhere() -> None:
+    """The meeting view's one message is already the quiet form of a bad meeting: the
+    participants its meeting alert inhibits are listed in it; a notifier with one message
+    an alert still hears of the meeting alone."""
+    settings = [InhibitRuleSettings.model_validate(MEETING_MUTES_PARTICIPANTS)]
+    both = AlertingConfig(
+        policies={"slack": Policy(group_by=("meeting_id",)), "hook": Policy(group_by=("...",))},
+        inhibit_rules=rules_from(settings),
+    )
+    log = Log(both)
+    log.record(meeting("m-1"), participant("alice"), participant("bob"))
+    write = log.flush()
+    heard: dict[str, list[str]] = {"slack": [], "hook": []}
+    for _, _, notification in write.outbox:
+        heard[notification.notifier] += [a.participant_id or "meeting" for a in notification.alerts]
+    assert sorted(heard["slack"]) == ["alice", "bob", "meeting"]  # one message, everyone
+    assert heard["hook"] == ["meeting"]
+    assert set(write.inhibited) == {
+        participant("alice").fingerprint,
+        participant("bob").fingerprint,
+    }
+
+
 def test_a_label_missing_on_both_sides_is_not_equal() -> None:
     """Alertmanager treats it as equal (prometheus/alertmanager#1727): a source without
     the label would mute every target without it, across meetings. Here it mutes none."""

@@ -305,6 +305,9 @@ def plan(
             grouped = group_labels(carried[active.alert.fingerprint], policy.group_by)
             groups[tuple(grouped.items())].append(active)
         for formed_by, members in groups.items():
+            group_held: Mapping[str, Inhibition] = held
+            if policy.group_by == MEETING_VIEW and held:
+                group_held = _shown_in_meeting_view(held, members)
             group = _Group(
                 name,
                 group_key(name, dict(formed_by)),
@@ -316,7 +319,7 @@ def plan(
                 labels,
                 now,
                 final,
-                inhibited=held,
+                inhibited=group_held,
             )
             visited.add((name, group.state_key))
             _plan_group(group, write, unhandled)
@@ -328,6 +331,15 @@ def plan(
         if a.alert.status == "resolved" and a.alert.fingerprint not in unhandled
     }
     return write
+
+
+def _shown_in_meeting_view(
+    held: Mapping[str, Inhibition], members: Sequence[ActiveAlert]
+) -> Mapping[str, Inhibition]:
+    """A meeting view's message is already the meeting's one message: the alerts its own
+    meeting-level alert inhibits are listed in it (they are held back everywhere else)."""
+    here = {a.alert.fingerprint for a in members}
+    return {fp: why for fp, why in held.items() if why.source.alert.fingerprint not in here}
 
 
 @dataclass(frozen=True, slots=True)
