@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,23 @@ def test_a_notification_queued_before_groups_had_an_identity_gets_the_default_on
     restored = Notification.from_dict(old)
     assert restored.group_labels == {"alertname": "poor-video", "meeting_id": "m-1"}
     assert restored.group_key == '{}/{receiver="slack"}:{alertname="poor-video", meeting_id="m-1"}'
+
+
+def test_an_alert_survives_the_outbox_round_trip_whole_and_its_dict_is_a_copy() -> None:
+    original = replace(
+        alert("alice", "resolved", labels={"team": "video"}),
+        context={"device": "web"},
+        values=[3.5, 2.0],
+        sparkline="▇▁",
+        reason="participant left the session",
+    )
+    data = original.to_dict()
+    assert data["ends_at"] == "2026-11-24T10:01:10.000Z"
+    assert Alert.from_dict(json.loads(json.dumps(data))) == original
+    data["labels"]["team"], data["context"]["device"] = "audio", "ios"
+    data["values"].append(9.0)
+    assert (original.labels["team"], original.context["device"]) == ("video", "web")
+    assert original.values == [3.5, 2.0]
 
 
 def test_group_keys_quote_values_as_go_does() -> None:
@@ -448,6 +466,32 @@ def test_routes_add_notifiers_and_a_rule_notify_always_applies(db: Path) -> None
     am.flush()
     got = sorted((n.notifier, n.alerts[0].participant_id) for n in queued(store))
     assert got == [("email", "alice"), ("email", "bob"), ("pager", "alice"), ("slack", "carol")]
+
+
+def test_a_reload_regroups_and_reroutes_alerts_that_did_not_change(db: Path) -> None:
+    """The manager keeps each alert's routes and group from one flush to the next; a
+    reload (a new config on the same manager, as the service does it) must not be
+    answered from what it kept."""
+    clock = Clock()
+    store, am = manager(db, clock)
+    record(store, alert("alice"), alert("bob"))
+    am.flush()
+    (first,) = queued(store)
+    assert sorted(a.participant_id for a in first.alerts) == ["alice", "bob"]
+    am.config = AlertingConfig(
+        policies={"slack": Policy(group_by=("...",)), "pager": Policy()},
+        routes=(Route(parse_matchers(["participant_id=bob"]), ("pager",)),),
+        default_notify=("slack",),
+    )
+    am.flush()
+    (paged,) = queued(store)  # bob matches a route now: pager instead of the default
+    assert (paged.notifier, [a.participant_id for a in paged.alerts]) == ("pager", ["bob"])
+    clock.advance(4 * 3600 + 1)
+    am.flush()
+    reminders = sorted(
+        (n.notifier, n.group_labels.get("participant_id"), len(n.alerts)) for n in queued(store)
+    )
+    assert reminders == [("pager", None, 1), ("slack", "alice", 1)]  # slack: alice alone
 
 
 def _wait_for_outbox(store: Store, seconds: float = 10.0) -> None:

@@ -11,9 +11,10 @@ manager's decisions is one transaction (``AlertLog.apply_alerting``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_time
@@ -123,6 +124,38 @@ def record_alert(cur: Cursor, alert: Alert, notify: Sequence[str], now: str) -> 
     )
 
 
+_ALERT_ROWS = "SELECT fingerprint, version, changed_at, notify, payload FROM am_alerts"
+_READ_CHUNK = 500  # fingerprints per IN (...) list: far below every engine's bound
+
+
+def _cached(known: Mapping[str, ActiveAlert], fingerprint: str, version: int) -> ActiveAlert | None:
+    cached = known.get(fingerprint)
+    return cached if cached is not None and cached.version == version else None
+
+
+def _active(row: Sequence[Any]) -> ActiveAlert:
+    _, version, changed_at, notify, payload = row
+    return ActiveAlert(
+        alert=Alert.from_dict(json.loads(payload)),
+        version=int(version),
+        changed_at=read_time(changed_at) or datetime.now(UTC),
+        notify=tuple(json.loads(notify)),
+    )
+
+
+def _notified(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], Notified]:
+    """``am_notified`` by (notifier, fingerprint). Most rows say the same few things (told
+    version 1, firing): they share one immutable value instead of one object each."""
+    values: dict[tuple[int, str], Notified] = {}
+    out = {}
+    for notifier, fingerprint, version, status in rows:
+        told = values.get((version, status))
+        if told is None:
+            told = values[(version, status)] = Notified(int(version), status)
+        out[(notifier, fingerprint)] = told
+    return out
+
+
 class AlertLog:
     """The ``am_alerts``, ``am_notified`` and ``am_groups`` tables; a flush queues its
     notifications in ``outbox`` and reads silences and acks from ``silences``."""
@@ -148,26 +181,36 @@ class AlertLog:
                 record_alert(cur, alert, notify, now)
 
     def active_alerts(self, known: Mapping[str, ActiveAlert] | None = None) -> list[ActiveAlert]:
-        """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing."""
+        """Every alert the manager still tracks; ``known`` (by fingerprint) saves re-parsing.
+
+        With ``known``, only the alerts it lacks or holds at an older version are read
+        whole: the flush runs several times a second under load, and reading every
+        alert's stored JSON to throw nearly all of it away was most of its snapshot.
+        """
+        if not known:
+            with self._db.lock:
+                rows = self._db.execute(
+                    f"{_ALERT_ROWS} ORDER BY changed_at, fingerprint"
+                ).fetchall()
+            return [_active(row) for row in rows]
         with self._db.lock:
-            rows = self._db.execute(
-                "SELECT fingerprint, version, changed_at, notify, payload FROM am_alerts"
-                " ORDER BY changed_at, fingerprint"
+            heads = self._db.execute(
+                "SELECT fingerprint, version FROM am_alerts ORDER BY changed_at, fingerprint"
             ).fetchall()
+            wanted = [fp for fp, version in heads if _cached(known, fp, version) is None]
+            fresh: dict[str, Sequence[Any]] = {}
+            for start in range(0, len(wanted), _READ_CHUNK):
+                chunk = wanted[start : start + _READ_CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                sql = f"{_ALERT_ROWS} WHERE fingerprint IN ({marks})"
+                fresh.update((row[0], row) for row in self._db.execute(sql, chunk).fetchall())
         out = []
-        for fingerprint, version, changed_at, notify, payload in rows:
-            cached = (known or {}).get(fingerprint)
-            if cached is not None and cached.version == version:
+        for fingerprint, version in heads:
+            cached = _cached(known, fingerprint, version)
+            if cached is not None:
                 out.append(cached)
-                continue
-            out.append(
-                ActiveAlert(
-                    alert=Alert.from_dict(json.loads(payload)),
-                    version=int(version),
-                    changed_at=read_time(changed_at) or datetime.now(UTC),
-                    notify=tuple(json.loads(notify)),
-                )
-            )
+            elif fingerprint in fresh:  # else gone meanwhile (another instance's write)
+                out.append(_active(fresh[fingerprint]))
         return out
 
     def alerting_snapshot(
@@ -182,7 +225,7 @@ class AlertLog:
             ).fetchall()
             return AlertingSnapshot(
                 alerts=self.active_alerts(known),
-                notified={(n, f): Notified(int(v), s) for n, f, v, s in notified},
+                notified=_notified(notified),
                 groups={
                     (n, k): GroupState(t, read_time(at) or datetime.now(UTC), int(sent))
                     for n, k, t, at, sent in groups
