@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.notifier_send
 	$(BIN)/python -m benchmarks.service_overhead
 	$(BIN)/python -m benchmarks.alert_delivery
+	$(BIN)/python -m benchmarks.alert_path --participants 2000 --steps 2
 	$(BIN)/python -m benchmarks.slack_actions
 	$(BIN)/python -m benchmarks.meeting_message
 	$(BIN)/python -m benchmarks.inhibition

@@ -35,12 +35,16 @@ def main() -> None:
     parser.add_argument(
         "--stagger", type=float, default=0.0, help="joins spread over this many sample seconds"
     )
+    parser.add_argument(
+        "--manual", action="store_true", help="the clock moves only by POST /_sim/advance"
+    )
     args = parser.parse_args()
     sim = Simulator(
         api_key=args.api_key,
         secret=args.secret,
         sample_period=10.0,
         speed=args.speed,
+        manual_clock=args.manual,
         latency=args.latency,
         history=args.history,
     )

@@ -181,6 +181,27 @@ def test_outbox_order_retries_and_delivery(store: Store) -> None:
     store.check_storage(pages=True)
 
 
+def test_a_snapshot_re_reads_only_alerts_changed_since_the_known_ones(store: Store) -> None:
+    """The alert manager hands back what it read last: unchanged alerts come back as the
+    same objects, changed ones afresh, in the store's order, gone ones not at all (the
+    alerts to read afresh outnumber one ``IN`` list here)."""
+    record_alerts(store, [(alert(f"p{i:03d}"), ["oncall"]) for i in range(600)])
+    first = store.active_alerts()
+    known = {a.alert.fingerprint: a for a in first[:3]}  # as if the others were new to it
+    assert store.active_alerts(known) == first
+    known = {a.alert.fingerprint: a for a in first}
+    record_alerts(store, [(alert("p001", status="resolved"), ["oncall"])])
+    store.apply_alerting(AlertingWrite(done_alerts={alert("p002").fingerprint}))
+    again = store.active_alerts(known)
+    kept = [a for a in first if a.alert.participant_id not in ("p001", "p002")]
+    assert [a.alert.participant_id for a in again] == [
+        *(a.alert.participant_id for a in kept),
+        "p001",  # changed last
+    ]
+    assert all(new is old for new, old in zip(again[:-1], kept, strict=True))
+    assert (again[-1].version, again[-1].alert.status) == (2, "resolved")
+
+
 def test_alert_manager_state_round_trips(store: Store) -> None:
     record_alerts(store, [(alert(), ["oncall"])])
     record_alerts(store, [(alert(), ["oncall"])])  # the same transition twice changes nothing
