@@ -186,13 +186,13 @@ def test_a_snapshot_re_reads_only_alerts_changed_since_the_known_ones(store: Sto
     same objects, changed ones afresh, in the store's order, gone ones not at all (the
     alerts to read afresh outnumber one ``IN`` list here)."""
     record_alerts(store, [(alert(f"p{i:03d}"), ["oncall"]) for i in range(600)])
-    first = store.active_alerts()
+    first = store.alert_log.active_alerts()
     known = {a.alert.fingerprint: a for a in first[:3]}  # as if the others were new to it
-    assert store.active_alerts(known) == first
+    assert store.alert_log.active_alerts(known) == first
     known = {a.alert.fingerprint: a for a in first}
     record_alerts(store, [(alert("p001", status="resolved"), ["oncall"])])
-    store.apply_alerting(AlertingWrite(done_alerts={alert("p002").fingerprint}))
-    again = store.active_alerts(known)
+    store.alert_log.apply_alerting(AlertingWrite(done_alerts={alert("p002").fingerprint}))
+    again = store.alert_log.active_alerts(known)
     kept = [a for a in first if a.alert.participant_id not in ("p001", "p002")]
     assert [a.alert.participant_id for a in again] == [
         *(a.alert.participant_id for a in kept),
