@@ -138,6 +138,7 @@ def test_filters_by_room_name_and_sdk(sim: Simulator, config_for: MakeConfig) ->
         assert cycle.samples == 3
         assert runtime.watchlist.keys() == {("prod", "alice")}
         assert runtime.watchlist.keys("excluded") == {("prod", "bob")}
+        assert runtime.watchlist.count() == len(runtime.watchlist.targets()) == 1  # STATUS=
         runtime.discovery.run()
         runtime.poller.cycle()
         assert runtime.watchlist.keys() == {("prod", "alice")}  # remembered as excluded

@@ -170,7 +170,7 @@ class Service:
         found = " (and whoever discovery finds)" if self.runtime.discovery is not None else ""
         log.info(
             "watching %d participants%s with %d rules every %gs; %d notifiers: %s",
-            len(self.runtime.watchlist.targets()),
+            self.runtime.watchlist.count(),
             found,
             len(self.runtime.rules),
             settings.poll.interval.total_seconds(),
@@ -349,7 +349,7 @@ class Service:
             pending, _ = store.outbox.stats()
         except StorageFault:  # counted and logged once by the store; said below
             pending = 0
-        watched = len(self.runtime.watchlist.targets())
+        watched = self.runtime.watchlist.count()
         line = status_line(watched, poller.firing(), pending, self.liveness.last_cycle)
         fault = store.faults.fault
         return line + (f"; state database failing: {fault}" if fault else "") + self._note
@@ -431,7 +431,7 @@ class Service:
             "%d firing alerts of removed rules closed",
             len(prepared.rules),
             len(new.notifiers),
-            len(self.runtime.watchlist.targets()),
+            self.runtime.watchlist.count(),
             reloaded.kept,
             reloaded.closed,
         )

@@ -92,6 +92,12 @@ class WatchList:
                 if r.status != "excluded"
             ]
 
+    def count(self) -> int:
+        """How many :meth:`targets` would return, without building them (``STATUS=`` reads
+        it every second)."""
+        with self._lock:
+            return sum(1 for r in self._entries.values() if r.status != "excluded")
+
     def keys(self, status: str = "watching") -> set[Key]:
         with self._lock:
             return {k for k, r in self._entries.items() if r.status == status}
