@@ -152,7 +152,7 @@ def test_a_departed_participant_leaves_no_rule_memory(
     try:
         runtime.poller.cycle()
         assert ("s", "p") in runtime.store.polls.load_memories()
-        info = runtime.poller.participants.info(("s", "p"))
+        info = runtime.poller.participants.committed(("s", "p")).info
         assert info is not None
         runtime.poller.depart(("s", "p"), "participant left the session", info)
         assert runtime.store.polls.load_memories() == {}

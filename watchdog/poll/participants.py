@@ -66,10 +66,6 @@ class Participants:
             return Memory(last_time=tracked.cursor)
         return tracked.memory
 
-    def info(self, key: Key) -> ParticipantInfo | None:
-        tracked = self._tracked.get(key)
-        return None if tracked is None else tracked.info
-
     def seen(self, key: Key, info: ParticipantInfo) -> None:
         """The identity the participant's latest stats told."""
         self._get(key).info = info
