@@ -32,6 +32,7 @@ __all__ = [
     "Alert",
     "MeetingChanges",
     "Notification",
+    "NotificationEvent",
     "Severity",
     "Status",
     "alert_labels",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 Status = Literal["firing", "resolved"]
+NotificationEvent = Literal["alert", "acknowledged", "unacknowledged"]
+"""What a notification tells: the alerts' state (``"alert"``), or that someone took
+(``"acknowledged"``) or gave back (``"unacknowledged"``) ownership of alerts still firing."""
 
 # The labels the core gives every alert, named as Alertmanager receivers expect them; the
 # rule's own ``labels`` come beside them. ``group_by``, routes and silences use these names.
@@ -301,6 +305,11 @@ class Notification:
     a meeting view can say "affected 7 of 12 watched". ``mention`` asks the notifier
     to draw people's attention again beyond the first notification (Slack's
     ``mentions``), e.g. an escalation step.
+
+    ``event`` is ``"alert"`` for every notification about the alerts' state. An
+    acknowledgement notice (``"acknowledged"``/``"unacknowledged"``, ``status``
+    ``"firing"``) goes only to notifiers that asked for it (a pager that mirrors who
+    owns an incident); ``actor`` then names who did it.
     """
 
     id: str
@@ -317,6 +326,8 @@ class Notification:
     reason: str = ""
     watched: int | None = None
     mention: bool = False
+    event: NotificationEvent = "alert"
+    actor: str | None = None
 
     @property
     def meeting(self) -> str | None:
@@ -341,6 +352,8 @@ class Notification:
             "reason": self.reason,
             "watched": self.watched,
             "mention": self.mention,
+            "event": self.event,
+            "actor": self.actor,
         }
 
     @classmethod
@@ -366,7 +379,18 @@ class Notification:
             reason=str(data.get("reason", "")),
             watched=None if data.get("watched") is None else int(data["watched"]),
             mention=bool(data.get("mention", False)),
+            event=_event(data.get("event")),
+            actor=None if data.get("actor") is None else str(data["actor"]),
         )
+
+
+def _event(value: object) -> NotificationEvent:
+    """An outbox row's ``event``; rows written before events existed are alert notices."""
+    if value == "acknowledged":
+        return "acknowledged"
+    if value == "unacknowledged":
+        return "unacknowledged"
+    return "alert"
 
 
 def group_identity(

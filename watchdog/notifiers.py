@@ -296,6 +296,9 @@ class NotifierType(Generic[ModelT]):
     factory: Callable[[NotifierContext[ModelT]], Notifier]
     description: str = ""
     plugin: str = field(default="", compare=False)
+    # whether entries of this type get acknowledgement notices (``Notification.event``)
+    # unless an entry says otherwise with ``send_acknowledged``; a pager wants them
+    send_acknowledged: bool = False
 
 
 class Register(Protocol):
