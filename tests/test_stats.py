@@ -1,11 +1,20 @@
 """Defensive parsing: a bad sample or field is dropped and counted, never fatal."""
 
 import logging
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watchdog.obs.telemetry import SAMPLE_ERRORS
-from watchdog.videosdk.stats import MAX_TEXT_CHARS, StatsShapeError, clip_text, parse_stats
+from watchdog.videosdk.stats import (
+    MAX_TEXT_CHARS,
+    StatsShapeError,
+    _partition,
+    clip_text,
+    parse_stats,
+)
 
 from .helpers import at, response, sample
 
@@ -118,3 +127,58 @@ def test_a_participants_own_text_is_cut_to_a_bound() -> None:
     assert len(info.device) == MAX_TEXT_CHARS
     assert clip_text("Alice") == "Alice"
     assert clip_text(None) is None
+
+
+# -- the history split every poll runs: the fast path for ordered histories agrees with
+# -- the entry-by-entry rules on anything a response can hold
+
+_TIMES = st.one_of(
+    st.builds(lambda s: f"2026-11-30T10:{s // 60:02d}:{s % 60:02d}.000Z", st.integers(0, 3599)),
+    st.sampled_from(["2026-11-30T10:00:05Z", "2026-11-30T10:00:05.0000Z", "0", "", "~"]),
+    st.none(),
+    st.integers(),
+)
+_ENTRIES = st.one_of(
+    st.builds(lambda t: {"time": t}, _TIMES),
+    st.just({}),
+    st.just([1]),
+    st.just("x"),
+)
+
+
+def _by_entry(items: list[Any], cutoff: str) -> tuple[str, list[tuple[Any, Any]]]:
+    """The rule as documented: an API-format time at or before the cutoff is old."""
+    newest, rest = "", []
+    for item in items:
+        value = item.get("time") if isinstance(item, dict) else None
+        if (
+            isinstance(value, str)
+            and len(value) == 24
+            and (value[4], value[10], value[19], value[23]) == ("-", "T", ".", "Z")
+            and value <= cutoff
+        ):
+            newest = max(newest, value)
+        else:
+            rest.append((item, value))
+    return newest, rest
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_ENTRIES, max_size=30),
+    st.booleans(),
+    st.integers(0, 3599),
+)
+def test_history_split_agrees_with_the_entry_by_entry_rule(
+    items: list[Any], ordered: bool, second: int
+) -> None:
+    if ordered:  # the API's usual shape, which takes the fast path
+        items = sorted(
+            (
+                {"time": f"2026-11-30T10:{s // 60:02d}:{s % 60:02d}.000Z"}
+                for s in range(0, 3600, 97)
+            ),
+            key=lambda item: item["time"],
+        )
+    cutoff = f"2026-11-30T10:{second // 60:02d}:{second % 60:02d}.000Z"
+    assert _partition(items, cutoff) == _by_entry(items, cutoff)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
@@ -279,21 +280,12 @@ def evaluate(
     (None: assume the session is still going).
     """
     applicable = [rule for rule in rules if rule.applies_to(info)]
+    plan = _plan(applicable)
     memory = memory.copy() if memory is not None else Memory()
     result = Evaluation(states=dict(states), memory=memory)
-    keep = {metric: duration_micros(span) for metric, span in horizons(applicable).items()}
+    keep, absent, valued, tuned = plan.keep, plan.absent, plan.valued, plan.tuned
     for metric in [m for m in memory.series if m not in keep]:
         del memory.series[metric]  # no rule looks at it any more (rules changed)
-    absent: list[Rule] = []
-    valued: list[Rule] = []
-    tuned: list[Rule] = []  # count samples or warm up: their own path, so others cost nothing
-    for rule in applicable:
-        if rule.absent is not None:
-            absent.append(rule)
-        elif rule.samples is None and not rule.warmup:
-            valued.append(rule)
-        else:
-            tuned.append(rule)
     for sample in samples:
         time = sample.time
         if memory.last_time is not None and time <= memory.last_time:
@@ -315,15 +307,20 @@ def evaluate(
         memory.last_time = time
         if memory.first_time is None:
             memory.first_time = time
+        states = result.states
         for rule in valued:
-            firing = _firing(result.states.get(rule.name))
-            verdict = _judge(rule, numbers, memory, stamp, firing)
+            state = states.get(rule.name)
+            verdict = _judge(
+                rule, numbers, memory, stamp, state is not None and state.phase == "firing"
+            )
             if verdict is None:
                 continue
             holds, value, threshold = verdict
             if rule.meeting is not None:
                 memory.conditions[rule.name] = Condition(time, holds, value)
                 continue
+            if not holds and state is None:
+                continue  # a healthy sample for an inactive rule: nothing to advance
             _step(
                 rule,
                 info,
@@ -347,13 +344,61 @@ def evaluate(
         for rule in absent:
             _resolve_absent(rule, info, now, memory.last_time, result)
     for rule_name in list(memory.conditions):
-        if all(r.name != rule_name or r.meeting is None for r in applicable):
+        if rule_name not in plan.meeting_rules:
             del memory.conditions[rule_name]
     if memory.outcomes is not None:  # forget the counts of rules that no longer count
-        counting = {rule.name for rule in tuned if rule.samples is not None}
+        counting = plan.counting
         kept = {name: bits for name, bits in memory.outcomes.items() if name in counting}
         memory.outcomes = kept or None
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How :func:`evaluate` goes through one set of applicable rules: worked out once per
+    set, not on every poll of every participant."""
+
+    rules: tuple[Rule, ...]  # holds the rules, so the ids keying the cache stay theirs
+    keep: dict[str, int]  # per metric, the microseconds of history any rule needs
+    absent: tuple[Rule, ...]
+    valued: tuple[Rule, ...]
+    tuned: tuple[Rule, ...]  # count samples or warm up: their own path, others cost nothing
+    meeting_rules: frozenset[str]  # names of meeting rules: their conditions are kept
+    counting: frozenset[str]  # names of rules counting samples: their outcomes are kept
+
+
+_PLANS: dict[tuple[int, ...], _Plan] = {}
+_MAX_PLANS = 256  # sets of applicable rules seen (filters make a few); a reload makes new ones
+
+
+def _plan(applicable: Sequence[Rule]) -> _Plan:
+    key = tuple(map(id, applicable))
+    plan = _PLANS.get(key)
+    if plan is not None and all(map(operator.is_, plan.rules, applicable)):
+        return plan
+    absent: list[Rule] = []
+    valued: list[Rule] = []
+    tuned: list[Rule] = []
+    for rule in applicable:
+        if rule.absent is not None:
+            absent.append(rule)
+        elif rule.samples is None and not rule.warmup:
+            valued.append(rule)
+        else:
+            tuned.append(rule)
+    plan = _Plan(
+        rules=tuple(applicable),
+        keep={metric: duration_micros(span) for metric, span in horizons(applicable).items()},
+        absent=tuple(absent),
+        valued=tuple(valued),
+        tuned=tuple(tuned),
+        meeting_rules=frozenset(r.name for r in applicable if r.meeting is not None),
+        counting=frozenset(r.name for r in tuned if r.samples is not None),
+    )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
 
 
 def _tuned_step(

@@ -9,7 +9,6 @@ computed at parse time so every rule kind (threshold, window, spike) and
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,24 +38,27 @@ DERIVED_FIELDS: dict[str, str] = {
 METRICS: dict[str, str] = {**SAMPLE_FIELDS, **DERIVED_FIELDS}
 
 
-def _sum(values: dict[str, float], names: Sequence[str]) -> float | None:
-    present = [values[name] for name in names if name in values]
+def _sum(parts: tuple[float | None, ...]) -> float | None:
+    """The sum of the parts present (in order, as ``sum`` adds), None if none is."""
+    present = [part for part in parts if part is not None]
     return sum(present) if present else None
 
 
 def derive(values: dict[str, float]) -> None:
     """Add the derived metrics a sample's raw fields allow (in place); missing stays missing."""
-    for name, parts in (
-        ("totalPacketLost", _LOSS),
-        ("audioPacketLost", _LOSS[0::2]),
-        ("videoPacketLost", _LOSS[1::2]),
+    get = values.get
+    recv_audio, recv_video, send_audio, send_video = (get(name) for name in _LOSS)
+    for name, total in (
+        ("totalPacketLost", _sum((recv_audio, recv_video, send_audio, send_video))),
+        ("audioPacketLost", _sum((recv_audio, send_audio))),
+        ("videoPacketLost", _sum((recv_video, send_video))),
     ):
-        total = _sum(values, parts)
         if total is not None:
             values[name] = total
     for name, raw in _KBPS.items():
-        if raw in values:
-            values[name] = values[raw] / 1000.0
+        bitrate = get(raw)
+        if bitrate is not None:
+            values[name] = bitrate / 1000.0
 
 
 def dominant_resolution(entry: Any) -> float | None:
@@ -65,11 +67,14 @@ def dominant_resolution(entry: Any) -> float | None:
         return None
     best: tuple[float, float] | None = None
     for key, usage in entry.items():
+        # the JSON classes first: every new usage entry of every poll comes through here
+        if (usage.__class__ is not int and usage.__class__ is not float) and (
+            not isinstance(usage, int | float) or isinstance(usage, bool)
+        ):
+            continue
+        if not usage > 0 or usage - usage != 0:  # also refuses NaN and infinities
+            continue
         if not isinstance(key, str) or not key.isdigit():
-            continue
-        if not isinstance(usage, int | float) or isinstance(usage, bool):
-            continue
-        if not math.isfinite(usage) or usage <= 0:
             continue
         candidate = (float(usage), float(key))
         if best is None or candidate > best:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any
 
 from watchdog.durations import format_time, parse_time
 from watchdog.obs.telemetry import SAMPLE_ERRORS
@@ -76,6 +78,8 @@ def _text(obj: Any, *keys: str) -> str | None:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
+    if obj.__class__ is str:
+        return obj if len(obj) <= MAX_TEXT_CHARS else clip_text(obj)
     if isinstance(obj, str | int | float) and not isinstance(obj, bool):
         return clip_text(str(obj))
     return None
@@ -100,9 +104,23 @@ def parse_info(raw: dict[str, Any], session_id: str, participant_id: str) -> Par
 
 
 def _flatten(raw: dict[str, Any], prefix: str, out: dict[str, float], bad: list[str]) -> None:
+    # every poll runs this over each new sample's ~20 fields: the JSON types a decoder
+    # returns are checked by class first (a float is finite iff x - x == 0), the rest as before
     for key, value in raw.items():
-        name = prefix + str(key)
-        if isinstance(value, dict):
+        name = prefix + key if key.__class__ is str else prefix + str(key)
+        cls = value.__class__
+        if cls is float:
+            if value - value == 0:
+                out[name] = value
+            else:
+                bad.append(name)
+        elif cls is int:
+            number = float(value)
+            if number - number == 0:
+                out[name] = number
+            else:
+                bad.append(name)
+        elif cls is dict or isinstance(value, dict):
             _flatten(value, name + ".", out, bad)
         elif isinstance(value, int | float) and not isinstance(value, bool):
             number = float(value)
@@ -130,23 +148,62 @@ def parse_sample(raw: dict[str, Any], time: datetime) -> tuple[Sample, list[str]
     return Sample(time=time, values=values), bad
 
 
-def _old(value: Any, cutoff: str) -> TypeGuard[str]:
-    """At or before ``cutoff``, judged as text: true only for the API's fixed format
-    (``2022-07-15T10:10:18.601Z``), which sorts as text.
+def _partition(items: list[Any], cutoff: str | None) -> tuple[str, list[tuple[Any, Any]]]:
+    """Split a history at ``cutoff``, judged as text: ``(newest, rest)``, where ``newest`` is
+    the newest time at or before ``cutoff`` ("" if none) among entries in the API's fixed
+    format (``2022-07-15T10:10:18.601Z``, which sorts as text), and ``rest`` holds every
+    other entry with its raw ``time``, in order (non-objects with time None).
 
-    Samples and usage entries at or before the cursor are skipped this way, so a
-    long call's old history costs no datetime parsing; the cheap comparison comes
-    first, since every poll runs this over the whole history.
+    Samples and usage entries at or before the cursor are skipped this way, so a long
+    call's old history costs no datetime parsing. Every poll runs it over the whole
+    history: a history in time order, as the API sends it, is cut with a binary search
+    and its old part checked in one pass of C code; any other goes entry by entry.
     """
-    return (
-        value.__class__ is str
-        and value <= cutoff
-        and len(value) == 24
-        and value[23] == "Z"
-        and value[19] == "."
-        and value[10] == "T"
-        and value[4] == "-"
-    )
+    if cutoff is not None and items:
+        split = _split_sorted(items, cutoff)
+        if split is not None:
+            return split
+    newest = ""
+    rest: list[tuple[Any, Any]] = []
+    keep = rest.append
+    for item in items:
+        value = item.get("time") if isinstance(item, dict) else None
+        if (
+            cutoff is not None
+            and value.__class__ is str
+            and value <= cutoff
+            and len(value) == 24
+            and value[23] == "Z"
+            and value[19] == "."
+            and value[10] == "T"
+            and value[4] == "-"
+        ):
+            if value > newest:  # noqa: PLR1730 (max() is a call per old entry of every poll)
+                newest = value
+        else:
+            keep((item, value))
+    return newest, rest
+
+
+# what marks the API's time format, 2022-07-15T10:10:18.601Z, at fixed places (24 long)
+_MARKS = operator.itemgetter(4, 10, 19, 23)
+_API_MARKS = {("-", "T", ".", "Z")}
+
+
+def _split_sorted(items: list[Any], cutoff: str) -> tuple[str, list[tuple[Any, Any]]] | None:
+    """:func:`_partition` of a history whose entries are all objects with text times in
+    ascending order, the old ones all in the API's format; None for any other."""
+    try:
+        times = [item["time"] for item in items]
+    except (KeyError, TypeError, IndexError):  # not all objects with a time: entry by entry
+        return None
+    if set(map(type, times)) != {str} or not all(map(operator.le, times, times[1:])):
+        return None
+    index = bisect_right(times, cutoff)
+    old = times[:index]
+    if old and (set(map(len, old)) != {24} or set(map(_MARKS, old)) != _API_MARKS):
+        return None
+    return (old[-1] if old else ""), list(zip(items[index:], times[index:], strict=True))
 
 
 def _attach_resolutions(
@@ -161,11 +218,8 @@ def _attach_resolutions(
     """
     if not isinstance(usage, list) or not samples:
         return
-    for entry in usage:
+    for entry, raw in _partition(usage, before)[1]:
         if not isinstance(entry, dict):
-            continue
-        raw = entry.get("time")
-        if before is not None and _old(raw, before):
             continue
         moment = parse_time(raw)
         resolution = dominant_resolution(entry) if moment is not None else None
@@ -184,13 +238,10 @@ def _newest(series: list[Any], until: datetime | None) -> datetime | None:
     """The newest sample time up to ``until``; API-format times compared as text, only the
     newest parsed (a sample stamped in the future must not hide the real history)."""
     limit = format_time(until) if until is not None else _LATEST
-    newest_text = ""
+    newest_text, rest = _partition(series, limit)
     others: list[datetime] = []
-    for item in series:
-        raw_time = item.get("time") if isinstance(item, dict) else None
-        if _old(raw_time, limit):
-            newest_text = max(newest_text, raw_time)
-        elif (moment := parse_time(raw_time)) is not None and (until is None or moment <= until):
+    for _, raw_time in rest:
+        if (moment := parse_time(raw_time)) is not None and (until is None or moment <= until):
             others.append(moment)
     if newest_text:
         others.append(datetime.fromisoformat(newest_text))
@@ -232,13 +283,10 @@ def parse_stats(
     dropped = future = 0
     bad_fields: set[str] = set()
     cutoff = format_time(after) if after is not None else None
-    newest_skipped = ""  # the newest old sample in the API's format, compared as text
+    # the newest old sample in the API's format, compared as text; the others to look at
+    newest_skipped, rest = _partition(series, cutoff)
     old: list[datetime] = []  # old samples in any other format
-    for item in series:
-        raw_time = item.get("time") if isinstance(item, dict) else None
-        if cutoff is not None and _old(raw_time, cutoff):
-            newest_skipped = max(newest_skipped, raw_time)
-            continue
+    for item, raw_time in rest:
         time = parse_time(raw_time)
         if time is None:
             dropped += 1
