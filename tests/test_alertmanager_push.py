@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -301,10 +302,10 @@ def test_an_ha_pair_both_get_it_and_one_down_loses_nothing(
     (alert,) = alerts_of(m, "dana")
     notifier.send(make_notification(alert))
     for am in pair:
-        (shown,) = until(lambda am=am: am.query(f"meeting_id={m}"), what=am.url)
+        (shown,) = until(partial(am.query, f"meeting_id={m}"), what=am.url)
         assert shown["labels"]["participant_id"] == "dana"
     for path in ("/am-1", "/am-2"):  # each notifies on its own: no gossip between them
-        until(lambda path=path: webhooks(sink, path, m), what=f"webhook {path}")
+        until(partial(webhooks, sink, path, m), what=f"webhook {path}")
 
     third = Alertmanager(tmp_path / "am-3", f"{sink.url}/am-3").start()
     third.stop()  # down, at a URL it will come back to
@@ -471,7 +472,7 @@ def test_retention_and_forget_after_on_an_injected_clock(receiver: HttpReceiver)
 
 
 def test_bad_entries_fail_check_with_the_key_and_a_fix(host: PluginTestHost) -> None:
-    cases = {
+    cases: dict[str, tuple[dict[str, Any], str]] = {
         "both auths": (
             {"basic_auth": {"username": "u", "password": "p"}, "bearer_token": "t"},
             "set basic_auth or bearer_token, not both",

@@ -182,9 +182,7 @@ class AlertmanagerNotifier:
         self.redact = redactor
         self.clock = clock or (lambda: datetime.now(UTC))
         self.urls = [endpoint(url) for url in config.urls]
-        self.memory = AlertMemory(
-            state, config.resolved_retention, config.forget_after or None
-        )
+        self.memory = AlertMemory(state, config.resolved_retention, config.forget_after or None)
         self.hostname = socket.gethostname()
         # per request: a session-level verify loses to REQUESTS_CA_BUNDLE from the environment
         self.verify: str | bool = config.ca_file or True
@@ -251,7 +249,7 @@ class AlertmanagerNotifier:
                 errors = [self._post_one(self.urls[0], raw)]
             else:
                 with ThreadPoolExecutor(len(self.urls), "alertmanager-post") as pool:
-                    errors = list(pool.map(lambda url: self._post_one(url, raw), self.urls))
+                    errors = list(pool.map(self._post_one, self.urls, [raw] * len(self.urls)))
             failed = [e for e in errors if e is not None]
             if len(failed) == len(errors) and required:
                 raise _combined(failed)
@@ -314,9 +312,7 @@ class AlertmanagerNotifier:
         if self._loop is not None:
             return
         self._stop.clear()
-        self._loop = threading.Thread(
-            target=self._run, name="alertmanager-resend", daemon=True
-        )
+        self._loop = threading.Thread(target=self._run, name="alertmanager-resend", daemon=True)
         self._loop.start()
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from watchdog.durations import format_time, parse_time
@@ -64,7 +65,7 @@ class AlertMemory:
         for fingerprint, alert in alerts.items():
             by_bucket.setdefault(bucket(fingerprint), {})[fingerprint] = alert.to_json(now)
         for key, entries in by_bucket.items():
-            self._update(key, lambda stored, entries=entries: {**stored, **entries})
+            self._update(key, partial(_merged, new=entries))
 
     def due(self, now: datetime) -> list[Remembered]:
         """Every alert to re-send now; forgets those past retention (or ``forget_after``)."""
@@ -74,7 +75,7 @@ class AlertMemory:
             kept = {fp: entry for fp, entry in stored.items() if self._keep(entry, now)}
             if len(kept) != len(stored):
                 gone = stored.keys() - kept.keys()
-                self._update(key, lambda now_stored, gone=gone: _without(now_stored, gone))
+                self._update(key, partial(_without, gone=gone))
             out.extend(alert for _, alert in _read(kept))
         return out
 
@@ -106,6 +107,10 @@ def _alerts(value: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     if not isinstance(alerts, dict):
         return {}
     return {str(k): v for k, v in alerts.items() if isinstance(v, dict)}
+
+
+def _merged(stored: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {**stored, **new}
 
 
 def _without(stored: dict[str, dict[str, Any]], gone: set[str]) -> dict[str, Any]:

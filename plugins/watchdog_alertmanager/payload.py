@@ -37,7 +37,7 @@ def _name(text: str) -> str:
     return mended if not mended[0].isdigit() else "_" + mended
 
 
-def annotations(alert: Alert) -> dict[str, str]:
+def alert_annotations(alert: Alert) -> dict[str, str]:
     """What describes an alert: summary, description, the value against the threshold,
     why it resolved (or was told again), and the participant's context."""
     out = {
@@ -82,7 +82,7 @@ def postable(alert: Alert, external: Mapping[str, str], url: str) -> dict[str, A
     """The alert without ``endsAt``: the part that stays the same from send to re-send."""
     body: dict[str, Any] = {
         "labels": labels(alert, external),
-        "annotations": annotations(alert),
+        "annotations": alert_annotations(alert),
         "startsAt": rfc3339(alert.fired_at),
     }
     if url:
