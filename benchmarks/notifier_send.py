@@ -105,7 +105,8 @@ def main() -> None:
             # the real send: the alerts are also written to its re-send memory (in memory here)
             "alertmanager": host.build({"type": "alertmanager", "urls": [hook.url]}, "am"),
         }
-        print(f"{'notifier':<12} {'render 1':>10} {'render 20':>10} {'send p50':>9} {'send p95':>9}")
+        heads = ("render 1", "render 20", "send p50", "send p95")
+        print(f"{'notifier':<12} {heads[0]:>10} {heads[1]:>10} {heads[2]:>9} {heads[3]:>9}")
         for name, render in renders.items():
             r1 = cpu_us(render, one, args.renders)
             r20 = cpu_us(render, group, args.renders // 10)
