@@ -1,4 +1,5 @@
-"""Notifier cost: rendering CPU and loopback send latency for Slack, email and webhook.
+"""Notifier cost: rendering CPU and loopback send latency for Slack, email, webhook and
+Alertmanager.
 
 Prints, per notifier, CPU microseconds to render one notification (one alert, and a
 group of 20) and the wall time of ``send`` to a local destination on 127.0.0.1 (p50,
@@ -14,10 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+import watchdog_alertmanager
 import watchdog_email
 import watchdog_slack
 import watchdog_webhook
 from aiosmtpd.controller import Controller
+from watchdog_alertmanager.payload import postable
 from watchdog_email.render import html_body, text_body
 from watchdog_slack.blocks import message
 from watchdog_webhook.payload import body
@@ -72,9 +76,10 @@ def main() -> None:
         "slack": message,
         "email": lambda n: (text_body(n), html_body(n)),
         "webhook": lambda n: body(n, "bench"),
+        "alertmanager": lambda n: orjson.dumps([postable(a, {}, "") for a in n.alerts]),
     }
     host = PluginTestHost()
-    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook):
+    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_alertmanager):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
@@ -97,13 +102,16 @@ def main() -> None:
                 "email",
             ),
             "webhook": host.build({"type": "webhook", "url": hook.url, "secret": "s"}, "webhook"),
+            # the real send: the alerts are also written to its re-send memory (in memory here)
+            "alertmanager": host.build({"type": "alertmanager", "urls": [hook.url]}, "am"),
         }
-        print(f"{'notifier':<9} {'render 1':>10} {'render 20':>10} {'send p50':>9} {'send p95':>9}")
+        heads = ("render 1", "render 20", "send p50", "send p95")
+        print(f"{'notifier':<12} {heads[0]:>10} {heads[1]:>10} {heads[2]:>9} {heads[3]:>9}")
         for name, render in renders.items():
             r1 = cpu_us(render, one, args.renders)
             r20 = cpu_us(render, group, args.renders // 10)
             p50, p95 = latency_ms(notifiers[name], args.sends)
-            print(f"{name:<9} {r1:>8.0f}us {r20:>8.0f}us {p50:>7.2f}ms {p95:>7.2f}ms")
+            print(f"{name:<12} {r1:>8.0f}us {r20:>8.0f}us {p50:>7.2f}ms {p95:>7.2f}ms")
     smtp.stop()
 
 
