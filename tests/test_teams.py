@@ -123,8 +123,11 @@ class Workflow(HttpReceiver):
 
 @pytest.fixture(scope="module")
 def workflow() -> Iterator[Workflow]:
-    with Workflow() as server:
+    server = Workflow().start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -258,55 +261,58 @@ def test_a_group_lists_alerts_worst_first_and_says_how_many_more(
     assert more == f"…and {200 - len(listed)} more alerts in meeting abcd-efgh-ijkl"
 
 
+SHALOM = "\u05e9\u05dc\u05d5\u05dd"  # Hebrew, written right to left
 HOSTILE = [
     "x" * 100_000,
     "[click me](https://evil.example/login) **urgent**",
     '<a href="https://evil.example">Alice</a><script>alert(1)</script>',
-    "\u202eecilA\u202c \u2067mirror\u2069 \u200fשלום עליכם\u200e مرحبا",
+    f"\u202eecilA\u202c \u2067mirror\u2069 \u200f{SHALOM}\u200e \u0645\u0631\u062d\u0628\u0627",
     "{{DATE(2026-01-01T00:00:00Z, SHORT)}} www.evil.example\n# heading\n- list\x00\x1b[31m",
     '"\\ " \\u0000 ' * 500,
 ]
 
 
-@pytest.mark.parametrize("name", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_names_stay_plain_text_bounded_and_within_the_limit(
-    teams: PluginTestHost, workflow: Workflow, name: str
-) -> None:
-    def hostile(i: int, severity: str) -> Alert:
-        return make_alert(
-            participant_id=f"{name}-{i}",
-            participant_name=name,
-            meeting_id=name,
-            severity=severity,
-            summary=name * 3,
-            description=name,
-            context={"device": name, "city": name, "network": name},
-            reason=name,
-            sparkline=name,
-        )
+def hostile(i: int) -> Alert:
+    """An alert whose every text a participant or a template could set is ``HOSTILE[i]``."""
+    name = HOSTILE[i % len(HOSTILE)]
+    return make_alert(
+        participant_id=f"{name}-{i}",
+        participant_name=name,
+        meeting_id=name,
+        severity=("critical", "warning", "info")[i % 3],
+        summary=name * 3,
+        description=name,
+        context={"device": name, "city": name, "network": name},
+        reason=name,
+        sparkline=name,
+    )
 
+
+def test_hostile_names_stay_plain_text_bounded_and_within_the_limit(
+    teams: PluginTestHost, workflow: Workflow
+) -> None:
     notifier = teams.build({"type": "teams", "url": workflow.hook})
     before = len(workflow.accepted())
-    single = make_notification(hostile(0, "critical"))
-    group = make_notification(*(hostile(i, ("critical", "info")[i % 2]) for i in range(200)))
-    notifier.send(single)
-    notifier.send(resolved_all(group))
+    group = make_notification(*(hostile(i) for i in range(200)))
+    for i in range(len(HOSTILE)):
+        notifier.send(make_notification(hostile(i)))
     notifier.send(group)
+    notifier.send(resolved_all(group))
     requests = workflow.accepted()[before:]
-    assert len(requests) == 3, workflow.refused[-3:]
+    assert len(requests) == len(HOSTILE) + 2, workflow.refused[-3:]
     for request in requests:
         assert len(request.body) <= TEAMS_LIMIT
         card = request.json()["attachments"][0]["content"]
         for kind, text in texts(card["body"]):
-            if name[:20] in text or "evil" in text:  # hostile text: only ever a TextRun
-                assert kind == "TextRun", text[:80]
+            if any(name[:20] in text for name in HOSTILE) or "evil" in text:
+                assert kind == "TextRun", text[:80]  # hostile text: never markdown
             assert "://" not in text  # defanged: no client makes a link of it
             assert "www.evil" not in text
             assert not set(text) & {"\u202e", "\u202c", "\u2067", "\x00", "\x1b"}
             assert len(text) <= 1_200
-        assert "](https" not in card["fallbackText"]
         assert not re.search(r"(?<!\\)[\[\]()*<>]", card["fallbackText"])  # all escaped
-    assert "…and" in json.dumps(requests[2].json(), ensure_ascii=False)
+    for request in requests[-2:]:
+        assert "…and" in request.text()
 
 
 def resolved_all(notification: Notification) -> Notification:
@@ -314,10 +320,10 @@ def resolved_all(notification: Notification) -> Notification:
 
 
 def test_right_to_left_names_are_isolated_from_the_rest_of_their_line() -> None:
-    name = "\u202bשלום\u202c"
+    name = f"\u202b{SHALOM}\u202c"
     card = message(make_notification(make_alert(participant_name=name))).card
     valid_card(card)
-    assert "Participant: \u2068שלום\u2069 (part-1)" in shown(card)
+    assert f"Participant: \u2068{SHALOM}\u2069 (part-1)" in shown(card)
 
 
 def test_the_schema_refuses_what_teams_would_refuse() -> None:
