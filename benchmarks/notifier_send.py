@@ -1,4 +1,4 @@
-"""Notifier cost: rendering CPU and loopback send latency for Slack, email and webhook.
+"""Notifier cost: rendering CPU and loopback send latency for Slack, email, webhook, Teams.
 
 Prints, per notifier, CPU microseconds to render one notification (one alert, and a
 group of 20) and the wall time of ``send`` to a local destination on 127.0.0.1 (p50,
@@ -16,10 +16,12 @@ from typing import Any
 
 import watchdog_email
 import watchdog_slack
+import watchdog_teams
 import watchdog_webhook
 from aiosmtpd.controller import Controller
 from watchdog_email.render import html_body, text_body
 from watchdog_slack.blocks import message
+from watchdog_teams.card import message as teams_message
 from watchdog_webhook.payload import body
 
 from watchdog.alerts import Notification
@@ -72,14 +74,16 @@ def main() -> None:
         "slack": message,
         "email": lambda n: (text_body(n), html_body(n)),
         "webhook": lambda n: body(n, "bench"),
+        "teams": teams_message,
     }
     host = PluginTestHost()
-    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook):
+    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_teams):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
     smtp.start()
-    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook:
+    workflow = HttpReceiver(lambda _: Reply(202))  # a Workflows webhook answers 202 Accepted
+    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook, workflow:
         notifiers = {
             "slack": host.build(
                 {"type": "slack", "token": "xoxb-b", "channel": "C1", "base_url": api.url},
@@ -97,6 +101,9 @@ def main() -> None:
                 "email",
             ),
             "webhook": host.build({"type": "webhook", "url": hook.url, "secret": "s"}, "webhook"),
+            "teams": host.build(
+                {"type": "teams", "url": f"{workflow.url}/workflows/w/invoke?sig=bench"}, "teams"
+            ),
         }
         print(f"{'notifier':<9} {'render 1':>10} {'render 20':>10} {'send p50':>9} {'send p95':>9}")
         for name, render in renders.items():
