@@ -123,7 +123,8 @@ class Workflow(HttpReceiver):
 
 @pytest.fixture(scope="module")
 def workflow() -> Iterator[Workflow]:
-    server = Workflow().start()
+    server = Workflow()
+    server.start()
     try:
         yield server
     finally:
