@@ -316,6 +316,26 @@ def test_hostile_names_stay_plain_text_bounded_and_within_the_limit(
         assert "…and" in request.text()
 
 
+def test_one_alert_with_every_text_at_its_bound_fits_the_limit() -> None:
+    """Four-byte characters everywhere, every field far past its bound: still one card."""
+    big = "😀" * 5_000
+    alert = make_alert(
+        rule="r" * 300,
+        participant_id=big,
+        participant_name=big,
+        meeting_id=big,
+        session_id=big,
+        summary=big,
+        description=big,
+        context=dict.fromkeys(("device", "device_version", "sdk", "city", "network"), big),
+        reason=big,
+        sparkline=big,
+    )
+    sent = message(make_notification(alert))
+    valid_card(sent.card)
+    assert len(sent.raw) <= TEAMS_LIMIT - 2_000
+
+
 def resolved_all(notification: Notification) -> Notification:
     return replace(notification, alerts=tuple(resolved(a) for a in notification.alerts))
 

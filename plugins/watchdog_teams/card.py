@@ -209,9 +209,7 @@ def _header(notification: Notification, title: list[dict[str, Any]]) -> dict[str
     return {"type": "Container", "style": style(notification), "bleed": True, "items": items}
 
 
-def _single(notification: Notification, alert: Alert, notes: bool = True) -> list[dict[str, Any]]:
-    """The card of one alert; without the rule's ``notes`` and the participant's context
-    when the card would not fit otherwise."""
+def _single(notification: Notification, alert: Alert) -> list[dict[str, Any]]:
     title = f"{clean(alert.rule)}: {who(alert)}"
     body = [
         _header(notification, [run(title, weight="Bolder", size="Large")]),
@@ -225,8 +223,6 @@ def _single(notification: Notification, alert: Alert, notes: bool = True) -> lis
     body.append(text_block(timing(alert), spacing="Small"))
     if alert.reason:
         body.append(labelled("Reason", clean(alert.reason)))
-    if not notes:
-        return body
     for note in (alert.summary, alert.description):
         if note and note.strip():
             body.append(rich(run(clean(note.strip(), MAX_NOTE, lines=True)), separator=True))
@@ -310,9 +306,9 @@ def adaptive_card(notification: Notification, budget: int = BUDGET) -> dict[str,
     if len(alerts) > 1:
         card["body"] = _group(notification, budget - _size(envelope(card)))
         return card
+    # every text bounded (MAX_NAME, MAX_NOTE): one alert's card is at most ~21 KB even with
+    # each at its bound in 4-byte characters (tests/test_teams.py holds it to that)
     card["body"] = _single(notification, alerts[0])
-    if _size(envelope(card)) > budget:  # only with names and notes at every bound at once
-        card["body"] = _single(notification, alerts[0], notes=False)
     return card
 
 
