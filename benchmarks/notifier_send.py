@@ -1,5 +1,4 @@
-"""Notifier cost: rendering CPU and loopback send latency for Slack, email, webhook and
-Alertmanager.
+"""Notifier cost: rendering CPU and loopback send latency for every built-in notifier.
 
 Prints, per notifier, CPU microseconds to render one notification (one alert, and a
 group of 20) and the wall time of ``send`` to a local destination on 127.0.0.1 (p50,
@@ -19,11 +18,13 @@ import orjson
 import watchdog_alertmanager
 import watchdog_email
 import watchdog_slack
+import watchdog_teams
 import watchdog_webhook
 from aiosmtpd.controller import Controller
 from watchdog_alertmanager.payload import postable
 from watchdog_email.render import html_body, text_body
 from watchdog_slack.blocks import message
+from watchdog_teams.card import message as teams_message
 from watchdog_webhook.payload import body
 
 from watchdog.alerts import Notification
@@ -77,14 +78,17 @@ def main() -> None:
         "email": lambda n: (text_body(n), html_body(n)),
         "webhook": lambda n: body(n, "bench"),
         "alertmanager": lambda n: orjson.dumps([postable(a, {}, "") for a in n.alerts]),
+        "teams": teams_message,
     }
     host = PluginTestHost()
-    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_alertmanager):
+    plugins = (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_alertmanager)
+    for plugin in (*plugins, watchdog_teams):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
     smtp.start()
-    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook:
+    workflow = HttpReceiver(lambda _: Reply(202))  # a Workflows webhook answers 202 Accepted
+    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook, workflow:
         notifiers = {
             "slack": host.build(
                 {"type": "slack", "token": "xoxb-b", "channel": "C1", "base_url": api.url},
@@ -104,6 +108,9 @@ def main() -> None:
             "webhook": host.build({"type": "webhook", "url": hook.url, "secret": "s"}, "webhook"),
             # the real send: the alerts are also written to its re-send memory (in memory here)
             "alertmanager": host.build({"type": "alertmanager", "urls": [hook.url]}, "am"),
+            "teams": host.build(
+                {"type": "teams", "url": f"{workflow.url}/workflows/w/invoke?sig=bench"}, "teams"
+            ),
         }
         heads = ("render 1", "render 20", "send p50", "send p95")
         print(f"{'notifier':<12} {heads[0]:>10} {heads[1]:>10} {heads[2]:>9} {heads[3]:>9}")

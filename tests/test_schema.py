@@ -114,6 +114,10 @@ NOTIFIER_ENTRIES = [
     {"type": "slack", "token": "xoxb-1", "chanel": "#oncall"},
     {"type": "webhook", "url": "https://example.com/hook", "timeout": True},
     {"type": "webhook", "url": "https://example.com/hook", "timeout": 5},
+    {"type": "teams", "url": "https://example.com/workflows/w/invoke?sig=s1"},
+    {"type": "teams", "url": "https://example.com/workflows/w/invoke?sig=s1", "timeout": 0},
+    {"type": "teams", "url": "https://example.com/workflows/w/invoke?sig=s1", "chanel": "x"},
+    {"type": "teams"},
 ]
 
 
