@@ -1,4 +1,4 @@
-"""Notifier cost: rendering CPU and loopback send latency for Slack, email and webhook.
+"""Notifier cost: rendering CPU and loopback send latency for Slack, email, webhook, Apprise.
 
 Prints, per notifier, CPU microseconds to render one notification (one alert, and a
 group of 20) and the wall time of ``send`` to a local destination on 127.0.0.1 (p50,
@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import watchdog_apprise
 import watchdog_email
 import watchdog_slack
 import watchdog_webhook
 from aiosmtpd.controller import Controller
+from watchdog_apprise.render import DEFAULT_TITLE
+from watchdog_apprise.render import render as apprise_render
 from watchdog_email.render import html_body, text_body
 from watchdog_slack.blocks import message
 from watchdog_webhook.payload import body
@@ -72,9 +75,10 @@ def main() -> None:
         "slack": message,
         "email": lambda n: (text_body(n), html_body(n)),
         "webhook": lambda n: body(n, "bench"),
+        "apprise": lambda n: apprise_render(n, DEFAULT_TITLE, 10),
     }
     host = PluginTestHost()
-    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook):
+    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_apprise):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
@@ -97,6 +101,11 @@ def main() -> None:
                 "email",
             ),
             "webhook": host.build({"type": "webhook", "url": hook.url, "secret": "s"}, "webhook"),
+            # Apprise's JSON service to the same receiver: the bridge's own cost on top
+            "apprise": host.build(
+                {"type": "apprise", "urls": ["json://" + hook.url.split("://")[1] + "/a"]},
+                "apprise",
+            ),
         }
         print(f"{'notifier':<9} {'render 1':>10} {'render 20':>10} {'send p50':>9} {'send p95':>9}")
         for name, render in renders.items():

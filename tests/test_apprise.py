@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -202,12 +202,15 @@ def test_a_retry_goes_only_to_the_targets_that_failed(
     assert not caught.value.permanent
     message = str(caught.value)
     assert message.startswith("Apprise: 1 of 2 targets failed: urls[1] (JSON): ")
-    assert "error=503" in message and "(1 accepted it and are not sent it again)" in message
-    assert TOKEN not in message and NTFY_PASSWORD not in message
+    assert "error=503" in message
+    assert "(1 accepted it and are not sent it again)" in message
+    assert TOKEN not in message
+    assert NTFY_PASSWORD not in message
     http_receiver.handler = None  # the service is back: the core retries the notification
     notifier.send(replace(notification, attempt=2))
     paths = [r.path.split("/")[1] for r in http_receiver.requests]
-    assert paths.count("up") == 1 and paths.count("down") == 2
+    assert paths.count("up") == 1
+    assert paths.count("down") == 2
 
 
 def test_a_refused_request_is_permanent(host: PluginTestHost, http_receiver: HttpReceiver) -> None:
@@ -288,10 +291,11 @@ def test_secrets_apprise_declares_are_masked_where_a_host_would_be() -> None:
 
 
 def test_repr_and_schema_name_no_url(host: PluginTestHost, http_receiver: HttpReceiver) -> None:
-    notifier = build(host, json_url(http_receiver), f"tgram://123456789:AAbbccddeeffgghh/12")
+    notifier = build(host, json_url(http_receiver), "tgram://123456789:AAbbccddeeffgghh/12")
     assert repr(notifier) == "AppriseNotifier(services=['JSON', 'Telegram'], format='markdown')"
     (config,) = host.configs.values()
-    assert TOKEN not in repr(config) and "AAbbccddeeffgghh" not in str(config)
+    assert TOKEN not in repr(config)
+    assert "AAbbccddeeffgghh" not in str(config)
 
 
 def test_markdown_escapes_hostile_names_and_cuts_long_ones() -> None:
@@ -299,7 +303,8 @@ def test_markdown_escapes_hostile_names_and_cuts_long_ones() -> None:
     shown = render(make_notification(make_alert(participant_name=name)), "{who}", 10)
     line = next(x for x in shown.markdown.splitlines() if x.startswith("- **Participant:**"))
     assert line.startswith("- **Participant:** \\[click\\](https://evil.example)\\<b\\>xxx")
-    assert len(line) < 260 and line.endswith("…")
+    assert len(line) < 260
+    assert line.endswith("…")
     assert len(shown.title) <= 250
 
 
@@ -337,11 +342,11 @@ def test_notify_test_through_an_apprise_entry(
 
 
 @pytest.fixture
-def sim_alice(sim: Simulator) -> Iterator[Simulator]:
+def sim_alice(sim: Simulator) -> Simulator:
     scores = [(0, 4.0), (10, 2.0), (20, 2.0), (30, 2.0), (40, 4.2)]
     sim.add_participant("sess-1", "part-1", samples=video_series(scores), name="Alice")
     sim.advance(30)
-    yield sim
+    return sim
 
 
 def test_daemon_fires_and_resolves_through_apprise(
@@ -377,4 +382,5 @@ def test_daemon_fires_and_resolves_through_apprise(
         daemon.kill()
     output = daemon.all_output()
     assert "delivered firing notification for poor-video to chat" in output
-    assert TOKEN not in output and NTFY_PASSWORD not in output
+    assert TOKEN not in output
+    assert NTFY_PASSWORD not in output

@@ -114,6 +114,10 @@ NOTIFIER_ENTRIES = [
     {"type": "slack", "token": "xoxb-1", "chanel": "#oncall"},
     {"type": "webhook", "url": "https://example.com/hook", "timeout": True},
     {"type": "webhook", "url": "https://example.com/hook", "timeout": 5},
+    {"type": "apprise", "urls": ["json://127.0.0.1/hook", "ntfy://127.0.0.1/oncall"]},
+    {"type": "apprise", "urls": "json://127.0.0.1/hook ntfy://127.0.0.1/oncall"},
+    {"type": "apprise", "urls": []},
+    {"type": "apprise", "urls": ["json://127.0.0.1/hook"], "format": "html"},
 ]
 
 

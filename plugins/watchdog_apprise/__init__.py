@@ -24,7 +24,14 @@ from typing import Annotated, Any, Literal
 
 import apprise
 from apprise import NotifyFormat, NotifyType
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+)
 
 from watchdog.alerts import Notification
 from watchdog.hookspecs import hookimpl
@@ -63,13 +70,33 @@ def _usable(url: SecretStr) -> SecretStr:
     return url
 
 
+def _split(value: object) -> object:
+    """URLs in one string, separated by blanks, as Apprise's own ``APPRISE_URLS`` takes
+    them: what an environment variable can hold (``WATCHDOG_NOTIFIERS__CHAT__URLS``)."""
+    return value.split() if isinstance(value, str) else value
+
+
 AppriseURL = Annotated[SecretStr, AfterValidator(_usable)]
+_URL_SCHEMA = {"type": "string", "format": "password", "writeOnly": True, "minLength": 1}
+AppriseURLs = Annotated[
+    list[AppriseURL],
+    BeforeValidator(_split),
+    Field(min_length=1, max_length=MAX_URLS),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": _URL_SCHEMA, "minItems": 1, "maxItems": MAX_URLS},
+                {**_URL_SCHEMA, "pattern": r"\S"},
+            ]
+        }
+    ),
+]
 
 
 class AppriseConfig(NotifierConfig):
-    urls: list[AppriseURL] = Field(min_length=1, max_length=MAX_URLS)
-    """Apprise URLs, one per destination (``discord://...``, ``tgram://...``); each is
-    secret, as the tokens live in it."""
+    urls: AppriseURLs
+    """Apprise URLs, one per destination (``discord://...``, ``tgram://...``), or one
+    string of them separated by blanks; each is secret, as the tokens live in it."""
     format: Literal["text", "markdown"] = "markdown"
     """``markdown``: services that read Markdown (or HTML, converted by Apprise) get the
     Markdown rendering and the rest plain text; ``text``: plain text everywhere."""
@@ -151,11 +178,11 @@ class AppriseNotifier:
                 pool.submit(
                     _notify,
                     group,
-                    shown.markdown if body == NotifyFormat.MARKDOWN else shown.text,
-                    shown.title,
-                    body,
-                    kind,
-                    timeout,
+                    body=shown.markdown if body == NotifyFormat.MARKDOWN else shown.text,
+                    title=shown.title,
+                    body_format=body,
+                    kind=kind,
+                    timeout=timeout,
                 ): group
                 for body, group in groups.items()
             }
@@ -198,6 +225,7 @@ def _notify_type(notification: Notification) -> NotifyType:
 
 def _notify(
     group: list[Target],
+    *,
     body: str,
     title: str,
     body_format: NotifyFormat,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,9 @@ from watchdog.notifiers import Redactor
 
 URL_LIST = "https://github.com/caronc/apprise/wiki#notification-services"
 _LOGGER = logging.getLogger(apprise.LOGGER_NAME)
+# Apprise's URL parser, untyped there: a dict of the URL's parts by the service's
+# argument names, or None when it cannot parse the URL
+_parse: Callable[[str], dict[str, Any] | None] = url_to_dict
 _PIECES = re.compile(r"[/:@?&=#,;+ ]+")
 
 
@@ -107,12 +110,12 @@ def asset(timeout: float) -> AppriseAsset:
 def secret_parts(url: str) -> list[str]:
     """The values in ``url`` that its Apprise service calls private, its userinfo and its
     header values (``+Authorization=...``): masked wherever they appear alone."""
-    parsed = url_to_dict(url) or {}
+    parsed = _parse(url) or {}
     schema = parsed.get("schema")
     found: list[str] = [str(parsed[k]) for k in ("user", "password") if parsed.get(k)]
     found += [str(v) for v in (parsed.get("qsd+") or {}).values()]
-    kind = N_MGR[schema] if schema in N_MGR else None
-    if kind is not None:
+    if schema in N_MGR:
+        kind = N_MGR[schema]
         declared = {**kind.template_tokens, **kind.template_args}
         for name, spec in declared.items():
             if spec.get("private"):
