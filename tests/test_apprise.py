@@ -16,6 +16,8 @@ from urllib.parse import parse_qs
 import pytest
 import watchdog_apprise
 import yaml
+from apprise import NotifyFormat
+from apprise.conversion.format import convert_between as _convert_between
 from watchdog_apprise.render import render
 from watchdog_apprise.targets import secret_parts
 
@@ -41,6 +43,8 @@ from .helpers import video_series
 from .processes import Daemon
 from .smtpserver import PASSWORD, SMTPServer
 
+# Apprise's own Markdown-to-HTML conversion (untyped there), as an email target gets it
+convert_between: Callable[[NotifyFormat, NotifyFormat, str], str] = _convert_between
 TOKEN = "apprise-hook-token-5a7c1e"  # the secret in a JSON target's path
 NTFY_PASSWORD = "ntfy-pass-93b1d0"
 
@@ -306,6 +310,11 @@ def test_markdown_escapes_hostile_names_and_cuts_long_ones() -> None:
     assert len(line) < 260
     assert line.endswith("…")
     assert len(shown.title) <= 250
+    # where a service takes HTML (email), Apprise converts the Markdown: no tag gets through
+    html = convert_between(NotifyFormat.MARKDOWN, NotifyFormat.HTML, shown.markdown)
+    assert "<b>" not in html
+    assert "&lt;b&gt;" in html
+    assert 'href="https://evil.example"' not in html
 
 
 def test_an_acknowledgement_notice_says_who(

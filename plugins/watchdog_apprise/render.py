@@ -25,9 +25,10 @@ DEFAULT_TITLE = "{status} [{severity}] {rule}: {who} in {place}"
 TITLE_FIELDS = ("status", "severity", "rule", "who", "place", "count", "firing")
 """The names a ``title`` template may use, each a plain ``{name}``."""
 
-# CommonMark's backslash escapes for what could turn a value into markup inline: emphasis,
-# links and images, code, raw HTML, tables, strike-through, entities
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#])")
+# backslash escapes for what could turn a value into markup inline: emphasis, links and
+# images, code, raw HTML (Apprise's Markdown-to-HTML turns an escaped < into &lt;), tables
+# and spoilers, strike-through. A value never starts a line, so # and - need none.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
