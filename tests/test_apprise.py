@@ -207,7 +207,7 @@ def test_a_retry_goes_only_to_the_targets_that_failed(
     message = str(caught.value)
     assert message.startswith("Apprise: 1 of 2 targets failed: urls[1] (JSON): ")
     assert "error=503" in message
-    assert "(1 accepted it and are not sent it again)" in message
+    assert "(accepted by 1, which a retry skips)" in message
     assert TOKEN not in message
     assert NTFY_PASSWORD not in message
     http_receiver.handler = None  # the service is back: the core retries the notification

@@ -208,7 +208,7 @@ class AppriseNotifier:
         total = len(self.targets)
         message = f"Apprise: {len(failed)} of {total} targets failed: {details}"
         if accepted:
-            message += f" ({accepted} accepted it and are not sent it again)"
+            message += f" (accepted by {accepted}, which a retry skips)"
         return DeliveryError(message, permanent=all(o.permanent for o in failed))
 
 
