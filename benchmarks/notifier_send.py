@@ -16,12 +16,15 @@ from typing import Any
 
 import orjson
 import watchdog_alertmanager
+import watchdog_apprise
 import watchdog_email
 import watchdog_slack
 import watchdog_teams
 import watchdog_webhook
 from aiosmtpd.controller import Controller
 from watchdog_alertmanager.payload import postable
+from watchdog_apprise.render import DEFAULT_TITLE
+from watchdog_apprise.render import render as apprise_render
 from watchdog_email.render import html_body, text_body
 from watchdog_slack.blocks import message
 from watchdog_teams.card import message as teams_message
@@ -79,10 +82,11 @@ def main() -> None:
         "webhook": lambda n: body(n, "bench"),
         "alertmanager": lambda n: orjson.dumps([postable(a, {}, "") for a in n.alerts]),
         "teams": teams_message,
+        "apprise": lambda n: apprise_render(n, DEFAULT_TITLE, 10),
     }
     host = PluginTestHost()
     plugins = (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_alertmanager)
-    for plugin in (*plugins, watchdog_teams):
+    for plugin in (*plugins, watchdog_teams, watchdog_apprise):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
@@ -110,6 +114,11 @@ def main() -> None:
             "alertmanager": host.build({"type": "alertmanager", "urls": [hook.url]}, "am"),
             "teams": host.build(
                 {"type": "teams", "url": f"{workflow.url}/workflows/w/invoke?sig=bench"}, "teams"
+            ),
+            # Apprise's JSON service to the same receiver: the bridge's own cost on top
+            "apprise": host.build(
+                {"type": "apprise", "urls": ["json://" + hook.url.split("://")[1] + "/a"]},
+                "apprise",
             ),
         }
         heads = ("render 1", "render 20", "send p50", "send p95")

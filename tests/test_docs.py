@@ -65,7 +65,7 @@ def test_every_setting_is_documented() -> None:
 def test_every_notifier_types_keys_are_documented() -> None:
     rendered = set(_directives("watchdog-notifier-config"))
     types = ref.notifier_types()
-    assert {"console", "slack", "email", "webhook", "teams"} <= set(types)
+    assert {"console", "slack", "email", "webhook", "teams", "apprise"} <= set(types)
     assert sorted(set(types) - rendered) == [], "notifier types without a reference table"
     for name, kind in types.items():
         assert kind.description, name

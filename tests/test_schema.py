@@ -118,6 +118,10 @@ NOTIFIER_ENTRIES = [
     {"type": "teams", "url": "https://example.com/workflows/w/invoke?sig=s1", "timeout": 0},
     {"type": "teams", "url": "https://example.com/workflows/w/invoke?sig=s1", "chanel": "x"},
     {"type": "teams"},
+    {"type": "apprise", "urls": ["json://127.0.0.1/hook", "ntfy://127.0.0.1/oncall"]},
+    {"type": "apprise", "urls": "json://127.0.0.1/hook ntfy://127.0.0.1/oncall"},
+    {"type": "apprise", "urls": []},
+    {"type": "apprise", "urls": ["json://127.0.0.1/hook"], "format": "html"},
 ]
 
 
