@@ -7,10 +7,7 @@ import contextlib
 import io
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -375,8 +372,8 @@ def test_config_errors_fail_check_without_the_key(host: PluginTestHost) -> None:
         ({"routing_key": ROUTING_KEY, "rooting_key": ROUTING_KEY}, "unknown key 'rooting_key'"),
     ]
     for extra, message in cases:
+        entry = {**config("https://events.pagerduty.com/v2/enqueue"), **extra}
         with pytest.raises(ConfigError) as caught:
-            entry = {**config("https://events.pagerduty.com/v2/enqueue"), **extra}
             host.build(entry, "pd")
         text = "\n".join(str(p) for p in caught.value.problems)
         assert message in text, text
@@ -496,7 +493,12 @@ def _until(condition: Callable[[], object], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_notify_test_plugins_and_schema(tmp_path: Path, pagerduty: FakePagerDuty) -> None:
+def test_notify_test_plugins_and_schema(
+    tmp_path: Path,
+    pagerduty: FakePagerDuty,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -512,31 +514,22 @@ def test_notify_test_plugins_and_schema(tmp_path: Path, pagerduty: FakePagerDuty
             }
         )
     )
-
-    def notify_test(name: str, key: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "watchdog", "notify-test", name, "--config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "WATCHDOG_NOTIFIERS__PAGER__ROUTING_KEY": key},
-        )
-
+    monkeypatch.setenv("WATCHDOG_NOTIFIERS__PAGER__ROUTING_KEY", ROUTING_KEY)
     before = len(pagerduty.accepted)
-    ok = notify_test("pager", ROUTING_KEY)
-    assert ok.returncode == 0, ok.stderr
-    assert "pager: test alert delivered" in ok.stdout
+    assert main(["notify-test", "pager", "--config", str(path)]) == 0
+    ok = capsys.readouterr()
+    assert "pager: test alert delivered" in ok.out
     (event,) = pagerduty.accepted[before:]
     assert event["payload"]["summary"].startswith("(test) Test alert from videosdk-watchdog")
     assert event["payload"]["group"] == "watchdog-test"
     assert event["payload"]["custom_details"]["test"] is True
-    failed = notify_test("wrong-key", ROUTING_KEY)
-    assert failed.returncode == 1
-    assert "check routing_key" in failed.stderr
+    assert main(["notify-test", "wrong-key", "--config", str(path)]) == 1
+    failed = capsys.readouterr()
+    assert "wrong-key: delivery failed: PagerDuty refused the routing key" in failed.err
+    assert "check routing_key" in failed.err
     for result in (ok, failed):
-        assert ROUTING_KEY not in result.stdout + result.stderr
-        assert UNKNOWN_KEY not in result.stdout + result.stderr
+        assert ROUTING_KEY not in result.out + result.err
+        assert UNKNOWN_KEY not in result.out + result.err
 
     listed = io.StringIO()
     with contextlib.redirect_stdout(listed):

@@ -149,10 +149,8 @@ class PagerDutyNotifier:
         self.log = logger
         self.redact = redactor
         self.state = state
-        self.severities: dict[str, PagerDutySeverity] = {
-            **DEFAULT_SEVERITIES,
-            **config.severity_map,
-        }
+        self.severities: dict[str, PagerDutySeverity] = dict(DEFAULT_SEVERITIES)
+        self.severities.update(config.severity_map.items())
         self.links = Links(external_url=config.external_url, generator_url=config.generator_url)
         self.host = urlsplit(config.url).netloc
         # per request: a session-level verify loses to REQUESTS_CA_BUNDLE from the environment
