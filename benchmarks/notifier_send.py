@@ -1,4 +1,5 @@
-"""Notifier cost: rendering CPU and loopback send latency for Slack, email and webhook.
+"""Notifier cost: rendering CPU and loopback send latency for Slack, email, webhook and
+PagerDuty.
 
 Prints, per notifier, CPU microseconds to render one notification (one alert, and a
 group of 20) and the wall time of ``send`` to a local destination on 127.0.0.1 (p50,
@@ -15,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import watchdog_email
+import watchdog_pagerduty
 import watchdog_slack
 import watchdog_webhook
 from aiosmtpd.controller import Controller
 from watchdog_email.render import html_body, text_body
+from watchdog_pagerduty.events import DEFAULT_SEVERITIES, Links, events
 from watchdog_slack.blocks import message
 from watchdog_webhook.payload import body
 
@@ -42,6 +45,11 @@ class _Sink:
 
 def _slack_api(request: Received) -> Reply:
     return Reply(200, {"ok": True, "channel": "C1", "ts": f"{time.time():.6f}"})
+
+
+def _pagerduty_api(request: Received) -> Reply:
+    key = request.json()["dedup_key"]
+    return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
 
 
 def cpu_us(render: Callable[[Notification], object], notification: Notification, n: int) -> float:
@@ -72,14 +80,19 @@ def main() -> None:
         "slack": message,
         "email": lambda n: (text_body(n), html_body(n)),
         "webhook": lambda n: body(n, "bench"),
+        "pagerduty": lambda n: events(n, DEFAULT_SEVERITIES, None, Links()),
     }
     host = PluginTestHost()
-    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook):
+    for plugin in (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_pagerduty):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
     smtp.start()
-    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook:
+    with (
+        HttpReceiver(_slack_api) as api,
+        HttpReceiver() as hook,
+        HttpReceiver(_pagerduty_api) as pager,
+    ):
         notifiers = {
             "slack": host.build(
                 {"type": "slack", "token": "xoxb-b", "channel": "C1", "base_url": api.url},
@@ -97,6 +110,10 @@ def main() -> None:
                 "email",
             ),
             "webhook": host.build({"type": "webhook", "url": hook.url, "secret": "s"}, "webhook"),
+            "pagerduty": host.build(
+                {"type": "pagerduty", "routing_key": "k" * 32, "url": pager.url + "/v2/enqueue"},
+                "pagerduty",
+            ),
         }
         print(f"{'notifier':<9} {'render 1':>10} {'render 20':>10} {'send p50':>9} {'send p95':>9}")
         for name, render in renders.items():
