@@ -24,7 +24,7 @@ from watchdog_pagerduty.events import MAX_SUMMARY, cut
 from watchdog.alerts import Alert
 from watchdog.cli.main import main
 from watchdog.config.problems import ConfigError
-from watchdog.notifiers import DeliveryError
+from watchdog.notifiers import MASK, DeliveryError
 from watchdog.sim.simulator import Simulator
 from watchdog.testing import (
     HttpReceiver,
@@ -40,7 +40,7 @@ from watchdog.testing import (
 
 from .conftest import POOR_VIDEO, SECRET, write_config
 from .helpers import video_series
-from .pagerdutyapi import ROUTING_KEY, UNKNOWN_KEY, FakePagerDuty
+from .pagerdutyapi import ROUTING_KEY, UNKNOWN_KEY, FakePagerDuty, invalid, problems
 from .processes import Daemon
 
 
@@ -318,6 +318,29 @@ def test_an_invalid_routing_key_is_permanent_and_says_what_to_check(
     assert ROUTING_KEY not in text
 
 
+def test_a_key_echoed_in_an_answer_is_masked(
+    host: PluginTestHost, pagerduty: FakePagerDuty
+) -> None:
+    notifier = host.build(config(pagerduty.url))
+    pagerduty.reply(invalid(f"Invalid routing key {ROUTING_KEY}"), Reply(502, ROUTING_KEY))
+    for _ in range(2):
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification(unique("echoed")))
+        assert ROUTING_KEY not in str(caught.value)
+        assert MASK in str(caught.value)
+
+
+def test_values_json_cannot_carry_are_sent_as_text(
+    host: PluginTestHost, pagerduty: FakePagerDuty
+) -> None:
+    notifier = host.build(config(pagerduty.url))
+    alert = unique("not-a-number", value=float("nan"), values=[1.0, float("inf")])
+    notifier.send(make_notification(alert))  # the server refuses NaN in JSON, as PagerDuty
+    (event,) = sent_for(pagerduty, alert)
+    details = event["payload"]["custom_details"]
+    assert (details["value"], details["values"]) == ("nan", [1.0, "inf"])
+
+
 def test_other_client_errors_are_permanent(host: PluginTestHost, pagerduty: FakePagerDuty) -> None:
     notifier = host.build(config(pagerduty.url))
     pagerduty.reply(
@@ -554,3 +577,30 @@ def test_notify_test_plugins_and_schema(
         {**good, "severity_map": {"warning": "urgent"}},
     ):
         assert not validator.is_valid({"notifiers": {"p": bad}}), bad
+
+
+def test_the_local_server_refuses_what_pagerduty_refuses() -> None:
+    """Its checks are real: each rule it holds the notifier to refuses a broken event."""
+    good: dict[str, Any] = {
+        "routing_key": ROUTING_KEY,
+        "event_action": "trigger",
+        "dedup_key": "k",
+        "payload": {"summary": "s", "source": "meeting m", "severity": "error"},
+    }
+    assert problems(good) == []
+    assert problems({"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "k"}) == []
+    broken = [
+        {**good, "routing_key": "short"},
+        {**good, "event_action": "snooze"},
+        {**good, "dedup_key": "k" * 256},
+        {k: v for k, v in good.items() if k != "payload"},
+        {**good, "payload": {**good["payload"], "summary": "s" * 1025}},
+        {**good, "payload": {**good["payload"], "severity": "urgent"}},
+        {**good, "payload": {"summary": "s", "severity": "info"}},
+        {**good, "payload": {**good["payload"], "timestamp": "yesterday"}},
+        {**good, "links": [{"text": "no href"}]},
+        {"routing_key": ROUTING_KEY, "event_action": "acknowledge"},
+        [good],
+    ]
+    for event in broken:
+        assert problems(event), event
