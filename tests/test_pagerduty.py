@@ -226,6 +226,10 @@ def test_summary_within_pagerdutys_limit(host: PluginTestHost, pagerduty: FakePa
     assert len(summary.encode("utf-16-le")) // 2 <= MAX_SUMMARY
     assert summary[:-1] == summary[:-1].encode().decode()  # whole characters only
     assert summary.startswith("long-summary: 🎥 Ärzte-Konferenz")
+    again = unique("told-again", reason="still firing; silence 3f482c67 ended")
+    notifier.send(make_notification(again))
+    (event,) = sent_for(pagerduty, again)
+    assert event["payload"]["summary"].endswith("(still firing; silence 3f482c67 ended)")
     assert cut("x" * 1024, 1024) == "x" * 1024
     assert cut("x" * 1025, 1024) == "x" * 1023 + "…"
     assert cut("😀" * 600, 1024) == "😀" * 511 + "…"
@@ -384,6 +388,13 @@ def test_a_groups_accepted_events_are_not_sent_again(
     retried = [json.loads(r.body)["dedup_key"] for r in pagerduty.receiver.requests[before + 3 :]]
     assert retried == [a.fingerprint for a in group.alerts[2:]]
     assert host.states["grouped"].get(f"progress:{group.id}") is None
+    # refused for good in the middle: no retry is coming, so nothing is remembered
+    other = grouped_notification(3, meeting_id="grp-meeting-3")
+    pagerduty.reply(Reply(202, {"status": "success"}), Reply(403, "forbidden"))
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(other)
+    assert caught.value.permanent
+    assert host.states["grouped"].get(f"progress:{other.id}") is None
 
 
 def test_config_errors_fail_check_without_the_key(host: PluginTestHost) -> None:

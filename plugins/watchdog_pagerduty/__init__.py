@@ -181,8 +181,10 @@ class PagerDutyNotifier:
                 continue
             try:
                 self._post(body)
-            except DeliveryError:
-                if done:
+            except DeliveryError as exc:
+                if exc.permanent and earlier is not None:
+                    self.state.delete(key)  # no retry is coming: nothing to remember
+                elif done and not exc.permanent:
                     self.state.put(key, {"sent": sorted(done)})
                 raise
             done.add(event)

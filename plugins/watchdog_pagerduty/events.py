@@ -87,7 +87,7 @@ def _number(value: float | None) -> float | str | None:
 def summary(alert: Alert, test: bool) -> str:
     """The line PagerDuty pages with: who, where, the value against the threshold."""
     text = f"{alert.title}: {alert.condition}"
-    if alert.status == "resolved" and alert.reason:
+    if alert.reason:  # told again though it kept firing, e.g. its silence ended
         text += f" ({alert.reason})"
     return cut(("(test) " if test else "") + text, MAX_SUMMARY)
 
