@@ -18,6 +18,7 @@ import orjson
 import watchdog_alertmanager
 import watchdog_apprise
 import watchdog_email
+import watchdog_pagerduty
 import watchdog_slack
 import watchdog_teams
 import watchdog_webhook
@@ -26,6 +27,7 @@ from watchdog_alertmanager.payload import postable
 from watchdog_apprise.render import DEFAULT_TITLE
 from watchdog_apprise.render import render as apprise_render
 from watchdog_email.render import html_body, text_body
+from watchdog_pagerduty.events import DEFAULT_SEVERITIES, Links, events
 from watchdog_slack.blocks import message
 from watchdog_teams.card import message as teams_message
 from watchdog_webhook.payload import body
@@ -50,6 +52,11 @@ class _Sink:
 
 def _slack_api(request: Received) -> Reply:
     return Reply(200, {"ok": True, "channel": "C1", "ts": f"{time.time():.6f}"})
+
+
+def _pagerduty_api(request: Received) -> Reply:
+    key = request.json()["dedup_key"]
+    return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
 
 
 def cpu_us(render: Callable[[Notification], object], notification: Notification, n: int) -> float:
@@ -83,16 +90,22 @@ def main() -> None:
         "alertmanager": lambda n: orjson.dumps([postable(a, {}, "") for a in n.alerts]),
         "teams": teams_message,
         "apprise": lambda n: apprise_render(n, DEFAULT_TITLE, 10),
+        "pagerduty": lambda n: events(n, DEFAULT_SEVERITIES, None, Links()),
     }
     host = PluginTestHost()
     plugins = (watchdog_slack, watchdog_email, watchdog_webhook, watchdog_alertmanager)
-    for plugin in (*plugins, watchdog_teams, watchdog_apprise):
+    for plugin in (*plugins, watchdog_teams, watchdog_apprise, watchdog_pagerduty):
         host.add(plugin)
     port = free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
     smtp.start()
     workflow = HttpReceiver(lambda _: Reply(202))  # a Workflows webhook answers 202 Accepted
-    with HttpReceiver(_slack_api) as api, HttpReceiver() as hook, workflow:
+    with (
+        HttpReceiver(_slack_api) as api,
+        HttpReceiver() as hook,
+        workflow,
+        HttpReceiver(_pagerduty_api) as pager,
+    ):
         notifiers = {
             "slack": host.build(
                 {"type": "slack", "token": "xoxb-b", "channel": "C1", "base_url": api.url},
@@ -119,6 +132,10 @@ def main() -> None:
             "apprise": host.build(
                 {"type": "apprise", "urls": ["json://" + hook.url.split("://")[1] + "/a"]},
                 "apprise",
+            ),
+            "pagerduty": host.build(
+                {"type": "pagerduty", "routing_key": "k" * 32, "url": pager.url + "/v2/enqueue"},
+                "pagerduty",
             ),
         }
         heads = ("render 1", "render 20", "send p50", "send p95")

@@ -58,7 +58,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_built_wheel_installs_the_daemon_and_its_builtin_plugins(installed: Path) -> None:
     listing = _run([str(installed / "bin" / "videosdk-watchdog"), "plugins"]).stdout
-    for name in ("console", "slack", "email", "webhook", "apprise", "ntfy"):
+    for name in ("console", "slack", "email", "webhook", "apprise", "pagerduty", "ntfy"):
         assert re.search(
             rf"^{name} \S+ \(watchdog_{name}\): notifier types: {name}$", listing, re.M
         )

@@ -292,6 +292,9 @@ class HttpReceiver:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body leave in one write (flushed after each request): written
+            # apart, Nagle's algorithm meets the client's delayed ACK, 40 ms a reply
+            wbufsize = -1
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -11,7 +11,7 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -126,9 +126,8 @@ class PluginHost:
                 info.error = f"notifier type {kind.name!r} is already registered by {owner}"
                 log.error("plugin %s: %s", info.name, info.error)
                 continue
-            self.notifier_types[kind.name] = NotifierType(
-                kind.name, kind.config, kind.factory, kind.description, plugin=info.name
-            )
+            # every field the plugin set (send_acknowledged too), with the plugin's name
+            self.notifier_types[kind.name] = replace(kind, plugin=info.name)
             info.notifier_types.append(kind.name)
         return info
 
