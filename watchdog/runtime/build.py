@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import partial
 
 from watchdog.alerting import manager as alertmanager
+from watchdog.alerting import timeintervals
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.manager import AlertingConfig, AlertManager
 from watchdog.cluster.coordinator import Cluster, instance_id
@@ -65,6 +66,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     problems.extend(check_notifiers(rules, settings.notifiers))
     problems.extend(alertmanager.problems(config, {k for r in rules for k in r.labels}))
     problems.extend(selfmonitor.problems(config))
+    problems.extend(timeintervals.problems(config))
     host = host or load_plugins()
     try:
         host.validate(settings.notifiers, where=config.line_for)
