@@ -49,6 +49,9 @@ HORIZON = timedelta(days=62)
 """How far ahead ``next`` looks, and how far a feed is checked when fetched."""
 MAX_OVERRIDE = timedelta(days=90)
 """An override longer than this is a typo (or belongs in the schedule)."""
+MAX_TAKE = timedelta(days=7)
+"""Taking on-call from Slack lasts at most this long."""
+DEFAULT_TAKE = timedelta(hours=8)  # "take" with no length and nobody scheduled to end at
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Feeds:
     state: OnCallState | None = None  # where last good copies survive a restart
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _feeds: dict[str, FeedState] = field(default_factory=dict)
+    _attempts: dict[str, datetime] = field(default_factory=dict)  # last refresh per team
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def teams(self) -> list[str]:
@@ -200,13 +204,30 @@ class Feeds:
             )
             log.error("team %s: its calendar feed failed: %s; %s", team, why, kept_note)
 
-    def refresh_all(self) -> None:
-        """Every feed (the scheduler's job; never raises)."""
+    def refresh_all(self, *, due_only: bool = False) -> None:
+        """Every feed, or those whose ``refresh`` interval has passed since their last
+        attempt (the scheduler's job, every few seconds; never raises)."""
+        now = self.clock()
         for team in self.teams():
+            every = self.settings.teams[team].refresh
+            last = self._attempts.get(team)
+            if due_only and last is not None and now < last + every:
+                continue
+            self._attempts[team] = now
             try:
                 self.refresh(team)
             except Exception:  # a bug must not stop the other teams' feeds
                 log.exception("team %s: refreshing its calendar failed unexpectedly", team)
+
+    def reconfigure(self, settings: OnCallSettings) -> None:
+        """A reload: a team whose feed source is unchanged keeps its copy and schedule."""
+        with self._lock:
+            old, self.settings = self.settings, settings
+            for team in list(self._feeds):
+                new, before = settings.teams.get(team), old.teams.get(team)
+                if new is None or before is None or new.calendar != before.calendar:
+                    self._feeds.pop(team)
+                    self._attempts.pop(team, None)
 
     def calendar(self, team: str) -> icalendar.Calendar | None:
         with self._lock:
@@ -247,10 +268,12 @@ class Schedules:
         self.feeds = feeds
         self.state = state
         self.clock = clock
-        self._matchers = {
-            name: PersonMatcher({p: s.email for p, s in team.people.items()})
-            for name, team in settings.teams.items()
-        }
+        self._matchers = _matchers(settings)
+
+    def reconfigure(self, settings: OnCallSettings) -> None:
+        """A reload's teams and people; feeds whose source is unchanged are kept."""
+        self.feeds.reconfigure(settings)
+        self.settings, self._matchers = settings, _matchers(settings)
 
     def teams(self) -> list[str]:
         return list(self.settings.teams)
@@ -356,7 +379,9 @@ class Schedules:
         person = self.person(team, rotation.people[turn % len(rotation.people)])
         return None if person is None else Shift(team, person, start, end, override=False)
 
-    def _occurrences(self, team: str, start: datetime, end: datetime) -> list[tuple[Any, Person]]:
+    def _occurrences(
+        self, team: str, start: datetime, end: datetime
+    ) -> list[tuple[Occurrence, Person]]:
         calendar = self.feeds.calendar(team)
         if calendar is None:
             return []
@@ -437,6 +462,35 @@ class Schedules:
         )
         return override
 
+    def take(
+        self, user: str, actor: str, source: str, *, team: str | None, duration: timedelta | None
+    ) -> tuple[bool, str]:
+        """ "I take on-call" from Slack: the person with Slack user ID ``user`` is on call
+        for ``team`` (their only team when None) for ``duration``, else until the shift in
+        force ends (at most MAX_TAKE)."""
+        mine = self.by_slack_user(user)
+        if team is not None:
+            mine = [(t, p) for t, p in mine if t == team]
+        if not mine:
+            where = f"team {team}'s" if team else "any team's"
+            return False, f"You are not one of {where} people (slack_user in the config)."
+        if len(mine) > 1:
+            names = ", ".join(t for t, _ in mine)
+            return False, f"You are in several teams ({names}): name one, e.g. `take {mine[0][0]}`."
+        chosen, person = mine[0]
+        now = self.clock()
+        if duration is None:
+            current = self.now(chosen, now)
+            ends = current.end if current is not None else now + DEFAULT_TAKE
+        else:
+            ends = now + duration
+        ends = min(ends, now + MAX_TAKE)
+        try:
+            self.add_override(chosen, person.name, now, ends, actor, source)
+        except ValueError as exc:
+            return False, str(exc)
+        return True, f"{person.name} is on call for {chosen} until {format_time(ends)}."
+
     def overrides(self, team: str | None = None) -> list[Override]:
         if self.state is None:
             return []
@@ -457,6 +511,13 @@ class Schedules:
                 }
             )
         return out
+
+
+def _matchers(settings: OnCallSettings) -> dict[str, PersonMatcher]:
+    return {
+        name: PersonMatcher({p: s.email for p, s in team.people.items()})
+        for name, team in settings.teams.items()
+    }
 
 
 def shift_data(shift: Shift | None) -> dict[str, Any] | None:
