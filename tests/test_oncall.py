@@ -388,7 +388,9 @@ def test_slash_oncall_answers_and_take_puts_the_caller_on_call(
             assert "*video*: Bob until 2026-10-26T08:00:00.000Z" in answer["text"]
             assert "next <@UALICE1> from 2026-10-26T08:00:00.000Z" in answer["text"]
             taken = socket.send("slash_commands", {**command, "text": "oncall take for 2h"})
-            assert "✅ Alice is on call for video until 2026-10-20T14:00" in taken["payload"]["text"]
+            assert (
+                "✅ Alice is on call for video until 2026-10-20T14:00" in taken["payload"]["text"]
+            )
             answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
             assert "*video*: <@UALICE1> until 2026-10-20T14:00:00.000Z (override)" in answer["text"]
             stranger = {**command, "user_id": "U0STRANGER", "text": "oncall take video"}
