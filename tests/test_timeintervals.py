@@ -147,7 +147,10 @@ def test_check_names_the_line_and_the_fix(
     )
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert f"{config}:6: time_intervals[0].time_intervals[0].weekdays: 'saturday:sunday': start day" in err
+    assert (
+        f"{config}:6: time_intervals[0].time_intervals[0].weekdays: 'saturday:sunday': start day"
+        in err
+    )
     assert "list the parts, e.g. [saturday, sunday]" in err
     assert "did you mean 'Europe/Berlin'?" in err
     config.write_text(
