@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import watchdog_slack
@@ -53,7 +54,7 @@ class FeedServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 outer.requests += 1
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "text/calendar")
@@ -91,9 +92,9 @@ def feed_server() -> Iterator[FeedServer]:
 
 
 @pytest.fixture
-def served(feed_server: FeedServer) -> Iterator[FeedServer]:
+def served(feed_server: FeedServer) -> FeedServer:
     feed_server.body, feed_server.status, feed_server.endless = FEED, 200, False
-    yield feed_server
+    return feed_server
 
 
 class Clock:
@@ -130,14 +131,16 @@ def test_the_served_feed_picks_the_right_person_on_both_sides_of_both_dst_change
     assert who(oncall.now("video", at("2026-03-30T08:59:00+02:00"))) == "Bob"
     assert who(oncall.now("video", at("2026-03-30T09:00:00+02:00"))) == "Alice"
     shift = oncall.now("video", at("2026-03-30T09:00:00+02:00"))
-    assert shift is not None and shift.start == at("2026-03-30T07:00:00+00:00")
+    assert shift is not None
+    assert shift.start == at("2026-03-30T07:00:00+00:00")
     assert shift.end == at("2026-04-06T07:00:00+00:00")
     # autumn (CET from 25 October): Bob's week spans the change and ends 09:00 CET
     assert who(oncall.now("video", at("2026-10-26T07:30:00+00:00"))) == "Bob"
     assert who(oncall.now("video", at("2026-10-26T08:59:00+01:00"))) == "Bob"
     assert who(oncall.now("video", at("2026-10-26T09:00:00+01:00"))) == "Alice"
     upcoming = oncall.next("video", at("2026-10-26T07:30:00+00:00"))
-    assert who(upcoming) == "Alice" and upcoming is not None
+    assert who(upcoming) == "Alice"
+    assert upcoming is not None
     assert upcoming.start == at("2026-10-26T08:00:00+00:00")
     # EXDATE takes Alice's 9 November week out; Carol's own event (named by ATTENDEE) covers
     assert who(oncall.now("video", at("2026-11-10T12:00:00+00:00"))) == "Carol"
@@ -146,7 +149,8 @@ def test_the_served_feed_picks_the_right_person_on_both_sides_of_both_dst_change
     assert who(oncall.now("video", at("2026-11-17T12:00:00+00:00"))) == "Dave"
     assert who(oncall.now("video", at("2026-11-30T12:00:00+00:00"))) == "Bob"
     dave = oncall.person("video", "Dave")
-    assert dave is not None and dave.slack_user is None
+    assert dave is not None
+    assert dave.slack_user is None
 
 
 def test_a_failing_feed_keeps_its_last_good_copy_across_a_restart(
@@ -259,9 +263,7 @@ def test_a_rotation_hands_over_at_local_time_across_both_dst_changes(
     assert rotation_turn(weekly, at("2026-03-02T08:59:00+00:00") - timedelta(days=1))[0] < 0
 
 
-def daily_zone(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
+def daily_zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
@@ -308,12 +310,14 @@ def test_cli_overrides_win_over_the_schedule_and_expire(
     inside = soon + timedelta(minutes=30)
     assert main(["oncall", "--config", config, "--json", "--at", inside.isoformat()]) == 0
     row = json.loads(capsys.readouterr().out)["teams"][0]
-    assert row["now"]["person"] == other and row["now"]["override"] is True
+    assert row["now"]["person"] == other
+    assert row["now"]["override"] is True
     assert row["next"]["person"] == scheduled  # the schedule resumes when it ends
     before = soon - timedelta(minutes=30)
     assert main(["oncall", "--config", config, "--json", "--at", before.isoformat()]) == 0
     row = json.loads(capsys.readouterr().out)["teams"][0]
-    assert row["now"]["person"] == scheduled and row["next"]["person"] == other
+    assert row["now"]["person"] == scheduled
+    assert row["next"]["person"] == other
     assert row["now"]["end"] == row["next"]["start"]  # cut where the override begins
     expired = later + timedelta(seconds=1)
     assert main(["oncall", "--config", config, "--json", "--at", expired.isoformat()]) == 0

@@ -124,7 +124,9 @@ def test_syntax_agrees_with_amtool(
     }
     path = tmp_path / "am.yml"
     path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([amtool, "check-config", str(path)], capture_output=True, timeout=30)
+    done = subprocess.run(
+        [amtool, "check-config", str(path)], capture_output=True, timeout=30, check=False
+    )
     assert (done.returncode == 0) is accepted, done.stdout + done.stderr
 
 
@@ -158,10 +160,8 @@ def test_check_names_the_line_and_the_fix(
     )
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert (
-        f"{config}:11: alerting.routes[0].mute_time_intervals[0]: no time interval named 'ofice': did you mean 'office'?"
-        in err
-    )
+    where = f"{config}:11: alerting.routes[0].mute_time_intervals[0]: "
+    assert f"{where}no time interval named 'ofice': did you mean 'office'?" in err
 
 
 # -- routes --------------------------------------------------------------------------
