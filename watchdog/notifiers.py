@@ -245,6 +245,17 @@ class AlertActions(Protocol):
         """Silences in force as ``silence list --json`` shows them (with ``source``)."""
         ...
 
+    def oncall(self) -> list[dict[str, Any]]:
+        """Who is on call now and next, per team, as ``oncall --json`` shows ``teams``."""
+        ...
+
+    def take_oncall(
+        self, user: str, actor: str, source: str, *, team: str | None, duration: timedelta | None
+    ) -> tuple[bool, str]:
+        """Put the person whose ``slack_user`` is ``user`` on call for ``team`` (None: their
+        only team) for ``duration`` (None: until the current shift ends); (done, message)."""
+        ...
+
 
 ConfigT_co = TypeVar("ConfigT_co", bound=BaseModel, default=BaseModel, covariant=True)
 ModelT = TypeVar("ModelT", bound=BaseModel, default=BaseModel)

@@ -23,6 +23,7 @@ from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from watchdog.alerts import Notification
+from watchdog.durations import parse_duration
 from watchdog.notifiers import ActionResult, AlertActions, AlertView, NotifierState
 from watchdog_slack import meeting
 from watchdog_slack.blocks import inline, message, slack_time
@@ -40,7 +41,11 @@ from watchdog_slack.buttons import (
 from watchdog_slack.limits import MESSAGE_TEXT, fit
 
 NOT_ALLOWED = "🚫 You are not allowed to do that here; ask whoever runs videosdk-watchdog."
-COMMAND_HELP = "Usage: `/watchdog status` (firing alerts) or `/watchdog silences` (who muted what)"
+COMMAND_HELP = (
+    "Usage: `/watchdog status` (firing alerts), `/watchdog silences` (who muted what), "
+    "`/watchdog oncall` (who is on call now and next) or `/watchdog oncall take [TEAM] [for 2h]`"
+)
+MAX_TAKE_WORDS = 4  # take TEAM for 2h
 
 
 class Permissions:
@@ -206,7 +211,49 @@ class Interactions:
             return _ephemeral(self._status_text())
         if verb == "silences":
             return _ephemeral(self._silences_text())
+        if verb == "oncall" and len(words) > 1 and words[1].lower() == "take":
+            return _ephemeral(self._take_oncall(payload, words[2 : 2 + MAX_TAKE_WORDS]))
+        if verb == "oncall":
+            return _ephemeral(self._oncall_text())
         return _ephemeral(COMMAND_HELP)
+
+    def _oncall_text(self) -> str:
+        teams = self.actions.oncall()
+        if not teams:
+            return "No on-call teams are configured."
+        lines = []
+        for row in teams[:30]:
+            now, later = row["now"], row["next"]
+            line = f"*{inline(row['team'])}*: {_shift_text(now)}"
+            if later is not None:
+                line += f"; next {_shift_text(later, start=True)}"
+            feed = row.get("feed") or {}
+            if feed.get("error"):
+                line += f" ⚠️ calendar feed failing: {inline(feed['error'])}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def _take_oncall(self, payload: dict[str, Any], words: list[str]) -> str:
+        """``take [TEAM] [for 2h]``: the caller's Slack user ID names the person."""
+        user_id = str(payload.get("user_id", ""))
+        if not user_id or not self.permissions.allows(user_id, self.ack_allowed):
+            return NOT_ALLOWED
+        team, duration = None, None
+        rest = list(words)
+        if rest and rest[0].lower() != "for":
+            team = rest.pop(0)
+        if rest and rest[0].lower() == "for" and len(rest) == 2:
+            try:
+                duration = parse_duration(rest[1], timedelta(days=7))
+            except ValueError as exc:
+                return f"Cannot read {inline(rest[1])} as a length: {exc}"
+            rest = []
+        if rest or duration == timedelta(0):
+            return "Usage: `/watchdog oncall take [TEAM] [for 2h]`"
+        who = actor(user_id, payload.get("user_name"))
+        done, text = self.actions.take_oncall(user_id, who, "slack", team=team, duration=duration)
+        self.log.info("on-call take by %s: %s", who, text)
+        return ("✅ " if done else "") + text
 
     def _status_text(self) -> str:
         status = self.actions.status()
@@ -244,6 +291,14 @@ class Interactions:
                 f"{inline(row['endsAt'])}: {inline(row['comment'])}"
             )
         return "\n".join(lines)
+
+
+def _shift_text(shift: dict[str, Any] | None, *, start: bool = False) -> str:
+    if shift is None:
+        return "nobody"
+    who = mention(shift["slackUser"]) if shift.get("slackUser") else inline(shift["person"])
+    when = f"from {shift['start']}" if start else f"until {shift['end']}"
+    return f"{who} {when}" + (" (override)" if shift["override"] else "")
 
 
 def _ephemeral(text: str) -> dict[str, Any]:

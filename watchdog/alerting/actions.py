@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from watchdog.alerting.oncall import Schedules
 from watchdog.alerting.silences import describe
 from watchdog.alerts import DAEMON_LABELS, Alert
 from watchdog.config.matchers import Matcher, alert_labels, matches_all
@@ -45,12 +46,15 @@ class StoreActions:
         watchlist: WatchList,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         meeting_max: timedelta = MEETING_SILENCE_MAX,
+        *,
+        oncall: Schedules | None = None,
     ) -> None:
         self._silences = silences
         self._alert_log = alert_log
         self._watchlist = watchlist
         self.clock = clock
         self.meeting_max = meeting_max
+        self._oncall = oncall
 
     def _alert(self, fingerprint: str) -> Alert | None:
         for active in self._alert_log.active_alerts():
@@ -193,6 +197,16 @@ class StoreActions:
 
     def silences(self) -> list[dict[str, Any]]:
         return describe(self._silences, self._alert_log, now=self.clock())
+
+    def oncall(self) -> list[dict[str, Any]]:
+        return [] if self._oncall is None else self._oncall.summary(self.clock())
+
+    def take_oncall(
+        self, user: str, actor: str, source: str, *, team: str | None, duration: timedelta | None
+    ) -> tuple[bool, str]:
+        if self._oncall is None or not self._oncall.teams():
+            return False, "No on-call teams are configured."
+        return self._oncall.take(user, actor, source, team=team, duration=duration)
 
 
 def end_meeting_silences(silences: Silences, alert_log: AlertLog, now: datetime) -> int:

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from watchdog.alerting import inhibition
 from watchdog.alerting.actions import end_meeting_silences
 from watchdog.alerting.inhibition import Inhibition, InhibitRule
+from watchdog.alerting.timeintervals import TimeIntervals
 from watchdog.alerts import (
     BUILTIN_LABELS,
     DEFAULT_GROUP_BY,
@@ -106,6 +107,8 @@ def grouping(names: Iterable[str]) -> tuple[str, ...]:
 class Route:
     matchers: tuple[Matcher, ...]
     notify: tuple[str, ...]
+    mute_time_intervals: tuple[str, ...] = ()  # names in AlertingConfig.time_intervals
+    active_time_intervals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class AlertingConfig:
     routes: tuple[Route, ...] = ()
     default_notify: tuple[str, ...] | None = None  # None: every notifier
     inhibit_rules: tuple[InhibitRule, ...] = ()
+    time_intervals: TimeIntervals = field(default_factory=TimeIntervals)
 
     def targets(
         self, labels: Mapping[str, str], rule_notify: Sequence[str], never: str | None = None
@@ -134,6 +138,33 @@ class AlertingConfig:
             found = [n for n in self.policies if n != never]
         return found
 
+    def windows(self, labels: Mapping[str, str], rule_notify: Sequence[str]) -> dict[str, set[int]]:
+        """The notifiers that only routes with time windows bring this alert to, each with
+        those routes (by index): it hears of the alert only while one of them is open."""
+        always = set(rule_notify)
+        timed: dict[str, set[int]] = {}
+        for index, route in enumerate(self.routes):
+            if not matches_all(route.matchers, labels):
+                continue
+            windowed = route.mute_time_intervals or route.active_time_intervals
+            for name in route.notify:
+                if windowed:
+                    timed.setdefault(name, set()).add(index)
+                else:
+                    always.add(name)
+        return {name: routes for name, routes in timed.items() if name not in always}
+
+    def closed_routes(self, now: datetime) -> frozenset[int]:
+        """The routes muted at ``now`` by their time windows (Alertmanager's rule)."""
+        return frozenset(
+            index
+            for index, route in enumerate(self.routes)
+            if (route.mute_time_intervals or route.active_time_intervals)
+            and self.time_intervals.muted(
+                route.mute_time_intervals, route.active_time_intervals, now
+            )
+        )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertingConfig:
         base = settings.alerting
@@ -142,9 +173,18 @@ class AlertingConfig:
                 name: policy_for(base, notifier_options(entry), settings.poll.interval)
                 for name, entry in settings.notifiers.items()
             },
-            routes=tuple(Route(parse_matchers(r.match), tuple(r.notify)) for r in base.routes),
+            routes=tuple(
+                Route(
+                    parse_matchers(r.match),
+                    tuple(r.notify),
+                    tuple(r.mute_time_intervals),
+                    tuple(r.active_time_intervals),
+                )
+                for r in base.routes
+            ),
             default_notify=tuple(base.default_notify) if base.default_notify is not None else None,
             inhibit_rules=inhibition.rules_from(base.inhibit_rules),
+            time_intervals=TimeIntervals.from_settings(settings.time_intervals),
         )
 
 
@@ -262,6 +302,7 @@ class _Placed:
     active: ActiveAlert
     labels: Mapping[str, str]  # as matchers see them
     groups: tuple[tuple[str, GroupLabels], ...]  # (notifier, the group's labels) per target
+    windows: Mapping[str, set[int]]  # see AlertingConfig.windows
 
 
 class Routing:
@@ -307,7 +348,8 @@ class Routing:
             if group_by not in formed:
                 formed[group_by] = tuple(group_labels(carried, group_by).items())
             groups.append((name, formed[group_by]))
-        return _Placed(active, labels, tuple(groups))
+        windows = self.config.windows(labels, active.notify) if self.config.routes else {}
+        return _Placed(active, labels, tuple(groups), windows)
 
     def group(self, notifier: str, formed_by: GroupLabels) -> tuple[str, str]:
         """A group's key (Alertmanager's) and its short key in the database."""
@@ -351,6 +393,10 @@ def plan(
     - An alert an inhibition rule holds back is treated like a silenced one, except
       that its resolution is told to a notifier that was told it fired
       (watchdog.alerting.inhibition).
+    - A notifier that only routes with time windows bring an alert to treats it like an
+      inhibited one while every such route is muted (``mute_time_intervals`` open, or
+      ``active_time_intervals`` all closed): told when a window opens if it still fires,
+      its resolution told if it was told it fired (watchdog.alerting.timeintervals).
 
     ``routing`` is what earlier plans with this config learnt about alerts that have not
     changed since (the manager keeps one); without it everything is worked out afresh.
@@ -368,6 +414,8 @@ def plan(
     for place in placed:
         for name, formed_by in place.groups:
             routed.setdefault(name, {}).setdefault(formed_by, []).append(place.active)
+    closed = config.closed_routes(now) if config.routes else frozenset()
+    windows = {p.active.alert.fingerprint: p.windows for p in placed if p.windows}
     held = inhibition.inhibitions(snapshot.alerts, labels, config.inhibit_rules)
     inhibition.record(write, held, snapshot, now)
     unhandled: set[str] = set()
@@ -393,6 +441,8 @@ def plan(
                 final,
                 inhibited=group_held,
             )
+            if windows:
+                _apply_windows(group, windows, closed)
             visited.add((name, state_key))
             _plan_group(group, write, unhandled)
     for name_key in snapshot.groups.keys() - visited:
@@ -403,6 +453,21 @@ def plan(
         if a.alert.status == "resolved" and a.alert.fingerprint not in unhandled
     }
     return write
+
+
+def _apply_windows(
+    group: _Group, windows: Mapping[str, Mapping[str, set[int]]], closed: frozenset[int]
+) -> None:
+    """Which of the group's alerts reach its notifier only through routes with time
+    windows, and which of those are muted now (every such route closed)."""
+    name = group.notifier
+    routes = {
+        fp: found[name]
+        for a in group.members
+        if (found := windows.get(fp := a.alert.fingerprint)) is not None and name in found
+    }
+    group.windowed = routes.keys()
+    group.timed = {fp for fp, indexes in routes.items() if indexes <= closed}
 
 
 def _shown_in_meeting_view(
@@ -429,11 +494,15 @@ class _Group:
     now: datetime
     final: bool
     inhibited: Mapping[str, Inhibition] = field(default_factory=dict)  # by fingerprint
+    # fingerprints whose way to this notifier is only through routes with time windows,
+    # and those of them whose every such route is muted now
+    windowed: AbstractSet[str] = frozenset()
+    timed: AbstractSet[str] = frozenset()
 
 
 def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> None:
     name, policy, now, muted = group.notifier, group.policy, group.now, group.muted
-    inhibited = group.inhibited
+    inhibited, timed = group.inhibited, group.timed
 
     def seen(fp: str) -> Notified | None:
         return write.notified.get((name, fp)) or group.snapshot.notified.get((name, fp))
@@ -444,12 +513,17 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         told = seen(fp)
         if told is None or told.version < active.version:
             changed.append(active)
-        elif told.status == SILENCED_WHILE_FIRING and fp not in muted and fp not in inhibited:
+        elif (
+            told.status == SILENCED_WHILE_FIRING
+            and fp not in muted
+            and fp not in inhibited
+            and fp not in timed
+        ):
             changed.append(active)  # its silence or inhibition ended, it still fires: tell again
         elif (
             told.status == "firing"
             and active.alert.status == "firing"
-            and (fp in muted or fp in inhibited)
+            and (fp in muted or fp in inhibited or fp in timed)
         ):
             write.notified[(name, fp)] = Notified(told.version, SILENCED_WHILE_FIRING)
     actionable = []
@@ -458,6 +532,7 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         told = seen(fp)
         told_firing = told is not None and told.status in TOLD_FIRING
         held = inhibition.held_back(inhibited, group.snapshot.inhibited, active, told_firing)
+        held = held or (fp in timed and (active.alert.status == "firing" or not told_firing))
         if fp not in muted and not held:
             actionable.append(active)
         elif active.alert.status == "resolved":
@@ -472,6 +547,7 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         if a.alert.status == "firing"
         and a.alert.fingerprint not in muted
         and a.alert.fingerprint not in inhibited
+        and a.alert.fingerprint not in timed
     ]
     state = group.snapshot.groups.get((name, group.state_key))
     if actionable:
@@ -553,6 +629,8 @@ def _silence_note(group: _Group, active: ActiveAlert, told: Notified | None) -> 
     )
     if silence is None:
         held = told is not None and told.status == SILENCED_WHILE_FIRING
+        if held and active.alert.fingerprint in group.windowed:
+            return "still firing; its route's time window opened"
         return "still firing; its silence ended" if held else None
     comment = silence.comment if len(silence.comment) <= 80 else silence.comment[:79] + "…"
     return f"still firing; silence {silence.id[:8]} ended ({silence.created_by}: {comment})"

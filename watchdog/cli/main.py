@@ -19,7 +19,7 @@ from typing import Any
 
 from watchdog.alerting import silences
 from watchdog.alerting.from_transitions import alert_from
-from watchdog.cli import outbox
+from watchdog.cli import oncall, outbox
 from watchdog.cli.migrate import pending_note, run_migrate
 from watchdog.cli.notifytest import send_test
 from watchdog.cli.schemas import schema
@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulator + daemon + console alerts, no account needed")
     demo.add_argument("--speed", type=float, default=10.0, help="sample seconds per second")
     _alerting_commands(sub, with_config)
+    oncall.add_parser(sub, with_config)
     return parser
 
 
@@ -478,6 +479,14 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_oncall(args: argparse.Namespace) -> int:
+    config, _, store = _state(args)
+    try:
+        return oncall.run(config, store, args)
+    finally:
+        store.close()
+
+
 _COMMANDS = {
     "run": cmd_run,
     "check": cmd_check,
@@ -494,4 +503,5 @@ _COMMANDS = {
     "silence": cmd_silence,
     "outbox": cmd_outbox,
     "migrate": cmd_migrate,
+    "oncall": cmd_oncall,
 }

@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from watchdog.alerts import Severity
 from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
+from watchdog.config.oncall import OnCallSettings, TimeIntervalList
 from watchdog.config.patterns import PatternError, compile_regex
 from watchdog.config.problems import ConfigError, Problem, did_you_mean
 from watchdog.config.yamlfile import MAX_CONFIG_BYTES, Document, load, validation_problems
@@ -243,6 +244,10 @@ class RouteSettings(_Section):
     """Label matchers (``name=value``, ``!=``, ``=~``, ``!~``); all must hold."""
     notify: list[str] = Field(min_length=1)
     """Notifier entries the matching alerts also go to."""
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    """Names of ``time_intervals``: while any is open, this route notifies nobody."""
+    active_time_intervals: list[str] = Field(default_factory=list)
+    """Names of ``time_intervals``: this route notifies only while one of them is open."""
 
     @field_validator("match", "notify", mode="before")
     @classmethod
@@ -496,6 +501,11 @@ class Settings(BaseSettings):
     """The metrics and health endpoint."""
     health: HealthSettings = Field(default_factory=HealthSettings)
     """When ``/healthz`` and systemd's watchdog call the daemon unhealthy."""
+    time_intervals: TimeIntervalList = Field(default_factory=list)
+    """Named time windows (Alertmanager's syntax) for routes' ``mute_time_intervals`` and
+    ``active_time_intervals``."""
+    oncall: OnCallSettings = Field(default_factory=OnCallSettings)
+    """Teams, their people, and who is on call: a calendar feed or a rotation."""
 
     @field_validator("rules", mode="before")
     @classmethod

@@ -101,3 +101,8 @@ STATE_FAILED_CYCLES = Gauge(
     "watchdog_state_failed_cycles",
     "Poll cycles in a row in which the state database failed (0 while it works)",
 )
+ONCALL_FEED_FAILURES = Counter(
+    "watchdog_oncall_feed_failures",
+    "Refreshes of a team's on-call calendar feed that failed (its last good copy stays in use)",
+    ["team", "reason"],
+)

@@ -16,8 +16,10 @@ from datetime import timedelta
 from functools import partial
 
 from watchdog.alerting import manager as alertmanager
+from watchdog.alerting import timeintervals
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.manager import AlertingConfig, AlertManager
+from watchdog.alerting.oncall import Feeds, Schedules
 from watchdog.cluster.coordinator import Cluster, instance_id
 from watchdog.config.problems import ConfigError, Problem
 from watchdog.config.settings import Config, environment_problems, request_deadline
@@ -65,6 +67,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
     problems.extend(check_notifiers(rules, settings.notifiers))
     problems.extend(alertmanager.problems(config, {k for r in rules for k in r.labels}))
     problems.extend(selfmonitor.problems(config))
+    problems.extend(timeintervals.problems(config))
     host = host or load_plugins()
     try:
         host.validate(settings.notifiers, where=config.line_for)
@@ -129,15 +132,25 @@ def prepare(config: Config, host: PluginHost) -> Prepared:
     return Prepared(config, rules, redactor, warnings)
 
 
-def make_notifiers(prepared: Prepared, host: PluginHost, store: Store) -> dict[str, Notifier]:
+def make_notifiers(
+    prepared: Prepared, host: PluginHost, store: Store, oncall: Schedules | None = None
+) -> dict[str, Notifier]:
     """Each configured notifier from its plugin's factory (a refusal raises)."""
     config = prepared.config
     return host.build(
         config.settings.notifiers,
         store.notifier_memory.for_notifier,
         where=config.line_for,
-        actions=StoreActions(store.silences, store.alert_log, store.watchlist),
+        actions=StoreActions(store.silences, store.alert_log, store.watchlist, oncall=oncall),
     )
+
+
+def make_schedules(config: Config, store: Store) -> Schedules:
+    """Who is on call: the feeds start from the copies an earlier run saved (a fetch
+    follows on the service's schedule), overrides come from the state database."""
+    feeds = Feeds(config.settings.oncall, config.resolve, store.oncall)
+    feeds.load_saved()
+    return Schedules(config.settings.oncall, feeds, store.oncall)
 
 
 @dataclass
@@ -152,6 +165,7 @@ class Runtime:
     manager: AlertManager
     watchlist: WatchList
     monitor: SelfMonitor
+    oncall: Schedules
     discovery: Discovery | None = None
     cluster: Cluster | None = None  # several instances share the state database
     dry_run: bool = False
@@ -187,6 +201,7 @@ class Runtime:
         (between two poll cycles for the rules; ``while_waiting`` runs meanwhile)."""
         settings = prepared.config.settings
         self.manager.reconfigure(AlertingConfig.from_settings(settings))
+        self.oncall.reconfigure(settings.oncall)
         self.monitor.reconfigure(settings.self_monitoring, settings.notifiers, prepared.redactor)
         reloaded = self.poller.reconfigure(
             prepared.rules, settings.poll.max_clock_skew, while_waiting
@@ -215,7 +230,8 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
     prepared = prepare(config, host)
     settings = config.settings
     store = Store(config.state_url)
-    notifiers = make_notifiers(prepared, host, store)
+    oncall = make_schedules(config, store)
+    notifiers = make_notifiers(prepared, host, store, oncall)
     client = VideoSDKClient(
         settings.videosdk,
         pool_size=settings.poll.concurrency,
@@ -287,6 +303,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         manager,
         watchlist,
         monitor,
+        oncall,
         discovery,
         cluster,
         dry_run,

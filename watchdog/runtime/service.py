@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 from typing import Literal
 
@@ -48,6 +49,7 @@ Event = Literal["reload", "stop", "SIGTERM", "SIGINT"]
 
 MAX_TICK = 1.0
 ALERT_MANAGER_TICK = 1.0  # seconds: group_wait, repeat_interval and silences are timers
+FEED_CHECK = 15.0  # seconds: how often on-call calendar feeds are checked for being due
 STALL_LOG_EVERY = 30.0
 # what discovery, webhooks and the client hold on to is not swapped under them
 RESTART_ONLY = ("state", "poll.concurrency", "watch", "videosdk")
@@ -154,6 +156,13 @@ class Service:
                 id="cluster-heartbeat",
                 name="heartbeat and lease renewal",
             )
+        self.scheduler.add_job(
+            partial(runtime.oncall.feeds.refresh_all, due_only=True),
+            IntervalTrigger(seconds=FEED_CHECK, timezone=UTC),
+            id="oncall-feeds",
+            name="on-call calendar feeds due for a refresh",
+            next_run_time=datetime.now(UTC),
+        )
         if runtime.discovery is not None:
             every = settings.watch.discovery_interval.total_seconds()
             self.scheduler.add_job(
@@ -381,7 +390,7 @@ class Service:
         runtime = self.runtime
         try:
             prepared = prepare(load_config(path), runtime.host)
-            notifiers = make_notifiers(prepared, runtime.host, runtime.store)
+            notifiers = make_notifiers(prepared, runtime.host, runtime.store, runtime.oncall)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload rejected: %s", problem)

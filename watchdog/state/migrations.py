@@ -284,6 +284,29 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE instances ADD COLUMN polls_at DOUBLE PRECISION NOT NULL DEFAULT 0
         """,
     ),
+    (
+        # issue 18: who is on call; overrides of the schedule (from the CLI or Slack), and
+        # each calendar feed's last good copy, so a restart while the feed is down still knows
+        30,
+        """
+        CREATE TABLE oncall_overrides (
+            id TEXT PRIMARY KEY,
+            team TEXT NOT NULL,
+            person TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            source TEXT NOT NULL
+        );
+        CREATE INDEX oncall_overrides_team ON oncall_overrides (team, ends_at);
+        CREATE TABLE oncall_feeds (
+            team TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            fetched_at TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 

@@ -2,11 +2,12 @@
 
 Each concern has its own module and owns its tables: ``polls`` (cursors, alert states,
 engine memory, with the write-behind buffer), ``outbox``, ``notifier_memory``,
-``alert_log`` (the alert manager's), ``silences`` (with acks and the audit log) and
-``watchlist``; the schema is in watchdog.state.migrations. ``Store`` opens the database,
-builds the repositories over it, and keeps what concerns the whole: closing, migrations,
-the storage check and its faults. Callers take the repositories they use; only what
-needs the whole database (the build, the cluster, ``migrate``) takes the ``Store``.
+``alert_log`` (the alert manager's), ``silences`` (with acks and the audit log),
+``watchlist`` and ``oncall`` (overrides, calendar copies); the schema is in
+watchdog.state.migrations. ``Store`` opens the database, builds the repositories over
+it, and keeps what concerns the whole: closing, migrations, the storage check and its
+faults. Callers take the repositories they use; only what needs the whole database
+(the build, the cluster, ``migrate``) takes the ``Store``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from watchdog.state.alertlog import AlertLog
 from watchdog.state.database import Cursor, Database, DatabaseError, open_database
 from watchdog.state.faults import StorageFault, StorageFaults
 from watchdog.state.notifier_memory import NotifierMemory
+from watchdog.state.oncall import OnCallState
 from watchdog.state.outbox import Outbox
 from watchdog.state.polls import PollState
 from watchdog.state.rows import now_text
@@ -49,6 +51,7 @@ class Store:
         self.silences = Silences(self._db)
         self.alert_log = AlertLog(self._db, self.outbox, self.silences)
         self.watchlist = WatchList(self._db, self.polls)
+        self.oncall = OnCallState(self._db, self.silences)
         if migrate:
             self.migrate()
 
