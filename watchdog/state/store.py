@@ -5,8 +5,9 @@ engine memory, with the write-behind buffer), ``outbox``, ``notifier_memory``,
 ``alert_log`` (the alert manager's), ``escalations`` (its ladders), ``silences`` (with
 acks and the audit log) and ``watchlist``; the schema is in watchdog.state.migrations.
 ``Store`` opens the database, builds the repositories over it, and keeps what concerns
-the whole: closing, migrations, the storage check and its faults. Callers take the repositories they use; only what
-needs the whole database (the build, the cluster, ``migrate``) takes the ``Store``.
+the whole: closing, migrations, the storage check and its faults. Callers take the
+repositories they use; only what needs the whole database (the build, the cluster,
+``migrate``) takes the ``Store``.
 """
 
 from __future__ import annotations
