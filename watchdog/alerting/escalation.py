@@ -344,12 +344,15 @@ class _Pass:
             self.write.ladders.append(ladder)
         if ack is not None and ack.starts_at != alert.starts_at:
             ack = None
-        before, gave_back = ladder, None
+        before, gave_back, resumed = ladder, None, self.now
         if ack is not None and timeout and self.now >= ack.acked_at + timeout:
             self._expire(alert, ack, timeout, targets)
-            ack, gave_back = None, "watchdog (ack_timeout)"
+            ack, gave_back, resumed = None, "watchdog (ack_timeout)", ack.acked_at + timeout
         ladder = self._owner(alert, ladder, ack, targets, gave_back)
-        ladder = self._pause(ladder, ack is not None or self._muted(fp, labels))
+        if ack is not None:  # paused since the acknowledgement itself, not since seen
+            ladder = self._pause(ladder, True, min(max(ack.acked_at, ladder.started_at), self.now))
+        else:
+            ladder = self._pause(ladder, self._muted(fp, labels), resumed)
         if ladder != before:
             self._changed(ladder)
         if ladder.paused_at is None and route is not None and route.escalation is not None:
@@ -436,11 +439,12 @@ class _Pass:
                 return entry.actor
         return "watchdog"
 
-    def _pause(self, ladder: Ladder, paused: bool) -> Ladder:
+    def _pause(self, ladder: Ladder, paused: bool, at: datetime) -> Ladder:
+        """Pause or resume the ladder's clock as of ``at``."""
         if paused and ladder.paused_at is None:
-            return replace(ladder, paused_at=self.now)
+            return replace(ladder, paused_at=at)
         if not paused and ladder.paused_at is not None:
-            spent = max(0.0, (self.now - ladder.paused_at).total_seconds())
+            spent = max(0.0, (at - ladder.paused_at).total_seconds())
             return replace(ladder, paused_at=None, paused_seconds=ladder.paused_seconds + spent)
         return ladder
 

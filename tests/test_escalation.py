@@ -1,0 +1,280 @@
+"""The on-call loop end to end, in one process on an injected clock: an unacknowledged
+alert climbs its ladder at the configured delays (a Slack-like Web API server, a Socket
+Mode peer for the clicks, a webhook sink as the pager), acknowledging stops it, the
+acknowledgement expires and the ladder resumes, resolving ends it; plus the CLI and
+``check``'s view of the policy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import watchdog_slack
+import yaml
+
+from watchdog.alerting.actions import StoreActions
+from watchdog.alerting.escalation import EscalationConfig, Escalator, next_nine, snooze_until
+from watchdog.alerting.manager import AlertingConfig, AlertManager
+from watchdog.alerts import Alert, Notification
+from watchdog.cli import acks
+from watchdog.config.settings import load_config
+from watchdog.delivery.host import PluginHost
+from watchdog.notifiers import Notifier
+from watchdog.state.store import Store
+from watchdog.testing import make_alert, resolved
+
+from .helpers import record_alerts
+from .sinks import Sink, plugin_module
+from .slackapi import APP_TOKEN, TOKEN, FakeSlack, Message
+from .socketmode import FakeSocketMode
+from .test_slack_actions import click_payload
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+ALICE = "U0ONCALL1"  # clicks in the Slack tests are hers
+BOB = "U0BOB0001"  # on call for team video
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    slack_user: str | None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Shift:
+    team: str
+    person: Person
+    start: datetime
+    end: datetime
+    override: bool = False
+
+
+class Rota:
+    """A one-person on-call schedule, standing in for watchdog.alerting.oncall."""
+
+    def now(self, team: str, at: datetime) -> Shift | None:
+        if team != "video":
+            return None
+        start = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+        return Shift(team, Person("bob", BOB), start, start + timedelta(days=7))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def config_file(tmp_path: Path, slack: FakeSlack, pager_url: str) -> Path:
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - {name: poor-video, metric: qualityScore.video, op: '<', threshold: 3}\n"
+    )
+    data: dict[str, Any] = {
+        "videosdk": {"api_key": "k", "secret_key": "s"},
+        "rules": ["rules.yaml"],
+        "state": {"url": str(tmp_path / "state.db")},
+        "notifiers": {
+            "slack": {
+                "type": "slack",
+                "token": TOKEN,
+                "channel": "#alerts",
+                "base_url": slack.api_url,
+                "app_token": APP_TOKEN,
+            },
+            "pager": {"type": "sink", "url": pager_url, "send_acknowledged": True},
+        },
+        "alerting": {
+            "group_by": ["..."],
+            "ack_timeout": "30m",
+            "time_zone": "America/New_York",
+            "routes": [
+                {
+                    "match": ["alertname=poor-video"],
+                    "notify": ["slack"],
+                    "escalation": {
+                        "steps": [
+                            {"after": "5m", "mention": ["@group:S0VIDEO01"]},
+                            {"after": "10m", "notify": ["pager"], "mention": ["oncall:video"]},
+                            {"after": "30m", "from": "firing", "mention": [ALICE]},
+                        ],
+                        "repeat_last_every": "15m",
+                    },
+                }
+            ],
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class OnCallDaemon:
+    """The running daemon's alert manager, escalator and notifiers, flushed by hand."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.config = load_config(str(path))
+        self.store = Store(self.config.state_url)
+        self.clock = clock
+        host = PluginHost()
+        host.add(watchdog_slack, "slack")
+        host.add(plugin_module(), "sink")
+        escalation = EscalationConfig.from_settings(self.config.settings, {})
+        self.actions = StoreActions(
+            self.store.silences,
+            self.store.alert_log,
+            self.store.watchlist,
+            clock,
+            escalation=escalation,
+            oncall=Rota(),
+        )
+        self.notifiers: dict[str, Notifier] = host.build(
+            self.config.settings.notifiers,
+            self.store.notifier_memory.for_notifier,
+            actions=self.actions,
+        )
+        self.manager = AlertManager(
+            self.store.alert_log,
+            self.store.silences,
+            AlertingConfig.from_settings(self.config.settings, {"slack": False, "sink": False}),
+            clock=clock,
+            escalator=Escalator(self.store.escalations, self.store.silences, oncall=Rota()),
+        )
+        for notifier in self.notifiers.values():
+            if hasattr(notifier, "start"):
+                notifier.start()
+
+    def deliver(self) -> list[Notification]:
+        self.manager.flush(final=True)  # the clock is not the alert log's: no group_wait
+        sent = []
+        for entry in self.store.outbox.entries():
+            self.notifiers[entry.notifier].send(entry.notification)
+            self.store.outbox.delivered(entry.id)
+            sent.append(entry.notification)
+        return sent
+
+    def close(self) -> None:
+        for notifier in self.notifiers.values():
+            if hasattr(notifier, "close"):
+                notifier.close()
+        self.store.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
+def alert() -> Alert:
+    return make_alert(starts_at=NOW - timedelta(minutes=1))
+
+
+def thread_texts(slack: FakeSlack, original: Message) -> list[str]:
+    return [m.text for m in sorted(slack.replies(original.ts), key=lambda m: float(m.ts))]
+
+
+def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_ends_on_resolve(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    clock = Clock()
+    with Sink() as pager, FakeSocketMode() as socket:
+        slack.socket_url = socket.url
+        daemon = OnCallDaemon(config_file(tmp_path, slack, pager.url), clock)
+        try:
+            record_alerts(daemon.store, [(alert(), [])])
+            [first] = daemon.deliver()
+            assert first.notifier == "slack"
+            [original] = slack.top_level()
+
+            clock.advance(minutes=4, seconds=59)
+            assert daemon.deliver() == []  # not yet: 5m after the first notification
+            clock.advance(seconds=1)
+            [step1] = daemon.deliver()
+            assert step1.mentions == ("S0VIDEO01",)
+            [reply] = thread_texts(slack, original)
+            assert reply.startswith("<!subteam^S0VIDEO01> 📣 *escalation step 1: unacknowledged")
+
+            clock.advance(minutes=10)
+            step2 = daemon.deliver()
+            assert {n.notifier for n in step2} == {"slack", "pager"}
+            assert "<@U0BOB0001>" in thread_texts(slack, original)[-1]  # on call for video
+            [paged] = pager.received
+            assert paged["status"] == "firing"
+            assert paged["reason"].startswith("escalated (step 2)")
+
+            # Alice acknowledges over Socket Mode: the pager hears it, the ladder stops
+            socket.send("interactive", click_payload(slack, original, "watchdog_ack"))
+            assert "expires" in json.dumps(original.attachments)  # ack_timeout: 30m
+            notices = daemon.deliver()
+            assert [(n.notifier, n.event) for n in notices] == [("pager", "acknowledged")]
+            assert notices[0].actor == f"alice ({ALICE})"
+            clock.advance(minutes=29)
+            assert daemon.deliver() == []  # step 3 was due at 30m of the ladder: paused
+
+            clock.advance(minutes=1)  # 30m after the acknowledgement, still firing
+            expired = daemon.deliver()
+            assert {(n.notifier, n.event) for n in expired} == {
+                ("slack", "alert"),
+                ("pager", "unacknowledged"),
+            }
+            assert thread_texts(slack, original)[-1].startswith(
+                f"<@{ALICE}> 📣 *still firing; acknowledgement by alice ({ALICE}) expired after 30m"
+            )
+            assert daemon.store.silences.acks() == []
+            assert [e.action for e in daemon.store.silences.audit(limit=3)][0] == "ack-expired"
+
+            # resumed where it stopped: step 3 had 15m left (30m from firing, 15m run)
+            clock.advance(minutes=14, seconds=59)
+            assert daemon.deliver() == []
+            clock.advance(seconds=1)
+            [step3] = daemon.deliver()
+            assert step3.mentions == (ALICE,)
+            rows = acks.escalations(daemon.config, daemon.store, clock.now)
+            assert [s["step"] for s in rows[0]["steps"]] == [1, 2, 3]
+            assert rows[0]["next"]["in"] == "15m"  # repeat_last_every
+            clock.advance(minutes=15)
+            [again] = daemon.deliver()
+            assert "step 3 (repeat 1)" in again.reason
+            assert daemon.deliver() == []  # each step once, however often it flushes
+
+            # Take it, then give it back: each change of owner is told to the pager
+            [original] = slack.top_level()
+            socket.send("interactive", click_payload(slack, original, "watchdog_take"))
+            assert "Acknowledged by <@U0ONCALL1>" in json.dumps(original.attachments)
+            clock.advance(seconds=1)
+            assert [(n.event, n.actor) for n in daemon.deliver()] == [
+                ("acknowledged", f"alice ({ALICE})")
+            ]
+            socket.send("interactive", click_payload(slack, original, "watchdog_unack"))
+            clock.advance(seconds=1)
+            assert [(n.event, n.actor) for n in daemon.deliver()] == [
+                ("unacknowledged", f"alice ({ALICE})")
+            ]
+
+            # resolving ends the ladder: Slack and the paged pager hear it
+            record_alerts(daemon.store, [(resolved(alert(), timedelta(hours=2)), [])])
+            clock.advance(seconds=1)
+            done = daemon.deliver()
+            assert {(n.notifier, n.status) for n in done} == {
+                ("slack", "resolved"),
+                ("pager", "resolved"),
+            }
+            assert daemon.store.escalations.ladders() == {}
+            clock.advance(hours=1)
+            assert daemon.deliver() == []
+        finally:
+            daemon.close()
