@@ -7,10 +7,8 @@ acknowledgement expires and the ladder resumes, resolving ends it; plus the CLI 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import watchdog_slack
 import yaml
 
 from watchdog.alerting.actions import StoreActions
-from watchdog.alerting.escalation import EscalationConfig, Escalator, next_nine, snooze_until
+from watchdog.alerting.escalation import EscalationConfig, Escalator
 from watchdog.alerting.manager import AlertingConfig, AlertManager
 from watchdog.alerts import Alert, Notification
 from watchdog.cli import acks
