@@ -6,8 +6,10 @@ acknowledgement expires and the ladder resumes, resolving ends it; plus the CLI 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,14 +21,17 @@ import watchdog_slack
 import yaml
 
 from watchdog.alerting.actions import StoreActions
-from watchdog.alerting.escalation import EscalationConfig, Escalator
+from watchdog.alerting.escalation import EscalationConfig, Escalator, next_nine, snooze_until
 from watchdog.alerting.manager import AlertingConfig, AlertManager
 from watchdog.alerts import Alert, Notification
 from watchdog.cli import acks
+from watchdog.cli.main import main
 from watchdog.config.settings import load_config
 from watchdog.delivery.host import PluginHost
+from watchdog.engine.evaluate import AlertState
 from watchdog.notifiers import Notifier
 from watchdog.state.store import Store
+from watchdog.state.watchlist import WatchRecord
 from watchdog.testing import make_alert, resolved
 
 from .helpers import record_alerts
@@ -233,7 +238,7 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
                 f"<@{ALICE}> 📣 *still firing; acknowledgement by alice ({ALICE}) expired after 30m"
             )
             assert daemon.store.silences.acks() == []
-            assert [e.action for e in daemon.store.silences.audit(limit=3)][0] == "ack-expired"
+            assert daemon.store.silences.audit(limit=1)[0].action == "ack-expired"
 
             # resumed where it stopped: step 3 had 15m left (30m from firing, 15m run)
             clock.advance(minutes=14, seconds=59)
@@ -276,3 +281,198 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
             assert daemon.deliver() == []
         finally:
             daemon.close()
+
+
+class Windows:
+    """``time_intervals`` standing in for watchdog.alerting.timeintervals: none active."""
+
+    def active(self, name: str, at: datetime) -> bool:
+        return False
+
+
+def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    """The team's shift is in Berlin: 09:00 there, though ``alerting.time_zone`` is New
+    York; the resolution of the snoozed alert reaches Slack (alertmanager#226)."""
+    clock = Clock()
+    with Sink() as pager, FakeSocketMode() as socket:
+        slack.socket_url = socket.url
+        daemon = OnCallDaemon(config_file(tmp_path, slack, pager.url), clock)
+        try:
+            record_alerts(daemon.store, [(alert(), [])])
+            daemon.deliver()
+            [original] = slack.top_level()
+            socket.send("interactive", click_payload(slack, original, "watchdog_snooze"))
+            [silence] = daemon.store.silences.active(clock.now)
+            assert silence.ends_at == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # 09:00 CET
+            clock.advance(minutes=20)
+            assert daemon.deliver() == []  # the ladder waits while it is silenced
+            assert daemon.store.escalations.ladders()[alert().fingerprint].paused_at
+
+            record_alerts(daemon.store, [(resolved(alert()), [])])
+            [done] = daemon.deliver()
+            assert (done.notifier, done.status) == ("slack", "resolved")
+            assert "RESOLVED" in json.dumps(original.attachments)
+        finally:
+            daemon.close()
+
+
+def test_the_next_0900_across_daylight_saving_changes() -> None:
+    berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+    # Berlin leaves summer time on 25 Oct 2026 at 03:00: 09:00 is 08:00 UTC after it
+    assert next_nine(datetime(2026, 10, 24, 22, 0, tzinfo=UTC), berlin) == datetime(
+        2026, 10, 25, 8, 0, tzinfo=UTC
+    )
+    assert next_nine(datetime(2026, 10, 24, 6, 0, tzinfo=UTC), berlin) == datetime(
+        2026, 10, 24, 7, 0, tzinfo=UTC
+    )
+    # New York enters summer time on 8 Mar 2026: 09:00 EDT is 13:00 UTC
+    assert next_nine(datetime(2026, 3, 8, 1, 0, tzinfo=UTC), new_york) == datetime(
+        2026, 3, 8, 13, 0, tzinfo=UTC
+    )
+    # at 09:00 sharp, the next one is tomorrow's
+    assert next_nine(datetime(2026, 3, 9, 13, 0, tzinfo=UTC), new_york) == datetime(
+        2026, 3, 10, 13, 0, tzinfo=UTC
+    )
+    config = EscalationConfig(time_zone="America/New_York")
+    at = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    assert snooze_until({}, config, None, at) == datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+
+
+def test_a_step_outside_its_time_intervals_is_passed_over_and_the_ladder_goes_on(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    clock = Clock()
+    with Sink() as pager:
+        path = config_file(tmp_path, slack, pager.url)
+        data = yaml.safe_load(path.read_text())
+        route = data["alerting"]["routes"][0]
+        route["escalation"] = {
+            "steps": [
+                {"after": "1m", "notify": ["pager"], "active_time_intervals": ["out-of-hours"]},
+                {"after": "1m", "mention": [ALICE]},
+            ]
+        }
+        path.write_text(yaml.safe_dump(data))
+        daemon = OnCallDaemon(path, clock)
+        daemon.manager.escalator = Escalator(
+            daemon.store.escalations, daemon.store.silences, windows=Windows()
+        )
+        try:
+            record_alerts(daemon.store, [(alert(), [])])
+            daemon.deliver()
+            clock.advance(minutes=1)
+            assert daemon.deliver() == []
+            assert pager.received == []
+            clock.advance(minutes=1)
+            [mention] = daemon.deliver()
+            assert mention.mentions == (ALICE,)
+            [row] = acks.escalations(daemon.config, daemon.store, clock.now)
+            assert [s["outcome"] for s in row["steps"]] == [
+                "passed over: outside out-of-hours",
+                f"mentioned {ALICE} via slack",
+            ]
+            assert row["next"] is None
+        finally:
+            daemon.close()
+
+
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli(path: Path, *args: str) -> Ran:
+    """The command as an operator runs it, in this process (a new interpreter per
+    command would cost seconds each)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main([*args, "--config", str(path)])
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def test_ack_unack_and_escalations_from_the_cli_by_fingerprint_prefix(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    clock = Clock()
+    path = config_file(tmp_path, slack, "http://127.0.0.1:9/unused")
+    daemon = OnCallDaemon(path, clock)
+    try:  # a watched participant whose alert fires, as a poll leaves them
+        key = ("sess-1", "part-1")
+        daemon.store.watchlist.save(
+            [WatchRecord(*key, "abcd-efgh-ijkl", "Alice", "static", "watching", NOW)]
+        )
+        firing = AlertState("firing", NOW, 2.41, fired_at=NOW)
+        daemon.store.polls.commit_poll(key, NOW, {"poor-video": firing}, ["poor-video"])
+        record_alerts(daemon.store, [(alert(), [])])
+        daemon.manager.flush(final=True)
+    finally:
+        daemon.close()
+    fp = alert().fingerprint
+    listed = _cli(path, "escalations", "--json")
+    [row] = json.loads(listed.stdout)
+    assert (row["fingerprint"], row["route"], row["steps"]) == (fp, "alerting.routes[0]", [])
+    assert row["next"]["does"] == "mention @group:S0VIDEO01"
+
+    assert _cli(path, "ack", fp[:3], "--by", "bob").returncode == 2  # too short
+    done = _cli(path, "ack", fp[:6], "--by", "bob", "--note", "restarting the SFU")
+    assert done.returncode == 0, done.stderr
+    assert "Acknowledged" in done.stdout
+    again = _cli(path, "ack", fp[:6], "--by", "carol")
+    assert again.returncode == 1
+    assert "Already acknowledged by bob" in again.stdout
+    status = _cli(path, "status").stdout
+    assert "acknowledged by bob (cli) at" in status
+    assert "until" in status
+    assert "(restarting the SFU)" in status
+    assert "acked by bob" in _cli(path, "escalations").stdout
+
+    assert _cli(path, "unack", fp[:6], "--by", "bob").returncode == 0
+    assert _cli(path, "unack", fp[:6], "--by", "bob").returncode == 1  # nobody has it
+    assert "acknowledged by" not in _cli(path, "status").stdout
+    missing = _cli(path, "ack", "ffffffff")
+    assert missing.returncode == 2
+    assert "no firing alert has the fingerprint 'ffffffff'" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"after": "5m"}, "a step needs `mention: [...]`, `notify: [...]` or both"),
+        ({"notify": ["nobody"]}, "unknown notifier 'nobody'"),
+        ({"mention": ["alice"]}, "'alice' is not a Slack user ID"),
+        ({"mention": ["U0ALICE01"], "from": "start"}, "from"),
+    ],
+)
+def test_check_refuses_a_broken_step_with_file_and_line(
+    tmp_path: Path, slack: FakeSlack, step: dict[str, Any], message: str
+) -> None:
+    path = config_file(tmp_path, slack, "http://127.0.0.1:9/unused")
+    data = yaml.safe_load(path.read_text())
+    data["alerting"]["routes"][0]["escalation"]["steps"].append(step)
+    path.write_text(yaml.safe_dump(data))
+    checked = _cli(path, "check")
+    assert checked.returncode == 2
+    assert f"{path}:" in checked.stderr
+    assert message in checked.stderr
+    assert "escalation" in checked.stderr
+
+
+def test_a_mention_step_needs_a_slack_notifier_to_carry_it(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    path = config_file(tmp_path, slack, "http://127.0.0.1:9/unused")
+    data = yaml.safe_load(path.read_text())
+    data["alerting"]["routes"][0]["notify"] = ["pager"]
+    path.write_text(yaml.safe_dump(data))
+    checked = _cli(path, "check")
+    assert checked.returncode == 2
+    assert "alerting.routes[0].escalation.steps[0].mention: no slack notifier" in checked.stderr
+    data["alerting"]["routes"][0]["escalation"]["steps"][0]["via"] = ["slack"]
+    data["alerting"]["routes"][0]["escalation"]["steps"][1]["via"] = ["slack"]
+    data["alerting"]["routes"][0]["escalation"]["steps"][2]["via"] = ["slack"]
+    path.write_text(yaml.safe_dump(data))
+    assert "no slack notifier" not in _cli(path, "check").stderr
