@@ -247,7 +247,19 @@ class Escalator:
             )
         if not write:
             return 0
-        return self.escalations.apply(write)
+        applied = self.escalations.apply(write)
+        for ladder, run in applied.ran:
+            log.info(
+                "escalation of %s (%s) step %d%s: %s",
+                ladder.fingerprint,
+                ladder.route,
+                run.step + 1,
+                f" repeat {run.round}" if run.round else "",
+                run.outcome,
+            )
+        for ack in applied.expired:
+            log.info("acknowledgement of %s by %s expired", ack.fingerprint, ack.acked_by)
+        return applied.queued
 
     def mentions(self, step: EscalationStep, now: datetime) -> tuple[list[str], list[str]]:
         """The Slack IDs a step mentions, and what it could not resolve."""
@@ -347,7 +359,8 @@ class _Pass:
         before, gave_back, resumed = ladder, None, self.now
         if ack is not None and timeout and self.now >= ack.acked_at + timeout:
             self._expire(alert, ack, timeout, targets)
-            ack, gave_back, resumed = None, "watchdog (ack_timeout)", ack.acked_at + timeout
+            resumed = ack.acked_at + timeout
+            ack, gave_back = None, "watchdog (ack_timeout)"
         ladder = self._owner(alert, ladder, ack, targets, gave_back)
         if ack is not None:  # paused since the acknowledgement itself, not since seen
             ladder = self._pause(ladder, True, min(max(ack.acked_at, ladder.started_at), self.now))

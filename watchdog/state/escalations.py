@@ -18,7 +18,7 @@ from typing import Any
 
 from watchdog.alerts import Notification
 from watchdog.durations import format_time
-from watchdog.state.database import Database
+from watchdog.state.database import Cursor, Database
 from watchdog.state.outbox import Outbox
 from watchdog.state.rows import now_text, read_time
 from watchdog.state.silences import Ack, AuditEntry, Silences
@@ -72,6 +72,15 @@ class EscalationWrite:
         return bool(self.ladders or self.steps or self.notices or self.expired or self.ended)
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a pass changed: notifications queued, steps run here, acknowledgements ended."""
+
+    queued: int = 0
+    ran: tuple[tuple[Ladder, StepRun], ...] = ()
+    expired: tuple[Ack, ...] = ()
+
+
 class Escalations:
     """The ``esc_ladders`` and ``esc_steps`` tables; queues into ``outbox`` and ends acks
     through ``silences`` (their owners) in its own transaction."""
@@ -106,8 +115,8 @@ class Escalations:
             )
         return {row[0]: _ladder(row, tuple(steps.get((row[0], row[1]), ()))) for row in heads}
 
-    def apply(self, write: EscalationWrite) -> int:
-        """One pass's decisions, atomically; returns how many notifications were queued.
+    def apply(self, write: EscalationWrite) -> Applied:
+        """One pass's decisions, atomically.
 
         A step whose row is already there (claimed by another instance, or by this one
         before a crash) queues nothing; an acknowledgement that changed meanwhile is
@@ -115,6 +124,8 @@ class Escalations:
         """
         now = now_text()
         queued = 0
+        ran: list[tuple[Ladder, StepRun]] = []
+        expired: list[Ack] = []
         with self._db.transaction() as cur:
             for fingerprint, starts_at in write.ended:
                 for table in ("esc_steps", "esc_ladders"):
@@ -166,15 +177,17 @@ class Escalations:
                 if cur.rowcount <= 0:
                     continue  # another instance ran it: nothing more
                 queued += self._queue(cur, outbox, now)
+                ran.append((ladder, run))
             for ack, audit, outbox in write.expired:
                 if self._silences.expire_ack(cur, ack, audit):
                     queued += self._queue(cur, outbox, now)
+                    expired.append(ack)
             queued += self._queue(cur, write.notices, now)
             for entry in write.audit:
                 self._silences.insert_audit(cur, entry)
-        return queued
+        return Applied(queued, tuple(ran), tuple(expired))
 
-    def _queue(self, cur: Any, outbox: Sequence[Queued], now: str) -> int:
+    def _queue(self, cur: Cursor, outbox: Sequence[Queued], now: str) -> int:
         return sum(self._outbox.insert(cur, key, n, now, order) for key, order, n in outbox)
 
 
