@@ -294,7 +294,8 @@ def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
     tmp_path: Path, slack: FakeSlack
 ) -> None:
     """The team's shift is in Berlin: 09:00 there, though ``alerting.time_zone`` is New
-    York; the resolution of the snoozed alert reaches Slack (alertmanager#226)."""
+    York; the resolution of the snoozed and acknowledged alert reaches Slack
+    (alertmanager#226)."""
     clock = Clock()
     with Sink() as pager, FakeSocketMode() as socket:
         slack.socket_url = socket.url
@@ -309,6 +310,8 @@ def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
             clock.advance(minutes=20)
             assert daemon.deliver() == []  # the ladder waits while it is silenced
             assert daemon.store.escalations.ladders()[alert().fingerprint].paused_at
+            socket.send("interactive", click_payload(slack, original, "watchdog_ack"))
+            assert daemon.deliver() == []  # acknowledged and snoozed: nothing more
 
             record_alerts(daemon.store, [(resolved(alert()), [])])
             [done] = daemon.deliver()

@@ -28,7 +28,7 @@ rules:
     threshold: 3
     severity: critical
 """
-STEPS, DELAY = 4, 3.0  # a step every 3 s: time to kill the leader between two of them
+STEPS, DELAY = 3, 2.5  # a step every 2.5 s: time to kill the leader between two of them
 
 
 def _wait(check: Any, what: Any, timeout: float = 30.0) -> None:
@@ -115,7 +115,7 @@ def test_kill_9_of_the_leader_mid_ladder_neither_skips_nor_repeats_a_step(
                 ),
                 timeout=40,
             )
-            time.sleep(2 * DELAY)  # time for a repeated step to show up
+            time.sleep(1.5 * DELAY)  # time for a repeated step to show up
             steps = _steps(accepted)
             assert Counter(name for _, name in steps) == {
                 f"escalated (step {n})": 1 for n in range(1, STEPS + 1)
