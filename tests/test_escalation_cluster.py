@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def test_kill_9_of_the_leader_mid_ladder_neither_skips_nor_repeats_a_step(
                 f"escalated (step {n})": 1 for n in range(1, STEPS + 1)
             }
             assert [name for _, name in steps] == sorted(name for _, name in steps)
-            gaps = [b - a for (a, _), (b, _) in zip(steps, steps[1:], strict=False)]
+            gaps = [b - a for (a, _), (b, _) in pairwise(steps)]
             assert all(gap >= DELAY - 1.0 for gap in gaps), gaps  # none early, none skipped
             ladder = next(iter(store.escalations.ladders().values()))
             assert [r.step for r in ladder.steps] == list(range(STEPS))

@@ -150,7 +150,8 @@ class StoreActions:
             Ack(fingerprint, alert.starts_at, actor, now, source),
             audit_entry(actor, "take", fingerprint, source, f"from {before}", at=now),
         )
-        return ActionResult(True, f"Taken over from {before}.", self._view(alert, now))
+        said = f"Taken over from {before}." if ack else "Acknowledged: it is yours."
+        return ActionResult(True, said, self._view(alert, now))
 
     def snooze(self, fingerprint: str, actor: str, source: str) -> ActionResult:
         alert = self._alert(fingerprint)
