@@ -267,6 +267,9 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
             assert [(n.event, n.actor) for n in daemon.deliver()] == [
                 ("unacknowledged", f"alice ({ALICE})")
             ]
+            clock.advance(minutes=15)  # given back: the ladder goes on, less the 2 s owned
+            [again] = daemon.deliver()
+            assert "step 3 (repeat 2)" in again.reason
 
             # resolving ends the ladder: Slack and the paged pager hear it
             record_alerts(daemon.store, [(resolved(alert(), timedelta(hours=2)), [])])
