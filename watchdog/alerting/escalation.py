@@ -241,10 +241,10 @@ class Escalator:
         current = {a.alert.fingerprint for a in snapshot.alerts}
         for gone in ladders.keys() - current:
             write.ended.append((gone, ladders[gone].starts_at))
+        decide = _Pass(self, snapshot, planned, config, now, groups, write)
         for active in snapshot.alerts:
-            _Pass(self, snapshot, planned, config, now, groups, write).alert(
-                active, ladders.get(active.alert.fingerprint), acks.get(active.alert.fingerprint)
-            )
+            fp = active.alert.fingerprint
+            decide.alert(active, ladders.get(fp), acks.get(fp))
         if not write:
             return 0
         applied = self.escalations.apply(write)
