@@ -266,7 +266,7 @@ def test_an_alert_that_resolved_before_anyone_heard_is_still_told(db: Path) -> N
     assert told.alerts[0].ends_at is not None
 
 
-def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
+def test_silences_mute_until_they_end_but_never_hold_back_a_resolution(db: Path) -> None:
     clock = Clock()
     store, am = manager(db, clock)
     silence = silences.add(
@@ -297,8 +297,13 @@ def test_silences_mute_until_they_end_and_drop_resolutions(db: Path) -> None:
 
     silences.add(store.silences, ["participant_id=bob"], timedelta(hours=1), "bob's wifi, again")
     record(store, alert("bob", "resolved"))
-    assert am.flush() == 0  # a silenced resolution is not sent
-    clock.advance(7200)  # even once that silence is over
+    am.flush()  # told bob fired, so told he resolved, silenced or not (alertmanager#226)
+    (bob_over,) = queued(store)
+    assert {(a.participant_id, a.status) for a in bob_over.alerts} == {
+        ("alice", "firing"),
+        ("bob", "resolved"),
+    }
+    clock.advance(7200)
     record(store, alert("alice", "resolved"))
     am.flush()
     (end,) = queued(store)

@@ -310,6 +310,10 @@ class Notification:
     acknowledgement notice (``"acknowledged"``/``"unacknowledged"``, ``status``
     ``"firing"``) goes only to notifiers that asked for it (a pager that mirrors who
     owns an incident); ``actor`` then names who did it.
+
+    ``mentions`` names whom a ``mention`` is for, beyond the notifier's own: Slack user
+    IDs (``U…``/``W…``) and user-group IDs (``S…``), e.g. the on-call person an
+    escalation step reaches.
     """
 
     id: str
@@ -328,6 +332,7 @@ class Notification:
     mention: bool = False
     event: NotificationEvent = "alert"
     actor: str | None = None
+    mentions: tuple[str, ...] = ()
 
     @property
     def meeting(self) -> str | None:
@@ -354,6 +359,7 @@ class Notification:
             "mention": self.mention,
             "event": self.event,
             "actor": self.actor,
+            "mentions": list(self.mentions),
         }
 
     @classmethod
@@ -381,6 +387,7 @@ class Notification:
             mention=bool(data.get("mention", False)),
             event=_event(data.get("event")),
             actor=None if data.get("actor") is None else str(data["actor"]),
+            mentions=tuple(str(m) for m in data.get("mentions") or ()),
         )
 
 

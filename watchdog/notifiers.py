@@ -185,6 +185,7 @@ class AlertView:
     alert: Alert | None
     acked_by: str | None = None
     acked_at: datetime | None = None
+    ack_expires_at: datetime | None = None  # None: the acknowledgement lasts until it resolves
     silence_id: str | None = None
     silenced_by: str | None = None
     silenced_until: datetime | None = None
@@ -216,8 +217,23 @@ class AlertActions(Protocol):
         """The alert's current state, to render a message from."""
         ...
 
-    def acknowledge(self, fingerprint: str, actor: str, source: str) -> ActionResult:
-        """Stop reminders for this alert episode; a new firing is not acknowledged."""
+    def acknowledge(
+        self, fingerprint: str, actor: str, source: str, note: str = ""
+    ) -> ActionResult:
+        """Own this alert episode: reminders and its escalation stop (a new firing is not
+        acknowledged); it expires after the route's ``ack_timeout`` if it still fires."""
+        ...
+
+    def unacknowledge(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        """Give the alert back: reminders and its escalation resume."""
+        ...
+
+    def take(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        """Make ``actor`` the owner (*Take it*), acknowledged by someone else or not."""
+        ...
+
+    def snooze(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        """Silence the alert until the next 09:00 of its on-call team's time zone."""
         ...
 
     def silence(

@@ -16,6 +16,7 @@ blocks is sent again as plain text, so the alert arrives either way.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -45,8 +46,8 @@ from watchdog.notifiers import (
     retry_after_seconds,
 )
 from watchdog_slack import meeting
-from watchdog_slack.blocks import message, plain, reply
-from watchdog_slack.buttons import MAX_BUTTON_ALERTS, interactive_blocks
+from watchdog_slack.blocks import inline, message, note, plain, reply
+from watchdog_slack.buttons import MAX_BUTTON_ALERTS, interactive_blocks, mention
 from watchdog_slack.endpoint import InteractionEndpoint
 from watchdog_slack.interactions import Interactions, Permissions
 from watchdog_slack.socketmode import SocketListener
@@ -252,6 +253,24 @@ def _mention(mentions: Mapping[Severity, str], notification: Notification, text:
     return " ".join([*marks, text]) if marks else text
 
 
+def thread_note(notification: Notification) -> str:
+    """The text of a notice that goes in the alert's thread."""
+    if notification.event == "acknowledged":
+        return note(notification, f"👀 *Acknowledged* by {mention(notification.actor or '?')}")
+    if notification.event == "unacknowledged":
+        return note(notification, f"↩️ *Unacknowledged* ({mention(notification.actor or '?')})")
+    marks = " ".join(_mark(m) for m in notification.mentions)
+    head = f"📣 *{inline(notification.reason or 'still firing')}*"
+    return note(notification, f"{marks} {head}" if marks else head)
+
+
+def _mark(target: str) -> str:
+    """A user group ID as Slack's group mention, anything else as a person's."""
+    if re.fullmatch(r"S[A-Z0-9]{2,}", target):
+        return f"<!subteam^{target}>"
+    return mention(target)
+
+
 def _transport_error(method: str, exc: Exception) -> DeliveryError:
     reason = exc.reason if isinstance(exc, URLError) else exc
     return DeliveryError(f"Slack {method}: cannot reach Slack: {reason}")
@@ -379,6 +398,9 @@ class SlackBot:
         return data
 
     def send(self, notification: Notification) -> None:
+        if notification.event != "alert" or (notification.repeat and notification.mention):
+            self._note(notification)
+            return
         if notification.meeting is not None and not notification.test:
             self._send_meeting(notification)
             return
@@ -412,6 +434,22 @@ class SlackBot:
             self.state.delete(key)
         elif not notification.repeat:
             self._remember(key, channel, ts, notification)
+
+    def _note(self, notification: Notification) -> None:
+        """An escalation step, an expired acknowledgement or an acknowledgement notice: a
+        reply in the alert's thread, mentioning whom it names (in the channel when the
+        thread is gone)."""
+        text = thread_note(notification)
+        saved = self.state.get(notification.thread or notification.id)
+        where = {"channel": self.channel}
+        if saved is not None:
+            where = {"channel": str(saved["channel"]), "thread_ts": str(saved["ts"])}
+        try:
+            self._call("chat.postMessage", **where, text=text, unfurl_links=False)
+        except SlackError as exc:
+            if exc.code != "thread_not_found":
+                raise
+            self._call("chat.postMessage", channel=self.channel, text=text, unfurl_links=False)
 
     def _start_over(self, notification: Notification, body: dict[str, Any], key: str) -> None:
         self.log.warning("the original Slack message is gone; posting a new one")

@@ -316,6 +316,12 @@ def reply(notification: Notification) -> str:
     return fit("\n".join([head, *_alert_lines(notification.alerts)]), MESSAGE_TEXT)
 
 
+def note(notification: Notification, head: str) -> str:
+    """A thread reply that says something about the alerts (an escalation, an
+    acknowledgement) above a line per alert."""
+    return fit("\n".join([head, *_alert_lines(notification.alerts)]), MESSAGE_TEXT)
+
+
 def plain(notification: Notification) -> str:
     """The message as text alone, for when Slack refuses its blocks: the headline, a line
     per alert and, for one alert, the rule's summary and description."""

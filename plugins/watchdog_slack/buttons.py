@@ -21,7 +21,11 @@ ACK = "watchdog_ack"
 SILENCE_1H = "watchdog_silence_1h"
 SILENCE_MEETING = "watchdog_silence_meeting"
 UNSILENCE = "watchdog_unsilence"
-ACTION_IDS = (ACK, SILENCE_1H, SILENCE_MEETING, UNSILENCE)
+UNACK = "watchdog_unack"
+TAKE = "watchdog_take"
+SNOOZE = "watchdog_snooze"
+ACTION_IDS = (ACK, SILENCE_1H, SILENCE_MEETING, UNSILENCE, UNACK, TAKE, SNOOZE)
+OWNING = (ACK, UNACK, TAKE)  # allowed to whoever may acknowledge; the rest silence
 MAX_BUTTON_ALERTS = 5  # a grouped message gets buttons for its first few firing alerts
 _SLACK_ID = re.compile(r"\(([UW][A-Z0-9]{2,})\)$")
 
@@ -56,7 +60,10 @@ def parse_value(raw: str) -> tuple[str, str]:
 def state_line(view: AlertView) -> str | None:
     parts = []
     if view.acked_by and view.acked_at:
-        parts.append(f"👀 Acknowledged by {mention(view.acked_by)} {slack_time(view.acked_at)}")
+        line = f"👀 Acknowledged by {mention(view.acked_by)} {slack_time(view.acked_at)}"
+        if view.ack_expires_at:
+            line += f", expires {slack_time(view.ack_expires_at)} if it still fires"
+        parts.append(line)
     if view.silenced_by and view.silenced_until:
         until = (
             f"until the meeting ends (at most {slack_time(view.silenced_until)})"
@@ -84,12 +91,16 @@ def buttons(alert: Alert, view: AlertView | None, thread: str) -> list[dict[str,
     out = []
     if view is None or not view.acked_by:
         out.append(_button("👀 Acknowledge", ACK, raw, "primary"))
+    else:
+        out.append(_button("🙋 Take it", TAKE, raw))
+        out.append(_button("↩️ Unacknowledge", UNACK, raw))
     if view is not None and view.silence_id:
         out.append(_button("🔔 Unsilence", UNSILENCE, raw))
     else:
         out.append(_button("🔕 Silence 1h", SILENCE_1H, raw))
         if alert.meeting_id:
             out.append(_button("🔕 Silence until the meeting ends", SILENCE_MEETING, raw))
+        out.append(_button("😴 Snooze until 09:00", SNOOZE, raw))
     return out
 
 

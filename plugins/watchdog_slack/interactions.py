@@ -31,8 +31,12 @@ from watchdog_slack.buttons import (
     ACK,
     ACTION_IDS,
     MAX_BUTTON_ALERTS,
+    OWNING,
     SILENCE_1H,
     SILENCE_MEETING,
+    SNOOZE,
+    TAKE,
+    UNACK,
     actor,
     interactive_blocks,
     mention,
@@ -134,7 +138,7 @@ class Interactions:
             except ValueError:
                 self.log.warning("ignored a Slack click with an unreadable button value")
                 continue
-            allowed = self.ack_allowed if action_id == ACK else self.silence_allowed
+            allowed = self.ack_allowed if action_id in OWNING else self.silence_allowed
             if not user_id or not self.permissions.allows(user_id, allowed):
                 self.log.info("refused %s on %s for %s", action_id, fingerprint, who)
                 self.respond(response_url, _ephemeral(NOT_ALLOWED))
@@ -148,6 +152,12 @@ class Interactions:
     def _act(self, action_id: str, fingerprint: str, who: str) -> ActionResult:
         if action_id == ACK:
             return self.actions.acknowledge(fingerprint, who, "slack")
+        if action_id == UNACK:
+            return self.actions.unacknowledge(fingerprint, who, "slack")
+        if action_id == TAKE:
+            return self.actions.take(fingerprint, who, "slack")
+        if action_id == SNOOZE:
+            return self.actions.snooze(fingerprint, who, "slack")
         if action_id == SILENCE_1H:
             return self.actions.silence(fingerprint, who, "slack", duration=timedelta(hours=1))
         if action_id == SILENCE_MEETING:

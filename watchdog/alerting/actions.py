@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from watchdog.alerting.escalation import EscalationConfig, snooze_until
 from watchdog.alerting.oncall import Schedules
 from watchdog.alerting.silences import describe
 from watchdog.alerts import DAEMON_LABELS, Alert
@@ -47,6 +48,7 @@ class StoreActions:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         meeting_max: timedelta = MEETING_SILENCE_MAX,
         *,
+        escalation: EscalationConfig | None = None,
         oncall: Schedules | None = None,
     ) -> None:
         self._silences = silences
@@ -54,6 +56,8 @@ class StoreActions:
         self._watchlist = watchlist
         self.clock = clock
         self.meeting_max = meeting_max
+        # ack timeouts and the snooze's time zone: the routes' (default: none, UTC)
+        self._escalation = escalation or EscalationConfig()
         self._oncall = oncall
 
     def _alert(self, fingerprint: str) -> Alert | None:
@@ -68,8 +72,8 @@ class StoreActions:
             return AlertView(fingerprint, None)
         return self._view(alert, self.clock())
 
-    def _view(self, alert: Alert, now: datetime) -> AlertView:
-        ack = next(
+    def _ack(self, alert: Alert) -> Ack | None:
+        return next(
             (
                 a
                 for a in self._silences.acks()
@@ -77,7 +81,11 @@ class StoreActions:
             ),
             None,
         )
+
+    def _view(self, alert: Alert, now: datetime) -> AlertView:
+        ack = self._ack(alert)
         labels = alert_labels(alert)
+        timeout = self._escalation.ack_timeout_for(labels)
         silence = next(
             (s for s in self._silences.active(now) if matches_all(s.matchers, labels)),
             None,
@@ -88,6 +96,7 @@ class StoreActions:
             alert=alert,
             acked_by=ack.acked_by if ack else None,
             acked_at=ack.acked_at if ack else None,
+            ack_expires_at=ack.acked_at + timeout if ack and timeout else None,
             silence_id=silence.id if silence else None,
             silenced_by=silence.created_by if silence else None,
             silenced_until=silence.ends_at if silence else None,
@@ -99,19 +108,59 @@ class StoreActions:
             False, "This alert has resolved; there is nothing to do.", AlertView(fingerprint, None)
         )
 
-    def acknowledge(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+    def acknowledge(
+        self, fingerprint: str, actor: str, source: str, note: str = ""
+    ) -> ActionResult:
         alert = self._alert(fingerprint)
         if alert is None or alert.status != "firing":
             return self._gone(fingerprint)
         now = self.clock()
         done = self._silences.add_ack(
-            Ack(fingerprint, alert.starts_at, actor, now, source),
-            audit_entry(actor, "acknowledge", fingerprint, source, alert.rule, at=now),
+            Ack(fingerprint, alert.starts_at, actor, now, source, note),
+            audit_entry(actor, "acknowledge", fingerprint, source, _detail(alert, note), at=now),
         )
         view = self._view(alert, now)
         if not done:
             return ActionResult(False, f"Already acknowledged by {view.acked_by}.", view)
-        return ActionResult(True, "Acknowledged: no more reminders for this alert.", view)
+        return ActionResult(True, "Acknowledged: no more reminders or escalation.", view)
+
+    def unacknowledge(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        alert = self._alert(fingerprint)
+        if alert is None or alert.status != "firing":
+            return self._gone(fingerprint)
+        now = self.clock()
+        audit = audit_entry(actor, "unacknowledge", fingerprint, source, alert.rule, at=now)
+        before = self._silences.remove_ack(fingerprint, alert.starts_at, audit)
+        view = self._view(alert, now)
+        if before is None:
+            return ActionResult(False, "Nobody has acknowledged this alert.", view)
+        return ActionResult(
+            True, f"Unacknowledged (was {before.acked_by}): reminders and escalation resume.", view
+        )
+
+    def take(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        alert = self._alert(fingerprint)
+        if alert is None or alert.status != "firing":
+            return self._gone(fingerprint)
+        now = self.clock()
+        ack = self._ack(alert)
+        if ack is not None and ack.acked_by == actor:
+            return ActionResult(False, "You already own this alert.", self._view(alert, now))
+        before = ack.acked_by if ack else "nobody"
+        self._silences.take_ack(
+            Ack(fingerprint, alert.starts_at, actor, now, source),
+            audit_entry(actor, "take", fingerprint, source, f"from {before}", at=now),
+        )
+        said = f"Taken over from {before}." if ack else "Acknowledged: it is yours."
+        return ActionResult(True, said, self._view(alert, now))
+
+    def snooze(self, fingerprint: str, actor: str, source: str) -> ActionResult:
+        alert = self._alert(fingerprint)
+        if alert is None or alert.status != "firing":
+            return self._gone(fingerprint)
+        now = self.clock()
+        until = snooze_until(alert_labels(alert), self._escalation, self._oncall, now)
+        return self.silence(fingerprint, actor, source, duration=until - now)
 
     def silence(
         self,
@@ -207,6 +256,10 @@ class StoreActions:
         if self._oncall is None or not self._oncall.teams():
             return False, "No on-call teams are configured."
         return self._oncall.take(user, actor, source, team=team, duration=duration)
+
+
+def _detail(alert: Alert, note: str) -> str:
+    return f"{alert.rule}: {note}" if note else alert.rule
 
 
 def end_meeting_silences(silences: Silences, alert_log: AlertLog, now: datetime) -> int:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from watchdog.alerting import inhibition
 from watchdog.alerting.actions import end_meeting_silences
+from watchdog.alerting.escalation import EscalationConfig, Escalator, step_problems
 from watchdog.alerting.inhibition import Inhibition, InhibitRule
 from watchdog.alerting.timeintervals import TimeIntervals
 from watchdog.alerts import (
@@ -118,6 +119,7 @@ class AlertingConfig:
     default_notify: tuple[str, ...] | None = None  # None: every notifier
     inhibit_rules: tuple[InhibitRule, ...] = ()
     time_intervals: TimeIntervals = field(default_factory=TimeIntervals)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
 
     def targets(
         self, labels: Mapping[str, str], rule_notify: Sequence[str], never: str | None = None
@@ -166,7 +168,10 @@ class AlertingConfig:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AlertingConfig:
+    def from_settings(
+        cls, settings: Settings, acknowledging_types: Mapping[str, bool] | None = None
+    ) -> AlertingConfig:
+        """``acknowledging_types``: each notifier type's ``send_acknowledged``."""
         base = settings.alerting
         return cls(
             policies={
@@ -185,6 +190,7 @@ class AlertingConfig:
             default_notify=tuple(base.default_notify) if base.default_notify is not None else None,
             inhibit_rules=inhibition.rules_from(base.inhibit_rules),
             time_intervals=TimeIntervals.from_settings(settings.time_intervals),
+            escalation=EscalationConfig.from_settings(settings, acknowledging_types or {}),
         )
 
 
@@ -280,6 +286,17 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
                         f"(configured: {', '.join(sorted(names)) or 'none'})",
                     )
                 )
+    for index, route in enumerate(alerting.routes):
+        if route.escalation is not None:
+            for where, message in step_problems(route.escalation, settings.notifiers, route.notify):
+                file, line = config.line_for("alerting", "routes", index, *where)
+                found.append(
+                    Problem(
+                        file,
+                        line,
+                        f"{format_loc(('alerting', 'routes', index, *where))}: {message}",
+                    )
+                )
     for name in alerting.default_notify or []:
         if name not in names:
             file, line = config.line_for("alerting", "default_notify")
@@ -351,6 +368,11 @@ class Routing:
         windows = self.config.windows(labels, active.notify) if self.config.routes else {}
         return _Placed(active, labels, tuple(groups), windows)
 
+    def groups_of(self, fingerprint: str) -> tuple[tuple[str, GroupLabels], ...]:
+        """The (notifier, group labels) of an alert the last plan placed."""
+        placed = self._alerts.get(fingerprint)
+        return placed.groups if placed is not None else ()
+
     def group(self, notifier: str, formed_by: GroupLabels) -> tuple[str, str]:
         """A group's key (Alertmanager's) and its short key in the database."""
         identity = (notifier, formed_by)
@@ -386,8 +408,9 @@ def plan(
       told once, as resolved, so it is never lost.
     - A silenced alert's changes wait while it is silenced: a firing one is told when
       the silence ends (if it still fires, even if it was told before the silence,
-      at once and with the reason "still firing; silence … ended"), a resolution is
-      dropped.
+      at once and with the reason "still firing; silence … ended"); its resolution is
+      told to the notifiers that were told it fired (prometheus/alertmanager#226: a
+      receiver must never be left believing it still fires), and dropped elsewhere.
     - A group still firing is re-sent with ``repeat=True`` every ``repeat_interval``,
       unless every firing alert in it is acknowledged (issue 10).
     - An alert an inhibition rule holds back is treated like a silenced one, except
@@ -533,7 +556,9 @@ def _plan_group(group: _Group, write: AlertingWrite, unhandled: set[str]) -> Non
         told_firing = told is not None and told.status in TOLD_FIRING
         held = inhibition.held_back(inhibited, group.snapshot.inhibited, active, told_firing)
         held = held or (fp in timed and (active.alert.status == "firing" or not told_firing))
-        if fp not in muted and not held:
+        # a resolution is told to whoever was told it fired, silenced or not (#226)
+        told_over = told_firing and active.alert.status == "resolved"
+        if (fp not in muted or told_over) and not held:
             actionable.append(active)
         elif active.alert.status == "resolved":
             write.notified[(name, fp)] = Notified(active.version, "none")
@@ -725,8 +750,10 @@ class AlertManager:
         *,
         leads: Callable[[], bool] = lambda: True,
         watching_in: Callable[[Iterable[str]], Mapping[str, int]] | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
         self.alert_log = alert_log
+        self.escalator = escalator  # acknowledgement notices and timeouts, ladders
         self.silences = silences
         # how many each meeting has watched (WatchList.watching_in), for Notification.watched
         self.watching_in = watching_in
@@ -826,13 +853,24 @@ class AlertManager:
             if self._routing.config is not self.config:  # reloaded
                 self._routing = Routing(self.config)
             write = plan(snapshot, self.config, now, final, self._routing)
+            queued = 0
             if not write:
                 self._exported = inhibition.export(snapshot.inhibited, self._exported)
-                return 0
-            if self.watching_in is not None:
-                write.outbox = with_watched(write.outbox, self.watching_in)
-            queued = self.alert_log.apply_alerting(write)
-            self._exported = inhibition.export(inhibition.after(snapshot, write), self._exported)
+            else:
+                if self.watching_in is not None:
+                    write.outbox = with_watched(write.outbox, self.watching_in)
+                queued = self.alert_log.apply_alerting(write)
+                after = inhibition.after(snapshot, write)
+                self._exported = inhibition.export(after, self._exported)
+            if self.escalator is not None:
+                queued += self.escalator.run(
+                    snapshot,
+                    write,
+                    self.config.escalation,
+                    now,
+                    self._routing,
+                    windows=self.config.time_intervals,
+                )
         for _, _, notification in write.outbox:
             kind = "reminder" if notification.repeat else notification.status
             QUEUED.labels(notification.notifier).inc()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import icalendar
 
@@ -290,6 +291,18 @@ class Schedules:
             for name, p in settings.people.items()
             if p.slack_user == user
         ]
+
+    def time_zone(self, team: str, at: datetime) -> ZoneInfo | None:
+        """The team's own time zone (a Snooze until 09:00 is their 09:00): its rotation's,
+        else the zone its calendar's current shift is written in; None if it has none."""
+        settings = self.settings.teams.get(team)
+        if settings is None:
+            return None
+        if settings.rotation is not None:
+            return ZoneInfo(settings.rotation.time_zone)
+        shift = self.now(team, at)
+        zone = shift.start.tzinfo if shift is not None else None
+        return zone if isinstance(zone, ZoneInfo) else None
 
     # -- OnCall --
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from watchdog.alerting import silences
 from watchdog.alerting.from_transitions import alert_from
-from watchdog.cli import oncall, outbox
+from watchdog.cli import acks, oncall, outbox
 from watchdog.cli.migrate import pending_note, run_migrate
 from watchdog.cli.notifytest import send_test
 from watchdog.cli.schemas import schema
@@ -144,6 +144,17 @@ def _alerting_commands(sub: Any, with_config: Any) -> None:
     listing.add_argument("--expired", action="store_true", help="include expired silences")
     end = with_config(actions.add_parser("expire", help="end a silence now"))
     end.add_argument("id", metavar="ID", help="the silence ID (or a unique prefix)")
+    ack = with_config(sub.add_parser("ack", help="acknowledge a firing alert: you own it"))
+    ack.add_argument("fingerprint", metavar="FINGERPRINT", help="the alert (or a unique prefix)")
+    ack.add_argument("--by", help="who (default: the current user)")
+    ack.add_argument("--note", default="", help="what you are doing about it")
+    unack = with_config(sub.add_parser("unack", help="give an acknowledged alert back"))
+    unack.add_argument("fingerprint", metavar="FINGERPRINT", help="the alert (or a unique prefix)")
+    unack.add_argument("--by", help="who (default: the current user)")
+    ladders = with_config(
+        sub.add_parser("escalations", help="where each firing alert is on its escalation ladder")
+    )
+    ladders.add_argument("--json", action="store_true")
     outbox = sub.add_parser("outbox", help="notifications waiting for delivery")
     outbox_actions = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
     olist = with_config(outbox_actions.add_parser("list", help="pending notifications"))
@@ -460,6 +471,29 @@ def _warn_unknown_labels(config: Config, matchers: list[str]) -> None:
         print(f"warning: no rule sets a label {name!r}; check the spelling", file=sys.stderr)
 
 
+def cmd_ack(args: argparse.Namespace) -> int:
+    config, _, store = _state(args)
+    try:
+        if args.command == "ack":
+            done, message = acks.ack(config, store, args.fingerprint, args.by, args.note)
+        else:
+            done, message = acks.unack(config, store, args.fingerprint, args.by)
+    finally:
+        store.close()
+    print(message)
+    return EXIT_OK if done else EXIT_FAILURE
+
+
+def cmd_escalations(args: argparse.Namespace) -> int:
+    config, _, store = _state(args)
+    try:
+        rows = acks.escalations(config, store)
+    finally:
+        store.close()
+    print(acks.to_json(rows) if args.json else acks.render(rows))
+    return EXIT_OK
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
     config, redactor, store = _state(args)
     try:
@@ -502,6 +536,9 @@ _COMMANDS = {
     "demo": cmd_demo,
     "silence": cmd_silence,
     "outbox": cmd_outbox,
+    "ack": cmd_ack,
+    "unack": cmd_ack,
+    "escalations": cmd_escalations,
     "migrate": cmd_migrate,
     "oncall": cmd_oncall,
 }

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from watchdog.alerting.escalation import EscalationConfig
 from watchdog.alerts import Alert, fingerprint
 from watchdog.cluster import coordinator as cluster
 from watchdog.config.matchers import alert_labels, matches_all
@@ -42,10 +43,31 @@ def _ack(acks: dict[str, Ack], rule: str, record: WatchRecord) -> Ack | None:
     return acks.get(fingerprint(rule, record.session_id, record.participant_id))
 
 
-def _ack_json(ack: Ack | None) -> dict[str, Any]:
+def _ack_json(ack: Ack | None, expiry: Expiry) -> dict[str, Any]:
     if ack is None:
         return {}
-    return {"ackedBy": ack.acked_by, "ackedAt": format_time(ack.acked_at), "ackSource": ack.source}
+    expires = expiry.get(ack.fingerprint)
+    return {
+        "ackedBy": ack.acked_by,
+        "ackedAt": format_time(ack.acked_at),
+        "ackSource": ack.source,
+        "ackNote": ack.note,
+        "ackExpiresAt": format_time(expires) if expires else None,
+    }
+
+
+Expiry = dict[str, datetime]  # fingerprint -> when its acknowledgement expires
+
+
+def _expiry(acks: dict[str, Ack], alert_log: AlertLog, config: EscalationConfig) -> Expiry:
+    """When each acknowledgement expires (its route's ``ack_timeout``), if it does."""
+    out = {}
+    for active in alert_log.active_alerts():
+        ack = acks.get(active.alert.fingerprint)
+        timeout = config.ack_timeout_for(alert_labels(active.alert))
+        if ack is not None and timeout:
+            out[ack.fingerprint] = ack.acked_at + timeout
+    return out
 
 
 def _silenced(silences: Silences, alert_log: AlertLog, now: datetime) -> dict[str, Silence]:
@@ -85,12 +107,21 @@ def _inhibited_json(held: Inhibited | None) -> dict[str, Any]:
     }
 
 
-def _marks(ack: Ack | None, silence: Silence | None, held: Inhibited | None = None) -> str:
+def _marks(
+    ack: Ack | None,
+    silence: Silence | None,
+    held: Inhibited | None = None,
+    expiry: Expiry | None = None,
+) -> str:
     """``, acknowledged by ... , silenced by ... until ..., suppressed by ...`` for one
     firing alert."""
     text = (
         f", acknowledged by {ack.acked_by} ({ack.source}) at {_when(ack.acked_at)}" if ack else ""
     )
+    if ack is not None and (expires := (expiry or {}).get(ack.fingerprint)) is not None:
+        text += f" until {_when(expires)}"
+    if ack is not None and ack.note:
+        text += f" ({ack.note})"
     if silence is not None:
         text += (
             f", SILENCED by {silence.created_by} until {_when(silence.ends_at)}"
@@ -109,6 +140,7 @@ def _row(
     acks: dict[str, Ack],
     muted: dict[str, Silence],
     inhibited: dict[str, Inhibited],
+    expiry: Expiry,
 ) -> dict[str, Any]:
     r = status.record
     return {
@@ -126,7 +158,7 @@ def _row(
             {
                 "rule": rule,
                 "firedAt": format_time(at) if at else None,
-                **_ack_json(_ack(acks, rule, r)),
+                **_ack_json(_ack(acks, rule, r), expiry),
                 **_silence_json(muted.get(fingerprint(rule, r.session_id, r.participant_id))),
                 **_inhibited_json(inhibited.get(fingerprint(rule, r.session_id, r.participant_id))),
             }
@@ -188,12 +220,13 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         members = cluster.instances(store) if store.shared else []
         acks = {a.fingerprint: a for a in store.silences.acks()}
         muted = _silenced(store.silences, store.alert_log, datetime.now(UTC))
+        expiry = _expiry(acks, store.alert_log, EscalationConfig.from_settings(config.settings, {}))
         inhibited = store.alert_log.inhibited()
         actions = store.silences.audit(limit=RECENT_ACTIONS)
     finally:
         store.close()
     if as_json:
-        participants = [_row(s, acks, muted, inhibited) for s in rows]
+        participants = [_row(s, acks, muted, inhibited, expiry) for s in rows]
         if store.shared:  # several instances: who they are, as the text shows
             document: Any = {
                 "instances": [_member(m) for m in members],
@@ -261,7 +294,7 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         r = status.record
         for rule, at in status.firing:
             key = fingerprint(rule, r.session_id, r.participant_id)
-            marks = _marks(_ack(acks, rule, r), muted.get(key), inhibited.get(key))
+            marks = _marks(_ack(acks, rule, r), muted.get(key), inhibited.get(key), expiry)
             out.write(f"    FIRING {rule} since {_when(at)}{marks}\n")
         for rule, at in status.pending:
             out.write(
@@ -299,10 +332,13 @@ def _actions(actions: list[AuditEntry], out: TextIO) -> None:
     which alerts an inhibition rule held back or released."""
     if not actions:
         return
-    out.write("recent actions (acknowledge, silence, unsilence, inhibit, uninhibit):\n")
+    out.write(
+        "recent actions (acknowledge, unacknowledge, take, ack-expired, escalate, silence, "
+        "unsilence, inhibit, uninhibit):\n"
+    )
     for entry in actions:
         out.write(
-            f"  {_when(entry.at)}  {entry.action:<11}  {entry.target[:16]}  "
+            f"  {_when(entry.at)}  {entry.action:<13}  {entry.target[:16]}  "
             f"by {entry.actor} from {entry.source}  {entry.detail}".rstrip()
             + "\n"
         )

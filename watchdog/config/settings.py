@@ -29,6 +29,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchdog.alerts import Severity
+from watchdog.config.escalation import EscalationPolicy, TimeZoneName
 from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.oncall import OnCallSettings, TimeIntervalList
@@ -248,6 +249,12 @@ class RouteSettings(_Section):
     """Names of ``time_intervals``: while any is open, this route notifies nobody."""
     active_time_intervals: list[str] = Field(default_factory=list)
     """Names of ``time_intervals``: this route notifies only while one of them is open."""
+    escalation: EscalationPolicy | None = None
+    """While a matching alert fires unacknowledged: mention people, then page."""
+    ack_timeout: Duration | None = None
+    """Override of ``alerting.ack_timeout`` for alerts this route matches."""
+    time_zone: TimeZoneName | None = None
+    """Override of ``alerting.time_zone`` for alerts this route matches."""
 
     @field_validator("match", "notify", mode="before")
     @classmethod
@@ -323,6 +330,8 @@ class NotifierOptions(_Section):
     """Override of ``alerting.group_wait`` for this entry."""
     group_interval: Duration | None = None
     """Override of ``alerting.group_interval`` for this entry."""
+    send_acknowledged: bool | None = None
+    """Send acknowledgement notices (acknowledged, unacknowledged); default: its type's choice."""
 
 
 NOTIFIER_CORE_KEYS = frozenset({"type", *NotifierOptions.model_fields})
@@ -343,6 +352,10 @@ class AlertingSettings(_Section):
     """Remind about a group still firing this often (0s: never)."""
     send_resolved: bool = True
     """Tell notifiers when an alert they were told about resolves."""
+    ack_timeout: Duration = timedelta(0)
+    """An acknowledgement of an alert still firing expires after this (0s: never)."""
+    time_zone: TimeZoneName = "UTC"
+    """Where *Snooze until 09:00* counts 09:00 when the on-call team has no time zone."""
     routes: list[RouteSettings] = Field(default_factory=list)
     """Routes by label, on top of each rule's ``notify``; every matching route applies."""
     default_notify: list[str] | None = None

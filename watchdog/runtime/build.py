@@ -18,6 +18,7 @@ from functools import partial
 from watchdog.alerting import manager as alertmanager
 from watchdog.alerting import timeintervals
 from watchdog.alerting.actions import StoreActions
+from watchdog.alerting.escalation import EscalationConfig, Escalator
 from watchdog.alerting.manager import AlertingConfig, AlertManager
 from watchdog.alerting.oncall import Feeds, Schedules
 from watchdog.cluster.coordinator import Cluster, instance_id
@@ -132,6 +133,11 @@ def prepare(config: Config, host: PluginHost) -> Prepared:
     return Prepared(config, rules, redactor, warnings)
 
 
+def acknowledging(host: PluginHost) -> dict[str, bool]:
+    """Each notifier type's ``send_acknowledged``: its entries' default."""
+    return {name: kind.send_acknowledged for name, kind in host.notifier_types.items()}
+
+
 def make_notifiers(
     prepared: Prepared, host: PluginHost, store: Store, oncall: Schedules | None = None
 ) -> dict[str, Notifier]:
@@ -141,7 +147,13 @@ def make_notifiers(
         config.settings.notifiers,
         store.notifier_memory.for_notifier,
         where=config.line_for,
-        actions=StoreActions(store.silences, store.alert_log, store.watchlist, oncall=oncall),
+        actions=StoreActions(
+            store.silences,
+            store.alert_log,
+            store.watchlist,
+            escalation=EscalationConfig.from_settings(config.settings, acknowledging(host)),
+            oncall=oncall,
+        ),
     )
 
 
@@ -200,7 +212,7 @@ class Runtime:
         """A reload: the prepared config, rules and notifiers replace the running ones
         (between two poll cycles for the rules; ``while_waiting`` runs meanwhile)."""
         settings = prepared.config.settings
-        self.manager.reconfigure(AlertingConfig.from_settings(settings))
+        self.manager.reconfigure(AlertingConfig.from_settings(settings, acknowledging(self.host)))
         self.oncall.reconfigure(settings.oncall)
         self.monitor.reconfigure(settings.self_monitoring, settings.notifiers, prepared.redactor)
         reloaded = self.poller.reconfigure(
@@ -262,10 +274,11 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
     manager = AlertManager(
         store.alert_log,
         store.silences,
-        AlertingConfig.from_settings(settings),
+        AlertingConfig.from_settings(settings, acknowledging(host)),
         dispatcher.wake,
         leads=membership.leads,
         watching_in=store.watchlist.watching_in,
+        escalator=Escalator(store.escalations, store.silences, oncall),
     )
     monitor = SelfMonitor(
         settings.self_monitoring,

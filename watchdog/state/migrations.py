@@ -285,6 +285,37 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        # issue 18: an acknowledgement's note; each firing alert's escalation ladder (when
+        # it started, time paused while acknowledged or silenced, the owner its notifiers
+        # were last told of) and the steps it ran, one row each: the primary key makes a
+        # step run at most once per alert episode, whichever instance claims it
+        20,
+        """
+        ALTER TABLE acks ADD COLUMN note TEXT NOT NULL DEFAULT '';
+        CREATE TABLE esc_ladders (
+            fingerprint TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            route TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            paused_at TEXT,
+            paused_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+            owner TEXT,
+            PRIMARY KEY (fingerprint, starts_at)
+        );
+        CREATE TABLE esc_steps (
+            fingerprint TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            round INTEGER NOT NULL,
+            done_at TEXT NOT NULL,
+            running DOUBLE PRECISION NOT NULL,
+            outcome TEXT NOT NULL,
+            notifiers TEXT NOT NULL,
+            PRIMARY KEY (fingerprint, starts_at, step, round)
+        )
+        """,
+    ),
+    (
         # issue 18: who is on call; overrides of the schedule (from the CLI or Slack), and
         # each calendar feed's last good copy, so a restart while the feed is down still knows
         30,

@@ -41,6 +41,7 @@ class Ack:
     acked_by: str
     acked_at: datetime
     source: str  # slack | cli
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,9 @@ class AuditEntry:
     id: str
     at: datetime
     actor: str
-    action: str  # acknowledge | silence | unsilence | inhibit | uninhibit
+    # acknowledge | unacknowledge | take | ack-expired | silence | unsilence | inhibit
+    # | uninhibit | escalate
+    action: str
     target: str  # an alert fingerprint or a silence ID
     source: str  # slack | cli | the inhibition rule
     detail: str
@@ -178,31 +181,80 @@ class Silences:
             if row is not None:
                 return False
             cur.execute(
-                "INSERT INTO acks (fingerprint, starts_at, acked_by, acked_at, source)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO acks (fingerprint, starts_at, acked_by, acked_at, source, note)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     ack.fingerprint,
                     format_time(ack.starts_at),
                     ack.acked_by,
                     format_time(ack.acked_at),
                     ack.source,
+                    ack.note,
                 ),
             )
             _insert_audit(cur, audit)
+        return True
+
+    def take_ack(self, ack: Ack, audit: AuditEntry) -> Ack | None:
+        """Make ``ack.acked_by`` the owner of the episode, acknowledged or not (*Take it*);
+        the previous acknowledgement, or None. Its time is the taking's, so a timeout
+        counts from it."""
+        with self._db.transaction() as cur:
+            before = _ack_row(cur, ack.fingerprint, ack.starts_at)
+            cur.execute(
+                "DELETE FROM acks WHERE fingerprint = ? AND starts_at = ?",
+                (ack.fingerprint, format_time(ack.starts_at)),
+            )
+            cur.execute(
+                "INSERT INTO acks (fingerprint, starts_at, acked_by, acked_at, source, note)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    ack.fingerprint,
+                    format_time(ack.starts_at),
+                    ack.acked_by,
+                    format_time(ack.acked_at),
+                    ack.source,
+                    ack.note,
+                ),
+            )
+            _insert_audit(cur, audit)
+        return before
+
+    def remove_ack(self, fingerprint: str, starts_at: datetime, audit: AuditEntry) -> Ack | None:
+        """Unacknowledge an episode; the acknowledgement removed, None if there was none."""
+        with self._db.transaction() as cur:
+            before = _ack_row(cur, fingerprint, starts_at)
+            if before is None:
+                return None
+            cur.execute(
+                "DELETE FROM acks WHERE fingerprint = ? AND starts_at = ?",
+                (fingerprint, format_time(starts_at)),
+            )
+            _insert_audit(cur, audit)
+        return before
+
+    def expire_ack(self, cur: Cursor, ack: Ack, audit: AuditEntry) -> bool:
+        """End ``ack`` (its timeout passed) inside the caller's transaction; False when it
+        is no longer the episode's acknowledgement (removed or taken meanwhile)."""
+        cur.execute(
+            "DELETE FROM acks WHERE fingerprint = ? AND starts_at = ? AND acked_by = ?"
+            " AND acked_at = ?",
+            (ack.fingerprint, format_time(ack.starts_at), ack.acked_by, format_time(ack.acked_at)),
+        )
+        if cur.rowcount <= 0:
+            return False
+        _insert_audit(cur, audit)
         return True
 
     def acks(self) -> list[Ack]:
         """Acknowledgements of the episodes the alert manager still tracks."""
         with self._db.lock:
             rows = self._db.execute(
-                "SELECT k.fingerprint, k.starts_at, k.acked_by, k.acked_at, k.source"
+                "SELECT k.fingerprint, k.starts_at, k.acked_by, k.acked_at, k.source, k.note"
                 " FROM acks k JOIN am_alerts a"
                 " ON a.fingerprint = k.fingerprint AND a.starts_at = k.starts_at"
             ).fetchall()
-        return [
-            Ack(f, read_time(s) or datetime.now(UTC), by, read_time(at) or datetime.now(UTC), src)
-            for f, s, by, at, src in rows
-        ]
+        return [_ack(row) for row in rows]
 
     def add_audit(self, entry: AuditEntry) -> None:
         with self._db.transaction() as cur:
@@ -237,6 +289,27 @@ class Silences:
             AuditEntry(r[0], read_time(r[1]) or datetime.now(UTC), r[2], r[3], r[4], r[5], r[6])
             for r in rows
         ]
+
+
+def _ack(row: Any) -> Ack:
+    fingerprint, starts_at, acked_by, acked_at, source, note = row
+    return Ack(
+        fingerprint,
+        read_time(starts_at) or datetime.now(UTC),
+        acked_by,
+        read_time(acked_at) or datetime.now(UTC),
+        source,
+        note,
+    )
+
+
+def _ack_row(cur: Cursor, fingerprint: str, starts_at: datetime) -> Ack | None:
+    row = cur.execute(
+        "SELECT fingerprint, starts_at, acked_by, acked_at, source, note FROM acks"
+        " WHERE fingerprint = ? AND starts_at = ?",
+        (fingerprint, format_time(starts_at)),
+    ).fetchone()
+    return None if row is None else _ack(row)
 
 
 def _insert_audit(cur: Cursor, entry: AuditEntry) -> None:

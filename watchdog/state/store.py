@@ -2,12 +2,12 @@
 
 Each concern has its own module and owns its tables: ``polls`` (cursors, alert states,
 engine memory, with the write-behind buffer), ``outbox``, ``notifier_memory``,
-``alert_log`` (the alert manager's), ``silences`` (with acks and the audit log),
-``watchlist`` and ``oncall`` (overrides, calendar copies); the schema is in
-watchdog.state.migrations. ``Store`` opens the database, builds the repositories over
-it, and keeps what concerns the whole: closing, migrations, the storage check and its
-faults. Callers take the repositories they use; only what needs the whole database
-(the build, the cluster, ``migrate``) takes the ``Store``.
+``alert_log`` (the alert manager's), ``escalations`` (its ladders), ``silences`` (with
+acks and the audit log), ``watchlist`` and ``oncall`` (overrides, calendar copies); the
+schema is in watchdog.state.migrations. ``Store`` opens the database, builds the
+repositories over it, and keeps what concerns the whole: closing, migrations, the storage
+check and its faults. Callers take the repositories they use; only what needs the whole
+database (the build, the cluster, ``migrate``) takes the ``Store``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from watchdog.state import migrations
 from watchdog.state.alertlog import AlertLog
 from watchdog.state.database import Cursor, Database, DatabaseError, open_database
+from watchdog.state.escalations import Escalations
 from watchdog.state.faults import StorageFault, StorageFaults
 from watchdog.state.notifier_memory import NotifierMemory
 from watchdog.state.oncall import OnCallState
@@ -50,6 +51,7 @@ class Store:
         self.notifier_memory = NotifierMemory(self._db)
         self.silences = Silences(self._db)
         self.alert_log = AlertLog(self._db, self.outbox, self.silences)
+        self.escalations = Escalations(self._db, self.outbox, self.silences)
         self.watchlist = WatchList(self._db, self.polls)
         self.oncall = OnCallState(self._db, self.silences)
         if migrate:
