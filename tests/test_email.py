@@ -263,10 +263,10 @@ def test_an_acknowledgement_notice_answers_the_alerts_mail_saying_who(
     lone = make_notification(other)
     notifier.send(replace(lone, event="acknowledged", actor="bob"))
     notifier.send(lone)
-    notice, fired = smtp.messages[-2:]
-    assert notice["In-Reply-To"] is None
+    lone_mail, fired = smtp.messages[-2:]
+    assert lone_mail["In-Reply-To"] is None
     assert fired["In-Reply-To"] is None
-    assert notice["Message-ID"] != fired["Message-ID"]
+    assert lone_mail["Message-ID"] != fired["Message-ID"]
 
 
 def test_a_departure_resolve_says_why(
