@@ -229,6 +229,46 @@ def test_config_is_checked(host: PluginTestHost) -> None:
     assert "a password is only sent over TLS" in str(plain.value)
 
 
+def test_an_acknowledgement_notice_answers_the_alerts_mail_saying_who(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    """With ``send_acknowledged: true`` the thread hears who took the alert and who gave it
+    back, not a new firing; the resolve still answers the first mail."""
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file, send_acknowledged=True))
+    alert = make_alert()
+    firing = make_notification(alert)
+    notifier.send(firing)
+    for event in ("acknowledged", "unacknowledged"):
+        notice = make_notification(alert, thread=firing.thread)
+        notifier.send(replace(notice, event=event, actor="alice (U0ALICE01)", reason=event))
+    notifier.send(make_notification(resolved(alert), thread=firing.thread))
+    first, acked, unacked, done = smtp.messages  # each parsed strictly by the server
+    prefix = "[videosdk-watchdog] "
+    subject = "[ACKNOWLEDGED:warning] poor-video: Alice (part-1) in meeting abcd-efgh-ijkl"
+    assert acked["Subject"] == prefix + subject
+    assert unacked["Subject"].startswith(prefix + "[UNACKNOWLEDGED:warning] poor-video")
+    text, html = _parts(acked)
+    assert text.startswith("Acknowledged by alice (U0ALICE01): no more reminders or escalation.")
+    assert "Acknowledged by alice (U0ALICE01)" in html
+    assert "Reminder" not in text
+    assert _parts(unacked)[0].startswith("Unacknowledged (alice (U0ALICE01)): reminders")
+    root = first["Message-ID"]
+    for follow_up in (acked, unacked, done):
+        assert follow_up["In-Reply-To"] == root
+    assert len({m["Message-ID"] for m in smtp.messages}) == 4
+    assert done["Subject"].startswith(prefix + "[RESOLVED:warning]")
+
+    # a notice with no mail before it stands alone: the alert's first mail is still its own
+    other = make_alert(participant_id="part-2")
+    lone = make_notification(other)
+    notifier.send(replace(lone, event="acknowledged", actor="bob"))
+    notifier.send(lone)
+    lone_mail, fired = smtp.messages[-2:]
+    assert lone_mail["In-Reply-To"] is None
+    assert fired["In-Reply-To"] is None
+    assert lone_mail["Message-ID"] != fired["Message-ID"]
+
+
 def test_a_departure_resolve_says_why(
     host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
 ) -> None:

@@ -30,7 +30,7 @@ from watchdog.config.settings import load_config
 from watchdog.delivery.host import PluginHost
 from watchdog.engine.evaluate import AlertState
 from watchdog.notifiers import Notifier
-from watchdog.runtime.build import make_schedules
+from watchdog.runtime.build import acknowledging, make_schedules
 from watchdog.state.store import Store
 from watchdog.state.watchlist import WatchRecord
 from watchdog.testing import make_alert, resolved
@@ -118,14 +118,16 @@ def config_file(tmp_path: Path, slack: FakeSlack, pager_url: str) -> Path:
 class OnCallDaemon:
     """The running daemon's alert manager, escalator and notifiers, flushed by hand."""
 
-    def __init__(self, path: Path, clock: Clock) -> None:
+    def __init__(self, path: Path, clock: Clock, *plugins: tuple[object, str]) -> None:
+        """``plugins``: (module, name) to load besides slack and the test sink."""
         self.config = load_config(str(path))
         self.store = Store(self.config.state_url)
         self.clock = clock
         host = PluginHost()
-        host.add(watchdog_slack, "slack")
-        host.add(plugin_module(), "sink")
-        escalation = EscalationConfig.from_settings(self.config.settings, {})
+        for plugin, name in [(watchdog_slack, "slack"), (plugin_module(), "sink"), *plugins]:
+            host.add(plugin, name)
+        types = acknowledging(host)  # each type's send_acknowledged, as the daemon reads it
+        escalation = EscalationConfig.from_settings(self.config.settings, types)
         oncall = make_schedules(self.config, self.store)
         self.actions = StoreActions(
             self.store.silences,
@@ -143,7 +145,7 @@ class OnCallDaemon:
         self.manager = AlertManager(
             self.store.alert_log,
             self.store.silences,
-            AlertingConfig.from_settings(self.config.settings, {"slack": False, "sink": False}),
+            AlertingConfig.from_settings(self.config.settings, types),
             clock=clock,
             escalator=Escalator(self.store.escalations, self.store.silences, oncall=oncall),
         )

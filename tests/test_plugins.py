@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import io
 import json
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from watchdog_console import ConsoleConfig, ConsoleNotifier
 
 from watchdog import hookspecs
 from watchdog.alerts import Notification
+from watchdog.cli.main import main
 from watchdog.cli.notifytest import sample_alert
 from watchdog.config.problems import ConfigError
 from watchdog.delivery.host import PluginHost, load_plugins
@@ -51,6 +54,63 @@ def test_console_notifier_output_is_readable() -> None:
     assert "FIRING [info] watchdog-test: Test Participant (test-participant)" in text
     assert "meeting test-meeting, session test-session" in text
     assert "qualityScore.video = 2.4 (threshold < 3)" in text
+
+
+def test_console_shows_an_acknowledgement_notice_as_one_not_as_a_firing() -> None:
+    out = io.StringIO()
+    notice = Notification(
+        id="n2",
+        notifier="console",
+        status="firing",
+        alerts=(sample_alert(),),
+        event="acknowledged",
+        actor="alice (U0ALICE01)",
+    )
+    console = ConsoleNotifier(ConsoleConfig(), stream=out)
+    console.send(notice)
+    console.send(replace(notice, event="unacknowledged", actor="watchdog (ack_timeout)"))
+    assert out.getvalue().splitlines() == [
+        "👀 ACKNOWLEDGED by alice (U0ALICE01): watchdog-test: Test Participant "
+        "(test-participant) in meeting test-meeting, session test-session",
+        "↩️ UNACKNOWLEDGED by watchdog (ack_timeout): watchdog-test: Test Participant "
+        "(test-participant) in meeting test-meeting, session test-session",
+    ]
+
+
+BUILT_IN = {  # plugin: its notifier types, as `plugins` lists them (issue 19 added four)
+    "alertmanager": "alertmanager",
+    "apprise": "apprise",
+    "console": "console",
+    "email": "email",
+    "pagerduty": "pagerduty",
+    "slack": "slack",
+    "teams": "teams",
+    "webhook": "webhook",
+    "ntfy": "ntfy",  # the example plugin, its own distribution
+}
+
+
+def test_plugins_lists_every_built_in_type_with_its_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["plugins", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert BUILT_IN.keys() <= listed.keys()
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, kind in BUILT_IN.items():
+        plugin = listed[name]
+        version = importlib.import_module(plugin["module"]).__version__
+        assert (plugin["version"], plugin["notifier_types"], plugin["error"]) == (
+            version,
+            [kind],
+            None,
+        )
+        assert plugin["distribution"] == (
+            "videosdk-watchdog-ntfy" if name == "ntfy" else "videosdk-watchdog"
+        )
+        line = f"{name} {version} ({plugin['module']}): notifier types: {kind}"
+        assert line in lines
 
 
 def test_notifier_config_is_validated_with_lines(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,8 @@ team test its notifier without a daemon, a VideoSDK account or the network::
             return {"url": unreachable_url, "token": "pager-token-123"}
 
 ``NotifierContract`` sends a firing, a repeat, a resolved, a grouped and a test
-notification and checks each is accepted; checks that a destination that is
+notification and checks each is accepted; sends acknowledgement notices and checks
+they never raise; checks that a destination that is
 down raises ``DeliveryError``; and that no secret from the config, in any form
 the core's redaction rule knows (URL-encoded, JSON-escaped, a secret URL's path
 segments as ``requests`` quotes them...), reaches a log record, a ``repr`` or an
@@ -550,6 +551,26 @@ class NotifierContract:
         self, notifier: Notifier, delivered: Callable[[], int] | None
     ) -> None:
         self._accepts(notifier, [make_notification(test=True)], delivered)
+
+    def test_acknowledgement_notices_are_rendered_or_skipped_never_an_error(
+        self, notifier: Notifier, delivered: Callable[[], int] | None
+    ) -> None:
+        """An ``acknowledged``/``unacknowledged`` notice reaches a notifier whose entry says
+        ``send_acknowledged: true``, whether its type asked for them or not: it renders
+        something or sends nothing, never raises; the alert's thread goes on to its
+        resolution."""
+        alert = make_alert(severity="critical")
+        firing = make_notification(alert)
+        notifier.send(firing)
+        for event in ("acknowledged", "unacknowledged"):
+            notice = make_notification(alert, thread=firing.thread)
+            notifier.send(replace(notice, event=event, actor="alice (U0ALICE01)", reason=event))
+        # one of an alert this notifier has no thread for (its state lost, or a step's page)
+        lone = make_notification(make_alert(participant_id="part-acked"))
+        notifier.send(replace(lone, event="acknowledged", actor="bob", reason="acknowledged"))
+        self._accepts(
+            notifier, [make_notification(resolved(alert), thread=firing.thread)], delivered
+        )
 
     def test_destination_down_raises_delivery_error(
         self, contract_host: PluginTestHost, unreachable_config: dict[str, Any]

@@ -69,6 +69,13 @@ def format_alert(alert: Alert, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
+def format_notice(notification: Notification) -> str:
+    """An acknowledgement notice: who took or gave back which alert, not a new firing."""
+    word = "👀 ACKNOWLEDGED" if notification.event == "acknowledged" else "↩️ UNACKNOWLEDGED"
+    by = f" by {notification.actor}" if notification.actor else ""
+    return "\n".join(f"{word}{by}: {a.rule}: {a.who} in {a.where}" for a in notification.alerts)
+
+
 class ConsoleNotifier:
     _lock = threading.Lock()  # one process, one terminal: keep multi-line alerts whole
 
@@ -85,7 +92,10 @@ class ConsoleNotifier:
     def send(self, notification: Notification) -> None:
         target = self._target()
         colour = self._colour == "always" or (self._colour == "auto" and target.isatty())
-        text = "\n".join(format_alert(a, colour) for a in notification.alerts)
+        if notification.event != "alert":
+            text = format_notice(notification)
+        else:
+            text = "\n".join(format_alert(a, colour) for a in notification.alerts)
         if notification.test:
             text = "(test) " + text
         try:

@@ -146,7 +146,8 @@ class EmailNotifier:
         if sent is not None and sent.get("notification") == notification.id:
             sent = None  # this is that first mail again: the core retries it
         changes = None
-        if notification.meeting is not None and not notification.test:
+        notice = notification.event != "alert"  # an acknowledgement: told, not remembered
+        if notification.meeting is not None and not notification.test and not notice:
             changes = meeting_changes(notification, record.get("meeting") if record else None)
         msg = EmailMessage()
         msg["Subject"] = (
@@ -163,7 +164,7 @@ class EmailNotifier:
             msg["Message-ID"] = stable_message_id(notification.id, self.domain)
             msg["In-Reply-To"] = str(sent["message_id"])
             msg["References"] = str(sent["message_id"])
-        elif notification.test or over(notification):  # nothing to answer, nothing follows
+        elif notification.test or notice or over(notification):  # nothing answers it
             msg["Message-ID"] = stable_message_id(notification.id, self.domain)
         else:  # the first mail of its thread
             msg["Message-ID"] = stable_message_id(key, self.domain)
@@ -222,7 +223,7 @@ class EmailNotifier:
         msg, changes = self._compose(notification)
         self._deliver(msg)
         key = notification.thread or notification.id
-        if notification.test:
+        if notification.test or notification.event != "alert":
             return
         if over(notification):
             self.state.delete(key)

@@ -49,9 +49,19 @@ def over(notification: Notification) -> bool:
 
 
 def status_word(notification: Notification) -> str:
+    if notification.event != "alert":  # an acknowledgement notice, not a new firing
+        return notification.event.upper()
     if over(notification):
         return "RESOLVED"
     return "STILL FIRING" if notification.repeat else "FIRING"
+
+
+def owner_change(notification: Notification) -> str:
+    """An acknowledgement notice's first line: who took the alerts, or gave them back."""
+    who = notification.actor or "someone"
+    if notification.event == "acknowledged":
+        return f"Acknowledged by {who}: no more reminders or escalation."
+    return f"Unacknowledged ({who}): reminders and escalation resume."
 
 
 def worst(alerts: Sequence[Alert]) -> Alert:
@@ -151,7 +161,9 @@ def text_body(notification: Notification) -> str:
     lines: list[str] = []
     if notification.test:
         lines += ["Test alert from videosdk-watchdog notify-test: no action needed.", ""]
-    if notification.repeat and not over(notification):
+    if notification.event != "alert":
+        lines += [owner_change(notification), ""]
+    elif notification.repeat and not over(notification):
         lines += ["Reminder: still firing.", ""]
     if len(notification.alerts) > 1:
         firing = sum(a.status == "firing" for a in notification.alerts)
@@ -195,7 +207,9 @@ def html_body(
             "<p><em>Test alert from <code>videosdk-watchdog notify-test</code>: "
             "no action needed.</em></p>"
         )
-    if notification.repeat and not over(notification):
+    if notification.event != "alert":
+        parts.append(f"<p><strong>{escape(owner_change(notification))}</strong></p>")
+    elif notification.repeat and not over(notification):
         parts.append("<p><strong>Reminder: still firing.</strong></p>")
     if len(notification.alerts) > 1:
         firing = sum(a.status == "firing" for a in notification.alerts)
