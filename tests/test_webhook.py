@@ -311,3 +311,23 @@ def test_alertmanager_templates_read_our_body(
     assert rendered.stdout == (
         "firing poor-video in abcd-efgh-ijkl: 2 firing (part-1 part-2 ) for test"
     )
+
+
+def test_an_acknowledgement_notice_says_what_and_who_in_headers(
+    host: PluginTestHost, receiver: HttpReceiver
+) -> None:
+    notifier = host.build(config(receiver.url))
+    alert = make_alert()
+    firing = make_notification(alert)
+    notifier.send(firing)
+    notice = replace(
+        firing, id="n-ack", event="acknowledged", actor="Zoë (U0ZOE)", reason="acknowledged"
+    )
+    notifier.send(notice)
+    first, second = receiver.requests
+    assert "x-watchdog-event" not in first.headers  # an alert's notification: as before
+    assert second.headers["x-watchdog-event"] == "acknowledged"
+    assert second.headers["x-watchdog-actor"] == "Zo%C3%AB%20%28U0ZOE%29"
+    assert verified(second)
+    Message.model_validate_json(second.body)  # the body stays Alertmanager's, every field
+    assert second.json()["notification_reason"] == "acknowledged"

@@ -18,7 +18,7 @@ import hmac
 import json
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import Field, SecretStr, field_validator
@@ -40,6 +40,8 @@ __version__ = "0.1.0"
 USER_AGENT = f"videosdk-watchdog/{__version__}"
 SIGNATURE_HEADER = "X-Watchdog-Signature"
 NOTIFICATION_HEADER = "X-Watchdog-Notification"
+EVENT_HEADER = "X-Watchdog-Event"  # on acknowledgement notices: acknowledged | unacknowledged
+ACTOR_HEADER = "X-Watchdog-Actor"  # who, percent-encoded (UTF-8)
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
 _RESERVED = {"content-type", "content-length", "host", "transfer-encoding"}
 
@@ -133,6 +135,9 @@ class WebhookNotifier:
                 NOTIFICATION_HEADER: notification.id,
             }
         )
+        if notification.event != "alert":  # the body is Alertmanager's: who did it goes here
+            headers[EVENT_HEADER] = notification.event
+            headers[ACTOR_HEADER] = quote(notification.actor or "", safe="")
         if c.secret is not None:
             headers[c.signature_header] = sign(c.secret.get_secret_value(), raw)
         return raw, headers
