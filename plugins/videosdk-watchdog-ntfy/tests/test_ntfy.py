@@ -8,6 +8,7 @@ installs as a pytest plugin.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -117,3 +118,12 @@ def test_every_status_follows_the_shared_retry_policy(
         expected.retry_after,
     )
     assert f"HTTP {status}" in str(caught.value)
+
+
+def test_an_acknowledgement_notice_names_who_took_it(
+    host: PluginTestHost, http_receiver: HttpReceiver
+) -> None:
+    config = {"type": "ntfy", "server": http_receiver.url, "topic": "oncall", "token": TOKEN}
+    notice = replace(make_notification(make_alert()), event="acknowledged", actor="alice")
+    host.build(config).send(notice)
+    assert http_receiver.requests[0].json()["title"].startswith("Acknowledged by alice [")

@@ -67,6 +67,9 @@ def publication(notification: Notification, config: NtfyConfig) -> dict[str, obj
     first = alerts[0]
     where = first.place
     word = "Resolved" if over else ("Still firing" if notification.repeat else "Firing")
+    if notification.event != "alert":  # someone took the alerts, or gave them back
+        taken = notification.event == "acknowledged"
+        word = f"{'Acknowledged' if taken else 'Unacknowledged'} by {notification.actor or '?'}"
     if len(alerts) == 1:
         title = f"{word} [{first.severity}] {first.rule} in {where}"
     else:
