@@ -29,6 +29,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from watchdog.alerts import Severity
+from watchdog.config.history import HistorySettings
 from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.patterns import PatternError, compile_regex
@@ -496,6 +497,8 @@ class Settings(BaseSettings):
     """The metrics and health endpoint."""
     health: HealthSettings = Field(default_factory=HealthSettings)
     """When ``/healthz`` and systemd's watchdog call the daemon unhealthy."""
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    """Alert history and minute summaries: retention, pruning (watchdog.state.history)."""
 
     @field_validator("rules", mode="before")
     @classmethod

@@ -1,0 +1,369 @@
+"""Per-participant minute summaries: what history keeps of the samples (issue 20).
+
+Every sample is not kept: per participant and minute, the min, average and max of each
+metric the rules look at, and how many samples there were. Packed to fit the storage
+budget (50 MB a day per 1,000 participants watched all day, ~35 bytes a participant-
+minute): one row per participant and ten-minute bucket (``history_minutes``), the
+minutes present as a bit mask, the metrics present as a bit mask over ``CODES``, and
+the figures as IEEE half floats (3 significant digits: 4.42 reads back 4.418; raw
+bitrates are stored in kbit/s to stay in range). Who a row is about is a 64-bit hash
+of (session, participant), named once in ``history_participants``.
+
+The poller folds each poll's new samples in (``Minutes.add``, no I/O); a bucket that
+closes (a sample in a later bucket, the participant leaving, a stop) becomes a row the
+poll state's write-behind writes with the cycle's other results (``PollState.flush``).
+A crash loses what was not written yet: at most the open buckets and one cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from watchdog.state.database import Cursor, Database
+from watchdog.state.rows import Key
+from watchdog.videosdk.stats import ParticipantInfo, Sample
+
+# every metric a row may hold, by bit position: append only (stored rows refer to these)
+CODES: tuple[str, ...] = (
+    "recvAudioPacketLost",
+    "recvVideoPacketLost",
+    "sendAudioPacketLost",
+    "sendVideoPacketLost",
+    "averageAudioRtt",
+    "averageVideoRtt",
+    "averageAudioJitter",
+    "averageVideoJitter",
+    "averageSendAudioBitrate",
+    "averageSendVideoBitrate",
+    "averageRecvAudioBitrate",
+    "averageRecvVideoBitrate",
+    "qualityScore.audio",
+    "qualityScore.video",
+    "totalPacketLost",
+    "audioPacketLost",
+    "videoPacketLost",
+    "sendAudioKbps",
+    "sendVideoKbps",
+    "recvAudioKbps",
+    "recvVideoKbps",
+    "resolution",
+)
+_BIT = {name: 1 << index for index, name in enumerate(CODES)}
+# raw bitrates (bit/s) overflow a half float: kept in kbit/s, read back in bit/s
+_SCALE = {name: 1000.0 for name in CODES if name.endswith("Bitrate")}
+BUCKET = 10  # minutes a row covers at most
+_HALF_MAX = 65504.0
+_NAN = float("nan")
+_UPSERT_WHO = (
+    "INSERT INTO history_participants (who, session_id, participant_id, meeting_id, name,"
+    " first_minute, last_minute) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (who) DO UPDATE SET"
+    " last_minute = excluded.last_minute, meeting_id = COALESCE(excluded.meeting_id,"
+    " history_participants.meeting_id), name = COALESCE(excluded.name, history_participants.name)"
+    " WHERE history_participants.last_minute < excluded.last_minute"
+)
+_INSERT_ROW = (
+    "INSERT INTO history_minutes (start, who, metrics, minutes, data) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (start, who) DO NOTHING"
+)
+
+
+def who_of(session: str, participant: str) -> int:
+    """A participant's 64-bit key in the summary tables (signed: PostgreSQL's BIGINT)."""
+    digest = hashlib.blake2b(f"{session}\0{participant}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def mask_of(metrics: Iterable[str]) -> int:
+    """The bit mask of the metrics kept (those ``CODES`` knows)."""
+    mask = 0
+    for name in metrics:
+        mask |= _BIT.get(name, 0)
+    return mask
+
+
+def names_of(mask: int) -> list[str]:
+    return [name for index, name in enumerate(CODES) if mask >> index & 1]
+
+
+def _half(value: float, scale: float) -> float:
+    """A figure as a half float can hold it: scaled, and clipped to its range."""
+    scaled = value / scale
+    return max(-_HALF_MAX, min(_HALF_MAX, scaled)) if not math.isnan(scaled) else scaled
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One participant's minutes of one bucket, packed."""
+
+    start: int  # epoch minutes of the first minute present
+    who: int
+    metrics: int  # mask over CODES
+    minutes: int  # mask: bit i is minute start + i
+    data: bytes
+    info: ParticipantInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Minute:
+    """One participant-minute read back: per metric (min, avg, max), and the sample count."""
+
+    at: datetime  # the minute's start
+    samples: int
+    values: dict[str, tuple[float, float, float]]
+
+
+@dataclass(slots=True)
+class _Open:
+    """A participant's bucket being filled: finished minutes packed, the current one open."""
+
+    who: int
+    info: ParticipantInfo
+    names: tuple[str, ...]
+    mask: int
+    start: int = -1  # first minute present
+    minute: int = -1  # the minute being summed
+    minutes: int = 0
+    packed: bytearray = field(default_factory=bytearray)
+    count: int = 0
+    low: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)
+
+    def fold(self, minute: int, values: dict[str, float]) -> None:
+        if minute != self.minute:
+            self._finish_minute()
+            if self.start < 0:
+                self.start = minute
+            self.minute = minute
+            size = len(self.names)
+            self.low, self.high = [math.inf] * size, [-math.inf] * size
+            self.total, self.seen = [0.0] * size, [0] * size
+            self.count = 0
+        self.count += 1
+        for index, name in enumerate(self.names):
+            value = values.get(name)
+            if value is None or not isinstance(value, int | float) or math.isnan(value):
+                continue
+            self.low[index] = min(self.low[index], value)
+            self.high[index] = max(self.high[index], value)
+            self.total[index] += value
+            self.seen[index] += 1
+
+    def _finish_minute(self) -> None:
+        if self.minute < 0 or self.count == 0:
+            return
+        figures: list[float] = []
+        for index, name in enumerate(self.names):
+            seen = self.seen[index]
+            if not seen:
+                figures.extend((_NAN, _NAN, _NAN))
+                continue
+            scale = _SCALE.get(name, 1.0)
+            figures.append(_half(self.low[index], scale))
+            figures.append(_half(self.total[index] / seen, scale))
+            figures.append(_half(self.high[index], scale))
+        self.packed.append(min(self.count, 255))
+        self.packed += struct.pack(f"<{len(figures)}e", *figures)
+        self.minutes |= 1 << (self.minute - self.start)
+        self.count = 0
+
+    def close(self) -> Row | None:
+        self._finish_minute()
+        if not self.minutes:
+            return None
+        return Row(self.start, self.who, self.mask, self.minutes, bytes(self.packed), self.info)
+
+
+class Minutes:
+    """The open buckets of every watched participant (fed by the poller, thread-safe), and
+    the ``history_minutes`` and ``history_participants`` tables."""
+
+    def __init__(self, db: Database, metrics: Iterable[str] = ()) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._open: dict[Key, _Open] = {}
+        self.keep(metrics)
+
+    def keep(self, metrics: Iterable[str]) -> None:
+        """Summarise these metrics from now on (a reload's rules); unknown names are
+        skipped. Open buckets of another set close at their next sample."""
+        names = tuple(name for name in CODES if name in set(metrics))
+        self._names, self._mask = names, mask_of(names)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._names)
+
+    def add(self, key: Key, info: ParticipantInfo, samples: Sequence[Sample]) -> list[Row]:
+        """Fold a poll's new samples (time-ordered) in; returns the buckets they closed."""
+        if not self._names or not samples:
+            return []
+        closed: list[Row] = []
+        with self._lock:
+            entry = self._open.get(key)
+            for sample in samples:
+                minute = int(sample.time.timestamp()) // 60
+                if entry is not None and (
+                    entry.mask != self._mask
+                    or minute // BUCKET != entry.start // BUCKET
+                    or minute < entry.minute
+                ):
+                    row = entry.close()
+                    if row is not None:
+                        closed.append(row)
+                    entry = None
+                if entry is None:
+                    who = who_of(*key)
+                    entry = self._open[key] = _Open(who, info, self._names, self._mask)
+                entry.fold(minute, sample.values)
+            entry_info = info if info.meeting_id or info.name else None
+            if entry is not None and entry_info is not None:
+                entry.info = entry_info
+        return closed
+
+    def close(self, key: Key) -> list[Row]:
+        """A participant left: its open bucket, as a row."""
+        with self._lock:
+            entry = self._open.pop(key, None)
+        row = entry.close() if entry is not None else None
+        return [row] if row is not None else []
+
+    def close_all(self) -> list[Row]:
+        """Stopping: every open bucket, as rows."""
+        with self._lock:
+            entries, self._open = list(self._open.values()), {}
+        return [row for entry in entries if (row := entry.close()) is not None]
+
+    # -- the tables ------------------------------------------------------------
+
+    @staticmethod
+    def insert(cur: Cursor, rows: Sequence[Row]) -> None:
+        """Rows inside the caller's transaction (the poll state's flush); a row already
+        there (the same participant and first minute) is kept."""
+        if not rows:
+            return
+        cur.executemany(_INSERT_ROW, [(r.start, r.who, r.metrics, r.minutes, r.data) for r in rows])
+        last: dict[int, Row] = {}
+        for row in rows:
+            if row.who not in last or last[row.who].start < row.start:
+                last[row.who] = row
+        cur.executemany(
+            _UPSERT_WHO,
+            [
+                (
+                    r.who,
+                    r.info.session_id,
+                    r.info.participant_id,
+                    r.info.meeting_id,
+                    r.info.name,
+                    r.start,
+                    r.start + r.minutes.bit_length() - 1,
+                )
+                for r in last.values()
+            ],
+        )
+
+    def participants(self, since: datetime, until: datetime) -> dict[int, ParticipantInfo]:
+        """Who has minutes between the two times, by key."""
+        rows = self._db.execute(
+            "SELECT who, session_id, participant_id, meeting_id, name FROM history_participants"
+            " WHERE last_minute >= ? AND first_minute < ?",
+            (_minute(since), _minute(until)),
+        ).fetchall()
+        return {
+            int(who): ParticipantInfo(session, participant, meeting_id=meeting, name=name)
+            for who, session, participant, meeting, name in rows
+        }
+
+    def read(
+        self, since: datetime, until: datetime, who: Iterable[int] | None = None
+    ) -> dict[int, list[Minute]]:
+        """Every participant's minutes in [since, until), oldest first; minutes stored twice
+        (two instances, a restart inside a bucket) are merged."""
+        wanted = None if who is None else set(who)
+        first, end = _minute(since), _minute(until)
+        out: dict[int, dict[int, Minute]] = {}
+        for start, stored, metrics, minutes, data in self._rows(first - BUCKET, end):
+            key = int(stored)
+            if wanted is not None and key not in wanted:
+                continue
+            mine = out.setdefault(key, {})
+            for minute in decode(int(start), int(metrics), int(minutes), bytes(data)):
+                index = int(minute.at.timestamp()) // 60
+                if first <= index < end:
+                    earlier = mine.get(index)
+                    mine[index] = minute if earlier is None else _merge(earlier, minute)
+        return {key: [found[m] for m in sorted(found)] for key, found in out.items()}
+
+    def _rows(self, first: int, end: int) -> Iterator[tuple[int, int, int, int, bytes]]:
+        """Rows starting in [first, end), a bounded page at a time."""
+        after = (first - 1, -(1 << 63))
+        while True:
+            page = self._db.execute(
+                "SELECT start, who, metrics, minutes, data FROM history_minutes"
+                " WHERE start < ? AND (start > ? OR (start = ? AND who > ?))"
+                " ORDER BY start, who LIMIT 5000",
+                (end, after[0], after[0], after[1]),
+            ).fetchall()
+            yield from page
+            if len(page) < 5000:
+                return
+            after = (int(page[-1][0]), int(page[-1][1]))
+
+
+def _minute(moment: datetime) -> int:
+    return int(moment.timestamp()) // 60
+
+
+def decode(start: int, metrics: int, minutes: int, data: bytes) -> list[Minute]:
+    """A stored row's minutes; a row that does not add up reads as nothing."""
+    names = names_of(metrics)
+    width = 1 + 6 * len(names)
+    offsets = [i for i in range(minutes.bit_length()) if minutes >> i & 1]
+    if len(data) != width * len(offsets):
+        return []
+    out = []
+    for slot, offset in enumerate(offsets):
+        base = slot * width
+        figures = struct.unpack_from(f"<{3 * len(names)}e", data, base + 1)
+        values = {}
+        for index, name in enumerate(names):
+            low, avg, high = figures[3 * index : 3 * index + 3]
+            if math.isnan(avg):
+                continue
+            scale = _SCALE.get(name, 1.0)
+            values[name] = (low * scale, avg * scale, high * scale)
+        at = datetime.fromtimestamp((start + offset) * 60, UTC)
+        out.append(Minute(at, data[base], values))
+    return out
+
+
+def _merge(a: Minute, b: Minute) -> Minute:
+    """One minute stored twice: the extremes of both, the averages weighted by samples."""
+    values = dict(a.values)
+    total = max(a.samples + b.samples, 1)
+    for name, (low, avg, high) in b.values.items():
+        mine = values.get(name)
+        if mine is None:
+            values[name] = (low, avg, high)
+            continue
+        mean = (mine[1] * a.samples + avg * b.samples) / total
+        values[name] = (min(mine[0], low), mean, max(mine[2], high))
+    return Minute(a.at, min(a.samples + b.samples, 255), values)
+
+
+def as_samples(minutes: Sequence[Minute], pick: str = "avg") -> list[Sample]:
+    """Minutes as one sample each, at the minute's middle: ``pick`` is avg, min or max."""
+    index = {"min": 0, "avg": 1, "max": 2}[pick]
+    half = timedelta(seconds=30)
+    return [
+        Sample(m.at + half, {name: figures[index] for name, figures in m.values.items()})
+        for m in minutes
+    ]
