@@ -277,7 +277,7 @@ class History:
             )
         if not filters.labelled and filters.kind in (None, "silence-expired"):
             events += self._ran_out(since, min(until, format_time(now)), limit)  # ended by now
-        events.sort(key=lambda e: (e.at, e.kind), reverse=True)
+        events.sort(key=_order, reverse=True)
         page = events[:limit]
         page.reverse()
         return Page(page, len(events) > limit)
@@ -471,6 +471,11 @@ class History:
 
 # the kinds read from the audit log (the others are the history's own table's)
 _READ_KINDS = frozenset({*_AUDIT_KINDS.values(), *_SILENCE_KINDS.values()})
+
+
+def _order(event: Event) -> tuple[datetime, str, str, str]:
+    """Time, then a stable order among events of one moment (one notification's alerts)."""
+    return (event.at, event.kind, event.rule or "", event.participant_id or "")
 
 
 def _label_filter(filters: Filters) -> tuple[str, list[Any]]:
