@@ -5,8 +5,10 @@ metric the rules look at, and how many samples there were. Packed to fit the sto
 budget (50 MB a day per 1,000 participants watched all day, ~35 bytes a participant-
 minute): one row per participant and ten-minute bucket (``history_minutes``), the
 minutes present as a bit mask, the metrics present as a bit mask over ``CODES``, and
-the figures as IEEE half floats (3 significant digits: 4.42 reads back 4.418; raw
-bitrates are stored in kbit/s to stay in range). Who a row is about is a 64-bit hash
+per metric the minute's average as an IEEE half float (3 significant digits: 4.42
+reads back 4.418; raw bitrates in kbit/s to stay in range) and its min and max as one
+byte each, how far they lie from the average (a log scale: within ~4% of that distance),
+column by column and zlib-compressed. Who a row is about is a 64-bit hash
 of (session, participant), named once in ``history_participants``.
 
 The poller folds each poll's new samples in (``Minutes.add``, no I/O); a bucket that
@@ -21,6 +23,7 @@ import hashlib
 import math
 import struct
 import threading
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,9 +60,10 @@ CODES: tuple[str, ...] = (
 _BIT = {name: 1 << index for index, name in enumerate(CODES)}
 # raw bitrates (bit/s) overflow a half float: kept in kbit/s, read back in bit/s
 _SCALE = {name: 1000.0 for name in CODES if name.endswith("Bitrate")}
-BUCKET = 10  # minutes a row covers at most
+BUCKET = 30  # minutes a row covers at most (the mask and COMPRESSED fit in 31 bits)
 _HALF_MAX = 65504.0
 _NAN = float("nan")
+_MISSING = (_NAN, _NAN, _NAN)
 _UPSERT_WHO = (
     "INSERT INTO history_participants (who, session_id, participant_id, meeting_id, name,"
     " first_minute, last_minute) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (who) DO UPDATE SET"
@@ -129,7 +133,8 @@ class _Open:
     start: int = -1  # first minute present
     minute: int = -1  # the minute being summed
     minutes: int = 0
-    packed: bytearray = field(default_factory=bytearray)
+    counts: bytearray = field(default_factory=bytearray)  # samples per finished minute
+    columns: list[list[tuple[float, float, float]]] = field(default_factory=list)  # per metric
     count: int = 0
     low: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
@@ -137,6 +142,8 @@ class _Open:
     seen: list[int] = field(default_factory=list)
 
     def fold(self, minute: int, values: dict[str, float]) -> None:
+        if not self.columns:
+            self.columns = [[] for _ in self.names]
         if minute != self.minute:
             self._finish_minute()
             if self.start < 0:
@@ -159,18 +166,14 @@ class _Open:
     def _finish_minute(self) -> None:
         if self.minute < 0 or self.count == 0:
             return
-        figures: list[float] = []
-        for index, name in enumerate(self.names):
+        self.counts.append(min(self.count, 255))
+        for index, column in enumerate(self.columns):
             seen = self.seen[index]
             if not seen:
-                figures.extend((_NAN, _NAN, _NAN))
+                column.append(_MISSING)
                 continue
-            scale = _SCALE.get(name, 1.0)
-            figures.append(_half(self.low[index], scale))
-            figures.append(_half(self.total[index] / seen, scale))
-            figures.append(_half(self.high[index], scale))
-        self.packed.append(min(self.count, 255))
-        self.packed += struct.pack(f"<{len(figures)}e", *figures)
+            avg = self.total[index] / seen
+            column.append((avg, self.low[index], self.high[index]))
         self.minutes |= 1 << (self.minute - self.start)
         self.count = 0
 
@@ -178,7 +181,10 @@ class _Open:
         self._finish_minute()
         if not self.minutes:
             return None
-        return Row(self.start, self.who, self.mask, self.minutes, bytes(self.packed), self.info)
+        data = encode(self.names, self.counts, self.columns)
+        raw = len(self.counts) * (1 + 4 * len(self.names))
+        flag = COMPRESSED if len(data) < raw else 0
+        return Row(self.start, self.who, self.mask, self.minutes | flag, data, self.info)
 
 
 class Minutes:
@@ -264,7 +270,7 @@ class Minutes:
                     r.info.meeting_id,
                     r.info.name,
                     r.start,
-                    r.start + r.minutes.bit_length() - 1,
+                    r.start + (r.minutes & ~COMPRESSED).bit_length() - 1,
                 )
                 for r in last.values()
             ],
@@ -322,26 +328,75 @@ def _minute(moment: datetime) -> int:
     return int(moment.timestamp()) // 60
 
 
+_SPREAD_UNIT = 0.005  # the smallest spread a min/max code tells apart, relative to the avg
+_SPREAD_STEPS = 24.0  # codes per e-fold of spread: each code ~4% of the spread it stands for
+COMPRESSED = 1 << 30  # in ``minutes``: the data is zlib-compressed
+
+
+def _spread_code(avg: float, other: float) -> int:
+    """How far a minute's min or max lies from its average, in one byte: relative to the
+    average (absolute when it is 0), on a log scale from 0.5% to 200 times it."""
+    distance = abs(avg - other) / (abs(avg) or 1.0)
+    return min(255, round(math.log1p(distance / _SPREAD_UNIT) * _SPREAD_STEPS))
+
+
+def _spread(avg: float, code: int) -> float:
+    return _SPREAD_UNIT * math.expm1(code / _SPREAD_STEPS) * (abs(avg) or 1.0)
+
+
+def encode(
+    names: Sequence[str], counts: bytes, columns: Sequence[Sequence[tuple[float, float, float]]]
+) -> bytes:
+    """A bucket's minutes, column by column: the sample counts, then per metric the
+    averages as half floats (high bytes, then low bytes: alike bytes together) and the
+    min and max spread codes. zlib-compressed when that is shorter (``COMPRESSED``)."""
+    out = bytearray(counts)
+    for name, column in zip(names, columns, strict=True):
+        scale = _SCALE.get(name, 1.0)
+        averages = struct.pack(f"<{len(column)}e", *(_half(avg, scale) for avg, _, _ in column))
+        out += averages[1::2] + averages[0::2]
+        out += bytes(0 if math.isnan(avg) else _spread_code(avg, low) for avg, low, _ in column)
+        out += bytes(0 if math.isnan(avg) else _spread_code(avg, high) for avg, _, high in column)
+    packed = zlib.compress(bytes(out), 9)
+    return packed if len(packed) < len(out) else bytes(out)
+
+
 def decode(start: int, metrics: int, minutes: int, data: bytes) -> list[Minute]:
     """A stored row's minutes; a row that does not add up reads as nothing."""
     names = names_of(metrics)
-    width = 1 + 6 * len(names)
-    offsets = [i for i in range(minutes.bit_length()) if minutes >> i & 1]
-    if len(data) != width * len(offsets):
+    if minutes & COMPRESSED:
+        try:
+            data = zlib.decompressobj().decompress(data, 1 << 16)
+        except zlib.error:
+            return []
+    offsets = [i for i in range(BUCKET) if minutes >> i & 1]
+    size = len(offsets)
+    if len(data) != size * (1 + 4 * len(names)):
         return []
+    columns: dict[str, list[tuple[float, float, float] | None]] = {}
+    base = size
+    for name in names:
+        high, low = data[base : base + size], data[base + size : base + 2 * size]
+        averages = struct.unpack(f"<{size}e", bytes(b for pair in zip(low, high) for b in pair))
+        under = data[base + 2 * size : base + 3 * size]
+        over = data[base + 3 * size : base + 4 * size]
+        scale = _SCALE.get(name, 1.0)
+        columns[name] = [
+            None
+            if math.isnan(avg)
+            else (
+                (avg - _spread(avg, under[i])) * scale,
+                avg * scale,
+                (avg + _spread(avg, over[i])) * scale,
+            )
+            for i, avg in enumerate(averages)
+        ]
+        base += 4 * size
     out = []
     for slot, offset in enumerate(offsets):
-        base = slot * width
-        figures = struct.unpack_from(f"<{3 * len(names)}e", data, base + 1)
-        values = {}
-        for index, name in enumerate(names):
-            low, avg, high = figures[3 * index : 3 * index + 3]
-            if math.isnan(avg):
-                continue
-            scale = _SCALE.get(name, 1.0)
-            values[name] = (low * scale, avg * scale, high * scale)
+        values = {n: f for n, col in columns.items() if (f := col[slot]) is not None}
         at = datetime.fromtimestamp((start + offset) * 60, UTC)
-        out.append(Minute(at, data[base], values))
+        out.append(Minute(at, data[slot], values))
     return out
 
 
