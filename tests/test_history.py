@@ -186,7 +186,7 @@ def test_minutes_are_packed_per_participant_bucket_and_read_back(store: Store) -
     ]
     samples[0].values["averageSendVideoBitrate"] = 103_900.0
     assert minutes.add(("s", "p"), info, samples) == []  # the bucket is still open
-    (row,) = minutes.add(("s", "p"), info, [Sample(start + timedelta(minutes=10), {})])
+    (row,) = minutes.add(("s", "p"), info, [Sample(start + timedelta(minutes=BUCKET), {})])
     assert row.minutes & ~COMPRESSED == (1 << BUCKET) - 1
     assert len(row.data) < BUCKET * (1 + 4 * 2)  # count, avg, min, max of 2 metrics, packed
     first = decode(row.start, row.metrics, row.minutes, row.data)[0]
@@ -195,7 +195,7 @@ def test_minutes_are_packed_per_participant_bucket_and_read_back(store: Store) -
     assert abs(low - 3.5) < 0.01 and abs(high - 4.0) < 0.01 and abs(avg - 3.75) < 0.01
     assert abs(first.values["averageSendVideoBitrate"][1] - 103_900) < 100  # kbit/s half float
     # the poll path: folded in, written by the write-behind's flush (the open bucket at stop)
-    store.polls.summarise(("s", "p2"), info, [*samples, Sample(start + timedelta(minutes=10), {})])
+    store.polls.summarise(("s", "p2"), info, [*samples, Sample(start + timedelta(minutes=BUCKET), {})])
     store.polls.flush()
     store.polls.close_summaries()
     store.polls.flush()
