@@ -113,7 +113,9 @@ def main() -> None:
         f"metrics={len(metrics)} ({', '.join(metrics)}) rows={len(written)}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        report("SQLite", measure(str(Path(tmp) / "state.db"), written), args.participants, args.hours)
+        report(
+            "SQLite", measure(str(Path(tmp) / "state.db"), written), args.participants, args.hours
+        )
     server = None
     url = args.url
     if url is None:

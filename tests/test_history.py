@@ -118,18 +118,24 @@ def test_every_kind_of_event_is_kept_once_and_filtered_by_labels(store: Store) -
         ("sent", "p1"),
     ]
     assert kinds(store, participant="p1", kind="sent") == [("sent", "p1")]
-    assert [k for k, _ in kinds(store, rule="high-rtt")] == ["firing", "inhibited", "failed", "sent"]
+    assert [k for k, _ in kinds(store, rule="high-rtt")] == [
+        "firing",
+        "inhibited",
+        "failed",
+        "sent",
+    ]
     assert [k for k, _ in kinds(store, meeting="m-2", since=T0 - timedelta(hours=1))][:2] == [
         "firing",
         "inhibited",
     ]
     assert kinds(store, until=T0) == []  # until is exclusive
     page = store.history.query(Filters(participant="p1", limit=2))
-    assert page.more and [e.kind for e in page.events] == ["failed", "sent"]  # the newest two
+    assert page.more
+    assert [e.kind for e in page.events] == ["failed", "sent"]  # the newest two
     resolved = next(e for e in store.history.query(Filters(kind="resolved")).events)
-    assert resolved.value == 2.1 and resolved.detail == "left while degraded"
+    assert (resolved.value, resolved.detail) == (2.1, "left while degraded")
     failed = store.history.query(Filters(kind="failed", participant="p1")).events[0]
-    assert failed.notifier == "ops" and failed.detail == "firing: HTTP 500 from hooks.example"
+    assert (failed.notifier, failed.detail) == ("ops", "firing: HTTP 500 from hooks.example")
 
 
 def test_record_is_the_one_call_for_other_modules(store: Store) -> None:
@@ -172,7 +178,7 @@ def test_pruning_deletes_old_rows_in_bounded_batches(store: Store) -> None:
     assert len(store.history.query(Filters(limit=MAX_LIMIT)).events) == 11  # 10 sent, 1 ack
     assert store.history.prune(NOW).total == 0
     budget = store.history.prune(NOW, seconds=0)  # out of time: the next run goes on
-    assert not budget.done and budget.statements == 0
+    assert (budget.done, budget.statements) == (False, 0)
 
 
 def test_minutes_are_packed_per_participant_bucket_and_read_back(store: Store) -> None:
@@ -192,10 +198,12 @@ def test_minutes_are_packed_per_participant_bucket_and_read_back(store: Store) -
     first = decode(row.start, row.metrics, row.minutes, row.data)[0]
     assert first.samples == 6
     low, avg, high = first.values["qualityScore.video"]
-    assert abs(low - 3.5) < 0.01 and abs(high - 4.0) < 0.01 and abs(avg - 3.75) < 0.01
+    assert [round(low, 2), round(avg, 2), round(high, 2)] == [3.5, 3.75, 4.0]
     assert abs(first.values["averageSendVideoBitrate"][1] - 103_900) < 100  # kbit/s half float
     # the poll path: folded in, written by the write-behind's flush (the open bucket at stop)
-    store.polls.summarise(("s", "p2"), info, [*samples, Sample(start + timedelta(minutes=BUCKET), {})])
+    store.polls.summarise(
+        ("s", "p2"), info, [*samples, Sample(start + timedelta(minutes=BUCKET), {})]
+    )
     store.polls.flush()
     store.polls.close_summaries()
     store.polls.flush()
@@ -207,3 +215,186 @@ def test_minutes_are_packed_per_participant_bucket_and_read_back(store: Store) -
     sampled = as_samples(read[who], "min")
     assert sampled[0].time == start + timedelta(seconds=30)
     assert abs(sampled[0].values["qualityScore.video"] - 3.5) < 0.01
+
+
+# -- the daemon, the API and the commands, against the simulator -----------------------
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    capsys.readouterr()  # what the daemon's console notifier printed before
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_daemon_history_api_and_commands(
+    sim: Simulator,
+    config_for: Callable[..., Config],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scores = [(10.0 * i, 2.0 if 1 <= i <= 8 else 4.5) for i in range(12)]  # 10 s .. 80 s bad
+    sim.add_participant("s-1", "p-1", samples=video_series(scores))
+    sim.add_participant("s-1", "p-2", samples=video_series([(10.0 * i, 4.4) for i in range(12)]))
+    sim.advance(120)
+    config = config_for(
+        [("s-1", "p-1"), ("s-1", "p-2")],
+        poll={"interval": "100ms"},
+        http={"listen": "127.0.0.1:0"},
+        alerting={"group_wait": "0s"},
+    )
+    service = Service(config)
+    codes: list[int] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: codes.append(service.run(stop)), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while service.http is None:
+            assert time.monotonic() < deadline
+            assert thread.is_alive()
+            time.sleep(0.02)
+        api = service.http.url + "/api/history"
+        while True:  # the resolution is told once delivered: bounded wait
+            status, body = get(api + "?participant=p-1&since=30d")
+            if [e["kind"] for e in body["events"]] == ["firing", "resolved", "sent"]:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.05)
+        firing, resolved, sent = body["events"]
+        assert (firing["rule"], firing["value"]) == ("poor-video", 2.0)
+        assert firing["at"] == format_time(T0 + timedelta(seconds=30))  # sample time
+        assert resolved["at"] == format_time(T0 + timedelta(seconds=90))
+        assert (sent["notifier"], sent["detail"]) == ("console", "resolved")
+        assert get(api + "?participant=p-2")[1] == {"events": []}
+        assert get(api + "?rule=poor-video&kind=firing&limit=1")[1]["events"][0]["kind"] == "firing"
+        # hostile query strings: 400 with a reason, never a traceback or a 500
+        for query, why in [
+            ("?bogus=1", "unknown parameter"),
+            ("?rule=a&rule=b", "given twice"),
+            ("?limit=0", "limit"),
+            ("?limit=99999999999", "limit"),
+            ("?limit=-1", "limit"),
+            ("?since=yesterday", "neither an ISO-8601"),
+            ("?since=99999d", "neither an ISO-8601"),
+            ("?rule=" + "x" * 300, "printable"),
+            ("?rule=%00", "printable"),
+            ("?" + "&".join(f"k{i}=1" for i in range(50)), "malformed"),
+            ("?" + "a" * 5000, "longer than"),
+        ]:
+            status, body = get(api + query)
+            assert status == 400, (query, body)
+            assert why in body["error"], (query, body)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert codes == [0]
+
+    path = str(config.path)
+    code, out = run_cli(
+        capsys, "history", "--config", path, "--rule", "poor-video", "--since", "30d", "--json"
+    )
+    assert code == 0
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == [
+        "firing",
+        "resolved",
+        "sent",
+    ], out
+    code, out = run_cli(
+        capsys, "history", "--config", path, "--participant", "p-1", "--since", "30d"
+    )
+    assert "firing poor-video @p-1 value=2" in out
+    code, out = run_cli(capsys, "report", "rules", "--config", path, "--since", "30d", "--json")
+    (noise,) = json.loads(out)["rules"]
+    assert (noise["rule"], noise["fires"], noise["flapping_share"]) == ("poor-video", 1, 0.0)
+    assert noise["median_duration_seconds"] == 60.0
+    # the minute summaries the daemon kept (written at the stop), replayed
+    since = format_time(T0 - timedelta(minutes=5))
+    rules = str(tmp_path / "rules.yaml")
+    code, out = run_cli(
+        capsys, "replay", "--config", path, "--rules", rules, "--from-history", "--since", since
+    )
+    assert (code, out) == (0, "")  # minute averages: 2.33 then 3.25, one minute under 3
+    code, out = run_cli(
+        capsys, "replay", "--config", path, "--rules", rules, "--from-history",
+        "--since", since, "--summary", "min",
+    )  # fmt: skip
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(t["participantId"], t["state"], t["time"]) for t in lines] == [
+        ("p-1", "firing", format_time(T0 + timedelta(seconds=90)))  # minute 1's middle
+    ]
+
+
+def test_rule_noise_figures_on_a_hand_built_history(store: Store) -> None:
+    def episode(rule: str, who: str, start: float, seconds: float | None) -> str:
+        fired = alert(rule=rule, participant=who, when=at(start))
+        record_alerts(store, [(fired, ["ops"])])
+        if seconds is not None:
+            done = alert(rule=rule, participant=who, status="resolved", when=at(start + seconds))
+            record_alerts(store, [(done, ["ops"])])
+        return fired.fingerprint
+
+    day = 86_400.0
+    silenced = episode("a", "p1", 100, 30)  # flapped, and a silence was in force
+    inhibited = episode("a", "p2", 200, 45)  # flapped, held back by an inhibition rule
+    acked = episode("a", "p3", day, 600)
+    episode("a", "p4", day + 100, None)  # still firing at the end
+    episode("b", "p1", 300, 120)
+    record_alerts(store, [(alert(rule="a", participant="p9", status="resolved"), ["ops"])])
+    store.silences.add(
+        Silence("s1", (Matcher("participant_id", "=", "p1"), Matcher("alertname", "=", "a")),
+                at(0), at(150), "bob", "deploy", at(0))
+    )  # fmt: skip
+    store.silences.add_audit(audit(at(205), "inhibit", inhibited, "watchdog"))
+    store.silences.add_audit(audit(at(day + 60), "acknowledge", acked))
+    store.silences.add_audit(audit(at(5 * day), "acknowledge", silenced))  # long after: not it
+    until = T0 + timedelta(days=2)
+    found = episodes(store.history.transitions(T0, until))
+    noise = rule_noise(
+        found, store.history.actions(T0, ("acknowledge", "inhibit")), store.silences.all(),
+        T0, until,
+    )  # fmt: skip
+    assert [n.to_json() for n in noise] == [
+        {
+            "rule": "a",
+            "fires": 4,
+            "fires_per_day": 2.0,
+            "median_duration_seconds": 45.0,
+            "flapping_share": 0.5,
+            "acknowledged_share": 0.25,
+            "inhibited": 1,
+            "silenced": 1,
+        },
+        {
+            "rule": "b",
+            "fires": 1,
+            "fires_per_day": 0.5,
+            "median_duration_seconds": 120.0,
+            "flapping_share": 0.0,
+            "acknowledged_share": 0.0,
+            "inhibited": 0,
+            "silenced": 0,
+        },
+    ]
+
+
+def test_hostile_and_valid_query_strings_parse_within_bounds() -> None:
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    found = parse_filters("rule=poor-video&since=7d%20ago&until=2026-11-30T11:00:00Z&limit=5", now)
+    assert found == Filters(
+        since=now - timedelta(days=7),
+        until=datetime(2026, 11, 30, 11, 0, tzinfo=UTC),
+        rule="poor-video",
+        limit=5,
+    )
+    assert parse_filters("", now) == Filters()
+    for query in ["limit=1e3", "limit=+5", "limit=%EF%BC%95", "since=" + "1" * 70, "=x", "a"]:
+        with pytest.raises(BadQuery):
+            parse_filters(query, now)

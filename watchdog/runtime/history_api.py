@@ -56,7 +56,11 @@ def parse_filters(query: str, now: datetime) -> Filters:
     limit = 100
     if "limit" in found:
         text = found["limit"]
-        if not text.isdigit() or not 1 <= int(text[:6]) <= MAX_LIMIT or len(text) > 6:
+        if (
+            not (text.isascii() and text.isdigit())
+            or len(text) > 6
+            or not 1 <= int(text) <= MAX_LIMIT
+        ):
             raise BadQuery(f"limit: a whole number from 1 to {MAX_LIMIT}")
         limit = int(text)
     return Filters(

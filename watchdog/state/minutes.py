@@ -345,7 +345,9 @@ def _spread(avg: float, code: int) -> float:
 
 
 def encode(
-    names: Sequence[str], counts: bytes, columns: Sequence[Sequence[tuple[float, float, float]]]
+    names: Sequence[str],
+    counts: bytes | bytearray,
+    columns: Sequence[Sequence[tuple[float, float, float]]],
 ) -> bytes:
     """A bucket's minutes, column by column: the sample counts, then per metric the
     averages as half floats (high bytes, then low bytes: alike bytes together) and the
@@ -377,7 +379,9 @@ def decode(start: int, metrics: int, minutes: int, data: bytes) -> list[Minute]:
     base = size
     for name in names:
         high, low = data[base : base + size], data[base + size : base + 2 * size]
-        averages = struct.unpack(f"<{size}e", bytes(b for pair in zip(low, high) for b in pair))
+        averages = struct.unpack(
+            f"<{size}e", bytes(b for pair in zip(low, high, strict=True) for b in pair)
+        )
         under = data[base + 2 * size : base + 3 * size]
         over = data[base + 3 * size : base + 4 * size]
         scale = _SCALE.get(name, 1.0)
