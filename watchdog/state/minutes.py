@@ -63,7 +63,7 @@ _SCALE = {name: 1000.0 for name in CODES if name.endswith("Bitrate")}
 BUCKET = 30  # minutes a row covers at most (the mask and COMPRESSED fit in 31 bits)
 _HALF_MAX = 65504.0
 _NAN = float("nan")
-_MISSING = (_NAN, _NAN, _NAN)
+_MISSING_MINUTE = struct.pack("<eBB", _NAN, 0, 0)  # a metric no sample of the minute had
 _UPSERT_WHO = (
     "INSERT INTO history_participants (who, session_id, participant_id, meeting_id, name,"
     " first_minute, last_minute) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (who) DO UPDATE SET"
@@ -124,7 +124,10 @@ class Minute:
 
 @dataclass(slots=True)
 class _Open:
-    """A participant's bucket being filled: finished minutes packed, the current one open."""
+    """A participant's bucket being filled: its finished minutes packed as they finish
+    (minute by minute: the count, then per metric the average as a half float and the two
+    spread codes, 1 + 4 bytes a metric), the current minute's running figures unpacked.
+    Packed at once because 10,000 participants hold a bucket each: ~1 KB apiece."""
 
     who: int
     info: ParticipantInfo
@@ -133,47 +136,45 @@ class _Open:
     start: int = -1  # first minute present
     minute: int = -1  # the minute being summed
     minutes: int = 0
-    counts: bytearray = field(default_factory=bytearray)  # samples per finished minute
-    columns: list[list[tuple[float, float, float]]] = field(default_factory=list)  # per metric
+    packed: bytearray = field(default_factory=bytearray)
     count: int = 0
-    low: list[float] = field(default_factory=list)
-    total: list[float] = field(default_factory=list)
-    high: list[float] = field(default_factory=list)
-    seen: list[int] = field(default_factory=list)
+    figures: list[float] = field(default_factory=list)  # per metric: low, total, high, seen
 
     def fold(self, minute: int, values: dict[str, float]) -> None:
-        if not self.columns:
-            self.columns = [[] for _ in self.names]
         if minute != self.minute:
             self._finish_minute()
             if self.start < 0:
                 self.start = minute
             self.minute = minute
-            size = len(self.names)
-            self.low, self.high = [math.inf] * size, [-math.inf] * size
-            self.total, self.seen = [0.0] * size, [0] * size
+            self.figures = [math.inf, 0.0, -math.inf, 0.0] * len(self.names)
             self.count = 0
         self.count += 1
+        figures = self.figures
         for index, name in enumerate(self.names):
             value = values.get(name)
             if value is None or not isinstance(value, int | float) or math.isnan(value):
                 continue
-            self.low[index] = min(self.low[index], value)
-            self.high[index] = max(self.high[index], value)
-            self.total[index] += value
-            self.seen[index] += 1
+            base = 4 * index
+            figures[base] = min(figures[base], value)
+            figures[base + 1] += value
+            figures[base + 2] = max(figures[base + 2], value)
+            figures[base + 3] += 1
 
     def _finish_minute(self) -> None:
         if self.minute < 0 or self.count == 0:
             return
-        self.counts.append(min(self.count, 255))
-        for index, column in enumerate(self.columns):
-            seen = self.seen[index]
+        self.packed.append(min(self.count, 255))
+        figures = self.figures
+        for index, name in enumerate(self.names):
+            low, total, high, seen = figures[4 * index : 4 * index + 4]
             if not seen:
-                column.append(_MISSING)
+                self.packed += _MISSING_MINUTE
                 continue
-            avg = self.total[index] / seen
-            column.append((avg, self.low[index], self.high[index]))
+            avg = total / seen
+            scale = _SCALE.get(name, 1.0)
+            self.packed += struct.pack(
+                "<eBB", _half(avg, scale), _spread_code(avg, low), _spread_code(avg, high)
+            )
         self.minutes |= 1 << (self.minute - self.start)
         self.count = 0
 
@@ -181,9 +182,8 @@ class _Open:
         self._finish_minute()
         if not self.minutes:
             return None
-        data = encode(self.names, self.counts, self.columns)
-        raw = len(self.counts) * (1 + 4 * len(self.names))
-        flag = COMPRESSED if len(data) < raw else 0
+        data, compressed = encode(len(self.names), bytes(self.packed))
+        flag = COMPRESSED if compressed else 0
         return Row(self.start, self.who, self.mask, self.minutes | flag, data, self.info)
 
 
@@ -344,23 +344,20 @@ def _spread(avg: float, code: int) -> float:
     return _SPREAD_UNIT * math.expm1(code / _SPREAD_STEPS) * (abs(avg) or 1.0)
 
 
-def encode(
-    names: Sequence[str],
-    counts: bytes | bytearray,
-    columns: Sequence[Sequence[tuple[float, float, float]]],
-) -> bytes:
-    """A bucket's minutes, column by column: the sample counts, then per metric the
-    averages as half floats (high bytes, then low bytes: alike bytes together) and the
-    min and max spread codes. zlib-compressed when that is shorter (``COMPRESSED``)."""
-    out = bytearray(counts)
-    for name, column in zip(names, columns, strict=True):
-        scale = _SCALE.get(name, 1.0)
-        averages = struct.pack(f"<{len(column)}e", *(_half(avg, scale) for avg, _, _ in column))
-        out += averages[1::2] + averages[0::2]
-        out += bytes(0 if math.isnan(avg) else _spread_code(avg, low) for avg, low, _ in column)
-        out += bytes(0 if math.isnan(avg) else _spread_code(avg, high) for avg, _, high in column)
-    packed = zlib.compress(bytes(out), 9)
-    return packed if len(packed) < len(out) else bytes(out)
+def encode(metrics: int, packed: bytes) -> tuple[bytes, bool]:
+    """A bucket's minutes (as ``_Open`` packs them) column by column, and whether that was
+    zlib-compressed (when shorter): the sample counts, then per metric the averages' high
+    bytes, their low bytes, the min codes and the max codes (alike bytes together)."""
+    width = 1 + 4 * metrics
+    out = bytearray(packed[0::width])
+    for index in range(metrics):
+        base = 1 + 4 * index
+        out += packed[base + 1 :: width] + packed[base::width]
+        out += packed[base + 2 :: width] + packed[base + 3 :: width]
+    compressed = zlib.compress(bytes(out), 9)
+    if len(compressed) < len(out):
+        return compressed, True
+    return bytes(out), False
 
 
 def decode(start: int, metrics: int, minutes: int, data: bytes) -> list[Minute]:
