@@ -24,6 +24,7 @@ from watchdog.durations import format_time
 from watchdog.runtime.history_api import BadQuery, parse_filters
 from watchdog.runtime.service import Service
 from watchdog.sim.simulator import Simulator
+from watchdog.state.database import QueryTimeout
 from watchdog.state.history import MAX_LIMIT, Filters
 from watchdog.state.minutes import BUCKET, COMPRESSED, Minutes, as_samples, decode, who_of
 from watchdog.state.silences import Ack, AuditEntry, Silence
@@ -33,6 +34,7 @@ from watchdog.videosdk.stats import ParticipantInfo, Sample
 from .helpers import T0, at, enqueue, record_alerts, video_series
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+RETENTION = timedelta(days=30)
 
 
 @pytest.fixture
@@ -168,7 +170,7 @@ def test_pruning_deletes_old_rows_in_bounded_batches(store: Store) -> None:
     with store.transaction() as cur:
         Minutes.insert(cur, rows)
 
-    pruned = store.history.prune(NOW, batch=1_000)
+    pruned = store.history.prune(RETENTION, NOW, batch=1_000)
     assert pruned.done
     assert pruned.rows["history_events"] == 2_500
     assert pruned.rows["audit"] == 1
@@ -176,8 +178,8 @@ def test_pruning_deletes_old_rows_in_bounded_batches(store: Store) -> None:
     # 1,000 + 1,000 + 500 for the events, then one statement for each other table
     assert pruned.statements == 3 + 6
     assert len(store.history.query(Filters(limit=MAX_LIMIT)).events) == 11  # 10 sent, 1 ack
-    assert store.history.prune(NOW).total == 0
-    budget = store.history.prune(NOW, seconds=0)  # out of time: the next run goes on
+    assert store.history.prune(RETENTION, NOW).total == 0
+    budget = store.history.prune(RETENTION, NOW, seconds=0)  # out of time: the next run goes on
     assert (budget.done, budget.statements) == (False, 0)
 
 
@@ -398,3 +400,17 @@ def test_hostile_and_valid_query_strings_parse_within_bounds() -> None:
     for query in ["limit=1e3", "limit=+5", "limit=%EF%BC%95", "since=" + "1" * 70, "=x", "a"]:
         with pytest.raises(BadQuery):
             parse_filters(query, now)
+
+
+def test_a_read_past_its_budget_is_stopped(store: Store) -> None:
+    """What bounds a query /api/history runs, on either engine (a count to 10^9 would take
+    minutes)."""
+    endless = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000)"
+        " SELECT COUNT(*) FROM n"
+    )
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout):
+        store.database.read(endless, (), 0.2)
+    assert time.monotonic() - started < 5
+    assert store.database.read("SELECT 1", (), 1.0) == [(1,)]  # the connection still serves

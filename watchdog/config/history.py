@@ -39,7 +39,7 @@ class HistorySettings(BaseModel):
     at most per run; what is left goes on the next)."""
     summaries: bool = True
     """Keep per-participant minute summaries (min/avg/max) of the rules' metrics, for
-    ``replay --from-history`` and reports; about 25 to 40 bytes a participant-minute."""
+    ``replay --from-history`` and reports; ~29 bytes a participant-minute with 8 metrics."""
     metrics: list[str] = Field(default_factory=list)
     """Metrics summarised beside those the rules look at (e.g. ``qualityScore.audio``;
     any rule metric name)."""

@@ -211,7 +211,6 @@ class Runtime:
             prepared.rules, settings.poll.max_clock_skew, while_waiting
         )
         self.dispatcher.reconfigure(notifiers, prepared.redactor, settings.delivery)
-        self.store.history.retention = settings.history.retention
         self.store.minutes.keep(summarised(prepared.rules, prepared.config))
         if reloaded.closed:  # the removed rules' resolutions go out now
             self.manager.tick()
@@ -236,7 +235,6 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
     prepared = prepare(config, host)
     settings = config.settings
     store = Store(config.state_url)
-    store.history.retention = settings.history.retention
     store.minutes.keep(summarised(prepared.rules, config))
     notifiers = make_notifiers(prepared, host, store)
     client = VideoSDKClient(

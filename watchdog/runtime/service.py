@@ -305,7 +305,7 @@ class Service:
         if runtime.cluster is not None and not runtime.cluster.leader:
             return
         try:
-            runtime.store.history.prune()
+            runtime.store.history.prune(self.config.settings.history.retention)
         except StorageFault:  # counted and logged once by the store
             pass
         except Exception:
@@ -441,6 +441,11 @@ class Service:
             self.scheduler.reschedule_job(
                 "poll",
                 trigger=IntervalTrigger(seconds=new.poll.interval.total_seconds(), timezone=UTC),
+            )
+        if new.history.prune_interval != old.history.prune_interval:
+            every = new.history.prune_interval.total_seconds()
+            self.scheduler.reschedule_job(
+                "history-prune", trigger=IntervalTrigger(seconds=every, timezone=UTC)
             )
         if new.log != old.log:
             setup_logging(new.log.level, new.log.format)

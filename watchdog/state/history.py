@@ -193,9 +193,8 @@ class History:
     """Reads the history (``history_events`` and ``history_alerts`` with ``audit`` and
     ``silences``), records what other modules report, and prunes it."""
 
-    def __init__(self, db: Database, retention: timedelta = timedelta(days=30)) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self.retention = retention
 
     # -- recording: the one call for other modules -------------------------------
 
@@ -418,17 +417,18 @@ class History:
 
     def prune(
         self,
+        retention: timedelta,
         now: datetime | None = None,
         *,
         batch: int = BATCH,
         seconds: float = 5.0,
     ) -> Pruned:
-        """Delete what is older than the retention, ``batch`` rows per statement and
+        """Delete what is older than ``retention``, ``batch`` rows per statement and
         transaction, for at most ``seconds`` (the rest on the next run): events, the audit
         log, ended silences, minute summaries, and alert and participant identities last
         seen before the cutoff."""
         now = now or datetime.now(UTC)
-        cutoff = now - self.retention
+        cutoff = now - retention
         text = format_time(cutoff)
         minute = int(cutoff.timestamp()) // 60
         deadline = time.monotonic() + seconds
