@@ -211,10 +211,6 @@ class Minutes:
         names = tuple(name for name in CODES if name in wanted)
         self._kept = (names, mask_of(names))  # one assignment: a poll reads both or neither
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._kept[0])
-
     def add(self, key: Key, info: ParticipantInfo, samples: Sequence[Sample]) -> list[Row]:
         """Fold a poll's new samples (time-ordered) in; returns the buckets they closed."""
         names, mask = self._kept
