@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from watchdog.alerting.callreport import Worst, call_report, render
 from watchdog.alerting.noise import episodes, rule_noise
 from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.cli.main import main
@@ -25,8 +26,16 @@ from watchdog.runtime.history_api import BadQuery, parse_filters
 from watchdog.runtime.service import Service
 from watchdog.sim.simulator import Simulator
 from watchdog.state.database import QueryTimeout
-from watchdog.state.history import MAX_LIMIT, Filters
-from watchdog.state.minutes import BUCKET, COMPRESSED, Minutes, as_samples, decode, who_of
+from watchdog.state.history import MAX_LIMIT, Event, Filters
+from watchdog.state.minutes import (
+    BUCKET,
+    COMPRESSED,
+    Minute,
+    Minutes,
+    as_samples,
+    decode,
+    who_of,
+)
 from watchdog.state.silences import Ack, AuditEntry, Silence
 from watchdog.state.store import Store
 from watchdog.videosdk.stats import ParticipantInfo, Sample
@@ -332,6 +341,24 @@ def test_daemon_history_api_and_commands(
     assert [(t["participantId"], t["state"], t["time"]) for t in lines] == [
         ("p-1", "firing", format_time(T0 + timedelta(seconds=90)))  # minute 1's middle
     ]
+    # what the call was like (the session's ID names it as well as the meeting's)
+    code, out = run_cli(capsys, "report", "meeting", "s-1", "--config", path, "--json")
+    report = json.loads(out)
+    assert (report["start"], report["duration_seconds"]) == (format_time(T0), 120.0)
+    assert [
+        (p["participant_id"], p["minutes"], p["degraded_minutes"]) for p in report["participants"]
+    ] == [
+        ("p-1", 2, 2),  # fired at 0:30, resolved at 1:30: both minutes
+        ("p-2", 2, 0),
+    ]
+    (worst,) = report["worst"]  # the min: within a spread code's ~4% of its distance
+    assert (worst["metric"], worst["participant_id"]) == ("qualityScore.video", "p-1")
+    assert abs(worst["value"] - 2.0) < 0.05
+    (fired,) = report["alerts"]
+    assert (fired["rule"], fired["resolved"]) == ("poor-video", format_time(at(90)))
+    code, out = run_cli(capsys, "report", "meeting", "s-1", "--config", path)
+    assert "p-1 (p-1): 2 of 2 min degraded" in out
+    assert run_cli(capsys, "report", "meeting", "nobody", "--config", path)[0] == 1
 
 
 def test_rule_noise_figures_on_a_hand_built_history(store: Store) -> None:
@@ -414,3 +441,31 @@ def test_a_read_past_its_budget_is_stopped(store: Store) -> None:
         store.database.read(endless, (), 0.2)
     assert time.monotonic() - started < 5
     assert store.database.read("SELECT 1", (), 1.0) == [(1,)]  # the connection still serves
+
+
+def test_call_report_names_causes_and_who_acknowledged() -> None:
+    info = {1: ParticipantInfo("s", "p1", name="Ana"), 2: ParticipantInfo("s", "p2")}
+    minutes = {
+        1: [
+            Minute(at(60 * i), 6, {"averageVideoRtt": (100.0, 200.0, 900.0 + i)}) for i in range(5)
+        ],
+        2: [Minute(at(60 * i), 6, {"averageVideoRtt": (50.0, 60.0, 70.0)}) for i in range(3)],
+    }
+    events = [
+        Event(at(60), "firing", "f1", "high-rtt", participant_id="p1", value=900, cause="uplink"),
+        Event(at(90), "acknowledged", "f1", "high-rtt", participant_id="p1", actor="bob"),
+        Event(at(100), "acknowledged", "f1", "high-rtt", participant_id="p1", actor="eve"),
+        Event(at(150), "resolved", "f1", "high-rtt", participant_id="p1"),
+        Event(at(200), "firing", "f2", "high-rtt", participant_id="p1", cause="uplink"),
+    ]
+    report = call_report("m", info, minutes, events, {"averageVideoRtt": "high"})
+    assert report is not None
+    assert [(a.info.participant_id, a.minutes, a.degraded) for a in report.attendees] == [
+        ("p1", 5, 4),  # minutes 1, 2 (first alert), 3, 4 (the second, still firing)
+        ("p2", 3, 0),
+    ]
+    assert report.worst == [Worst("averageVideoRtt", 904.0, "p1")]
+    assert [(f.acked_by, f.ended) for f in report.alerts] == [("bob", at(150)), (None, None)]
+    assert report.causes == [("uplink", 2)]
+    assert "cause: uplink, acknowledged by bob" in render(report)
+    assert call_report("m", info, {}, events, {}) is None

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from watchdog.alerting.callreport import Side, call_report
+from watchdog.alerting.callreport import render as render_call
 from watchdog.alerting.noise import episodes, render, rule_noise
 from watchdog.config.problems import ConfigError
 from watchdog.durations import format_time, parse_instant
@@ -44,6 +47,9 @@ def add_commands(sub: Any, with_config: Callable[[Any], Any]) -> None:
     rules.add_argument("--since", default="7d", help="ISO-8601 or a duration ago (default 7d)")
     rules.add_argument("--until", help="ISO-8601 or a duration ago (default: now)")
     rules.add_argument("--json", action="store_true")
+    meeting = with_config(kinds.add_parser("meeting", help="what one call was like"))
+    meeting.add_argument("meeting", metavar="MEETING_ID", help="a meeting ID or a session ID")
+    meeting.add_argument("--json", action="store_true")
 
 
 def instant(flag: str, value: str, now: datetime) -> datetime:
@@ -117,6 +123,31 @@ def print_rule_report(store: Store, args: argparse.Namespace) -> None:
         )
     else:
         print(render(noise, since, until))
+
+
+def sides(rules: RuleSet) -> dict[str, Side]:
+    """Which side of each metric the rules call bad: ``<`` the low one, ``>`` the high one."""
+    out: dict[str, Side] = {}
+    for rule in rules:
+        if rule.metric is not None and rule.op in ("<", "<=", ">", ">="):
+            out.setdefault(rule.metric, "low" if rule.op.startswith("<") else "high")
+    return out
+
+
+def print_meeting_report(store: Store, rules: RuleSet, args: argparse.Namespace) -> int:
+    """Exit 1 when no minute of the meeting was kept (unknown, or pruned)."""
+    who, start, end = store.minutes.meeting(args.meeting)
+    minutes = store.minutes.read(start, end, who)
+    slack = timedelta(hours=1)  # an alert may fire, or be acknowledged, just around the call
+    page = store.history.query(
+        Filters(meeting=args.meeting, since=start - slack, until=end + slack, limit=MAX_LIMIT)
+    )
+    report = call_report(args.meeting, who, minutes, page.events, sides(rules))
+    if report is None:
+        print(f"no minutes kept of meeting {args.meeting}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_json(), indent=2) if args.json else render_call(report))
+    return 0
 
 
 def replay_history(

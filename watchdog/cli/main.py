@@ -368,8 +368,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _, _, store = _state(args)
+    config, _, store = _state(args)
     try:
+        if args.report == "meeting":
+            return history.print_meeting_report(store, load_rules(config.rule_paths), args)
         history.print_rule_report(store, args)
     finally:
         store.close()

@@ -60,6 +60,10 @@ _INSERT_EVENT = (
     "INSERT INTO history_events (id, at, kind, fingerprint, value, notifier, actor, detail)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_TRANSITION = (
+    "INSERT INTO history_events (id, at, kind, fingerprint, value, detail, cause)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class Event:
     source: str | None = None  # where an operator's action came from: slack, cli, ...
     silence_id: str | None = None
     detail: str | None = None
+    cause: str | None = None  # a transition's likely cause, when the alert named one
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at": format_time(self.at), "kind": self.kind}
@@ -94,6 +99,7 @@ class Event:
             "source",
             "silence_id",
             "detail",
+            "cause",
         ):
             value = getattr(self, name)
             if value is not None and value != "":
@@ -152,17 +158,17 @@ def record_transition(cur: Cursor, alert: Alert, now: str) -> None:
         ),
     )
     value = alert.value if alert.value is not None and alert.value == alert.value else None
+    cause = getattr(alert, "cause", None)  # the likely cause, where the core names one
     cur.execute(
-        _INSERT_EVENT,
+        _INSERT_TRANSITION,
         (
             uuid.uuid4().hex,
             format_time(alert.sample_time),
             alert.status,
             alert.fingerprint,
             value,
-            None,
-            None,
             _clip(alert.reason),
+            _clip(cause) if isinstance(cause, str) else None,
         ),
     )
 
@@ -294,29 +300,13 @@ class History:
         condition = "e.at >= ? AND e.at < ?" + labels + (" AND e.kind = ?" if kind else "")
         sql = (
             "SELECT e.at, e.kind, e.fingerprint, a.rule, a.meeting_id, a.session_id,"  # noqa: S608
-            " a.participant_id, e.value, e.notifier, e.actor, e.detail FROM history_events e"
+            " a.participant_id, e.value, e.notifier, e.actor, e.detail, e.cause"
+            " FROM history_events e"
             f" LEFT JOIN history_alerts a ON a.fingerprint = e.fingerprint WHERE {condition}"
             " ORDER BY e.at DESC LIMIT ?"
         )
         args = [since, until, *params, *([kind] if kind else []), limit + 1]
-        return [
-            Event(
-                at=read_time(at) or datetime.now(UTC),
-                kind=k,
-                fingerprint=fp,
-                rule=rule,
-                meeting_id=meeting,
-                session_id=session,
-                participant_id=participant,
-                value=None if value is None else float(value),
-                notifier=notifier,
-                actor=actor,
-                detail=detail,
-            )
-            for at, k, fp, rule, meeting, session, participant, value, notifier, actor, detail in (
-                self._db.read(sql, args, QUERY_SECONDS)
-            )
-        ]
+        return [_event(row) for row in self._db.read(sql, args, QUERY_SECONDS)]
 
     def _audit(
         self,
@@ -471,6 +461,25 @@ class History:
 
 # the kinds read from the audit log (the others are the history's own table's)
 _READ_KINDS = frozenset({*_AUDIT_KINDS.values(), *_SILENCE_KINDS.values()})
+
+
+def _event(row: Sequence[Any]) -> Event:
+    """A ``history_events`` row joined with its alert's labels (``History._events``)."""
+    at, kind, fp, rule, meeting, session, participant, value, notifier, actor, detail, cause = row
+    return Event(
+        at=read_time(at) or datetime.now(UTC),
+        kind=kind,
+        fingerprint=fp,
+        rule=rule,
+        meeting_id=meeting,
+        session_id=session,
+        participant_id=participant,
+        value=None if value is None else float(value),
+        notifier=notifier,
+        actor=actor,
+        detail=detail,
+        cause=cause,
+    )
 
 
 def _order(event: Event) -> tuple[datetime, str, str, str]:

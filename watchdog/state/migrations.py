@@ -313,7 +313,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             value DOUBLE PRECISION,
             notifier TEXT,
             actor TEXT,
-            detail TEXT
+            detail TEXT,
+            cause TEXT
         );
         CREATE INDEX history_events_at ON history_events (at);
         CREATE INDEX history_events_alert ON history_events (fingerprint, at);
@@ -337,6 +338,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             last_minute BIGINT NOT NULL
         );
         CREATE INDEX history_participants_last ON history_participants (last_minute);
+        CREATE INDEX history_participants_meeting ON history_participants (meeting_id);
         CREATE TABLE history_minutes (
             start BIGINT NOT NULL,
             who BIGINT NOT NULL,

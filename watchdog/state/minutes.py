@@ -288,6 +288,18 @@ class Minutes:
             for who, session, participant, meeting, name in rows
         }
 
+    def meeting(self, meeting_id: str) -> tuple[dict[int, ParticipantInfo], datetime, datetime]:
+        """Who had minutes in a meeting (or a session), and from when to when."""
+        rows = self._db.execute(
+            "SELECT who, session_id, participant_id, meeting_id, name, first_minute, last_minute"
+            " FROM history_participants WHERE meeting_id = ? OR session_id = ?",
+            (meeting_id, meeting_id),
+        ).fetchall()
+        who = {int(r[0]): ParticipantInfo(r[1], r[2], meeting_id=r[3], name=r[4]) for r in rows}
+        first = min((int(r[5]) for r in rows), default=0)
+        last = max((int(r[6]) for r in rows), default=-1)
+        return who, _at(first), _at(last + 1)
+
     def read(
         self, since: datetime, until: datetime, who: Iterable[int] | None = None
     ) -> dict[int, list[Minute]]:
@@ -322,6 +334,10 @@ class Minutes:
             if len(page) < 5000:
                 return
             after = (int(page[-1][0]), int(page[-1][1]))
+
+
+def _at(minute: int) -> datetime:
+    return datetime.fromtimestamp(minute * 60, UTC)
 
 
 def _minute(moment: datetime) -> int:
