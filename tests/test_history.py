@@ -106,6 +106,7 @@ def test_every_kind_of_event_is_kept_once_and_filtered_by_labels(store: Store) -
         audit(T0 + timedelta(seconds=5), "acknowledge", one.fingerprint),
     )
     store.silences.add_audit(audit(T0 + timedelta(seconds=6), "inhibit", two.fingerprint, "wd"))
+    store.silences.add_audit(audit(T0 + timedelta(seconds=8), "oncall-override", "ov-1", "bob"))
     silence = Silence(
         "sil-1", (Matcher("alertname", "=", "poor-video"),), T0, T0 + timedelta(minutes=1),
         "bob", "maintenance", T0,
@@ -121,6 +122,7 @@ def test_every_kind_of_event_is_kept_once_and_filtered_by_labels(store: Store) -
         ("acknowledged", "p1"),
         ("inhibited", "p2"),
         ("silence-created", None),
+        ("oncall-override", None),  # any audited action, by its own name
         ("silence-expired", None),  # it ran out at T0 + 1m: read from the silences table
         ("resolved", "p1"),
         ("failed", "p2"),  # wall-clock times: after the sample times of T0
@@ -147,6 +149,8 @@ def test_every_kind_of_event_is_kept_once_and_filtered_by_labels(store: Store) -
     assert (resolved.value, resolved.detail) == (2.1, "left while degraded")
     failed = store.history.query(Filters(kind="failed", participant="p1")).events[0]
     assert (failed.notifier, failed.detail) == ("ops", "firing: HTTP 500 from hooks.example")
+    (override,) = store.history.query(Filters(kind="oncall-override")).events
+    assert (override.target, override.fingerprint, override.actor) == ("ov-1", None, "bob")
 
 
 def test_record_is_the_one_call_for_other_modules(store: Store) -> None:

@@ -47,6 +47,8 @@ _AUDIT_KINDS = {
     "unsilence": "unsilenced",
     "inhibit": "inhibited",
     "uninhibit": "released",
+    "take": "taken",  # issue 18's escalation: someone took over an acknowledged alert
+    "escalate": "escalated",  # an escalation step ran
 }
 # the same actions on a silence rather than an alert
 _SILENCE_KINDS = {"silence": "silence-created", "unsilence": "silence-expired"}
@@ -82,6 +84,7 @@ class Event:
     actor: str | None = None
     source: str | None = None  # where an operator's action came from: slack, cli, ...
     silence_id: str | None = None
+    target: str | None = None  # what else an audited action was about (an on-call override)
     detail: str | None = None
     cause: str | None = None  # a transition's likely cause, when the alert named one
 
@@ -98,6 +101,7 @@ class Event:
             "actor",
             "source",
             "silence_id",
+            "target",
             "detail",
             "cause",
         ):
@@ -271,12 +275,9 @@ class History:
         since = format_time(filters.since) if filters.since else ""
         until = format_time(filters.until) if filters.until else "9999"  # after any time
         labels, params = _label_filter(filters)
-        events: list[Event] = []
-        if filters.kind not in _READ_KINDS:
-            events += self._events(
-                since, until, where=(labels, params), kind=filters.kind, limit=limit
-            )
-        if filters.kind is None or filters.kind in _READ_KINDS:
+        # any kind may be in the history's own table (History.record), even an audited one
+        events = self._events(since, until, where=(labels, params), kind=filters.kind, limit=limit)
+        if filters.kind not in _OWN_KINDS:
             events += self._audit(
                 since, until, where=(labels, params), kind=filters.kind, limit=limit
             )
@@ -318,9 +319,11 @@ class History:
         limit: int,
     ) -> list[Event]:
         labels, params = where
-        actions = [a for a, k in {**_AUDIT_KINDS, **_SILENCE_KINDS}.items() if k == kind]
         condition = "u.at >= ? AND u.at < ?" + labels
-        if kind is not None:
+        actions: list[str] = []
+        if kind is not None:  # the actions shown as this kind, or an action by its own name
+            named = {**_AUDIT_KINDS, **_SILENCE_KINDS}
+            actions = [a for a, k in named.items() if k == kind] or [kind]
             condition += f" AND u.action IN ({', '.join('?' for _ in actions)})"
         sql = (
             "SELECT u.at, u.action, u.target, a.fingerprint, a.rule, a.meeting_id,"  # noqa: S608
@@ -340,7 +343,7 @@ class History:
                 Event(
                     at=read_time(at) or datetime.now(UTC),
                     kind=found,
-                    fingerprint=target if fp is not None or not on_silence else None,
+                    fingerprint=target if fp is not None else None,
                     rule=rule,
                     meeting_id=meeting,
                     session_id=session,
@@ -348,6 +351,7 @@ class History:
                     actor=actor,
                     source=src,
                     silence_id=target if on_silence else None,
+                    target=target if fp is None and not on_silence else None,
                     detail=detail or None,
                 )
             )
@@ -459,8 +463,8 @@ class History:
         return out
 
 
-# the kinds read from the audit log (the others are the history's own table's)
-_READ_KINDS = frozenset({*_AUDIT_KINDS.values(), *_SILENCE_KINDS.values()})
+# the kinds only the history's own table holds (the audit log is not asked for them)
+_OWN_KINDS = frozenset({"firing", "resolved", "sent", "failed"})
 
 
 def _event(row: Sequence[Any]) -> Event:
