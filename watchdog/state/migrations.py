@@ -323,7 +323,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     (
         # issue 20: per-participant summaries of the rules' metrics, one row per participant
-        # and (at most) ten minutes, each minute's min/avg/max packed as half floats
+        # and (at most) 30 minutes, each minute's avg, min and max packed and compressed
         # (watchdog.state.minutes); who is who once per participant. Keyed by time first:
         # pruning and reports read time ranges.
         41,

@@ -3,7 +3,7 @@
 Every sample is not kept: per participant and minute, the min, average and max of each
 metric the rules look at, and how many samples there were. Packed to fit the storage
 budget (50 MB a day per 1,000 participants watched all day, ~35 bytes a participant-
-minute): one row per participant and ten-minute bucket (``history_minutes``), the
+minute): one row per participant and 30-minute bucket (``history_minutes``), the
 minutes present as a bit mask, the metrics present as a bit mask over ``CODES``, and
 per metric the minute's average as an IEEE half float (3 significant digits: 4.42
 reads back 4.418; raw bitrates in kbit/s to stay in range) and its min and max as one
