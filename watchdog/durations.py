@@ -19,6 +19,7 @@ __all__ = [
     "format_duration",
     "format_time",
     "parse_duration",
+    "parse_instant",
     "parse_time",
 ]
 
@@ -134,6 +135,31 @@ def parse_time(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+MAX_INSTANT_TEXT = 64  # longer text is no time anyone typed
+MAX_LOOKBACK = timedelta(days=400)
+
+
+def parse_instant(value: str, now: datetime) -> datetime:
+    """What ``--since 7d`` and ``?until=...`` mean: an ISO-8601 time (UTC unless it says),
+    ``now``, or a duration before ``now`` (``7d``, ``7d ago``, ``1h30m ago``, at most
+    400d). ValueError says what is accepted."""
+    text = value.strip().lower()
+    if len(text) > MAX_INSTANT_TEXT:
+        raise ValueError(f"a time is at most {MAX_INSTANT_TEXT} characters")
+    if text == "now":
+        return now
+    found = parse_time(value.strip())
+    if found is not None:
+        return found
+    try:
+        return now - parse_duration(text.removesuffix("ago").strip(), MAX_LOOKBACK)
+    except ValueError:
+        raise ValueError(
+            f"{value[:MAX_INSTANT_TEXT]!r} is neither an ISO-8601 time "
+            "(2026-05-01T09:00:00Z) nor a duration ago (7d, 90m ago, at most 400d)"
+        ) from None
 
 
 def format_time(value: datetime) -> str:

@@ -14,12 +14,12 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchdog.alerting import silences
 from watchdog.alerting.from_transitions import alert_from
-from watchdog.cli import acks, oncall, outbox
+from watchdog.cli import acks, history, oncall, outbox
 from watchdog.cli.migrate import pending_note, run_migrate
 from watchdog.cli.notifytest import send_test
 from watchdog.cli.schemas import schema
@@ -74,7 +74,21 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument("--dry-run", action="store_true", help="do not save state or notify")
     replay = sub.add_parser("replay", help="backtest rules over saved stats responses")
     replay.add_argument("--rules", metavar="RULES", required=True)
-    replay.add_argument("stats", metavar="STATS.json", nargs="+")
+    replay.add_argument("stats", metavar="STATS.json", nargs="*")
+    with_config(replay)
+    replay.add_argument(
+        "--from-history",
+        action="store_true",
+        help="replay the state database's minute summaries (--since, --until) instead of files",
+    )
+    replay.add_argument("--since", default="7d", help="with --from-history (default 7d)")
+    replay.add_argument("--until", help="with --from-history (default: now)")
+    replay.add_argument(
+        "--summary",
+        choices=["avg", "min", "max"],
+        default="avg",
+        help="with --from-history: each minute's average (default), min or max as its sample",
+    )
     replay.add_argument(
         "--now",
         metavar="TIME",
@@ -120,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=10.0, help="sample seconds per second")
     _alerting_commands(sub, with_config)
     oncall.add_parser(sub, with_config)
+    history.add_commands(sub, with_config)
     return parser
 
 
@@ -313,7 +328,10 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-
+    if args.from_history:
+        return _replay_history(args)
+    if not args.stats:
+        raise ConfigError.single("replay", None, "give STATS.json files, or --from-history")
     missing = problems_for_missing(args.stats)
     if missing:
         raise ConfigError(missing)
@@ -333,6 +351,42 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 ) from None
     for transition in replay(rules, args.stats, now=now, left=args.left):
         print(json.dumps(transition.to_json()))
+    return EXIT_OK
+
+
+def _replay_history(args: argparse.Namespace) -> int:
+    if args.stats:
+        raise ConfigError.single("replay", None, "--from-history takes no STATS.json files")
+    rules = load_rules([args.rules])
+    _, _, store = _state(args)
+    try:
+        now = datetime.now(UTC)
+        since = history.instant("--since", args.since, now)
+        until = history.instant("--until", args.until, now) if args.until else now
+        for transition in history.replay_history(store, rules, since, until, args.summary):
+            print(json.dumps(transition.to_json()))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    _, _, store = _state(args)
+    try:
+        history.print_history(store, args)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config, _, store = _state(args)
+    try:
+        if args.report == "meeting":
+            return history.print_meeting_report(store, load_rules(config.rule_paths), args)
+        history.print_rule_report(store, args)
+    finally:
+        store.close()
     return EXIT_OK
 
 
@@ -541,4 +595,6 @@ _COMMANDS = {
     "escalations": cmd_escalations,
     "migrate": cmd_migrate,
     "oncall": cmd_oncall,
+    "history": cmd_history,
+    "report": cmd_report,
 }

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from watchdog.alerts import Severity
 from watchdog.config.escalation import EscalationPolicy, TimeZoneName
+from watchdog.config.history import HistorySettings
 from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.oncall import OnCallSettings, TimeIntervalList
@@ -519,6 +520,8 @@ class Settings(BaseSettings):
     ``active_time_intervals``."""
     oncall: OnCallSettings = Field(default_factory=OnCallSettings)
     """Teams, their people, and who is on call: a calendar feed or a rotation."""
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    """Alert history and minute summaries: retention, pruning (watchdog.state.history)."""
 
     @field_validator("rules", mode="before")
     @classmethod

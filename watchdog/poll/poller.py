@@ -586,6 +586,8 @@ class Poller:
             )
             if alerts and self.on_enqueue is not None:
                 self.on_enqueue()
+        if samples and not self.dry_run:  # history's minute summaries (written by flush)
+            self._polls.summarise(key, stats.info, samples)
         participants.record(key, cursor, result.states, result.memory)
         SAMPLES_EVALUATED.inc(len(samples))
         ids = {"session_id": target.session, "participant_id": target.participant}

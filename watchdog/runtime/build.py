@@ -37,6 +37,7 @@ from watchdog.poll.poller import CycleReport, Poller, Reloaded
 from watchdog.redaction import Redactor
 from watchdog.runtime import selfmonitor
 from watchdog.runtime.selfmonitor import SelfMonitor, own_polls
+from watchdog.state import minutes
 from watchdog.state.database import redacted_url
 from watchdog.state.outbox import OutboxEntry
 from watchdog.state.store import Store
@@ -90,6 +91,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
             )
         )
     problems.extend(_watch_problems(config))
+    problems.extend(_history_problems(config))
     problems.extend(environment_problems())
     problems.extend(semantic_problems(rules, settings.poll.interval))
     return rules, problems
@@ -106,6 +108,23 @@ def _watch_problems(config: Config) -> list[Problem]:
         file, line = config.line_for("watch", "webhook", "public_key")
         return [Problem(file, line, f"watch.webhook.public_key: {exc}")]
     return []
+
+
+def _history_problems(config: Config) -> list[Problem]:
+    unknown = [m for m in config.settings.history.metrics if m not in minutes.CODES]
+    if not unknown:
+        return []
+    file, line = config.line_for("history", "metrics")
+    valid = ", ".join(minutes.CODES)
+    return [Problem(file, line, f"history.metrics: unknown {unknown}; valid metrics: {valid}")]
+
+
+def summarised(rules: RuleSet, config: Config) -> list[str]:
+    """The metrics history summarises per participant-minute: the rules' and the config's."""
+    history = config.settings.history
+    if not history.summaries:
+        return []
+    return [*{r.metric for r in rules if r.metric is not None}, *history.metrics]
 
 
 @dataclass(frozen=True)
@@ -219,6 +238,7 @@ class Runtime:
             prepared.rules, settings.poll.max_clock_skew, while_waiting
         )
         self.dispatcher.reconfigure(notifiers, prepared.redactor, settings.delivery)
+        self.store.minutes.keep(summarised(prepared.rules, prepared.config))
         if reloaded.closed:  # the removed rules' resolutions go out now
             self.manager.tick()
         self.rules = prepared.rules
@@ -242,6 +262,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
     prepared = prepare(config, host)
     settings = config.settings
     store = Store(config.state_url)
+    store.minutes.keep(summarised(prepared.rules, config))
     oncall = make_schedules(config, store)
     notifiers = make_notifiers(prepared, host, store, oncall)
     client = VideoSDKClient(

@@ -1,4 +1,5 @@
-"""The daemon's small HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` for checks.
+"""The daemon's small HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` for checks,
+and read-only APIs such as ``/api/history`` (watchdog.runtime.history_api).
 
 prometheus-client renders the exposition (its WSGI app, so content negotiation
 and gzip stay its business); :mod:`watchdog.listener` bounds every request, so
@@ -10,12 +11,12 @@ secrets, but it is nobody else's business.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
-from watchdog.listener import Limits, Listener, Request, Response
+from watchdog.listener import Handler, Limits, Listener, Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ def metrics_handler(registry: CollectorRegistry = REGISTRY) -> Callable[[Request
 class HttpEndpoint:
     """Serves until ``close``; ``url`` is where it listens (port 0 picks a free port)."""
 
-    def __init__(self, host: str, port: int, health: Health) -> None:
-        routes = {"/metrics": metrics_handler(), "/healthz": health_handler(health)}
+    def __init__(
+        self, host: str, port: int, health: Health, more: Mapping[str, Handler] | None = None
+    ) -> None:
+        routes = {"/metrics": metrics_handler(), "/healthz": health_handler(health), **(more or {})}
         self._listener = Listener(
             host, port, routes, name="http", methods=("GET", "HEAD"), limits=LIMITS, logger=log
         )

@@ -38,6 +38,7 @@ from watchdog.runtime.build import Prepared, Runtime, build, make_notifiers, pre
 from watchdog.runtime.endpoints import HttpEndpoint
 from watchdog.runtime.gauges import LiveCollector
 from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_after, status_line
+from watchdog.runtime.history_api import history_handler
 from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
 from watchdog.state.database import DatabaseError, redacted_url
 from watchdog.state.faults import StorageFault
@@ -149,6 +150,13 @@ class Service:
             id="alert-manager",
             name="alert manager: group_wait, repeat_interval, silences",
         )
+        self.scheduler.add_job(
+            self._prune_history,
+            IntervalTrigger(seconds=settings.history.prune_interval.total_seconds(), timezone=UTC),
+            id="history-prune",
+            name="history retention",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=60),
+        )
         if runtime.cluster is not None:
             self.scheduler.add_job(
                 self._renew,
@@ -231,10 +239,11 @@ class Service:
             return
         host, port = split_listen(settings.http.listen)
         try:
-            self.http = HttpEndpoint(host, port, self.health)
+            api = {"/api/history": history_handler(self.runtime.store.history)}
+            self.http = HttpEndpoint(host, port, self.health, api)
         except OSError as exc:
             raise ServiceFailure(f"cannot listen on {settings.http.listen}: {exc}") from None
-        log.info("serving /metrics and /healthz on %s", self.http.url)
+        log.info("serving /metrics, /healthz and /api/history on %s", self.http.url)
 
     def _rebind(self, settings: Settings) -> None:
         """A new ``http.listen`` on reload: the old listener stays if the new one fails."""
@@ -297,6 +306,19 @@ class Service:
         if acquired:
             self.runtime.poller.poll_now(acquired)
         self._take_over_in(due)
+
+    def _prune_history(self) -> None:
+        """The retention job, off the poll path (each batch a short transaction of its own);
+        with several instances the leader's alone. Never raises: the scheduler goes on."""
+        runtime = self.runtime
+        if runtime.cluster is not None and not runtime.cluster.leader:
+            return
+        try:
+            runtime.store.history.prune(self.config.settings.history.retention)
+        except StorageFault:  # counted and logged once by the store
+            pass
+        except Exception:
+            log.exception("pruning the history failed; trying again on the next run")
 
     def _check_store(self) -> None:
         """At start: the state database takes a write and every page of it reads back."""
@@ -428,6 +450,11 @@ class Service:
             self.scheduler.reschedule_job(
                 "poll",
                 trigger=IntervalTrigger(seconds=new.poll.interval.total_seconds(), timezone=UTC),
+            )
+        if new.history.prune_interval != old.history.prune_interval:
+            every = new.history.prune_interval.total_seconds()
+            self.scheduler.reschedule_job(
+                "history-prune", trigger=IntervalTrigger(seconds=every, timezone=UTC)
             )
         if new.log != old.log:
             setup_logging(new.log.level, new.log.format)

@@ -18,7 +18,7 @@ from typing import Any
 
 from watchdog.alerts import Alert, Notification
 from watchdog.durations import format_time
-from watchdog.state import leases
+from watchdog.state import history, leases
 from watchdog.state.database import Cursor, Database
 from watchdog.state.outbox import Outbox
 from watchdog.state.rows import now_text, read_time
@@ -110,6 +110,7 @@ def record_alert(cur: Cursor, alert: Alert, notify: Sequence[str], now: str) -> 
         return
     payload = json.dumps(alert.to_dict(), separators=(",", ":"))
     notify_json = json.dumps(list(notify))
+    history.record_transition(cur, alert, now)
     if row is None:
         cur.execute(
             "INSERT INTO am_alerts (fingerprint, status, starts_at, version, changed_at,"

@@ -56,6 +56,10 @@ DatabaseError: tuple[type[Exception], ...] = (
 )
 
 
+class QueryTimeout(Exception):
+    """A read (``Database.read``) ran past its time budget and was stopped."""
+
+
 class Cursor(Protocol):
     """What the store needs of a cursor inside a transaction."""
 
@@ -80,6 +84,10 @@ class Database(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
 
     def transaction(self) -> AbstractContextManager[Cursor]: ...
+
+    def read(self, sql: str, params: Sequence[Any], seconds: float) -> list[Any]:
+        """A read that others may ask for at will (``/api/history``): stopped with
+        QueryTimeout after ``seconds``, and never holding the writers' lock."""
 
     def lock_schema(self, cur: Cursor) -> None: ...
 
@@ -160,6 +168,8 @@ class SqliteDatabase:
         self.path = None if path == ":memory:" else Path(path)
         self.faults = StorageFaults(path)
         self.lock: AbstractContextManager[Any] = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._read_db: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +188,34 @@ class SqliteDatabase:
         with self.lock, self._faults():
             cursor = self._db.execute(sql, tuple(params))
             return _Rows(cursor.fetchall(), cursor.rowcount)
+
+    def read(self, sql: str, params: Sequence[Any], seconds: float) -> list[Any]:
+        """On a read-only connection of its own (WAL: readers never wait for the writer nor
+        hold it up), interrupted after ``seconds``. ``:memory:`` has one connection only."""
+        deadline = time.monotonic() + seconds
+        if self.path is None:
+            lock, connection = self.lock, self._db
+        else:
+            lock, connection = self._read_lock, self._reader()
+        with lock, self._faults():
+            connection.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+            try:
+                return connection.execute(sql, tuple(params)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise QueryTimeout(f"the query took longer than {seconds:g}s") from None
+                raise
+            finally:
+                connection.set_progress_handler(None, 0)
+
+    def _reader(self) -> sqlite3.Connection:
+        """Under ``_read_lock``: the read-only connection, opened on first use."""
+        if self._read_db is None:
+            assert self.path is not None
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._read_db = sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
+            self._read_db.execute("PRAGMA busy_timeout=10000")
+        return self._read_db
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
@@ -266,6 +304,10 @@ class SqliteDatabase:
             raise self.faults.report(StorageFault("corrupt", "; ".join(problems)))
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._read_db is not None:
+                self._read_db.close()
+                self._read_db = None
         with self.lock:
             self._db.close()
 
@@ -401,6 +443,18 @@ class PostgresDatabase:
             cur.execute(_pg_sql(sql), tuple(params))
             rows = cur.fetchall() if cur.description is not None else []
             return _Rows(rows, cur.rowcount)
+
+    def read(self, sql: str, params: Sequence[Any], seconds: float) -> list[Any]:
+        """In a read-only transaction whose statements the server stops after ``seconds``."""
+        ROUND_TRIPS.inc(4)
+        try:
+            with self._faults(), self._pool.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                conn.execute(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
+                rows = conn.execute(_pg_sql(sql), tuple(params)).fetchall()
+                return list(rows)
+        except psycopg.errors.QueryCanceled:
+            raise QueryTimeout(f"the query took longer than {seconds:g}s") from None
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:

@@ -338,6 +338,71 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        # issue 20: alert history (watchdog.state.history). Each alert's identity once
+        # (its labels, for filters and silence matching), then its events: transitions,
+        # notifications sent or failed, and what other modules record through History.
+        # Acknowledgements, silences and inhibitions are read from ``audit`` and
+        # ``silences``, not written twice. Pruned by time in bounded batches.
+        40,
+        """
+        CREATE TABLE history_alerts (
+            fingerprint TEXT PRIMARY KEY,
+            rule TEXT NOT NULL,
+            meeting_id TEXT,
+            session_id TEXT,
+            participant_id TEXT,
+            labels TEXT NOT NULL,
+            last_at TEXT NOT NULL
+        );
+        CREATE INDEX history_alerts_rule ON history_alerts (rule);
+        CREATE INDEX history_alerts_meeting ON history_alerts (meeting_id);
+        CREATE INDEX history_alerts_participant ON history_alerts (participant_id);
+        CREATE INDEX history_alerts_last ON history_alerts (last_at);
+        CREATE TABLE history_events (
+            id TEXT PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            fingerprint TEXT,
+            value DOUBLE PRECISION,
+            notifier TEXT,
+            actor TEXT,
+            detail TEXT,
+            cause TEXT
+        );
+        CREATE INDEX history_events_at ON history_events (at);
+        CREATE INDEX history_events_alert ON history_events (fingerprint, at);
+        CREATE INDEX audit_at ON audit (at)
+        """,
+    ),
+    (
+        # issue 20: per-participant summaries of the rules' metrics, one row per participant
+        # and (at most) 30 minutes, each minute's avg, min and max packed and compressed
+        # (watchdog.state.minutes); who is who once per participant. Keyed by time first:
+        # pruning and reports read time ranges.
+        41,
+        """
+        CREATE TABLE history_participants (
+            who BIGINT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            participant_id TEXT NOT NULL,
+            meeting_id TEXT,
+            name TEXT,
+            first_minute BIGINT NOT NULL,
+            last_minute BIGINT NOT NULL
+        );
+        CREATE INDEX history_participants_last ON history_participants (last_minute);
+        CREATE INDEX history_participants_meeting ON history_participants (meeting_id);
+        CREATE TABLE history_minutes (
+            start BIGINT NOT NULL,
+            who BIGINT NOT NULL,
+            metrics BIGINT NOT NULL,
+            minutes INTEGER NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (start, who)
+        )
+        """,
+    ),
 )
 
 

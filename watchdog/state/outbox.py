@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from watchdog.alerts import Notification
 from watchdog.durations import format_time
+from watchdog.state import history
 from watchdog.state.database import Cursor, Database
 from watchdog.state.rows import now_text, read_time
 
@@ -78,6 +79,22 @@ class _Sequence:
         with self._lock:
             self._last = max(self._last + 1, time.time_ns())
             return self._last
+
+
+def _record(
+    cur: Cursor,
+    entry_id: str,
+    kind: str,
+    detail: str | None = None,
+    *,
+    first: bool = True,
+    permanent: bool = False,
+) -> None:
+    """The history of a notification's delivery (watchdog.state.history): delivered, or
+    failed the ``first`` time or the first time ``permanent``ly."""
+    row = cur.execute("SELECT payload, permanent FROM outbox WHERE id = ?", (entry_id,)).fetchone()
+    if row is not None and (first or (permanent and not row[1])):
+        history.record_notification(cur, _notification(row[0]), kind, detail)
 
 
 class Outbox:
@@ -218,6 +235,7 @@ class Outbox:
     def delivered(self, entry_id: str) -> None:
         """Gone from the outbox; its notifier's run of failures, if any, is over."""
         with self._db.transaction() as cur:
+            _record(cur, entry_id, "sent")
             cur.execute(
                 "DELETE FROM notifier_failures WHERE notifier ="
                 " (SELECT notifier FROM outbox WHERE id = ?)",
@@ -236,6 +254,8 @@ class Outbox:
         """An attempt failed: the row waits until ``next_attempt_at``, and its notifier's run
         of failures starts (or goes on)."""
         with self._db.transaction() as cur:
+            # the first failure and the first permanent one, not every retry of a backlog
+            _record(cur, entry_id, "failed", error[:200], first=attempts <= 1, permanent=permanent)
             cur.execute(
                 "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?,"
                 " permanent = ? WHERE id = ?",

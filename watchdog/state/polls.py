@@ -8,6 +8,7 @@ write is fenced by the participant's lease (watchdog.state.leases).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -23,8 +24,11 @@ from watchdog.state import leases
 from watchdog.state.alertlog import record_alert
 from watchdog.state.database import Cursor, Database
 from watchdog.state.leases import Fence
+from watchdog.state.minutes import Minutes, Row
 from watchdog.state.rows import Key, now_text, read_time
-from watchdog.videosdk.stats import ParticipantInfo
+from watchdog.videosdk.stats import ParticipantInfo, Sample
+
+log = logging.getLogger(__name__)
 
 
 def _state_row(state: AlertState) -> tuple[str, str, str | None, str | None, float]:
@@ -49,6 +53,9 @@ def _read_state(
 
 
 _FLUSH_CHUNK = 500  # deferred poll results encoded and written per statement batch
+# minute-summary rows waiting for a flush: beyond this (the database failing for hours at
+# 10,000 participants) the oldest are dropped, counted in a log line, so memory stays bounded
+MAX_PENDING_SUMMARIES = 50_000
 _UPSERT_CURSOR = (
     "INSERT INTO cursors (session_id, participant_id, last_sample_time, updated_at)"
     " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, participant_id) DO UPDATE SET"
@@ -107,8 +114,12 @@ class PollState:
     tables, and the poll results not yet written to them. Thread-safe: polls run in a
     pool."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, minutes: Minutes | None = None) -> None:
         self._db = db
+        # per-participant minute summaries (history): folded in by ``summarise``, the
+        # closed buckets written by ``flush`` with the deferred results
+        self.minutes = minutes if minutes is not None else Minutes(db)
+        self._summaries: list[Row] = []
         # polls that alerted nobody, written together later (see commit_poll)
         self._deferred: dict[Key, _Deferred] = {}
         self._deferred_lock = threading.Lock()
@@ -312,6 +323,26 @@ class PollState:
         if stale is not None and stale.fence is not None:
             self._stale([(key, stale.fence)])
 
+    def summarise(self, key: Key, info: ParticipantInfo, samples: Sequence[Sample]) -> None:
+        """Fold a poll's new samples into the participant's minute summaries; the buckets
+        that closed are written by the next ``flush`` (nothing is written here)."""
+        self._queue_summaries(self.minutes.add(key, info, samples))
+
+    def close_summaries(self) -> None:
+        """Stopping: every open bucket is written by the next ``flush``."""
+        self._queue_summaries(self.minutes.close_all())
+
+    def _queue_summaries(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        with self._deferred_lock:
+            self._summaries.extend(rows)
+            dropped = len(self._summaries) - MAX_PENDING_SUMMARIES
+            if dropped > 0:
+                del self._summaries[:dropped]
+        if dropped > 0:
+            log.warning("dropped %d unwritten minute summaries (the database fails)", dropped)
+
     def flush(self) -> int:
         """Write every deferred poll result in one transaction; returns how many.
 
@@ -319,10 +350,11 @@ class PollState:
         fenced poll locks its one), then writes only the results whose lease is still the
         one they were polled under; the others are discarded and kept for ``take_stale``.
         """
-        if not self._deferred:
+        if not self._deferred and not self._summaries:
             return 0
         now = now_text()
         entries: dict[Key, _Deferred] = {}
+        summaries: list[Row] = []
         stale: list[tuple[Key, Fence]] = []
         held: dict[Key, Fence] = {}
         items: list[tuple[Key, _Deferred]] = []
@@ -333,6 +365,7 @@ class PollState:
                 held.update(leases.lock_owned(self._db, cur, owner))
             with self._deferred_lock:  # on SQLite under the writers' lock: the same
                 entries, self._deferred = self._deferred, {}
+                summaries, self._summaries = self._summaries, []
             try:
                 later = {}
                 for key, entry in entries.items():
@@ -351,8 +384,12 @@ class PollState:
                     self._restore_deferred(later)
                 for start in range(0, len(items), _FLUSH_CHUNK):  # bounded rows in memory
                     _write_results(cur, items[start : start + _FLUSH_CHUNK], now)
+                for start in range(0, len(summaries), _FLUSH_CHUNK):
+                    Minutes.insert(cur, summaries[start : start + _FLUSH_CHUNK])
             except BaseException:  # back before the rollback frees the leases: a fenced
                 self._restore_deferred(entries)  # write waiting on one then sees them
+                with self._deferred_lock:
+                    self._summaries[:0] = summaries
                 raise
         self._stale(stale)
         return len(items)
@@ -379,6 +416,7 @@ class PollState:
                 cur.execute("DELETE FROM leases WHERE session_id = ? AND participant_id = ?", key)
             with self._deferred_lock:  # its rows go: nothing deferred may bring them back
                 self._deferred.pop(key, None)
+                self._summaries.extend(self.minutes.close(key))  # written by the next flush
             for table in ("watchlist", "cursors", "alert_states", "rule_memory"):
                 cur.execute(
                     f"DELETE FROM {table} WHERE session_id = ? AND participant_id = ?",  # noqa: S608

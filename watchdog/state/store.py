@@ -3,11 +3,12 @@
 Each concern has its own module and owns its tables: ``polls`` (cursors, alert states,
 engine memory, with the write-behind buffer), ``outbox``, ``notifier_memory``,
 ``alert_log`` (the alert manager's), ``escalations`` (its ladders), ``silences`` (with
-acks and the audit log), ``watchlist`` and ``oncall`` (overrides, calendar copies); the
-schema is in watchdog.state.migrations. ``Store`` opens the database, builds the
-repositories over it, and keeps what concerns the whole: closing, migrations, the storage
-check and its faults. Callers take the repositories they use; only what needs the whole
-database (the build, the cluster, ``migrate``) takes the ``Store``.
+acks and the audit log), ``watchlist``, ``oncall`` (overrides, calendar copies),
+``history`` (alert history and its retention) and ``minutes`` (the per-participant minute
+summaries); the schema is in watchdog.state.migrations. ``Store`` opens the database,
+builds the repositories over it, and keeps what concerns the whole: closing, migrations,
+the storage check and its faults. Callers take the repositories they use; only what needs
+the whole database (the build, the cluster, ``migrate``) takes the ``Store``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from watchdog.state.alertlog import AlertLog
 from watchdog.state.database import Cursor, Database, DatabaseError, open_database
 from watchdog.state.escalations import Escalations
 from watchdog.state.faults import StorageFault, StorageFaults
+from watchdog.state.history import History
+from watchdog.state.minutes import Minutes
 from watchdog.state.notifier_memory import NotifierMemory
 from watchdog.state.oncall import OnCallState
 from watchdog.state.outbox import Outbox
@@ -46,7 +49,8 @@ class Store:
         # several instances may share the database (PostgreSQL; SQLite is one instance's):
         # what the cluster and ``status`` go by, so nothing above asks which engine it is
         self.shared = self._db.kind == "postgresql"
-        self.polls = PollState(self._db)
+        self.minutes = Minutes(self._db)  # history's minute summaries (metrics: the build's)
+        self.polls = PollState(self._db, self.minutes)
         self.outbox = Outbox(self._db)
         self.notifier_memory = NotifierMemory(self._db)
         self.silences = Silences(self._db)
@@ -54,11 +58,13 @@ class Store:
         self.escalations = Escalations(self._db, self.outbox, self.silences)
         self.watchlist = WatchList(self._db, self.polls)
         self.oncall = OnCallState(self._db, self.silences)
+        self.history = History(self._db)
         if migrate:
             self.migrate()
 
     def close(self) -> None:
         try:
+            self.polls.close_summaries()  # the open buckets too: nothing summarised is lost
             self.polls.flush()
         except DatabaseError as exc:  # replayed from the older cursor on the next start
             log.error("writing the last poll results failed: %s", exc)
