@@ -465,3 +465,52 @@ def test_a_mention_step_needs_a_slack_notifier_to_carry_it(
     data["alerting"]["routes"][0]["escalation"]["steps"][2]["via"] = ["slack"]
     path.write_text(yaml.safe_dump(data))
     assert "no slack notifier" not in _cli(path, "check").stderr
+
+
+NAMES_CONFIG = """\
+videosdk: {api_key: k, secret_key: s}
+rules: [rules.yaml]
+notifiers:
+  slack: {type: slack, channel: C0ALERTS1, token: xoxb-test}
+alerting:
+  routes:
+    - match: [alertname=poor-video]
+      notify: [slack]
+      escalation:
+        steps:
+          - after: 5m
+            mention: [U0LEAD001, "oncall:vidoe"]
+            active_time_intervals: [out-of-hours, weekend]
+time_intervals:
+  - name: out-of-hours
+    time_intervals: [{times: [{start_time: "18:00", end_time: "24:00"}]}]
+oncall:
+  teams:
+    video:
+      people: {bob: {slack_user: U0BOB0001}}
+      rotation: {people: [bob], start: 2026-11-23}
+"""
+
+
+def test_check_refuses_a_step_naming_an_undefined_window_or_team(tmp_path: Path) -> None:
+    """Passed over or mentioning nobody at 3 a.m. would be the first sign otherwise."""
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - {name: poor-video, metric: qualityScore.video, op: '<', threshold: 3}\n"
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(NAMES_CONFIG)
+    checked = _cli(path, "check")
+    assert checked.returncode == 2
+    where = f"{path}:13: alerting.routes[0].escalation.steps[0].active_time_intervals[1]"
+    assert (
+        f"{where}: no time interval named 'weekend' (define it under top-level "
+        "time_intervals:; defined: out-of-hours)"
+    ) in checked.stderr
+    assert (
+        f"{path}:12: alerting.routes[0].escalation.steps[0].mention[1]: 'oncall:vidoe': no "
+        "team named 'vidoe': did you mean 'video'? (define it under oncall.teams:; teams: video)"
+    ) in checked.stderr
+    assert "out-of-hours'" not in checked.stderr  # the defined one is fine
+    fixed = NAMES_CONFIG.replace("oncall:vidoe", "oncall:video").replace(", weekend]", "]")
+    path.write_text(fixed)
+    assert _cli(path, "check").returncode == 0

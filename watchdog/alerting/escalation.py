@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
@@ -34,6 +34,7 @@ from watchdog.alerts import Alert, Notification, NotificationEvent, group_key, g
 from watchdog.alerts import alert_labels as receiver_labels
 from watchdog.config.escalation import EscalationPolicy, EscalationStep, parse_target, zone
 from watchdog.config.matchers import Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.config.problems import did_you_mean
 from watchdog.config.settings import Settings
 from watchdog.durations import format_duration, format_time
 from watchdog.state.alertlog import ActiveAlert, AlertingSnapshot, AlertingWrite
@@ -165,12 +166,22 @@ class EscalationConfig:
 
 
 def step_problems(
-    policy: EscalationPolicy, notifiers: Mapping[str, Mapping[str, object]], route_notify: list[str]
+    policy: EscalationPolicy,
+    notifiers: Mapping[str, Mapping[str, object]],
+    route_notify: list[str],
+    *,
+    intervals: Collection[str] = (),
+    teams: Collection[str] = (),
 ) -> list[tuple[tuple[str | int, ...], str]]:
-    """What a policy's model cannot check alone: (location under the route, message)."""
+    """What a policy's model cannot check alone: (location under the route, message).
+
+    ``intervals`` and ``teams``: the names ``time_intervals:`` and ``oncall.teams`` define;
+    a step naming another would be passed over, or mention nobody, at 3 a.m. instead of
+    failing ``check`` now."""
     found: list[tuple[tuple[str | int, ...], str]] = []
     names = sorted(notifiers)
     for index, step in enumerate(policy.steps):
+        found.extend(_name_problems(index, step, intervals, teams))
         for key in ("notify", "via"):
             for name in getattr(step, key) or []:
                 if name not in notifiers:
@@ -187,6 +198,33 @@ def step_problems(
                     ("escalation", "steps", index, "mention"),
                     "no slack notifier in the route's notify carries the mention: "
                     "add one, or name it with `via: [NAME]`",
+                )
+            )
+    return found
+
+
+def _name_problems(
+    index: int, step: EscalationStep, intervals: Collection[str], teams: Collection[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for at, name in enumerate(step.active_time_intervals):
+        if name not in intervals:
+            found.append(
+                (
+                    ("escalation", "steps", index, "active_time_intervals", at),
+                    f"no time interval named {name!r}{did_you_mean(name, intervals)} (define "
+                    f"it under top-level time_intervals:; defined: "
+                    f"{', '.join(sorted(intervals)) or 'none'})",
+                )
+            )
+    for at, text in enumerate(step.mention):
+        kind, team = parse_target(text)
+        if kind == "oncall" and team not in teams:
+            found.append(
+                (
+                    ("escalation", "steps", index, "mention", at),
+                    f"{text!r}: no team named {team!r}{did_you_mean(team, teams)} (define it "
+                    f"under oncall.teams:; teams: {', '.join(sorted(teams)) or 'none'})",
                 )
             )
     return found
