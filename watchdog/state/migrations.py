@@ -338,6 +338,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        # issue 18: how each calendar feed's last refresh went (the failure and since when),
+        # so `status` shows a failing feed and a restart keeps counting from its first failure
+        31,
+        """
+        CREATE TABLE oncall_feed_health (
+            team TEXT PRIMARY KEY,
+            checked_at TEXT NOT NULL,
+            error TEXT,
+            failing_since TEXT
+        )
+        """,
+    ),
 )
 
 
