@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import watchdog_slack
 import yaml
+from prometheus_client import REGISTRY
 
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.escalation import EscalationConfig, Escalator, next_nine, snooze_until
@@ -173,6 +175,18 @@ def slack() -> Iterator[FakeSlack]:
         yield server
 
 
+def counts() -> Counter[str]:
+    """/metrics' escalation counters of the route the tests use, and ack expiries."""
+    found: Counter[str] = Counter()
+    for outcome in ("mentioned", "notified", "passed_over"):
+        labels = {"route": "alerting.routes[0]", "outcome": outcome}
+        found[outcome] = int(
+            REGISTRY.get_sample_value("watchdog_escalation_steps_total", labels) or 0
+        )
+    found["ack_expiries"] = int(REGISTRY.get_sample_value("watchdog_ack_expiries_total") or 0)
+    return found
+
+
 def alert() -> Alert:
     return make_alert(starts_at=NOW - timedelta(minutes=1))
 
@@ -185,6 +199,7 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
     tmp_path: Path, slack: FakeSlack
 ) -> None:
     clock = Clock()
+    before = counts()
     with Sink() as pager, FakeSocketMode() as socket:
         slack.socket_url = socket.url
         daemon = OnCallDaemon(config_file(tmp_path, slack, pager.url), clock)
@@ -275,6 +290,8 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
             assert daemon.deliver() == []
         finally:
             daemon.close()
+    # steps 1 and 3 and its two repeats mentioned, step 2 paged; one acknowledgement expired
+    assert counts() - before == Counter(mentioned=4, notified=1, ack_expiries=1)
 
 
 def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
@@ -284,6 +301,7 @@ def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
     York; the resolution of the snoozed and acknowledged alert reaches Slack
     (alertmanager#226)."""
     clock = Clock()
+    before = counts()
     with Sink() as pager, FakeSocketMode() as socket:
         slack.socket_url = socket.url
         daemon = OnCallDaemon(config_file(tmp_path, slack, pager.url), clock)
@@ -334,6 +352,7 @@ def test_a_step_outside_its_time_intervals_is_passed_over_and_the_ladder_goes_on
     tmp_path: Path, slack: FakeSlack
 ) -> None:
     clock = Clock()
+    before = counts()
     with Sink() as pager:
         path = config_file(tmp_path, slack, pager.url)
         data = yaml.safe_load(path.read_text())
@@ -365,6 +384,7 @@ def test_a_step_outside_its_time_intervals_is_passed_over_and_the_ladder_goes_on
             assert row["next"] is None
         finally:
             daemon.close()
+    assert counts() - before == Counter(passed_over=1, mentioned=1)
 
 
 @dataclass(frozen=True)

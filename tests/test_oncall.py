@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import watchdog_slack
+from prometheus_client import REGISTRY
 
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.oncall import Feeds, Schedules, rotation_turn
@@ -440,6 +441,8 @@ def test_the_take_oncall_button_records_an_override_and_answers_who_is_on_call(
     clock = Clock(at("2026-10-20T12:00:00+00:00"))
     oncall = schedules(served.url, clock, store)
     assert oncall.feeds.refresh("video")
+    overrides = {"team": "video", "source": "slack"}
+    before = REGISTRY.get_sample_value("watchdog_oncall_overrides_total", overrides) or 0
     with FakeSlack() as slack, FakeSocketMode() as socket:
         slack.socket_url = socket.url
         host = PluginHost()
@@ -487,3 +490,4 @@ def test_the_take_oncall_button_records_an_override_and_answers_who_is_on_call(
     taken_by = [(e.action, e.actor, e.source) for e in store.silences.audit()]
     store.close()
     assert taken_by == [("oncall-override", "ualice1 (UALICE1)", "slack")]  # one, by the click
+    assert REGISTRY.get_sample_value("watchdog_oncall_overrides_total", overrides) == before + 1

@@ -37,6 +37,7 @@ from watchdog.config.matchers import Matcher, alert_labels, matches_all, parse_m
 from watchdog.config.problems import did_you_mean
 from watchdog.config.settings import Settings
 from watchdog.durations import format_duration, format_time
+from watchdog.obs.telemetry import ACK_EXPIRIES, ESCALATION_STEPS
 from watchdog.state.alertlog import ActiveAlert, AlertingSnapshot, AlertingWrite
 from watchdog.state.escalations import (
     Escalations,
@@ -289,7 +290,9 @@ class Escalator:
         if not write:
             return 0
         applied = self.escalations.apply(write)
+        ACK_EXPIRIES.inc(len(applied.expired))
         for ladder, run in applied.ran:
+            ESCALATION_STEPS.labels(ladder.route, _counted_as(run)).inc()
             log.info(
                 "escalation of %s (%s) step %d%s: %s",
                 ladder.fingerprint,
@@ -670,6 +673,13 @@ class _Pass:
             mention=bool(mentions) or repeat,
             mentions=mentions,
         )
+
+
+def _counted_as(run: StepRun) -> str:
+    """A step run's ``outcome`` label: what it did at most (a page is more than a mention)."""
+    if run.notifiers:
+        return "notified"
+    return "passed_over" if run.outcome.startswith("passed over") else "mentioned"
 
 
 def next_step(policy: EscalationPolicy, done: list[StepRun]) -> tuple[int, int, float] | None:

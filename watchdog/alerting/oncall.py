@@ -40,7 +40,7 @@ from watchdog.config.oncall import (
     zone,
 )
 from watchdog.durations import format_time
-from watchdog.obs.telemetry import ONCALL_FEED_FAILURES
+from watchdog.obs.telemetry import ONCALL_FEED_FAILURES, ONCALL_OVERRIDES
 from watchdog.state.oncall import FeedCopy, FeedHealth, OnCallState, Override
 from watchdog.state.silences import AuditEntry
 
@@ -456,6 +456,7 @@ class Schedules:
                 uuid.uuid4().hex, now, actor, "oncall-override", override.id, source, detail
             ),
         )
+        ONCALL_OVERRIDES.labels(team, source).inc()
         return override
 
     def remove_override(self, prefix: str, actor: str, source: str) -> Override:
