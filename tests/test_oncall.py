@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,8 +27,12 @@ from watchdog.alerting.oncall import Feeds, Schedules, rotation_turn
 from watchdog.cli.main import main
 from watchdog.config.oncall import OnCallSettings, RotationSettings
 from watchdog.delivery.host import PluginHost
+from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 
+from .conftest import POOR_VIDEO
+from .conftest import write_config as daemon_config
+from .processes import Daemon
 from .slackapi import APP_TOKEN, CHANNEL_ID, TOKEN, FakeSlack, block_problems
 from .socketmode import FakeSocketMode
 
@@ -83,6 +88,16 @@ class FeedServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def shift_feed(person: str, start: datetime, end: datetime) -> bytes:
+    """An iCalendar feed with one on-call shift."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{person}-shift\r\nDTSTAMP:{start:{stamp}}\r\nDTSTART:{start:{stamp}}\r\n"
+        f"DTEND:{end:{stamp}}\r\nSUMMARY:On call: {person}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -491,3 +506,39 @@ def test_the_take_oncall_button_records_an_override_and_answers_who_is_on_call(
     store.close()
     assert taken_by == [("oncall-override", "ualice1 (UALICE1)", "slack")]  # one, by the click
     assert REGISTRY.get_sample_value("watchdog_oncall_overrides_total", overrides) == before + 1
+
+
+def test_the_running_daemon_refreshes_a_calendar_feed_on_its_refresh_interval(
+    served: FeedServer, tmp_path: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``videosdk-watchdog run``'s own job fetches the feed again: ``status`` (which fetches
+    nothing) shows the person of the new copy."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    hours = (now - timedelta(hours=1), now + timedelta(hours=8))
+    served.body = shift_feed("Alice", *hours)
+    teams = {"video": {"calendar": served.url, "people": PEOPLE, "refresh": "1s"}}
+    path = daemon_config(tmp_path, sim.url, [], POOR_VIDEO, oncall={"teams": teams})
+
+    def on_call() -> str | None:
+        assert main(["status", "--json", "--config", str(path)]) == 0
+        [team] = json.loads(capsys.readouterr().out)["oncall"]
+        return None if team["now"] is None else str(team["now"]["person"])
+
+    def wait_for(person: str) -> None:
+        deadline = time.monotonic() + 8
+        while on_call() != person:
+            assert time.monotonic() < deadline, f"{person} never shown on call"
+            time.sleep(0.1)
+
+    daemon = Daemon(["run", "--config", str(path)])
+    try:
+        daemon.wait_for(r"watching 0 participants", stream="err")
+        wait_for("Alice")
+        fetched = served.requests
+        served.body = shift_feed("Bob", *hours)  # the calendar changes between fetches
+        wait_for("Bob")
+        assert served.requests > fetched
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "s3cr3t" not in daemon.all_output()  # the feed's URL carries a token

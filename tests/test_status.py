@@ -22,7 +22,7 @@ from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series
-from .test_oncall import FeedServer
+from .test_oncall import FeedServer, shift_feed
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,16 +95,6 @@ def test_status_names_fixed_participants_and_marks_acked_silenced_and_pending(
     assert data["carol"]["pending"] == [{"rule": "poor-video", "since": "2026-11-24T10:00:30.000Z"}]
 
 
-def shift_feed(person: str, start: datetime, end: datetime) -> bytes:
-    """An iCalendar feed with one on-call shift."""
-    stamp = "%Y%m%dT%H%M%SZ"
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{person}-shift\r\nDTSTAMP:{start:{stamp}}\r\nDTSTART:{start:{stamp}}\r\n"
-        f"DTEND:{end:{stamp}}\r\nSUMMARY:On call: {person}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    ).encode()
-
-
 def daemon_feeds(config: Config, store: Store, now: datetime) -> Feeds:
     """A daemon's feeds as it starts (watchdog.runtime.build.make_schedules), at ``now``."""
     feeds = Feeds(config.settings.oncall, config.resolve, store.oncall, lambda: now)
@@ -157,7 +147,6 @@ def test_status_shows_who_is_on_call_and_a_failing_calendar_feed_with_its_kept_c
     failing_since = parse_time(video["feed"]["failingSince"])
     fetched = parse_time(video["feed"]["fetchedAt"])
     checked = parse_time(video["feed"]["checkedAt"])
-    assert failing_since is not None and fetched is not None and checked is not None
     assert fetched == now - timedelta(minutes=30)
     assert failing_since == now - timedelta(minutes=20)  # a restart counts on from there
     assert checked == now - timedelta(minutes=10)
