@@ -250,6 +250,44 @@ class _Thread:
     order: str  # the outbox lane: the group's, so a reply follows its message
 
 
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """What the config says of one alert version: its labels, the route running its
+    ladder, its ``ack_timeout``."""
+
+    active: ActiveAlert
+    config: EscalationConfig
+    labels: Mapping[str, str]
+    route: RoutePolicy | None
+    timeout: timedelta
+
+
+class _Routes:
+    """Each alert version's :class:`_Routed`, worked out once: the alert log hands back
+    the same ActiveAlert while its version holds (as the manager's Routing relies on),
+    and matching every route against every firing alert's labels on every flush was
+    most of this pass's cost."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, _Routed] = {}
+        self._earlier: dict[str, _Routed] = {}
+
+    def begin(self) -> None:
+        """A new pass: what the last one saw is kept only for the alerts seen again."""
+        self._earlier, self._known = self._known, {}
+
+    def of(self, active: ActiveAlert, config: EscalationConfig) -> _Routed:
+        fp = active.alert.fingerprint
+        found = self._known.get(fp) or self._earlier.get(fp)
+        if found is None or found.active is not active or found.config is not config:
+            labels = alert_labels(active.alert)
+            found = _Routed(
+                active, config, labels, config.ladder_route(labels), config.ack_timeout_for(labels)
+            )
+        self._known[fp] = found
+        return found
+
+
 class Escalator:
     """Runs the acknowledgement and escalation rules over one flush's snapshot."""
 
@@ -262,6 +300,7 @@ class Escalator:
         self.escalations = escalations
         self.silences = silences
         self.oncall = oncall
+        self.routes = _Routes()
 
     def run(
         self,
@@ -280,6 +319,7 @@ class Escalator:
             return 0
         acks = {a.fingerprint: a for a in self.silences.acks()}
         write = EscalationWrite()
+        self.routes.begin()
         current = {a.alert.fingerprint for a in snapshot.alerts}
         for gone in ladders.keys() - current:
             write.ended.append((gone, ladders[gone].starts_at))
@@ -387,10 +427,9 @@ class _Pass:
             if ladder is not None:
                 self._resolved(alert, ladder)
             return
-        labels = alert_labels(alert)
-        route = self.config.ladder_route(labels)
+        routed = self.escalator.routes.of(active, self.config)
+        labels, route, timeout = routed.labels, routed.route, routed.timeout
         targets = [name for name, _ in self.groups.groups_of(fp)]
-        timeout = self.config.ack_timeout_for(labels)
         hears_acks = any(n in self.config.acknowledged for n in targets)
         if ladder is None or ladder.starts_at != alert.starts_at:
             if route is None and not timeout and not hears_acks:
