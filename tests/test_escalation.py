@@ -301,7 +301,6 @@ def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
     York; the resolution of the snoozed and acknowledged alert reaches Slack
     (alertmanager#226)."""
     clock = Clock()
-    before = counts()
     with Sink() as pager, FakeSocketMode() as socket:
         slack.socket_url = socket.url
         daemon = OnCallDaemon(config_file(tmp_path, slack, pager.url), clock)

@@ -67,9 +67,10 @@ def team_value(team: str) -> str:
 def parse_team(raw: str) -> str:
     """The team a *Take on-call* button names; ValueError if it is not ours."""
     data = json.loads(raw)
-    if not isinstance(data, dict) or not isinstance(data.get("team"), str):
+    team = data.get("team") if isinstance(data, dict) else None
+    if not isinstance(team, str):
         raise ValueError("not a watchdog on-call button")
-    return data["team"]
+    return team
 
 
 def team_block(team: str, line: str) -> dict[str, Any]:
