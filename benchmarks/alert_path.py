@@ -16,7 +16,11 @@ this process's CPU clock is each stage's cost. Per step, after the clock moved 2
 (c) the dispatcher delivering the notifications to two webhook notifiers (one receiver
     that answers at once).
 
-Run: ``.venv/bin/python -m benchmarks.alert_path --participants 4000``.
+``--escalation``: every alert is also on an escalation ladder (a route matching all of
+them, one step an hour in that never falls due, ``ack_timeout`` set), so (b) includes
+the escalator's pass over every firing alert.
+
+Run: ``.venv/bin/python -m benchmarks.alert_path --participants 4000 [--escalation]``.
 """
 
 from __future__ import annotations
@@ -138,9 +142,23 @@ def start_simulator(participants: int, stagger: float) -> tuple[subprocess.Popen
     return proc, line[1]
 
 
-def write_config(workdir: Path, url: str, participants: int, receiver_url: str) -> Path:
+LADDER = {
+    "ack_timeout": "30m",
+    "routes": [
+        {
+            "match": ["alertname=poor-video-now"],
+            "notify": [NOTIFIERS[0]],
+            "escalation": {"steps": [{"after": "1h", "notify": [NOTIFIERS[1]]}]},
+        }
+    ],
+}
+
+
+def write_config(
+    workdir: Path, url: str, participants: int, receiver_url: str, escalation: bool = False
+) -> Path:
     (workdir / "rules.yaml").write_text(yaml.safe_dump(RULES))
-    config = {
+    config: dict[str, Any] = {
         "videosdk": {"base_url": url, "api_key": "bench-key", "secret_key": SECRET},
         "poll": {"interval": "30s", "concurrency": 32},
         "watch": {
@@ -153,6 +171,8 @@ def write_config(workdir: Path, url: str, participants: int, receiver_url: str) 
         "state": {"url": str(workdir / "state.db")},
         "log": {"level": "warning"},
     }
+    if escalation:
+        config["alerting"] = LADDER
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -180,6 +200,9 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=4000)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--stagger", type=float, default=40.0)
+    parser.add_argument(
+        "--escalation", action="store_true", help="every alert on an escalation ladder"
+    )
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
@@ -191,7 +214,7 @@ def main() -> None:
     try:
         requests.post(f"{url}/_sim/advance", json={"seconds": 1200}, timeout=30)
         with tempfile.TemporaryDirectory() as tmp:
-            path = write_config(Path(tmp), url, args.participants, sink.url)
+            path = write_config(Path(tmp), url, args.participants, sink.url, args.escalation)
             runtime = build(load_config(str(path)))
             rows = []
             for step in range(args.steps + 2):  # two to settle: first sight, first alerts
@@ -218,7 +241,8 @@ def main() -> None:
     poll, flush, idle, delivery, sent = (sum(r[i] for r in rows) for i in range(5))
     n = len(rows)
     print(
-        f"participants={args.participants} stagger={args.stagger:g}s steps={n}, CPU seconds:\n"
+        f"participants={args.participants} stagger={args.stagger:g}s steps={n}"
+        f"{' escalation' if args.escalation else ''}, CPU seconds:\n"
         f"  (a) poll cycle  {poll:7.2f}s  ({poll / n / args.participants * 1000:.2f} ms a poll)\n"
         f"  (b) flush       {flush:7.2f}s  ({flush / max(sent, 1) * 1000:.2f} ms a notification);"
         f" with nothing new {idle / n * 1000:.0f} ms a flush\n"

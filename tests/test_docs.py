@@ -200,8 +200,10 @@ def test_a_config_example_passes_check(
     monkeypatch.setenv("VIDEOSDK_SECRET_KEY", SECRET)
     monkeypatch.setenv("WATCHDOG_STATE__URL", str(tmp_path / "state.db"))
     for variable in re.findall(r"from (WATCHDOG_[A-Z0-9_]+)", text):
-        # 32 letters and digits: fits every secret's shape, a PagerDuty routing key's too
-        monkeypatch.setenv(variable, "SecretFromTheEnvironment01234567")
+        # 32 letters and digits: fits every secret's shape, a PagerDuty routing key's too;
+        # a Slack app-level token is told apart from a bot token by its prefix
+        shape = "xapp-1-A0-1-" if variable.endswith("__APP_TOKEN") else ""
+        monkeypatch.setenv(variable, shape + "SecretFromTheEnvironment01234567")
     assert main(["check", "--config", str(tmp_path / "config.yaml")]) == 0, capsys.readouterr()
     assert "warning" not in capsys.readouterr().err
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import watchdog_slack
 import yaml
+from prometheus_client import REGISTRY
 
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.escalation import EscalationConfig, Escalator, next_nine, snooze_until
@@ -175,6 +177,18 @@ def slack() -> Iterator[FakeSlack]:
         yield server
 
 
+def counts() -> Counter[str]:
+    """/metrics' escalation counters of the route the tests use, and ack expiries."""
+    found: Counter[str] = Counter()
+    for outcome in ("mentioned", "notified", "passed_over"):
+        labels = {"route": "alerting.routes[0]", "outcome": outcome}
+        found[outcome] = int(
+            REGISTRY.get_sample_value("watchdog_escalation_steps_total", labels) or 0
+        )
+    found["ack_expiries"] = int(REGISTRY.get_sample_value("watchdog_ack_expiries_total") or 0)
+    return found
+
+
 def alert() -> Alert:
     return make_alert(starts_at=NOW - timedelta(minutes=1))
 
@@ -187,6 +201,7 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
     tmp_path: Path, slack: FakeSlack
 ) -> None:
     clock = Clock()
+    before = counts()
     with Sink() as pager, FakeSocketMode() as socket:
         slack.socket_url = socket.url
         daemon = OnCallDaemon(config_file(tmp_path, slack, pager.url), clock)
@@ -277,6 +292,8 @@ def test_a_ladder_climbs_stops_when_acknowledged_resumes_when_it_expires_and_end
             assert daemon.deliver() == []
         finally:
             daemon.close()
+    # steps 1 and 3 and its two repeats mentioned, step 2 paged; one acknowledgement expired
+    assert counts() - before == Counter(mentioned=4, notified=1, ack_expiries=1)
 
 
 def test_snooze_silences_until_the_teams_next_0900_and_resolutions_still_go_out(
@@ -336,6 +353,7 @@ def test_a_step_outside_its_time_intervals_is_passed_over_and_the_ladder_goes_on
     tmp_path: Path, slack: FakeSlack
 ) -> None:
     clock = Clock()
+    before = counts()
     with Sink() as pager:
         path = config_file(tmp_path, slack, pager.url)
         data = yaml.safe_load(path.read_text())
@@ -367,6 +385,7 @@ def test_a_step_outside_its_time_intervals_is_passed_over_and_the_ladder_goes_on
             assert row["next"] is None
         finally:
             daemon.close()
+    assert counts() - before == Counter(passed_over=1, mentioned=1)
 
 
 @dataclass(frozen=True)
@@ -467,3 +486,52 @@ def test_a_mention_step_needs_a_slack_notifier_to_carry_it(
     data["alerting"]["routes"][0]["escalation"]["steps"][2]["via"] = ["slack"]
     path.write_text(yaml.safe_dump(data))
     assert "no slack notifier" not in _cli(path, "check").stderr
+
+
+NAMES_CONFIG = """\
+videosdk: {api_key: k, secret_key: s}
+rules: [rules.yaml]
+notifiers:
+  slack: {type: slack, channel: C0ALERTS1, token: xoxb-test}
+alerting:
+  routes:
+    - match: [alertname=poor-video]
+      notify: [slack]
+      escalation:
+        steps:
+          - after: 5m
+            mention: [U0LEAD001, "oncall:vidoe"]
+            active_time_intervals: [out-of-hours, weekend]
+time_intervals:
+  - name: out-of-hours
+    time_intervals: [{times: [{start_time: "18:00", end_time: "24:00"}]}]
+oncall:
+  teams:
+    video:
+      people: {bob: {slack_user: U0BOB0001}}
+      rotation: {people: [bob], start: 2026-11-23}
+"""
+
+
+def test_check_refuses_a_step_naming_an_undefined_window_or_team(tmp_path: Path) -> None:
+    """Passed over or mentioning nobody at 3 a.m. would be the first sign otherwise."""
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - {name: poor-video, metric: qualityScore.video, op: '<', threshold: 3}\n"
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(NAMES_CONFIG)
+    checked = _cli(path, "check")
+    assert checked.returncode == 2
+    where = f"{path}:13: alerting.routes[0].escalation.steps[0].active_time_intervals[1]"
+    assert (
+        f"{where}: no time interval named 'weekend' (define it under top-level "
+        "time_intervals:; defined: out-of-hours)"
+    ) in checked.stderr
+    assert (
+        f"{path}:12: alerting.routes[0].escalation.steps[0].mention[1]: 'oncall:vidoe': no "
+        "team named 'vidoe': did you mean 'video'? (define it under oncall.teams:; teams: video)"
+    ) in checked.stderr
+    assert "out-of-hours'" not in checked.stderr  # the defined one is fine
+    fixed = NAMES_CONFIG.replace("oncall:vidoe", "oncall:video").replace(", weekend]", "]")
+    path.write_text(fixed)
+    assert _cli(path, "check").returncode == 0

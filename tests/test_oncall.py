@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,15 +20,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import watchdog_slack
+from prometheus_client import REGISTRY
 
 from watchdog.alerting.actions import StoreActions
 from watchdog.alerting.oncall import Feeds, Schedules, rotation_turn
 from watchdog.cli.main import main
 from watchdog.config.oncall import OnCallSettings, RotationSettings
 from watchdog.delivery.host import PluginHost
+from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 
-from .slackapi import APP_TOKEN, CHANNEL_ID, TOKEN, FakeSlack
+from .conftest import POOR_VIDEO
+from .conftest import write_config as daemon_config
+from .processes import Daemon
+from .slackapi import APP_TOKEN, CHANNEL_ID, TOKEN, FakeSlack, block_problems
 from .socketmode import FakeSocketMode
 
 FEED = (Path(__file__).parent / "fixtures" / "oncall-berlin.ics").read_bytes()
@@ -82,6 +88,16 @@ class FeedServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def shift_feed(person: str, start: datetime, end: datetime) -> bytes:
+    """An iCalendar feed with one on-call shift."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{person}-shift\r\nDTSTAMP:{start:{stamp}}\r\nDTSTART:{start:{stamp}}\r\n"
+        f"DTEND:{end:{stamp}}\r\nSUMMARY:On call: {person}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -405,3 +421,124 @@ def test_slash_oncall_answers_and_take_puts_the_caller_on_call(
     who_took = [(e.action, e.actor, e.source) for e in store.silences.audit()]
     store.close()
     assert ("oncall-override", "UALICE1", "slack") in who_took
+
+
+def take_click(slack: FakeSlack, answer: dict[str, Any], team: str, user: str) -> dict[str, Any]:
+    """A click on a team's *Take on-call* button in an ephemeral answer, as Slack sends it."""
+    block = next(b for b in answer["blocks"] if b.get("block_id") == f"oncall:{team}")
+    pressed = block["accessory"]
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+        "api_app_id": "A0001",
+        "team": {"id": "T0001", "domain": "example"},
+        "container": {"type": "message", "channel_id": CHANNEL_ID, "is_ephemeral": True},
+        "channel": {"id": CHANNEL_ID, "name": "alerts"},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "response_url": slack.response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": pressed["action_id"],
+                "block_id": block["block_id"],
+                "value": pressed["value"],
+                "text": pressed["text"],
+                "action_ts": "1764000000.000100",
+            }
+        ],
+    }
+
+
+def test_the_take_oncall_button_records_an_override_and_answers_who_is_on_call(
+    served: FeedServer, tmp_path: Path
+) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    clock = Clock(at("2026-10-20T12:00:00+00:00"))
+    oncall = schedules(served.url, clock, store)
+    assert oncall.feeds.refresh("video")
+    overrides = {"team": "video", "source": "slack"}
+    before = REGISTRY.get_sample_value("watchdog_oncall_overrides_total", overrides) or 0
+    with FakeSlack() as slack, FakeSocketMode() as socket:
+        slack.socket_url = socket.url
+        host = PluginHost()
+        host.add(watchdog_slack, "slack")
+        config = {
+            "type": "slack",
+            "token": TOKEN,
+            "channel": "#alerts",
+            "base_url": slack.api_url,
+            "app_token": APP_TOKEN,
+            "ack_allowed": ["UALICE1", "U0STRANGER"],
+        }
+        actions = StoreActions(
+            store.silences, store.alert_log, store.watchlist, clock, oncall=oncall
+        )
+        notifier = host.build(
+            {"slack": config}, store.notifier_memory.for_notifier, actions=actions
+        )["slack"]
+        getattr(notifier, "start")()  # noqa: B009
+        try:
+            command = {"command": "/watchdog", "channel_id": CHANNEL_ID, "user_id": "UALICE1"}
+            answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
+            assert block_problems(answer["blocks"]) == []  # slack-sdk's models accept them
+            [block] = answer["blocks"]
+            assert block["accessory"]["text"]["text"] == "🙋 Take on-call"
+            assert "*video*: Bob until 2026-10-26T08:00:00.000Z" in block["text"]["text"]
+
+            socket.send("interactive", take_click(slack, answer, "video", "UALICE1"))
+            [taken] = slack.responses
+            assert taken["replace_original"] is True  # the answer now says who is on call
+            head, line = (b["text"]["text"] for b in taken["blocks"])
+            assert head == "✅ Alice is on call for video until 2026-10-26T08:00:00.000Z."
+            assert line.startswith("*video*: <@UALICE1> until 2026-10-26T08:00:00.000Z (override)")
+            assert who(oncall.now("video", clock.now)) == "Alice"
+
+            socket.send("interactive", take_click(slack, answer, "video", "U0STRANGER"))
+            assert slack.responses[-1]["blocks"][0]["text"]["text"] == (
+                "⚠️ You are not one of team video's people (slack_user in the config)."
+            )
+            socket.send("interactive", take_click(slack, answer, "video", "U0MALLORY"))
+            assert slack.responses[-1]["text"].startswith("🚫 You are not allowed")
+            assert slack.violations == []
+        finally:
+            getattr(notifier, "close")()  # noqa: B009
+    taken_by = [(e.action, e.actor, e.source) for e in store.silences.audit()]
+    store.close()
+    assert taken_by == [("oncall-override", "ualice1 (UALICE1)", "slack")]  # one, by the click
+    assert REGISTRY.get_sample_value("watchdog_oncall_overrides_total", overrides) == before + 1
+
+
+def test_the_running_daemon_refreshes_a_calendar_feed_on_its_refresh_interval(
+    served: FeedServer, tmp_path: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``videosdk-watchdog run``'s own job fetches the feed again: ``status`` (which fetches
+    nothing) shows the person of the new copy."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    hours = (now - timedelta(hours=1), now + timedelta(hours=8))
+    served.body = shift_feed("Alice", *hours)
+    teams = {"video": {"calendar": served.url, "people": PEOPLE, "refresh": "1s"}}
+    path = daemon_config(tmp_path, sim.url, [], POOR_VIDEO, oncall={"teams": teams})
+
+    def on_call() -> str | None:
+        assert main(["status", "--json", "--config", str(path)]) == 0
+        [team] = json.loads(capsys.readouterr().out)["oncall"]
+        return None if team["now"] is None else str(team["now"]["person"])
+
+    def wait_for(person: str) -> None:
+        deadline = time.monotonic() + 8
+        while on_call() != person:
+            assert time.monotonic() < deadline, f"{person} never shown on call"
+            time.sleep(0.1)
+
+    daemon = Daemon(["run", "--config", str(path)])
+    try:
+        daemon.wait_for(r"watching 0 participants", stream="err")
+        wait_for("Alice")
+        fetched = served.requests
+        served.body = shift_feed("Bob", *hours)  # the calendar changes between fetches
+        wait_for("Bob")
+        assert served.requests > fetched
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "s3cr3t" not in daemon.all_output()  # the feed's URL carries a token

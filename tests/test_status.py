@@ -6,15 +6,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from watchdog.alerting.actions import StoreActions
+from watchdog.alerting.oncall import Feeds
 from watchdog.alerts import fingerprint
+from watchdog.cli.main import main
+from watchdog.config.settings import Config, load_config
+from watchdog.durations import parse_time
 from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
 
 from .conftest import POOR_VIDEO, write_config
 from .helpers import video_series
+from .test_oncall import FeedServer, shift_feed
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -85,3 +93,62 @@ def test_status_names_fixed_participants_and_marks_acked_silenced_and_pending(
     assert data["bob"]["firing"][0]["silencedBy"] == "dana"
     assert data["carol"]["firing"] == []
     assert data["carol"]["pending"] == [{"rule": "poor-video", "since": "2026-11-24T10:00:30.000Z"}]
+
+
+def daemon_feeds(config: Config, store: Store, now: datetime) -> Feeds:
+    """A daemon's feeds as it starts (watchdog.runtime.build.make_schedules), at ``now``."""
+    feeds = Feeds(config.settings.oncall, config.resolve, store.oncall, lambda: now)
+    feeds.load_saved()
+    return feeds
+
+
+def test_status_shows_who_is_on_call_and_a_failing_calendar_feed_with_its_kept_copy(
+    tmp_path: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    feed = FeedServer()
+    feed.body = shift_feed("Alice", now - timedelta(hours=1), now + timedelta(hours=8))
+    people = {"Alice": {"slack_user": "UALICE1"}, "Bob": {"slack_user": "UBOB001"}}
+    rotation = {"people": ["Bob"], "start": str(now.date() - timedelta(days=2))}
+    teams = {
+        "video": {"calendar": feed.url, "people": people},
+        "ops": {"rotation": rotation, "people": people},
+    }
+    path = write_config(tmp_path, sim.url, [], POOR_VIDEO, oncall={"teams": teams})
+    config = load_config(str(path))
+    store = Store(config.state_url)
+    try:  # the daemon's feeds: a good fetch, then the feed fails, then a restart
+        assert daemon_feeds(config, store, now - timedelta(minutes=30)).refresh("video")
+        feed.status = 503
+        assert not daemon_feeds(config, store, now - timedelta(minutes=20)).refresh("video")
+        assert not daemon_feeds(config, store, now - timedelta(minutes=10)).refresh("video")
+    finally:
+        store.close()
+        feed.stop()
+
+    assert main(["status", "--config", str(path)]) == 0
+    text = capsys.readouterr().out
+    section = text.split("on call (as the daemon last fetched the schedules):\n")[1]
+    lines = section.split("\n\n")[0].splitlines()
+    assert lines[0] == "  video:"
+    assert lines[1].startswith("    now   Alice from ")  # the copy kept from the good fetch
+    assert lines[3].startswith("    calendar feed FAILING since ")
+    assert ": the feed answered HTTP 503 (copy in use fetched " in lines[3]
+    assert "  ops:" in lines
+    assert any(line.startswith("    now   Bob from ") for line in lines)
+    assert "s3cr3t" not in text  # the feed's URL carries a token
+
+    assert main(["status", "--json", "--config", str(path)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["participants"] == []
+    video, ops = (next(t for t in document["oncall"] if t["team"] == n) for n in ("video", "ops"))
+    assert video["now"]["person"] == "Alice"
+    assert video["feed"]["error"] == "the feed answered HTTP 503"
+    failing_since = parse_time(video["feed"]["failingSince"])
+    fetched = parse_time(video["feed"]["fetchedAt"])
+    checked = parse_time(video["feed"]["checkedAt"])
+    assert fetched == now - timedelta(minutes=30)
+    assert failing_since == now - timedelta(minutes=20)  # a restart counts on from there
+    assert checked == now - timedelta(minutes=10)
+    assert ops["now"]["person"] == "Bob"
+    assert "feed" not in ops

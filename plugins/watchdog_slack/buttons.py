@@ -1,8 +1,10 @@
-"""The interactive part of an alert message: its state lines and its buttons.
+"""The interactive parts of messages: an alert's state lines and buttons, and the
+*Take on-call* button of each team in the answer to ``/watchdog oncall``.
 
-Each button's ``value`` names the alert (fingerprint) and the message's thread
+Each alert button's ``value`` names the alert (fingerprint) and the message's thread
 key, so a click, whether it arrives over Socket Mode or HTTP, after a restart
-or not, finds what to act on and which message to redraw.
+or not, finds what to act on and which message to redraw; a *Take on-call* button's
+names the team.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 from watchdog.alerts import Alert, Notification
 from watchdog.notifiers import AlertView
-from watchdog_slack.blocks import inline, slack_time
-from watchdog_slack.limits import TEXT_OBJECT, fit
+from watchdog_slack.blocks import inline, mrkdwn, slack_time
+from watchdog_slack.limits import SECTION_TEXT, TEXT_OBJECT, fit
 
 ACK = "watchdog_ack"
 SILENCE_1H = "watchdog_silence_1h"
@@ -25,6 +27,7 @@ UNACK = "watchdog_unack"
 TAKE = "watchdog_take"
 SNOOZE = "watchdog_snooze"
 ACTION_IDS = (ACK, SILENCE_1H, SILENCE_MEETING, UNSILENCE, UNACK, TAKE, SNOOZE)
+TAKE_ONCALL = "watchdog_oncall_take"  # not an alert's: its value names a team
 OWNING = (ACK, UNACK, TAKE)  # allowed to whoever may acknowledge; the rest silence
 MAX_BUTTON_ALERTS = 5  # a grouped message gets buttons for its first few firing alerts
 _SLACK_ID = re.compile(r"\(([UW][A-Z0-9]{2,})\)$")
@@ -55,6 +58,29 @@ def parse_value(raw: str) -> tuple[str, str]:
     if not isinstance(data, dict) or not isinstance(data.get("f"), str):
         raise ValueError("not a watchdog button")
     return data["f"], str(data.get("t", ""))
+
+
+def team_value(team: str) -> str:
+    return json.dumps({"team": team}, separators=(",", ":"))
+
+
+def parse_team(raw: str) -> str:
+    """The team a *Take on-call* button names; ValueError if it is not ours."""
+    data = json.loads(raw)
+    team = data.get("team") if isinstance(data, dict) else None
+    if not isinstance(team, str):
+        raise ValueError("not a watchdog on-call button")
+    return team
+
+
+def team_block(team: str, line: str) -> dict[str, Any]:
+    """One team's on-call line with its *Take on-call* button beside it."""
+    return {
+        "type": "section",
+        "block_id": f"oncall:{team}",
+        "text": mrkdwn(line, SECTION_TEXT),
+        "accessory": _button("🙋 Take on-call", TAKE_ONCALL, team_value(team)),
+    }
 
 
 def state_line(view: AlertView) -> str | None:

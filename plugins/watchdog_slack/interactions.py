@@ -26,7 +26,7 @@ from watchdog.alerts import Notification
 from watchdog.durations import parse_duration
 from watchdog.notifiers import ActionResult, AlertActions, AlertView, NotifierState
 from watchdog_slack import meeting
-from watchdog_slack.blocks import inline, message, slack_time
+from watchdog_slack.blocks import context_block, inline, message, section_block, slack_time
 from watchdog_slack.buttons import (
     ACK,
     ACTION_IDS,
@@ -36,11 +36,14 @@ from watchdog_slack.buttons import (
     SILENCE_MEETING,
     SNOOZE,
     TAKE,
+    TAKE_ONCALL,
     UNACK,
     actor,
     interactive_blocks,
     mention,
+    parse_team,
     parse_value,
+    team_block,
 )
 from watchdog_slack.limits import MESSAGE_TEXT, fit
 
@@ -50,6 +53,7 @@ COMMAND_HELP = (
     "`/watchdog oncall` (who is on call now and next) or `/watchdog oncall take [TEAM] [for 2h]`"
 )
 MAX_TAKE_WORDS = 4  # take TEAM for 2h
+MAX_TEAMS = 30  # teams in the answer to /watchdog oncall: a block each, of Slack's 50
 
 
 class Permissions:
@@ -131,6 +135,9 @@ class Interactions:
         container = payload.get("container") or {}
         for action in payload.get("actions") or []:
             action_id = action.get("action_id")
+            if action_id == TAKE_ONCALL:
+                self._take_oncall_click(user_id, who, str(action.get("value", "")), response_url)
+                continue
             if action_id not in ACTION_IDS:
                 continue
             try:
@@ -163,6 +170,23 @@ class Interactions:
         if action_id == SILENCE_MEETING:
             return self.actions.silence(fingerprint, who, "slack", scope="meeting")
         return self.actions.unsilence(fingerprint, who, "slack")
+
+    def _take_oncall_click(self, user_id: str, who: str, raw: str, response_url: str) -> None:
+        """*Take on-call* under ``/watchdog oncall``: as ``/watchdog oncall take TEAM``; the
+        ephemeral answer is redrawn with the outcome and who is on call now."""
+        try:
+            team = parse_team(raw)
+        except ValueError:
+            self.log.warning("ignored a Slack click with an unreadable button value")
+            return
+        if not user_id or not self.permissions.allows(user_id, self.ack_allowed):
+            self.log.info("refused taking on-call for %s for %s", team, who)
+            self.respond(response_url, _ephemeral(NOT_ALLOWED))
+            return
+        done, text = self.actions.take_oncall(user_id, who, "slack", team=team, duration=None)
+        self.log.info("on-call take by %s: %s", who, text)
+        answer = self._oncall_answer(("✅ " if done else "⚠️ ") + text)
+        self.respond(response_url, {**answer, "replace_original": True})
 
     def redraw(self, thread: str, view: AlertView, container: dict[str, Any]) -> bool:
         """Rewrite the alert's message with its current state; False if there is none."""
@@ -224,24 +248,22 @@ class Interactions:
         if verb == "oncall" and len(words) > 1 and words[1].lower() == "take":
             return _ephemeral(self._take_oncall(payload, words[2 : 2 + MAX_TAKE_WORDS]))
         if verb == "oncall":
-            return _ephemeral(self._oncall_text())
+            return self._oncall_answer()
         return _ephemeral(COMMAND_HELP)
 
-    def _oncall_text(self) -> str:
+    def _oncall_answer(self, head: str | None = None) -> dict[str, Any]:
+        """Who is on call now and next per team, each with a *Take on-call* button."""
         teams = self.actions.oncall()
         if not teams:
-            return "No on-call teams are configured."
-        lines = []
-        for row in teams[:30]:
-            now, later = row["now"], row["next"]
-            line = f"*{inline(row['team'])}*: {_shift_text(now)}"
-            if later is not None:
-                line += f"; next {_shift_text(later, start=True)}"
-            feed = row.get("feed") or {}
-            if feed.get("error"):
-                line += f" ⚠️ calendar feed failing: {inline(feed['error'])}"
-            lines.append(line)
-        return "\n".join(lines)
+            return _ephemeral(head or "No on-call teams are configured.")
+        lines = [(str(row["team"]), _team_line(row)) for row in teams[:MAX_TEAMS]]
+        blocks = [section_block(head)] if head else []
+        blocks += [team_block(team, line) for team, line in lines]
+        more = len(teams) - MAX_TEAMS
+        if more > 0:
+            blocks.append(context_block(f"…and {more} more teams (`videosdk-watchdog oncall`)"))
+        text = "\n".join([*([head] if head else []), *(line for _, line in lines)])
+        return {**_ephemeral(text), "blocks": blocks}
 
     def _take_oncall(self, payload: dict[str, Any], words: list[str]) -> str:
         """``take [TEAM] [for 2h]``: the caller's Slack user ID names the person."""
@@ -301,6 +323,16 @@ class Interactions:
                 f"{inline(row['endsAt'])}: {inline(row['comment'])}"
             )
         return "\n".join(lines)
+
+
+def _team_line(row: dict[str, Any]) -> str:
+    line = f"*{inline(row['team'])}*: {_shift_text(row['now'])}"
+    if row["next"] is not None:
+        line += f"; next {_shift_text(row['next'], start=True)}"
+    feed = row.get("feed") or {}
+    if feed.get("error"):
+        line += f" ⚠️ calendar feed failing: {inline(feed['error'])}"
+    return line
 
 
 def _shift_text(shift: dict[str, Any] | None, *, start: bool = False) -> str:

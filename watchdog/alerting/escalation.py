@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
@@ -34,8 +34,10 @@ from watchdog.alerts import Alert, Notification, NotificationEvent, group_key, g
 from watchdog.alerts import alert_labels as receiver_labels
 from watchdog.config.escalation import EscalationPolicy, EscalationStep, parse_target, zone
 from watchdog.config.matchers import Matcher, alert_labels, matches_all, parse_matchers
+from watchdog.config.problems import did_you_mean
 from watchdog.config.settings import Settings
 from watchdog.durations import format_duration, format_time
+from watchdog.obs.telemetry import ACK_EXPIRIES, ESCALATION_STEPS
 from watchdog.state.alertlog import ActiveAlert, AlertingSnapshot, AlertingWrite
 from watchdog.state.escalations import (
     Escalations,
@@ -165,12 +167,22 @@ class EscalationConfig:
 
 
 def step_problems(
-    policy: EscalationPolicy, notifiers: Mapping[str, Mapping[str, object]], route_notify: list[str]
+    policy: EscalationPolicy,
+    notifiers: Mapping[str, Mapping[str, object]],
+    route_notify: list[str],
+    *,
+    intervals: Collection[str] = (),
+    teams: Collection[str] = (),
 ) -> list[tuple[tuple[str | int, ...], str]]:
-    """What a policy's model cannot check alone: (location under the route, message)."""
+    """What a policy's model cannot check alone: (location under the route, message).
+
+    ``intervals`` and ``teams``: the names ``time_intervals:`` and ``oncall.teams`` define;
+    a step naming another would be passed over, or mention nobody, at 3 a.m. instead of
+    failing ``check`` now."""
     found: list[tuple[tuple[str | int, ...], str]] = []
     names = sorted(notifiers)
     for index, step in enumerate(policy.steps):
+        found.extend(_name_problems(index, step, intervals, teams))
         for key in ("notify", "via"):
             for name in getattr(step, key) or []:
                 if name not in notifiers:
@@ -187,6 +199,33 @@ def step_problems(
                     ("escalation", "steps", index, "mention"),
                     "no slack notifier in the route's notify carries the mention: "
                     "add one, or name it with `via: [NAME]`",
+                )
+            )
+    return found
+
+
+def _name_problems(
+    index: int, step: EscalationStep, intervals: Collection[str], teams: Collection[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for at, name in enumerate(step.active_time_intervals):
+        if name not in intervals:
+            found.append(
+                (
+                    ("escalation", "steps", index, "active_time_intervals", at),
+                    f"no time interval named {name!r}{did_you_mean(name, intervals)} (define "
+                    f"it under top-level time_intervals:; defined: "
+                    f"{', '.join(sorted(intervals)) or 'none'})",
+                )
+            )
+    for at, text in enumerate(step.mention):
+        kind, team = parse_target(text)
+        if kind == "oncall" and team not in teams:
+            found.append(
+                (
+                    ("escalation", "steps", index, "mention", at),
+                    f"{text!r}: no team named {team!r}{did_you_mean(team, teams)} (define it "
+                    f"under oncall.teams:; teams: {', '.join(sorted(teams)) or 'none'})",
                 )
             )
     return found
@@ -211,6 +250,44 @@ class _Thread:
     order: str  # the outbox lane: the group's, so a reply follows its message
 
 
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """What the config says of one alert version: its labels, the route running its
+    ladder, its ``ack_timeout``."""
+
+    active: ActiveAlert
+    config: EscalationConfig
+    labels: Mapping[str, str]
+    route: RoutePolicy | None
+    timeout: timedelta
+
+
+class _Routes:
+    """Each alert version's :class:`_Routed`, worked out once: the alert log hands back
+    the same ActiveAlert while its version holds (as the manager's Routing relies on),
+    and matching every route against every firing alert's labels on every flush was
+    most of this pass's cost."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, _Routed] = {}
+        self._earlier: dict[str, _Routed] = {}
+
+    def begin(self) -> None:
+        """A new pass: what the last one saw is kept only for the alerts seen again."""
+        self._earlier, self._known = self._known, {}
+
+    def of(self, active: ActiveAlert, config: EscalationConfig) -> _Routed:
+        fp = active.alert.fingerprint
+        found = self._known.get(fp) or self._earlier.get(fp)
+        if found is None or found.active is not active or found.config is not config:
+            labels = alert_labels(active.alert)
+            found = _Routed(
+                active, config, labels, config.ladder_route(labels), config.ack_timeout_for(labels)
+            )
+        self._known[fp] = found
+        return found
+
+
 class Escalator:
     """Runs the acknowledgement and escalation rules over one flush's snapshot."""
 
@@ -223,6 +300,7 @@ class Escalator:
         self.escalations = escalations
         self.silences = silences
         self.oncall = oncall
+        self.routes = _Routes()
 
     def run(
         self,
@@ -241,6 +319,7 @@ class Escalator:
             return 0
         acks = {a.fingerprint: a for a in self.silences.acks()}
         write = EscalationWrite()
+        self.routes.begin()
         current = {a.alert.fingerprint for a in snapshot.alerts}
         for gone in ladders.keys() - current:
             write.ended.append((gone, ladders[gone].starts_at))
@@ -251,7 +330,9 @@ class Escalator:
         if not write:
             return 0
         applied = self.escalations.apply(write)
+        ACK_EXPIRIES.inc(len(applied.expired))
         for ladder, run in applied.ran:
+            ESCALATION_STEPS.labels(ladder.route, _counted_as(run)).inc()
             log.info(
                 "escalation of %s (%s) step %d%s: %s",
                 ladder.fingerprint,
@@ -346,10 +427,9 @@ class _Pass:
             if ladder is not None:
                 self._resolved(alert, ladder)
             return
-        labels = alert_labels(alert)
-        route = self.config.ladder_route(labels)
+        routed = self.escalator.routes.of(active, self.config)
+        labels, route, timeout = routed.labels, routed.route, routed.timeout
         targets = [name for name, _ in self.groups.groups_of(fp)]
-        timeout = self.config.ack_timeout_for(labels)
         hears_acks = any(n in self.config.acknowledged for n in targets)
         if ladder is None or ladder.starts_at != alert.starts_at:
             if route is None and not timeout and not hears_acks:
@@ -632,6 +712,13 @@ class _Pass:
             mention=bool(mentions) or repeat,
             mentions=mentions,
         )
+
+
+def _counted_as(run: StepRun) -> str:
+    """A step run's ``outcome`` label: what it did at most (a page is more than a mention)."""
+    if run.notifiers:
+        return "notified"
+    return "passed_over" if run.outcome.startswith("passed over") else "mentioned"
 
 
 def next_step(policy: EscalationPolicy, done: list[StepRun]) -> tuple[int, int, float] | None:

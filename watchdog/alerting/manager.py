@@ -286,9 +286,16 @@ def problems(config: Config, rule_labels: Iterable[str] = ()) -> list[Problem]:
                         f"(configured: {', '.join(sorted(names)) or 'none'})",
                     )
                 )
+    intervals = {n.name for n in settings.time_intervals}
     for index, route in enumerate(alerting.routes):
         if route.escalation is not None:
-            for where, message in step_problems(route.escalation, settings.notifiers, route.notify):
+            for where, message in step_problems(
+                route.escalation,
+                settings.notifiers,
+                route.notify,
+                intervals=intervals,
+                teams=settings.oncall.teams,
+            ):
                 file, line = config.line_for("alerting", "routes", index, *where)
                 found.append(
                     Problem(

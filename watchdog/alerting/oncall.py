@@ -40,8 +40,8 @@ from watchdog.config.oncall import (
     zone,
 )
 from watchdog.durations import format_time
-from watchdog.obs.telemetry import ONCALL_FEED_FAILURES
-from watchdog.state.oncall import FeedCopy, OnCallState, Override
+from watchdog.obs.telemetry import ONCALL_FEED_FAILURES, ONCALL_OVERRIDES
+from watchdog.state.oncall import FeedCopy, FeedHealth, OnCallState, Override
 from watchdog.state.silences import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ class FeedState:
     fetched_at: datetime | None = None  # of the copy in use
     error: str | None = None  # the last refresh's, None once one works again
     failing_since: datetime | None = None
+    checked_at: datetime | None = None  # the last refresh, whatever its outcome
+    logged: bool = False  # this run of failures was logged (once a process)
 
 
 @dataclass
@@ -141,6 +143,12 @@ class Feeds:
         if self.state is None:
             return
         for team in self.teams():
+            health = self.state.health(team)
+            if health is not None:  # a failure goes on counting from its first
+                with self._lock:
+                    feed = self._feeds.setdefault(team, FeedState())
+                    feed.checked_at, feed.error = health.checked_at, health.error
+                    feed.failing_since = health.failing_since
             saved = self.state.feed(team)
             if saved is None:
                 continue
@@ -177,14 +185,11 @@ class Feeds:
             feed = self._feeds.setdefault(team, FeedState())
             if feed.error is not None:
                 log.info("team %s: its calendar feed works again", team)
-            feed.calendar, feed.fetched_at, feed.error, feed.failing_since = (
-                calendar,
-                now,
-                None,
-                None,
-            )
+            feed.calendar, feed.fetched_at, feed.checked_at = calendar, now, now
+            feed.error, feed.failing_since, feed.logged = None, None, False
         if self.state is not None:
             self.state.save_feed(FeedCopy(team, body, now))
+            self.state.save_health(FeedHealth(team, now))
         return True
 
     def _failed(self, team: str, why: str, now: datetime) -> None:
@@ -192,11 +197,13 @@ class Feeds:
         ONCALL_FEED_FAILURES.labels(team, "_".join(reason).lower()[:40]).inc()
         with self._lock:
             feed = self._feeds.setdefault(team, FeedState())
-            first = feed.error is None
-            feed.error = why
+            first, feed.logged = not feed.logged, True
+            feed.error, feed.checked_at = why, now
             if feed.failing_since is None:
                 feed.failing_since = now
-            kept = feed.fetched_at
+            kept, since = feed.fetched_at, feed.failing_since
+        if self.state is not None:  # `status` shows it, a restart keeps its start
+            self.state.save_health(FeedHealth(team, now, why, since))
         if first:  # once per run of failures; `status` shows it meanwhile
             kept_note = (
                 f"the copy fetched {format_time(kept)} stays in use"
@@ -241,6 +248,7 @@ class Feeds:
             return {
                 team: {
                     "fetchedAt": format_time(f.fetched_at) if f.fetched_at else None,
+                    "checkedAt": format_time(f.checked_at) if f.checked_at else None,
                     "error": f.error,
                     "failingSince": format_time(f.failing_since) if f.failing_since else None,
                 }
@@ -448,6 +456,7 @@ class Schedules:
                 uuid.uuid4().hex, now, actor, "oncall-override", override.id, source, detail
             ),
         )
+        ONCALL_OVERRIDES.labels(team, source).inc()
         return override
 
     def remove_override(self, prefix: str, actor: str, source: str) -> Override:

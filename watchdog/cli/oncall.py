@@ -89,8 +89,9 @@ def render(rows: list[dict[str, Any]]) -> list[str]:
         feed = row.get("feed")
         if feed and feed["error"]:
             lines.append(
-                f"  feed failing since {feed['failingSince']}: {feed['error']} "
-                f"(copy in use fetched {feed['fetchedAt'] or 'never'})"
+                f"  calendar feed FAILING since {feed['failingSince']}: {feed['error']} "
+                f"(copy in use fetched {feed['fetchedAt'] or 'never'}, last tried "
+                f"{feed.get('checkedAt') or '-'})"
             )
     return lines
 

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from watchdog.alerting.escalation import EscalationConfig
 from watchdog.alerts import Alert, fingerprint
+from watchdog.cli.oncall import render as render_oncall
+from watchdog.cli.oncall import schedules
 from watchdog.cluster import coordinator as cluster
 from watchdog.config.matchers import alert_labels, matches_all
 from watchdog.config.problems import ConfigError
@@ -223,17 +225,18 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         expiry = _expiry(acks, store.alert_log, EscalationConfig.from_settings(config.settings, {}))
         inhibited = store.alert_log.inhibited()
         actions = store.silences.audit(limit=RECENT_ACTIONS)
+        oncall = _oncall(config, store)
     finally:
         store.close()
     if as_json:
         participants = [_row(s, acks, muted, inhibited, expiry) for s in rows]
-        if store.shared:  # several instances: who they are, as the text shows
-            document: Any = {
-                "instances": [_member(m) for m in members],
+        document: Any = participants  # one instance, no teams: the list, as it always was
+        if store.shared or oncall:  # who the instances are, who is on call: as the text shows
+            document = {
+                **({"instances": [_member(m) for m in members]} if store.shared else {}),
                 "participants": participants,
+                **({"oncall": oncall} if oncall else {}),
             }
-        else:
-            document = participants  # one instance on SQLite: the list, as it always was
         return json.dumps(redact.data(document), indent=2) + "\n"
     out = io.StringIO()
     if members:
@@ -262,6 +265,9 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         "times in UTC\n"
     )
     _own_alerts(own, set(config.settings.notifiers), acks, muted, out)
+    if oncall:
+        out.write("on call (as the daemon last fetched the schedules):\n")
+        out.write("".join(f"  {line}\n" for line in render_oncall(oncall)) + "\n")
     if not rows:
         _actions(actions, out)
         return redact(out.getvalue())
@@ -302,6 +308,14 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
             )
     _actions(actions, out)
     return redact(out.getvalue())
+
+
+def _oncall(config: Config, store: Store) -> list[dict[str, Any]]:
+    """Each team's now and next, and its calendar feed's health, from the copies and
+    refresh outcomes the daemon saved: nothing is fetched (``oncall`` fetches)."""
+    if not config.settings.oncall.teams:
+        return []
+    return schedules(config, store, fetch=False).summary(datetime.now(UTC))
 
 
 def _own_alerts(

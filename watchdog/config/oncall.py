@@ -330,8 +330,9 @@ class TeamSettings(_Section):
     event names its person in SUMMARY (or by an ATTENDEE's email)."""
     rotation: RotationSettings | None = None
     """A rotation written here instead of a calendar."""
-    refresh: Annotated[Duration, at_least(timedelta(seconds=30))] = timedelta(minutes=5)
-    """How often the calendar is fetched again (at least 30s)."""
+    refresh: Annotated[Duration, at_least(timedelta(seconds=1))] = timedelta(minutes=5)
+    """How often the calendar is fetched again (at least 1s; a calendar service may
+    rate-limit a feed fetched more often than every few minutes)."""
 
     @field_validator("calendar")
     @classmethod

@@ -106,3 +106,20 @@ ONCALL_FEED_FAILURES = Counter(
     "Refreshes of a team's on-call calendar feed that failed (its last good copy stays in use)",
     ["team", "reason"],
 )
+ESCALATION_STEPS = Counter(
+    "watchdog_escalation_steps",
+    "Escalation steps run, by route and outcome: notified (sent to a step's notifiers, "
+    "mentions or not), mentioned (mentions only), passed_over (due outside its "
+    "active_time_intervals)",
+    ["route", "outcome"],
+)
+ACK_EXPIRIES = Counter(
+    "watchdog_ack_expiries",
+    "Acknowledgements that expired after ack_timeout while their alert still fired",
+)
+ONCALL_OVERRIDES = Counter(
+    "watchdog_oncall_overrides",
+    "On-call overrides this process recorded, by team and source (slack: a Take on-call "
+    "button or /watchdog oncall take; the CLI's are in the audit log)",
+    ["team", "source"],
+)

@@ -166,7 +166,7 @@ class Service:
             )
         self.scheduler.add_job(
             partial(runtime.oncall.feeds.refresh_all, due_only=True),
-            IntervalTrigger(seconds=FEED_CHECK, timezone=UTC),
+            IntervalTrigger(seconds=feed_check_every(settings), timezone=UTC),
             id="oncall-feeds",
             name="on-call calendar feeds due for a refresh",
             next_run_time=datetime.now(UTC),
@@ -456,6 +456,11 @@ class Service:
             self.scheduler.reschedule_job(
                 "history-prune", trigger=IntervalTrigger(seconds=every, timezone=UTC)
             )
+        if feed_check_every(new) != feed_check_every(old):
+            self.scheduler.reschedule_job(
+                "oncall-feeds",
+                trigger=IntervalTrigger(seconds=feed_check_every(new), timezone=UTC),
+            )
         if new.log != old.log:
             setup_logging(new.log.level, new.log.format)
         if new.http != old.http:
@@ -471,6 +476,13 @@ class Service:
             reloaded.kept,
             reloaded.closed,
         )
+
+
+def feed_check_every(settings: Settings) -> float:
+    """Seconds between checks of which calendar feeds are due: FEED_CHECK, or the shortest
+    ``refresh`` if shorter, so a feed is fetched about when its ``refresh`` says."""
+    refreshes = [t.refresh.total_seconds() for t in settings.oncall.teams.values() if t.calendar]
+    return min([FEED_CHECK, *refreshes])
 
 
 def _cause(exc: Exception) -> str:

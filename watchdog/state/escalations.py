@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,9 +89,15 @@ class Escalations:
         self._db = db
         self._outbox = outbox
         self._silences = silences
+        # rows as last read, parsed: read every flush, they rarely change (see ladders())
+        self._heads: dict[tuple[Any, ...], Ladder] = {}
+        self._runs: dict[tuple[Any, ...], StepRun] = {}
 
     def ladders(self) -> dict[str, Ladder]:
-        """Every ladder with its steps, by fingerprint."""
+        """Every ladder with its steps, by fingerprint.
+
+        Read whole each time (another instance may have written them); a row unchanged
+        since the last read is not parsed again, which was most of this read's cost."""
         with self._db.lock:
             heads = self._db.execute(
                 "SELECT fingerprint, starts_at, route, started_at, paused_at, paused_seconds,"
@@ -101,19 +107,17 @@ class Escalations:
                 "SELECT fingerprint, starts_at, step, round, done_at, running, outcome,"
                 " notifiers FROM esc_steps ORDER BY fingerprint, step, round"
             ).fetchall()
+        parsed_runs = {key: self._runs.get(key) or _run(key) for key in map(tuple, runs)}
+        parsed_heads = {key: self._heads.get(key) or _ladder(key) for key in map(tuple, heads)}
+        self._runs, self._heads = parsed_runs, parsed_heads
         steps: dict[tuple[str, str], list[StepRun]] = {}
-        for fp, starts, step, rnd, done, running, outcome, notifiers in runs:
-            steps.setdefault((fp, starts), []).append(
-                StepRun(
-                    int(step),
-                    int(rnd),
-                    read_time(done) or datetime.now(UTC),
-                    float(running),
-                    outcome,
-                    tuple(json.loads(notifiers)),
-                )
-            )
-        return {row[0]: _ladder(row, tuple(steps.get((row[0], row[1]), ()))) for row in heads}
+        for key, run in parsed_runs.items():
+            steps.setdefault((key[0], key[1]), []).append(run)
+        out = {}
+        for key, head in parsed_heads.items():
+            done = steps.get((key[0], key[1]))
+            out[head.fingerprint] = replace(head, steps=tuple(done)) if done else head
+        return out
 
     def apply(self, write: EscalationWrite) -> Applied:
         """One pass's decisions, atomically.
@@ -191,7 +195,8 @@ class Escalations:
         return sum(self._outbox.insert(cur, key, n, now, order) for key, order, n in outbox)
 
 
-def _ladder(row: Sequence[Any], steps: tuple[StepRun, ...]) -> Ladder:
+def _ladder(row: Sequence[Any]) -> Ladder:
+    """An ``esc_ladders`` row, without its steps."""
     fp, starts, route, started, paused_at, paused_seconds, owner = row
     return Ladder(
         fingerprint=fp,
@@ -201,5 +206,17 @@ def _ladder(row: Sequence[Any], steps: tuple[StepRun, ...]) -> Ladder:
         paused_at=read_time(paused_at),
         paused_seconds=float(paused_seconds),
         owner=owner,
-        steps=steps,
+    )
+
+
+def _run(row: Sequence[Any]) -> StepRun:
+    """An ``esc_steps`` row (its first two columns name its ladder)."""
+    _, _, step, rnd, done, running, outcome, notifiers = row
+    return StepRun(
+        int(step),
+        int(rnd),
+        read_time(done) or datetime.now(UTC),
+        float(running),
+        outcome,
+        tuple(json.loads(notifiers)),
     )

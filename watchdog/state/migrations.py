@@ -339,6 +339,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        # issue 18: how each calendar feed's last refresh went (the failure and since when),
+        # so `status` shows a failing feed and a restart keeps counting from its first failure
+        31,
+        """
+        CREATE TABLE oncall_feed_health (
+            team TEXT PRIMARY KEY,
+            checked_at TEXT NOT NULL,
+            error TEXT,
+            failing_since TEXT
+        )
+        """,
+    ),
+    (
         # issue 20: alert history (watchdog.state.history). Each alert's identity once
         # (its labels, for filters and silence matching), then its events: transitions,
         # notifications sent or failed, and what other modules record through History.

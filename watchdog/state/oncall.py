@@ -42,11 +42,21 @@ class FeedCopy:
     fetched_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    """How a calendar feed's last refresh went: ``error`` None when it worked."""
+
+    team: str
+    checked_at: datetime
+    error: str | None = None
+    failing_since: datetime | None = None
+
+
 _COLUMNS = "id, team, person, starts_at, ends_at, created_by, created_at, source"
 
 
 class OnCallState:
-    """The ``oncall_overrides`` and ``oncall_feeds`` tables."""
+    """The ``oncall_overrides``, ``oncall_feeds`` and ``oncall_feed_health`` tables."""
 
     def __init__(self, db: Database, silences: Silences) -> None:
         self._db = db
@@ -126,3 +136,34 @@ class OnCallState:
         if row is None:
             return None
         return FeedCopy(str(row[0]), str(row[1]).encode(), read_time(row[2]) or datetime.now(UTC))
+
+    def save_health(self, health: FeedHealth) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO oncall_feed_health (team, checked_at, error, failing_since)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (team) DO UPDATE SET"
+                " checked_at = excluded.checked_at, error = excluded.error,"
+                " failing_since = excluded.failing_since",
+                (
+                    health.team,
+                    format_time(health.checked_at),
+                    health.error,
+                    format_time(health.failing_since) if health.failing_since else None,
+                ),
+            )
+
+    def health(self, team: str) -> FeedHealth | None:
+        with self._db.lock:
+            row = self._db.execute(
+                "SELECT team, checked_at, error, failing_since FROM oncall_feed_health"
+                " WHERE team = ?",
+                (team,),
+            ).fetchone()
+        if row is None:
+            return None
+        return FeedHealth(
+            str(row[0]),
+            read_time(row[1]) or datetime.now(UTC),
+            None if row[2] is None else str(row[2]),
+            read_time(row[3]),
+        )
