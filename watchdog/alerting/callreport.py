@@ -127,6 +127,7 @@ class Call:
     report: CallReport
     attendees: dict[int, ParticipantInfo]
     minutes: dict[int, list[Minute]]
+    told: tuple[str, ...] = ()  # the notifiers its alerts were delivered to
 
 
 def read_call(
@@ -140,7 +141,10 @@ def read_call(
         Filters(meeting=meeting_id, since=start - AROUND, until=end + AROUND, limit=MAX_LIMIT)
     )
     report = call_report(meeting_id, who, kept, page.events, bad)
-    return None if report is None else Call(report, who, kept)
+    if report is None:
+        return None
+    told = dict.fromkeys(e.notifier for e in page.events if e.kind == "sent" and e.notifier)
+    return Call(report, who, kept, tuple(n for n in told if n is not None))
 
 
 def as_report(call: Call, meeting_id: str | None, session_id: str | None) -> Report:

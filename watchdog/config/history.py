@@ -69,7 +69,6 @@ class DigestSettings(_Model):
 
 
 class HistorySettings(_Model):
-
     retention: Retention = timedelta(days=30)
     """How long transitions, notifications, acknowledgements, silences, inhibitions and
     minute summaries are kept (1h to 400d); older rows are pruned in batches."""
