@@ -107,9 +107,7 @@ def report_chart_png(report: Report, width: float = 7.0, height: float = 3.0) ->
         return None
 
 
-def _render_report(
-    report: Report, lines: list[ReportSeries], width: float, height: float
-) -> bytes:
+def _render_report(report: Report, lines: list[ReportSeries], width: float, height: float) -> bytes:
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg", force=True)
