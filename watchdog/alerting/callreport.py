@@ -149,7 +149,7 @@ def read_call(
 
 def as_report(call: Call, meeting_id: str | None, session_id: str | None) -> Report:
     """The call's report as the plain data a notifier renders (``Notification.report``)."""
-    report = call.report
+    report = replace(call.report, meeting_id=meeting_id or call.report.meeting_id)
     title, *lines = render(report).splitlines()
     metric = _chart_metric(call)
     return Report(

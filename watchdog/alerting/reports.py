@@ -144,7 +144,7 @@ class Reporter:
         call = read_call(self.minutes, self.history, ended.session_id, self.sides)
         targets = self._call_targets(call, ended) if call is not None else []
         if call is None or not targets:  # nothing kept, or nobody wants it: settled
-            return self.reports.queue(key, (), now, ended.session_id)
+            return self.reports.queue(key, (), ended.session_id)
         meeting = ended.meeting_id or next(
             (a.meeting_id for a in call.attendees.values() if a.meeting_id), None
         )
@@ -154,7 +154,7 @@ class Reporter:
             self._note(name, "report", report=report, key=key, labels=labels, now=now)
             for name in targets
         ]
-        queued = self.reports.queue(key, notes, now, ended.session_id)
+        queued = self.reports.queue(key, notes, ended.session_id)
         if queued:
             log.info(
                 "queued the call report of meeting %s to %s",
@@ -213,7 +213,7 @@ class Reporter:
             self._note(name, "digest", report=report, key=key, labels={}, now=now)
             for name in targets
         ]
-        queued = self.reports.queue(key, notes, now)
+        queued = self.reports.queue(key, notes)
         if queued:
             log.info("queued the daily digest of %s to %s", day, ", ".join(targets))
         return queued

@@ -19,7 +19,7 @@ from watchdog.alerts import Notification
 from watchdog.durations import format_time
 from watchdog.state.database import Cursor, Database
 from watchdog.state.outbox import Outbox
-from watchdog.state.rows import read_time
+from watchdog.state.rows import now_text, read_time
 
 MAX_DUE = 100  # ended sessions read at once; the rest wait for the next run
 
@@ -72,13 +72,13 @@ class Reports:
         self,
         key: str,
         notifications: Sequence[Notification],
-        now: datetime,
         session_id: str | None = None,
     ) -> int:
         """Claim ``key`` and queue the notifications, in one transaction; 0 when the key
         was claimed before (another instance, an earlier run). ``session_id``: the ended
-        session this report is of, forgotten in the same transaction."""
-        stamp = format_time(now)
+        session this report is of, forgotten in the same transaction. Stamped with the
+        wall clock, as every outbox row is (its delivery is due at once)."""
+        stamp = now_text()
         with self._db.transaction() as cur:
             if session_id is not None:
                 cur.execute("DELETE FROM ended_sessions WHERE session_id = ?", (session_id,))
