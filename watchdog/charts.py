@@ -111,16 +111,16 @@ def _render_report(report: Report, lines: list[ReportSeries], width: float, heig
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg", force=True)
-    from matplotlib.dates import DateFormatter  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
 
     figure = Figure(figsize=(width, height), dpi=100)
     axes = figure.add_subplot()
     for series in lines:
-        axes.plot(list(series.times), list(series.values), linewidth=1.5, label=series.name)
-    axes.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+        minutes = [(t - report.start).total_seconds() / 60 for t in series.times]
+        axes.plot(minutes, list(series.values), linewidth=1.5, label=series.name)
     where = report.meeting_id or report.session_id or ""
-    axes.set_title(f"{report.chart_metric or ''} over the call · {where} (UTC)", fontsize=9)
+    axes.set_title(f"{report.chart_metric or ''} over the call · {where}", fontsize=9)
+    axes.set_xlabel(f"minutes since {report.start:%H:%M} UTC", fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="best")
