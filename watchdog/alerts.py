@@ -27,12 +27,15 @@ __all__ = [
     "LEFT_WHILE_DEGRADED",
     "MEETING_VIEW",
     "NOTIFIER_FAILING",
+    "REPORT_EVENTS",
     "SESSION_ENDED",
     "Affected",
     "Alert",
     "MeetingChanges",
     "Notification",
     "NotificationEvent",
+    "Report",
+    "ReportSeries",
     "Severity",
     "Status",
     "alert_labels",
@@ -49,9 +52,12 @@ __all__ = [
 ]
 
 Status = Literal["firing", "resolved"]
-NotificationEvent = Literal["alert", "acknowledged", "unacknowledged"]
-"""What a notification tells: the alerts' state (``"alert"``), or that someone took
-(``"acknowledged"``) or gave back (``"unacknowledged"``) ownership of alerts still firing."""
+NotificationEvent = Literal["alert", "acknowledged", "unacknowledged", "report", "digest"]
+"""What a notification tells: the alerts' state (``"alert"``), that someone took
+(``"acknowledged"``) or gave back (``"unacknowledged"``) ownership of alerts still firing,
+or a report (``Notification.report``): one call's after it ended (``"report"``), or the
+daily digest (``"digest"``). A notifier ignores events it does not know."""
+REPORT_EVENTS = ("report", "digest")
 
 # The labels the core gives every alert, named as Alertmanager receivers expect them; the
 # rule's own ``labels`` come beside them. ``group_by``, routes and silences use these names.
@@ -285,6 +291,89 @@ def _go_quote(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSeries:
+    """One line of a report's chart: a participant's (or a meeting's) figure over time."""
+
+    name: str
+    times: tuple[datetime, ...]
+    values: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "times": [format_time(t) for t in self.times],
+            "values": list(self.values),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReportSeries:
+        times = tuple(t for t in (parse_time(x) for x in data.get("times") or ()) if t)
+        return cls(str(data["name"]), times, tuple(float(v) for v in data.get("values") or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A call report (``kind`` ``"call"``: one meeting's session after it ended) or the
+    daily digest (``"digest"``), as plain data a notifier renders.
+
+    ``title`` and ``lines`` are the text a person reads (``report meeting`` prints the
+    same); ``figures`` the same figures as JSON (what the webhook body carries, see
+    docs/history.md); ``chart`` the quality over the call, one series a participant, in
+    ``chart_metric`` (empty for a digest). ``meeting_id``/``session_id`` say whose call it
+    was, so a notifier can put the report in the meeting's thread.
+    """
+
+    kind: Literal["call", "digest"]
+    title: str
+    lines: tuple[str, ...]
+    start: datetime
+    end: datetime
+    figures: dict[str, Any] = field(default_factory=dict)
+    meeting_id: str | None = None
+    session_id: str | None = None
+    chart_metric: str | None = None
+    chart: tuple[ReportSeries, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.title, *self.lines])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "lines": list(self.lines),
+            "start": format_time(self.start),
+            "end": format_time(self.end),
+            "figures": self.figures,
+            "meeting_id": self.meeting_id,
+            "session_id": self.session_id,
+            "chart_metric": self.chart_metric,
+            "chart": [s.to_dict() for s in self.chart],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        start = parse_time(data.get("start")) or datetime.now(UTC)
+        return cls(
+            kind="digest" if data.get("kind") == "digest" else "call",
+            title=str(data.get("title", "")),
+            lines=tuple(str(x) for x in data.get("lines") or ()),
+            start=start,
+            end=parse_time(data.get("end")) or start,
+            figures=dict(data.get("figures") or {}),
+            meeting_id=_text(data.get("meeting_id")),
+            session_id=_text(data.get("session_id")),
+            chart_metric=_text(data.get("chart_metric")),
+            chart=tuple(ReportSeries.from_dict(s) for s in data.get("chart") or ()),
+        )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One message for one notifier: usually one alert, several when grouped.
 
@@ -314,6 +403,9 @@ class Notification:
     ``mentions`` names whom a ``mention`` is for, beyond the notifier's own: Slack user
     IDs (``U…``/``W…``) and user-group IDs (``S…``), e.g. the on-call person an
     escalation step reaches.
+
+    ``report`` is the report an ``event`` ``"report"`` or ``"digest"`` carries (its
+    ``alerts`` are then empty, ``status`` ``"resolved"``); None for every other event.
     """
 
     id: str
@@ -333,6 +425,7 @@ class Notification:
     event: NotificationEvent = "alert"
     actor: str | None = None
     mentions: tuple[str, ...] = ()
+    report: Report | None = None
 
     @property
     def meeting(self) -> str | None:
@@ -360,6 +453,7 @@ class Notification:
             "event": self.event,
             "actor": self.actor,
             "mentions": list(self.mentions),
+            "report": None if self.report is None else self.report.to_dict(),
         }
 
     @classmethod
@@ -388,6 +482,7 @@ class Notification:
             event=_event(data.get("event")),
             actor=None if data.get("actor") is None else str(data["actor"]),
             mentions=tuple(str(m) for m in data.get("mentions") or ()),
+            report=None if not data.get("report") else Report.from_dict(data["report"]),
         )
 
 
@@ -397,6 +492,10 @@ def _event(value: object) -> NotificationEvent:
         return "acknowledged"
     if value == "unacknowledged":
         return "unacknowledged"
+    if value == "report":
+        return "report"
+    if value == "digest":
+        return "digest"
     return "alert"
 
 

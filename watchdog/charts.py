@@ -6,7 +6,9 @@ with the threshold as a dashed line and the firing sample marked; notifiers
 attach it (the Slack thread, the email body). It needs the optional extra
 ``videosdk-watchdog[charts]`` (matplotlib); without it, or with
 ``VIDEOSDK_WATCHDOG_CHARTS=off`` in the environment, it returns None and the
-notifier sends the sparkline alone.
+notifier sends the sparkline alone. ``report_chart_png(report)`` draws a call report's
+quality over the call (``Report.chart``: one line a participant); without it a report is
+text alone.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import logging
 import os
 import threading
 
-from watchdog.alerts import Alert, format_number
+from watchdog.alerts import Alert, Report, ReportSeries, format_number
 
-__all__ = ["MIN_VALUES", "SWITCH", "available", "chart_png"]
+__all__ = ["MIN_VALUES", "SWITCH", "available", "chart_png", "report_chart_png"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,43 @@ def _render(alert: Alert, width: float, height: float) -> bytes:
     axes.set_xlabel("samples before the firing one", fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
+    figure.tight_layout()
+    out = io.BytesIO()
+    with _lock:
+        figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+def report_chart_png(report: Report, width: float = 7.0, height: float = 3.0) -> bytes | None:
+    """A call report's chart as PNG bytes, or None (no matplotlib, switched off, nothing
+    with at least MIN_VALUES minutes to draw)."""
+    lines = [s for s in report.chart if len(s.values) >= MIN_VALUES]
+    if not lines or not available():
+        return None
+    try:
+        return _render_report(report, lines, width, height)
+    except Exception:  # a chart is a nicety: never let it cost the report
+        log.exception("could not draw the chart of the report %s", report.title)
+        return None
+
+
+def _render_report(report: Report, lines: list[ReportSeries], width: float, height: float) -> bytes:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    axes = figure.add_subplot()
+    for series in lines:
+        minutes = [(t - report.start).total_seconds() / 60 for t in series.times]
+        axes.plot(minutes, list(series.values), linewidth=1.5, label=series.name)
+    where = report.meeting_id or report.session_id or ""
+    axes.set_title(f"{report.chart_metric or ''} over the call · {where}", fontsize=9)
+    axes.set_xlabel(f"minutes since {report.start:%H:%M} UTC", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     out = io.BytesIO()
     with _lock:

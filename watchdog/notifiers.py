@@ -326,6 +326,9 @@ class NotifierType(Generic[ModelT]):
     # whether entries of this type get acknowledgement notices (``Notification.event``)
     # unless an entry says otherwise with ``send_acknowledged``; a pager wants them
     send_acknowledged: bool = False
+    # whether it renders reports (``Notification.event`` ``"report"``, ``"digest"``): only
+    # entries of such types are sent the call reports and the daily digest
+    reports: bool = False
 
 
 class Register(Protocol):

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel
@@ -52,6 +52,9 @@ from watchdog.alerts import (
     MEETING_VIEW,
     Alert,
     Notification,
+    NotificationEvent,
+    Report,
+    ReportSeries,
     Status,
     fingerprint,
     group_identity,
@@ -77,6 +80,7 @@ __all__ = [
     "grouped_notification",
     "make_alert",
     "make_notification",
+    "make_report",
     "resolved",
     "secret_values",
 ]
@@ -135,6 +139,53 @@ def resolved(
     last = alert.value if reason else value
     return replace(
         alert, status="resolved", value=last, sample_time=end, ends_at=end, reason=reason
+    )
+
+
+def make_report(
+    kind: Literal["call", "digest"] = "call",
+    notifier: str = "test",
+    meeting_id: str = "abcd-efgh-ijkl",
+) -> Notification:
+    """A call report (or the daily digest) as the core hands it to ``send``: event
+    ``"report"`` (``"digest"``), no alerts, the report's data in ``Notification.report``;
+    a chart of two participants over ten minutes."""
+    times = tuple(T0 + timedelta(minutes=m) for m in range(10))
+    report = Report(
+        kind=kind,
+        title=f"Call report: meeting {meeting_id}, 2026-11-24 10:00-10:10 UTC (10m), "
+        "2 participants, 1 alerts"
+        if kind == "call"
+        else "Daily digest 2026-11-23 09:00-2026-11-24 09:00 UTC: 1 alerts fired",
+        lines=(
+            "  Alice (part-1): 4 of 10 min degraded",
+            "  Bob (part-2): 0 of 10 min degraded",
+            "  10:03 poor-video on part-1 for 4m, acknowledged by alice",
+        ),
+        start=T0,
+        end=T0 + timedelta(minutes=10),
+        figures={"meeting_id": meeting_id},
+        meeting_id=meeting_id if kind == "call" else None,
+        session_id="sess-1" if kind == "call" else None,
+        chart_metric="qualityScore.video" if kind == "call" else None,
+        chart=(
+            ReportSeries("Alice", times, (4.5, 4.4, 4.1, 2.4, 2.2, 2.1, 2.6, 4.0, 4.3, 4.4)),
+            ReportSeries("Bob", times, (4.6,) * 10),
+        )
+        if kind == "call"
+        else (),
+    )
+    event: NotificationEvent = "report" if kind == "call" else "digest"
+    return Notification(
+        id=uuid.uuid4().hex,
+        notifier=notifier,
+        status="resolved",
+        alerts=(),
+        thread=f"{kind}:{meeting_id}",
+        group_labels={"meeting_id": meeting_id} if kind == "call" else {},
+        reason=event,
+        event=event,
+        report=report,
     )
 
 
@@ -571,6 +622,22 @@ class NotifierContract:
         self._accepts(
             notifier, [make_notification(resolved(alert), thread=firing.thread)], delivered
         )
+
+    def test_reports_are_rendered_or_skipped_never_an_error(
+        self,
+        contract_host: PluginTestHost,
+        notifier: Notifier,
+        delivered: Callable[[], int] | None,
+    ) -> None:
+        """A call report or the daily digest (``event`` ``report``/``digest``) goes only to
+        entries of a type that says ``reports=True``; such a type delivers it, any other
+        sends nothing and never raises (a newer core may send events this one lacks)."""
+        kind = contract_host.host.notifier_types[self.notifier_type]
+        for made in (make_report(), make_report("digest")):
+            before = delivered() if delivered else 0
+            notifier.send(made)
+            if delivered and kind.reports:
+                assert delivered() > before, f"the {made.event} never arrived"
 
     def test_destination_down_raises_delivery_error(
         self, contract_host: PluginTestHost, unreachable_config: dict[str, Any]

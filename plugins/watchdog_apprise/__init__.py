@@ -49,6 +49,7 @@ from watchdog_apprise.render import DEFAULT_TITLE, render, title_problem
 from watchdog_apprise.targets import Target
 
 __version__ = "0.1.0"
+KNOWN_EVENTS = ("alert", "acknowledged", "unacknowledged")  # what this renders
 
 MAX_URLS = 32
 MAX_DETAIL = 300  # characters of what Apprise said about one failed target
@@ -141,6 +142,8 @@ class AppriseNotifier:
         return f"AppriseNotifier(services={services!r}, format={self.config.format!r})"
 
     def send(self, notification: Notification) -> None:
+        if notification.event not in KNOWN_EVENTS:
+            return  # a report or digest, or a newer event: not ours to render
         done = self._done(notification.id)
         owed = [t for t in self.targets if t.index not in done]
         outcomes = self._deliver(notification, owed)

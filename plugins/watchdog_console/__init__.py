@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import Literal, TextIO
 
-from watchdog.alerts import Alert, Notification
+from watchdog.alerts import REPORT_EVENTS, Alert, Notification
 from watchdog.durations import format_duration
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
@@ -92,7 +92,12 @@ class ConsoleNotifier:
     def send(self, notification: Notification) -> None:
         target = self._target()
         colour = self._colour == "always" or (self._colour == "auto" and target.isatty())
-        if notification.event != "alert":
+        if notification.report is not None:
+            icon = "📋" if notification.report.kind == "call" else "🗓️"
+            text = f"{icon} {notification.report.text}"
+        elif notification.event in REPORT_EVENTS:
+            return  # a report without its data: nothing to print
+        elif notification.event != "alert":
             text = format_notice(notification)
         else:
             text = "\n".join(format_alert(a, colour) for a in notification.alerts)
@@ -114,5 +119,6 @@ def register_notifier_types(register: Register) -> None:
             config=ConsoleConfig,
             factory=lambda context: ConsoleNotifier(context.config),
             description="Prints alerts to stdout or stderr (journald under systemd).",
+            reports=True,
         )
     )

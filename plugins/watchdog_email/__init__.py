@@ -26,8 +26,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from watchdog.alerts import MeetingChanges, Notification, meeting_changes
-from watchdog.charts import chart_png
+from watchdog.alerts import REPORT_EVENTS, MeetingChanges, Notification, Report, meeting_changes
+from watchdog.charts import chart_png, report_chart_png
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
@@ -43,6 +43,7 @@ from watchdog_email.render import (
     meeting_subject,
     meeting_text,
     over,
+    report_html,
     subject,
     text_body,
     worst,
@@ -113,6 +114,11 @@ class EmailConfig(NotifierConfig):
 
 def _domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "videosdk-watchdog.invalid"
+
+
+def meeting_key(meeting_id: str) -> str:
+    """The notifier state key of a meeting's mail thread (its first mail's Message-ID)."""
+    return f"meeting-thread:{meeting_id}"
 
 
 def stable_message_id(seed: str, domain: str) -> str:
@@ -219,12 +225,64 @@ class EmailNotifier:
                 out[alert.fingerprint] = png
         return out
 
+    def compose_report(self, notification: Notification, found: Report) -> EmailMessage:
+        """A report's mail: a call's answers its meeting's thread where one was mailed."""
+        key = meeting_key(found.meeting_id) if found.meeting_id else None
+        thread = self.state.get(key) if key is not None else None
+        msg = EmailMessage()
+        msg["Subject"] = header_value(f"{self.config.subject_prefix} {found.title}")
+        msg["From"] = self.config.sender
+        msg["To"] = ", ".join(self.config.to)
+        if self.config.cc:
+            msg["Cc"] = ", ".join(self.config.cc)
+        msg["Date"] = formatdate(usegmt=True)
+        msg["Message-ID"] = stable_message_id(notification.id, self.domain)
+        if thread is not None:
+            msg["In-Reply-To"] = str(thread["message_id"])
+            msg["References"] = str(thread["message_id"])
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Watchdog-Event"] = notification.event
+        if found.meeting_id:
+            msg["X-Watchdog-Meeting"] = header_value(found.meeting_id)
+        png = report_chart_png(found) if self.config.charts else None
+        cid = make_msgid(domain=self.domain)[1:-1] if png is not None else None
+        msg.set_content(found.text)
+        msg.add_alternative(report_html(found, cid), subtype="html")
+        if png is not None:
+            related = msg.get_payload()[1]  # type: ignore[index]
+            assert isinstance(related, EmailMessage)
+            related.add_related(
+                png,
+                maintype="image",
+                subtype="png",
+                cid=f"<{cid}>",
+                filename="report.png",
+                disposition="inline",
+            )
+            related.set_param("type", "text/html")
+        return msg
+
     def send(self, notification: Notification) -> None:
+        if notification.event in REPORT_EVENTS:
+            if notification.report is not None:
+                self._deliver(self.compose_report(notification, notification.report))
+                if notification.report.meeting_id:  # told: the meeting's next call starts afresh
+                    self.state.delete(meeting_key(notification.report.meeting_id))
+            return
         msg, changes = self._compose(notification)
         self._deliver(msg)
         key = notification.thread or notification.id
         if notification.test or notification.event != "alert":
             return
+        if notification.meeting is not None:  # the meeting's thread, for its call report
+            self.state.put(
+                meeting_key(notification.meeting),
+                {
+                    "message_id": str(
+                        (self.state.get(key) or {}).get("message_id") or msg["Message-ID"]
+                    )
+                },
+            )
         if over(notification):
             self.state.delete(key)
             return
@@ -310,5 +368,6 @@ def register_notifier_types(register: Register) -> None:
             config=EmailConfig,
             factory=lambda context: EmailNotifier(context.config, context.state, context.logger),
             description="Sends threaded text+HTML mail over SMTP (STARTTLS or TLS, optional AUTH).",
+            reports=True,
         )
     )

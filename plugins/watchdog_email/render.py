@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
 
-from watchdog.alerts import Alert, MeetingChanges, Notification, why_over
+from watchdog.alerts import Alert, MeetingChanges, Notification, Report, why_over
 from watchdog.durations import format_duration
 
 COLOURS = {"critical": "#d0312d", "warning": "#e8a317", "info": "#2f80ed"}
@@ -356,3 +356,20 @@ def meeting_html(
         )
     parts.append('<p style="color:#6e6e73;font-size:12px">videosdk-watchdog</p></body></html>')
     return _shown("".join(parts))
+
+
+def report_html(report: Report, chart: str | None) -> str:
+    """A report's HTML part: its lines as written, and the chart (by Content-ID) if any."""
+    lines = "\n".join(escape(_shown(line)) for line in report.lines)
+    image = (
+        f'<p><img src="cid:{chart}" alt="{escape(report.chart_metric or "quality")} '
+        'over the call" style="max-width:100%"></p>'
+        if chart
+        else ""
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(_shown(report.title))}</title></head><body>"
+        f"<h3>{escape(_shown(report.title))}</h3>"
+        f'<pre style="font-family:monospace">{lines}</pre>{image}</body></html>'
+    )

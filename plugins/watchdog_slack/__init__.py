@@ -29,8 +29,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from watchdog.alerts import Alert, MeetingChanges, Notification, meeting_changes
-from watchdog.charts import chart_png
+from watchdog.alerts import (
+    REPORT_EVENTS,
+    Alert,
+    MeetingChanges,
+    Notification,
+    Report,
+    meeting_changes,
+)
+from watchdog.charts import chart_png, report_chart_png
 from watchdog.durations import format_time, parse_time
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
@@ -45,7 +52,7 @@ from watchdog.notifiers import (
     delivery_error_for,
     retry_after_seconds,
 )
-from watchdog_slack import meeting
+from watchdog_slack import meeting, report
 from watchdog_slack.blocks import inline, message, note, plain, reply
 from watchdog_slack.buttons import MAX_BUTTON_ALERTS, interactive_blocks, mention
 from watchdog_slack.endpoint import InteractionEndpoint
@@ -398,6 +405,10 @@ class SlackBot:
         return data
 
     def send(self, notification: Notification) -> None:
+        if notification.event in REPORT_EVENTS:
+            if notification.report is not None:
+                self._report(notification.report)
+            return
         if notification.event != "alert" or (notification.repeat and notification.mention):
             self._note(notification)
             return
@@ -450,6 +461,49 @@ class SlackBot:
             if exc.code != "thread_not_found":
                 raise
             self._call("chat.postMessage", channel=self.channel, text=text, unfurl_links=False)
+
+    def _report(self, found: Report) -> None:
+        """A call report in its meeting's thread (the meeting view's message), else a new
+        message; the digest in the channel. Then the chart of the call in that thread."""
+        key = report.meeting_key(found.meeting_id) if found.meeting_id else None
+        saved = self.state.get(key) if key is not None else None
+        body = report.body(found)
+        where = {"channel": self.channel}
+        if saved is not None:
+            where = {"channel": str(saved["channel"]), "thread_ts": str(saved["ts"])}
+        try:
+            data = self._call_or_plain(
+                "chat.postMessage",
+                lambda: report.text(found),
+                **where,
+                **body,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackError as exc:
+            if exc.code != "thread_not_found":
+                raise
+            where = {"channel": self.channel}
+            data = self._call_or_plain(
+                "chat.postMessage", lambda: report.text(found), **where, **body, unfurl_links=False
+            )
+        ts = where.get("thread_ts") or str(data.get("ts") or "")
+        channel = str(data.get("channel", where["channel"]))
+        if key is not None:
+            self.state.delete(key)  # told: the meeting's next call starts afresh
+        png = report_chart_png(found) if self.config.charts and ts else None
+        if png is None:
+            return
+        try:
+            self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                content=png,
+                filename=f"report-{found.meeting_id or found.session_id or 'call'}.png",
+                title=f"{found.chart_metric or 'quality'} over the call",
+            )
+        except (SlackApiError, SlackClientError, URLError, OSError) as exc:
+            self.log.warning("could not upload the report's chart to Slack: %s", exc)
 
     def _start_over(self, notification: Notification, body: dict[str, Any], key: str) -> None:
         self.log.warning("the original Slack message is gone; posting a new one")
@@ -708,7 +762,10 @@ class SlackBot:
         chart: dict[str, Any] | None,
     ) -> None:
         """Remember the message for the next notification and for clicks; forget it once
-        the trouble is over (a new episode posts a new message)."""
+        the trouble is over (a new episode posts a new message). Where the meeting's
+        latest message lives is kept beyond that, for the call report's reply."""
+        if notification.meeting is not None:
+            self.state.put(report.meeting_key(notification.meeting), {"channel": channel, "ts": ts})
         if changes.over:
             self.state.delete(key)
             return
@@ -744,6 +801,10 @@ class SlackWebhook:
         return "SlackWebhook(url='**********')"
 
     def send(self, notification: Notification) -> None:
+        if notification.event in REPORT_EVENTS:
+            if notification.report is not None:
+                self._send_report(notification.report)
+            return
         body = message(notification)
         response = self._post(_mention(self.mentions, notification, body["text"]), body)
         refused = (response.body or "").strip()
@@ -756,6 +817,17 @@ class SlackWebhook:
         detail = self.redact(answer)[:200]
         failed = f"Slack incoming webhook failed: HTTP {status} {detail}".rstrip()
         raise delivery_error_for(status, _retry_after(response.headers), failed)
+
+    def _send_report(self, found: Report) -> None:
+        """A report as a message of its own (a webhook cannot thread), text alone."""
+        response = self._post(report.text(found), report.body(found))
+        if response.status_code == 400 and (response.body or "").strip() in REFUSED_CONTENT:
+            response = self._post(report.text(found))
+        status = response.status_code
+        if not 200 <= status < 300:
+            detail = self.redact((response.body or "").strip())[:200]
+            failed = f"Slack incoming webhook failed: HTTP {status} {detail}".rstrip()
+            raise delivery_error_for(status, _retry_after(response.headers), failed)
 
     def _post(self, text: str, body: dict[str, Any] | None = None) -> WebhookResponse:
         """One webhook post: ``text``, with the attachments of ``body`` if given."""
@@ -787,5 +859,6 @@ def register_notifier_types(register: Register) -> None:
                 "Posts to Slack with a bot token (threads, resolves update the message) "
                 "or an incoming webhook."
             ),
+            reports=True,
         )
     )

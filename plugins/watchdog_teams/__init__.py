@@ -38,6 +38,7 @@ from watchdog.notifiers import (
 from watchdog_teams.card import message
 
 __version__ = "0.1.0"
+KNOWN_EVENTS = ("alert", "acknowledged", "unacknowledged")  # what this renders
 
 USER_AGENT = f"videosdk-watchdog/{__version__}"
 MAX_ANSWER = 4096  # bytes of an answer read for its error message
@@ -93,6 +94,8 @@ class TeamsNotifier:
         return f"TeamsNotifier(host={_host(self.config.url.get_secret_value())!r})"
 
     def send(self, notification: Notification) -> None:
+        if notification.event not in KNOWN_EVENTS:
+            return  # a report or digest, or a newer event: not ours to render
         url = self.config.url.get_secret_value()
         started = time.monotonic()
         try:

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import Field, SecretStr, field_validator
 
-from watchdog.alerts import Notification
+from watchdog.alerts import REPORT_EVENTS, Notification
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
     DeliveryError,
@@ -33,14 +33,15 @@ from watchdog.notifiers import (
     Register,
     delivery_error_for,
 )
-from watchdog_webhook.payload import body
+from watchdog_webhook.payload import body, report_body
 
 __version__ = "0.1.0"
 
 USER_AGENT = f"videosdk-watchdog/{__version__}"
 SIGNATURE_HEADER = "X-Watchdog-Signature"
 NOTIFICATION_HEADER = "X-Watchdog-Notification"
-EVENT_HEADER = "X-Watchdog-Event"  # on acknowledgement notices: acknowledged | unacknowledged
+# on anything but an alert notification: acknowledged | unacknowledged | report | digest
+EVENT_HEADER = "X-Watchdog-Event"
 ACTOR_HEADER = "X-Watchdog-Actor"  # who, percent-encoded (UTF-8)
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
 _RESERVED = {"content-type", "content-length", "host", "transfer-encoding"}
@@ -125,7 +126,12 @@ class WebhookNotifier:
     def request(self, notification: Notification) -> tuple[bytes, dict[str, str]]:
         """The exact bytes and headers sent: what a signature check sees."""
         c = self.config
-        payload = body(notification, self.receiver, c.external_url, c.generator_url, c.max_alerts)
+        if notification.report is not None:
+            payload = report_body(notification, self.receiver)
+        else:
+            payload = body(
+                notification, self.receiver, c.external_url, c.generator_url, c.max_alerts
+            )
         raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {k: v.get_secret_value() for k, v in c.headers.items()}
         headers.update(
@@ -143,6 +149,8 @@ class WebhookNotifier:
         return raw, headers
 
     def send(self, notification: Notification) -> None:
+        if notification.event in REPORT_EVENTS and notification.report is None:
+            return  # a report without its data: nothing to tell
         raw, headers = self.request(notification)
         url = self.config.url.get_secret_value()
         try:
@@ -199,5 +207,6 @@ def register_notifier_types(register: Register) -> None:
                 context.config, context.name, context.logger, context.redactor
             ),
             description="POSTs Alertmanager-compatible JSON (version 4), optionally HMAC-signed.",
+            reports=True,
         )
     )

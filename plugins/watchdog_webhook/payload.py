@@ -108,3 +108,23 @@ def body(
         "groupKey": notification.group_key,
         "truncatedAlerts": len(alerts) - len(sent),
     }
+
+
+REPORT_VERSION = "1"
+
+
+def report_body(notification: Notification, receiver: str) -> dict[str, Any]:
+    """A call report or the daily digest (``event`` ``report``/``digest``): not an
+    Alertmanager message (it has no place for one), its own documented shape: ``version``,
+    ``event``, ``receiver``, the report's fields (``kind``, ``title``, ``lines``, ``start``,
+    ``end``, ``figures``, ``meeting_id``, ``session_id``, ``chart_metric``, ``chart``) and
+    ``text``, the lines joined as a person reads them."""
+    report = notification.report
+    assert report is not None
+    return {
+        "version": REPORT_VERSION,
+        "event": notification.event,
+        "receiver": receiver,
+        **report.to_dict(),
+        "text": report.text,
+    }

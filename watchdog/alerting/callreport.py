@@ -5,25 +5,33 @@ data and minutes degraded (those an alert about them was firing in), the worst f
 of each metric the rules watch (the low side of a ``<`` rule, the high side of a ``>``
 one) and whose it was, the alerts that fired with their likely cause and who
 acknowledged them. Pure over the minute summaries (watchdog.state.minutes) and the
-history's events (watchdog.state.history); ``report meeting`` prints it.
+history's events (watchdog.state.history); :func:`read_call` reads those for one meeting.
+``report meeting`` prints it; the reporter (watchdog.alerting.reports) sends it, as a
+``Report`` with a chart of quality over the call, when the session ends.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from watchdog.alerts import format_number
+from watchdog.alerts import Report, ReportSeries, format_number
 from watchdog.durations import format_duration, format_time
-from watchdog.state.history import Event
-from watchdog.state.minutes import Minute
+from watchdog.engine.rules import RuleSet
+from watchdog.state.history import MAX_LIMIT, Event, Filters, History
+from watchdog.state.minutes import Minute, Minutes
 from watchdog.videosdk.stats import ParticipantInfo
 
 Side = Literal["low", "high"]
 MINUTE = timedelta(minutes=1)
+AROUND = timedelta(hours=1)  # an alert may fire, or be acknowledged, just around the call
+# the chart's metric: the first of these the call has, else the first metric the rules watch
+CHART_METRICS = ("qualityScore.video", "qualityScore.audio")
+CHART_SERIES = 8  # participants drawn at most (the most degraded first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,87 @@ class CallReport:
             ],
             "causes": [{"cause": c, "alerts": n} for c, n in self.causes],
         }
+
+
+def sides(rules: RuleSet) -> dict[str, Side]:
+    """Which side of each metric the rules call bad: ``<`` the low one, ``>`` the high one."""
+    out: dict[str, Side] = {}
+    for rule in rules:
+        if rule.metric is not None and rule.op in ("<", "<=", ">", ">="):
+            out.setdefault(rule.metric, "low" if rule.op.startswith("<") else "high")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call's report and the minutes it was made of (the chart draws them)."""
+
+    report: CallReport
+    attendees: dict[int, ParticipantInfo]
+    minutes: dict[int, list[Minute]]
+    told: tuple[str, ...] = ()  # the notifiers its alerts were delivered to
+
+
+def read_call(
+    minutes: Minutes, history: History, meeting_id: str, bad: Mapping[str, Side]
+) -> Call | None:
+    """One meeting's (or session's) report from the state database; None when no minute
+    of it was kept (unknown, or pruned)."""
+    who, start, end = minutes.meeting(meeting_id)
+    kept = minutes.read(start, end, who)
+    page = history.query(
+        Filters(meeting=meeting_id, since=start - AROUND, until=end + AROUND, limit=MAX_LIMIT)
+    )
+    report = call_report(meeting_id, who, kept, page.events, bad)
+    if report is None:
+        return None
+    told = dict.fromkeys(e.notifier for e in page.events if e.kind == "sent" and e.notifier)
+    return Call(report, who, kept, tuple(n for n in told if n is not None))
+
+
+def as_report(call: Call, meeting_id: str | None, session_id: str | None) -> Report:
+    """The call's report as the plain data a notifier renders (``Notification.report``)."""
+    report = replace(call.report, meeting_id=meeting_id or call.report.meeting_id)
+    title, *lines = render(report).splitlines()
+    metric = _chart_metric(call)
+    return Report(
+        kind="call",
+        title=title,
+        lines=tuple(lines),
+        start=report.start,
+        end=report.end,
+        figures={**report.to_json(), "session_id": session_id},
+        meeting_id=meeting_id,
+        session_id=session_id,
+        chart_metric=metric,
+        chart=_series(call, metric) if metric is not None else (),
+    )
+
+
+def _chart_metric(call: Call) -> str | None:
+    seen = {name for found in call.minutes.values() for m in found for name in m.values}
+    worst = [w.metric for w in call.report.worst]
+    return next((m for m in (*CHART_METRICS, *worst) if m in seen), None)
+
+
+def _series(call: Call, metric: str) -> tuple[ReportSeries, ...]:
+    """Each participant's minute averages of ``metric``, the most degraded first."""
+    degraded = {a.info.participant_id: a.degraded for a in call.report.attendees}
+    order = sorted(
+        call.attendees.items(),
+        key=lambda item: (-degraded.get(item[1].participant_id, 0), item[1].participant_id),
+    )
+    out = []
+    for key, info in order:
+        mine = call.minutes.get(key, ())
+        points = [(m.at, m.values[metric][1]) for m in mine if metric in m.values]
+        points = [(at, v) for at, v in points if math.isfinite(v)]  # a minute without it: NaN
+        if points:
+            name = info.name or info.participant_id
+            out.append(ReportSeries(name, tuple(t for t, _ in points), tuple(v for _, v in points)))
+        if len(out) == CHART_SERIES:
+            break
+    return tuple(out)
 
 
 def call_report(

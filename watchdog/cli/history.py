@@ -7,10 +7,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from watchdog.alerting.callreport import Side, call_report
+from watchdog.alerting.callreport import read_call, sides
 from watchdog.alerting.callreport import render as render_call
 from watchdog.alerting.noise import episodes, render, rule_noise
 from watchdog.config.problems import ConfigError
@@ -125,27 +125,13 @@ def print_rule_report(store: Store, args: argparse.Namespace) -> None:
         print(render(noise, since, until))
 
 
-def sides(rules: RuleSet) -> dict[str, Side]:
-    """Which side of each metric the rules call bad: ``<`` the low one, ``>`` the high one."""
-    out: dict[str, Side] = {}
-    for rule in rules:
-        if rule.metric is not None and rule.op in ("<", "<=", ">", ">="):
-            out.setdefault(rule.metric, "low" if rule.op.startswith("<") else "high")
-    return out
-
-
 def print_meeting_report(store: Store, rules: RuleSet, args: argparse.Namespace) -> int:
     """Exit 1 when no minute of the meeting was kept (unknown, or pruned)."""
-    who, start, end = store.minutes.meeting(args.meeting)
-    minutes = store.minutes.read(start, end, who)
-    slack = timedelta(hours=1)  # an alert may fire, or be acknowledged, just around the call
-    page = store.history.query(
-        Filters(meeting=args.meeting, since=start - slack, until=end + slack, limit=MAX_LIMIT)
-    )
-    report = call_report(args.meeting, who, minutes, page.events, sides(rules))
-    if report is None:
+    call = read_call(store.minutes, store.history, args.meeting, sides(rules))
+    if call is None:
         print(f"no minutes kept of meeting {args.meeting}", file=sys.stderr)
         return 1
+    report = call.report
     print(json.dumps(report.to_json(), indent=2) if args.json else render_call(report))
     return 0
 

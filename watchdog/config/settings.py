@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from watchdog.alerts import Severity
 from watchdog.config.escalation import EscalationPolicy, TimeZoneName
-from watchdog.config.history import HistorySettings
+from watchdog.config.history import HistorySettings, ReportSettings
 from watchdog.config.matchers import parse_matcher
 from watchdog.config.numbers import refuse_non_number
 from watchdog.config.oncall import OnCallSettings, TimeIntervalList
@@ -256,6 +256,8 @@ class RouteSettings(_Section):
     """Override of ``alerting.ack_timeout`` for alerts this route matches."""
     time_zone: TimeZoneName | None = None
     """Override of ``alerting.time_zone`` for alerts this route matches."""
+    report: ReportSettings | None = None
+    """Override of ``history.report`` for the calls whose alerts this route matches."""
 
     @field_validator("match", "notify", mode="before")
     @classmethod

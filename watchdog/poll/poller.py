@@ -29,6 +29,7 @@ from watchdog.alerting.carryover import (
     closed_alerts,
 )
 from watchdog.alerting.from_transitions import alert_from
+from watchdog.alerts import SESSION_ENDED
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_duration, format_time
 from watchdog.engine.evaluate import Transition, evaluate, evaluate_meetings, lookback
@@ -355,7 +356,13 @@ class Poller:
         if not self.dry_run:
 
             def write(fence: Fence | None) -> None:
-                self._polls.commit_departure(key, alerts, fence=fence)
+                self._polls.commit_departure(
+                    key,
+                    alerts,
+                    fence=fence,
+                    ended=reason == SESSION_ENDED,
+                    meeting_id=info.meeting_id,
+                )
 
             if not self._fenced(key, write):  # another instance holds the lease: not ours
                 alerts = []

@@ -18,12 +18,15 @@ from functools import partial
 from watchdog.alerting import manager as alertmanager
 from watchdog.alerting import timeintervals
 from watchdog.alerting.actions import StoreActions
+from watchdog.alerting.callreport import sides
 from watchdog.alerting.escalation import EscalationConfig, Escalator
 from watchdog.alerting.manager import AlertingConfig, AlertManager
 from watchdog.alerting.oncall import Feeds, Schedules
+from watchdog.alerting.reports import Reporter, ReportingConfig, reporting_problems
 from watchdog.cluster.coordinator import Cluster, instance_id
 from watchdog.config.problems import ConfigError, Problem
 from watchdog.config.settings import Config, environment_problems, request_deadline
+from watchdog.config.yamlfile import format_loc
 from watchdog.delivery.dispatcher import Dispatcher
 from watchdog.delivery.host import PluginHost, config_redactor, load_plugins
 from watchdog.engine.rulecheck import semantic_problems
@@ -92,6 +95,7 @@ def validate(config: Config, host: PluginHost | None = None) -> tuple[RuleSet, l
         )
     problems.extend(_watch_problems(config))
     problems.extend(_history_problems(config))
+    problems.extend(_report_problems(config, host))
     problems.extend(environment_problems())
     problems.extend(semantic_problems(rules, settings.poll.interval))
     return rules, problems
@@ -117,6 +121,15 @@ def _history_problems(config: Config) -> list[Problem]:
     file, line = config.line_for("history", "metrics")
     valid = ", ".join(minutes.CODES)
     return [Problem(file, line, f"history.metrics: unknown {unknown}; valid metrics: {valid}")]
+
+
+def _report_problems(config: Config, host: PluginHost) -> list[Problem]:
+    """Reports may only go to notifiers that render them."""
+    out = []
+    for where, message in reporting_problems(config.settings, reporting(host)):
+        file, line = config.line_for(*where)
+        out.append(Problem(file, line, f"{format_loc(where)}: {message}"))
+    return out
 
 
 def summarised(rules: RuleSet, config: Config) -> list[str]:
@@ -157,6 +170,11 @@ def acknowledging(host: PluginHost) -> dict[str, bool]:
     return {name: kind.send_acknowledged for name, kind in host.notifier_types.items()}
 
 
+def reporting(host: PluginHost) -> set[str]:
+    """The notifier types that render reports (``NotifierType.reports``)."""
+    return {name for name, kind in host.notifier_types.items() if kind.reports}
+
+
 def make_notifiers(
     prepared: Prepared, host: PluginHost, store: Store, oncall: Schedules | None = None
 ) -> dict[str, Notifier]:
@@ -194,6 +212,7 @@ class Runtime:
     poller: Poller
     dispatcher: Dispatcher
     manager: AlertManager
+    reporter: Reporter
     watchlist: WatchList
     monitor: SelfMonitor
     oncall: Schedules
@@ -232,6 +251,9 @@ class Runtime:
         (between two poll cycles for the rules; ``while_waiting`` runs meanwhile)."""
         settings = prepared.config.settings
         self.manager.reconfigure(AlertingConfig.from_settings(settings, acknowledging(self.host)))
+        self.reporter.reconfigure(
+            ReportingConfig.from_settings(settings, reporting(self.host)), sides(prepared.rules)
+        )
         self.oncall.reconfigure(settings.oncall)
         self.monitor.reconfigure(settings.self_monitoring, settings.notifiers, prepared.redactor)
         reloaded = self.poller.reconfigure(
@@ -301,6 +323,16 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         watching_in=store.watchlist.watching_in,
         escalator=Escalator(store.escalations, store.silences, oncall),
     )
+    reporter = Reporter(
+        store.reports,
+        store.minutes,
+        store.history,
+        store.silences,
+        ReportingConfig.from_settings(settings, reporting(host)),
+        sides=sides(prepared.rules),
+        leads=membership.leads,
+        on_queued=dispatcher.wake,
+    )
     monitor = SelfMonitor(
         settings.self_monitoring,
         settings.notifiers,
@@ -335,6 +367,7 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         poller,
         dispatcher,
         manager,
+        reporter,
         watchlist,
         monitor,
         oncall,

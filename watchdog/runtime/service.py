@@ -51,6 +51,7 @@ Event = Literal["reload", "stop", "SIGTERM", "SIGINT"]
 MAX_TICK = 1.0
 ALERT_MANAGER_TICK = 1.0  # seconds: group_wait, repeat_interval and silences are timers
 FEED_CHECK = 15.0  # seconds: how often on-call calendar feeds are checked for being due
+REPORT_EVERY = 30.0  # seconds: how often ended sessions and the digest are looked at
 STALL_LOG_EVERY = 30.0
 # what discovery, webhooks and the client hold on to is not swapped under them
 RESTART_ONLY = ("state", "poll.concurrency", "watch", "videosdk")
@@ -156,6 +157,13 @@ class Service:
             id="history-prune",
             name="history retention",
             next_run_time=datetime.now(UTC) + timedelta(seconds=60),
+        )
+        self.scheduler.add_job(
+            self._report,
+            IntervalTrigger(seconds=REPORT_EVERY, timezone=UTC),
+            id="reports",
+            name="call reports and the daily digest",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=REPORT_EVERY),
         )
         if runtime.cluster is not None:
             self.scheduler.add_job(
@@ -315,10 +323,21 @@ class Service:
             return
         try:
             runtime.store.history.prune(self.config.settings.history.retention)
+            runtime.reporter.prune()
         except StorageFault:  # counted and logged once by the store
             pass
         except Exception:
             log.exception("pruning the history failed; trying again on the next run")
+
+    def _report(self) -> None:
+        """The reports job: call reports of ended sessions, the daily digest when due (the
+        leader's alone). Never raises: the scheduler goes on."""
+        try:
+            self.runtime.reporter.run()
+        except StorageFault:  # counted and logged once by the store
+            pass
+        except Exception:
+            log.exception("writing the reports failed; trying again on the next run")
 
     def _check_store(self) -> None:
         """At start: the state database takes a write and every page of it reads back."""

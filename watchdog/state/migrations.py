@@ -416,6 +416,24 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        # issue 20: the sessions whose end was learned, until the leader writes their call
+        # report (watchdog.state.reports); and every report written, by a unique key (a
+        # session's, a digest's day), so each goes out once across instances and restarts
+        42,
+        """
+        CREATE TABLE ended_sessions (
+            session_id TEXT PRIMARY KEY,
+            meeting_id TEXT,
+            ended_at TEXT NOT NULL
+        );
+        CREATE TABLE reports_sent (
+            report_key TEXT PRIMARY KEY,
+            sent_at TEXT NOT NULL
+        );
+        CREATE INDEX reports_sent_at ON reports_sent (sent_at)
+        """,
+    ),
 )
 
 

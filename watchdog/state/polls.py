@@ -25,6 +25,7 @@ from watchdog.state.alertlog import record_alert
 from watchdog.state.database import Cursor, Database
 from watchdog.state.leases import Fence
 from watchdog.state.minutes import Minutes, Row
+from watchdog.state.reports import record_end
 from watchdog.state.rows import Key, now_text, read_time
 from watchdog.videosdk.stats import ParticipantInfo, Sample
 
@@ -400,9 +401,13 @@ class PollState:
         alerts: Iterable[tuple[Alert, Sequence[str]]] = (),
         *,
         fence: Fence | None = None,
+        ended: bool = False,
+        meeting_id: str | None = None,
     ) -> None:
         """Forget a participant who left: watch entry, cursor and alert states go, and the
         (alert, rule notify) resolutions reach the alert manager, in one transaction.
+        ``ended``: it left because its session (in ``meeting_id``) ended: the call
+        report's cue (watchdog.state.reports).
 
         ``fence`` works as in ``commit_poll``: only the lease holder may resolve and
         forget, otherwise StaleLease and nothing is written. A fenced departure also
@@ -424,6 +429,8 @@ class PollState:
                 )
             for alert, notify in alerts:
                 record_alert(cur, alert, notify, now)
+            if ended:
+                record_end(cur, session, meeting_id, now)
 
     def _stale(self, stale: Sequence[tuple[Key, Fence]]) -> None:
         """Keep the deferred results discarded because their lease was lost (fencing)."""

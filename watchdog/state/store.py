@@ -4,11 +4,12 @@ Each concern has its own module and owns its tables: ``polls`` (cursors, alert s
 engine memory, with the write-behind buffer), ``outbox``, ``notifier_memory``,
 ``alert_log`` (the alert manager's), ``escalations`` (its ladders), ``silences`` (with
 acks and the audit log), ``watchlist``, ``oncall`` (overrides, calendar copies),
-``history`` (alert history and its retention) and ``minutes`` (the per-participant minute
-summaries); the schema is in watchdog.state.migrations. ``Store`` opens the database,
-builds the repositories over it, and keeps what concerns the whole: closing, migrations,
-the storage check and its faults. Callers take the repositories they use; only what needs
-the whole database (the build, the cluster, ``migrate``) takes the ``Store``.
+``history`` (alert history and its retention), ``minutes`` (the per-participant minute
+summaries) and ``reports`` (ended sessions, reports sent); the schema is in
+watchdog.state.migrations. ``Store`` opens the database, builds the repositories over it,
+and keeps what concerns the whole: closing, migrations, the storage check and its faults.
+Callers take the repositories they use; only what needs the whole database (the build, the
+cluster, ``migrate``) takes the ``Store``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from watchdog.state.notifier_memory import NotifierMemory
 from watchdog.state.oncall import OnCallState
 from watchdog.state.outbox import Outbox
 from watchdog.state.polls import PollState
+from watchdog.state.reports import Reports
 from watchdog.state.rows import now_text
 from watchdog.state.silences import Silences
 from watchdog.state.watchlist import WatchList
@@ -59,6 +61,7 @@ class Store:
         self.watchlist = WatchList(self._db, self.polls)
         self.oncall = OnCallState(self._db, self.silences)
         self.history = History(self._db)
+        self.reports = Reports(self._db, self.outbox)
         if migrate:
             self.migrate()
 

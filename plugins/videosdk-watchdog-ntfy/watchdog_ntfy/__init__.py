@@ -21,6 +21,7 @@ from watchdog.notifiers import (
 )
 
 __version__ = "0.1.0"
+KNOWN_EVENTS = ("alert", "acknowledged", "unacknowledged")  # what this renders
 
 PRIORITIES = {"critical": 5, "warning": 4, "info": 3}
 TAGS = {"critical": "rotating_light", "warning": "warning", "info": "information_source"}
@@ -100,6 +101,8 @@ class NtfyNotifier:
         return f"NtfyNotifier(server={self.config.server!r}, topic={self.config.topic!r})"
 
     def send(self, notification: Notification) -> None:
+        if notification.event not in KNOWN_EVENTS:
+            return  # a report or digest, or a newer event: not ours to render
         headers = {"User-Agent": f"videosdk-watchdog-ntfy/{__version__}"}
         if self.config.token is not None:
             headers["Authorization"] = f"Bearer {self.config.token.get_secret_value()}"

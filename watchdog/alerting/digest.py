@@ -1,0 +1,126 @@
+"""The daily digest (issue 20): the day's worst meetings, top causes, per-rule noise, and
+what changed since the day before.
+
+Read from the alert history alone: the episodes (``report rules``' own, see
+watchdog.alerting.noise) give each rule's noise and each meeting's degraded minutes (per
+participant, the minutes any of its alerts fired in); the firings' recorded causes give
+the top causes. The same figures for the 24 hours before make the comparison.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from watchdog.alerting.noise import Episode, RuleNoise, episodes, rule_noise
+from watchdog.alerts import Report
+from watchdog.durations import format_duration, format_time
+from watchdog.state.history import MAX_LIMIT, Filters, History
+from watchdog.state.silences import Silences
+
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One day's figures."""
+
+    since: datetime
+    until: datetime
+    noise: list[RuleNoise]
+    degraded: dict[str, int]  # meeting -> degraded participant-minutes
+    causes: Counter[str]
+
+    @property
+    def fires(self) -> int:
+        return sum(n.fires for n in self.noise)
+
+
+def degraded_minutes(found: Sequence[Episode], since: datetime, until: datetime) -> dict[str, int]:
+    """Per meeting, the participant-minutes some alert about the participant fired in
+    (overlapping alerts count once), clipped to the window."""
+    spans: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+    for e in found:
+        meeting, participant = e.labels.get("meeting_id"), e.labels.get("participant_id")
+        if not meeting or not participant:
+            continue
+        start, end = max(e.fired, since), min(e.ended or until, until)
+        if end > start:
+            spans.setdefault((meeting, participant), []).append((start, end))
+    out: Counter[str] = Counter()
+    for (meeting, _), mine in spans.items():
+        covered, reach = timedelta(0), since
+        for start, end in sorted(mine):
+            if end > reach:
+                covered += end - max(start, reach)
+                reach = end
+        out[meeting] += round(covered / timedelta(minutes=1))
+    return dict(out)
+
+
+def read_day(history: History, silences: Silences, since: datetime, until: datetime) -> Day:
+    found = episodes(history.transitions(since, until))
+    actions = history.actions(since, ("acknowledge", "inhibit"))
+    noise = rule_noise(found, actions, silences.all(), since, until)
+    firings = history.query(Filters(since=since, until=until, kind="firing", limit=MAX_LIMIT))
+    causes = Counter(e.cause for e in firings.events if e.cause)
+    return Day(since, until, noise, degraded_minutes(found, since, until), causes)
+
+
+def _change(now: int, before: int) -> str:
+    if now == before:
+        return "same as the day before"
+    return f"{now - before:+d} on the day before ({before})"
+
+
+def digest(today: Day, before: Day, top: int) -> Report:
+    """The digest as the plain data a notifier renders (``Notification.report``)."""
+    title = (
+        f"Daily digest {today.since:%Y-%m-%d %H:%M}-{today.until:%Y-%m-%d %H:%M} UTC: "
+        f"{today.fires} alerts fired, {sum(today.degraded.values())} participant-minutes "
+        "degraded"
+    )
+    lines = [
+        f"  alerts fired: {today.fires}, {_change(today.fires, before.fires)}",
+        "  degraded participant-minutes: "
+        f"{sum(today.degraded.values())}, "
+        f"{_change(sum(today.degraded.values()), sum(before.degraded.values()))}",
+    ]
+    worst = sorted(today.degraded.items(), key=lambda item: (-item[1], item[0]))[:top]
+    if worst:
+        lines.append("  most degraded meetings: " + ", ".join(f"{m} ({n} min)" for m, n in worst))
+    causes = sorted(today.causes.items(), key=lambda item: (-item[1], item[0]))[:top]
+    if causes:
+        lines.append("  top causes: " + ", ".join(f"{c} ({n})" for c, n in causes))
+    earlier = {n.rule: n.fires for n in before.noise}
+    for n in today.noise[:top]:
+        median = "-" if n.median is None else format_duration(n.median)
+        lines.append(
+            f"  {n.rule}: {n.fires} fires ({_change(n.fires, earlier.get(n.rule, 0))}), "
+            f"median {median}, flapping {n.flapping:.0%}, acknowledged {n.acknowledged:.0%}"
+        )
+    quiet = sorted(set(earlier) - {n.rule for n in today.noise})[:top]
+    if quiet:
+        lines.append("  quiet since the day before: " + ", ".join(quiet))
+    return Report(
+        kind="digest",
+        title=title,
+        lines=tuple(lines),
+        start=today.since,
+        end=today.until,
+        figures={
+            "since": format_time(today.since),
+            "until": format_time(today.until),
+            "fires": today.fires,
+            "fires_day_before": before.fires,
+            "degraded_minutes": sum(today.degraded.values()),
+            "degraded_minutes_day_before": sum(before.degraded.values()),
+            "meetings": [{"meeting_id": m, "degraded_minutes": n} for m, n in worst],
+            "causes": [{"cause": c, "alerts": n} for c, n in causes],
+            "rules": [
+                {**n.to_json(), "fires_day_before": earlier.get(n.rule, 0)} for n in today.noise
+            ],
+        },
+    )
