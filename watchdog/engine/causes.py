@@ -22,6 +22,7 @@ import math
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from math import isnan
 from typing import Literal
 
@@ -70,7 +71,9 @@ _NAN = math.nan
 
 def _valid(value: object) -> float:
     """A usable figure, or NaN: samples are judged, never trusted."""
-    if value.__class__ is float or (isinstance(value, int) and not isinstance(value, bool)):
+    if value.__class__ is float:  # parsed samples hold finite floats: the common case
+        return value if 0.0 <= value <= MAX_VALUE else _NAN
+    if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
         if 0.0 <= number <= MAX_VALUE:  # False for NaN, infinities, negatives
             return number
@@ -102,6 +105,18 @@ def sample_figures(values: Mapping[str, float]) -> tuple[float, ...]:
     )
 
 
+def means(rows: Iterable[Sequence[float]]) -> Figures:
+    """Each figure's mean over ``rows`` (a window's, or a poll's :func:`sample_figures`)."""
+    table = list(rows)
+    if not table:
+        return Figures(0)
+    found = []
+    for column in zip(*table, strict=True):
+        known = [value for value in column if not isnan(value)]
+        found.append(sum(known) / len(known) if known else None)
+    return Figures(len(table), *found)
+
+
 class Window:
     """A participant's recent cause figures: at most :data:`CAPACITY` samples of the last
     :data:`WINDOW_SECONDS`, in one flat ``array('f')`` (times as seconds after ``base``,
@@ -118,8 +133,9 @@ class Window:
         self.base = base
         self.data: array[float] = data if data is not None else array("f")
 
-    def add(self, time: float, values: Mapping[str, float]) -> None:
-        """A sample (epoch seconds) newer than the window's newest; older ones are ignored."""
+    def add(self, time: float, values: Mapping[str, float]) -> tuple[float, ...] | None:
+        """A sample (epoch seconds) newer than the window's newest, and its figures; one
+        not newer is ignored (None)."""
         if self.base is None:
             self.base = time
         data = self.data
@@ -129,9 +145,10 @@ class Window:
                 data[at] -= shift
         offset = time - self.base
         if data and offset <= data[-_STRIDE]:
-            return
+            return None
+        row = sample_figures(values)
         data.append(offset)
-        data.extend(sample_figures(values))
+        data.extend(row)
         count = len(data) // _STRIDE
         drop = max(0, count - CAPACITY)
         start = offset - WINDOW_SECONDS
@@ -139,6 +156,7 @@ class Window:
             drop += 1
         if drop:
             del data[: drop * _STRIDE]
+        return row
 
     def snapshot(self) -> Window:
         """A copy another thread may read while the participant's poll adds to this one."""
@@ -203,23 +221,14 @@ def figures(window: Window, start: float, end: float) -> Figures:
     data = window.data
     base = window.base or 0.0
     start, end = start - base + _SLACK, end - base + _SLACK
-    sums = [0.0] * len(FIGURES)
-    counts = [0] * len(FIGURES)
-    samples = 0
+    rows = []
     for at in range(len(data) - _STRIDE, -1, -_STRIDE):  # newest first: "recent" is short
         time = data[at]
-        if time > end:
-            continue
         if time <= start:
             break
-        samples += 1
-        for column in range(len(FIGURES)):
-            value = data[at + 1 + column]
-            if not isnan(value):
-                sums[column] += value
-                counts[column] += 1
-    means = [s / c if c else None for s, c in zip(sums, counts, strict=True)]
-    return Figures(samples, *means)
+        if time <= end:
+            rows.append(data[at + 1 : at + _STRIDE])
+    return means(rows)
 
 
 def recent(window: Window, at: float) -> Figures:
@@ -303,6 +312,7 @@ class Places:
         return sum(len(m) for m in self._places.values())
 
 
+@lru_cache(maxsize=4096)  # every poll asks; participants share a handful of places
 def places_of(
     country: str | None, region: str | None, org: str | None, asn: str | None = None
 ) -> tuple[str, ...]:

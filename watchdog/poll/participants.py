@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watchdog.engine.causes import Peer, PlaceLoad, Places, Window, places_of, recent
+from watchdog.engine.causes import Peer, PlaceLoad, Places, Window, means, places_of
 from watchdog.engine.evaluate import AlertState, Memory, meeting_of
 from watchdog.state.polls import PollState
 from watchdog.state.rows import Key
@@ -104,12 +104,12 @@ class Participants:
         window = tracked.window
         if window is None:
             window = tracked.window = Window()
-        for sample in samples:
-            window.add(sample.time.timestamp(), sample.values)
+        rows = [window.add(sample.time.timestamp(), sample.values) for sample in samples]
         newest = window.newest
-        assert newest is not None
+        if newest is None:
+            return
         meeting = meeting_of(info)
-        degraded = recent(window, newest).degraded
+        degraded = means(row for row in rows if row is not None).degraded
         places = places_of(info.country, info.region, info.org, info.asn)
         with self._lock:
             if tracked.meeting != meeting:
