@@ -36,7 +36,6 @@ from watchdog.engine.rules import Rule, load_rules
 from watchdog.poll.participants import Participants
 from watchdog.sim.scenarios import (
     CAUSE_MEETINGS,
-    PLATFORM_PLACE,
     SCENARIOS,
     cause_population,
     meeting_id_for,
@@ -93,11 +92,15 @@ def _info(member: dict[str, Any]) -> ParticipantInfo:
 
 
 def world(case: str, seed: int) -> list[Member]:
-    """One labelled case: the cause meeting(s) plus three healthy meetings beside them."""
+    """One labelled case: the cause meeting(s) plus three healthy meetings, in the same
+    region and network (a platform case's are elsewhere: its own population has one
+    healthy meeting in its place)."""
     rng = random.Random(f"{case}/{seed}")
     size = rng.randint(3, 6)
     people = cause_population(case, size, tag=f"-{seed}")
-    place = PLATFORM_PLACE if CAUSE_MEETINGS[case].meetings > 1 else rng.choice(PLACES)
+    place = rng.choice(PLACES)
+    for person in people:
+        person.setdefault("envelope", place)
     for number in range(3):
         session = f"sess-quiet-{case}-{seed}-{number}"
         people.extend(

@@ -35,8 +35,8 @@ CAUSES: dict[str, str] = {
     "others in the meeting receive fine and nobody's sending is lossy",
     "sender-uplink": "another participant's uplink: their receive loss follows one sender "
     "whose send loss is high, and most of that sender's receivers degrade too",
-    "device": "the device or app: the send bitrate or resolution dropped while the network "
-    "is clean (CPU or bandwidth adaptation)",
+    "device": "the device or app: the send bitrate dropped to half its usual level or less "
+    "while the network is clean (CPU or bandwidth adaptation)",
     "platform": "platform or region: many meetings in the same region or network degrade "
     "in the same minutes",
     "unknown": "none of the above is shown by the samples",
@@ -47,13 +47,15 @@ WINDOW_SECONDS = 180.0  # the history a participant's window keeps
 RECENT_SECONDS = 60.0  # "now": what a cause is judged over
 CAPACITY = 24  # samples a window keeps at most, whatever the sampling period
 PLACE_SECONDS = 120.0  # "the same minutes" of a platform cause
+_LOAD_STEP = 10.0  # seconds a place's load is reused for
 
 LOSS_HIGH = 3.0  # packets lost per sample, audio + video, one direction: trouble
 LOSS_CLEAN = 1.0  # at most this: that direction is fine
 RTT_HIGH = 300.0  # ms
 JITTER_HIGH = 30.0  # ms
-BITRATE_DROP = 0.5  # send bitrate at most this share of its earlier level: dropped
-BITRATE_FLOOR = 50.0  # kbit/s: a baseline below this says nothing about a drop
+BITRATE_DROP = 0.5  # send bitrate at most this share of its usual level: dropped
+BITRATE_FLOOR = 50.0  # kbit/s: a usual level below this says nothing about a drop
+USUAL_SECONDS = 300.0  # time constant of a participant's usual send bitrate
 RECEIVERS_SHARE = 0.5  # of a lossy sender's receivers degraded: their loss follows it
 PLATFORM_MEETINGS = 3  # meetings degraded in one place ...
 PLATFORM_SHARE = 0.5  # ... and this share of its meetings seen in those minutes
@@ -127,11 +129,19 @@ class Window:
     samples after a restart.
     """
 
-    __slots__ = ("base", "data")
+    __slots__ = ("base", "data", "usual_kbps")
 
-    def __init__(self, base: float | None = None, data: array[float] | None = None) -> None:
+    def __init__(
+        self,
+        base: float | None = None,
+        data: array[float] | None = None,
+        usual_kbps: float | None = None,
+    ) -> None:
         self.base = base
         self.data: array[float] = data if data is not None else array("f")
+        # the send video bitrate it usually has: a moving average with a 5-minute time
+        # constant, so a drop shows against it for minutes after the window forgot
+        self.usual_kbps = usual_kbps
 
     def add(self, time: float, values: Mapping[str, float]) -> tuple[float, ...] | None:
         """A sample (epoch seconds) newer than the window's newest, and its figures; one
@@ -147,6 +157,14 @@ class Window:
         if data and offset <= data[-_STRIDE]:
             return None
         row = sample_figures(values)
+        kbps = row[4]
+        if not isnan(kbps):
+            if self.usual_kbps is None:
+                self.usual_kbps = kbps
+            else:
+                elapsed = offset - data[-_STRIDE] if data else 0.0
+                weight = 1.0 - math.exp(-elapsed / USUAL_SECONDS)
+                self.usual_kbps += (kbps - self.usual_kbps) * weight
         data.append(offset)
         data.extend(row)
         count = len(data) // _STRIDE
@@ -160,7 +178,7 @@ class Window:
 
     def snapshot(self) -> Window:
         """A copy another thread may read while the participant's poll adds to this one."""
-        return Window(self.base, self.data[:])
+        return Window(self.base, self.data[:], self.usual_kbps)
 
     @property
     def newest(self) -> float | None:
@@ -208,13 +226,6 @@ class Figures:
         """Anything on the network side is bad: what a platform cause counts."""
         return self.send_bad or self.recv_bad or self.path_bad
 
-    @property
-    def clean(self) -> bool:
-        """Loss low both ways, RTT and jitter normal, and at least the loss known."""
-        known = self.send_loss is not None or self.recv_loss is not None
-        low = all(v is None or v <= LOSS_CLEAN for v in (self.send_loss, self.recv_loss))
-        return known and low and not self.path_bad
-
 
 def figures(window: Window, start: float, end: float) -> Figures:
     """Means over the window's samples with ``start < time <= end`` (epoch seconds)."""
@@ -261,23 +272,30 @@ class Verdict:
 
 
 class Places:
-    """For each region and network org, each meeting's latest sample time there and its
-    latest degraded one; entries older than :data:`PLACE_SECONDS` are dropped (at most
-    once per that span, in one pass), so memory follows the meetings of the last minutes.
+    """For each region and network org: each meeting's participants there, with the time
+    each was last seen and last seen degraded. A meeting counts as degraded when two of its
+    participants seen lately were (or its only one): one participant's trouble is no
+    platform's. Entries older than :data:`PLACE_SECONDS` are dropped (at most once per that
+    span, in one pass), so memory follows the participants of the last minutes; a place's
+    load is worked out once per :data:`_LOAD_STEP` seconds (a storm of alerts in one
+    region asks the same question thousands of times).
     """
 
-    __slots__ = ("_places", "_pruned")
+    __slots__ = ("_loads", "_places", "_pruned")
 
     def __init__(self) -> None:
-        self._places: dict[str, dict[str, list[float]]] = {}
+        self._places: dict[str, dict[str, dict[str, list[float]]]] = {}
+        self._loads: dict[tuple[str, int], PlaceLoad] = {}
         self._pruned = -math.inf
 
-    def seen(self, places: Iterable[str], meeting: str, time: float, degraded: bool) -> None:
+    def seen(
+        self, places: Iterable[str], meeting: str, who: str, time: float, degraded: bool
+    ) -> None:
         for place in places:
-            meetings = self._places.setdefault(place, {})
-            entry = meetings.get(meeting)
+            members = self._places.setdefault(place, {}).setdefault(meeting, {})
+            entry = members.get(who)
             if entry is None:
-                meetings[meeting] = [time, time if degraded else -math.inf]
+                members[who] = [time, time if degraded else -math.inf]
                 continue
             entry[0] = max(entry[0], time)
             if degraded:
@@ -287,29 +305,45 @@ class Places:
             self._pruned = time
 
     def _prune(self, before: float) -> None:
+        self._loads.clear()
         for place in list(self._places):
             meetings = self._places[place]
-            for meeting in [m for m, e in meetings.items() if e[0] < before]:
-                del meetings[meeting]
+            for meeting in list(meetings):
+                members = meetings[meeting]
+                for who in [w for w, entry in members.items() if entry[0] < before]:
+                    del members[who]
+                if not members:
+                    del meetings[meeting]
             if not meetings:
                 del self._places[place]
 
     def load(self, places: Iterable[str], at: float) -> list[PlaceLoad]:
-        """Per place: meetings seen and seen degraded within :data:`PLACE_SECONDS` of ``at``."""
-        low, high = at - PLACE_SECONDS, at + PLACE_SECONDS
+        """Per place: meetings seen, and seen degraded, within :data:`PLACE_SECONDS` of ``at``."""
+        step = int(at // _LOAD_STEP)
         out = []
         for place in places:
-            meetings = self._places.get(place, {})
-            seen = degraded = 0
-            for last, bad in meetings.values():
-                if last >= low:
-                    seen += 1
-                    degraded += low <= bad <= high
-            out.append(PlaceLoad(place, degraded, seen))
+            found = self._loads.get((place, step))
+            if found is None:
+                found = self._loads[(place, step)] = self._load(place, at)
+            out.append(found)
         return out
 
+    def _load(self, place: str, at: float) -> PlaceLoad:
+        low, high = at - PLACE_SECONDS, at + PLACE_SECONDS
+        seen = degraded = 0
+        for members in self._places.get(place, {}).values():
+            recent = bad = 0
+            for last, worse in members.values():
+                if last >= low:
+                    recent += 1
+                    bad += low <= worse <= high
+            if recent:
+                seen += 1
+                degraded += bad >= min(recent, 2)
+        return PlaceLoad(place, degraded, seen)
+
     def __len__(self) -> int:
-        return sum(len(m) for m in self._places.values())
+        return sum(len(m) for meetings in self._places.values() for m in meetings.values())
 
 
 @lru_cache(maxsize=4096)  # every poll asks; participants share a handful of places
@@ -372,10 +406,9 @@ def likely_cause(
         return Verdict("uplink", (line, *_own_extra(mine)), participant_id)
     if mine.recv_bad:
         return _downlink(participant_id, mine, seen)
-    if mine.clean:
-        dropped = _device(window, at, mine)
-        if dropped is not None:
-            return Verdict("device", (dropped, own), participant_id)
+    dropped = _device(window, mine)  # the network is not the trouble by now
+    if dropped is not None:
+        return Verdict("device", (dropped, own), participant_id)
     return Verdict("unknown", (f"no network or device signal: {own}",))
 
 
@@ -450,26 +483,22 @@ def _downlink(me: str, mine: Figures, seen: Sequence[tuple[Peer, Figures]]) -> V
     )
 
 
-def _device(window: Window, at: float, mine: Figures) -> str | None:
-    """The send bitrate (or resolution) fell against the window's earlier samples."""
-    before = figures(window, at - WINDOW_SECONDS, at - RECENT_SECONDS)
-    if before.samples < 2:
+def _device(window: Window, mine: Figures) -> str | None:
+    """The send bitrate fell to at most half of the participant's usual one.
+
+    A resolution drop alone is not enough: VideoSDK does not say whether
+    ``resolutionUsage`` is what the participant sends or receives, and it falls with any
+    quality drop; it is shown beside the bitrate when known."""
+    now_kbps, usual = mine.send_kbps, window.usual_kbps
+    if now_kbps is None or usual is None or usual < BITRATE_FLOOR:
         return None
-    now_kbps, then_kbps = mine.send_kbps, before.send_kbps
-    if (
-        now_kbps is not None
-        and then_kbps is not None
-        and then_kbps >= BITRATE_FLOOR
-        and now_kbps <= then_kbps * BITRATE_DROP
-    ):
-        return (
-            f"send video bitrate {_num(now_kbps)} kbit/s, down from {_num(then_kbps)} kbit/s "
-            "on a clean network"
-        )
-    now_res, then_res = mine.resolution, before.resolution
-    if now_res is not None and then_res is not None and now_res <= then_res * 0.75:
-        return f"resolution {_num(now_res)}p, down from {_num(then_res)}p on a clean network"
-    return None
+    if now_kbps > usual * BITRATE_DROP:
+        return None
+    resolution = f", resolution {_num(mine.resolution)}p" if mine.resolution is not None else ""
+    return (
+        f"send video bitrate {_num(now_kbps)} kbit/s, usually {_num(usual)} kbit/s"
+        f"{resolution}, while the network is fine"
+    )
 
 
 def _own_line(fig: Figures) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watchdog.engine.causes import Peer, PlaceLoad, Places, Window, means, places_of
+from watchdog.engine.causes import Peer, PlaceLoad, Places, Window, places_of, recent
 from watchdog.engine.evaluate import AlertState, Memory, meeting_of
 from watchdog.state.polls import PollState
 from watchdog.state.rows import Key
@@ -104,19 +104,20 @@ class Participants:
         window = tracked.window
         if window is None:
             window = tracked.window = Window()
-        rows = [window.add(sample.time.timestamp(), sample.values) for sample in samples]
+        for sample in samples:
+            window.add(sample.time.timestamp(), sample.values)
         newest = window.newest
         if newest is None:
             return
         meeting = meeting_of(info)
-        degraded = means(row for row in rows if row is not None).degraded
+        degraded = recent(window, newest).degraded  # a minute's mean: blips do not count
         places = places_of(info.country, info.region, info.org, info.asn)
         with self._lock:
             if tracked.meeting != meeting:
                 self._unindex(key, tracked)
                 self._meetings.setdefault(meeting, set()).add(key)
                 tracked.meeting = meeting
-            self._places.seen(places, meeting, newest, degraded)
+            self._places.seen(places, meeting, key[1], newest, degraded)
 
     def cause_inputs(
         self, key: Key, info: ParticipantInfo, at: float
