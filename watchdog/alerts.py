@@ -20,6 +20,7 @@ from watchdog.durations import format_time, parse_time
 __all__ = [
     "API_DEGRADED",
     "BUILTIN_LABELS",
+    "CAUSE_TITLES",
     "DAEMON_ALERTS",
     "DAEMON_LABELS",
     "DEFAULT_GROUP_BY",
@@ -87,6 +88,17 @@ API_DEGRADED = "videosdk-api-degraded"
 NOTIFIER_FAILING = "notifier-failing"
 DAEMON_ALERTS = (API_DEGRADED, NOTIFIER_FAILING)
 DAEMON_LABELS = ("notifier",)
+
+
+CAUSE_TITLES = {
+    "uplink": "their own uplink",
+    "downlink": "their own downlink",
+    "sender-uplink": "another participant's uplink",
+    "device": "their device or app",
+    "platform": "the platform or their region",
+    "unknown": "unknown",
+}
+"""``Alert.cause`` values (docs/causes.md) and how a notifier words each for a person."""
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -171,6 +183,16 @@ class Alert:
         if self.scope == "daemon":
             return "videosdk-watchdog"
         return f"meeting {self.meeting_id}" if self.meeting_id else f"session {self.session_id}"
+
+    @property
+    def likely_cause(self) -> str | None:
+        """``another participant's uplink (sender-uplink)``; None when the alert has no cause.
+
+        Notifiers show it with :attr:`evidence`, the lines that say why."""
+        if self.cause is None:
+            return None
+        title = CAUSE_TITLES.get(self.cause)
+        return self.cause if title is None or title == self.cause else f"{title} ({self.cause})"
 
     @property
     def condition(self) -> str:
