@@ -400,7 +400,7 @@ def likely_cause(
         line = (
             f"send loss {_num(mine.send_loss)} (receive {_num(mine.recv_loss)}) over the last 60s"
             if mine.send_bad
-            else f"RTT {_num(mine.rtt)} ms, jitter {_num(mine.jitter)} ms while receive loss "
+            else f"RTT {_ms(mine.rtt)}, jitter {_ms(mine.jitter)} while receive loss "
             f"is {_num(mine.recv_loss)} over the last 60s"
         )
         return Verdict("uplink", (line, *_own_extra(mine)), participant_id)
@@ -504,14 +504,18 @@ def _device(window: Window, mine: Figures) -> str | None:
 def _own_line(fig: Figures) -> str:
     return (
         f"send loss {_num(fig.send_loss)}, receive loss {_num(fig.recv_loss)}, "
-        f"RTT {_num(fig.rtt)} ms, jitter {_num(fig.jitter)} ms over the last 60s"
+        f"RTT {_ms(fig.rtt)}, jitter {_ms(fig.jitter)} over the last 60s"
     )
 
 
 def _own_extra(fig: Figures) -> tuple[str, ...]:
     if fig.path_bad and fig.send_bad:
-        return (f"RTT {_num(fig.rtt)} ms, jitter {_num(fig.jitter)} ms",)
+        return (f"RTT {_ms(fig.rtt)}, jitter {_ms(fig.jitter)}",)
     return ()
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{_num(value)} ms"
 
 
 def _num(value: float | None) -> str:
