@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from watchdog.engine.causes import CAUSES, Window, likely_cause
+from watchdog.engine.causes import CAUSES, WINDOW_SECONDS, Window, likely_cause
 from watchdog.engine.evaluate import AlertState, Memory, evaluate
 from watchdog.engine.rules import Rule, load_rules
 from watchdog.poll.participants import Participants
@@ -244,8 +244,11 @@ def main() -> None:
         f"and places ({PER_POLL} samples), {tally.cause_seconds / max(tally.causes, 1) * 1e6:.0f}"
         " us a cause (its meeting's peers, its places)"
     )
-    full = int(180 / PERIOD) + 1
-    print(f"memory: {window_bytes(full):.0f} bytes per participant window ({full} samples)")
+    full = int(WINDOW_SECONDS / PERIOD) + 1
+    print(
+        f"memory: {window_bytes(full * 3):.0f} bytes per participant window "
+        f"({full} samples kept, a sample every {PERIOD:g}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def test_a_device_drop_against_the_usual_send_bitrate() -> None:
 def test_a_device_drop_still_shows_minutes_after_the_window_forgot_the_usual() -> None:
     low = {"averageSendVideoBitrate": 150_000.0}
     made = window((30, {}), (20, low))  # 200 s of it: the window holds no good sample
-    assert all(v is None or v < 200 for v in [recent(made, newest(made)).send_kbps])
+    assert len(made) < 20
     assert judge(made).cause == "device"
 
 
@@ -262,8 +262,8 @@ def test_a_hostile_name_is_clipped_and_printable_in_the_evidence() -> None:
 def test_a_window_stays_bounded_in_samples_and_time() -> None:
     made = window((1000, SEND_LOSS), every=1.0)
     assert len(made) == CAPACITY
-    sparse = window((100, {}), every=60.0)
-    assert len(sparse) == 4  # 180 s of history: the newest and the three before
+    sparse = window((100, {}), every=30.0)
+    assert len(sparse) == 4  # 90 s of history: the newest and the three before
     before = len(sparse)
     sparse.add(T0, HEALTHY)  # older than its newest: ignored
     assert len(sparse) == before
@@ -286,16 +286,17 @@ def test_places_count_meetings_by_two_degraded_participants_and_forget_old_ones(
     assert places_of("unknown", "unknown", "unknown", "unknown") == ()
     for meeting in range(5):
         for who in range(3):
-            degraded = meeting < 3 and who < 2  # three meetings with two of three bad
-            places.seen(where, f"m{meeting}", f"p{meeting}.{who}", T0, degraded)
-    places.seen(where, "m4", "p4.0", T0, True)  # one blip: not the meeting
+            bad = meeting < 3 and who < 2  # three meetings with two of three bad
+            places.seen(where, f"m{meeting}", f"p{meeting}.{who}", T0, degraded=bad, alone=False)
+    places.seen(where, "m4", "p4.0", T0, degraded=True, alone=False)  # one blip: not it
+    places.seen(where, "m5", "p5.0", T0, degraded=True, alone=True)  # its only one: it is
     assert places.load(where, T0) == [
-        PlaceLoad("region Hesse, Germany", 3, 5),
-        PlaceLoad("network DT", 3, 5),
+        PlaceLoad("region Hesse, Germany", 4, 6),
+        PlaceLoad("network DT", 4, 6),
     ]
     later = T0 + 10 * PLACE_SECONDS
-    places.seen(("region Elsewhere",), "m9", "p9", later, False)
-    assert len(places) == 1  # everyone older went in one pass
+    places.seen(("region Elsewhere",), "m9", "p9", later, degraded=False, alone=True)
+    assert len(places) == 1  # every older meeting went in one pass
     assert places.load(where, later) == [
         PlaceLoad("region Hesse, Germany", 0, 0),
         PlaceLoad("network DT", 0, 0),

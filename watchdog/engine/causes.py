@@ -43,9 +43,9 @@ CAUSES: dict[str, str] = {
 }
 """The vocabulary: ``Alert.cause`` is one of these names (or None: not analysed)."""
 
-WINDOW_SECONDS = 180.0  # the history a participant's window keeps
+WINDOW_SECONDS = 90.0  # the history a window keeps: the recent minute, and a peer's lag
 RECENT_SECONDS = 60.0  # "now": what a cause is judged over
-CAPACITY = 24  # samples a window keeps at most, whatever the sampling period
+CAPACITY = 16  # samples a window keeps at most, whatever the sampling period
 PLACE_SECONDS = 120.0  # "the same minutes" of a platform cause
 _LOAD_STEP = 10.0  # seconds a place's load is reused for
 
@@ -227,23 +227,19 @@ class Figures:
         return self.send_bad or self.recv_bad or self.path_bad
 
 
-def figures(window: Window, start: float, end: float) -> Figures:
-    """Means over the window's samples with ``start < time <= end`` (epoch seconds)."""
+def recent(window: Window, at: float) -> Figures:
+    """Means over the window's samples of the minute up to ``at`` (epoch seconds)."""
     data = window.data
     base = window.base or 0.0
-    start, end = start - base + _SLACK, end - base + _SLACK
+    start, end = at - RECENT_SECONDS - base + _SLACK, at - base + _SLACK
     rows = []
-    for at in range(len(data) - _STRIDE, -1, -_STRIDE):  # newest first: "recent" is short
-        time = data[at]
+    for index in range(len(data) - _STRIDE, -1, -_STRIDE):  # newest first
+        time = data[index]
         if time <= start:
             break
         if time <= end:
-            rows.append(data[at + 1 : at + _STRIDE])
+            rows.append(data[index + 1 : index + _STRIDE])
     return means(rows)
-
-
-def recent(window: Window, at: float) -> Figures:
-    return figures(window, at - RECENT_SECONDS, at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,35 +267,58 @@ class Verdict:
     participant: str | None = None  # whose connection the cause lies in (cause_participant)
 
 
+class _Seen:
+    """One meeting in one place: when a participant of it was last seen there, and when
+    each of those seen degraded last was (only they cost memory)."""
+
+    __slots__ = ("alone", "bad", "last")
+
+    def __init__(self, last: float) -> None:
+        self.last = last
+        self.alone = True  # its only watched participant is the one last seen
+        self.bad: dict[str, float] | None = None
+
+
 class Places:
-    """For each region and network org: each meeting's participants there, with the time
-    each was last seen and last seen degraded. A meeting counts as degraded when two of its
-    participants seen lately were (or its only one): one participant's trouble is no
-    platform's. Entries older than :data:`PLACE_SECONDS` are dropped (at most once per that
-    span, in one pass), so memory follows the participants of the last minutes; a place's
-    load is worked out once per :data:`_LOAD_STEP` seconds (a storm of alerts in one
-    region asks the same question thousands of times).
+    """For each region and network org, each meeting seen there lately, and which of its
+    participants were seen degraded. A meeting counts as degraded when two of its
+    participants were (or its only one): one participant's trouble is no platform's.
+    Entries older than :data:`PLACE_SECONDS` are dropped (at most once per that span, in
+    one pass), so memory follows the meetings of the last minutes; a place's load is
+    worked out once per :data:`_LOAD_STEP` seconds (a storm of alerts in one region asks
+    the same question thousands of times).
     """
 
     __slots__ = ("_loads", "_places", "_pruned")
 
     def __init__(self) -> None:
-        self._places: dict[str, dict[str, dict[str, list[float]]]] = {}
+        self._places: dict[str, dict[str, _Seen]] = {}
         self._loads: dict[tuple[str, int], PlaceLoad] = {}
         self._pruned = -math.inf
 
     def seen(
-        self, places: Iterable[str], meeting: str, who: str, time: float, degraded: bool
+        self,
+        places: Iterable[str],
+        meeting: str,
+        who: str,
+        time: float,
+        *,
+        degraded: bool,
+        alone: bool,
     ) -> None:
+        """``who`` of ``meeting`` (its only watched participant if ``alone``) seen at
+        ``time``, degraded or not."""
         for place in places:
-            members = self._places.setdefault(place, {}).setdefault(meeting, {})
-            entry = members.get(who)
+            meetings = self._places.setdefault(place, {})
+            entry = meetings.get(meeting)
             if entry is None:
-                members[who] = [time, time if degraded else -math.inf]
-                continue
-            entry[0] = max(entry[0], time)
+                entry = meetings[meeting] = _Seen(time)
+            entry.last = max(entry.last, time)
+            entry.alone = alone
             if degraded:
-                entry[1] = max(entry[1], time)
+                if entry.bad is None:
+                    entry.bad = {}
+                entry.bad[who] = max(entry.bad.get(who, time), time)
         if time - self._pruned > PLACE_SECONDS:
             self._prune(time - 2 * PLACE_SECONDS)
             self._pruned = time
@@ -309,11 +328,11 @@ class Places:
         for place in list(self._places):
             meetings = self._places[place]
             for meeting in list(meetings):
-                members = meetings[meeting]
-                for who in [w for w, entry in members.items() if entry[0] < before]:
-                    del members[who]
-                if not members:
+                entry = meetings[meeting]
+                if entry.last < before:
                     del meetings[meeting]
+                elif entry.bad is not None:
+                    entry.bad = {w: t for w, t in entry.bad.items() if t >= before} or None
             if not meetings:
                 del self._places[place]
 
@@ -331,19 +350,16 @@ class Places:
     def _load(self, place: str, at: float) -> PlaceLoad:
         low, high = at - PLACE_SECONDS, at + PLACE_SECONDS
         seen = degraded = 0
-        for members in self._places.get(place, {}).values():
-            recent = bad = 0
-            for last, worse in members.values():
-                if last >= low:
-                    recent += 1
-                    bad += low <= worse <= high
-            if recent:
-                seen += 1
-                degraded += bad >= min(recent, 2)
+        for entry in self._places.get(place, {}).values():
+            if entry.last < low:
+                continue
+            seen += 1
+            bad = sum(1 for t in (entry.bad or {}).values() if low <= t <= high)
+            degraded += bad >= (1 if entry.alone else 2)
         return PlaceLoad(place, degraded, seen)
 
     def __len__(self) -> int:
-        return sum(len(m) for meetings in self._places.values() for m in meetings.values())
+        return sum(len(meetings) for meetings in self._places.values())
 
 
 @lru_cache(maxsize=4096)  # every poll asks; participants share a handful of places

@@ -117,7 +117,8 @@ class Participants:
                 self._unindex(key, tracked)
                 self._meetings.setdefault(meeting, set()).add(key)
                 tracked.meeting = meeting
-            self._places.seen(places, meeting, key[1], newest, degraded)
+            alone = len(self._meetings[meeting]) == 1
+            self._places.seen(places, meeting, key[1], newest, degraded=degraded, alone=alone)
 
     def cause_inputs(
         self, key: Key, info: ParticipantInfo, at: float
