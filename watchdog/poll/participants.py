@@ -19,7 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watchdog.engine.causes import Peer, PlaceLoad, Places, Window, places_of, recent
+from watchdog.engine.causes import (
+    CAPACITY,
+    Peer,
+    PlaceLoad,
+    Places,
+    Window,
+    places_of,
+    recent,
+)
 from watchdog.engine.evaluate import AlertState, Memory, meeting_of
 from watchdog.state.polls import PollState
 from watchdog.state.rows import Key
@@ -104,7 +112,7 @@ class Participants:
         window = tracked.window
         if window is None:
             window = tracked.window = Window()
-        for sample in samples:
+        for sample in samples[-CAPACITY:]:  # older ones would be dropped again at once
             window.add(sample.time.timestamp(), sample.values)
         newest = window.newest
         if newest is None:
