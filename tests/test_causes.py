@@ -244,9 +244,13 @@ def test_missing_fields_leave_the_others_to_judge() -> None:
     assert judge(made).cause == "uplink"
 
 
-def test_huge_but_finite_figures_are_shown_briefly() -> None:
-    verdict = judge(window((6, {"sendVideoPacketLost": 1e11})))
-    assert verdict.evidence == ("send loss 1e+11 (receive 0) over the last 60s",)
+def test_huge_but_finite_figures_saturate_far_above_every_threshold() -> None:
+    verdict = judge(window((6, {"sendVideoPacketLost": 1e11, "averageVideoRtt": 1e9})))
+    assert verdict.cause == "uplink"
+    assert verdict.evidence == (
+        "send loss 6553 (receive 0) over the last 60s",
+        "RTT 65534 ms, jitter 4 ms",
+    )
 
 
 def test_a_hostile_name_is_clipped_and_printable_in_the_evidence() -> None:

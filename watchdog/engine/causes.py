@@ -19,7 +19,7 @@ jitter like milliseconds); the thresholds below are in those units (docs/causes.
 from __future__ import annotations
 
 import math
-from array import array
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,11 +63,15 @@ PLATFORM_SHARE = 0.5  # ... and this share of its meetings seen in those minutes
 MAX_NAME = 40  # characters of a participant's name in an evidence line
 MAX_VALUE = 1e12  # a figure above this is no measurement: treated as missing
 
-# a window's columns: sample time (epoch seconds), then these figures
+# a window's columns: sample time, then these figures
 FIGURES = ("send_loss", "recv_loss", "rtt", "jitter", "send_kbps", "resolution")
-_STRIDE = 1 + len(FIGURES)
-_REBASE = 65_536.0  # seconds after ``base`` before a window's times are shifted
-_SLACK = 0.01  # seconds: a time stored in float32 compared with one in float64
+_ROW = struct.Struct("<7H")
+_OFFSET = struct.Struct("<H")
+_TENTHS = 10.0  # a time step: 0.1 s
+_SCALES = (10.0, 10.0, 1.0, 10.0, 1.0, 1.0)  # steps of 0.1 (loss, jitter ms) or 1 (ms, kbit/s, p)
+_MISSING = 0xFFFF
+_REBASE = 6000.0  # seconds after ``base`` before a window's times are counted anew
+_SLACK = 0.06  # seconds: a time kept in tenths compared with an exact one
 _NAN = math.nan
 
 
@@ -107,87 +111,92 @@ def sample_figures(values: Mapping[str, float]) -> tuple[float, ...]:
     )
 
 
-def means(rows: Iterable[Sequence[float]]) -> Figures:
-    """Each figure's mean over ``rows`` (a window's, or a poll's :func:`sample_figures`)."""
-    table = list(rows)
-    if not table:
-        return Figures(0)
-    found = []
-    for column in zip(*table, strict=True):
-        known = [value for value in column if not isnan(value)]
-        found.append(sum(known) / len(known) if known else None)
-    return Figures(len(table), *found)
-
-
 class Window:
     """A participant's recent cause figures: at most :data:`CAPACITY` samples of the last
-    :data:`WINDOW_SECONDS`, in one flat ``array('f')`` (times as seconds after ``base``,
-    the first sample's): about 0.6 KB at a sample every 10 s.
+    :data:`WINDOW_SECONDS`, packed in one immutable ``bytes`` (14 bytes a sample: the
+    time as tenths of a second after ``base``, each figure in a 16-bit step of its unit,
+    :data:`_SCALES`; larger values saturate, far above every threshold): about 0.3 KB
+    with its object at a sample every 10 s.
 
     Not the rule engine's memory: that keeps only the metrics rules name, and is written
     to the state database every poll; this lives in memory only and is rebuilt from the
-    samples after a restart.
+    samples after a restart. Immutable data: another thread reads it while the
+    participant's own poll adds to it.
     """
 
     __slots__ = ("base", "data", "usual_kbps")
 
     def __init__(
-        self,
-        base: float | None = None,
-        data: array[float] | None = None,
-        usual_kbps: float | None = None,
+        self, base: float | None = None, data: bytes = b"", usual_kbps: float | None = None
     ) -> None:
         self.base = base
-        self.data: array[float] = data if data is not None else array("f")
+        self.data = data
         # the send video bitrate it usually has: a moving average with a 5-minute time
         # constant, so a drop shows against it for minutes after the window forgot
         self.usual_kbps = usual_kbps
 
-    def add(self, time: float, values: Mapping[str, float]) -> tuple[float, ...] | None:
-        """A sample (epoch seconds) newer than the window's newest, and its figures; one
-        not newer is ignored (None)."""
-        if self.base is None:
-            self.base = time
+    def add(self, time: float, values: Mapping[str, float]) -> None:
+        """A sample (epoch seconds) newer than the window's newest; older ones are ignored."""
+        base = self.base
+        if base is None or time - base > _REBASE:
+            base = self._rebase(time - WINDOW_SECONDS)
         data = self.data
-        if time - self.base > _REBASE:  # keep offsets small: float32 steps stay < 8 ms
-            shift, self.base = time - self.base, time
-            for at in range(0, len(data), _STRIDE):
-                data[at] -= shift
-        offset = time - self.base
-        if data and offset <= data[-_STRIDE]:
-            return None
+        offset = round((time - base) * _TENTHS)
+        last = self._last()
+        if offset < 0 or (last is not None and offset <= last):
+            return
         row = sample_figures(values)
         kbps = row[4]
         if not isnan(kbps):
-            if self.usual_kbps is None:
+            if self.usual_kbps is None or last is None:
                 self.usual_kbps = kbps
             else:
-                elapsed = offset - data[-_STRIDE] if data else 0.0
-                weight = 1.0 - math.exp(-elapsed / USUAL_SECONDS)
+                weight = 1.0 - math.exp(-(offset - last) / _TENTHS / USUAL_SECONDS)
                 self.usual_kbps += (kbps - self.usual_kbps) * weight
-        data.append(offset)
-        data.extend(row)
-        count = len(data) // _STRIDE
+        data += _ROW.pack(
+            offset,
+            *[
+                _MISSING if isnan(value) else min(round(value * scale), _MISSING - 1)
+                for value, scale in zip(row, _SCALES, strict=True)
+            ],
+        )
+        count = len(data) // _ROW.size
         drop = max(0, count - CAPACITY)
-        start = offset - WINDOW_SECONDS
-        while drop < count - 1 and data[drop * _STRIDE] < start:
+        start = offset - WINDOW_SECONDS * _TENTHS
+        while drop < count - 1 and _OFFSET.unpack_from(data, drop * _ROW.size)[0] < start:
             drop += 1
-        if drop:
-            del data[: drop * _STRIDE]
-        return row
+        self.data = data[drop * _ROW.size :] if drop else data
+
+    def _rebase(self, base: float) -> float:
+        """Times counted from ``base`` (which keeps them within 16 bits); samples before
+        it go (they are older than any window keeps)."""
+        kept = []
+        for offset, *figures in _ROW.iter_unpack(self.data):
+            moved = round(((self.base or base) + offset / _TENTHS - base) * _TENTHS)
+            if moved >= 0:
+                kept.append(_ROW.pack(moved, *figures))
+        self.base, self.data = base, b"".join(kept)
+        return base
 
     def snapshot(self) -> Window:
         """A copy another thread may read while the participant's poll adds to this one."""
-        return Window(self.base, self.data[:], self.usual_kbps)
+        return Window(self.base, self.data, self.usual_kbps)
+
+    def _last(self) -> int | None:
+        """The newest sample's time, in steps after ``base``."""
+        data = self.data
+        if not data:
+            return None
+        last: int = _OFFSET.unpack_from(data, len(data) - _ROW.size)[0]
+        return last
 
     @property
     def newest(self) -> float | None:
-        if not self.data or self.base is None:
-            return None
-        return self.base + self.data[-_STRIDE]
+        last = self._last()
+        return None if last is None or self.base is None else self.base + last / _TENTHS
 
     def __len__(self) -> int:
-        return len(self.data) // _STRIDE
+        return len(self.data) // _ROW.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,17 +238,24 @@ class Figures:
 
 def recent(window: Window, at: float) -> Figures:
     """Means over the window's samples of the minute up to ``at`` (epoch seconds)."""
-    data = window.data
     base = window.base or 0.0
-    start, end = at - RECENT_SECONDS - base + _SLACK, at - base + _SLACK
-    rows = []
-    for index in range(len(data) - _STRIDE, -1, -_STRIDE):  # newest first
-        time = data[index]
-        if time <= start:
-            break
-        if time <= end:
-            rows.append(data[index + 1 : index + _STRIDE])
-    return means(rows)
+    start = (at - RECENT_SECONDS + _SLACK - base) * _TENTHS
+    end = (at + _SLACK - base) * _TENTHS
+    sums = [0] * len(FIGURES)
+    counts = [0] * len(FIGURES)
+    samples = 0
+    for offset, *packed in _ROW.iter_unpack(window.data):  # integers: summed as they are
+        if start < offset <= end:
+            samples += 1
+            for column, value in enumerate(packed):
+                if value != _MISSING:
+                    sums[column] += value
+                    counts[column] += 1
+    found = [
+        total / count / scale if count else None
+        for total, count, scale in zip(sums, counts, _SCALES, strict=True)
+    ]
+    return Figures(samples, *found)
 
 
 @dataclass(frozen=True, slots=True)
