@@ -489,7 +489,13 @@ def _run(sim: Simulator, config: Config, seconds: int) -> None:
             sim.advance(10)
             runtime.cycle()
             runtime.manager.flush()
-            assert runtime.dispatcher.drain(10) == 0
+            # drain() can stop while a delivery is finishing (it then counts one left):
+            # asked again, bounded, it delivers the rest
+            for _ in range(5):
+                if runtime.dispatcher.drain(10) == 0:
+                    break
+            else:
+                pytest.fail("notifications left undelivered")
     finally:
         runtime.close()
 
