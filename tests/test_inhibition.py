@@ -539,11 +539,11 @@ alerting:
     assert err.strip().splitlines() == [
         f"{file}:7: warning: alerting.inhibit_rules[0].target_matchers[1]: no alert has a "
         "label 'tema' (built-in: alertname, severity, meeting_id, session_id, participant_id,"
-        " scope, metric; or a rule's labels)",
+        " scope, metric, cause, cause_participant; or a rule's labels)",
         f"{file}:8: alerting.inhibit_rules[0].equal[1]: no alert has a label 'meetingid', so "
         "this rule would mute nothing (a label missing on both sides is not equal); use one "
-        "of alertname, severity, meeting_id, session_id, participant_id, scope, metric or a "
-        "rule's labels",
+        "of alertname, severity, meeting_id, session_id, participant_id, scope, metric, cause, "
+        "cause_participant or a rule's labels",
         f"{file}:8: warning: alerting.inhibit_rules[0].equal[2]: 'meetingId' is the old name "
         "of label 'meeting_id': write meeting_id (the old name still works)",
     ]

@@ -73,7 +73,10 @@ def test_status_names_fixed_participants_and_marks_acked_silenced_and_pending(
     assert "Alice Martin" in rows["alice"]  # fixed in the config, named by its stats
     assert "abcd-efgh-ijkl" in rows["alice"]
     assert "Chen Wei" in rows["carol"]
-    alerts = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+    lines = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+    alerts = [line for line in lines if line.startswith(("FIRING", "PENDING"))]
+    causes = [line for line in lines if line.startswith("likely cause: ")]
+    assert len(causes) == 2  # one under each firing alert, its evidence below it
     assert alerts == [
         "FIRING poor-video since 2026-11-24 10:00:20, acknowledged by U1 (slack) at "
         + alerts[0].rsplit(" at ", 1)[1],

@@ -20,6 +20,7 @@ from watchdog.durations import format_time, parse_time
 __all__ = [
     "API_DEGRADED",
     "BUILTIN_LABELS",
+    "CAUSE_TITLES",
     "DAEMON_ALERTS",
     "DAEMON_LABELS",
     "DEFAULT_GROUP_BY",
@@ -72,6 +73,8 @@ BUILTIN_LABELS = (
     "participant_id",
     "scope",
     "metric",
+    "cause",
+    "cause_participant",
 )
 GROUP_BY_ALL = "..."  # group_by: [...] groups by every label: one group per alert
 DEFAULT_GROUP_BY = ("meeting_id", "alertname")
@@ -91,6 +94,17 @@ API_DEGRADED = "videosdk-api-degraded"
 NOTIFIER_FAILING = "notifier-failing"
 DAEMON_ALERTS = (API_DEGRADED, NOTIFIER_FAILING)
 DAEMON_LABELS = ("notifier",)
+
+
+CAUSE_TITLES = {
+    "uplink": "their own uplink",
+    "downlink": "their own downlink",
+    "sender-uplink": "another participant's uplink",
+    "device": "their device or app",
+    "platform": "the platform or their region",
+    "unknown": "unknown",
+}
+"""``Alert.cause`` values (docs/causes.md) and how a notifier words each for a person."""
 
 
 def fingerprint(rule: str, session_id: str, participant_id: str) -> str:
@@ -143,6 +157,14 @@ class Alert:
     # the watchdog's own alerts (DAEMON_ALERTS), no meeting, session_id and participant_id
     # are "", participant_name names what it is about ("VideoSDK API", "notifier pager")
     scope: str = "participant"
+    # the likely cause of a participant alert's trouble, set when it fires (one of
+    # watchdog.engine.causes.CAUSES: "uplink", "downlink", "sender-uplink", "device",
+    # "platform", "unknown"; None: not analysed, e.g. a meeting or absent-data alert), with
+    # 1-3 lines of evidence ("send loss 12 (receive 0.4) over the last 60s"), and whose
+    # connection it lies in: the participant itself, or the sender hurting it
+    cause: str | None = None
+    evidence: tuple[str, ...] = ()
+    cause_participant: str | None = None
 
     @property
     def who(self) -> str:
@@ -169,6 +191,16 @@ class Alert:
         return f"meeting {self.meeting_id}" if self.meeting_id else f"session {self.session_id}"
 
     @property
+    def likely_cause(self) -> str | None:
+        """``another participant's uplink (sender-uplink)``; None when the alert has no cause.
+
+        Notifiers show it with :attr:`evidence`, the lines that say why."""
+        if self.cause is None:
+            return None
+        title = CAUSE_TITLES.get(self.cause)
+        return self.cause if title is None or title == self.cause else f"{title} ({self.cause})"
+
+    @property
     def condition(self) -> str:
         """``qualityScore.video = 2.41 (threshold < 3)``: the line an engineer reads first."""
         return (
@@ -188,7 +220,11 @@ class Alert:
         data: dict[str, Any] = {}
         for each in fields(self):
             value = getattr(self, each.name)
-            data[each.name] = value.copy() if isinstance(value, dict | list) else value
+            if isinstance(value, dict | list):
+                value = value.copy()
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[each.name] = value
         for key in _TIME_FIELDS:
             if data[key] is not None:
                 data[key] = format_time(data[key])
@@ -200,6 +236,9 @@ class Alert:
         for key in _TIME_FIELDS:
             if values.get(key) is not None:
                 values[key] = parse_time(values[key])
+        if "evidence" in values:  # a JSON list; rows written before causes have none
+            lines = values["evidence"]
+            values["evidence"] = tuple(map(str, lines)) if isinstance(lines, list | tuple) else ()
         return cls(**values)
 
 
@@ -212,7 +251,9 @@ def alert_labels(alert: Alert) -> dict[str, str]:
     The rule's ``labels`` plus ``alertname``, ``severity``, ``meeting_id``, ``session_id``,
     ``participant_id``, ``scope`` (``participant``, ``meeting`` or ``daemon``) and ``metric``
     (what the alert measures, as it shows it: ``qualityScore.video``), so an inhibition rule can say
-    "a meeting's alert mutes its participants' alerts on the same metric". A label without
+    "a meeting's alert mutes its participants' alerts on the same metric"; a participant
+    alert's ``cause`` and ``cause_participant`` (set once, when it fires), so one can say
+    "a sender's uplink alert mutes the receive alerts it explains". A label without
     a value is absent, never ``""`` (Alertmanager treats both alike): a meeting-level alert
     has no ``participant_id``.
     """
@@ -225,6 +266,8 @@ def alert_labels(alert: Alert) -> dict[str, str]:
         ("participant_id", alert.participant_id if alert.scope == "participant" else None),
         ("scope", alert.scope),
         ("metric", alert.metric),
+        ("cause", alert.cause),
+        ("cause_participant", alert.cause_participant),
     ):
         if value:
             found[name] = value

@@ -66,6 +66,9 @@ def format_alert(alert: Alert, colour: bool = False) -> str:
     lines = [f"{head}: {body}", f"    {detail}"]
     if alert.summary and alert.status == "firing":
         lines.append(f"    {alert.summary}")
+    if alert.likely_cause and alert.status == "firing":
+        lines.append(f"    likely cause: {alert.likely_cause}")
+        lines.extend(f"      - {line}" for line in alert.evidence)
     return "\n".join(lines)
 
 

@@ -130,6 +130,9 @@ def _detail(alert: Alert) -> list[tuple[str, str]]:
         rows.append(("Resolved", f"{when(alert.ends_at)} (lasted {lasted(alert)})"))
     if alert.reason:  # resolved without recovering, or told again as its silence ended
         rows.append(("Reason", alert.reason))
+    if alert.likely_cause:
+        rows.append(("Likely cause", alert.likely_cause))
+        rows.extend(("Evidence", line) for line in alert.evidence)
     sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present
     if sparkline:
         rows.append(("Trend", str(sparkline)))
@@ -277,6 +280,8 @@ def _state_line(alert: Alert) -> str:
     line = f"[{alert.severity}] {alert.rule}: {alert.who}: {value}"
     if alert.reason:
         line += f" ({alert.reason})"
+    if alert.cause and alert.status == "firing":
+        line += f"; likely cause: {alert.likely_cause}"
     if alert.status == "resolved":
         line = f"RESOLVED {line}, after {lasted(alert)}"
     return line

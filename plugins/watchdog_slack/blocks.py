@@ -138,6 +138,16 @@ def _context_line(alert: Alert) -> str:
     return " · ".join(parts)
 
 
+def cause_text(alert: Alert) -> str | None:
+    """``*Likely cause*: another participant's uplink (sender-uplink)`` and its evidence, a
+    line each; None without a cause."""
+    if not alert.likely_cause:
+        return None
+    lines = [f"*Likely cause*: {escape(alert.likely_cause)}"]
+    lines.extend(f"• {escape(line)}" for line in alert.evidence)
+    return "\n".join(lines)
+
+
 def _notes(alert: Alert) -> list[str]:
     """The rule's summary and description, as written (lines kept); blank ones left out."""
     return [escape(n.strip()) for n in (alert.summary, alert.description) if n and n.strip()]
@@ -220,6 +230,9 @@ def _single(alert: Alert, notification: Notification) -> list[dict[str, Any]]:
     notes = _notes(alert)
     if notes:
         blocks.append(section_block("\n".join(notes)))
+    cause = cause_text(alert)
+    if cause and alert.status == "firing":
+        blocks.append(section_block(cause))
     spark = _sparkline(alert)
     if spark:
         blocks.append(section_block(f"*Trend* ({inline(alert.metric)})\n`{spark}`"))
@@ -254,6 +267,8 @@ def _group(notification: Notification, room: int) -> list[dict[str, Any]]:
         spark = _sparkline(alert)
         if spark:
             lines.append(f"trend `{spark}`")
+        if alert.likely_cause and alert.status == "firing":
+            lines.append(f"likely cause: {inline(alert.likely_cause)}")
         blocks.append(section_block("\n".join(lines)))
     hidden = len(alerts) - shown
     if hidden > 0:

@@ -104,7 +104,16 @@ def participant_line(affected: Affected) -> str:
     alert = affected.worst
     more = f" (+{affected.firing - 1} more)" if affected.firing > 1 else ""
     line = f"{icon(alert)} {who(alert)} *{inline(alert.rule)}* {value_line(alert)}"
-    return fit(line + more, LINE)
+    return fit(line + more + _cause(alert), LINE)
+
+
+def _cause(alert: Alert) -> str:
+    """`` · likely cause: sender-uplink (Bob's send loss 18; 4 of 5 watched receivers of Bob
+    degraded)``: the first evidence line says the most; empty without a cause."""
+    if not alert.cause or alert.status != "firing":
+        return ""
+    first = f" ({inline(alert.evidence[0])})" if alert.evidence else ""
+    return f" · likely cause: {inline(alert.cause)}{first}"
 
 
 def _meeting_alert_line(alert: Alert) -> str:
@@ -237,7 +246,7 @@ def _transition(alert: Alert) -> str:
     if alert.status == "resolved":
         end = alert.ends_at or alert.sample_time
         line += f" after {format_duration(max(end - alert.starts_at, timedelta(0)))}"
-    return fit(line, LINE)
+    return fit(line + _cause(alert), LINE)
 
 
 def reply(notification: Notification, changes: MeetingChanges) -> str | None:

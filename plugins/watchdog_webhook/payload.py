@@ -48,6 +48,9 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
         out["reason"] = alert.reason
     if alert.participant_name:
         out["participant_name"] = alert.participant_name
+    if alert.cause:  # its likely cause, and the lines that say why, one a line
+        out["cause"] = alert.cause
+        out["evidence"] = "\n".join(alert.evidence)
     sparkline = getattr(alert, "sparkline", None)  # from the trend feature, when present
     if sparkline:
         out["sparkline"] = str(sparkline)

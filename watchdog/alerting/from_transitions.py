@@ -59,4 +59,7 @@ def alert_from(transition: Transition) -> Alert:
         values=list(transition.values),
         scope=transition.scope,
         reason=transition.reason,
+        cause=transition.cause,
+        evidence=transition.evidence,
+        cause_participant=transition.cause_participant,
     )

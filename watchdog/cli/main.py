@@ -119,7 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     simulate = sub.add_parser("simulate", help="run a local VideoSDK API simulator")
     simulate.add_argument("--port", type=int, default=8787)
-    simulate.add_argument("--scenario", help="every participant follows this scenario")
+    simulate.add_argument(
+        "--scenario",
+        help="every participant follows this scenario; or a likely-cause meeting "
+        "(cause-uplink, cause-sender-uplink, cause-downlink, cause-device, cause-platform, "
+        "cause-noise)",
+    )
     simulate.add_argument("--speed", type=float, default=1.0, help="sample seconds per second")
     simulate.add_argument("--sample-period", type=float, default=10.0, metavar="SECONDS")
     simulate.add_argument("--api-key", default=os.environ.get("VIDEOSDK_API_KEY", "sim-key"))

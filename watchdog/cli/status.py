@@ -4,7 +4,8 @@ Read from the state database, so it answers while the daemon runs (SQLite
 in WAL mode lets a reader in beside the writer) and after it stopped. Each alert
 says whether someone acknowledged it, whether a silence mutes it and which alert
 suppresses it through an inhibition rule (the answer to "why was I not paged?");
-alerts waiting out their rule's ``for`` are listed as pending. Everything printed
+alerts waiting out their rule's ``for`` are listed as pending, firing ones with their
+likely cause and its evidence (docs/causes.md). Everything printed
 passes the redaction rule.
 """
 
@@ -96,6 +97,25 @@ def _silence_json(silence: Silence | None) -> dict[str, Any]:
     }
 
 
+def _causes(alert_log: AlertLog) -> dict[str, Alert]:
+    """Fingerprint -> the firing participant alert, for those with a likely cause."""
+    return {
+        a.alert.fingerprint: a.alert
+        for a in alert_log.active_alerts()
+        if a.alert.status == "firing" and a.alert.cause is not None
+    }
+
+
+def _cause_json(alert: Alert | None) -> dict[str, Any]:
+    if alert is None:
+        return {}
+    return {
+        "cause": alert.cause,
+        "evidence": list(alert.evidence),
+        "causeParticipant": alert.cause_participant,
+    }
+
+
 def _inhibited_json(held: Inhibited | None) -> dict[str, Any]:
     if held is None:
         return {}
@@ -143,6 +163,8 @@ def _row(
     muted: dict[str, Silence],
     inhibited: dict[str, Inhibited],
     expiry: Expiry,
+    *,
+    causes: dict[str, Alert],
 ) -> dict[str, Any]:
     r = status.record
     return {
@@ -163,6 +185,7 @@ def _row(
                 **_ack_json(_ack(acks, rule, r), expiry),
                 **_silence_json(muted.get(fingerprint(rule, r.session_id, r.participant_id))),
                 **_inhibited_json(inhibited.get(fingerprint(rule, r.session_id, r.participant_id))),
+                **_cause_json(causes.get(fingerprint(rule, r.session_id, r.participant_id))),
             }
             for rule, at in status.firing
         ],
@@ -224,12 +247,13 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
         muted = _silenced(store.silences, store.alert_log, datetime.now(UTC))
         expiry = _expiry(acks, store.alert_log, EscalationConfig.from_settings(config.settings, {}))
         inhibited = store.alert_log.inhibited()
+        causes = _causes(store.alert_log)
         actions = store.silences.audit(limit=RECENT_ACTIONS)
         oncall = _oncall(config, store)
     finally:
         store.close()
     if as_json:
-        participants = [_row(s, acks, muted, inhibited, expiry) for s in rows]
+        participants = [_row(s, acks, muted, inhibited, expiry, causes=causes) for s in rows]
         document: Any = participants  # one instance, no teams: the list, as it always was
         if store.shared or oncall:  # who the instances are, who is on call: as the text shows
             document = {
@@ -302,6 +326,10 @@ def _status(config: Config, as_json: bool, redact: Redactor) -> str:
             key = fingerprint(rule, r.session_id, r.participant_id)
             marks = _marks(_ack(acks, rule, r), muted.get(key), inhibited.get(key), expiry)
             out.write(f"    FIRING {rule} since {_when(at)}{marks}\n")
+            explained = causes.get(key)
+            if explained is not None:
+                out.write(f"      likely cause: {explained.likely_cause}\n")
+                out.writelines(f"        - {line}\n" for line in explained.evidence)
         for rule, at in status.pending:
             out.write(
                 f"    PENDING {rule} since {_when(at)} (condition holds, not yet for its for:)\n"

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from watchdog.durations import format_time, parse_time
+from watchdog.engine.causes import Verdict
 from watchdog.engine.rules import MAX_SAMPLES, Rule, SampleCount
 from watchdog.engine.series import Series, duration_micros, micros
 from watchdog.engine.sparklines import sparkline
@@ -206,6 +207,10 @@ class Transition:
     affected: tuple[str, ...] = ()  # meeting rules: who meets the condition
     watched: int = 0  # meeting rules: participants with data
     reason: str | None = None  # a resolution no sample showed: e.g. the participant left
+    # the likely cause when it fired (watchdog.engine.causes; see explained())
+    cause: str | None = None
+    evidence: tuple[str, ...] = ()
+    cause_participant: str | None = None
 
     @property
     def sparkline(self) -> str | None:
@@ -778,6 +783,22 @@ def transition(
     )
 
 
+def explained(t: Transition, verdict: Verdict) -> Transition:
+    """``t`` with its likely cause; its templates rendered again, since they may show it."""
+    made = replace(
+        t, cause=verdict.cause, evidence=verdict.evidence, cause_participant=verdict.participant
+    )
+    rule = t.rule
+    if rule.summary is None and rule.description is None:
+        return made
+    context = template_context(made)
+    return replace(
+        made,
+        summary=render(rule.summary, context) if rule.summary is not None else None,
+        description=render(rule.description, context) if rule.description is not None else None,
+    )
+
+
 def template_context(t: Transition) -> dict[str, Any]:
     """What ``summary``/``description`` templates see (docs/rules.md documents every name)."""
     info, rule = t.info, t.rule
@@ -812,6 +833,8 @@ def template_context(t: Transition) -> dict[str, Any]:
         "affected": len(t.affected),
         "watched": t.watched,
         "participants": list(t.affected),
+        "cause": t.cause or "",
+        "evidence": list(t.evidence),
     }
 
 

@@ -339,6 +339,8 @@ VARIABLES: dict[str, Any] = {
     "affected": 0,
     "watched": 0,
     "participants": [],
+    "cause": "uplink",
+    "evidence": ["send loss 12 (receive 0.4) over the last 60s"],
 }
 
 

@@ -1,7 +1,10 @@
 """What this instance knows of each participant it polls, between polls.
 
 Per participant: the cursor (newest sample evaluated), the rule engine's alert
-states and memory (windows, absent data), and the identity the stats last told.
+states and memory (windows, absent data), the identity the stats last told, and
+its recent cause figures (watchdog.engine.causes.Window: in memory only); across
+participants, who is in which meeting and which regions and networks degrade
+lately (what a likely cause compares a participant with).
 :class:`Participants` is their one owner: the poller reads and records through
 it, a lease won or lost (watchdog.cluster) loads or forgets a participant
 through it, a departure forgets one, a reload replaces states through it.
@@ -12,14 +15,23 @@ the scheduler's threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watchdog.engine.evaluate import AlertState, Memory
+from watchdog.engine.causes import (
+    CAPACITY,
+    Peer,
+    PlaceLoad,
+    Places,
+    Window,
+    places_of,
+    recent,
+)
+from watchdog.engine.evaluate import AlertState, Memory, meeting_of
 from watchdog.state.polls import PollState
 from watchdog.state.rows import Key
-from watchdog.videosdk.stats import ParticipantInfo
+from watchdog.videosdk.stats import ParticipantInfo, Sample
 
 
 @dataclass(slots=True)
@@ -32,6 +44,8 @@ class Tracked:
     memory: Memory | None = None
     info: ParticipantInfo | None = None
     future_warned: bool = False  # its samples stamped in the future were logged
+    window: Window | None = None  # recent cause figures (not stored: rebuilt from samples)
+    meeting: str | None = None  # the meeting the peer index holds it under
 
 
 class Participants:
@@ -41,6 +55,8 @@ class Participants:
         self._polls = polls
         self._lock = threading.Lock()
         self._tracked: dict[Key, Tracked] = {}
+        self._meetings: dict[str, set[Key]] = {}  # by meeting_of(info): who observe() saw
+        self._places = Places()
         cursors = polls.load_cursors()
         states = polls.load_alert_states()
         memories = polls.load_memories()
@@ -85,6 +101,53 @@ class Participants:
             tracked.states = states
             tracked.memory = memory
 
+    def observe(self, key: Key, info: ParticipantInfo, samples: Sequence[Sample]) -> None:
+        """New samples into the participant's cause window; its meeting and places noted.
+
+        Called by the participant's own poll only, so its window has one writer; others
+        read snapshots of it (:meth:`cause_inputs`)."""
+        if not samples:
+            return
+        tracked = self._get(key)
+        window = tracked.window
+        if window is None:
+            window = tracked.window = Window()
+        for sample in samples[-CAPACITY:]:  # older ones would be dropped again at once
+            window.add(sample.time.timestamp(), sample.values)
+        newest = window.newest
+        if newest is None:
+            return
+        meeting = meeting_of(info)
+        degraded = recent(window, newest).degraded  # a minute's mean: blips do not count
+        places = places_of(info.country, info.region, info.org, info.asn)
+        with self._lock:
+            if tracked.meeting != meeting:
+                self._unindex(key, tracked)
+                self._meetings.setdefault(meeting, set()).add(key)
+                tracked.meeting = meeting
+            alone = len(self._meetings[meeting]) == 1
+            self._places.seen(places, meeting, key[1], newest, degraded=degraded, alone=alone)
+
+    def cause_inputs(
+        self, key: Key, info: ParticipantInfo, at: float
+    ) -> tuple[Window, list[Peer], list[PlaceLoad]]:
+        """What a likely cause of ``key``'s alert at ``at`` (epoch seconds) is judged from:
+        its window, the other watched participants of its meeting, its places' load."""
+        with self._lock:
+            tracked = self._tracked.get(key)
+            mine = tracked.window if tracked is not None else None
+            window = mine.snapshot() if mine is not None else Window()
+            peers = []
+            for other in self._meetings.get(meeting_of(info), ()):
+                theirs = self._tracked.get(other)
+                if other == key or theirs is None or theirs.window is None:
+                    continue
+                name = theirs.info.name if theirs.info is not None else None
+                peers.append(Peer(other[1], name or other[1], theirs.window.snapshot()))
+            places = places_of(info.country, info.region, info.org, info.asn)
+            loads = self._places.load(places, at)
+        return window, peers, loads
+
     def warn_future_once(self, key: Key) -> bool:
         """True the first time this participant's samples are found stamped in the future."""
         tracked = self._get(key)
@@ -98,6 +161,9 @@ class Participants:
         the participant before committed it there)."""
         cursor, states, memory = self._polls.load_participant(key)
         with self._lock:
+            before = self._tracked.get(key)
+            if before is not None:
+                self._unindex(key, before)
             self._tracked[key] = Tracked(cursor, states, memory)
 
     def committed(self, key: Key) -> Tracked:
@@ -111,7 +177,18 @@ class Participants:
 
     def forget(self, key: Key) -> None:
         with self._lock:
-            self._tracked.pop(key, None)
+            tracked = self._tracked.pop(key, None)
+            if tracked is not None:
+                self._unindex(key, tracked)
+
+    def _unindex(self, key: Key, tracked: Tracked) -> None:
+        """Lock held: ``key`` out of the peer index."""
+        members = self._meetings.get(tracked.meeting or "")
+        if members is not None:
+            members.discard(key)
+            if not members:
+                del self._meetings[tracked.meeting or ""]
+        tracked.meeting = None
 
     def replace_states(self, key: Key, states: dict[str, AlertState]) -> None:
         with self._lock:

@@ -32,7 +32,14 @@ from watchdog.alerting.from_transitions import alert_from
 from watchdog.alerts import SESSION_ENDED
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_duration, format_time
-from watchdog.engine.evaluate import Transition, evaluate, evaluate_meetings, lookback
+from watchdog.engine.causes import likely_cause
+from watchdog.engine.evaluate import (
+    Transition,
+    evaluate,
+    evaluate_meetings,
+    explained,
+    lookback,
+)
 from watchdog.engine.rules import RuleSet
 from watchdog.obs.logs import about
 from watchdog.obs.telemetry import (
@@ -568,6 +575,7 @@ class Poller:
                 samples = tuple(s for s in samples if s.time > last)
         if not samples and not (self._watches_absence and now is not None):
             return [], 0
+        participants.observe(key, stats.info, samples)
         result = evaluate(
             self.rules,
             stats.info,
@@ -576,6 +584,8 @@ class Poller:
             memory=memory,
             now=now,
         )
+        if result.transitions:
+            result.transitions = [self._explained(key, t) for t in result.transitions]
         cursor = min(samples[-1].time, clock) if samples else None
         # a poll that moved nothing (no new sample, no state change) writes nothing
         if not self.dry_run and (samples or result.changed or result.transitions):
@@ -609,6 +619,23 @@ class Poller:
                 extra=ids,
             )
         return result.transitions, len(samples)
+
+    def _explained(self, key: Key, transition: Transition) -> Transition:
+        """A participant alert as it fires, with its likely cause (watchdog.engine.causes);
+        a failure there is logged and costs the alert nothing but its cause."""
+        if transition.state != "firing" or transition.scope != "participant":
+            return transition
+        try:
+            at = transition.time.timestamp()
+            window, peers, places = self.participants.cause_inputs(key, transition.info, at)
+            verdict = likely_cause(key[1], window, at, peers=peers, places=places)
+            return explained(transition, verdict)
+        except Exception:
+            log.exception(
+                "working out the likely cause of an alert failed; it is sent without one",
+                extra={"session_id": key[0], "participant_id": key[1]},
+            )
+            return transition
 
     def _meetings_safely(self, targets: Sequence[WatchedParticipant]) -> list[Transition]:
         """Meeting-level rules over the watched participants' latest conditions."""

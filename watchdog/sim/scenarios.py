@@ -122,6 +122,80 @@ def _flapping(k: int, rng: random.Random) -> Sample:
     return sample
 
 
+DEVICE_ONSET = 9  # a device limit shows against its earlier bitrate: 90 s of it at 10 s a sample
+
+
+def _bad_video(rng: random.Random) -> dict[str, float]:
+    return {"audio": _uniform(rng, 3.6, 4.2), "video": _uniform(rng, 2.0, 2.8)}
+
+
+def _send_loss(k: int, rng: random.Random) -> Sample:
+    """The participant's uplink: what they send is lost and jittery, what they receive is fine."""
+    sample = _healthy(rng)
+    if k >= ONSET:
+        sample["sendAudioPacketLost"] = _whole(rng, 2, 6)
+        sample["sendVideoPacketLost"] = _whole(rng, 8, 25)
+        sample["averageAudioJitter"] = _uniform(rng, 8, 20)
+        sample["averageVideoRtt"] = _uniform(rng, 120, 250)
+        sample["averageSendVideoBitrate"] = _whole(rng, 300_000, 600_000)
+        sample["qualityScore"] = _bad_video(rng)
+    return sample
+
+
+def _receive_loss(k: int, rng: random.Random) -> Sample:
+    """Loss on what the participant receives, what they send is fine: their downlink, or a
+    lossy sender upstream (which it is, only the rest of the meeting tells)."""
+    sample = _healthy(rng)
+    if k >= ONSET:
+        sample["recvAudioPacketLost"] = _whole(rng, 2, 6)
+        sample["recvVideoPacketLost"] = _whole(rng, 8, 25)
+        sample["averageVideoJitter"] = _uniform(rng, 10, 25)
+        sample["averageRecvVideoBitrate"] = _whole(rng, 200_000, 500_000)
+        sample["qualityScore"] = _bad_video(rng)
+    return sample
+
+
+def _device_limit(k: int, rng: random.Random) -> Sample:
+    """CPU or bandwidth adaptation: the send bitrate (and the resolution with the video
+    score) drops on a clean network."""
+    sample = _healthy(rng)
+    if k >= DEVICE_ONSET:
+        sample["averageSendVideoBitrate"] = _whole(rng, 90_000, 250_000)
+        sample["qualityScore"] = _bad_video(rng)
+    return sample
+
+
+def _regional(k: int, rng: random.Random) -> Sample:
+    """A platform or regional problem: long, uneven paths and some loss both ways."""
+    sample = _healthy(rng)
+    if k >= ONSET:
+        sample["averageAudioRtt"] = _uniform(rng, 350, 600)
+        sample["averageVideoRtt"] = _uniform(rng, 350, 600)
+        sample["averageAudioJitter"] = _uniform(rng, 20, 40)
+        sample["averageVideoJitter"] = _uniform(rng, 35, 60)
+        sample["recvVideoPacketLost"] = _whole(rng, 3, 10)
+        sample["sendVideoPacketLost"] = _whole(rng, 1, 5)
+        sample["qualityScore"] = _bad_video(rng)
+    return sample
+
+
+def _noisy(k: int, rng: random.Random) -> Sample:
+    """Poor video with nothing in the figures to explain it, over single-sample blips of
+    loss or RTT: what a cause must call unknown."""
+    sample = _healthy(rng)
+    blip = rng.random()
+    if blip < 0.08:
+        sample[rng.choice(_LOSS_FIELDS)] = _whole(rng, 4, 12)
+    elif blip < 0.14:
+        sample["averageVideoRtt"] = _uniform(rng, 300, 450)
+    if k >= ONSET:
+        sample["qualityScore"] = _bad_video(rng)
+    return sample
+
+
+_LOSS_FIELDS = ("recvVideoPacketLost", "sendVideoPacketLost")
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -151,8 +225,41 @@ SCENARIOS: dict[str, Scenario] = {
             settles=ONSET,
         ),
         Scenario("flapping", "video quality crosses 3 every 2 samples", _flapping, settles=None),
+        Scenario(
+            "send-loss",
+            f"from sample {ONSET}: their send loss, jitter and RTT up, what they receive fine",
+            _send_loss,
+            settles=ONSET,
+        ),
+        Scenario(
+            "receive-loss",
+            f"from sample {ONSET}: loss on what they receive, what they send fine",
+            _receive_loss,
+            settles=ONSET,
+        ),
+        Scenario(
+            "device-limit",
+            f"from sample {DEVICE_ONSET}: send bitrate down to a fifth on a clean network",
+            _device_limit,
+            settles=DEVICE_ONSET,
+        ),
+        Scenario(
+            "regional",
+            f"from sample {ONSET}: RTT 350-600 ms, jitter and loss up both ways",
+            _regional,
+            settles=ONSET,
+        ),
+        Scenario(
+            "noisy",
+            f"blips of loss and RTT; from sample {ONSET} poor video nothing explains",
+            _noisy,
+            settles=None,
+        ),
     )
 }
+# what a participant lives through in the likely-cause meetings (CAUSE_MEETINGS); the
+# demo's population plays the others
+CAUSE_SCENARIOS = ("send-loss", "receive-loss", "device-limit", "regional", "noisy")
 
 _NAMES = (
     "Alice Martin", "Bilal Khan", "Chen Wei", "Dana Cohen", "Emeka Obi", "Farah Haddad",
@@ -196,10 +303,83 @@ def watch_entries(population: Iterable[Mapping[str, Any]]) -> list[dict[str, str
     return [{"session": p["session"], "participant": p["participant"]} for p in population]
 
 
+@dataclass(frozen=True, slots=True)
+class CauseMeeting:
+    """A meeting whose alerts have a known likely cause: the first participant lives through
+    ``first``, the others through ``rest``; ``meetings`` such meetings (in one region and
+    network when more than one, beside one healthy meeting there)."""
+
+    cause: str  # what the first participant's alerts should carry
+    first: str
+    rest: str = "healthy"
+    rest_cause: str | None = None  # what the others' alerts should carry
+    meetings: int = 1
+
+
+CAUSE_MEETINGS: dict[str, CauseMeeting] = {
+    "cause-uplink": CauseMeeting("uplink", "send-loss"),
+    "cause-sender-uplink": CauseMeeting(
+        "uplink", "send-loss", rest="receive-loss", rest_cause="sender-uplink"
+    ),
+    "cause-downlink": CauseMeeting("downlink", "receive-loss"),
+    "cause-device": CauseMeeting("device", "device-limit"),
+    "cause-platform": CauseMeeting(
+        "platform", "regional", rest="regional", rest_cause="platform", meetings=4
+    ),
+    "cause-noise": CauseMeeting("unknown", "noisy"),
+}
+"""Simulated meetings for each likely cause (docs/causes.md; benchmarks/causes.py)."""
+
+PLATFORM_PLACE = {
+    "location": {"country": "Germany", "city": "Frankfurt", "region": "Hesse"},
+    "network": {"asn": "AS3320", "org": "Deutsche Telekom"},
+}
+
+
+def cause_population(name: str, n: int = 4, tag: str = "") -> list[dict[str, Any]]:
+    """The participants of cause meeting ``name`` (``n`` a meeting), each with the ``cause``
+    its alerts should carry (None: it should not alert) and, for a platform case, an
+    ``envelope`` putting every meeting, and one healthy meeting beside them, in one place."""
+    case = CAUSE_MEETINGS[name]
+    plans: list[CauseMeeting | None] = [case] * case.meetings
+    if case.meetings > 1:
+        plans.append(None)  # a healthy meeting in the same place
+    people: list[dict[str, Any]] = []
+    for number, plan in enumerate(plans):
+        session = f"sess-{name}{tag}" + (f"-{number + 1}" if case.meetings > 1 else "")
+        for i in range(n):
+            scenario, cause = _role(plan, i)
+            member: dict[str, Any] = {
+                "session": session,
+                "participant": f"{session.removeprefix('sess-')}-{i + 1}",
+                "scenario": scenario,
+                "name": _NAMES[(i + number) % len(_NAMES)],
+                "meeting_id": meeting_id_for(session),
+                "cause": cause,
+            }
+            if case.meetings > 1:
+                member["envelope"] = PLATFORM_PLACE
+            people.append(member)
+    return people
+
+
+def _role(plan: CauseMeeting | None, index: int) -> tuple[str, str | None]:
+    """(scenario, expected cause) of a cause meeting's ``index``-th participant."""
+    if plan is None:
+        return "healthy", None
+    if index == 0:
+        return plan.first, plan.cause
+    return plan.rest, plan.rest_cause
+
+
 def scenario_population(name: str, n: int = 4) -> list[dict[str, Any]]:
-    """``n`` participants of one call, all living through scenario ``name``."""
+    """``n`` participants of one call, all living through scenario ``name``; or, for a
+    cause meeting's name (CAUSE_MEETINGS), its meetings (see cause_population)."""
+    if name in CAUSE_MEETINGS:
+        return cause_population(name, n)
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+        choices = ", ".join([*SCENARIOS, *CAUSE_MEETINGS])
+        raise ValueError(f"unknown scenario {name!r}; choose from {choices}")
     session = f"sess-{name}"
     return [
         {

@@ -526,6 +526,7 @@ class Simulator:
                 scenario=member["scenario"],
                 name=member["name"],
                 meeting_id=member["meeting_id"],
+                envelope=member.get("envelope"),
             )
 
     def add_participant(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,6 +108,8 @@ def record_alert(cur: Cursor, alert: Alert, notify: Sequence[str], now: str) -> 
     ).fetchone()
     if row is not None and (row[0], row[1]) == (alert.status, starts):
         return
+    if row is not None and row[1] == starts and alert.cause is None:
+        alert = _with_cause_of(cur, alert)
     payload = json.dumps(alert.to_dict(), separators=(",", ":"))
     notify_json = json.dumps(list(notify))
     history.record_transition(cur, alert, now)
@@ -122,6 +124,29 @@ def record_alert(cur: Cursor, alert: Alert, notify: Sequence[str], now: str) -> 
         "UPDATE am_alerts SET status = ?, starts_at = ?, version = version + 1,"
         " changed_at = ?, notify = ?, payload = ? WHERE fingerprint = ?",
         (alert.status, starts, now, notify_json, payload, alert.fingerprint),
+    )
+
+
+def _with_cause_of(cur: Cursor, alert: Alert) -> Alert:
+    """``alert`` (a resolution, say) with the likely cause its episode fired with: set once,
+    so its ``cause`` labels, and with them its groups, stay what they were."""
+    row = cur.execute(
+        "SELECT payload FROM am_alerts WHERE fingerprint = ?", (alert.fingerprint,)
+    ).fetchone()
+    try:
+        before = json.loads(row[0]) if row is not None else {}
+    except ValueError:
+        return alert
+    cause = before.get("cause") if isinstance(before, dict) else None
+    if not isinstance(cause, str):
+        return alert
+    lines = before.get("evidence")
+    who = before.get("cause_participant")
+    return replace(
+        alert,
+        cause=cause,
+        evidence=tuple(map(str, lines)) if isinstance(lines, list) else (),
+        cause_participant=who if isinstance(who, str) else None,
     )
 
 

@@ -54,9 +54,13 @@ def _line(alert: Alert) -> str:
             f"✅ {alert.rule}: {alert.who}: {alert.metric} back to "
             + (alert.condition.split(" = ", 1)[1])
         )
+    line = f"{alert.rule}: {alert.who}: {alert.condition}"
     if alert.reason:  # told again though it kept firing: its silence ended
-        return f"{alert.rule}: {alert.who}: {alert.reason}; {alert.condition}"
-    return f"{alert.rule}: {alert.who}: {alert.condition}"
+        line = f"{alert.rule}: {alert.who}: {alert.reason}; {alert.condition}"
+    if alert.cause:  # the likely cause and its first evidence line
+        first = f": {alert.evidence[0]}" if alert.evidence else ""
+        line += f" (likely cause: {alert.cause}{first})"
+    return line
 
 
 def publication(notification: Notification, config: NtfyConfig) -> dict[str, object]:
