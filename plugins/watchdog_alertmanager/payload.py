@@ -56,6 +56,9 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
             out[name] = value
     if alert.reason:  # resolved without a recovering sample, or told again while firing
         out["resolved_reason" if alert.status == "resolved" else "reason"] = alert.reason
+    if alert.likely_cause:  # the cause is also a label; here in words, with its evidence
+        out["cause"] = alert.likely_cause
+        out["evidence"] = "\n".join(alert.evidence)
     for key, value in alert.context.items():
         out.setdefault(_name(key), value)
     return {name: value[:MAX_ANNOTATION] for name, value in sorted(out.items()) if value}

@@ -151,6 +151,9 @@ def _rows(alert: Alert) -> list[tuple[str, str, bool]]:
     rows.append(("Time", _how_long(alert), False))
     if alert.reason:
         rows.append(("Reason", alert.reason, True))
+    if alert.likely_cause:
+        rows.append(("Likely cause", alert.likely_cause, False))
+        rows.extend(("Evidence", line, True) for line in alert.evidence)
     for label, text in (("Summary", alert.summary), ("Description", alert.description)):
         if text:
             rows.append((label, text, True))

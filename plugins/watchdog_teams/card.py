@@ -223,6 +223,10 @@ def _single(notification: Notification, alert: Alert) -> list[dict[str, Any]]:
     body.append(text_block(timing(alert), spacing="Small"))
     if alert.reason:
         body.append(labelled("Reason", clean(alert.reason)))
+    if alert.likely_cause:
+        body.append(labelled("Likely cause", clean(alert.likely_cause)))
+        for line in alert.evidence:
+            body.append(rich(run(clean(line), isSubtle=True), spacing="None"))
     for note in (alert.summary, alert.description):
         if note and note.strip():
             body.append(rich(run(clean(note.strip(), MAX_NOTE, lines=True)), separator=True))
@@ -244,6 +248,8 @@ def _listed(alert: Alert) -> dict[str, Any]:
         items.append(rich(run(clean(alert.sparkline), fontType="Monospace"), spacing="None"))
     if alert.reason:
         items.append(rich(run(clean(alert.reason), isSubtle=True), spacing="None"))
+    if alert.likely_cause:
+        items.append(rich(run(f"Likely cause: {clean(alert.likely_cause)}"), spacing="None"))
     items.append(text_block(timing(alert), isSubtle=True, size="Small", spacing="None"))
     return {"type": "Container", "items": items, "separator": True}
 
