@@ -19,6 +19,7 @@ from watchdog_email.render import MAX_SUBJECT
 
 from watchdog.alerting.manager import AlertingConfig, AlertManager, Policy
 from watchdog.alerts import MEETING_VIEW, Alert, Notification
+from watchdog.charts import report_chart_png
 from watchdog.config.problems import ConfigError
 from watchdog.notifiers import DeliveryError
 from watchdog.state.store import Store
@@ -29,6 +30,7 @@ from watchdog.testing import (
     grouped_notification,
     make_alert,
     make_notification,
+    make_report,
     resolved,
 )
 
@@ -487,3 +489,59 @@ def test_a_two_hundred_participant_meeting_mail_lists_the_worst_fifty(
     assert "  ...and 150 more" in text
     assert "&lt;b&gt;Person " in html
     assert mail["Bcc"] is None
+
+
+@pytest.mark.parametrize("charts", [True, False])
+def test_a_call_report_answers_the_meetings_first_mail(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates, charts: bool
+) -> None:
+    """The report of a meeting's call is a mail in that meeting's thread, its chart inline
+    where matplotlib is there (and wanted), its text readable alone; then the thread is
+    told and its record gone."""
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file, charts=charts))
+    alice = make_alert(participant_id="p1", values=[4.0, 3.4, 2.9, 2.41])
+    notifier.send(_meeting(alice, watched=2))
+    notifier.send(_meeting(resolved(alice, reason="the session ended"), watched=0))
+    call = make_report("call")
+    notifier.send(call)
+    first, _, report = smtp.messages  # each parsed strictly by the server, HTML included
+    parsed = BytesParser(policy=email.policy.strict).parsebytes(report.as_bytes())
+    root = first["Message-ID"]
+    assert (parsed["In-Reply-To"], parsed["References"]) == (root, root)
+    assert parsed["X-Watchdog-Event"] == "report"
+    assert parsed["X-Watchdog-Meeting"] == "abcd-efgh-ijkl"
+    assert parsed["Subject"] == f"[videosdk-watchdog] {call.report.title}"  # type: ignore[union-attr]
+    text, html = _parts(parsed)
+    for line in ("Alice (part-1): 4 of 10 min degraded", "acknowledged by alice"):
+        assert line in text
+        assert line in html
+    assert "<img" not in text
+    related = parsed.get_body(("related",))
+    drawn = charts and report_chart_png(call.report) is not None  # type: ignore[arg-type]
+    assert (related is not None) == drawn
+    if related is not None:
+        html_part, image = related.iter_parts()
+        assert isinstance(image, EmailMessage)
+        assert image.get_content_type() == "image/png"
+        assert image.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
+        cid = str(image["Content-ID"]).strip("<>")
+        assert f'src="cid:{cid}"' in str(html_part.get_content())
+    else:
+        assert "cid:" not in html
+    assert host.states["test"].get("meeting-thread:abcd-efgh-ijkl") is None  # told
+
+
+def test_meeting_thread_records_without_a_report_are_forgotten_after_the_retention(
+    host: PluginTestHost, smtp: SMTPServer, tls_certificates: TLSCertificates
+) -> None:
+    """With ``report: {when: never}`` no report deletes a meeting's thread record: the
+    next meeting's mail forgets those older than ``history.retention`` (here none kept)."""
+    host.retention = timedelta(0)
+    notifier = host.build(config(smtp.port, tls_certificates.ca_file, charts=False))
+    notifier.send(_meeting(make_alert(meeting_id="room-1"), watched=1))
+    state = host.states["test"]
+    assert state.get("meeting-thread:room-1") is not None
+    notifier.send(_meeting(make_alert(meeting_id="room-2"), watched=1))
+    assert state.get("meeting-thread:room-1") is None
+    assert state.get("meeting-thread:room-2") is not None
+    assert state.get("meeting-thread") is not None  # the alert thread itself stays

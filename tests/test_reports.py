@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import watchdog_slack
+from watchdog_slack.limits import MESSAGE_BLOCKS, MESSAGE_TEXT, SECTION_TEXT
 
 from watchdog.alerting.callreport import sides
+from watchdog.alerting.digest import DAY, Day, digest
+from watchdog.alerting.noise import RuleNoise
 from watchdog.alerting.reports import Reporter, ReportingConfig, digest_due
 from watchdog.alerts import Notification
 from watchdog.config.history import DigestSettings
@@ -26,10 +32,10 @@ from watchdog.config.settings import Config
 from watchdog.runtime.build import Runtime, build, reporting
 from watchdog.sim.simulator import Simulator
 from watchdog.state.store import Store
-from watchdog.testing import HttpReceiver, make_alert, resolved
+from watchdog.testing import HttpReceiver, PluginTestHost, make_alert, make_report, resolved
 
 from .helpers import record_alerts
-from .slackapi import TOKEN, FakeSlack
+from .slackapi import TOKEN, FakeSlack, units
 
 MakeConfig = Callable[..., Config]
 ROOM = "abcd-efgh-ijkl"
@@ -294,3 +300,72 @@ def test_a_daemon_down_at_the_hour_sends_the_digest_when_back_that_day_only() ->
     assert digest_due(settings, back) == ("2026-11-24", BERLIN_NINE)
     # 00:30 the next day in Berlin: that day's digest is not due yet, the missed one is over
     assert digest_due(settings, BERLIN_NINE + timedelta(hours=15, minutes=30)) is None
+
+
+def test_the_digest_reaches_slack_as_valid_blocks_with_its_figures(
+    config_for: MakeConfig, slack: FakeSlack, hook: HttpReceiver
+) -> None:
+    """Through the reporter and the outbox to the Slack-like server, which checks every
+    block with slack-sdk's models and Slack's limits."""
+    history = {"digest": {"at": "09:00", "time_zone": "Europe/Berlin", "notify": ["oncall"]}}
+    runtime = _runtime(config_for, slack, hook, history=history)
+    for start in (BERLIN_NINE - timedelta(hours=12), BERLIN_NINE - timedelta(hours=11)):
+        fired = make_alert(
+            meeting_id=ROOM,
+            participant_id="alice",
+            starts_at=start,
+            fired_at=start,
+            sample_time=start,
+        )
+        record_alerts(runtime.store, [(fired, [])])
+        record_alerts(runtime.store, [(resolved(fired, after=timedelta(minutes=10)), [])])
+    try:
+        reporter = _reporter(runtime, runtime.store, lambda: BERLIN_NINE + timedelta(minutes=1))
+        assert reporter.run() == 1
+        assert runtime.dispatcher.drain(10) == 0
+    finally:
+        runtime.close()
+    assert not slack.violations
+    (message,) = slack.top_level()  # in the channel, no thread
+    assert "Daily digest" in message.text
+    assert "2 alerts fired, 20 participant-minutes degraded" in message.text
+    shown = json.dumps(message.attachments)
+    assert "alerts fired: 2, +2 on the day before (0)" in shown
+    assert f"most degraded meetings: {ROOM} (20 min)" in shown
+    assert "poor-video: 2 fires" in shown
+    assert not _reports(hook)  # notify named Slack alone
+
+
+def test_a_long_digest_stays_within_slacks_limits(
+    slack: FakeSlack, notifier_host: PluginTestHost
+) -> None:
+    """50 rules of 200-character names, 50 long meeting IDs: the lines fill as many
+    sections as the 50 blocks allow, each within 3,000 characters; nothing is refused."""
+    since = BERLIN_NINE - DAY
+    noise = [
+        RuleNoise(
+            f"rule-{n:02d}-" + "x" * 192, 100 - n, 100 - n, timedelta(minutes=3), 0.5, 0.1, 0, 0
+        )
+        for n in range(50)
+    ]
+    degraded = {f"meeting-{n:02d}-" + "m" * 240: 60 - n for n in range(50)}
+    causes = Counter({f"cause {n} " + "c" * 300: n + 1 for n in range(50)})
+    today = Day(since, BERLIN_NINE, noise, degraded, causes)
+    before = Day(since - DAY, since, noise[:10], {}, Counter())
+    found = digest(today, before, top=50)
+    assert len(found.text) > 20_000  # far more than one section or one message holds
+    notifier_host.add(watchdog_slack, "slack")
+    config = {"type": "slack", "token": TOKEN, "channel": "#alerts", "base_url": slack.api_url}
+    notifier_host.build(config).send(replace(make_report("digest"), report=found))
+    assert not slack.violations  # slack-sdk's models and the limits found nothing
+    (message,) = slack.top_level()
+    (attachment,) = message.attachments
+    blocks = attachment["blocks"]
+    assert len(blocks) <= MESSAGE_BLOCKS
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert len(sections) > 1
+    assert all(units(s) <= SECTION_TEXT for s in sections)
+    shown = "\n".join(sections)
+    assert "rule-00-" in shown  # every rule's line, none dropped
+    assert "rule-49-" in shown
+    assert units(message.text) <= MESSAGE_TEXT

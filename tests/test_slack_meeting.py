@@ -30,6 +30,7 @@ from watchdog.testing import (
     free_port,
     make_alert,
     make_notification,
+    make_report,
     resolved,
 )
 
@@ -440,3 +441,35 @@ rules:
     threshold: 3
     severity: warning
 """
+
+
+def test_a_meetings_thread_record_lives_until_its_report_or_the_retention(
+    host: PluginTestHost, slack: FakeSlack
+) -> None:
+    """The meeting's latest message is remembered for the call report, which replies in
+    its thread and forgets it; a meeting whose report never comes (``report: {when:
+    never}``) is forgotten once older than ``history.retention`` (here the next write)."""
+    bot = host.build(slack_config(slack))
+    state = host.states["test"]
+    one = person(1, meeting_id="room-1")
+    bot.send(view(one, thread="room-1"))
+    bot.send(view(resolved(one, reason="the session ended"), thread="room-1"))
+    bot.send(view(person(2, meeting_id="room-2"), thread="room-2"))
+    kept = state.get("meeting-thread:room-1")  # over, its report not yet sent: kept
+    assert kept is not None
+    bot.send(make_report("call", meeting_id="room-1"))
+    (first, _) = slack.top_level()
+    assert kept["ts"] == first.ts
+    assert [r.text for r in slack.replies(first.ts) if "Call report" in r.text]
+    assert state.get("meeting-thread:room-1") is None  # told: forgotten
+    assert state.get("meeting-thread:room-2") is not None
+
+    host.retention = timedelta(0)  # every record older than the history: none kept
+    never = host.build(slack_config(slack), name="never")
+    never.send(view(person(3, meeting_id="room-3"), thread="room-3"))
+    assert host.states["never"].get("meeting-thread:room-3") is not None
+    never.send(view(person(4, meeting_id="room-4"), thread="room-4"))
+    assert host.states["never"].get("meeting-thread:room-3") is None
+    assert host.states["never"].get("meeting-thread:room-4") is not None
+    assert host.states["never"].get("room-4") is not None  # the firing meeting's own record
+    assert not slack.violations

@@ -412,3 +412,20 @@ def test_a_delivery_pass_reads_only_due_group_heads_of_lanes_with_room(store: St
     assert store.outbox.with_payload(heads[1]) is None  # gone: nothing to start
     assert store.outbox.depth() == 3
     assert store.outbox.next_retry(retry) is None
+
+
+def test_notifier_memory_forgets_old_records_by_prefix_for_its_notifier_only(
+    store: Store,
+) -> None:
+    """``forget``: the records of one notifier under a prefix, not written since a time."""
+    mine, other = (store.notifier_memory.for_notifier(n) for n in ("oncall", "mail"))
+    for key in ("meeting-thread:a", "meeting-thread:b%_", "meeting-thread", "alert-thread"):
+        mine.put(key, {"ts": "1.2"})
+    other.put("meeting-thread:a", {"message_id": "<x@y>"})
+    assert mine.forget("meeting-thread:", datetime.now(UTC) - timedelta(days=30)) == 0
+    assert mine.forget("meeting-thread:", datetime.now(UTC)) == 2
+    assert mine.get("meeting-thread:a") is None
+    assert mine.get("meeting-thread:b%_") is None
+    assert mine.get("meeting-thread") == {"ts": "1.2"}  # no prefix match: kept
+    assert mine.get("alert-thread") == {"ts": "1.2"}
+    assert other.get("meeting-thread:a") == {"message_id": "<x@y>"}  # another notifier's

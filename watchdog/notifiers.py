@@ -26,6 +26,8 @@ from typing_extensions import TypeVar
 from watchdog.alerts import Alert, Notification
 from watchdog.redaction import MASK, Redactor, secret_values
 
+DEFAULT_RETENTION = timedelta(days=30)  # ``history.retention``'s default
+
 __all__ = [
     "MASK",
     "MAX_RETRY_AFTER",
@@ -154,22 +156,33 @@ class NotifierState(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def forget(self, prefix: str, before: datetime) -> int:
+        """Delete the records whose key starts with ``prefix`` not written since
+        ``before``; returns how many. For records nothing else may come to delete, e.g. a
+        meeting's thread kept for a call report that is never sent."""
+
 
 class MemoryState:
     """NotifierState in a dict: for tests and one-off sends, lost at exit."""
 
     def __init__(self) -> None:
-        self._data: dict[str, dict[str, Any]] = {}
+        self._data: dict[str, tuple[datetime, dict[str, Any]]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
-        value = self._data.get(key)
-        return None if value is None else dict(value)
+        found = self._data.get(key)
+        return None if found is None else dict(found[1])
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self._data[key] = dict(value)
+        self._data[key] = (datetime.now(UTC), dict(value))
 
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    def forget(self, prefix: str, before: datetime) -> int:
+        old = [k for k, (at, _) in self._data.items() if k.startswith(prefix) and at <= before]
+        for key in old:
+            del self._data[key]
+        return len(old)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +320,9 @@ class NotifierContext(Generic[ConfigT_co]):
     state: NotifierState
     actions: AlertActions | None = None
     redactor: Redactor = field(default_factory=Redactor)
+    # ``history.retention``: what a notifier remembers for the history's sake (a meeting's
+    # thread for its call report) need not outlive it (``NotifierState.forget``)
+    retention: timedelta = DEFAULT_RETENTION
 
 
 @dataclass(frozen=True)

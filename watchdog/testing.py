@@ -62,6 +62,7 @@ from watchdog.alerts import (
 from watchdog.config.problems import ConfigError
 from watchdog.delivery.host import PluginHost, PluginInfo
 from watchdog.notifiers import (
+    DEFAULT_RETENTION,
     DeliveryError,
     MemoryState,
     Notifier,
@@ -264,6 +265,7 @@ class PluginTestHost:
         self.host = PluginHost()
         self.states: dict[str, MemoryState] = {}
         self.configs: dict[str, BaseModel] = {}
+        self.retention = DEFAULT_RETENTION  # ``history.retention`` the notifiers are told
 
     def add(self, plugin: object, name: str | None = None) -> PluginInfo:
         """Register a plugin object (usually your module); fails the test if it cannot."""
@@ -284,7 +286,7 @@ class PluginTestHost:
         """
         self.configs.update(self.host.validate({name: config}))
         state = self.states.setdefault(name, MemoryState())
-        return self.host.build({name: config}, lambda _: state)[name]
+        return self.host.build({name: config}, lambda _: state, retention=self.retention)[name]
 
 
 # --- a local HTTP destination ------------------------------------------------------------

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import smtplib
 import ssl
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Literal
@@ -30,6 +31,7 @@ from watchdog.alerts import REPORT_EVENTS, MeetingChanges, Notification, Report,
 from watchdog.charts import chart_png, report_chart_png
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
+    DEFAULT_RETENTION,
     DeliveryError,
     NotifierConfig,
     NotifierState,
@@ -116,9 +118,13 @@ def _domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "videosdk-watchdog.invalid"
 
 
+THREAD_PREFIX = "meeting-thread:"
+
+
 def meeting_key(meeting_id: str) -> str:
-    """The notifier state key of a meeting's mail thread (its first mail's Message-ID)."""
-    return f"meeting-thread:{meeting_id}"
+    """The notifier state key of a meeting's mail thread (its first mail's Message-ID):
+    deleted when the call's report is mailed, else forgotten after ``history.retention``."""
+    return THREAD_PREFIX + meeting_id
 
 
 def stable_message_id(seed: str, domain: str) -> str:
@@ -129,9 +135,16 @@ def stable_message_id(seed: str, domain: str) -> str:
 
 
 class EmailNotifier:
-    def __init__(self, config: EmailConfig, state: NotifierState, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        config: EmailConfig,
+        state: NotifierState,
+        logger: logging.Logger,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
         self.config = config
         self.state = state
+        self.retention = retention
         self.log = logger
         self.domain = _domain(config.sender)
         self.context = ssl.create_default_context(cafile=config.ca_file)
@@ -275,6 +288,7 @@ class EmailNotifier:
         if notification.test or notification.event != "alert":
             return
         if notification.meeting is not None:  # the meeting's thread, for its call report
+            self.state.forget(THREAD_PREFIX, datetime.now(UTC) - self.retention)
             self.state.put(
                 meeting_key(notification.meeting),
                 {
@@ -366,7 +380,9 @@ def register_notifier_types(register: Register) -> None:
         NotifierType(
             name="email",
             config=EmailConfig,
-            factory=lambda context: EmailNotifier(context.config, context.state, context.logger),
+            factory=lambda context: EmailNotifier(
+                context.config, context.state, context.logger, context.retention
+            ),
             description="Sends threaded text+HTML mail over SMTP (STARTTLS or TLS, optional AUTH).",
             reports=True,
         )

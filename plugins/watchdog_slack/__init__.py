@@ -20,7 +20,7 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.error import URLError
 
@@ -41,6 +41,7 @@ from watchdog.charts import chart_png, report_chart_png
 from watchdog.durations import format_time, parse_time
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
+    DEFAULT_RETENTION,
     AlertActions,
     DeliveryError,
     NotifierConfig,
@@ -293,6 +294,8 @@ class SlackBot:
         logger: logging.Logger,
         actions: AlertActions | None,
         redactor: Redactor,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         assert config.token is not None
         assert config.channel is not None
@@ -303,6 +306,7 @@ class SlackBot:
         self.mentions = config.mentions
         self.broadcast = config.broadcast_resolved
         self.state = state
+        self.retention = retention
         self.log = logger
         # slack-sdk logs request URLs and bodies at debug level on its own logger
         quiet = redactor.install(logger.getChild("slack_sdk"))
@@ -763,8 +767,11 @@ class SlackBot:
     ) -> None:
         """Remember the message for the next notification and for clicks; forget it once
         the trouble is over (a new episode posts a new message). Where the meeting's
-        latest message lives is kept beyond that, for the call report's reply."""
+        latest message lives is kept beyond that, for the call report's reply, and those of
+        meetings whose report never came (``report: {when: never}``) are forgotten once
+        older than the history."""
         if notification.meeting is not None:
+            self.state.forget(report.THREAD_PREFIX, datetime.now(UTC) - self.retention)
             self.state.put(report.meeting_key(notification.meeting), {"channel": channel, "ts": ts})
         if changes.over:
             self.state.delete(key)
@@ -844,7 +851,14 @@ def _notifier(context: NotifierContext[SlackConfig]) -> SlackBot | SlackWebhook:
     """Bot mode with a token, else incoming-webhook mode (the config allows one of them)."""
     config = context.config
     if config.token is not None:
-        return SlackBot(config, context.state, context.logger, context.actions, context.redactor)
+        return SlackBot(
+            config,
+            context.state,
+            context.logger,
+            context.actions,
+            context.redactor,
+            retention=context.retention,
+        )
     return SlackWebhook(config, context.logger, context.redactor)
 
 

@@ -12,6 +12,7 @@ import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from watchdog.config.problems import ConfigError, Problem, did_you_mean
 from watchdog.config.settings import NOTIFIER_CORE_KEYS, Config
 from watchdog.config.yamlfile import model_fields_at, unknown_key
 from watchdog.notifiers import (
+    DEFAULT_RETENTION,
     AlertActions,
     Notifier,
     NotifierContext,
@@ -205,8 +207,10 @@ class PluginHost:
         state: Callable[[str], NotifierState],
         where: Any = None,
         actions: AlertActions | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> dict[str, Notifier]:
-        """One notifier per entry; ``state(name)`` gives each its durable memory.
+        """One notifier per entry; ``state(name)`` gives each its durable memory,
+        ``retention`` (``history.retention``) how long what it keeps for reports may live.
 
         A factory that raises or returns something without ``send`` is logged and
         recorded in ``build_errors``; the other notifiers are built regardless, and
@@ -225,6 +229,7 @@ class PluginHost:
                 state=state(name),
                 actions=actions,
                 redactor=redactor,
+                retention=retention,
             )
             try:
                 notifier: object = kind.factory(context)

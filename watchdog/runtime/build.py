@@ -191,6 +191,7 @@ def make_notifiers(
             escalation=EscalationConfig.from_settings(config.settings, acknowledging(host)),
             oncall=oncall,
         ),
+        retention=config.settings.history.retention,
     )
 
 

@@ -4,8 +4,10 @@ JSON values by (notifier, key), e.g. the Slack thread a group's messages go to."
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
+from watchdog.durations import format_time
 from watchdog.state.database import Database
 from watchdog.state.rows import now_text
 
@@ -41,6 +43,15 @@ class NotifierMemory:
                 "DELETE FROM notifier_state WHERE notifier = ? AND key = ?", (notifier, key)
             )
 
+    def forget(self, notifier: str, prefix: str, before: datetime) -> int:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "DELETE FROM notifier_state WHERE notifier = ? AND substr(key, 1, ?) = ?"
+                " AND updated_at <= ?",
+                (notifier, len(prefix), prefix, format_time(before)),
+            )
+            return max(cur.rowcount, 0)
+
 
 class StoredNotifierState:
     """A notifier entry's durable key-value memory (see watchdog.notifiers.NotifierState)."""
@@ -57,3 +68,6 @@ class StoredNotifierState:
 
     def delete(self, key: str) -> None:
         self._memory.delete(self._notifier, key)
+
+    def forget(self, prefix: str, before: datetime) -> int:
+        return self._memory.forget(self._notifier, prefix, before)
