@@ -75,6 +75,20 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
             "--locale=C", "--no-sync",
         )  # fmt: skip
+        # the port is free when asked, but another process (a parallel test worker, say) may
+        # take it before the server binds it: then a new port, a bounded number of times
+        attempts = 3
+        while True:
+            try:
+                self._start_server()
+                return self
+            except RuntimeError:
+                attempts -= 1
+                if not attempts or "could not bind" not in self.log():
+                    raise
+                self.port = _free_port()
+
+    def _start_server(self) -> None:
         options = (
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
@@ -83,7 +97,6 @@ class PostgresServer:
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
             "-t", "60", "-o", options, "start",
         )  # fmt: skip
-        return self
 
     @property
     def admin_url(self) -> str:

@@ -341,9 +341,11 @@ class FakeSlack:
         error = self._refused("chat.update", body)
         if error is not None:
             return Reply(200, {"ok": False, "error": error})
-        message.edits.append({"text": message.text, "attachments": message.attachments})
+        before = {"text": message.text, "attachments": message.attachments}
         message.text = body.get("text", message.text)
         message.attachments = body.get("attachments", message.attachments)
+        # recorded last: a test that sees the edit (from its own thread) sees the new text
+        message.edits.append(before)
         return Reply(200, {"ok": True, "channel": message.channel, "ts": message.ts})
 
     def __enter__(self) -> FakeSlack:

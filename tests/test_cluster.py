@@ -30,7 +30,7 @@ from watchdog.state import leases
 from watchdog.state.leases import StaleLease
 from watchdog.state.store import Store
 from watchdog.state.watchlist import WatchRecord
-from watchdog.testing import HttpReceiver, Received, Reply, free_port
+from watchdog.testing import HttpReceiver, Received, Reply
 
 from .conftest import API_KEY, SECRET, write_config
 from .helpers import T0, at, video_series
@@ -309,15 +309,12 @@ def _cluster_run(tmp_path: Path, postgres_url: str, sim: Simulator) -> None:
         data["delivery"] = {"timeout": "2s", "max_backoff": "1s"}
         data["alerting"] = {"group_by": ["..."], "repeat_interval": "1h"}
         config.write_text(yaml.safe_dump(data))
-        ports = [free_port() for _ in range(3)]
         daemons = [
-            Daemon(
-                ["run", "--config", str(config)],
-                env={"WATCHDOG_HTTP__LISTEN": f"127.0.0.1:{port}"},
-            )
-            for port in ports
+            Daemon(["run", "--config", str(config)], env={"WATCHDOG_HTTP__LISTEN": "127.0.0.1:0"})
+            for _ in range(3)
         ]
         try:
+            ports = [_served_port(daemon) for daemon in daemons]
             for daemon in daemons:
                 daemon.wait_for("sharing", stream="err")
             _wait(lambda: len(_stats_paths(sim)) == N, "every participant polled")
@@ -415,13 +412,13 @@ def test_healthz_fails_when_the_database_is_unreachable(
     sim.add_participant("s", "p", scenario="healthy")
     config = write_config(tmp_path, sim.url, [("s", "p")], RULE.replace("notify: [hook]", ""))
     data: dict[str, Any] = yaml.safe_load(config.read_text())
-    port = free_port()
     data["poll"] = {"interval": f"{INTERVAL}s"}
     data["state"] = {"url": url, "lease": "1s"}
-    data["http"] = {"listen": f"127.0.0.1:{port}"}
+    data["http"] = {"listen": "127.0.0.1:0"}
     config.write_text(yaml.safe_dump(data))
     daemon = Daemon(["run", "--config", str(config)])
     try:
+        port = _served_port(daemon)
         daemon.wait_for("sharing", stream="err")
         _wait(lambda: _get(port, "/healthz")[0] == 200, "healthy")
         name = url.rsplit("/", 1)[1]
@@ -434,6 +431,12 @@ def test_healthz_fails_when_the_database_is_unreachable(
         assert "***@" in daemon.all_output() or "postgres@" not in daemon.all_output()
     finally:
         daemon.kill()
+
+
+def _served_port(daemon: Daemon) -> int:
+    """The port the OS gave the daemon's HTTP listener (configured as port 0)."""
+    url = daemon.wait_for(r"serving /metrics", stream="err").rsplit(" ", 1)[1]
+    return int(url.rsplit(":", 1)[1])
 
 
 def _outbox_firing(store: Store) -> int:

@@ -22,6 +22,10 @@ DOCS = ROOT / "docs"
 SHIPPED_PREFIX = "/opt/videosdk-watchdog"
 
 
+# the module's fixture builds a wheel and installs it and a plugin into a fresh venv, each
+# step bounded by _run's own timeout: several minutes when test workers share the CPUs
+pytestmark = pytest.mark.timeout(480)
+
 # nothing of the test run's own environment may leak into the fresh one
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 

@@ -34,6 +34,7 @@ COMMANDS = [
 @pytest.mark.skipif(
     Path(DEFAULT_CONFIG).exists(), reason=f"this machine has a real {DEFAULT_CONFIG}"
 )
+@pytest.mark.timeout(300)  # one CLI process after another, each bounded by its own timeout
 def test_state_and_credential_commands_exit_2_naming_where_they_looked(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     env = {

@@ -207,10 +207,15 @@ def test_notifier_typos_name_the_closest_option_and_type(tmp_path: Path) -> None
         f"{config}:{line_of(config, 'strem:')}: notifiers.a: unknown key 'strem': "
         "did you mean 'stream'?"
     )
-    assert err[1].startswith(
+    hint, available = err[1].split(" (available: ")
+    assert hint == (
         f"{config}:{line_of(config, 'b:')}: notifiers.b: unknown type 'consle': "
-        "did you mean 'console'? (available: console, "
+        "did you mean 'console'?"
     )
+    # every installed type, in order (alertmanager and apprise now come before console)
+    types = available.removesuffix(")").split(", ")
+    assert "console" in types
+    assert types == sorted(types)
 
 
 def test_an_unknown_watchdog_variable_is_a_warning_naming_the_closest_section(

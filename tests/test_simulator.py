@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,20 +140,22 @@ def test_series_are_deterministic_per_participant() -> None:
     assert bodies[0][0] != bodies[0][1]
 
 
+# the tokens are minted when the test runs, not at collection: one minted then expires
+# (``exp`` is 10 minutes on) before a long run reaches the test, and says "Token expired"
 @pytest.mark.parametrize(
     ("headers", "status", "message"),
     [
-        ({}, 401, "missing"),
-        ({"Authorization": token(secret="x" * 32 + "-wrong")}, 401, "Invalid token"),
-        ({"Authorization": "Bearer " + token()}, 401, "Invalid token"),
-        ({"Authorization": token(apikey="someone-else")}, 401, "apikey"),
-        ({"Authorization": token(exp=int(time.time()) - 5)}, 401, "Token expired"),
-        ({"Authorization": token(exp=None)}, 401, "Invalid token"),
-        ({"Authorization": token(exp=time.time() + 600)}, 401, "integer"),
-        ({"Authorization": token(iat=str(int(time.time())))}, 401, "Invalid token"),
-        ({"Authorization": token(roles=None)}, 403, CRAWLER_REQUIRED),
-        ({"Authorization": token(roles=["rtc"])}, 403, CRAWLER_REQUIRED),
-        ({"Authorization": token(version=1)}, 403, CRAWLER_REQUIRED),
+        (lambda: {}, 401, "missing"),
+        (lambda: {"Authorization": token(secret="x" * 32 + "-wrong")}, 401, "Invalid token"),
+        (lambda: {"Authorization": "Bearer " + token()}, 401, "Invalid token"),
+        (lambda: {"Authorization": token(apikey="someone-else")}, 401, "apikey"),
+        (lambda: {"Authorization": token(exp=int(time.time()) - 5)}, 401, "Token expired"),
+        (lambda: {"Authorization": token(exp=None)}, 401, "Invalid token"),
+        (lambda: {"Authorization": token(exp=time.time() + 600)}, 401, "integer"),
+        (lambda: {"Authorization": token(iat=str(int(time.time())))}, 401, "Invalid token"),
+        (lambda: {"Authorization": token(roles=None)}, 403, CRAWLER_REQUIRED),
+        (lambda: {"Authorization": token(roles=["rtc"])}, 403, CRAWLER_REQUIRED),
+        (lambda: {"Authorization": token(version=1)}, 403, CRAWLER_REQUIRED),
     ],
     ids=[
         "missing",
@@ -170,9 +172,9 @@ def test_series_are_deterministic_per_participant() -> None:
     ],
 )
 def test_tokens_are_checked_like_videosdk(
-    sim: Simulator, headers: dict[str, str], status: int, message: str
+    sim: Simulator, headers: Callable[[], dict[str, str]], status: int, message: str
 ) -> None:
-    response = get(sim, headers=headers)
+    response = get(sim, headers=headers())
     assert response.status_code == status
     assert message in response.json()["message"]
     assert response.json()["statusCode"] == status
