@@ -106,21 +106,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(str(Path(tmp) / "state.db"))
 
-        def windows() -> Participants:
-            tracked = Participants(store.polls)
+        def tracked(*, observe: bool) -> Participants:
+            held = Participants(store.polls)
             for batch in cycles:
                 for info, samples in batch:
                     key = (info.session_id, info.participant_id)
-                    tracked.seen(key, info)
-                    tracked.observe(key, info, samples)
-            return tracked
+                    held.seen(key, info)
+                    if observe:
+                        held.observe(key, info, samples)
+            return held
 
         summary_bytes = measure(summaries)
-        window_bytes = measure(windows)
+        # the windows and indexes alone: over the participants' state without them
+        window_bytes = measure(lambda: tracked(observe=True))
+        window_bytes -= measure(lambda: tracked(observe=False))
         store.close()
     n = args.participants
     print(f"participants={n} minutes={args.minutes} metrics={len(metrics)}")
-    for label, size in (("minute summaries", summary_bytes), ("cause windows", window_bytes)):
+    for label, size in (
+        ("minute summaries (open buckets)", summary_bytes),
+        ("cause windows and their meeting and place indexes", window_bytes),
+    ):
         print(
             f"RESULT {label}: {size / n:,.0f} bytes per participant"
             f" ({size / n * 10_000 / 1e6:.1f} MB at 10,000)"
