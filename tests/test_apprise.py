@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -393,3 +395,21 @@ def test_daemon_fires_and_resolves_through_apprise(
     assert "delivered firing notification for poor-video to chat" in output
     assert TOKEN not in output
     assert NTFY_PASSWORD not in output
+
+
+def test_apprise_is_imported_only_once_an_entry_needs_it() -> None:
+    """Every daemon loads the plugin (its entry point), most configure no Apprise entry:
+    importing the plugin leaves Apprise (~4 MB) unloaded; checking a URL loads it, and
+    the logger the plugin keeps quiet is Apprise's own."""
+    script = (
+        "import sys, watchdog_apprise\n"
+        "from watchdog_apprise import targets\n"
+        "print('apprise' in sys.modules)\n"
+        "print(targets.problem('json://127.0.0.1:9/hook'))\n"
+        "import apprise\n"
+        "print('apprise' in sys.modules, apprise.LOGGER_NAME == targets.LOGGER_NAME)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split("\n")
+    assert out[:3] == ["False", "None", "True True"]

@@ -8,7 +8,7 @@ import pytest
 
 from watchdog.cli.main import main
 from watchdog.engine.evaluate import AlertState
-from watchdog.state.database import DatabaseError
+from watchdog.state.database import database_errors
 from watchdog.state.migrations import MIGRATIONS, columns
 from watchdog.state.store import Store
 
@@ -106,7 +106,7 @@ def test_migration_11_keeps_who_holds_each_lease_and_drops_its_expiry(
         with store.transaction() as cur:  # the primary key is back
             cur.execute("INSERT INTO leases (session_id, participant_id) VALUES ('s', 'p2')")
         again = "INSERT INTO leases (session_id, participant_id) VALUES ('s', 'p2')"
-        with pytest.raises(DatabaseError, match=r"(?i)unique|duplicate"):
+        with pytest.raises(database_errors(), match=r"(?i)unique|duplicate"):
             store.database.execute(again)
     finally:
         store.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -429,3 +431,29 @@ def test_notifier_memory_forgets_old_records_by_prefix_for_its_notifier_only(
     assert mine.get("meeting-thread") == {"ts": "1.2"}  # no prefix match: kept
     assert mine.get("alert-thread") == {"ts": "1.2"}
     assert other.get("meeting-thread:a") == {"message_id": "<x@y>"}  # another notifier's
+
+
+def test_psycopg_is_loaded_only_when_postgresql_is_opened(state_url: str) -> None:
+    """A daemon on SQLite never imports psycopg (~10 MB); on PostgreSQL, what callers
+    catch as the database's errors includes psycopg's (a statement on a missing table)."""
+    script = (
+        "import sys\n"
+        "from watchdog.state.database import database_errors\n"
+        "from watchdog.state.store import Store\n"
+        "store = Store(sys.argv[1])\n"
+        "try:\n"
+        "    store.database.execute('SELECT * FROM no_such_table')\n"
+        "except database_errors() as exc:\n"
+        "    print(type(exc).__module__.split('.')[0])\n"
+        "store.close()\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, state_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    postgres = state_url.startswith("postgresql://")
+    assert out == (["psycopg", "True"] if postgres else ["sqlite3", "False"])

@@ -44,6 +44,7 @@ def test_unit_has_what_operators_rely_on() -> None:
     assert found["WatchdogSec"]
     assert found["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert found["EnvironmentFile"] == ["-/etc/videosdk-watchdog/env"]
+    assert found["Environment"] == ["MALLOC_ARENA_MAX=2"]  # peak RSS: benchmarks/README.md
     assert found["StateDirectory"] == ["videosdk-watchdog"]
     assert found["ConfigurationDirectory"] == ["videosdk-watchdog"]
     assert found["Restart"] == ["on-failure"]

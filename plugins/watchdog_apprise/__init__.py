@@ -20,10 +20,8 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import apprise
-from apprise import NotifyFormat, NotifyType
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -48,6 +46,9 @@ from watchdog_apprise import targets
 from watchdog_apprise.render import DEFAULT_TITLE, render, title_problem
 from watchdog_apprise.targets import Target
 
+if TYPE_CHECKING:  # Apprise itself is imported once an entry is checked or built (targets)
+    from apprise import NotifyFormat, NotifyType
+
 __version__ = "0.1.0"
 KNOWN_EVENTS = ("alert", "acknowledged", "unacknowledged")  # what this renders
 
@@ -56,11 +57,6 @@ MAX_DETAIL = 300  # characters of what Apprise said about one failed target
 REMEMBERED = 1000  # notifications whose partial delivery is remembered, oldest forgotten
 GRACE = 2.0  # seconds past the deadline before a send stops waiting on Apprise itself
 _STATUS = re.compile(r"\berror=(\d{3})\b")  # how Apprise's services report an HTTP status
-_NOTIFY_TYPES = {
-    "critical": NotifyType.FAILURE,
-    "warning": NotifyType.WARNING,
-    "info": NotifyType.INFO,
-}
 
 
 def _usable(url: SecretStr) -> SecretStr:
@@ -169,6 +165,8 @@ class AppriseNotifier:
 
     def _deliver(self, notification: Notification, owed: list[Target]) -> list[Outcome]:
         """Every owed target at once, grouped by the body it reads; back by the deadline."""
+        from apprise import NotifyFormat  # noqa: PLC0415  # loaded by targets.load already
+
         shown = render(notification, self.config.title, self.config.max_alerts)
         groups: dict[NotifyFormat, list[Target]] = {}
         for target in owed:
@@ -217,12 +215,15 @@ class AppriseNotifier:
 
 def _notify_type(notification: Notification) -> NotifyType:
     """Apprise's type (a service's colour or icon): success for a resolve, else severity."""
+    from apprise import NotifyType  # noqa: PLC0415  # loaded by targets.load already
+
     if notification.event == "alert" and all(a.status == "resolved" for a in notification.alerts):
         return NotifyType.SUCCESS
     severities = {a.severity for a in notification.alerts if a.status == "firing"}
-    for severity in ("critical", "warning", "info"):
-        if severity in severities:
-            return _NOTIFY_TYPES[severity]
+    if "critical" in severities:
+        return NotifyType.FAILURE
+    if "warning" in severities:
+        return NotifyType.WARNING
     return NotifyType.INFO
 
 
@@ -236,6 +237,8 @@ def _notify(
     timeout: float,
 ) -> list[Outcome]:
     """One ``notify()`` to the targets of one body format; an outcome per target, in order."""
+    import apprise  # noqa: PLC0415  # loaded by targets.load already
+
     sender = apprise.Apprise()
     for target in group:
         sender.add(target.plugin)
@@ -255,10 +258,12 @@ def _notify(
 
 def _outcome(target: Target, answer: Any) -> Outcome:
     """One service's result: Apprise's status, and its warnings as the reason."""
+    from apprise import AppriseResultStatus  # noqa: PLC0415  # loaded by targets.load already
+
     if bool(answer):
         return Outcome(target, True)
     said = [entry.message for entry in answer.logs()]
-    if answer.status == apprise.AppriseResultStatus.TIMEOUT:
+    if answer.status == AppriseResultStatus.TIMEOUT:
         return Outcome(target, False, "; ".join(said) or "timed out")
     statuses = {int(s) for line in said for s in _STATUS.findall(line)}
     refused = bool(statuses) and all(400 <= s < 500 and s not in RETRIED_STATUSES for s in statuses)

@@ -9,6 +9,10 @@ Which parts of a URL are secret is Apprise's own knowledge: each service declare
 private tokens (Telegram's bot token sits where a host would, Discord's webhook token in
 the path); :func:`secret_parts` collects their values, with the URL's userinfo and any
 ``+Header=`` values, so the notifier masks every one of them beside the whole URL.
+
+Apprise is imported when a URL is first checked or loaded, not with the plugin: every
+daemon loads the plugin through its entry point, and Apprise's ~100 services cost ~4 MB
+of memory to a daemon that configures no Apprise notifier.
 """
 
 from __future__ import annotations
@@ -19,20 +23,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
-
-import apprise
-from apprise import AppriseAsset, NotifyFormat
-from apprise.plugins import N_MGR, url_to_dict
 
 from watchdog.notifiers import Redactor
 
+if TYPE_CHECKING:
+    from apprise import AppriseAsset, NotifyFormat
+
 URL_LIST = "https://github.com/caronc/apprise/wiki#notification-services"
-_LOGGER = logging.getLogger(apprise.LOGGER_NAME)
-# Apprise's URL parser, untyped there: a dict of the URL's parts by the service's
-# argument names, or None when it cannot parse the URL
-_parse: Callable[[str], dict[str, Any] | None] = url_to_dict
+LOGGER_NAME = "apprise"  # apprise.LOGGER_NAME, named without importing Apprise
+_LOGGER = logging.getLogger(LOGGER_NAME)
 _PIECES = re.compile(r"[/:@?&=#,;+ ]+")
 
 
@@ -83,6 +84,9 @@ def url_pieces(url: str) -> Redactor:
 
 def problem(url: str) -> str | None:
     """Why Apprise cannot use ``url``, masked; None when it can."""
+    import apprise  # noqa: PLC0415  # lazily: see the module's docstring
+    from apprise.plugins import N_MGR  # noqa: PLC0415
+
     with apprise_says() as said:
         plugin = apprise.Apprise.instantiate(url, asset=asset(10.0))
     if plugin is not None:
@@ -98,6 +102,8 @@ def problem(url: str) -> str | None:
 def asset(timeout: float) -> AppriseAsset:
     """Apprise's settings for our sends: no disk, no emoji or escape interpretation (a
     participant named ``:fire:\\n`` is shown as written), each service bounded in time."""
+    from apprise import AppriseAsset  # noqa: PLC0415  # lazily: see the module's docstring
+
     return AppriseAsset(
         storage_mode="memory",
         service_timeout=timeout,
@@ -110,7 +116,12 @@ def asset(timeout: float) -> AppriseAsset:
 def secret_parts(url: str) -> list[str]:
     """The values in ``url`` that its Apprise service calls private, its userinfo and its
     header values (``+Authorization=...``): masked wherever they appear alone."""
-    parsed = _parse(url) or {}
+    from apprise.plugins import N_MGR, url_to_dict  # noqa: PLC0415  # lazily: see above
+
+    # Apprise's URL parser, untyped there: a dict of the URL's parts by the service's
+    # argument names, or None when it cannot parse the URL
+    parse: Callable[[str], dict[str, Any] | None] = url_to_dict
+    parsed = parse(url) or {}
     schema = parsed.get("schema")
     found: list[str] = [str(parsed[k]) for k in ("user", "password") if parsed.get(k)]
     found += [str(v) for v in (parsed.get("qsd+") or {}).values()]
@@ -150,6 +161,9 @@ class Target:
 
 def load(urls: list[str], fmt: str, timeout: float) -> list[Target]:
     """A :class:`Target` for each URL (already checked at config time)."""
+    import apprise  # noqa: PLC0415  # lazily: see the module's docstring
+    from apprise import NotifyFormat  # noqa: PLC0415
+
     settings = asset(timeout)
     targets = []
     for index, url in enumerate(urls):

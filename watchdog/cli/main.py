@@ -37,7 +37,7 @@ from watchdog.redaction import Redactor
 from watchdog.runtime.build import build, token, validate
 from watchdog.runtime.clash import ImportClashError, ensure_no_clash
 from watchdog.runtime.service import ServiceFailure, run
-from watchdog.state.database import DatabaseError
+from watchdog.state.database import database_errors
 from watchdog.state.store import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -482,7 +482,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     config = _config(args)
     try:
         return run_migrate(config, sys.stdout, dry_run=args.dry_run, from_sqlite=args.from_sqlite)
-    except DatabaseError as exc:
+    except database_errors() as exc:
         log.error("the state database failed: %s", exc)
         return EXIT_FAILURE
 

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from watchdog.config.problems import ConfigError
 from watchdog.config.settings import Config
-from watchdog.state.database import DatabaseError, is_postgres, redacted_url
+from watchdog.state.database import database_errors, is_postgres, redacted_url
 from watchdog.state.store import Store
 
 
@@ -27,7 +27,7 @@ def pending_note(config: Config) -> str | None:
         return None  # created and migrated on first start
     try:
         store = Store(url, migrate=False)
-    except DatabaseError as exc:
+    except database_errors() as exc:
         return f"warning: cannot reach the state database {redacted_url(url)}: {exc}"
     try:
         pending = store.pending_migrations()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from watchdog.durations import format_time, parse_instant
 from watchdog.listener import Request, Response
-from watchdog.state.database import DatabaseError, QueryTimeout
+from watchdog.state.database import QueryTimeout, database_errors
 from watchdog.state.history import MAX_LIMIT, Filters, History
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def history_handler(
             page = history.query(filters, clock())
         except QueryTimeout as exc:
             return Response.json(503, {"error": f"{exc}: narrow the filters"}, NO_STORE)
-        except DatabaseError:  # the storage fault is logged and counted by the store
+        except database_errors():  # the storage fault is logged and counted by the store
             return Response.json(503, {"error": "the state database failed"}, NO_STORE)
         body: dict[str, object] = {"events": [e.to_json() for e in page.events]}
         if page.more and page.events:

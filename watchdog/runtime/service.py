@@ -40,7 +40,7 @@ from watchdog.runtime.gauges import LiveCollector
 from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.runtime.history_api import history_handler
 from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
-from watchdog.state.database import DatabaseError, redacted_url
+from watchdog.state.database import database_errors, redacted_url
 from watchdog.state.faults import StorageFault
 from watchdog.watch.webhooks import WebhookReceiver
 
@@ -69,7 +69,7 @@ class Service:
         self.failure: str | None = None
         try:
             self.runtime: Runtime = build(config, join=True)
-        except DatabaseError as exc:  # the only database build() touches is state
+        except database_errors() as exc:  # the only database build() touches is state
             raise ServiceFailure(
                 f"cannot open the state database {redacted_url(config.state_url)}: {_cause(exc)}"
             ) from None
@@ -343,7 +343,7 @@ class Service:
         """At start: the state database takes a write and every page of it reads back."""
         try:
             self.runtime.store.check_storage(pages=True)
-        except DatabaseError as exc:
+        except database_errors() as exc:
             self.runtime.close()
             raise ServiceFailure(
                 f"the state database {redacted_url(self.config.state_url)} is not usable: "

@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import psycopg
+from typing import TYPE_CHECKING, Any, Literal
 
 from watchdog.state.database import Cursor, Database
 from watchdog.state.rows import Key
+
+if TYPE_CHECKING:  # imported by the methods: a daemon on SQLite never loads psycopg
+    import psycopg
 
 LEADER_LOCK = 0x5644_5702  # advisory lock key of watchdog.cluster.coordinator's leader
 
@@ -103,6 +104,8 @@ class Leadership:
 
     def check(self) -> bool:
         """Still (or now) the leader? A dropped connection is a lost leadership."""
+        import psycopg  # noqa: PLC0415  # see the import at the top
+
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
@@ -126,6 +129,8 @@ class Leadership:
         return int(self._conn.info.backend_pid)
 
     def close(self) -> None:
+        import psycopg  # noqa: PLC0415  # see the import at the top
+
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 
 from watchdog.state import migrations
 from watchdog.state.alertlog import AlertLog
-from watchdog.state.database import Cursor, Database, DatabaseError, open_database
+from watchdog.state.database import Cursor, Database, database_errors, open_database
 from watchdog.state.escalations import Escalations
 from watchdog.state.faults import StorageFault, StorageFaults
 from watchdog.state.history import History
@@ -69,7 +69,7 @@ class Store:
         try:
             self.polls.close_summaries()  # the open buckets too: nothing summarised is lost
             self.polls.flush()
-        except DatabaseError as exc:  # replayed from the older cursor on the next start
+        except database_errors() as exc:  # replayed from the older cursor on the next start
             log.error("writing the last poll results failed: %s", exc)
         self._db.close()
 
@@ -126,5 +126,5 @@ class Store:
                 self._db.quick_check(QUICK_CHECK_SECONDS)
         except StorageFault:
             raise
-        except DatabaseError as exc:  # the table gone, say: a failed check all the same
+        except database_errors() as exc:  # the table gone, say: a failed check all the same
             raise self.faults.report(StorageFault("other", str(exc))) from exc
