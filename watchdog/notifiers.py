@@ -46,6 +46,7 @@ __all__ = [
     "Register",
     "SilenceScope",
     "delivery_error_for",
+    "innermost_reason",
     "retry_after_seconds",
     "secret_values",
 ]
@@ -102,6 +103,17 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def innermost_reason(exc: BaseException) -> str:
+    """``Type: message`` of the innermost cause of a transport error, for a
+    ``DeliveryError``: requests wraps the real reason (refused, timed out, a bad
+    certificate) in errors whose text repeats the request line and its URL, which may
+    hold a secret."""
+    reason = exc
+    while reason.__context__ is not None and reason.__context__ is not reason:
+        reason = reason.__context__
+    return f"{type(reason).__name__}: {reason}"
 
 
 # Statuses below 500 that are still worth another try: the request timed out (408) or was

@@ -44,6 +44,7 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
+    innermost_reason,
 )
 from watchdog_alertmanager.memory import AlertMemory, Remembered
 from watchdog_alertmanager.payload import ends_at, generator_url, postable, rfc3339
@@ -152,14 +153,6 @@ def endpoint(url: str) -> str:
 
 def _host(url: str) -> str:
     return urlsplit(url).netloc or "the Alertmanager"
-
-
-def _reason(exc: Exception) -> str:
-    """The innermost cause, without the request line requests wraps around it."""
-    reason: BaseException = exc
-    while reason.__context__ is not None and reason.__context__ is not reason:
-        reason = reason.__context__
-    return f"{type(reason).__name__}: {reason}"
 
 
 class AlertmanagerNotifier:
@@ -285,10 +278,10 @@ class AlertmanagerNotifier:
         except requests.exceptions.SSLError as exc:
             return DeliveryError(
                 f"TLS certificate of {host} is not trusted or invalid "
-                f"(ca_file adds a private CA): {_reason(exc)}"
+                f"(ca_file adds a private CA): {innermost_reason(exc)}"
             )
         except requests.RequestException as exc:
-            return DeliveryError(f"cannot reach alertmanager {host}: {_reason(exc)}")
+            return DeliveryError(f"cannot reach alertmanager {host}: {innermost_reason(exc)}")
         with response:
             status = response.status_code
             if 200 <= status < 300:

@@ -37,6 +37,7 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
+    innermost_reason,
 )
 from watchdog_pagerduty.events import DEFAULT_SEVERITIES, Links, PagerDutySeverity, events
 
@@ -209,10 +210,12 @@ class PagerDutyNotifier:
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(
                 f"TLS certificate of {self.host} is not trusted or invalid "
-                f"(ca_file adds a private CA): {_reason(exc)}"
+                f"(ca_file adds a private CA): {innermost_reason(exc)}"
             ) from None
         except requests.RequestException as exc:
-            raise DeliveryError(f"cannot reach PagerDuty at {self.host}: {_reason(exc)}") from None
+            raise DeliveryError(
+                f"cannot reach PagerDuty at {self.host}: {innermost_reason(exc)}"
+            ) from None
         with response:
             status = response.status_code
             answer = _read(response)
@@ -261,14 +264,6 @@ def _detail(answer: bytes) -> str:
     if isinstance(errors, list) and errors:
         return "; ".join(str(e) for e in errors)
     return str(parsed.get("message") or parsed.get("status") or text)
-
-
-def _reason(exc: Exception) -> str:
-    """The innermost cause, without the request line requests wraps around it."""
-    reason: BaseException = exc
-    while reason.__context__ is not None and reason.__context__ is not reason:
-        reason = reason.__context__
-    return f"{type(reason).__name__}: {reason}"
 
 
 @hookimpl

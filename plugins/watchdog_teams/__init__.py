@@ -34,6 +34,7 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
+    innermost_reason,
 )
 from watchdog_teams.card import message
 
@@ -115,10 +116,12 @@ class TeamsNotifier:
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(
                 f"TLS certificate of {_host(url)} is not trusted or invalid "
-                f"(ca_file adds a private CA): {_reason(exc)}"
+                f"(ca_file adds a private CA): {innermost_reason(exc)}"
             ) from None
         except requests.RequestException as exc:
-            raise DeliveryError(f"cannot reach Teams at {_host(url)}: {_reason(exc)}") from None
+            raise DeliveryError(
+                f"cannot reach Teams at {_host(url)}: {innermost_reason(exc)}"
+            ) from None
         with response:
             status = response.status_code
             if 200 <= status < 300:
@@ -162,14 +165,6 @@ def _answer(response: requests.Response, deadline: float) -> str:
 def _host(url: str) -> str:
     """``host:port`` of a URL, without any ``user:password@``."""
     return urlsplit(url).netloc.rpartition("@")[2] or "the workflow"
-
-
-def _reason(exc: Exception) -> str:
-    """The innermost cause, without the request line (and its URL) requests wraps around it."""
-    reason: BaseException = exc
-    while reason.__context__ is not None and reason.__context__ is not reason:
-        reason = reason.__context__
-    return f"{type(reason).__name__}: {reason}"
 
 
 def _notifier(context: NotifierContext[TeamsConfig]) -> TeamsNotifier:

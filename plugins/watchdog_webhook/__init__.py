@@ -32,6 +32,7 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
+    innermost_reason,
 )
 from watchdog_webhook.payload import body, report_body
 
@@ -165,10 +166,10 @@ class WebhookNotifier:
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(
                 f"TLS certificate of {_host(url)} is not trusted or invalid "
-                f"(ca_file adds a private CA): {_reason(exc)}"
+                f"(ca_file adds a private CA): {innermost_reason(exc)}"
             ) from None
         except requests.RequestException as exc:
-            raise DeliveryError(f"cannot reach {_host(url)}: {_reason(exc)}") from None
+            raise DeliveryError(f"cannot reach {_host(url)}: {innermost_reason(exc)}") from None
         with response:
             status = response.status_code
             if 200 <= status < 300:
@@ -187,14 +188,6 @@ class WebhookNotifier:
 def _host(url: str) -> str:
     """``host:port`` of a URL, without any ``user:password@``."""
     return urlsplit(url).netloc.rpartition("@")[2] or "the receiver"
-
-
-def _reason(exc: Exception) -> str:
-    """The innermost cause, without the request line requests wraps around it."""
-    reason: BaseException = exc
-    while reason.__context__ is not None and reason.__context__ is not reason:
-        reason = reason.__context__
-    return f"{type(reason).__name__}: {reason}"
 
 
 @hookimpl
