@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -457,3 +458,80 @@ def test_psycopg_is_loaded_only_when_postgresql_is_opened(state_url: str) -> Non
     ).stdout.split()
     postgres = state_url.startswith("postgresql://")
     assert out == (["psycopg", "True"] if postgres else ["sqlite3", "False"])
+
+
+def _alerting_polls(
+    store: Store, intakes: Mapping[str, Sequence[tuple[Alert | None, list[str]]]]
+) -> dict[str, BaseException | None]:
+    """One thread per participant commits an alerting poll while the test holds the
+    writers' lock, so they queue behind it; returns each poll's outcome."""
+    firing = AlertState("firing", at(0), 2.1, fired_at=at(60))
+    outcome: dict[str, BaseException | None] = {}
+
+    def poll(participant: str) -> None:
+        try:
+            store.polls.commit_poll(
+                ("s", participant),
+                at(60),
+                {"poor-video": firing},
+                ["poor-video"],
+                alerts=intakes[participant],  # type: ignore[arg-type]
+            )
+            outcome[participant] = None
+        except Exception as exc:
+            outcome[participant] = exc
+
+    threads = [threading.Thread(target=poll, args=(p,)) for p in intakes]
+    with store._db.lock:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(store.polls._commits) < len(threads) - 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # bounded: every poll but the writer's is queued
+        assert len(store.polls._commits) == len(threads) - 1
+    for thread in threads:
+        thread.join(timeout=10)
+    return outcome
+
+
+def test_alerting_polls_queued_behind_the_writer_share_one_transaction(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    begun: list[str] = []
+    store._db._db.set_trace_callback(  # type: ignore[attr-defined]
+        lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None
+    )
+    try:
+        names = [f"p{i}" for i in range(8)]
+        outcome = _alerting_polls(store, {p: [(alert(p), ["oncall"])] for p in names})
+        assert outcome == dict.fromkeys(names)
+        assert len(begun) == 2  # the first poll's own, then the seven queued behind it
+        store._db._db.set_trace_callback(None)  # type: ignore[attr-defined]
+        cursors, states = _committed(str(tmp_path / "state.db"))
+        assert set(cursors) == {("s", p) for p in names}
+        assert all("poor-video" in held for held in states.values())  # type: ignore[operator]
+        assert set(states) == set(cursors)
+        assert {a.alert.participant_id for a in store.alert_log.active_alerts()} == set(names)
+    finally:
+        store.close()
+
+
+def test_a_bad_poll_in_a_shared_transaction_costs_the_others_nothing(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    pending = AlertState("pending", at(0), 2.5)
+    try:  # something deferred for the bad one's participant waits for the next flush
+        store.polls.commit_poll(("s", "bad"), at(10), {"rtt": pending}, ["rtt"], defer=True)
+        names = ["p0", "bad", "p1", "p2"]
+        intakes: dict[str, list[tuple[Alert | None, list[str]]]]
+        intakes = {p: [(alert(p), ["oncall"])] for p in names}
+        intakes["bad"] = [(alert("bad"), ["oncall"]), (None, ["oncall"])]
+        outcome = _alerting_polls(store, intakes)
+        assert isinstance(outcome.pop("bad"), AttributeError)
+        assert outcome == {"p0": None, "p1": None, "p2": None}
+        active = {a.alert.participant_id for a in store.alert_log.active_alerts()}
+        assert active == {"p0", "p1", "p2"}
+        assert store.polls.flush() == 1
+        cursors, states = _committed(str(tmp_path / "state.db"))
+        assert cursors[("s", "bad")] == at(10)
+        assert states[("s", "bad")] == {"rtt": pending}
+    finally:
+        store.close()

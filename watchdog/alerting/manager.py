@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -735,6 +736,7 @@ def with_watched(
 
 
 GATHER = 0.25  # seconds: alerts of polls finishing this close together travel together
+MAX_PAUSE = 2.0  # seconds: the longest wait between flushes, however long the last one took
 
 
 class AlertManager:
@@ -815,11 +817,16 @@ class AlertManager:
             self._thread = None
 
     def _run(self) -> None:
+        took = 0.0
         while True:
             self._intake.wait()
-            if self._stopping.wait(GATHER):
+            # a flush reads and plans every active alert: under a storm of them it takes a
+            # good part of a second, and back to back flushes would leave the polls that
+            # find the alerts too little of the process; so the next one waits as long
+            if self._stopping.wait(max(GATHER, min(took, MAX_PAUSE))):
                 return
             self._intake.clear()  # what arrives while this flush runs starts the next one
+            began = time.monotonic()
             with self._lock:
                 try:
                     self.flush()
@@ -827,6 +834,7 @@ class AlertManager:
                     pass
                 except Exception:
                     log.exception("alert manager flush failed; retrying on the next tick")
+            took = time.monotonic() - began
 
     @contextmanager
     def poll_cycle(self) -> Iterator[None]:

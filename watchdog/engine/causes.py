@@ -422,8 +422,10 @@ def likely_cause(
                 f"degraded in the same {PLACE_SECONDS / 60:g} minutes"
             )
             return Verdict("platform", (line, own))
-    others = [(peer, _peer_figures(peer, at)) for peer in peers]
-    seen = [(peer, fig) for peer, fig in others if fig is not None]
+    seen: list[tuple[Peer, Figures]] = []
+    if mine.recv_bad:  # only what the participant receives is judged against the others
+        others = [(peer, _peer_figures(peer, at)) for peer in peers]
+        seen = [(peer, fig) for peer, fig in others if fig is not None]
     if mine.recv_bad and not mine.send_bad:
         blamed = _lossy_sender(mine, seen)
         if blamed is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -110,6 +110,24 @@ class _Deferred:
         return self
 
 
+def _merged(earlier: _Deferred, newer: _Deferred) -> _Deferred:
+    """``earlier`` brought up to ``newer`` as a new entry (``earlier`` stays as it was)."""
+    return replace(earlier, changed=set(earlier.changed)).merge(newer)
+
+
+@dataclass(slots=True)
+class _Commit:
+    """A poll that alerted, waiting to be written with the others queued with it (see
+    ``PollState._commit_together``)."""
+
+    key: Key
+    results: _Deferred
+    alerts: list[tuple[Alert, Sequence[str]]]
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False  # written, or failed with ``error``
+    error: BaseException | None = None
+
+
 class PollState:
     """The ``cursors``, ``alert_states``, ``rule_memory`` and ``meeting_alert_states``
     tables, and the poll results not yet written to them. Thread-safe: polls run in a
@@ -127,6 +145,10 @@ class PollState:
         # several instances: deferred results a lost lease kept from being written, and
         # why, until the poller takes them (take_stale) to tell its membership
         self._stale_results: list[tuple[Key, str]] = []
+        # polls that alerted, queued to share a transaction (see _commit_together): the
+        # queue, and whether a thread is writing it
+        self._commits: list[_Commit] = []
+        self._committing = False
 
     def load_cursors(self) -> dict[Key, datetime]:
         self.flush()  # what this process has not written yet counts too
@@ -307,6 +329,9 @@ class PollState:
                 earlier = self._deferred.get(key)
                 self._deferred[key] = results if earlier is None else earlier.merge(results)
             return
+        if fence is None and not fenced:  # SQLite: the one writer's polls go together
+            self._commit_together(_Commit(key, results, list(alerts)))
+            return
         now = now_text()
         stale = None
         with self._db.transaction() as cur:
@@ -323,6 +348,81 @@ class PollState:
                 record_alert(cur, alert, notify, now)
         if stale is not None and stale.fence is not None:
             self._stale([(key, stale.fence)])
+
+    def _commit_together(self, mine: _Commit) -> None:
+        """Write an alerting poll (SQLite) in a transaction shared with the alerting polls
+        queued meanwhile, returning once it is written (or raising why it was not).
+
+        SQLite has one writer: when thousands of participants alert in a cycle, their polls
+        queued on its lock one transaction each, every one paying BEGIN and COMMIT, the
+        lock's hand-over and, on a busy process, waits for the GIL between statements;
+        that made the whole cycle late. The first poll to arrive writes the queue; the
+        polls arriving meanwhile wait for it, and the first of them writes whatever queued
+        after. Unloaded, a poll writes its own at once, as before.
+        """
+        with self._deferred_lock:
+            self._commits.append(mine)
+            writes = not self._committing
+            self._committing = True
+        if not writes:
+            mine.wake.wait()  # written by another poll, or handed the writing
+        if not mine.done:
+            try:
+                with self._deferred_lock:
+                    batch, self._commits = self._commits, []
+                self._write_commits(batch)
+            finally:
+                with self._deferred_lock:  # hand over to the first poll queued meanwhile
+                    if self._commits:
+                        self._commits[0].wake.set()
+                    else:
+                        self._committing = False
+        if mine.error is not None:
+            raise mine.error
+
+    def _write_commits(self, batch: Sequence[_Commit]) -> None:
+        """The queued polls in one transaction, each with what was deferred for its
+        participant; if that fails and it held several, each in its own, so one poll's
+        failure is only its own. Every poll is marked done and woken."""
+        with self._deferred_lock:
+            earlier = {c.key: e for c in batch if (e := self._deferred.pop(c.key, None))}
+        written: set[Key] = set()
+        try:
+            try:
+                self._write_together(batch, earlier)
+                written.update(c.key for c in batch)
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                for commit in batch:
+                    try:
+                        self._write_together([commit], earlier)
+                        written.add(commit.key)
+                    except Exception as exc:
+                        commit.error = exc
+        except BaseException as exc:
+            for commit in batch:
+                commit.error = exc
+        finally:
+            # what was deferred for a poll that failed waits for the next flush
+            self._restore_deferred({k: e for k, e in earlier.items() if k not in written})
+            for commit in batch:
+                commit.done = True
+                commit.wake.set()
+
+    def _write_together(self, batch: Sequence[_Commit], earlier: Mapping[Key, _Deferred]) -> None:
+        items: dict[Key, _Deferred] = {}
+        for commit in batch:
+            before = items.get(commit.key) or earlier.get(commit.key)
+            items[commit.key] = (
+                commit.results if before is None else _merged(before, commit.results)
+            )
+        now = now_text()
+        with self._db.transaction() as cur:
+            _write_results(cur, list(items.items()), now)
+            for commit in batch:
+                for alert, notify in commit.alerts:
+                    record_alert(cur, alert, notify, now)
 
     def summarise(self, key: Key, info: ParticipantInfo, samples: Sequence[Sample]) -> None:
         """Fold a poll's new samples into the participant's minute summaries; the buckets
