@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from watchdog.config.settings import VideoSDKSettings
 from watchdog.obs.telemetry import API_RETRIES, SAMPLE_ERRORS
 from watchdog.sim.simulator import Fault, Simulator
+from watchdog.testing import HttpReceiver, Received, Reply
 from watchdog.videosdk.client import (
     AuthenticationError,
     BadResponseError,
@@ -220,3 +221,26 @@ def test_secrets_absent_from_errors_and_repr(client: VideoSDKClient, sim: Simula
         client.participant_stats_at("s1", "p1")[0]
     assert SECRET not in str(caught.value)
     assert token not in str(caught.value)
+
+
+def test_a_poll_answered_with_a_redirect_follows_it() -> None:
+    """Polls go straight through the session's adapter; a redirect is still followed (on
+    the same host, with the token), as requests does."""
+    stats = {"stats": [], "participantId": "p1", "sessionId": "s1"}
+
+    def answer(request: Received) -> Reply:
+        if request.path.startswith("/v2/"):
+            return Reply(307, headers={"Location": "/moved" + request.path})
+        return Reply(200, stats)
+
+    with HttpReceiver(answer) as receiver:
+        values = {"base_url": receiver.url, "api_key": API_KEY, "secret_key": SECRET}
+        client = VideoSDKClient(VideoSDKSettings.model_validate(values))
+        assert client.participant_stats_at("s1", "p1")[0] == stats
+        client.close()
+        paths = [r.path for r in receiver.requests]
+        assert paths == [
+            "/v2/sessions/s1/participant/p1/stats",
+            "/moved/v2/sessions/s1/participant/p1/stats",
+        ]
+        assert all(r.headers.get("authorization") for r in receiver.requests)
