@@ -91,18 +91,15 @@ def write_config(
 
 @dataclass
 class Result:
-    cycles: list[tuple[float, float, int]]  # wall s, CPU s per poll, new samples
-    deferred: list[int]  # first polls each cycle left for the next (Poller.cycle)
+    cycles: list[tuple[float, float, int]]  # wall s, CPU s, new samples
     overran: bool
     floors: dict[str, float]  # decoder -> CPU s per poll
     peak_mb: float
     points: int  # the most window points any participant's memory holds for one metric
 
     def steady(self) -> tuple[float, float, float]:
-        """Mean wall, CPU per poll and new samples per poll over the cycles after the ones
-        with first polls (the first, and those taking the first polls it left over)."""
-        seen = next((i for i, left in enumerate(self.deferred) if not left), len(self.cycles))
-        rows = self.cycles[seen + 1 :] or self.cycles[-1:]
+        """Mean wall, CPU per poll and new samples per poll over the cycles after the first."""
+        rows = self.cycles[1:] or self.cycles
         return (
             sum(r[0] for r in rows) / len(rows),
             sum(r[1] for r in rows) / len(rows),
@@ -153,7 +150,6 @@ def run(
             )
             runtime = build(config)
             rows: list[tuple[float, float, int]] = []
-            deferred: list[int] = []
             overran = False
             try:
                 next_start = time.monotonic()
@@ -165,13 +161,11 @@ def run(
                     over = wall > interval
                     overran |= over  # the first cycle too: it must fit as well
                     rows.append((wall, cpu / max(done.polled, 1), done.samples))
-                    deferred.append(done.deferred)
                     report(
                         f"cycle {cycle + 1}: {wall:.2f}s{' OVERRAN' if over else ''}, "
                         f"{done.polled / wall:.0f} polls/s, "
                         f"{cpu / max(done.polled, 1) * 1000:.2f} ms CPU/poll, "
-                        f"{done.samples} new samples, {done.failed} failed, "
-                        f"{done.polled} polled, {done.deferred} first polls left for the next"
+                        f"{done.samples} new samples, {done.failed} failed"
                     )
                     next_start += interval
                 token = runtime.client.tokens.get()
@@ -186,7 +180,7 @@ def run(
         proc.terminate()
         proc.wait(timeout=10)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Result(rows, deferred, overran, floors, peak_mb, points)
+    return Result(rows, overran, floors, peak_mb, points)
 
 
 def _longest_series(runtime: Runtime) -> int:
@@ -226,12 +220,9 @@ def main() -> None:
     )
     wall, cpu, samples = result.steady()
     first_wall, first_cpu, first_samples = result.cycles[0]
-    first_polled = max(args.participants - result.deferred[0], 1)
     print(
-        f"RESULT first cycle (first sight: {first_samples / first_polled:.0f} samples "
-        f"each): {first_wall:.2f}s of {args.interval:g}s, {first_cpu * 1000:.2f} ms CPU/poll, "
-        f"{result.deferred[0]} first polls left for the next cycle; cycles until everyone "
-        f"was polled: {_cycles_to_see_all(result.deferred)}"
+        f"RESULT first cycle (first sight: {first_samples / args.participants:.0f} samples "
+        f"each): {first_wall:.2f}s of {args.interval:g}s, {first_cpu * 1000:.2f} ms CPU/poll"
     )
     print(
         f"RESULT steady-state: cycle {wall:.2f}s of {args.interval:g}s, "
@@ -249,14 +240,6 @@ def main() -> None:
         f"{result.points} points per metric (longest window {longest_window()}, plus the "
         f"engine's 16 recent values)"
     )
-
-
-def _cycles_to_see_all(deferred: list[int]) -> str:
-    """How many cycles it took until none left a first poll for the next."""
-    for number, left in enumerate(deferred, start=1):
-        if not left:
-            return str(number)
-    return f"more than {len(deferred)}"
 
 
 def longest_window() -> str:

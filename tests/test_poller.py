@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 
 from watchdog.config.settings import Config, WatchedParticipant
-from watchdog.obs.telemetry import FIRST_POLLS_DEFERRED, POLLS
+from watchdog.obs.telemetry import POLLS
 from watchdog.poll.membership import Alone
 from watchdog.poll.poller import Departure, Outcome, Poller
 from watchdog.runtime.build import build
@@ -194,43 +193,4 @@ def test_poll_now_waits_while_a_reload_pauses_the_poller(
         assert not waiting.is_alive()
         assert [p for _, p, _ in sim.requests if p.endswith("/stats")]
     finally:
-        runtime.close()
-
-
-def test_first_polls_past_the_cycle_budget_wait_and_the_watched_keep_their_turn(
-    sim: Simulator, config_for: MakeConfig
-) -> None:
-    """A cycle that has used FIRST_POLL_SHARE of the interval starts no more first polls
-    beyond its floor (a quarter of them, at least ``concurrency``); those come in the next
-    cycles, after the participants already polled. Here the interval is so short that
-    every cycle is past its budget from the start: each admits its floor of first polls."""
-    names = [f"p{i:02d}" for i in range(30)]
-    for name in names:
-        sim.add_participant("s", name, samples=video_series([(0, 4), (10, 4)]))
-    runtime = build(config_for([("s", n) for n in names]))
-    targets = [WatchedParticipant(session="s", participant=n) for n in names]
-    poller = Poller(
-        runtime.client,
-        runtime.store.polls,
-        runtime.rules,
-        membership=Alone(lambda: targets),
-        concurrency=2,
-        interval=timedelta(0),
-    )
-    deferred = FIRST_POLLS_DEFERRED._value.get()
-    try:
-        first = poller.cycle()
-        assert (first.polled, first.deferred) == (7, 23)  # the floor: max(2, 30 // 4)
-        assert FIRST_POLLS_DEFERRED._value.get() - deferred == 23
-        seen = {n for n in names if poller.participants.cursor(("s", n)) is not None}
-        assert len(seen) == 7
-        second = poller.cycle()
-        assert (second.polled, second.deferred) == (7 + 5, 18)  # max(2, 23 // 4) first polls
-        order = [path.split("/")[-2] for _, path, _ in sim.requests if path.endswith("/stats")]
-        assert set(order[7:14]) == seen  # the participants polled before came first
-        poller.interval = None  # no budget: everyone left is polled in one cycle
-        third = poller.cycle()
-        assert (third.polled, third.deferred) == (30, 0)
-    finally:
-        poller.close()
         runtime.close()

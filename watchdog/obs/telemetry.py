@@ -37,10 +37,6 @@ CYCLE_SECONDS = Histogram(
     "Duration of a whole poll cycle",
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
 )
-FIRST_POLLS_DEFERRED = Counter(
-    "watchdog_first_polls_deferred",
-    "First polls of new participants left for the next cycle: this one had used its time",
-)
 TRANSITIONS = Counter("watchdog_alert_transitions", "Alert transitions", ["rule", "state"])
 QUEUED = Counter(
     "watchdog_notifications_queued", "Notifications written to the outbox", ["notifier"]

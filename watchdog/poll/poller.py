@@ -44,7 +44,6 @@ from watchdog.engine.rules import RuleSet
 from watchdog.obs.logs import about
 from watchdog.obs.telemetry import (
     CYCLE_SECONDS,
-    FIRST_POLLS_DEFERRED,
     POLL_SECONDS,
     POLLS,
     SAMPLES_EVALUATED,
@@ -109,10 +108,6 @@ class Reloaded:
 Polled = tuple[list[Transition], int, bool]  # one poll: transitions, new samples, ok
 
 
-# the share of the poll interval after which a cycle starts no more first polls (see cycle)
-FIRST_POLL_SHARE = 0.8
-
-
 @dataclass(slots=True)
 class CycleReport:
     started: datetime
@@ -120,7 +115,6 @@ class CycleReport:
     polled: int = 0
     failed: int = 0
     samples: int = 0
-    deferred: int = 0  # first polls left for the next cycle (FIRST_POLL_SHARE)
     transitions: list[Transition] = field(default_factory=list)
     tally: PollTally = field(default_factory=PollTally)  # how the API answered (self-monitoring)
 
@@ -140,12 +134,8 @@ class Poller:
         on_enqueue: Callable[[], None] | None = None,
         observer: PollObserver | None = None,
         max_clock_skew: timedelta = timedelta(seconds=30),
-        interval: timedelta | None = None,
     ) -> None:
-        """``interval``: the poll interval the scheduler runs cycles at; with it, a cycle
-        that has used FIRST_POLL_SHARE of it starts no more first polls (see cycle)."""
         self.client = client
-        self.interval = interval
         self._polls = polls
         self.rules = rules
         self.membership = membership
@@ -169,12 +159,6 @@ class Poller:
         # pool threads take them one at a time, so poll_now can put some at the head
         self._queue_lock = threading.Condition()
         self._queue: deque[WatchedParticipant] | None = None
-        # the running cycle's budget for first polls: after ``_first_until`` (monotonic)
-        # the first polls in ``_first`` beyond ``_first_floor`` of them are left over
-        self._first: set[Key] = set()
-        self._first_until: float | None = None
-        self._first_floor = 0
-        self._deferred = 0
         self._inflight: set[Key] = set()
         self._workers = 0
         self._results: list[tuple[WatchedParticipant, Polled]] = []
@@ -243,7 +227,6 @@ class Poller:
         rules: RuleSet,
         max_clock_skew: timedelta,
         while_waiting: Callable[[], None] | None = None,
-        interval: timedelta | None = None,
     ) -> Reloaded:
         """A reload's rules, between two cycles: states of the rules that stay are kept,
         firing alerts of removed ones resolved (watchdog.alerting.carryover), each
@@ -264,7 +247,6 @@ class Poller:
             kept = sum(len(states) for states in participants.all_states().values())
             self.rules = rules
             self.max_clock_skew = max_clock_skew
-            self.interval = interval if interval is not None else self.interval
         return Reloaded(kept, closed)
 
     def _commit_carried(self, key: Key, carried: Carried[str], fence: Fence | None) -> None:
@@ -314,38 +296,14 @@ class Poller:
         return True
 
     def cycle(self) -> CycleReport:
-        """Poll every target once; never raises, so the scheduler keeps going.
-
-        Participants polled before go first, then those polled for the first time. A
-        first poll evaluates a participant's recent history (the lookback: 19 samples
-        with the example rules, where a later poll has 3): started with thousands of
-        participants in long calls, the first cycle alone would take far longer than
-        the interval, on one core. So once a cycle has used FIRST_POLL_SHARE of the
-        interval, the first polls it has not started (beyond a quarter of them, at least
-        ``concurrency``: newcomers always get some) wait for the next cycle, and the
-        participants already watched keep their schedule. Counted in
-        ``watchdog_first_polls_deferred_total`` and logged.
-        """
+        """Poll every target once; never raises, so the scheduler keeps going."""
         with self._cycle_lock:
             report = CycleReport(started=datetime.now(UTC))
             start = time.monotonic()
             self._lookback = lookback(self.rules)  # a reload may have swapped the rules
-            targets = self._first_polls_last(self.membership.targets(), start)
             with self._queue_lock:
                 self._queue = deque()  # open before the targets are read: see poll_now
-            polled = self._poll_all(targets, report)
-            report.deferred, self._deferred = self._deferred, 0
-            self._first, self._first_until = set(), None
-            if report.deferred:
-                FIRST_POLLS_DEFERRED.inc(report.deferred)
-                log.warning(
-                    "%d participants seen for the first time wait for the next poll cycle: "
-                    "this one had used %.0f%% of the %s interval (a first poll evaluates "
-                    "the participant's recent history)",
-                    report.deferred,
-                    FIRST_POLL_SHARE * 100,
-                    format_duration(self.interval or timedelta()),
-                )
+            polled = self._poll_all(self.membership.targets(), report)
             report.tally = self.failures.end_cycle(report.polled)
             self._after_polls()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
@@ -362,22 +320,6 @@ class Poller:
                 report.seconds,
             )
             return report
-
-    def _first_polls_last(
-        self, targets: Sequence[WatchedParticipant], start: float
-    ) -> list[WatchedParticipant]:
-        """The targets with first polls last, and the cycle's budget for them set."""
-        seen: list[WatchedParticipant] = []
-        first: list[WatchedParticipant] = []
-        for target in targets:
-            key = (target.session, target.participant)
-            (first if self.participants.cursor(key) is None else seen).append(target)
-        self._first = {(t.session, t.participant) for t in first}
-        self._first_floor = max(self._concurrency, len(first) // 4)
-        self._deferred = 0
-        if self.interval is not None and len(first) > self._first_floor:
-            self._first_until = start + self.interval.total_seconds() * FIRST_POLL_SHARE
-        return seen + first
 
     def _after_polls(self) -> None:
         """Write the polls' deferred results in one transaction (if that fails they stay
@@ -519,30 +461,13 @@ class Poller:
             if done is not None:
                 self._results.append(done)
                 self._inflight.discard((done[0].session, done[0].participant))
-            while not stop and self._queue:
-                target = self._queue.popleft()
-                key = (target.session, target.participant)
-                if self._leave_first_poll(key):
-                    continue
-                self._inflight.add(key)
-                return target
-            self._workers -= 1
-            self._queue_lock.notify_all()
-            return None
-
-    def _leave_first_poll(self, key: Key) -> bool:
-        """Queue lock held: whether ``key``'s first poll waits for the next cycle."""
-        if key not in self._first:
-            return False
-        self._first.discard(key)
-        if self._first_until is None or time.monotonic() < self._first_until:
-            self._first_floor -= 1
-            return False
-        if self._first_floor > 0:
-            self._first_floor -= 1
-            return False
-        self._deferred += 1
-        return True
+            if stop or not self._queue:
+                self._workers -= 1
+                self._queue_lock.notify_all()
+                return None
+            target = self._queue.popleft()
+            self._inflight.add((target.session, target.participant))
+            return target
 
     def _poll_safely(self, target: WatchedParticipant) -> Polled:
         if self._stopping.is_set():  # skipped, not polled: the watch list hears nothing

@@ -258,7 +258,7 @@ class Runtime:
         self.oncall.reconfigure(settings.oncall)
         self.monitor.reconfigure(settings.self_monitoring, settings.notifiers, prepared.redactor)
         reloaded = self.poller.reconfigure(
-            prepared.rules, settings.poll.max_clock_skew, while_waiting, settings.poll.interval
+            prepared.rules, settings.poll.max_clock_skew, while_waiting
         )
         self.dispatcher.reconfigure(notifiers, prepared.redactor, settings.delivery)
         self.store.minutes.keep(summarised(prepared.rules, prepared.config))
@@ -358,7 +358,6 @@ def build(config: Config, *, dry_run: bool = False, join: bool = False) -> Runti
         on_enqueue=manager.intake,
         observer=watchlist,
         max_clock_skew=settings.poll.max_clock_skew,
-        interval=settings.poll.interval,
     )
     return Runtime(
         config,
