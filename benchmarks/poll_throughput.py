@@ -93,7 +93,7 @@ def write_config(
 class Result:
     cycles: list[tuple[float, float, int]]  # wall s, CPU s, new samples
     overran: bool
-    floors: dict[str, float]  # decoder -> CPU s per poll
+    floors: dict[str, tuple[float, float]]  # decoder -> CPU s per poll, before and after
     peak_mb: float
     points: int  # the most window points any participant's memory holds for one metric
 
@@ -129,6 +129,13 @@ def floor(
     return cpu / participants
 
 
+def _floors(url: str, token: str, participants: int, concurrency: int) -> dict[str, float]:
+    return {
+        name: floor(url, token, participants, concurrency, decode)
+        for name, decode in (("json", json.loads), ("orjson", orjson.loads))
+    }
+
+
 def run(
     participants: int,
     history: int,
@@ -149,6 +156,10 @@ def run(
                 str(write_config(Path(tmp), url, participants, concurrency, interval))
             )
             runtime = build(config)
+            token = runtime.client.tokens.get()
+            # the floor before the cycles and after them: this machine's speed drifts by a
+            # quarter within minutes, so the ratio is taken against the mean of the two
+            before = _floors(url, token, participants, concurrency)
             rows: list[tuple[float, float, int]] = []
             overran = False
             try:
@@ -172,10 +183,8 @@ def run(
                 points = _longest_series(runtime)
             finally:
                 runtime.close()
-        floors = {
-            name: floor(url, token, participants, concurrency, decode)
-            for name, decode in (("json", json.loads), ("orjson", orjson.loads))
-        }
+        after = _floors(url, token, participants, concurrency)
+        floors = {name: (before[name], after[name]) for name in before}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -230,10 +239,12 @@ def main() -> None:
         f"any cycle overran: {'yes' if result.overran else 'no'}, "
         f"{samples / args.participants:.1f} new samples per poll"
     )
-    for name, per_poll in result.floors.items():
+    for name, (first, last) in result.floors.items():
+        per_poll = (first + last) / 2
         print(
             f"RESULT CPU per poll: daemon {cpu * 1000:.2f} ms, floor (GET + {name}) "
-            f"{per_poll * 1000:.2f} ms, ratio {cpu / per_poll:.2f}x"
+            f"{per_poll * 1000:.2f} ms (before the cycles {first * 1000:.2f}, after "
+            f"{last * 1000:.2f}), ratio {cpu / per_poll:.2f}x"
         )
     print(
         f"RESULT peak RSS {result.peak_mb:.0f} MB; state per participant: at most "

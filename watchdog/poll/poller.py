@@ -551,6 +551,9 @@ class Poller:
             lookback=self._lookback,
             until=clock + self.max_clock_skew,
         )
+        # the decoded answer (the whole history, ~0.5 MB of objects) goes now, not when the
+        # poll ends: 32 polls waiting for the state database's writer each held one
+        del raw
         if stats.future and participants.warn_future_once(key):
             log.warning(
                 "dropped %d stats samples stamped more than %s ahead of the API's clock (%s); "
