@@ -244,3 +244,17 @@ def test_a_poll_answered_with_a_redirect_follows_it() -> None:
             "/moved/v2/sessions/s1/participant/p1/stats",
         ]
         assert all(r.headers.get("authorization") for r in receiver.requests)
+
+
+def test_polls_reuse_one_pool_which_closes_with_the_client(
+    client: VideoSDKClient, sim: Simulator
+) -> None:
+    adapter = client._adapter
+    client.participant_stats_at("s1", "p1")
+    client.participant_stats_at("s1", "p1")
+    (pool,) = adapter._pools.values()
+    assert pool.num_connections == 1  # the second poll reused the first one's connection
+    assert sim.requests[-1][2] == 200
+    client.close()
+    assert pool.pool is None
+    assert adapter._pools == {}

@@ -16,9 +16,11 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -199,6 +201,9 @@ class _ProxyManager(ProxyManager):
         self.pool_classes_by_scheme = _POOLS
 
 
+_POOLS_KEPT = 8  # (origin, TLS settings, proxies) pools an adapter remembers: polls use one
+
+
 class DeadlineAdapter(HTTPAdapter):
     """requests' adapter over pools whose connections obey ``within``; through an HTTP(S)
     proxy too (a SOCKS proxy gets requests' own pools: per-read timeouts only)."""
@@ -206,12 +211,50 @@ class DeadlineAdapter(HTTPAdapter):
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
+        self._pools: dict[tuple[Any, ...], Any] = {}  # requests types them as ConnectionPool
         self._pool_connections = connections  # what requests' proxy_manager_for reads
         self._pool_maxsize = maxsize
         self._pool_block = block
         self.poolmanager = _PoolManager(
             num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
         )
+
+    def get_connection_with_tls_context(
+        self,
+        request: PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> Any:
+        """requests' choice of pool, kept per origin and TLS settings: worked out anew it
+        parses the URL twice, stats the CA bundle's path and builds the pool's key on every
+        request, a tenth of a poll's CPU, for the one pool a daemon's polls all use. (urllib3
+        2 no longer closes a pool its manager lets go, so a kept one stays usable; they
+        are closed with the adapter.)"""
+        url = request.url or ""
+        slash = url.find("/", url.find("//") + 2)
+        key = (
+            url if slash < 0 else url[:slash],
+            verify,
+            cert if isinstance(cert, (str, tuple)) else repr(cert),
+            frozenset(proxies.items()) if proxies else None,
+        )
+        kept = self._pools.get(key)
+        if kept is not None:
+            return kept
+        pool = super().get_connection_with_tls_context(
+            request, verify, dict(proxies) if proxies else None, cert
+        )
+        if len(self._pools) >= _POOLS_KEPT:
+            self._pools.clear()
+        self._pools[key] = pool
+        return pool
+
+    def close(self) -> None:
+        kept, self._pools = list(self._pools.values()), {}
+        for pool in kept:
+            pool.close()
+        super().close()
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         if proxy not in self.proxy_manager and not proxy.lower().startswith("socks"):
