@@ -12,9 +12,11 @@ import yaml
 
 from watchdog.config.settings import Config, load_config
 from watchdog.sim.simulator import Simulator
+from watchdog.testing import HttpReceiver
 
 from .helpers import T0
 from .pgserver import PostgresServer
+from .slackapi import FakeSlack
 
 API_KEY = "test-api-key"
 SECRET = (
@@ -60,6 +62,20 @@ def sim() -> Iterator[Simulator]:
         api_key=API_KEY, secret=SECRET, manual_clock=True, start=T0, sample_period=10.0
     ) as simulator:
         yield simulator
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """The Slack-like server on 127.0.0.1 (tests/slackapi.py)."""
+    with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+def hook() -> Iterator[HttpReceiver]:
+    """A webhook receiver on 127.0.0.1 answering 200."""
+    with HttpReceiver() as receiver:
+        yield receiver
 
 
 def write_config(

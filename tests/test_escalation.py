@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -169,12 +168,6 @@ class OnCallDaemon:
             if hasattr(notifier, "close"):
                 notifier.close()
         self.store.close()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
 
 
 def counts() -> Counter[str]:

@@ -8,10 +8,8 @@ notifier posting Alertmanager's JSON to a receiver on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from watchdog.alerts import LEFT_WHILE_DEGRADED, SESSION_ENDED
 from watchdog.config.settings import Config
@@ -24,18 +22,6 @@ from .slackapi import TOKEN, FakeSlack
 
 MakeConfig = Callable[..., Config]
 ROOM = "abcd-efgh-ijkl"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
-def hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
 
 
 def _runtime(config_for: MakeConfig, slack: FakeSlack, hook: HttpReceiver) -> Runtime:

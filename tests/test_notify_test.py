@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ from watchdog.testing import HttpReceiver, Reply, TLSCertificates
 
 from .slackapi import TOKEN, FakeSlack
 from .smtpserver import PASSWORD, USER, SMTPServer
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
 
 
 def _notify_test(config: Path, name: str) -> subprocess.CompletedProcess[str]:

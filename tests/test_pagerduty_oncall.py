@@ -33,12 +33,6 @@ PAGERDUTY = (watchdog_pagerduty, "pagerduty")
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
 def socket(slack: FakeSlack) -> Iterator[FakeSocketMode]:
     """The Socket Mode peer the Slack notifier connects to: where the clicks come from."""
     with FakeSocketMode() as peer:

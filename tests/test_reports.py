@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import watchdog_slack
 from watchdog_slack.limits import MESSAGE_BLOCKS, MESSAGE_TEXT, SECTION_TEXT
 
@@ -39,18 +38,6 @@ from .slackapi import TOKEN, FakeSlack, units
 
 MakeConfig = Callable[..., Config]
 ROOM = "abcd-efgh-ijkl"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
-def hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
 
 
 def _runtime(config_for: MakeConfig, slack: FakeSlack, hook: HttpReceiver, **kw: Any) -> Runtime:

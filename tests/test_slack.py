@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,6 @@ from watchdog.testing import (
 
 from .helpers import enqueue
 from .slackapi import CHANNEL_ID, TOKEN, WEBHOOK_PATH, FakeSlack
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
 
 
 def bot_config(slack: FakeSlack, **extra: Any) -> dict[str, Any]:

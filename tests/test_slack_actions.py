@@ -58,12 +58,6 @@ class Clock:
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
 def db(tmp_path: Path) -> str:
     return str(tmp_path / "state.db")
 

@@ -38,12 +38,6 @@ from .slackapi import TOKEN, FakeSlack, block_problems, message_problems
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
 def host(notifier_host: PluginTestHost) -> PluginTestHost:
     notifier_host.add(watchdog_slack, "slack")
     return notifier_host

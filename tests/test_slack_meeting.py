@@ -5,7 +5,6 @@ limits) and the real alert manager over a SQLite state file. Time is a shifted c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,12 +40,6 @@ from .slackapi import TOKEN, FakeSlack, Message
 MEETING = "abcd-efgh-ijkl"
 BASE = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 POLL = timedelta(seconds=30)
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
 
 
 @pytest.fixture
