@@ -496,18 +496,15 @@ class SlackBot:
         if key is not None:
             self.state.delete(key)  # told: the meeting's next call starts afresh
         png = report_chart_png(found) if self.config.charts and ts else None
-        if png is None:
-            return
-        try:
-            self.client.files_upload_v2(
-                channel=channel,
-                thread_ts=ts,
-                content=png,
+        if png is not None:
+            self._upload(
+                "the report's chart",
+                channel,
+                ts,
+                png,
                 filename=f"report-{found.meeting_id or found.session_id or 'call'}.png",
                 title=f"{found.chart_metric or 'quality'} over the call",
             )
-        except (SlackApiError, SlackClientError, URLError, OSError) as exc:
-            self.log.warning("could not upload the report's chart to Slack: %s", exc)
 
     def _start_over(self, notification: Notification, body: dict[str, Any], key: str) -> None:
         self.log.warning("the original Slack message is gone; posting a new one")
@@ -536,18 +533,26 @@ class SlackBot:
         """The firing alert's chart in its thread; a failure costs the chart, not the alert."""
         alert = next(a for a in notification.alerts if a.status == "firing")
         png = chart_png(alert)
-        if png is None:
-            return
-        try:
-            self.client.files_upload_v2(
-                channel=channel,
-                thread_ts=ts,
-                content=png,
+        if png is not None:
+            self._upload(
+                "the chart",
+                channel,
+                ts,
+                png,
                 filename=f"{alert.rule}-{alert.fingerprint}.png",
                 title=f"{alert.rule}: {alert.metric}",
             )
+
+    def _upload(
+        self, what: str, channel: str, ts: str, png: bytes, *, filename: str, title: str
+    ) -> None:
+        """A chart into a thread; a failure is logged and costs the chart only."""
+        try:
+            self.client.files_upload_v2(
+                channel=channel, thread_ts=ts, content=png, filename=filename, title=title
+            )
         except (SlackApiError, SlackClientError, URLError, OSError) as exc:
-            self.log.warning("could not upload the chart to Slack: %s", exc)
+            self.log.warning("could not upload %s to Slack: %s", what, exc)
 
     def _update(
         self, notification: Notification, channel: str, ts: str, body: dict[str, Any]
