@@ -7,8 +7,6 @@ import contextlib
 import io
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -27,6 +25,7 @@ from watchdog.config.problems import ConfigError
 from watchdog.notifiers import MASK, DeliveryError
 from watchdog.sim.simulator import Simulator
 from watchdog.testing import (
+    EndlessAnswer,
     HttpReceiver,
     NotifierContract,
     PluginTestHost,
@@ -406,36 +405,18 @@ def test_config_errors_fail_check_without_the_key(host: PluginTestHost) -> None:
 
 def test_the_answer_read_is_bounded() -> None:
     """A destination that answers with an endless body costs at most MAX_ANSWER bytes."""
-    server = socket.create_server(("127.0.0.1", 0))
-    sent = [0]
-
-    def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            conn.settimeout(5)
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 10000000000\r\n\r\n")
-            chunk = b"x" * 65536
-            with contextlib.suppress(OSError):
-                for _ in range(2000):  # 128 MiB at most: far past any socket buffer
-                    conn.sendall(chunk)
-                    sent[0] += len(chunk)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     host = PluginTestHost()
     host.add(watchdog_pagerduty)
-    port = server.getsockname()[1]
-    notifier = host.build(config(f"http://127.0.0.1:{port}/v2/enqueue"))
-    start = time.monotonic()
-    with pytest.raises(DeliveryError) as caught:
-        notifier.send(make_notification())
+    with EndlessAnswer(500) as server:
+        notifier = host.build(config(server.url + "/v2/enqueue"))
+        start = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification())
+        took = time.monotonic() - start
     assert not caught.value.permanent
     assert len(str(caught.value)) < 500
-    thread.join(timeout=10)
-    server.close()
-    assert sent[0] < 32 * 1024 * 1024  # we closed; the rest never left the server
-    assert time.monotonic() - start < 10
+    assert server.sent < 32 * 1024 * 1024  # we closed; the rest never left the server
+    assert took < 10
 
 
 def test_tls_with_a_private_ca(tls_certificates: TLSCertificates) -> None:

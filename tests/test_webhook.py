@@ -8,6 +8,7 @@ import hmac
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from watchdog.config.problems import ConfigError
 from watchdog.notifiers import DeliveryError
 from watchdog.testing import (
+    EndlessAnswer,
     HttpReceiver,
     NotifierContract,
     PluginTestHost,
@@ -242,6 +244,35 @@ def test_status_codes(
     assert f"HTTP {reply.status}" in str(caught.value)
     notifier.send(make_notification())  # the next attempt goes through
     assert len(receiver.requests) == 2
+
+
+@pytest.mark.parametrize("trickle", [None, 0.2], ids=["flood", "trickle"])
+def test_an_endless_answer_is_read_bounded_in_size_and_time(
+    host: PluginTestHost, trickle: float | None
+) -> None:
+    """A receiver answering an error with a body that never ends, flooded or a byte at a
+    time, costs a bounded read that ends with the timeout; the error names the status."""
+    with EndlessAnswer(502, trickle=trickle) as server:
+        notifier = host.build(config(server.url, timeout=1.5))
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification())
+        took = time.monotonic() - started
+    assert not caught.value.permanent
+    assert "answered HTTP 502: xxx" in str(caught.value)
+    assert len(str(caught.value)) < 300
+    assert took < 1.5 + 1.5 + 1  # the deadline, plus one read's timeout at most
+    assert server.sent < 8 * 2**20  # it stopped reading: no more than socket buffers took
+
+
+def test_an_accepted_answer_is_read_so_the_connection_serves_the_next(
+    host: PluginTestHost, receiver: HttpReceiver
+) -> None:
+    notifier = host.build(config(receiver.url))
+    for _ in range(3):
+        notifier.send(make_notification())
+    assert len(receiver.requests) == 3
+    assert len({r.port for r in receiver.requests}) == 1  # one connection, kept
 
 
 def test_tls_is_verified_and_ca_file_trusts_a_private_ca(

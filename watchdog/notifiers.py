@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Literal, Protocol, runtime_checkable
 
+import urllib3.exceptions
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypeVar
 
@@ -29,12 +31,14 @@ from watchdog.redaction import MASK, Redactor, secret_values
 DEFAULT_RETENTION = timedelta(days=30)  # ``history.retention``'s default
 
 __all__ = [
+    "ANSWER_BYTES",
     "MASK",
     "MAX_RETRY_AFTER",
     "RETRIED_STATUSES",
     "ActionResult",
     "AlertActions",
     "AlertView",
+    "AnswerBody",
     "DeliveryError",
     "MemoryState",
     "Notifier",
@@ -45,8 +49,10 @@ __all__ = [
     "Redactor",
     "Register",
     "SilenceScope",
+    "StreamedAnswer",
     "delivery_error_for",
     "innermost_reason",
+    "read_answer",
     "retry_after_seconds",
     "secret_values",
 ]
@@ -114,6 +120,49 @@ def innermost_reason(exc: BaseException) -> str:
     while reason.__context__ is not None and reason.__context__ is not reason:
         reason = reason.__context__
     return f"{type(reason).__name__}: {reason}"
+
+
+ANSWER_BYTES = 4096  # what :func:`read_answer` reads of an answer by default
+
+
+class AnswerBody(Protocol):
+    """The raw body of a streamed answer (``requests.Response.raw``, urllib3's)."""
+
+    def read1(self, amt: int | None = None, decode_content: bool | None = None) -> bytes: ...
+
+
+class StreamedAnswer(Protocol):
+    """What :func:`read_answer` reads: a ``requests.Response`` got with ``stream=True``."""
+
+    @property
+    def raw(self) -> AnswerBody: ...
+
+
+def read_answer(
+    response: StreamedAnswer, limit: int = ANSWER_BYTES, *, deadline: float | None = None
+) -> str:
+    """What a destination answered, for an error message: at most ``limit`` bytes of the
+    body, read until ``deadline`` (a ``time.monotonic()`` value), as text.
+
+    Post with ``stream=True``: without it ``requests`` reads the whole body before it
+    returns, however large or slow a broken or hostile server makes it. Each read takes
+    what one receive brings and waits at most the request's ``timeout``, so this returns
+    by ``deadline`` plus that timeout even from a server that sends a byte at a time. A
+    body that breaks off, or is still coming at the deadline, leaves what came: the status
+    decides, the answer only explains it. Mask the text before cutting it short
+    (``ctx.redactor(text)[:200]``).
+    """
+    got = bytearray()
+    raw = response.raw
+    try:
+        while len(got) < limit and (deadline is None or time.monotonic() < deadline):
+            chunk = raw.read1(limit - len(got), decode_content=True)
+            if not chunk:
+                break
+            got += chunk
+    except (OSError, ValueError, urllib3.exceptions.HTTPError):
+        pass  # what came is what there is
+    return bytes(got[:limit]).decode("utf-8", "replace")
 
 
 # Statuses below 500 that are still worth another try: the request timed out (408) or was

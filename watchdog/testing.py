@@ -300,6 +300,7 @@ class Received:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    port: int = 0  # the client's: one port for several requests means one kept connection
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -358,6 +359,7 @@ class HttpReceiver:
                     path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    port=self.client_address[1],
                 )
                 reply = receiver._answer(request)
                 if reply.delay:
@@ -427,6 +429,54 @@ class HttpReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EndlessAnswer:
+    """A server on 127.0.0.1 that answers one request with ``status`` and a body that never
+    ends: 64 KiB pieces as fast as the client takes them, or with ``trickle`` one byte
+    every that many seconds (the slow server a read timeout alone never stops). ``sent``
+    counts the body bytes that left, once the answer is over. Test that a notifier reads
+    an error answer bounded in size and time (``watchdog.notifiers.read_answer``)::
+
+        with EndlessAnswer(503) as server:
+            notifier = notifier_host.build({"type": "pager", "url": server.url + "/pages"})
+            with pytest.raises(DeliveryError):
+                notifier.send(make_notification())
+        assert server.sent < 8 * 2**20
+    """
+
+    def __init__(self, status: int = 503, *, trickle: float | None = None) -> None:
+        self.status = status
+        self.trickle = trickle
+        self.sent = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._answer, name="endless-answer", daemon=True)
+
+    def _answer(self, seconds: float = 10.0) -> None:
+        self._server.settimeout(seconds)
+        with contextlib.suppress(OSError), self._server.accept()[0] as connection:
+            connection.settimeout(seconds)
+            connection.recv(65536)
+            connection.sendall(
+                f"HTTP/1.1 {self.status} Answer Without End\r\n".encode()
+                + b"Content-Type: text/plain\r\nContent-Length: 10000000000\r\n\r\n"
+            )
+            piece = b"x" if self.trickle else b"x" * 65536
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:  # the client hangs up: OSError ends it
+                connection.sendall(piece)
+                self.sent += len(piece)
+                if self.trickle:
+                    time.sleep(self.trickle)
+
+    def __enter__(self) -> EndlessAnswer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(15)
+        self._server.close()
 
 
 def free_port() -> int:

@@ -22,6 +22,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from watchdog.notifiers import (
     Register,
     delivery_error_for,
     innermost_reason,
+    read_answer,
 )
 from watchdog_alertmanager.memory import AlertMemory, Remembered
 from watchdog_alertmanager.payload import ends_at, generator_url, postable, rfc3339
@@ -266,6 +268,7 @@ class AlertmanagerNotifier:
 
     def _attempt(self, url: str, raw: bytes) -> DeliveryError | None:
         host = _host(url)
+        started = time.monotonic()
         try:
             response = self.session.post(
                 url,
@@ -273,7 +276,7 @@ class AlertmanagerNotifier:
                 timeout=self.config.timeout,
                 allow_redirects=False,
                 verify=self.verify,
-                stream=True,
+                stream=True,  # the answer is read by read_answer, bounded in size and time
             )
         except requests.exceptions.SSLError as exc:
             return DeliveryError(
@@ -286,11 +289,9 @@ class AlertmanagerNotifier:
             status = response.status_code
             if 200 <= status < 300:
                 return None
-            try:  # bounded: a hostile or broken server may answer without end
-                answer = response.raw.read(MAX_ANSWER, decode_content=True)
-            except (requests.RequestException, OSError, ValueError):
-                answer = b""
-            detail = self.redact(answer.decode("utf-8", "replace"))[:300].strip()
+            # bounded: a hostile or broken server may answer without end
+            answer = read_answer(response, MAX_ANSWER, deadline=started + self.config.timeout)
+            detail = self.redact(answer)[:300].strip()
             message = f"alertmanager {host} answered HTTP {status}{_hint(status, url)}" + (
                 f": {detail}" if detail else ""
             )

@@ -20,11 +20,11 @@ import ipaddress
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
 from pydantic import Field, SecretStr, field_validator
 
 from watchdog.alerts import Notification, Severity
@@ -38,6 +38,7 @@ from watchdog.notifiers import (
     Register,
     delivery_error_for,
     innermost_reason,
+    read_answer,
 )
 from watchdog_pagerduty.events import DEFAULT_SEVERITIES, Links, PagerDutySeverity, events
 
@@ -197,6 +198,7 @@ class PagerDutyNotifier:
         what = f"{body['event_action']} {body['dedup_key']}"
         event = {"routing_key": self.config.routing_key.get_secret_value(), **body}
         raw = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        started = time.monotonic()
         try:
             response = self.session.post(
                 self.config.url,
@@ -205,7 +207,7 @@ class PagerDutyNotifier:
                 timeout=self.config.timeout,
                 allow_redirects=False,
                 verify=self.verify,
-                stream=True,
+                stream=True,  # the answer is read by read_answer, bounded in size and time
             )
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(
@@ -218,7 +220,7 @@ class PagerDutyNotifier:
             ) from None
         with response:
             status = response.status_code
-            answer = _read(response)
+            answer = read_answer(response, MAX_ANSWER, deadline=started + self.config.timeout)
         if 200 <= status < 300:
             self.log.debug("PagerDuty accepted %s", what)
             return
@@ -241,19 +243,8 @@ class PagerDutyNotifier:
         raise delivery_error_for(status, response.headers.get("Retry-After"), message)
 
 
-def _read(response: requests.Response) -> bytes:
-    """At most ``MAX_ANSWER`` bytes of the answer: a hostile or broken endpoint cannot make
-    us hold more. A body that breaks off leaves what came: the status decides."""
-    try:
-        data: bytes = response.raw.read(MAX_ANSWER, decode_content=True)
-    except (OSError, urllib3.exceptions.HTTPError):
-        return b""
-    return data
-
-
-def _detail(answer: bytes) -> str:
+def _detail(text: str) -> str:
     """PagerDuty's reasons (``errors``, else ``message``), or the answer as text."""
-    text = answer.decode("utf-8", "replace")
     try:
         parsed = json.loads(text)
     except ValueError:

@@ -35,6 +35,7 @@ from watchdog.notifiers import (
     Register,
     delivery_error_for,
     innermost_reason,
+    read_answer,
 )
 from watchdog_teams.card import message
 
@@ -140,15 +141,7 @@ class TeamsNotifier:
 def _answer(response: requests.Response, deadline: float) -> str:
     """What the service said, from at most ``MAX_ANSWER`` bytes read before ``deadline``:
     Power Automate's ``{"error": {"code", "message"}}`` as ``code: message``, else the text."""
-    raw = bytearray()
-    try:
-        for chunk in response.iter_content(chunk_size=512):
-            raw += chunk
-            if len(raw) >= MAX_ANSWER or time.monotonic() > deadline:
-                break
-    except requests.RequestException:
-        pass  # the status says enough; the answer's text is a courtesy
-    text = bytes(raw[:MAX_ANSWER]).decode("utf-8", "replace")
+    text = read_answer(response, MAX_ANSWER, deadline=deadline)
     try:
         data = json.loads(text)
     except ValueError:

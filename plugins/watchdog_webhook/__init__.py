@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import re
+import time
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -33,6 +34,7 @@ from watchdog.notifiers import (
     Register,
     delivery_error_for,
     innermost_reason,
+    read_answer,
 )
 from watchdog_webhook.payload import body, report_body
 
@@ -154,6 +156,7 @@ class WebhookNotifier:
             return  # a report without its data: nothing to tell
         raw, headers = self.request(notification)
         url = self.config.url.get_secret_value()
+        started = time.monotonic()
         try:
             response = self.session.post(
                 url,
@@ -162,6 +165,7 @@ class WebhookNotifier:
                 timeout=self.config.timeout,
                 allow_redirects=False,
                 verify=self.verify,
+                stream=True,  # the answer is read by read_answer, bounded in size and time
             )
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(
@@ -172,10 +176,13 @@ class WebhookNotifier:
             raise DeliveryError(f"cannot reach {_host(url)}: {innermost_reason(exc)}") from None
         with response:
             status = response.status_code
+            # read, bounded, even when accepted: a short answer read to its end keeps the
+            # connection for the next delivery
+            answer = read_answer(response, deadline=started + self.config.timeout)
             if 200 <= status < 300:
                 return
             # masked before it is cut: a cut secret would no longer be recognised
-            detail = self.redact(response.text)[:200].strip()
+            detail = self.redact(answer)[:200].strip()
             message = f"webhook {_host(url)} answered HTTP {status}" + (
                 f": {detail}" if detail else ""
             )

@@ -7,6 +7,7 @@ installs as a pytest plugin.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from watchdog.notifiers import DeliveryError, delivery_error_for
 from watchdog.testing import (
+    EndlessAnswer,
     HttpReceiver,
     NotifierContract,
     PluginTestHost,
@@ -127,3 +129,18 @@ def test_an_acknowledgement_notice_names_who_took_it(
     notice = replace(make_notification(make_alert()), event="acknowledged", actor="alice")
     host.build(config).send(notice)
     assert http_receiver.requests[0].json()["title"].startswith("Acknowledged by alice [")
+
+
+def test_an_endless_error_answer_costs_a_bounded_read(host: PluginTestHost) -> None:
+    """A server answering 503 with a body that never ends, a byte at a time: the send
+    ends with the timeout and says what it could read."""
+    with EndlessAnswer(503, trickle=0.2) as server:
+        notifier = host.build({"type": "ntfy", "server": server.url, "topic": "t", "timeout": 1})
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification())
+        took = time.monotonic() - started
+    assert "ntfy answered HTTP 503: x" in str(caught.value)
+    assert not caught.value.permanent
+    assert took < 1 + 1 + 1  # the deadline, plus one read's timeout at most
+    assert server.sent < 64  # a byte each 0.2 s: the read stopped at the deadline

@@ -7,6 +7,8 @@ It publishes JSON to the server's root URL, as ntfy documents for clients.
 
 from __future__ import annotations
 
+import time
+
 import requests
 from pydantic import Field, SecretStr, field_validator
 from watchdog.alerts import Alert, Notification
@@ -18,6 +20,7 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
+    read_answer,
 )
 
 __version__ = "0.1.0"
@@ -110,22 +113,26 @@ class NtfyNotifier:
         headers = {"User-Agent": f"videosdk-watchdog-ntfy/{__version__}"}
         if self.config.token is not None:
             headers["Authorization"] = f"Bearer {self.config.token.get_secret_value()}"
+        started = time.monotonic()
         try:
             response = self.session.post(
                 self.config.server + "/",
                 json=publication(notification, self.config),
                 headers=headers,
                 timeout=self.config.timeout,
+                stream=True,  # the answer is read by read_answer, bounded in size and time
             )
         except requests.RequestException as exc:
             raise DeliveryError(
                 f"cannot reach {self.config.server}: {type(exc).__name__}"
             ) from None
-        status = response.status_code
+        with response:
+            status = response.status_code
+            text = read_answer(response, deadline=started + self.config.timeout)
         if 200 <= status < 300:
             return
         # masked before it is cut: a server may echo the token, and a cut one goes unrecognised
-        answer = self.redact(response.text)[:200].strip()
+        answer = self.redact(text)[:200].strip()
         message = f"ntfy answered HTTP {status}: {answer}"
         raise delivery_error_for(status, response.headers.get("Retry-After"), message)
 
