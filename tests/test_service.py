@@ -7,6 +7,7 @@ simulator, with a real unix datagram socket in ``NOTIFY_SOCKET``.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import urllib.error
@@ -30,6 +31,7 @@ SINK_SECRET = "sink-secret-5e4d3c2b1a-never-log-me"  # grep-able, like conftest.
 
 FLAKY_PLUGIN = '''
 import json
+import re
 import threading
 from pydantic import SecretStr
 from watchdog.hookspecs import hookimpl
@@ -347,3 +349,47 @@ def test_json_logs_are_one_object_a_line_with_ids(tmp_path: Path, sim: Simulator
     alert = next(e for e in events if e["message"].startswith("alert poor-video firing"))
     assert (alert["session_id"], alert["participant_id"]) == ("sess-9", "part-9")
     assert {"time", "level", "logger", "message"} <= set(alert)
+
+
+def test_cycles_longer_than_the_interval_are_told_once_a_streak_and_counted(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """Four slow cycles in a row: one warning as they start, one more as they last, each
+    counted in /metrics, and one line when cycles keep up again; no line per cycle."""
+    sim.add_participant("sess-1", "part-1", samples=video_series([(0, 4.0)]))
+    config = write_config(
+        tmp_path,
+        sim.url,
+        [("sess-1", "part-1")],
+        POOR_VIDEO,
+        poll={"interval": "1s"},
+        http={"listen": "127.0.0.1:0"},
+        log={"level": "info"},
+    )
+    daemon = Daemon(["run", "--config", str(config)])
+    try:
+        url = daemon.wait_for(r"serving /metrics", stream="err").rsplit(" ", 1)[1]
+        before = _overruns(url)
+        mark = len(daemon.err)
+        sim.inject(Fault(delay=1.6, count=4))  # the next four polls, so four cycles, take 1.6 s
+        back = daemon.wait_for(r"poll cycles keep up again", stream="err", timeout=30)
+        assert int(back.rsplit("after ", 1)[1].split()[0]) >= 4
+        assert _overruns(url) - before >= 4
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    told = daemon.err[mark:]
+    started = [line for line in told if "poll cycle took" in line]
+    lasting = [line for line in told if "keep taking longer than poll.interval" in line]
+    assert len(started) == 1, told
+    assert "longer than poll.interval (1s)" in started[0]
+    assert "costs about twice a normal one" in started[0]
+    assert len(lasting) == 1, told
+    assert "share the participants with another instance" in lasting[0]
+
+
+def _overruns(url: str) -> float:
+    metrics = get(url + "/metrics")[1]
+    found = re.search(r"^watchdog_cycle_overruns_total (\S+)$", metrics, re.M)
+    assert found, "watchdog_cycle_overruns_total is exported"
+    return float(found.group(1))

@@ -39,6 +39,7 @@ from watchdog.runtime.endpoints import HttpEndpoint
 from watchdog.runtime.gauges import LiveCollector
 from watchdog.runtime.health import CycleSummary, Liveness, stale_after, stall_after, status_line
 from watchdog.runtime.history_api import history_handler
+from watchdog.runtime.pace import Pace
 from watchdog.runtime.systemd import SystemdNotifier, watchdog_interval
 from watchdog.state.database import database_errors, redacted_url
 from watchdog.state.faults import StorageFault
@@ -76,6 +77,7 @@ class Service:
         self._check_store()
         settings = config.settings
         self.liveness = Liveness(stale_after(settings), stall_after(settings))
+        self.pace = Pace(settings.poll.interval)
         # every job: one run at a time, a late run still runs, missed runs collapse to one
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -282,6 +284,7 @@ class Service:
             failed=report.failed,
         )
         self.liveness.cycle_done(summary)
+        self.pace.cycle_done(report.seconds)
         if summary.succeeded:
             LAST_SUCCESSFUL_CYCLE.set(summary.ended.timestamp())
         self._check_store_after_cycle()
@@ -466,6 +469,7 @@ class Service:
             while_waiting=self._heartbeat,  # systemd's watchdog is fed while a cycle ends
         )
         if new.poll.interval != old.poll.interval:
+            self.pace.interval = new.poll.interval
             self.scheduler.reschedule_job(
                 "poll",
                 trigger=IntervalTrigger(seconds=new.poll.interval.total_seconds(), timezone=UTC),
