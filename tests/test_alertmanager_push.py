@@ -412,7 +412,7 @@ def test_several_urls_fail_together_permanently_only_if_none_could_recover(
         notifier.send(make_notification())
     assert not caught.value.permanent  # the unreachable one may come back
     assert "check basic_auth or bearer_token" in str(caught.value)
-    assert "cannot reach alertmanager" in str(caught.value)
+    assert "cannot reach Alertmanager at 127.0.0.1:" in str(caught.value)
     notifier.send(make_notification())  # the receiver answers 200 now: delivered
 
 

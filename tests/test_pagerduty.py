@@ -388,6 +388,10 @@ def test_config_errors_fail_check_without_the_key(host: PluginTestHost) -> None:
         ({"routing_key": "abc"}, "routing_key: must be the 32-character Integration Key"),
         ({"url": "http://events.example.com/v2/enqueue"}, "url: must be an https:// URL"),
         ({"url": "ftp://127.0.0.1/"}, "url: must be an https:// URL"),
+        (
+            {"url": "https://oncall:hunter22@events.pagerduty.com/v2/enqueue"},
+            "url: must not carry user:password@",
+        ),
         ({"generator_url": "https://x/{nope}"}, "generator_url: bad template"),
         ({"routing_key": ROUTING_KEY, "rooting_key": ROUTING_KEY}, "unknown key 'rooting_key'"),
     ]
@@ -398,6 +402,7 @@ def test_config_errors_fail_check_without_the_key(host: PluginTestHost) -> None:
         text = "\n".join(str(p) for p in caught.value.problems)
         assert message in text, text
         assert ROUTING_KEY not in text
+        assert "hunter22" not in text
     eu = host.build(config("https://events.eu.pagerduty.com/v2/enqueue"), "eu")
     assert "events.eu.pagerduty.com" in repr(eu)
     assert ROUTING_KEY not in repr(eu)

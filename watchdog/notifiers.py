@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
+import requests
 import urllib3.exceptions
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypeVar
@@ -51,10 +53,12 @@ __all__ = [
     "SilenceScope",
     "StreamedAnswer",
     "delivery_error_for",
+    "host_of",
     "innermost_reason",
     "read_answer",
     "retry_after_seconds",
     "secret_values",
+    "transport_error",
 ]
 
 
@@ -120,6 +124,27 @@ def innermost_reason(exc: BaseException) -> str:
     while reason.__context__ is not None and reason.__context__ is not reason:
         reason = reason.__context__
     return f"{type(reason).__name__}: {reason}"
+
+
+def host_of(url: str, unknown: str = "the destination") -> str:
+    """``host:port`` of a URL without any ``user:password@``: where a request went, as
+    an error may name it (never the path or query, which may hold a secret)."""
+    return urlsplit(url).netloc.rpartition("@")[2] or unknown
+
+
+def transport_error(exc: BaseException, host: str, service: str | None = None) -> DeliveryError:
+    """The retried ``DeliveryError`` for a request that got no answer: refused, timed out,
+    reset, or a certificate not trusted. ``host`` is where it went (:func:`host_of`),
+    ``service`` what is there: ``cannot reach Teams at host:443: ConnectTimeout: ...``.
+    Worded from :func:`innermost_reason`, so without the URL ``requests`` would quote; a
+    TLS failure says that a private CA goes in ``ca_file``."""
+    reason = innermost_reason(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return DeliveryError(
+            f"TLS certificate of {host} is not trusted or invalid "
+            f"(ca_file adds a private CA): {reason}"
+        )
+    return DeliveryError(f"cannot reach {f'{service} at {host}' if service else host}: {reason}")
 
 
 ANSWER_BYTES = 4096  # what :func:`read_answer` reads of an answer by default

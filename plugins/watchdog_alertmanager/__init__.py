@@ -45,8 +45,9 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
-    innermost_reason,
+    host_of,
     read_answer,
+    transport_error,
 )
 from watchdog_alertmanager.memory import AlertMemory, Remembered
 from watchdog_alertmanager.payload import ends_at, generator_url, postable, rfc3339
@@ -154,7 +155,7 @@ def endpoint(url: str) -> str:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or "the Alertmanager"
+    return host_of(url, "the Alertmanager")
 
 
 class AlertmanagerNotifier:
@@ -278,13 +279,8 @@ class AlertmanagerNotifier:
                 verify=self.verify,
                 stream=True,  # the answer is read by read_answer, bounded in size and time
             )
-        except requests.exceptions.SSLError as exc:
-            return DeliveryError(
-                f"TLS certificate of {host} is not trusted or invalid "
-                f"(ca_file adds a private CA): {innermost_reason(exc)}"
-            )
         except requests.RequestException as exc:
-            return DeliveryError(f"cannot reach alertmanager {host}: {innermost_reason(exc)}")
+            return transport_error(exc, host, "Alertmanager")
         with response:
             status = response.status_code
             if 200 <= status < 300:

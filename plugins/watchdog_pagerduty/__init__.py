@@ -37,8 +37,9 @@ from watchdog.notifiers import (
     Redactor,
     Register,
     delivery_error_for,
-    innermost_reason,
+    host_of,
     read_answer,
+    transport_error,
 )
 from watchdog_pagerduty.events import DEFAULT_SEVERITIES, Links, PagerDutySeverity, events
 
@@ -102,6 +103,9 @@ class PagerDutyConfig(NotifierConfig):
     @classmethod
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            # the URL is shown in errors and repr; the Events API takes no credentials there
+            raise ValueError("must not carry user:password@ (it would be logged; none is needed)")
         if parts.scheme == "https" and parts.hostname:
             return value
         if parts.scheme == "http" and _loopback(parts.hostname):
@@ -154,7 +158,7 @@ class PagerDutyNotifier:
         self.severities: dict[str, PagerDutySeverity] = dict(DEFAULT_SEVERITIES)
         self.severities.update(config.severity_map.items())
         self.links = Links(external_url=config.external_url, generator_url=config.generator_url)
-        self.host = urlsplit(config.url).netloc
+        self.host = host_of(config.url)
         # per request: a session-level verify loses to REQUESTS_CA_BUNDLE from the environment
         self.verify: str | bool = config.ca_file or True
         self.session = requests.Session()
@@ -209,15 +213,8 @@ class PagerDutyNotifier:
                 verify=self.verify,
                 stream=True,  # the answer is read by read_answer, bounded in size and time
             )
-        except requests.exceptions.SSLError as exc:
-            raise DeliveryError(
-                f"TLS certificate of {self.host} is not trusted or invalid "
-                f"(ca_file adds a private CA): {innermost_reason(exc)}"
-            ) from None
         except requests.RequestException as exc:
-            raise DeliveryError(
-                f"cannot reach PagerDuty at {self.host}: {innermost_reason(exc)}"
-            ) from None
+            raise transport_error(exc, self.host, "PagerDuty") from None
         with response:
             status = response.status_code
             answer = read_answer(response, MAX_ANSWER, deadline=started + self.config.timeout)

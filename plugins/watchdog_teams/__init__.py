@@ -27,15 +27,15 @@ from pydantic import Field, SecretStr, field_validator
 from watchdog.alerts import Notification
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
-    DeliveryError,
     NotifierConfig,
     NotifierContext,
     NotifierType,
     Redactor,
     Register,
     delivery_error_for,
-    innermost_reason,
+    host_of,
     read_answer,
+    transport_error,
 )
 from watchdog_teams.card import message
 
@@ -114,15 +114,8 @@ class TeamsNotifier:
                 verify=self.verify,
                 stream=True,  # the answer is read by _answer, bounded
             )
-        except requests.exceptions.SSLError as exc:
-            raise DeliveryError(
-                f"TLS certificate of {_host(url)} is not trusted or invalid "
-                f"(ca_file adds a private CA): {innermost_reason(exc)}"
-            ) from None
         except requests.RequestException as exc:
-            raise DeliveryError(
-                f"cannot reach Teams at {_host(url)}: {innermost_reason(exc)}"
-            ) from None
+            raise transport_error(exc, _host(url), "Teams") from None
         with response:
             status = response.status_code
             if 200 <= status < 300:
@@ -156,8 +149,7 @@ def _answer(response: requests.Response, deadline: float) -> str:
 
 
 def _host(url: str) -> str:
-    """``host:port`` of a URL, without any ``user:password@``."""
-    return urlsplit(url).netloc.rpartition("@")[2] or "the workflow"
+    return host_of(url, "the workflow")
 
 
 def _notifier(context: NotifierContext[TeamsConfig]) -> TeamsNotifier:

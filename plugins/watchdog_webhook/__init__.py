@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from pydantic import Field, SecretStr, field_validator
@@ -27,14 +27,14 @@ from pydantic import Field, SecretStr, field_validator
 from watchdog.alerts import REPORT_EVENTS, Notification
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
-    DeliveryError,
     NotifierConfig,
     NotifierType,
     Redactor,
     Register,
     delivery_error_for,
-    innermost_reason,
+    host_of,
     read_answer,
+    transport_error,
 )
 from watchdog_webhook.payload import body, report_body
 
@@ -167,13 +167,8 @@ class WebhookNotifier:
                 verify=self.verify,
                 stream=True,  # the answer is read by read_answer, bounded in size and time
             )
-        except requests.exceptions.SSLError as exc:
-            raise DeliveryError(
-                f"TLS certificate of {_host(url)} is not trusted or invalid "
-                f"(ca_file adds a private CA): {innermost_reason(exc)}"
-            ) from None
         except requests.RequestException as exc:
-            raise DeliveryError(f"cannot reach {_host(url)}: {innermost_reason(exc)}") from None
+            raise transport_error(exc, _host(url)) from None
         with response:
             status = response.status_code
             # read, bounded, even when accepted: a short answer read to its end keeps the
@@ -193,8 +188,7 @@ class WebhookNotifier:
 
 
 def _host(url: str) -> str:
-    """``host:port`` of a URL, without any ``user:password@``."""
-    return urlsplit(url).netloc.rpartition("@")[2] or "the receiver"
+    return host_of(url, "the receiver")
 
 
 @hookimpl
