@@ -8,6 +8,7 @@ HTTP from a server on 127.0.0.1. Time is an injected clock: nothing sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -376,13 +377,12 @@ def test_check_refuses_bad_oncall_config_with_file_and_line(
     assert f"{config}:6: oncall.teams.ops.people.Erin.slack_user:" in err
 
 
-def test_slash_oncall_answers_and_take_puts_the_caller_on_call(
-    served: FeedServer, tmp_path: Path
-) -> None:
-    store = Store(str(tmp_path / "state.db"))
-    clock = Clock(at("2026-10-20T12:00:00+00:00"))
-    oncall = schedules(served.url, clock, store)
-    assert oncall.feeds.refresh("video")
+@contextlib.contextmanager
+def slack_and_socket(
+    store: Store, clock: Clock, oncall: Schedules, **extra: Any
+) -> Iterator[tuple[FakeSlack, FakeSocketMode]]:
+    """A Slack notifier in service against the Slack-like server and a Socket Mode peer,
+    acting on ``store`` with ``oncall``'s schedules; closed after the block."""
     with FakeSlack() as slack, FakeSocketMode() as socket:
         slack.socket_url = socket.url
         host = PluginHost()
@@ -393,6 +393,7 @@ def test_slash_oncall_answers_and_take_puts_the_caller_on_call(
             "channel": "#alerts",
             "base_url": slack.api_url,
             "app_token": APP_TOKEN,
+            **extra,
         }
         actions = StoreActions(
             store.silences, store.alert_log, store.watchlist, clock, oncall=oncall
@@ -402,22 +403,31 @@ def test_slash_oncall_answers_and_take_puts_the_caller_on_call(
         )["slack"]
         getattr(notifier, "start")()  # noqa: B009
         try:
-            command = {"command": "/watchdog", "channel_id": CHANNEL_ID, "user_id": "UALICE1"}
-            answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
-            assert answer["response_type"] == "ephemeral"
-            assert "*video*: Bob until 2026-10-26T08:00:00.000Z" in answer["text"]
-            assert "next <@UALICE1> from 2026-10-26T08:00:00.000Z" in answer["text"]
-            taken = socket.send("slash_commands", {**command, "text": "oncall take for 2h"})
-            assert (
-                "✅ Alice is on call for video until 2026-10-20T14:00" in taken["payload"]["text"]
-            )
-            answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
-            assert "*video*: <@UALICE1> until 2026-10-20T14:00:00.000Z (override)" in answer["text"]
-            stranger = {**command, "user_id": "U0STRANGER", "text": "oncall take video"}
-            refused = socket.send("slash_commands", stranger)["payload"]["text"]
-            assert refused == "You are not one of team video's people (slack_user in the config)."
+            yield slack, socket
         finally:
             getattr(notifier, "close")()  # noqa: B009
+
+
+def test_slash_oncall_answers_and_take_puts_the_caller_on_call(
+    served: FeedServer, tmp_path: Path
+) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    clock = Clock(at("2026-10-20T12:00:00+00:00"))
+    oncall = schedules(served.url, clock, store)
+    assert oncall.feeds.refresh("video")
+    with slack_and_socket(store, clock, oncall) as (_, socket):
+        command = {"command": "/watchdog", "channel_id": CHANNEL_ID, "user_id": "UALICE1"}
+        answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
+        assert answer["response_type"] == "ephemeral"
+        assert "*video*: Bob until 2026-10-26T08:00:00.000Z" in answer["text"]
+        assert "next <@UALICE1> from 2026-10-26T08:00:00.000Z" in answer["text"]
+        taken = socket.send("slash_commands", {**command, "text": "oncall take for 2h"})
+        assert "✅ Alice is on call for video until 2026-10-20T14:00" in taken["payload"]["text"]
+        answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
+        assert "*video*: <@UALICE1> until 2026-10-20T14:00:00.000Z (override)" in answer["text"]
+        stranger = {**command, "user_id": "U0STRANGER", "text": "oncall take video"}
+        refused = socket.send("slash_commands", stranger)["payload"]["text"]
+        assert refused == "You are not one of team video's people (slack_user in the config)."
     who_took = [(e.action, e.actor, e.source) for e in store.silences.audit()]
     store.close()
     assert ("oncall-override", "UALICE1", "slack") in who_took
@@ -458,50 +468,30 @@ def test_the_take_oncall_button_records_an_override_and_answers_who_is_on_call(
     assert oncall.feeds.refresh("video")
     overrides = {"team": "video", "source": "slack"}
     before = REGISTRY.get_sample_value("watchdog_oncall_overrides_total", overrides) or 0
-    with FakeSlack() as slack, FakeSocketMode() as socket:
-        slack.socket_url = socket.url
-        host = PluginHost()
-        host.add(watchdog_slack, "slack")
-        config = {
-            "type": "slack",
-            "token": TOKEN,
-            "channel": "#alerts",
-            "base_url": slack.api_url,
-            "app_token": APP_TOKEN,
-            "ack_allowed": ["UALICE1", "U0STRANGER"],
-        }
-        actions = StoreActions(
-            store.silences, store.alert_log, store.watchlist, clock, oncall=oncall
+    allowed = ["UALICE1", "U0STRANGER"]
+    with slack_and_socket(store, clock, oncall, ack_allowed=allowed) as (slack, socket):
+        command = {"command": "/watchdog", "channel_id": CHANNEL_ID, "user_id": "UALICE1"}
+        answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
+        assert block_problems(answer["blocks"]) == []  # slack-sdk's models accept them
+        [block] = answer["blocks"]
+        assert block["accessory"]["text"]["text"] == "🙋 Take on-call"
+        assert "*video*: Bob until 2026-10-26T08:00:00.000Z" in block["text"]["text"]
+
+        socket.send("interactive", take_click(slack, answer, "video", "UALICE1"))
+        [taken] = slack.responses
+        assert taken["replace_original"] is True  # the answer now says who is on call
+        head, line = (b["text"]["text"] for b in taken["blocks"])
+        assert head == "✅ Alice is on call for video until 2026-10-26T08:00:00.000Z."
+        assert line.startswith("*video*: <@UALICE1> until 2026-10-26T08:00:00.000Z (override)")
+        assert who(oncall.now("video", clock.now)) == "Alice"
+
+        socket.send("interactive", take_click(slack, answer, "video", "U0STRANGER"))
+        assert slack.responses[-1]["blocks"][0]["text"]["text"] == (
+            "⚠️ You are not one of team video's people (slack_user in the config)."
         )
-        notifier = host.build(
-            {"slack": config}, store.notifier_memory.for_notifier, actions=actions
-        )["slack"]
-        getattr(notifier, "start")()  # noqa: B009
-        try:
-            command = {"command": "/watchdog", "channel_id": CHANNEL_ID, "user_id": "UALICE1"}
-            answer = socket.send("slash_commands", {**command, "text": "oncall"})["payload"]
-            assert block_problems(answer["blocks"]) == []  # slack-sdk's models accept them
-            [block] = answer["blocks"]
-            assert block["accessory"]["text"]["text"] == "🙋 Take on-call"
-            assert "*video*: Bob until 2026-10-26T08:00:00.000Z" in block["text"]["text"]
-
-            socket.send("interactive", take_click(slack, answer, "video", "UALICE1"))
-            [taken] = slack.responses
-            assert taken["replace_original"] is True  # the answer now says who is on call
-            head, line = (b["text"]["text"] for b in taken["blocks"])
-            assert head == "✅ Alice is on call for video until 2026-10-26T08:00:00.000Z."
-            assert line.startswith("*video*: <@UALICE1> until 2026-10-26T08:00:00.000Z (override)")
-            assert who(oncall.now("video", clock.now)) == "Alice"
-
-            socket.send("interactive", take_click(slack, answer, "video", "U0STRANGER"))
-            assert slack.responses[-1]["blocks"][0]["text"]["text"] == (
-                "⚠️ You are not one of team video's people (slack_user in the config)."
-            )
-            socket.send("interactive", take_click(slack, answer, "video", "U0MALLORY"))
-            assert slack.responses[-1]["text"].startswith("🚫 You are not allowed")
-            assert slack.violations == []
-        finally:
-            getattr(notifier, "close")()  # noqa: B009
+        socket.send("interactive", take_click(slack, answer, "video", "U0MALLORY"))
+        assert slack.responses[-1]["text"].startswith("🚫 You are not allowed")
+        assert slack.violations == []
     taken_by = [(e.action, e.actor, e.source) for e in store.silences.audit()]
     store.close()
     assert taken_by == [("oncall-override", "ualice1 (UALICE1)", "slack")]  # one, by the click
