@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from watchdog.alerting.callreport import Worst, call_report, render
+from watchdog.alerting.digest import read_day
 from watchdog.alerting.noise import episodes, rule_noise
 from watchdog.alerts import Alert, Notification, fingerprint
 from watchdog.cli.main import main
@@ -26,7 +28,7 @@ from watchdog.runtime.history_api import BadQuery, parse_filters
 from watchdog.runtime.service import Service
 from watchdog.sim.simulator import Simulator
 from watchdog.state.database import QueryTimeout
-from watchdog.state.history import MAX_LIMIT, Event, Filters
+from watchdog.state.history import MAX_LIMIT, Event, Filters, record_transition
 from watchdog.state.minutes import (
     BUCKET,
     COMPRESSED,
@@ -473,3 +475,42 @@ def test_call_report_names_causes_and_who_acknowledged() -> None:
     assert report.causes == [("uplink", 2)]
     assert "cause: uplink, acknowledged by bob" in render(report)
     assert call_report("m", info, {}, events, {}) is None
+
+
+def test_the_rule_report_and_the_digest_read_a_long_history_as_it_streams(store: Store) -> None:
+    """A noisy deployment's weeks of transitions are read a page at a time: what the rule
+    report and the digest hold grows with the rules and the participants, not with the
+    history (before, every transition and every episode's labels were held at once)."""
+    now = format_time(T0)
+
+    def seed(episodes_count: int, start: int) -> datetime:
+        with store.transaction() as cur:  # a test's shortcut: one transaction for them all
+            for i in range(episodes_count):
+                fired = T0 + timedelta(seconds=start + 30 * i)
+                who = f"p{i % 40}"
+                record_transition(cur, alert(participant=who, when=fired), now)
+                ended = fired + timedelta(seconds=20)
+                record_transition(cur, alert(participant=who, status="resolved", when=ended), now)
+        return T0 + timedelta(seconds=start + 30 * episodes_count)
+
+    def held(until: datetime) -> tuple[int, int]:
+        """Peak bytes allocated while reading, and the fires counted."""
+        tracemalloc.start()
+        try:
+            day = read_day(store.history, store.silences, T0, until)
+            report = rule_noise(episodes(store.history.transitions(T0, until)), [], [], T0, until)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert day.fires == report[0].fires
+        return peak, report[0].fires
+
+    small_until = seed(4_000, 0)
+    small, fires = held(small_until)
+    assert fires == 4_000
+    until = seed(16_000, 30 * 4_000)
+    large, fires = held(until)
+    assert fires == 20_000
+    # five times the history (both past one page of 5,000 rows); what is held grows by the
+    # arrays alone
+    assert large < 2 * small, (small, large)

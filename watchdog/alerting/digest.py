@@ -9,18 +9,20 @@ the top causes. The same figures for the 24 hours before make the comparison.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from watchdog.alerting.noise import Episode, RuleNoise, episodes, rule_noise
+from watchdog.alerting.noise import Episode, NoiseTally, RuleNoise, episodes
 from watchdog.alerts import Report
 from watchdog.durations import format_duration, format_time
 from watchdog.state.history import MAX_LIMIT, Filters, History
 from watchdog.state.silences import Silences
 
 DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MINUTE_MICROS = 60_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,35 +40,56 @@ class Day:
         return sum(n.fires for n in self.noise)
 
 
-def degraded_minutes(found: Sequence[Episode], since: datetime, until: datetime) -> dict[str, int]:
+class DegradedMinutes:
     """Per meeting, the participant-minutes some alert about the participant fired in
-    (overlapping alerts count once), clipped to the window."""
-    spans: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
-    for e in found:
-        meeting, participant = e.labels.get("meeting_id"), e.labels.get("participant_id")
+    (overlapping alerts count once), clipped to the window; fed one episode at a time,
+    holding two integers an episode, not the episodes."""
+
+    def __init__(self, since: datetime, until: datetime) -> None:
+        self._since, self._until = since, until
+        self._spans: dict[tuple[str, str], array[int]] = {}  # start, end in microseconds
+
+    def add(self, episode: Episode) -> None:
+        meeting = episode.labels.get("meeting_id")
+        participant = episode.labels.get("participant_id")
         if not meeting or not participant:
-            continue
-        start, end = max(e.fired, since), min(e.ended or until, until)
+            return
+        start = max(episode.fired, self._since)
+        end = min(episode.ended or self._until, self._until)
         if end > start:
-            spans.setdefault((meeting, participant), []).append((start, end))
-    out: Counter[str] = Counter()
-    for (meeting, _), mine in spans.items():
-        covered, reach = timedelta(0), since
-        for start, end in sorted(mine):
-            if end > reach:
-                covered += end - max(start, reach)
-                reach = end
-        out[meeting] += round(covered / timedelta(minutes=1))
-    return dict(out)
+            spans = self._spans.get((meeting, participant))
+            if spans is None:
+                spans = self._spans[(meeting, participant)] = array("q")
+            spans.extend((_micros(start), _micros(end)))
+
+    def result(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        since = _micros(self._since)
+        for (meeting, _), spans in self._spans.items():
+            covered, reach = 0, since
+            for start, end in sorted(zip(spans[::2], spans[1::2], strict=True)):
+                if end > reach:
+                    covered += end - max(start, reach)
+                    reach = end
+            out[meeting] += round(covered / MINUTE_MICROS)
+        return dict(out)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def read_day(history: History, silences: Silences, since: datetime, until: datetime) -> Day:
-    found = episodes(history.transitions(since, until))
+    """One pass over the day's transitions, as they stream from the history."""
     actions = history.actions(since, ("acknowledge", "inhibit"))
-    noise = rule_noise(found, actions, silences.all(), since, until)
+    noise = NoiseTally(actions, silences.all(), since, until)
+    degraded = DegradedMinutes(since, until)
+    for episode in episodes(history.transitions(since, until)):
+        noise.add(episode)
+        degraded.add(episode)
     firings = history.query(Filters(since=since, until=until, kind="firing", limit=MAX_LIMIT))
     causes = Counter(e.cause for e in firings.events if e.cause)
-    return Day(since, until, noise, degraded_minutes(found, since, until), causes)
+    return Day(since, until, noise.result(), degraded.result(), causes)
 
 
 def _change(now: int, before: int) -> str:

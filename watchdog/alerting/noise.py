@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,21 +62,20 @@ class RuleNoise:
         }
 
 
-def episodes(transitions: Iterable[Sequence[Any]]) -> list[Episode]:
-    """(at, kind, fingerprint, rule, labels JSON) in time order, as episodes. A resolution
-    without its firing (fired before the window) is left out; a firing again while one
-    is open (a restart re-fired it) keeps the first."""
+def episodes(transitions: Iterable[Sequence[Any]]) -> Iterator[Episode]:
+    """(at, kind, fingerprint, rule, labels JSON) in time order, as episodes: each as it
+    resolves, then those still firing at the end. A resolution without its firing (fired
+    before the window) is left out; a firing again while one is open (a restart re-fired
+    it) keeps the first. Holds only the open ones: a long range is read as it streams."""
     open_: dict[str, Episode] = {}
-    out: list[Episode] = []
     for at, kind, fingerprint, rule, labels in transitions:
         if kind == "firing":
             if fingerprint not in open_:
                 open_[fingerprint] = Episode(fingerprint, rule, _labels(labels), at, None)
         elif kind == "resolved" and fingerprint in open_:
             start = open_.pop(fingerprint)
-            out.append(Episode(start.fingerprint, rule, start.labels, start.fired, at))
-    out.extend(open_.values())
-    return sorted(out, key=lambda e: (e.fired, e.fingerprint))
+            yield Episode(start.fingerprint, rule, start.labels, start.fired, at)
+    yield from sorted(open_.values(), key=lambda e: (e.fired, e.fingerprint))
 
 
 def _labels(text: str | None) -> dict[str, str]:
@@ -86,8 +86,73 @@ def _labels(text: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
+@dataclass(slots=True)
+class _Tally:
+    fires: int = 0
+    lasted: array[float] = field(default_factory=lambda: array("d"))  # seconds, resolved ones
+    flapping: int = 0
+    acknowledged: int = 0
+    inhibited: int = 0
+    silenced: int = 0
+
+
+class NoiseTally:
+    """:func:`rule_noise` one episode at a time: per rule a few counts and the durations
+    (8 bytes an episode), so a week of a noisy deployment's history is read as it streams
+    instead of held. ``actions`` are the audit log's (at, action, target) of
+    ``acknowledge`` and ``inhibit``."""
+
+    def __init__(
+        self,
+        actions: Iterable[tuple[datetime, str, str]],
+        silences: Sequence[Silence],
+        since: datetime,
+        until: datetime,
+    ) -> None:
+        self._acked: dict[str, list[datetime]] = {}
+        self._held: dict[str, list[datetime]] = {}
+        for at, action, target in actions:
+            (self._acked if action == "acknowledge" else self._held).setdefault(target, []).append(
+                at
+            )
+        self._silences = silences
+        self._since, self._until = since, until
+        self._rules: dict[str, _Tally] = {}
+
+    def add(self, episode: Episode) -> None:
+        tally = self._rules.get(episode.rule)
+        if tally is None:
+            tally = self._rules[episode.rule] = _Tally()
+        tally.fires += 1
+        if episode.ended is not None:
+            lasted = episode.ended - episode.fired
+            tally.lasted.append(lasted.total_seconds())
+            tally.flapping += lasted < FLAP
+        tally.acknowledged += _during(episode, self._acked, self._until, timedelta(0))
+        tally.inhibited += _during(episode, self._held, self._until, SLACK)
+        tally.silenced += _silenced(episode, self._silences)
+
+    def result(self) -> list[RuleNoise]:
+        """Per rule, most fires first."""
+        days = max((self._until - self._since) / timedelta(days=1), 1 / 24)
+        out = [
+            RuleNoise(
+                rule=rule,
+                fires=t.fires,
+                per_day=t.fires / days,
+                median=_median(t.lasted),
+                flapping=t.flapping / t.fires,
+                acknowledged=t.acknowledged / t.fires,
+                inhibited=t.inhibited,
+                silenced=t.silenced,
+            )
+            for rule, t in self._rules.items()
+        ]
+        return sorted(out, key=lambda n: (-n.fires, n.rule))
+
+
 def rule_noise(
-    found: Sequence[Episode],
+    found: Iterable[Episode],
     actions: Iterable[tuple[datetime, str, str]],
     silences: Sequence[Silence],
     since: datetime,
@@ -95,37 +160,16 @@ def rule_noise(
 ) -> list[RuleNoise]:
     """Per rule (most fires first): the figures above. ``actions`` are the audit log's
     (at, action, target) of ``acknowledge`` and ``inhibit``."""
-    acked: dict[str, list[datetime]] = {}
-    held: dict[str, list[datetime]] = {}
-    for at, action, target in actions:
-        (acked if action == "acknowledge" else held).setdefault(target, []).append(at)
-    days = max((until - since) / timedelta(days=1), 1 / 24)
-    by_rule: dict[str, list[Episode]] = {}
+    tally = NoiseTally(actions, silences, since, until)
     for episode in found:
-        by_rule.setdefault(episode.rule, []).append(episode)
-    out = []
-    for rule, mine in by_rule.items():
-        lasted = [e.ended - e.fired for e in mine if e.ended is not None]
-        fires = len(mine)
-        out.append(
-            RuleNoise(
-                rule=rule,
-                fires=fires,
-                per_day=fires / days,
-                median=_median(lasted),
-                flapping=sum(d < FLAP for d in lasted) / fires,
-                acknowledged=sum(_during(e, acked, until, timedelta(0)) for e in mine) / fires,
-                inhibited=sum(_during(e, held, until, SLACK) for e in mine),
-                silenced=sum(_silenced(e, silences) for e in mine),
-            )
-        )
-    return sorted(out, key=lambda n: (-n.fires, n.rule))
+        tally.add(episode)
+    return tally.result()
 
 
-def _median(lasted: Sequence[timedelta]) -> timedelta | None:
-    if not lasted:
+def _median(seconds: Sequence[float]) -> timedelta | None:
+    if not seconds:
         return None
-    return timedelta(seconds=statistics.median(d.total_seconds() for d in lasted))
+    return timedelta(seconds=statistics.median(seconds))
 
 
 def _during(

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -376,10 +376,10 @@ class History:
             for at, sid, by, comment in self._db.read(sql, [since, until, limit + 1], QUERY_SECONDS)
         ]
 
-    def transitions(self, since: datetime, until: datetime) -> list[tuple[Any, ...]]:
+    def transitions(self, since: datetime, until: datetime) -> Iterator[tuple[Any, ...]]:
         """(at, kind, fingerprint, rule, labels) of every firing and resolution in the
-        range, oldest first, read in bounded pages (for ``report``)."""
-        out: list[tuple[Any, ...]] = []
+        range, oldest first, read a page at a time as they are consumed (``report rules``
+        and the digest read weeks of them: never all at once)."""
         after = (format_time(since), "")
         end = format_time(until)
         while True:
@@ -391,9 +391,10 @@ class History:
                 [end, after[0], after[0], after[1], BATCH],
                 60.0,
             )
-            out.extend((read_time(r[0]), r[2], r[3], r[4], r[5]) for r in page)
+            for r in page:
+                yield read_time(r[0]), r[2], r[3], r[4], r[5]
             if len(page) < BATCH:
-                return out
+                return
             after = (page[-1][0], page[-1][1])
 
     def actions(self, since: datetime, actions: Sequence[str]) -> list[tuple[datetime, str, str]]:
