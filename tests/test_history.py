@@ -10,6 +10,7 @@ import tracemalloc
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -488,13 +489,16 @@ def test_the_rule_report_and_the_digest_read_a_long_history_as_it_streams(store:
             for i in range(episodes_count):
                 fired = T0 + timedelta(seconds=start + 30 * i)
                 who = f"p{i % 40}"
-                record_transition(cur, alert(participant=who, when=fired), now)
+                firing = alert(participant=who, when=fired)
+                if i % 4 == 0:
+                    firing = replace(firing, cause="uplink")
+                record_transition(cur, firing, now)
                 ended = fired + timedelta(seconds=20)
                 record_transition(cur, alert(participant=who, status="resolved", when=ended), now)
         return T0 + timedelta(seconds=start + 30 * episodes_count)
 
-    def held(until: datetime) -> tuple[int, int]:
-        """Peak bytes allocated while reading, and the fires counted."""
+    def held(until: datetime) -> tuple[int, int, int]:
+        """Peak bytes allocated while reading, the fires counted, and their causes."""
         tracemalloc.start()
         try:
             day = read_day(store.history, store.silences, T0, until)
@@ -503,14 +507,15 @@ def test_the_rule_report_and_the_digest_read_a_long_history_as_it_streams(store:
         finally:
             tracemalloc.stop()
         assert day.fires == report[0].fires
-        return peak, report[0].fires
+        return peak, report[0].fires, day.causes["uplink"]
 
     small_until = seed(4_000, 0)
-    small, fires = held(small_until)
-    assert fires == 4_000
+    small, fires, causes = held(small_until)
+    assert (fires, causes) == (4_000, 1_000)
     until = seed(16_000, 30 * 4_000)
-    large, fires = held(until)
+    large, fires, causes = held(until)
     assert fires == 20_000
+    assert causes == 5_000  # every alert's cause, not those of a page of the newest
     # five times the history (both past one page of 5,000 rows); what is held grows by the
     # arrays alone
     assert large < 2 * small, (small, large)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from watchdog.alerting.noise import Episode, NoiseTally, RuleNoise, episodes
 from watchdog.alerts import Report
 from watchdog.durations import format_duration, format_time
-from watchdog.state.history import MAX_LIMIT, Filters, History
+from watchdog.state.history import History
 from watchdog.state.silences import Silences
 
 DAY = timedelta(days=1)
@@ -84,11 +84,12 @@ def read_day(history: History, silences: Silences, since: datetime, until: datet
     actions = history.actions(since, ("acknowledge", "inhibit"))
     noise = NoiseTally(actions, silences.all(), since, until)
     degraded = DegradedMinutes(since, until)
+    causes: Counter[str] = Counter()  # of every alert that fired: not a page of the newest
     for episode in episodes(history.transitions(since, until)):
         noise.add(episode)
         degraded.add(episode)
-    firings = history.query(Filters(since=since, until=until, kind="firing", limit=MAX_LIMIT))
-    causes = Counter(e.cause for e in firings.events if e.cause)
+        if episode.cause:
+            causes[episode.cause] += 1
     return Day(since, until, noise.result(), degraded.result(), causes)
 
 

@@ -34,6 +34,7 @@ class Episode:
     labels: dict[str, str]
     fired: datetime
     ended: datetime | None
+    cause: str | None = None  # the likely cause its firing named
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +64,18 @@ class RuleNoise:
 
 
 def episodes(transitions: Iterable[Sequence[Any]]) -> Iterator[Episode]:
-    """(at, kind, fingerprint, rule, labels JSON) in time order, as episodes: each as it
+    """(at, kind, fingerprint, rule, labels JSON, cause) in time order, as episodes: each as it
     resolves, then those still firing at the end. A resolution without its firing (fired
     before the window) is left out; a firing again while one is open (a restart re-fired
     it) keeps the first. Holds only the open ones: a long range is read as it streams."""
     open_: dict[str, Episode] = {}
-    for at, kind, fingerprint, rule, labels in transitions:
+    for at, kind, fingerprint, rule, labels, cause in transitions:
         if kind == "firing":
             if fingerprint not in open_:
-                open_[fingerprint] = Episode(fingerprint, rule, _labels(labels), at, None)
+                open_[fingerprint] = Episode(fingerprint, rule, _labels(labels), at, None, cause)
         elif kind == "resolved" and fingerprint in open_:
             start = open_.pop(fingerprint)
-            yield Episode(start.fingerprint, rule, start.labels, start.fired, at)
+            yield Episode(start.fingerprint, rule, start.labels, start.fired, at, start.cause)
     yield from sorted(open_.values(), key=lambda e: (e.fired, e.fingerprint))
 
 

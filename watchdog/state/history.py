@@ -377,14 +377,15 @@ class History:
         ]
 
     def transitions(self, since: datetime, until: datetime) -> Iterator[tuple[Any, ...]]:
-        """(at, kind, fingerprint, rule, labels) of every firing and resolution in the
-        range, oldest first, read a page at a time as they are consumed (``report rules``
-        and the digest read weeks of them: never all at once)."""
+        """(at, kind, fingerprint, rule, labels, cause) of every firing and resolution in
+        the range, oldest first, read a page at a time as they are consumed (``report
+        rules`` and the digest read weeks of them: never all at once)."""
         after = (format_time(since), "")
         end = format_time(until)
         while True:
             page = self._db.read(
-                "SELECT e.at, e.id, e.kind, e.fingerprint, a.rule, a.labels FROM history_events e"
+                "SELECT e.at, e.id, e.kind, e.fingerprint, a.rule, a.labels, e.cause"
+                " FROM history_events e"
                 " JOIN history_alerts a ON a.fingerprint = e.fingerprint"
                 " WHERE e.kind IN ('firing', 'resolved') AND e.at < ?"
                 " AND (e.at > ? OR (e.at = ? AND e.id > ?)) ORDER BY e.at, e.id LIMIT ?",
@@ -392,7 +393,7 @@ class History:
                 60.0,
             )
             for r in page:
-                yield read_time(r[0]), r[2], r[3], r[4], r[5]
+                yield read_time(r[0]), r[2], r[3], r[4], r[5], r[6]
             if len(page) < BATCH:
                 return
             after = (page[-1][0], page[-1][1])
