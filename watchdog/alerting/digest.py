@@ -12,17 +12,17 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from watchdog.alerting.noise import Episode, NoiseTally, RuleNoise, episodes
 from watchdog.alerts import Report
 from watchdog.durations import format_duration, format_time
+from watchdog.engine.series import duration_micros, micros
 from watchdog.state.history import History
 from watchdog.state.silences import Silences
 
 DAY = timedelta(days=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MINUTE_MICROS = 60_000_000
+MINUTE_MICROS = duration_micros(timedelta(minutes=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +60,11 @@ class DegradedMinutes:
             spans = self._spans.get((meeting, participant))
             if spans is None:
                 spans = self._spans[(meeting, participant)] = array("q")
-            spans.extend((_micros(start), _micros(end)))
+            spans.extend((micros(start), micros(end)))
 
     def result(self) -> dict[str, int]:
         out: Counter[str] = Counter()
-        since = _micros(self._since)
+        since = micros(self._since)
         for (meeting, _), spans in self._spans.items():
             covered, reach = 0, since
             for start, end in sorted(zip(spans[::2], spans[1::2], strict=True)):
@@ -73,10 +73,6 @@ class DegradedMinutes:
                     reach = end
             out[meeting] += round(covered / MINUTE_MICROS)
         return dict(out)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def read_day(history: History, silences: Silences, since: datetime, until: datetime) -> Day:

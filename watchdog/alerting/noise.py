@@ -113,9 +113,8 @@ class NoiseTally:
         self._acked: dict[str, list[datetime]] = {}
         self._held: dict[str, list[datetime]] = {}
         for at, action, target in actions:
-            (self._acked if action == "acknowledge" else self._held).setdefault(target, []).append(
-                at
-            )
+            moments = self._acked if action == "acknowledge" else self._held
+            moments.setdefault(target, []).append(at)
         self._silences = silences
         self._since, self._until = since, until
         self._rules: dict[str, _Tally] = {}
