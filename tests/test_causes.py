@@ -26,12 +26,15 @@ from watchdog_webhook.payload import body
 from watchdog.alerting import inhibition
 from watchdog.alerts import Affected, Alert, Notification, alert_labels
 from watchdog.cli.status import print_status
+from watchdog.cluster.coordinator import summed_places
 from watchdog.config.settings import Config, InhibitRuleSettings
 from watchdog.engine.causes import (
     CAPACITY,
     CAUSES,
     MAX_NAME,
+    MAX_PLACE,
     PLACE_SECONDS,
+    SHARED_PLACES,
     Peer,
     PlaceLoad,
     Places,
@@ -43,7 +46,7 @@ from watchdog.engine.causes import (
 )
 from watchdog.engine.evaluate import AlertState, explained, transition
 from watchdog.engine.rules import load_rules
-from watchdog.runtime.build import build
+from watchdog.runtime.build import Runtime, build
 from watchdog.sim.scenarios import CAUSE_MEETINGS, cause_population
 from watchdog.sim.simulator import Simulator
 from watchdog.state.alertlog import ActiveAlert, record_alert
@@ -553,3 +556,117 @@ def test_the_daemon_sends_each_cause_meetings_alerts_with_their_cause(
         assert firing["evidence"][0].startswith(f"{sender['name']}'s send loss ")
         assert firing["inhibitedBy"]["inhibitRule"] == "sender-uplink-mutes-its-receivers"
     assert "likely cause: another participant's uplink (sender-uplink)" in text.getvalue()
+
+
+def test_two_instances_judge_a_platform_cause_over_both_ones_meetings(
+    sim: Simulator, config_for: Any, population: list[dict[str, Any]], postgres_url: str
+) -> None:
+    """The cause meetings split between two instances on one PostgreSQL: neither polls
+    three of the four degraded meetings in one place, which a platform cause needs, but
+    each tells the other its place loads every cycle, so the regional meetings' alerts
+    still say ``platform`` (and every other cause is what it is alone)."""
+    sim.add_population(population)
+    expected = {(m["session"], m["participant"]): m["cause"] for m in population}
+    regional = {m["session"] for m in population if m["scenario"] == "regional"}
+    with Sink() as sink:
+        config = config_for(
+            sorted(expected),
+            rules=RULES,
+            notifiers={"hook": {"type": "webhook", "url": sink.url}},
+            alerting={"group_by": ["..."]},
+            poll={"interval": "10s", "concurrency": 4},
+            state={"url": postgres_url},
+        )
+        members = [_instance(config, ident) for ident in ("one", "two")]
+        try:
+            one, two = (m.cluster for m in members)
+            assert one is not None
+            assert two is not None
+            for member in (one, two, one, two):  # one leads and claims all, then hands half
+                member.tick()
+            for member in (one, two):
+                polled = {s for s, _ in member.held} & regional
+                assert 0 < len(polled) < 3, polled  # alone, neither would see a platform
+            for _ in range(24):
+                sim.advance(10)
+                for runtime in members:
+                    runtime.cycle()
+                for runtime in members:
+                    runtime.manager.flush()
+                    assert runtime.dispatcher.drain(10) == 0
+        finally:
+            for runtime in members:
+                runtime.close()
+        told = {
+            (a["labels"]["session_id"], a["labels"]["participant_id"]): a
+            for b in sink.received
+            for a in b["alerts"]
+            if a["status"] == "firing"
+        }
+    assert set(told) == {key for key, cause in expected.items() if cause is not None}
+    for key, alert in told.items():
+        assert alert["labels"]["cause"] == expected[key], (key, alert["annotations"])
+    platform = [a for a in told.values() if a["labels"]["cause"] == "platform"]
+    assert len(platform) == 12  # four meetings of three
+    assert all(
+        "4 of 5 meetings in region Hesse, Germany" in a["annotations"]["evidence"] for a in platform
+    ), platform[0]["annotations"]["evidence"]
+
+
+def _instance(config: Config, ident: str) -> Runtime:
+    state = config.settings.state.model_copy(
+        update={"instance_id": ident, "lease": timedelta(seconds=60)}
+    )
+    settings = config.settings.model_copy(update={"state": state})
+    return build(Config(settings, config.path, config.document), join=True)
+
+
+def test_an_instance_tells_its_own_place_loads_and_counts_the_others_in() -> None:
+    """What one instance shares: its own meetings per place (never what it was told), the
+    busiest places first when there are too many; what it is told adds to its own."""
+    places = Places()
+    where = places_of("Germany", "Hesse", "DT")
+    for meeting in range(2):
+        places.seen(where, f"m{meeting}", f"p{meeting}", T0, degraded=True, alone=True)
+    places.seen(where, "m2", "p2", T0, degraded=False, alone=True)
+    assert places.summary(T0) == {"region Hesse, Germany": (2, 3), "network DT": (2, 3)}
+    places.count_in({"region Hesse, Germany": (2, 2), "region Elsewhere": (5, 5)})
+    assert places.load(where, T0) == [
+        PlaceLoad("region Hesse, Germany", 4, 5),
+        PlaceLoad("network DT", 2, 3),
+    ]
+    assert places.summary(T0) == {"region Hesse, Germany": (2, 3), "network DT": (2, 3)}
+    places.count_in({})
+    assert places.load(where, T0)[0] == PlaceLoad("region Hesse, Germany", 2, 3)
+
+    crowd = Places()
+    for number in range(SHARED_PLACES + 10):
+        busy = 2 if number < 5 else 1
+        for meeting in range(busy):
+            crowd.seen(
+                (f"network {number}" + "x" * 300,),
+                f"m{number}.{meeting}",
+                "p",
+                T0,
+                degraded=False,
+                alone=True,
+            )
+    shared = crowd.summary(T0)
+    assert len(shared) == SHARED_PLACES
+    assert all(len(place) == MAX_PLACE for place in shared)
+    assert sum(meetings for _, meetings in shared.values()) == SHARED_PLACES + 5
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        ["not json", "[1, 2]", '{"p": [1]}', '{"p": [true, 1]}', '{"p": [-1, 2]}'],
+        ['{"p": [1.5, 2]}', '{"p": "3,3"}', "null"],
+    ],
+)
+def test_another_instances_garbled_place_row_is_skipped(rows: list[str]) -> None:
+    """A row another instance (or anyone with the database) wrote badly costs its own
+    part only."""
+    assert summed_places([*rows, '{"region R": [1, 2]}', '{"region R": [9, 3]}']) == {
+        "region R": (4, 5)  # a degraded count above its meetings is cut to them
+    }

@@ -29,6 +29,7 @@ never the instances' own.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -37,12 +38,14 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, Counter, Gauge
 
 from watchdog.config.settings import WatchedParticipant
 from watchdog.durations import format_time
+from watchdog.engine.causes import MAX_PLACE, SHARED_PLACES
 from watchdog.poll.failures import PollTally, pooled
 from watchdog.poll.meetings import MeetingStates
 from watchdog.poll.participants import Participants
@@ -101,6 +104,31 @@ METRICS = (
     DATABASE_UP,
     ROUND_TRIPS,
 )
+
+
+def summed_places(reports: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Instances' place loads (JSON objects of place -> [degraded, meetings]), summed per
+    place; at most :data:`SHARED_PLACES` places and names of :data:`MAX_PLACE` characters
+    from each, whatever a row holds."""
+    total: dict[str, tuple[int, int]] = {}
+    for text in reports:
+        try:
+            loads = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(loads, dict):
+            continue
+        for place, load in itertools.islice(loads.items(), SHARED_PLACES):
+            if not (
+                isinstance(load, list)
+                and len(load) == 2
+                and all(type(n) is int and n >= 0 for n in load)
+            ):
+                continue
+            key = str(place)[:MAX_PLACE]
+            degraded, meetings = total.get(key, (0, 0))
+            total[key] = (degraded + min(load[0], load[1]), meetings + load[1])
+    return total
 
 
 def instance_id(configured: str | None = None) -> str:
@@ -195,6 +223,16 @@ class Cluster:
                 return None
             reports = leases.poll_reports(cur, now - self.lease)
         return pooled(PollTally(a, f, _reasons(text)) for a, f, text in reports)
+
+    def share_places(self, mine: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        """This instance's place loads go into its ``instances`` row; the other live
+        instances' (reported within a lease) come back summed per place. A report that
+        does not parse is skipped: it costs its instance's part, never the cycle."""
+        with self.store.transaction() as cur:
+            now = leases.database_now(cur)
+            leases.report_places(cur, self.id, now, json.dumps(mine))
+            reports = leases.place_reports(cur, self.id, now - self.lease)
+        return summed_places(reports)
 
     def database_ok(self) -> bool:
         """Did a heartbeat reach the database within one lease length?"""

@@ -18,6 +18,7 @@ jitter like milliseconds); the thresholds below are in those units (docs/causes.
 
 from __future__ import annotations
 
+import heapq
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +49,8 @@ RECENT_SECONDS = 60.0  # "now": what a cause is judged over
 CAPACITY = 16  # samples a window keeps at most, whatever the sampling period
 PLACE_SECONDS = 120.0  # "the same minutes" of a platform cause
 _LOAD_STEP = 10.0  # seconds a place's load is reused for
+SHARED_PLACES = 2000  # places an instance tells the others of (those with most meetings)
+MAX_PLACE = 200  # characters of a place's name shared with the others
 
 LOSS_HIGH = 3.0  # packets lost per sample, audio + video, one direction: trouble
 LOSS_CLEAN = 1.0  # at most this: that direction is fine
@@ -303,14 +306,20 @@ class Places:
     one pass), so memory follows the meetings of the last minutes; a place's load is
     worked out once per :data:`_LOAD_STEP` seconds (a storm of alerts in one region asks
     the same question thousands of times).
+
+    With several instances each sees its own participants' meetings: every instance
+    tells the others its loads once a cycle (:meth:`summary`), and counts theirs in
+    (:meth:`count_in`), so "many meetings in one place" means the whole deployment's.
     """
 
-    __slots__ = ("_loads", "_places", "_pruned")
+    __slots__ = ("_loads", "_others", "_places", "_pruned")
 
     def __init__(self) -> None:
         self._places: dict[str, dict[str, _Seen]] = {}
         self._loads: dict[tuple[str, int], PlaceLoad] = {}
         self._pruned = -math.inf
+        # the other instances' loads per place, as of their latest cycles: (degraded, meetings)
+        self._others: dict[str, tuple[int, int]] = {}
 
     def seen(
         self,
@@ -364,6 +373,14 @@ class Places:
         return out
 
     def _load(self, place: str, at: float) -> PlaceLoad:
+        degraded, seen = self._own(place, at)
+        theirs = self._others.get(place)
+        if theirs is not None:
+            degraded, seen = degraded + theirs[0], seen + theirs[1]
+        return PlaceLoad(place, degraded, seen)
+
+    def _own(self, place: str, at: float) -> tuple[int, int]:
+        """(degraded, seen): this instance's meetings in ``place`` around ``at``."""
         low, high = at - PLACE_SECONDS, at + PLACE_SECONDS
         seen = degraded = 0
         for entry in self._places.get(place, {}).values():
@@ -372,7 +389,22 @@ class Places:
             seen += 1
             bad = sum(1 for t in (entry.bad or {}).values() if low <= t <= high)
             degraded += bad >= (1 if entry.alone else 2)
-        return PlaceLoad(place, degraded, seen)
+        return degraded, seen
+
+    def summary(self, at: float) -> dict[str, tuple[int, int]]:
+        """This instance's own loads at ``at``, for the other instances: (degraded,
+        meetings) per place with a meeting seen lately; at most :data:`SHARED_PLACES`
+        places (those with the most meetings), names clipped to :data:`MAX_PLACE`."""
+        loads = [(place, self._own(place, at)) for place in self._places]
+        lively = [(place, load) for place, load in loads if load[1]]
+        if len(lively) > SHARED_PLACES:
+            lively = heapq.nlargest(SHARED_PLACES, lively, key=lambda item: item[1][::-1])
+        return {place[:MAX_PLACE]: load for place, load in lively}
+
+    def count_in(self, others: Mapping[str, tuple[int, int]]) -> None:
+        """The other instances' loads (summed per place), replacing the previous ones."""
+        self._others = dict(others)
+        self._loads.clear()
 
     def __len__(self) -> int:
         return sum(len(meetings) for meetings in self._places.values())

@@ -10,7 +10,7 @@ the lease's generation and runs meeting-level rules only while it leads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from watchdog.config.settings import WatchedParticipant
@@ -45,6 +45,10 @@ class Membership(Protocol):
     def lost_leadership(self, why: str) -> None:
         """A leader-only write was refused: another instance leads now."""
 
+    def share_places(self, mine: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        """Tell the other instances this one's place loads ((degraded, meetings) per
+        region or network); returns theirs, summed per place (empty: no others)."""
+
 
 class Alone:
     """The only instance: every watched participant is its own, nothing is fenced."""
@@ -71,3 +75,6 @@ class Alone:
 
     def lost_leadership(self, why: str) -> None:
         log.warning("%s", why)
+
+    def share_places(self, mine: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        return {}  # nobody else sees meetings

@@ -148,6 +148,17 @@ class Participants:
             loads = self._places.load(places, at)
         return window, peers, loads
 
+    def place_loads(self, at: float) -> dict[str, tuple[int, int]]:
+        """This instance's own place loads at ``at`` (epoch seconds), for the others."""
+        with self._lock:
+            return self._places.summary(at)
+
+    def count_in_places(self, others: Mapping[str, tuple[int, int]]) -> None:
+        """The other instances' place loads, counted in from now on (a platform cause is
+        judged over the whole deployment's meetings)."""
+        with self._lock:
+            self._places.count_in(others)
+
     def warn_future_once(self, key: Key) -> bool:
         """True the first time this participant's samples are found stamped in the future."""
         tracked = self._get(key)

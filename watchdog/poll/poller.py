@@ -155,6 +155,7 @@ class Poller:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._concurrency = concurrency
         self._cycle_lock = threading.Lock()
+        self._places_failing = False  # sharing place loads failed last cycle (told once)
         # the running cycle's participants not yet polled (None: no cycle takes more);
         # pool threads take them one at a time, so poll_now can put some at the head
         self._queue_lock = threading.Condition()
@@ -306,6 +307,8 @@ class Poller:
             polled = self._poll_all(self.membership.targets(), report)
             report.tally = self.failures.end_cycle(report.polled)
             self._after_polls()
+            if self.membership.shared:
+                self._share_places()
             if any(rule.meeting is not None for rule in self.rules):  # rules change on reload
                 report.transitions.extend(self._meetings_safely(polled))
             report.seconds = time.monotonic() - start
@@ -320,6 +323,28 @@ class Poller:
                 report.seconds,
             )
             return report
+
+    def _share_places(self) -> None:
+        """With several instances: this one's place loads to the others, theirs counted
+        in for the next cycle's likely causes (a platform cause is the deployment's).
+        Never raises: without them, causes are judged over this instance's meetings."""
+        at = (self.server_now or datetime.now(UTC)).timestamp()  # samples' clock: the API's
+        try:
+            others = self.membership.share_places(self.participants.place_loads(at))
+        except Exception as exc:
+            if not self._places_failing:
+                log.warning(
+                    "sharing place loads with the other instances failed (%s); likely "
+                    "causes count this instance's meetings until it works again",
+                    type(exc).__name__,
+                )
+            self._places_failing = True
+            self.participants.count_in_places({})  # theirs would only grow stale
+            return
+        if self._places_failing:
+            log.info("sharing place loads with the other instances works again")
+            self._places_failing = False
+        self.participants.count_in_places(others)
 
     def _after_polls(self) -> None:
         """Write the polls' deferred results in one transaction (if that fails they stay

@@ -219,6 +219,20 @@ def poll_reports(cur: Cursor, since: float) -> list[tuple[int, int, str]]:
     return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 
+def report_places(cur: Cursor, ident: str, now: float, places: str) -> None:
+    """This instance's place loads as of its latest cycle (``places``: JSON)."""
+    cur.execute("UPDATE instances SET places = ?, places_at = ? WHERE id = ?", (places, now, ident))
+
+
+def place_reports(cur: Cursor, ident: str, since: float) -> list[str]:
+    """The place loads (JSON) of every other instance alive and reporting since then."""
+    rows = cur.execute(
+        "SELECT places FROM instances WHERE id <> ? AND heartbeat_at > ? AND places_at > ?",
+        (ident, since, since),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 # -- the leases ------------------------------------------------------------------------
 
 

@@ -434,6 +434,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX reports_sent_at ON reports_sent (sent_at)
         """,
     ),
+    (
+        # issue 20, several instances: each one's place loads (meetings seen, and seen
+        # degraded, per region and network) as of its latest cycle, so a platform cause
+        # counts every instance's meetings
+        43,
+        """
+        ALTER TABLE instances ADD COLUMN places TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE instances ADD COLUMN places_at DOUBLE PRECISION NOT NULL DEFAULT 0
+        """,
+    ),
 )
 
 
