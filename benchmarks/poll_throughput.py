@@ -5,7 +5,10 @@ rule engine over ``rules.example.yaml``, SQLite) on the poll interval's schedule
 prints per cycle and in steady state: cycle time, polls/s, whether a cycle overran the
 interval, CPU per poll in this process, and peak RSS. Then, in the same run and the same
 kind of thread pool, the bare floor: one pooled ``requests.Session`` GET and a JSON
-decode of the same responses, and the daemon's CPU per poll over it.
+decode of the same responses, and the daemon's CPU per poll over it. Each cycle also
+prints the simulator's CPU (Linux: read from /proc), and the first cycle what share of
+the machine's cores the daemon and the simulator took together: the simulator runs on
+the same machine, so a machine with two cores has what it leaves for a second process.
 
 The floor is measured before the cycles (in a process of its own) and after them, and the
 ratio taken against their mean. The benchmark runs with ``MALLOC_ARENA_MAX=2`` (it
@@ -28,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,17 @@ def write_config(
     return path
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) another process has used, from Linux's /proc; None
+    where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Result:
     cycles: list[tuple[float, float, int]]  # wall s, CPU s, new samples
@@ -101,6 +115,8 @@ class Result:
     floors: dict[str, tuple[float, float]]  # decoder -> CPU s per poll, before and after
     peak_mb: float
     points: int  # the most window points any participant's memory holds for one metric
+    # per cycle: (daemon, simulator) CPU seconds, what the machine's cores gave both
+    busy: list[tuple[float, float | None]] = field(default_factory=list)
 
     def steady(self) -> tuple[float, float, float]:
         """Mean wall, CPU per poll and new samples per poll over the cycles after the first."""
@@ -188,14 +204,19 @@ def run(
             # quarter within minutes, so the ratio is taken against the mean of the two
             before = _floors_elsewhere(url, token, participants, concurrency)
             rows: list[tuple[float, float, int]] = []
+            busy: list[tuple[float, float | None]] = []
             overran = False
             try:
                 next_start = time.monotonic()
                 for cycle in range(cycles):
                     time.sleep(max(0.0, next_start - time.monotonic()))
                     cpu0, wall0 = time.process_time(), time.perf_counter()
+                    sim0 = process_cpu(proc.pid)
                     done = runtime.poller.cycle()
                     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+                    sim1 = process_cpu(proc.pid)
+                    sim = None if sim0 is None or sim1 is None else sim1 - sim0
+                    busy.append((cpu, sim))
                     over = wall > interval
                     overran |= over  # the first cycle too: it must fit as well
                     rows.append((wall, cpu / max(done.polled, 1), done.samples))
@@ -203,7 +224,8 @@ def run(
                         f"cycle {cycle + 1}: {wall:.2f}s{' OVERRAN' if over else ''}, "
                         f"{done.polled / wall:.0f} polls/s, "
                         f"{cpu / max(done.polled, 1) * 1000:.2f} ms CPU/poll, "
-                        f"{done.samples} new samples, {done.failed} failed"
+                        f"{done.samples} new samples, {done.failed} failed; CPU s: daemon "
+                        f"{cpu:.1f}, simulator {'?' if sim is None else f'{sim:.1f}'}"
                     )
                     next_start += interval
                 token = runtime.client.tokens.get()
@@ -216,7 +238,7 @@ def run(
         proc.terminate()
         proc.wait(timeout=10)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Result(rows, overran, floors, peak_mb, points)
+    return Result(rows, overran, floors, peak_mb, points, busy)
 
 
 def _longest_series(runtime: Runtime) -> int:
@@ -268,6 +290,17 @@ def main() -> None:
         f"RESULT first cycle (first sight: {first_samples / args.participants:.0f} samples "
         f"each): {first_wall:.2f}s of {args.interval:g}s, {first_cpu * 1000:.2f} ms CPU/poll"
     )
+    daemon, simulator = result.busy[0]
+    if simulator is not None:
+        # one process: the daemon's Python runs on one core at a time; this says how much
+        # of the whole machine the first cycle asked for, the simulator sharing it
+        cores = os.cpu_count() or 1
+        print(
+            f"RESULT first cycle's work: daemon {daemon:.1f} CPU s + simulator "
+            f"{simulator:.1f} CPU s = {(daemon + simulator) / (cores * args.interval):.0%} "
+            f"of the {cores * args.interval:g} core-seconds {cores} cores give in "
+            f"{args.interval:g}s"
+        )
     print(
         f"RESULT steady-state: cycle {wall:.2f}s of {args.interval:g}s, "
         f"{args.participants / wall:.0f} polls/s, "
