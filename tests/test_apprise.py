@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -28,6 +30,7 @@ from watchdog.config.problems import ConfigError
 from watchdog.notifiers import DeliveryError, Notifier, Redactor
 from watchdog.sim.simulator import Simulator
 from watchdog.testing import (
+    EndlessAnswer,
     HttpReceiver,
     NotifierContract,
     PluginTestHost,
@@ -246,6 +249,71 @@ def test_a_hung_target_costs_at_most_the_timeout(
     assert not caught.value.permanent
     assert str(caught.value).startswith("Apprise: 1 of 2 targets failed: urls[0] (JSON)")
     assert any("/fine/" in r.path for r in http_receiver.requests)
+
+
+@pytest.mark.parametrize("trickle", [None, 0.05])
+def test_an_answer_without_end_costs_bounded_memory_and_ends_with_the_send(
+    host: PluginTestHost, trickle: float | None
+) -> None:
+    """Apprise reads a service's answer whole: against a receiver whose body never ends it
+    took 1.8 GB in 5 s when it ran in the daemon. The send's own process stops at its
+    memory limit (a flood) or is killed at the deadline (a byte at a time), so the
+    daemon's memory does not move, the send is back by the timeout plus the grace, and
+    nothing reads on after it."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with EndlessAnswer(502, trickle=trickle) as server:
+        url = f"json://127.0.0.1:{server.url.rsplit(':', 1)[1]}/hook/{TOKEN}"
+        notifier = build(host, url, timeout=2)
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(make_notification())
+        took = time.monotonic() - started
+        sent = server.sent
+    # the server's loop ends when its client hangs up (else it writes on for 10 s)
+    over = time.monotonic() - started
+    assert took < 2 + watchdog_apprise.GRACE + 1
+    assert over < took + 2  # its process is gone: nobody reads on
+    assert not caught.value.permanent
+    assert str(caught.value).startswith("Apprise: 1 of 1 targets failed: urls[0] (JSON): ")
+    assert TOKEN not in str(caught.value)
+    if trickle is None:
+        assert "an answer took the send's whole memory: 256 MB" in str(caught.value)
+        assert sent < 512 * 2**20  # the limit, and what the sockets' buffers held
+    else:
+        assert "did not finish within 2" in str(caught.value)  # Apprise's own words
+    assert server.sent - sent <= 65536  # at most the piece on its way as it hung up
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 2**10  # KiB
+
+
+def test_sends_share_a_kept_process_until_one_cannot_be_trusted_and_close_ends_them(
+    host: PluginTestHost, http_receiver: HttpReceiver
+) -> None:
+    """Starting a process costs Apprise's import: it is kept between sends. One whose
+    send ran out of time (a service's thread may still read) is not used again, and the
+    entry's ``close`` (a reload, a stop) ends the one kept."""
+
+    def answer(request: Received) -> Reply:
+        return Reply(200, delay=3.0) if "/hung/" in request.path else Reply(200)
+
+    http_receiver.handler = answer
+    notifier = build(host, json_url(http_receiver), timeout=1)
+    assert isinstance(notifier, watchdog_apprise.AppriseNotifier)
+    workers = notifier.workers
+    for attempt in range(3):
+        notifier.send(replace(make_notification(), id=f"n{attempt}"))
+    assert workers.started == 1
+    (kept,) = workers.idle
+    hung = build(host, json_url(http_receiver, "hung"), timeout=1)
+    assert isinstance(hung, watchdog_apprise.AppriseNotifier)
+    for attempt in range(2):
+        with pytest.raises(DeliveryError, match="did not finish within 1"):
+            hung.send(replace(make_notification(), id=f"h{attempt}"))
+    assert hung.workers.started == 2  # a fresh process for the second send
+    assert hung.workers.idle == []
+    notifier.close()
+    assert workers.idle == []
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(kept, 0)
 
 
 # -- config ------------------------------------------------------------------------------

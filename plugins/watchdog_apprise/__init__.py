@@ -9,18 +9,19 @@ is written to the state database). Apprise's ``notify()`` answers per service; a
 that failed is retried through the outbox, unless Apprise's own words say the service
 refused the request with a 4xx other than 408 and 429 (a revoked token, an unknown chat),
 which retrying cannot fix; the error is permanent only when every target still owed the
-notification refused it so. One send takes at most ``timeout`` seconds whatever the
-targets do: Apprise stops waiting on a service past its deadline.
+notification refused it so. Apprise reads a service's answer whole, so each send runs
+through a process of its own (:mod:`watchdog_apprise.worker`, kept between sends): an
+answer may take at most 256 MB of its memory, and it is killed ``timeout`` + 2 s after
+the send began, whatever the targets answer.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,7 +35,6 @@ from pydantic import (
 from watchdog.alerts import Notification
 from watchdog.hookspecs import hookimpl
 from watchdog.notifiers import (
-    RETRIED_STATUSES,
     DeliveryError,
     NotifierConfig,
     NotifierContext,
@@ -42,9 +42,10 @@ from watchdog.notifiers import (
     Redactor,
     Register,
 )
-from watchdog_apprise import targets
+from watchdog_apprise import targets, worker
 from watchdog_apprise.render import DEFAULT_TITLE, render, title_problem
 from watchdog_apprise.targets import Target
+from watchdog_apprise.worker import Answer, Group, WorkerFailed
 
 if TYPE_CHECKING:  # Apprise itself is imported once an entry is checked or built (targets)
     from apprise import NotifyFormat, NotifyType
@@ -56,7 +57,6 @@ MAX_URLS = 32
 MAX_DETAIL = 300  # characters of what Apprise said about one failed target
 REMEMBERED = 1000  # notifications whose partial delivery is remembered, oldest forgotten
 GRACE = 2.0  # seconds past the deadline before a send stops waiting on Apprise itself
-_STATUS = re.compile(r"\berror=(\d{3})\b")  # how Apprise's services report an HTTP status
 
 
 def _usable(url: SecretStr) -> SecretStr:
@@ -132,10 +132,15 @@ class AppriseNotifier:
         self.targets = targets.load(urls, config.format, config.timeout)
         self._sent: OrderedDict[str, frozenset[int]] = OrderedDict()  # id -> targets that took it
         self._lock = threading.Lock()
+        self.workers = worker.Workers()  # the processes sends run in
 
     def __repr__(self) -> str:
         services = [t.service for t in self.targets]
         return f"AppriseNotifier(services={services!r}, format={self.config.format!r})"
+
+    def close(self) -> None:
+        """Called by the core when the entry leaves service: its processes end."""
+        self.workers.close()
 
     def send(self, notification: Notification) -> None:
         if notification.event not in KNOWN_EVENTS:
@@ -164,7 +169,8 @@ class AppriseNotifier:
                 self._sent.popitem(last=False)
 
     def _deliver(self, notification: Notification, owed: list[Target]) -> list[Outcome]:
-        """Every owed target at once, grouped by the body it reads; back by the deadline."""
+        """Every owed target at once, grouped by the body it reads, each group through a
+        process of its own (:mod:`watchdog_apprise.worker`); back by the deadline."""
         from apprise import NotifyFormat  # noqa: PLC0415  # loaded by targets.load already
 
         shown = render(notification, self.config.title, self.config.max_alerts)
@@ -175,31 +181,35 @@ class AppriseNotifier:
         timeout = self.config.timeout
         pool = ThreadPoolExecutor(max_workers=max(len(groups), 1), thread_name_prefix="apprise")
         try:
-            futures: dict[Future[list[Outcome]], list[Target]] = {
+            futures: dict[Future[list[Answer]], list[Target]] = {
                 pool.submit(
-                    _notify,
-                    group,
-                    body=shown.markdown if body == NotifyFormat.MARKDOWN else shown.text,
+                    self.workers.run,
+                    Group(
+                        [t.url for t in group],
+                        shown.markdown if body == NotifyFormat.MARKDOWN else shown.text,
+                        str(body.value),
+                    ),
                     title=shown.title,
-                    body_format=body,
-                    kind=kind,
+                    kind=str(kind.value),
                     timeout=timeout,
+                    grace=GRACE,
                 ): group
                 for body, group in groups.items()
             }
-            wait(futures, timeout=timeout + GRACE)
+            wait(futures)  # each ends by timeout + GRACE: its process is killed then
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         outcomes: list[Outcome] = []
         for future, group in futures.items():
-            if future.done() and not future.cancelled() and future.exception() is None:
-                outcomes += future.result()
-            else:
-                why = f"no answer within {timeout:g}s"
-                if future.done() and future.exception() is not None:
-                    error = future.exception()
-                    why = f"Apprise raised {type(error).__name__}: {error}"
-                outcomes += [Outcome(t, False, why) for t in group]
+            error = future.exception()
+            if error is None:
+                outcomes += [
+                    Outcome(t, a.ok, a.detail, a.permanent)
+                    for t, a in zip(group, future.result(), strict=True)
+                ]
+                continue
+            why = str(error) if isinstance(error, WorkerFailed) else type(error).__name__
+            outcomes += [Outcome(t, False, why) for t in group]
         return outcomes
 
     def _error(self, failed: list[Outcome], accepted: int) -> DeliveryError:
@@ -225,49 +235,6 @@ def _notify_type(notification: Notification) -> NotifyType:
     if "warning" in severities:
         return NotifyType.WARNING
     return NotifyType.INFO
-
-
-def _notify(
-    group: list[Target],
-    *,
-    body: str,
-    title: str,
-    body_format: NotifyFormat,
-    kind: NotifyType,
-    timeout: float,
-) -> list[Outcome]:
-    """One ``notify()`` to the targets of one body format; an outcome per target, in order."""
-    import apprise  # noqa: PLC0415  # loaded by targets.load already
-
-    sender = apprise.Apprise()
-    for target in group:
-        sender.add(target.plugin)
-    result = sender.notify(
-        body, title=title, notify_type=kind, body_format=body_format, timeout=timeout
-    )
-    answers: list[Any] = list(result.results)
-    said = [entry.message for entry in result.call_logs()]
-    outcomes = []
-    for position, target in enumerate(group):
-        if position >= len(answers):
-            outcomes.append(Outcome(target, False, "; ".join(said) or "Apprise did not send it"))
-            continue
-        outcomes.append(_outcome(target, answers[position]))
-    return outcomes
-
-
-def _outcome(target: Target, answer: Any) -> Outcome:
-    """One service's result: Apprise's status, and its warnings as the reason."""
-    from apprise import AppriseResultStatus  # noqa: PLC0415  # loaded by targets.load already
-
-    if bool(answer):
-        return Outcome(target, True)
-    said = [entry.message for entry in answer.logs()]
-    if answer.status == AppriseResultStatus.TIMEOUT:
-        return Outcome(target, False, "; ".join(said) or "timed out")
-    statuses = {int(s) for line in said for s in _STATUS.findall(line)}
-    refused = bool(statuses) and all(400 <= s < 500 and s not in RETRIED_STATUSES for s in statuses)
-    return Outcome(target, False, "; ".join(said) or "failed", permanent=refused)
 
 
 def _make(context: NotifierContext[AppriseConfig]) -> AppriseNotifier:

@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -152,6 +152,7 @@ class Target:
     service: str
     plugin: Any  # apprise's NotifyBase, untyped
     body_format: NotifyFormat
+    url: str = field(repr=False)  # a secret: what the send's process is given on its stdin
 
     @property
     def label(self) -> str:
@@ -179,6 +180,7 @@ def load(urls: list[str], fmt: str, timeout: float) -> list[Target]:
                 str(plugin.service_name),
                 plugin,
                 NotifyFormat.TEXT if text else NotifyFormat.MARKDOWN,
+                url,
             )
         )
     return targets
