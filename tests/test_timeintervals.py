@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -188,6 +189,18 @@ class Clock:
         return self.now
 
 
+def monday(hour: int, minute: int = 0, *, days: int = 0) -> datetime:
+    """Berlin's ``hour:minute`` on a Monday one to two weeks ahead (plus ``days``). The
+    store stamps each change with the wall clock and ``group_wait`` counts from it, so the
+    alert manager's clock in these tests must run ahead of the real one."""
+    today = datetime.now(BERLIN).date()
+    first = today + timedelta(days=14 - today.weekday())
+    return datetime.combine(first + timedelta(days=days), time(hour, minute), BERLIN)
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
 def manager(tmp_path: Path, clock: Clock, **route: Any) -> tuple[Store, AlertManager]:
     store = Store(str(tmp_path / "state.db"))
     config = AlertingConfig(
@@ -208,7 +221,7 @@ def sent(store: Store) -> list[tuple[str, str, str | None]]:
 
 
 def test_pages_only_out_of_hours_and_when_the_mute_ends_while_still_firing(tmp_path: Path) -> None:
-    clock = Clock(at("2026-11-30T16:30:00+01:00"))  # a Monday, office hours
+    clock = Clock(monday(16, 30))  # office hours
     store, alerts = manager(tmp_path, clock, mute_time_intervals=("office-hours",))
     try:
         alert = make_alert(starts_at=clock.now)
@@ -222,7 +235,7 @@ def test_pages_only_out_of_hours_and_when_the_mute_ends_while_still_firing(tmp_p
         clock.now += timedelta(minutes=1)  # 17:00: out of hours, still firing
         alerts.flush()
         assert sent(store) == [("pager", "firing", None)]
-        clock.now = at("2026-12-01T09:00:00+01:00")  # office hours again: chat is reminded,
+        clock.now = monday(9, days=1)  # office hours again: chat is reminded,
         alerts.flush()  # the muted pager is not, but hears the resolution it was told of
         assert sent(store) == [("chat", "firing", None)]
         record_alerts(store, [(resolved(alert, clock.now - alert.starts_at), ["chat"])])
@@ -233,21 +246,21 @@ def test_pages_only_out_of_hours_and_when_the_mute_ends_while_still_firing(tmp_p
 
 
 def test_told_again_when_the_window_opens_and_active_intervals_invert_it(tmp_path: Path) -> None:
-    clock = Clock(at("2026-11-30T16:00:00+01:00"))
+    clock = Clock(monday(16))
     store, alerts = manager(tmp_path, clock, active_time_intervals=("office-hours",))
     try:
         alert = make_alert(starts_at=clock.now)
         record_alerts(store, [(alert, [])])
         alerts.flush()
         assert sent(store) == [("pager", "firing", None)]  # within office hours: active
-        clock.now = at("2026-11-30T17:00:00+01:00")
+        clock.now = monday(17)
         alerts.flush()
         assert sent(store) == []
-        clock.now = at("2026-12-01T09:00:00+01:00")  # open again while it still fires
+        clock.now = monday(9, days=1)  # open again while it still fires
         alerts.flush()
         assert sent(store) == [("pager", "firing", "still firing; its route's time window opened")]
         # resolved outside the window and never told since: nothing held back goes out
-        clock.now = at("2026-12-01T18:00:00+01:00")
+        clock.now = monday(18, days=1)
         other = make_alert(fingerprint="f2", participant_id="p2", starts_at=clock.now)
         record_alerts(store, [(other, [])])
         alerts.flush()
