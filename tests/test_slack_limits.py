@@ -368,6 +368,17 @@ def test_fit_cuts_within_the_limit_and_says_so(raw: str, limit: int) -> None:
         assert "… and " in out or out.endswith("…")
 
 
+def test_a_cut_near_a_date_token_never_ends_on_a_space_inside_it() -> None:
+    """A cut moves back to a space to end on a word; a date token has spaces inside
+    (found by the property above: "since <!date^…{time}|2026-11-24 … and 97 more")."""
+    token = "<!date^1795514400^{date_short_pretty} {time}|2026-11-24 10:00:00>"
+    line = f"since {token} for 6 days, worst " + "x" * 70
+    for limit in range(40, size(line)):
+        _assert_safe(fit(line, limit))
+    left = len(line) - len(f"since {token}")
+    assert fit(line, 100) == f"since {token} … and {left} more characters"
+
+
 def test_fit_keeps_whole_lines_then_whole_items_then_characters() -> None:
     lines = "\n".join(f"line {i}" for i in range(100))
     assert fit(lines, 60) == "line 0\nline 1\nline 2\nline 3\nline 4\n… and 95 more lines"

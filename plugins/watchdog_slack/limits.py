@@ -45,14 +45,19 @@ def _prefix(text: str, budget: int) -> str:
     amp = text.rfind("&", 0, end)
     if amp != -1 and ";" not in text[amp:end]:
         end = amp
-    lt = text.rfind("<", 0, end)
-    if lt != -1 and ">" not in text[lt:end]:
-        end = lt
+    if _in_token(text, end):
+        end = text.rfind("<", 0, end)
     while 0 < end < len(text) and (
         unicodedata.combining(text[end]) or text[end] in _JOINERS or text[end - 1] == "\u200d"
     ):
         end -= 1
     return text[:end]
+
+
+def _in_token(text: str, end: int) -> bool:
+    """Would ending ``text`` at ``end`` split a ``<…>`` token?"""
+    lt = text.rfind("<", 0, end)
+    return lt != -1 and ">" not in text[lt:end]
 
 
 def clip(text: str, limit: int) -> str:
@@ -96,7 +101,7 @@ def _cut_line(line: str, room: int) -> str | None:
     note = _more(len(line), "character")
     head = _prefix(line, room - size(note) - 1)
     space = head.rfind(" ", max(0, len(head) - 40))  # end on a word where one is near
-    if space > 0:
+    if space > 0 and not _in_token(head, space):  # a date token has spaces inside
         head = head[:space]
     head = head.rstrip()
     if not head:
