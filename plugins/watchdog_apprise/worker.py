@@ -83,8 +83,10 @@ class _Child:
         """Send one request; its answer within ``seconds`` (from now) or WorkerFailed."""
         deadline = time.monotonic() + seconds
         stdin, stdout = self._pipes()
+        data = memoryview(json.dumps(request).encode() + b"\n")
         try:
-            stdin.write(json.dumps(request).encode() + b"\n")
+            while data:  # a pipe takes 64 KiB at a time; the child reads while idle
+                data = data[os.write(stdin.fileno(), data) :]
         except OSError:
             raise WorkerFailed(self._ended()) from None
         line = bytearray()
