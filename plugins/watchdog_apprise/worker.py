@@ -224,9 +224,13 @@ def _answers(answer: dict[str, Any], expected: int) -> list[Answer]:
 
 def _limit_memory() -> None:
     """The address space this process has now, plus :data:`MEMORY`: a larger answer
-    fails with MemoryError instead of growing the machine's memory."""
-    with open("/proc/self/statm") as statm:  # pages of address space in use
-        used = int(statm.read().split()[0]) * resource.getpagesize()
+    fails with MemoryError instead of growing the machine's memory. (Linux; elsewhere,
+    without ``/proc``, only the deadline bounds a send.)"""
+    try:
+        with open("/proc/self/statm") as statm:  # pages of address space in use
+            used = int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:
+        return
     limit = used + MEMORY
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
@@ -235,10 +239,13 @@ def _peak_memory() -> int:
     """Bytes of resident memory at this process's peak (the kernel's ``VmHWM``, which,
     unlike ``getrusage``'s, starts anew with the program: a child forked from a large
     daemon does not inherit the daemon's)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024  # kB
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     return 0
 
 
