@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import requests
 import yaml
 
-from benchmarks.poll_throughput import ROOT, SECRET
+from benchmarks.poll_throughput import ROOT, SECRET, start_simulator
 from benchmarks.simserver import participant_ids
 from watchdog.config.settings import load_config
 from watchdog.runtime.build import Runtime, build
@@ -116,32 +116,6 @@ class Receiver:
         self.proc.wait(timeout=10)
 
 
-def start_simulator(participants: int, stagger: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.simserver",
-            f"--participants={participants}",
-            "--history=0",
-            "--latency=0.005",
-            f"--secret={SECRET}",
-            "--scenario=flapping",
-            f"--stagger={stagger}",
-            "--manual",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    if not line or line[0] != "READY":
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line[1]
-
-
 LADDER = {
     "ack_timeout": "30m",
     "routes": [
@@ -209,7 +183,12 @@ def main() -> None:
         receiver()
         return
     logging.basicConfig(level=logging.ERROR)
-    sim, url = start_simulator(args.participants, args.stagger)
+    sim, url = start_simulator(
+        args.participants,
+        0,
+        0.005,
+        extra=("--scenario=flapping", f"--stagger={args.stagger}", "--manual"),
+    )
     sink = Receiver()
     try:
         requests.post(f"{url}/_sim/advance", json={"seconds": 1200}, timeout=30)

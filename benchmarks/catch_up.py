@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from benchmarks.poll_throughput import SECRET, write_config
+from benchmarks.poll_throughput import start_simulator, write_config
 from watchdog.config.settings import load_config
 from watchdog.runtime.build import Runtime, build
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cycle(runtime: Runtime, label: str) -> tuple[float, float]:
@@ -56,34 +52,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     history = int(args.gap // 10) + 60  # the API keeps the whole call: the gap and more
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.simserver",
-            f"--participants={args.participants}",
-            f"--history={history}",
-            "--manual",
-            f"--secret={SECRET}",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    proc, url = start_simulator(args.participants, history, 0.0, extra=("--manual",))
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split()[1]
         with tempfile.TemporaryDirectory() as tmp:
             config = load_config(str(write_config(Path(tmp), url, args.participants, 16)))
             runtime = build(config)
-            token = runtime.client.tokens.get()
 
             def advance(seconds: float) -> None:
                 requests.post(
-                    f"{url}/_sim/advance",
-                    json={"seconds": seconds},
-                    headers={"Authorization": token},
-                    timeout=30,
+                    f"{url}/_sim/advance", json={"seconds": seconds}, timeout=30
                 ).raise_for_status()
 
             try:

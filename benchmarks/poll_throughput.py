@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +51,15 @@ SAMPLE_PERIOD = 10.0  # the simulator's seconds between samples
 
 
 def start_simulator(
-    participants: int, history: int, latency: float, speed: float = 10.0
+    participants: int,
+    history: int,
+    latency: float,
+    speed: float = 10.0,
+    *,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[str], str]:
+    """``benchmarks.simserver`` in a process of its own (``extra``: more of its options,
+    e.g. ``--manual``); the process and the simulator's URL once it is ready."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -63,6 +70,7 @@ def start_simulator(
             f"--latency={latency}",
             f"--speed={speed}",
             f"--secret={SECRET}",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         text=True,
