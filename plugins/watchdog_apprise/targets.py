@@ -144,13 +144,13 @@ def _strings(value: Any) -> Iterator[str]:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One Apprise URL of an entry: its place in ``urls``, its service, the loaded plugin,
-    and the body format it reads (``markdown`` targets get Markdown, converted by Apprise
-    to HTML for services that take HTML; ``text`` ones get the plain-text rendering)."""
+    """One Apprise URL of an entry: its place in ``urls``, its service, the body format it
+    reads (``markdown`` targets get Markdown, converted by Apprise to HTML for services
+    that take HTML; ``text`` ones get the plain-text rendering), and the URL itself, which
+    the send's process loads (:mod:`watchdog_apprise.worker`)."""
 
     index: int
     service: str
-    plugin: Any  # apprise's NotifyBase, untyped
     body_format: NotifyFormat
     url: str = field(repr=False)  # a secret: what the send's process is given on its stdin
 
@@ -178,7 +178,6 @@ def load(urls: list[str], fmt: str, timeout: float) -> list[Target]:
             Target(
                 index,
                 str(plugin.service_name),
-                plugin,
                 NotifyFormat.TEXT if text else NotifyFormat.MARKDOWN,
                 url,
             )
