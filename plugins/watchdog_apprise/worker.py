@@ -13,7 +13,8 @@ Starting a process costs about half a second of CPU (importing Apprise), so
 line of JSON on its stdin (the URLs, which are secrets, among it: never the command
 line), and answers a line of JSON on its stdout. A process that was killed, hit its
 limit, or left a service's thread reading (Apprise stopped waiting for it) is not used
-again. The children's stderr is dropped: Apprise and a traceback would name the URLs.
+again. The children's stderr is dropped: Apprise and a traceback would name the URLs;
+what Apprise says of a target is masked with the URLs' secrets before it is cut short.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from watchdog.notifiers import RETRIED_STATUSES
+from watchdog.notifiers import RETRIED_STATUSES, Redactor
 
 MEMORY = 256 * 2**20  # bytes of address space a process may take beyond Apprise's own
 STACK = 1 * 2**20  # each thread's stack in a child (Apprise sends to services at once)
@@ -254,12 +255,15 @@ def _notify(request: dict[str, Any]) -> tuple[list[list[Any]], bool]:
     end (a service's thread still reading, or the memory nearly all taken)."""
     import apprise  # noqa: PLC0415  # imported by main() already
 
-    from watchdog_apprise.targets import apprise_says, asset  # noqa: PLC0415
+    from watchdog_apprise.targets import apprise_says, asset, secret_parts  # noqa: PLC0415
 
+    urls: list[str] = request["urls"]
+    # masked before a detail is cut to MAX_DETAIL: a secret cut in two no longer matches
+    mask = Redactor([*urls, *(part for url in urls for part in secret_parts(url))])
     timeout = float(request["timeout"])
     sender = apprise.Apprise(asset=asset(timeout))
     with apprise_says():  # keeps Apprise's records (URLs among them) out of any handler
-        for url in request["urls"]:
+        for url in urls:
             sender.add(url)
     result = sender.notify(
         request["body"],
@@ -269,14 +273,14 @@ def _notify(request: dict[str, Any]) -> tuple[list[list[Any]], bool]:
         timeout=timeout,
     )
     results: list[Any] = list(result.results)
-    said = "; ".join(entry.message for entry in result.call_logs())
+    said = mask("; ".join(entry.message for entry in result.call_logs()))
     answers: list[list[Any]] = []
     retire = False
-    for position in range(len(request["urls"])):
+    for position in range(len(urls)):
         if position >= len(results):
             answers.append([False, said[:MAX_DETAIL] or "Apprise did not send it", False])
             continue
-        answer, timed_out = _answer(results[position])
+        answer, timed_out = _answer(results[position], mask)
         answers.append(answer)
         retire |= timed_out
     # Apprise turns the limit's MemoryError into "raised an exception": say what it was
@@ -288,20 +292,21 @@ def _notify(request: dict[str, Any]) -> tuple[list[list[Any]], bool]:
     return answers, retire
 
 
-def _answer(result: Any) -> tuple[list[Any], bool]:
-    """One service's result: Apprise's status, and its warnings as the reason; a refusal
-    with a 4xx other than 408 and 429 is permanent (retrying cannot fix it). True with
-    it when Apprise stopped waiting for the service."""
+def _answer(result: Any, mask: Redactor) -> tuple[list[Any], bool]:
+    """One service's result: Apprise's status, and its warnings (masked) as the reason; a
+    refusal with a 4xx other than 408 and 429 is permanent (retrying cannot fix it). True
+    with it when Apprise stopped waiting for the service."""
     from apprise import AppriseResultStatus  # noqa: PLC0415
 
     if bool(result):
         return [True, "", False], False
     said = [entry.message for entry in result.logs()]
+    detail = mask("; ".join(said))[:MAX_DETAIL]
     if result.status == AppriseResultStatus.TIMEOUT:
-        return [False, "; ".join(said)[:MAX_DETAIL] or "timed out", False], True
+        return [False, detail or "timed out", False], True
     statuses = {int(s) for line in said for s in _STATUS.findall(line)}
     refused = bool(statuses) and all(400 <= s < 500 and s not in RETRIED_STATUSES for s in statuses)
-    return [False, "; ".join(said)[:MAX_DETAIL] or "failed", refused], False
+    return [False, detail or "failed", refused], False
 
 
 def main() -> None:
