@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.alerts import Alert, Notification
+from watchdog.config.settings import Config
 from watchdog.durations import format_time
 from watchdog.engine.rules import RuleSet, load_rules
 from watchdog.state.alertlog import AlertingWrite
@@ -78,6 +79,16 @@ def enqueue(store: Store, notifications: Iterable[tuple[str, Notification]]) -> 
     ordered behind its first alert's earlier rows; returns how many keys were new."""
     outbox = [(key, n.alerts[0].fingerprint if n.alerts else "", n) for key, n in notifications]
     return store.alert_log.apply_alerting(AlertingWrite(outbox=outbox))
+
+
+def as_instance(config: Config, ident: str) -> Config:
+    """``config`` for one of several instances sharing its state database: named
+    ``ident``, with a long lease (leases move in tests only when the test expires them)."""
+    state = config.settings.state.model_copy(
+        update={"instance_id": ident, "lease": timedelta(seconds=60)}
+    )
+    settings = config.settings.model_copy(update={"state": state})
+    return Config(settings=settings, path=config.path, document=config.document)
 
 
 def parse_rules(text: str) -> RuleSet:

@@ -46,13 +46,14 @@ from watchdog.engine.causes import (
 )
 from watchdog.engine.evaluate import AlertState, explained, transition
 from watchdog.engine.rules import load_rules
-from watchdog.runtime.build import Runtime, build
+from watchdog.runtime.build import build
 from watchdog.sim.scenarios import CAUSE_MEETINGS, cause_population
 from watchdog.sim.simulator import Simulator
 from watchdog.state.alertlog import ActiveAlert, record_alert
 from watchdog.state.store import Store
 from watchdog.videosdk.stats import ParticipantInfo
 
+from .helpers import as_instance
 from .sinks import Sink
 
 T0 = 1_800_000_000.0  # epoch seconds
@@ -577,7 +578,7 @@ def test_two_instances_judge_a_platform_cause_over_both_ones_meetings(
             poll={"interval": "10s", "concurrency": 4},
             state={"url": postgres_url},
         )
-        members = [_instance(config, ident) for ident in ("one", "two")]
+        members = [build(as_instance(config, ident), join=True) for ident in ("one", "two")]
         try:
             one, two = (m.cluster for m in members)
             assert one is not None
@@ -611,14 +612,6 @@ def test_two_instances_judge_a_platform_cause_over_both_ones_meetings(
     assert all(
         "4 of 5 meetings in region Hesse, Germany" in a["annotations"]["evidence"] for a in platform
     ), platform[0]["annotations"]["evidence"]
-
-
-def _instance(config: Config, ident: str) -> Runtime:
-    state = config.settings.state.model_copy(
-        update={"instance_id": ident, "lease": timedelta(seconds=60)}
-    )
-    settings = config.settings.model_copy(update={"state": state})
-    return build(Config(settings, config.path, config.document), join=True)
 
 
 def test_an_instance_tells_its_own_place_loads_and_counts_the_others_in() -> None:

@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 import psycopg
 import pytest
@@ -23,7 +22,7 @@ from watchdog.state.leases import StaleLease
 from watchdog.videosdk.stats import ParticipantInfo
 from watchdog.watch.watchlist import Seen
 
-from .helpers import at, video_series
+from .helpers import as_instance, at, video_series
 
 MakeConfig = Callable[..., Config]
 
@@ -57,14 +56,7 @@ def _stale() -> float:
 @contextmanager
 def _member(config: Config, ident: str) -> Iterator[tuple[Runtime, Cluster]]:
     """One instance as the service builds it: a runtime that joined the cluster."""
-    state = config.settings.state.model_copy(
-        # long: leases move in these tests only when the test expires them
-        update={"instance_id": ident, "lease": timedelta(seconds=60)}
-    )
-    settings = config.settings.model_copy(update={"state": state})
-    runtime = build(
-        Config(settings=settings, path=config.path, document=config.document), join=True
-    )
+    runtime = build(as_instance(config, ident), join=True)
     assert runtime.cluster is not None
     try:
         yield runtime, runtime.cluster

@@ -13,7 +13,6 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from watchdog.config.settings import Config, load_config
 from watchdog.runtime.build import Runtime, build, make_notifiers, prepare
 from watchdog.sim.simulator import Fault, Simulator
 
-from .helpers import video_series
+from .helpers import as_instance, video_series
 from .sinks import Sink
 
 MakeConfig = Callable[..., Config]
@@ -225,11 +224,7 @@ def test_after_a_reload_the_new_sources_are_recorded_before_anything_goes_out(
 
 @contextmanager
 def _member(config: Config, ident: str) -> Iterator[Runtime]:
-    state = config.settings.state.model_copy(
-        update={"instance_id": ident, "lease": timedelta(seconds=60)}
-    )
-    settings = config.settings.model_copy(update={"state": state})
-    with _daemon(Config(settings, config.path, config.document), join=True) as runtime:
+    with _daemon(as_instance(config, ident), join=True) as runtime:
         yield runtime
 
 
